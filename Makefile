@@ -1,0 +1,61 @@
+# seriesflow: two commands on a fresh machine with python3 and make.
+#   make run   - set up .venv and retrain on the shipped sample data
+#   make test  - the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+WORK := data/work
+LANDING := $(WORK)/landing
+
+# Offline and quiet: no analytics, no telemetry, Prefect state under the workspace.
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export GX_ANALYTICS_ENABLED := false
+export PREFECT_HOME ?= $(CURDIR)/$(WORK)/prefect
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: run test lint chunk ui mlflow-ui serve bench clean help
+
+help:
+	@echo "make run        set up .venv, retrain on the sample data (again: skipped unless new data)"
+	@echo "make chunk      write the next week of sample data into $(LANDING)"
+	@echo "make test       run the test suite"
+	@echo "make serve      local Prefect server + deployments + worker (retrain on new data)"
+	@echo "make ui         Prefect UI on the workspace's runs (http://127.0.0.1:4200)"
+	@echo "make mlflow-ui  MLflow UI on the workspace's registry (http://127.0.0.1:5000)"
+	@echo "make bench      benchmarks/ tables"
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $@
+
+run: $(VENV)/.installed
+	@mkdir -p $(LANDING)
+	@cp -n data/sample/*.csv data/sample/*.parquet $(LANDING)/ 2>/dev/null || true
+	$(PY) -m flows.retrain $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+chunk: $(VENV)/.installed
+	$(PY) data/sample/generate.py --next-chunk --landing $(LANDING)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+ui: $(VENV)/.installed
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 --analytics-off
+
+mlflow-ui: $(VENV)/.installed
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/$(WORK)/mlflow.db \
+		--host 127.0.0.1 --port 5000
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/pipeline.py
+
+clean:
+	rm -rf $(WORK)

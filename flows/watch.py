@@ -1,0 +1,170 @@
+"""Announce new series files: the ``watch`` flow.
+
+``watch`` compares the landing folder with the ingest ledger by content hash and,
+when something is new, emits one Prefect event, ``series.data.arrived``. It does
+nothing else: the ``retrain/on-new-data`` deployment's trigger (``prefect.yaml``)
+turns the event into a retrain run, and the retrain run reads the landing folder
+itself, so the event is a nudge, not a work order.
+
+The event (the contract upstream jobs may emit themselves, see ``docs/serve.md``):
+
+- ``event``: ``series.data.arrived``
+- ``resource``: ``prefect.resource.id`` = ``seriesflow.landing.<absolute landing path>``
+  (the path as ``PathsConfig.landing_path()`` resolves it: symlinks resolved, no
+  trailing slash), plus the labels ``seriesflow.landing`` (that path),
+  ``seriesflow.workspace`` and ``seriesflow.model``.
+- ``payload``: ``files`` (``name``, ``sha256``, ``bytes``; at most ``MAX_LISTED_FILES``
+  of them, oldest first), ``count`` and ``bytes`` (totals over all new files), and
+  ``truncated`` (True when ``files`` lists fewer than ``count``).
+
+The watcher is level-triggered: a file stays "new" until a retrain run records it
+in the ledger, so every look re-announces it. That is what makes it safe for the
+trigger to coalesce a burst of events into one run (an event it drops is repeated
+by the next poll).
+
+Ad hoc: ``python -m flows.watch [--config FILE] [--set key=value ...]`` looks once
+and prints a JSON summary as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+
+from tasks.config import PipelineConfig, load_config
+from tasks.io import Workspace
+from tasks.ledger import LandedFile, find_new, load_ledger, scan_landing
+
+EVENT_NAME = "series.data.arrived"
+RESOURCE_PREFIX = "seriesflow.landing."
+# An event must stay under the server's 1.5 MB limit (PREFECT_EVENTS_MAXIMUM_SIZE_BYTES);
+# one listed file costs ~150 bytes, so list the first ones and keep exact totals.
+MAX_LISTED_FILES = 500
+# The flow's default parameter (frozen, so one shared instance is safe).
+DEFAULT_CONFIG = PipelineConfig()
+
+
+def landing_resource_id(landing: Path) -> str:
+    """The event's resource id for a landing folder (the trigger matches on it)."""
+    return f"{RESOURCE_PREFIX}{landing}"
+
+
+def check_rendered(cfg: PipelineConfig) -> None:
+    """Refuse paths that still hold a ``{{ $VAR }}`` placeholder from ``prefect.yaml``."""
+    for name, value in (("workspace", cfg.paths.workspace), ("landing", cfg.paths.landing)):
+        if "{{" in value:
+            raise ValueError(
+                f"paths.{name} is {value!r}: the deployment was created without the "
+                "environment variable it names. Redeploy with SERIESFLOW_WORKSPACE and "
+                "SERIESFLOW_LANDING set (scripts/serve.sh sets them), or pass cfg.paths "
+                "explicitly."
+            )
+
+
+def arrival_resource(landing: Path, workspace: Path, model_name: str) -> dict[str, str]:
+    return {
+        "prefect.resource.id": landing_resource_id(landing),
+        "prefect.resource.name": f"landing folder {landing}",
+        "seriesflow.landing": str(landing),
+        "seriesflow.workspace": str(workspace),
+        "seriesflow.model": model_name,
+    }
+
+
+def arrival_payload(new: list[LandedFile]) -> dict[str, Any]:
+    """What the event says about the new files: a bounded list plus exact totals."""
+    listed = new[:MAX_LISTED_FILES]
+    return {
+        "files": [{"name": f.name, "sha256": f.sha256, "bytes": f.bytes} for f in listed],
+        "count": len(new),
+        "bytes": sum(f.bytes for f in new),
+        "truncated": len(listed) < len(new),
+    }
+
+
+# The result depends on the folder's contents, not on the arguments: never cache it.
+@task(cache_policy=NO_CACHE)
+def find_arrivals(landing: Path, ledger: Path, settle_seconds: float) -> list[LandedFile]:
+    """Settled files in ``landing`` whose content hash the ledger does not hold."""
+    if not landing.is_dir():
+        raise FileNotFoundError(
+            f"landing folder {landing} does not exist: create it (scripts/serve.sh does) "
+            "or point paths.landing (SERIESFLOW_LANDING for the deployments) at the folder "
+            "where series files land"
+        )
+    new = find_new(scan_landing(landing, settle_seconds), load_ledger(ledger))
+    get_run_logger().info("%d new file(s) in %s", len(new), landing)
+    return new
+
+
+@task(cache_policy=NO_CACHE)
+def announce(resource: dict[str, str], payload: dict[str, Any]) -> str:
+    """Emit ``series.data.arrived``; returns the event id."""
+    event = emit_event(event=EVENT_NAME, resource=resource, payload=payload)
+    if event is None:
+        # emit_event returns None when no events client is configured (no API).
+        raise RuntimeError(
+            f"{EVENT_NAME} was not emitted: no Prefect API is configured. "
+            "Set PREFECT_API_URL or run the watcher through its deployment."
+        )
+    get_run_logger().info(
+        "emitted %s for %s: %d file(s), %d bytes",
+        EVENT_NAME,
+        resource["prefect.resource.id"],
+        payload["count"],
+        payload["bytes"],
+    )
+    return str(event.id)
+
+
+@flow(name="watch", log_prints=False)
+def watch(cfg: PipelineConfig = DEFAULT_CONFIG) -> dict[str, Any]:
+    """Look at the landing folder once; announce new files with one event."""
+    check_rendered(cfg)
+    landing = cfg.paths.landing_path()
+    workspace = cfg.paths.workspace_path()
+    new = find_arrivals(landing, Workspace(workspace).ledger, cfg.ingest.settle_seconds)
+    summary: dict[str, Any] = {
+        "status": "nothing-new",
+        "landing": str(landing),
+        "count": len(new),
+        "bytes": sum(f.bytes for f in new),
+        "event_id": None,
+    }
+    if new:
+        resource = arrival_resource(landing, workspace, cfg.register.model_name)
+        summary["event_id"] = announce(resource, arrival_payload(new))
+        summary["status"] = "announced"
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.watch",
+        description=f"Look at the landing folder once and emit {EVENT_NAME} if anything is new.",
+    )
+    parser.add_argument("--config", type=Path, help="YAML config (the retrain config file)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set paths.landing=/data/in",
+    )
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    summary = watch(cfg)
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""The pipeline configuration: one root model, one frozen sub-model per stage.
+
+``PipelineConfig`` is the ``retrain`` flow's only parameter, so the Prefect UI
+renders it as a typed form; the CLI reads the same model from YAML
+(``configs/default.yaml`` mirrors the defaults) with ``--set a.b=value``
+overrides. Defaults reproduce the seed's model: LSTM(50) -> Dense, Adam, MSE,
+batch 32 -- with the seed's ReduceLROnPlateau mistake fixed (its ``min_lr``
+equalled Adam's starting rate, so it could never fire).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PathsConfig(_Frozen):
+    """Where data lands and where the pipeline keeps its state."""
+
+    workspace: str = Field(
+        "data/work",
+        description="Runtime workspace: runs/, ledger, history, quarantine/, mlflow.db.",
+    )
+    landing: str = Field(
+        "data/work/landing", description="Folder (or fsspec URL) where new series files land."
+    )
+
+    def workspace_path(self) -> Path:
+        return Path(self.workspace).expanduser().resolve()
+
+    def landing_path(self) -> Path:
+        return Path(self.landing).expanduser().resolve()
+
+
+class ColumnsConfig(_Frozen):
+    """Column names in the landed files (renamed to the canonical names on ingest)."""
+
+    series_id: str = "series_id"
+    timestamp: str = "timestamp"
+    value: str = "value"
+    covariates: list[str] = Field(
+        default_factory=list,
+        description="Extra numeric columns used as input features (scaled like the value).",
+    )
+
+
+class IngestConfig(_Frozen):
+    extensions: list[str] = Field(
+        default_factory=lambda: [".csv", ".parquet"],
+        description="File types read from the landing folder.",
+    )
+    settle_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="A file modified more recently than this is still being written: "
+        "it is left for the next run.",
+    )
+    timezone: str = Field(
+        "UTC", description="Timezone assumed for timestamps that carry no offset."
+    )
+
+
+class ValidationConfig(_Frozen):
+    on_bad_file: Literal["skip_file", "reject_arrival"] = Field(
+        "skip_file",
+        description="skip_file: quarantine a bad file and use the good files of the same "
+        "arrival; reject_arrival: quarantine every file of an arrival that holds a bad one.",
+    )
+    max_value_null_fraction: float = Field(
+        0.0, ge=0, le=1, description="Largest share of missing values allowed in a file."
+    )
+    value_min: float | None = Field(None, description="Optional lower bound for values.")
+    value_max: float | None = Field(None, description="Optional upper bound for values.")
+    frequency: str | None = Field(
+        None,
+        description="Sampling step of every series as a pandas offset ('1h', '15min', '1D'). "
+        "Default: inferred per series (the most common step).",
+    )
+    max_gap_steps: int = Field(
+        3,
+        ge=0,
+        description="Missing steps in a row that normalize may fill by time interpolation; "
+        "a longer gap rejects the file that leaves it.",
+    )
+    allow_history_revisions: bool = Field(
+        False,
+        description="Let a new file change values already accepted (later file wins). "
+        "Off: such a file is rejected, so accepted data never changes silently.",
+    )
+    min_points_per_series: int | None = Field(
+        None,
+        ge=1,
+        description="Minimum rows per series. Default: enough for every split to hold "
+        "at least one window (timesteps + horizon per split).",
+    )
+    build_data_docs: bool = Field(True, description="Write GX Data Docs HTML into the run folder.")
+
+
+class SplitConfig(_Frozen):
+    """Chronological split of each series (fractions of its points)."""
+
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)
+
+
+class WindowConfig(_Frozen):
+    timesteps: int = Field(24, ge=1, description="Input steps per window.")
+    horizon: int = Field(1, ge=1, description="Steps forecast at once (direct multi-output).")
+    stride: int = Field(1, ge=1, description="Step between consecutive window origins.")
+
+
+class TrainConfig(_Frozen):
+    units: int = Field(50, ge=1, description="LSTM units per layer.")
+    layers: int = Field(1, ge=1, le=8, description="Stacked LSTM layers.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each LSTM layer.")
+    recurrent_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout inside the LSTM.")
+    l2: float = Field(0.0, ge=0, description="L2 penalty on the LSTM and Dense kernels.")
+    activation: Literal["tanh", "relu"] = Field(
+        "tanh", description="tanh is what cuDNN kernels need on a GPU; the seed used relu."
+    )
+    learning_rate: float = Field(1e-3, gt=0)
+    batch_size: int = Field(32, ge=1)
+    epochs: int = Field(50, ge=1)
+    early_stopping_patience: int = Field(8, ge=1)
+    reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
+    reduce_lr_patience: int = Field(3, ge=1)
+    min_lr: float = Field(1e-5, gt=0)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _lr_schedule_can_fire(self) -> TrainConfig:
+        # The seed set min_lr=0.001 == Adam's default rate, so ReduceLROnPlateau
+        # could never lower it; and a patience >= EarlyStopping's stops training first.
+        if self.min_lr >= self.learning_rate:
+            raise ValueError(
+                f"train.min_lr ({self.min_lr}) must be below train.learning_rate "
+                f"({self.learning_rate}), or ReduceLROnPlateau can never lower the rate"
+            )
+        if self.reduce_lr_patience >= self.early_stopping_patience:
+            raise ValueError(
+                f"train.reduce_lr_patience ({self.reduce_lr_patience}) must be below "
+                f"train.early_stopping_patience ({self.early_stopping_patience}), or training "
+                "stops before the learning rate is ever reduced"
+            )
+        return self
+
+
+class EvaluateConfig(_Frozen):
+    season_length: int | None = Field(
+        None,
+        ge=1,
+        description="Seasonal period in steps for seasonal-naive and MASE. "
+        "Default: inferred from the frequency (hourly -> 24, daily -> 7, ...).",
+    )
+    make_plots: bool = True
+
+
+class RegisterConfig(_Frozen):
+    model_name: str = Field("seriesflow-lstm", min_length=1)
+    experiment: str = Field("seriesflow", min_length=1)
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI. Default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///<workspace>/mlflow.db.",
+    )
+    metric: Literal["mse", "mae", "rmse", "mape", "mase"] = Field(
+        "rmse", description="Metric the promotion gate compares (lower is better)."
+    )
+    promote_margin: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Relative improvement over the champion required to promote (0.02 = 2%).",
+    )
+    concurrency_limit: str | None = Field(
+        None,
+        description="Prefect global concurrency limit held (strict) around the registry "
+        "write; deployments set it, ad-hoc runs without a server leave it empty.",
+    )
+
+    def resolved_tracking_uri(self, workspace: Path) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        return f"sqlite:///{workspace / 'mlflow.db'}"
+
+
+class PipelineConfig(_Frozen):
+    """Everything a retrain run needs; the Prefect UI form and the YAML mirror it."""
+
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    register: RegisterConfig = Field(default_factory=RegisterConfig)
+
+    def min_points(self) -> int:
+        """Rows a series needs so that train, val and test each hold a window."""
+        if self.validation.min_points_per_series is not None:
+            return self.validation.min_points_per_series
+        # Train must hold a whole window (inputs and targets); val and test must each
+        # hold `horizon` targets (their inputs may reach back into the earlier split).
+        train_fraction = 1 - self.split.val_fraction - self.split.test_fraction
+        needs = (
+            (self.window.timesteps + self.window.horizon) / train_fraction,
+            self.window.horizon / self.split.val_fraction,
+            self.window.horizon / self.split.test_fraction,
+        )
+        return math.ceil(max(needs)) + 1
+
+    def dump(self) -> dict[str, Any]:
+        """Plain JSON-able dict, keyed like the YAML file."""
+        return self.model_dump(mode="json")
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"--set {dotted}: '{key}' is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+    """Read a YAML config (optional) and apply ``key.sub=value`` overrides.
+
+    Values are parsed as YAML scalars, so ``train.epochs=5`` is an int and
+    ``columns.covariates=[temp]`` a list.
+    """
+    tree: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text(encoding="utf-8")
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: the config file must hold a mapping at the top level")
+        tree = loaded
+    for item in overrides or []:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    return PipelineConfig.model_validate(tree)

@@ -1,0 +1,176 @@
+"""The workspace, the run folder, and atomic file writes.
+
+Every file a stage writes goes to a temporary name in the same folder and is
+renamed into place, so a crash never leaves a half-written Parquet file that a
+later stage (or run) would trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TMP_PREFIX = ".tmp-"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it into place on success."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=final.suffix, dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path, schema: pa.Schema | None = None) -> Path:
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def write_table(table: pa.Table, path: str | Path) -> Path:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas()
+
+
+def write_json(obj: Any, path: str | Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", "utf-8")
+    return Path(path)
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or utcnow()
+    return now.strftime("%Y%m%dT%H%M%S") + f"-{os.urandom(3).hex()}"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """State that outlives a run: accepted history, ledger, quarantine, MLflow store."""
+
+    root: Path
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / "ledger.parquet"
+
+    @property
+    def history(self) -> Path:
+        return self.root / "history.parquet"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "quarantine"
+
+    def new_run(self, run_id: str | None = None) -> RunDir:
+        run = RunDir(self.runs / (run_id or new_run_id()))
+        run.root.mkdir(parents=True, exist_ok=False)
+        return run
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One retrain run's folder; stages exchange these files (see ARCHITECTURE.md)."""
+
+    root: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.root.name
+
+    @property
+    def ingested(self) -> Path:
+        return self.root / "01_ingested.parquet"
+
+    @property
+    def validated(self) -> Path:
+        return self.root / "02_validated.parquet"
+
+    @property
+    def validation_dir(self) -> Path:
+        return self.root / "02_validation"
+
+    @property
+    def normalized(self) -> Path:
+        return self.root / "03_normalized.parquet"
+
+    @property
+    def scaler(self) -> Path:
+        return self.root / "scaler.json"
+
+    @property
+    def windows(self) -> Path:
+        return self.root / "04_windows.parquet"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "05_model"
+
+    @property
+    def model(self) -> Path:
+        return self.model_dir / "model.keras"
+
+    @property
+    def history(self) -> Path:
+        return self.model_dir / "history.parquet"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.root / "06_evaluation.parquet"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions.parquet"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"

@@ -1,0 +1,100 @@
+"""Forecast metrics and baselines as pure functions (one row per series, Nixtla style)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from tasks.schema import ALL_SERIES, SERIES_ID
+
+METRICS = ("mse", "mae", "rmse", "mape", "mase")
+_EPS = np.finfo(np.float64).eps  # as scikit-learn's MAPE
+
+
+def regression_metrics(actual: np.ndarray, predicted: np.ndarray,
+                       scale: np.ndarray | float | None = None) -> dict[str, float]:
+    """MSE, MAE, RMSE, MAPE (a fraction, as scikit-learn) and MASE.
+
+    ``actual``/``predicted``: [windows, horizon]; ``scale``: the in-sample
+    seasonal-naive MAE, one per window ([windows]) or one number.
+    """
+    actual = np.asarray(actual, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    if actual.shape != predicted.shape:
+        raise ValueError(f"shape mismatch: actual {actual.shape} vs predicted {predicted.shape}")
+    if actual.size == 0:
+        return {name: math.nan for name in METRICS}
+    error = predicted - actual
+    abs_error = np.abs(error)
+    mse = float(np.mean(error**2))
+    result = {
+        "mse": mse,
+        "mae": float(np.mean(abs_error)),
+        "rmse": math.sqrt(mse),
+        "mape": float(np.mean(abs_error / np.maximum(np.abs(actual), _EPS))),
+        "mase": math.nan,
+    }
+    if scale is not None:
+        scale = np.asarray(scale, dtype=float)
+        if scale.ndim == 1 and abs_error.ndim == 2:
+            scale = scale[:, None]  # [windows, 1] broadcasts over the horizon
+        result["mase"] = float(np.mean(abs_error / scale))
+    return result
+
+
+def seasonal_naive_scale(train_values: np.ndarray, season_length: int) -> float:
+    """In-sample MAE of the seasonal-naive forecast y[t] = y[t - m] (the MASE denominator).
+
+    Falls back to the one-step naive MAE when the training part is shorter than a season.
+    """
+    values = np.asarray(train_values, dtype=float)
+    m = season_length if len(values) > season_length else 1
+    if len(values) <= m:
+        return math.nan
+    scale = float(np.mean(np.abs(values[m:] - values[:-m])))
+    return scale if scale > 0 else math.nan
+
+
+def naive_forecast(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """Last observed value repeated: [windows, horizon]."""
+    return np.repeat(np.asarray(values, dtype=float)[origins][:, None], horizon, axis=1)
+
+
+def seasonal_naive_forecast(values: np.ndarray, origins: np.ndarray, horizon: int,
+                            season_length: int) -> np.ndarray:
+    """y_hat[o + k] = y[o + k - m * ceil(k / m)], k = 1..horizon: [windows, horizon]."""
+    k = np.arange(1, horizon + 1)
+    back = season_length * np.ceil(k / season_length).astype(int)  # [horizon]
+    index = origins[:, None] + k[None, :] - back[None, :]  # [windows, horizon]
+    return np.asarray(values, dtype=float)[np.clip(index, 0, None)]
+
+
+def infer_season_length(step_seconds: float) -> int:
+    """Hourly -> 24 (a day), daily -> 7 (a week), weekly -> 52, monthly-ish -> 12."""
+    if not step_seconds or math.isnan(step_seconds) or step_seconds <= 0:
+        return 1
+    day = 86_400
+    if step_seconds < day and day % step_seconds == 0:
+        return int(day // step_seconds)
+    if step_seconds == day:
+        return 7
+    if step_seconds == 7 * day:
+        return 52
+    if 28 * day <= step_seconds <= 31 * day:
+        return 12
+    return 1
+
+
+def metrics_table(series_ids: np.ndarray, actual: np.ndarray, forecasts: dict[str, np.ndarray],
+                  scale: np.ndarray) -> pd.DataFrame:
+    """One row per (model, series) plus ``__all__`` rows pooled over every window."""
+    rows = []
+    for name, predicted in forecasts.items():
+        groups = [(ALL_SERIES, np.ones(len(actual), dtype=bool))]
+        groups += [(sid, series_ids == sid) for sid in sorted(set(series_ids))]
+        for sid, mask in groups:
+            values = regression_metrics(actual[mask], predicted[mask], scale[mask])
+            rows.append({"model": name, SERIES_ID: sid, "windows": int(mask.sum()), **values})
+    return pd.DataFrame(rows)

@@ -1,0 +1,87 @@
+"""Column names and Parquet schemas every stage agrees on.
+
+Input files may name their columns anything (see ``ColumnsConfig``); ingest
+renames them to the canonical names below, so no other module spells a column
+name as a string literal.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Canonical long-format columns (one row per series and time).
+SERIES_ID = "series_id"
+TIMESTAMP = "timestamp"
+VALUE = "value"
+LABEL = "label"
+
+# Added by ingest: which landed file a row came from (dropped before history).
+SOURCE_FILE = "source_file"
+
+# Added by normalize.
+SPLIT = "split"
+VALUE_ORIGINAL = "value_original"
+FILLED = "filled"  # True where a short gap was filled by time interpolation
+
+# Window table.
+X = "x"
+Y = "y"
+ORIGIN_INDEX = "origin_index"  # position (within its series) of the last input step
+TARGET_TIME = "target_time"  # time of the first target step
+
+# Split labels, in chronological order.
+TRAIN, VAL, TEST = "train", "val", "test"
+SPLITS = (TRAIN, VAL, TEST)
+
+# Model / baseline names in evaluation tables and the summary line.
+MODEL, NAIVE, SEASONAL_NAIVE, CHAMPION = "model", "naive", "seasonal_naive", "champion"
+ALL_SERIES = "__all__"
+
+TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+
+
+def series_schema(covariates: tuple[str, ...] | list[str] = (), label: bool = False) -> pa.Schema:
+    """Schema of the accepted history and of ``01_ingested`` / ``02_validated``."""
+    fields = [
+        pa.field(SERIES_ID, pa.string(), nullable=False),
+        pa.field(TIMESTAMP, TIMESTAMP_TYPE, nullable=False),
+        pa.field(VALUE, pa.float64()),
+    ]
+    fields += [pa.field(name, pa.float64()) for name in covariates]
+    if label:
+        fields.append(pa.field(LABEL, pa.string()))
+    return pa.schema(fields)
+
+
+def normalized_schema(covariates: tuple[str, ...] | list[str] = ()) -> pa.Schema:
+    base = series_schema(covariates)
+    return base.append(pa.field(VALUE_ORIGINAL, pa.float64())).append(
+        pa.field(SPLIT, pa.string())
+    ).append(pa.field(FILLED, pa.bool_()))
+
+
+def windows_schema(n_inputs: int, horizon: int) -> pa.Schema:
+    """``x`` is a flattened [timesteps, features] block, ``y`` the [horizon] targets."""
+    return pa.schema(
+        [
+            pa.field(SERIES_ID, pa.string(), nullable=False),
+            pa.field(ORIGIN_INDEX, pa.int64(), nullable=False),
+            pa.field(TARGET_TIME, TIMESTAMP_TYPE, nullable=False),
+            pa.field(SPLIT, pa.string(), nullable=False),
+            pa.field(X, pa.list_(pa.float32(), n_inputs), nullable=False),
+            pa.field(Y, pa.list_(pa.float32(), horizon), nullable=False),
+        ]
+    )
+
+
+LEDGER_SCHEMA = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # ingested | rejected
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("recorded_at", TIMESTAMP_TYPE, nullable=False),
+        pa.field("reason", pa.string()),
+    ]
+)
