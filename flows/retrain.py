@@ -75,13 +75,15 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
     run = workspace.new_run()
     manifest = Manifest(run, cfg.dump())
     tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
-    logger.info("Run folder %s; landing %s; MLflow %s", run.root, cfg.paths.landing_path(),
-                tracking_uri)
+    logger.info(
+        "Run folder %s; landing %s; MLflow %s", run.root, cfg.paths.landing_path(), tracking_uri
+    )
     result: dict[str, Any]
     try:
         with manifest.timed("ingest"):
-            ingested = ingest_task(workspace.root, run, cfg.paths.landing_path(), cfg.columns,
-                                   cfg.ingest)
+            ingested = ingest_task(
+                workspace.root, run, cfg.paths.landing_path(), cfg.columns, cfg.ingest
+            )
         manifest.inputs = [
             {"name": f.name, "sha256": f.sha256, "bytes": f.bytes} for f in ingested.new_files
         ]
@@ -116,8 +118,10 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
         if CHAMPION in head_to_head:
             reported[CHAMPION] = head_to_head[CHAMPION]
         result = summary(
-            COMPLETED, run,
-            rows=validated.rows, series=validated.series,
+            COMPLETED,
+            run,
+            rows=validated.rows,
+            series=validated.series,
             new_files=validated.accepted,
             rejected_files=[r["name"] for r in validated.rejected],
             metrics=reported,
@@ -133,8 +137,9 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
         return Completed(message=result["reason"], data=result)
     except DataRejected as exc:
         logger.error("Input rejected:\n%s", exc)
-        result = summary(REJECTED, run, reason=str(exc),
-                         rejected_files=sorted({f.file for f in exc.failures}))
+        result = summary(
+            REJECTED, run, reason=str(exc), rejected_files=sorted({f.file for f in exc.failures})
+        )
     except Exception as exc:  # noqa: BLE001 - any failure ends the run with a summary
         logger.error("Run failed: %s\n%s", exc, traceback.format_exc())
         result = summary(FAILED, run, reason=f"{type(exc).__name__}: {exc}")
@@ -149,8 +154,9 @@ def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
     names = ["mse", "mae", "rmse", "mape", "mase"]
     lines = [f"{'model':<16}" + "".join(f"{n:>12}" for n in names)]
     for model, values in metrics.items():
-        lines.append(f"{model:<16}" + "".join(f"{values.get(n, float('nan')):>12.4f}"
-                                              for n in names))
+        lines.append(
+            f"{model:<16}" + "".join(f"{values.get(n, float('nan')):>12.4f}" for n in names)
+        )
     return "\n".join(lines)
 
 
@@ -165,8 +171,14 @@ def run_cli(cfg: PipelineConfig) -> tuple[dict[str, Any], int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.retrain", description=__doc__)
     parser.add_argument("--config", help="YAML file mirroring PipelineConfig")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a setting, e.g. train.epochs=5")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. train.epochs=5",
+    )
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
@@ -181,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         print("Test metrics (original units):")
         print(table)
         print()
-    print(f"Status: {result['status']}" + (f" — {result['reason']}" if result.get("reason") else ""))
+    print(
+        f"Status: {result['status']}" + (f" — {result['reason']}" if result.get("reason") else "")
+    )
     if result.get("run_dir"):
         print(f"Run folder: {result['run_dir']}")
     print(json.dumps(result, default=str))

@@ -239,7 +239,9 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> PipelineConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> PipelineConfig:
     """Read a YAML config (optional) and apply ``key.sub=value`` overrides.
 
     Values are parsed as YAML scalars, so ``train.epochs=5`` is an int and

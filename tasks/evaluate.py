@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
@@ -27,6 +28,7 @@ from tasks.metrics import (
 )
 from tasks.normalize import Scaler
 from tasks.registry import Champion, load_champion, use_tracking
+from tasks.runtime import stage_logger
 from tasks.schema import (
     ALL_SERIES,
     CHAMPION,
@@ -80,14 +82,18 @@ def actuals(windows: Windows, context: SeriesContext) -> np.ndarray:
     return _per_window(windows, context, horizon, lambda v, o: v[o[:, None] + steps[None, :]])
 
 
-def baselines(windows: Windows, context: SeriesContext, season_length: int) -> dict[str, np.ndarray]:
+def baselines(
+    windows: Windows, context: SeriesContext, season_length: int
+) -> dict[str, np.ndarray]:
     horizon = windows.y.shape[1]
     return {
-        NAIVE: _per_window(windows, context, horizon,
-                           lambda v, o: naive_forecast(v, o, horizon)),
-        SEASONAL_NAIVE: _per_window(windows, context, horizon,
-                                    lambda v, o: seasonal_naive_forecast(v, o, horizon,
-                                                                         season_length)),
+        NAIVE: _per_window(windows, context, horizon, lambda v, o: naive_forecast(v, o, horizon)),
+        SEASONAL_NAIVE: _per_window(
+            windows,
+            context,
+            horizon,
+            lambda v, o: seasonal_naive_forecast(v, o, horizon, season_length),
+        ),
     }
 
 
@@ -100,8 +106,9 @@ def inverse_predictions(windows: Windows, scaled: np.ndarray, scaler: Scaler) ->
     return out
 
 
-def rescore_champion(champion: Champion, windows: Windows, scaler: Scaler
-                     ) -> tuple[np.ndarray, str]:
+def rescore_champion(
+    champion: Champion, windows: Windows, scaler: Scaler
+) -> tuple[np.ndarray, str]:
     """The champion's forecasts for ``windows`` (NaN rows where it cannot score) + a note."""
     horizon = windows.y.shape[1]
     nan = np.full((len(windows), horizon), np.nan)
@@ -109,13 +116,17 @@ def rescore_champion(champion: Champion, windows: Windows, scaler: Scaler
     c_horizon = champion.model.output_shape[-1]
     shape = (windows.x.shape[1], windows.x.shape[2], horizon)
     if (c_steps, c_features, c_horizon) != shape:
-        return nan, (f"champion v{champion.version} takes (timesteps, features) = "
-                     f"({c_steps}, {c_features}) -> horizon {c_horizon}; this run uses "
-                     f"({shape[0]}, {shape[1]}) -> {shape[2]}: not comparable")
+        return nan, (
+            f"champion v{champion.version} takes (timesteps, features) = "
+            f"({c_steps}, {c_features}) -> horizon {c_horizon}; this run uses "
+            f"({shape[0]}, {shape[1]}) -> {shape[2]}: not comparable"
+        )
     c_scaler = Scaler.from_json(champion.scaler)
     if c_scaler.columns != windows.features:
-        return nan, (f"champion v{champion.version} used features {c_scaler.columns}, this run "
-                     f"{windows.features}: not comparable")
+        return nan, (
+            f"champion v{champion.version} used features {c_scaler.columns}, this run "
+            f"{windows.features}: not comparable"
+        )
     known = np.isin(windows.series_id, list(c_scaler.minimum))
     out = nan.copy()
     for sid in np.unique(windows.series_id[known]):
@@ -132,8 +143,13 @@ def rescore_champion(champion: Champion, windows: Windows, scaler: Scaler
     return out, note
 
 
-def score(windows: Windows, model_pred: np.ndarray, context: SeriesContext, season_length: int,
-          champion_pred: np.ndarray | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def score(
+    windows: Windows,
+    model_pred: np.ndarray,
+    context: SeriesContext,
+    season_length: int,
+    champion_pred: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics table and long predictions table for the test windows."""
     actual = actuals(windows, context)
     forecasts = {MODEL: model_pred, **baselines(windows, context, season_length)}
@@ -144,8 +160,11 @@ def score(windows: Windows, model_pred: np.ndarray, context: SeriesContext, seas
         mask = ~np.isnan(champion_pred).any(axis=1)
         if mask.any():
             both = {CHAMPION: champion_pred[mask], MODEL: model_pred[mask]}
-            parts.append(metrics_table(windows.series_id[mask], actual[mask], both,
-                                       scale[mask]).assign(scope=CHAMPION_WINDOWS))
+            parts.append(
+                metrics_table(windows.series_id[mask], actual[mask], both, scale[mask]).assign(
+                    scope=CHAMPION_WINDOWS
+                )
+            )
     metrics = pd.concat(parts, ignore_index=True)
     metrics = metrics[["model", "scope", SERIES_ID, "windows", *METRICS]]
 
@@ -193,8 +212,14 @@ def plot_loss(history: pd.DataFrame, path: Path) -> Path:
     ax.set_yscale("log")
     if "learning_rate" in history:
         lr = ax.twinx()
-        lr.step(history["epoch"], history["learning_rate"], where="post", color="grey",
-                alpha=0.5, label="learning rate")
+        lr.step(
+            history["epoch"],
+            history["learning_rate"],
+            where="post",
+            color="grey",
+            alpha=0.5,
+            label="learning rate",
+        )
         lr.set_ylabel("learning rate")
         lr.set_yscale("log")
     ax.legend(loc="upper right")
@@ -215,12 +240,13 @@ def plot_forecasts(predictions: pd.DataFrame, path: Path, step: int = 1) -> Path
     one = predictions[predictions["step"] == step]
     series = sorted(one[SERIES_ID].unique())
     fig, axes = plt.subplots(len(series), 1, figsize=(10, 2.6 * len(series)), squeeze=False)
-    for ax, sid in zip(axes[:, 0], series):
+    for ax, sid in zip(axes[:, 0], series, strict=True):
         part = one[one[SERIES_ID] == sid]
         ax.plot(part["target_time"], part["actual"], label="actual", color="black", lw=1)
         ax.plot(part["target_time"], part[MODEL], label="LSTM", lw=1)
-        ax.plot(part["target_time"], part[SEASONAL_NAIVE], label="seasonal naive", lw=0.8,
-                alpha=0.6)
+        ax.plot(
+            part["target_time"], part[SEASONAL_NAIVE], label="seasonal naive", lw=0.8, alpha=0.6
+        )
         if CHAMPION in part and part[CHAMPION].notna().any():
             ax.plot(part["target_time"], part[CHAMPION], label="champion", lw=0.8, ls="--")
         ax.set_title(f"{sid}: test part, {step}-step-ahead forecast")
@@ -253,11 +279,17 @@ def markdown_table(metrics: dict[str, dict[str, float]]) -> str:
 
 
 @task(name="evaluate", cache_policy=NONE)
-def evaluate(windows_path: Path, normalized: Path, model_dir: Path, run: RunDir,
-             config: PipelineConfig, tracking_uri: str) -> EvaluationResult:
+def evaluate(
+    windows_path: Path,
+    normalized: Path,
+    model_dir: Path,
+    run: RunDir,
+    config: PipelineConfig,
+    tracking_uri: str,
+) -> EvaluationResult:
     import keras
 
-    logger = get_run_logger()
+    logger = stage_logger()
     scaler = Scaler.load(run.scaler)
     test = load_windows(windows_path).subset(TEST)
     steps = sorted(set(scaler.step_seconds.values()))
@@ -265,8 +297,9 @@ def evaluate(windows_path: Path, normalized: Path, model_dir: Path, run: RunDir,
     context = SeriesContext.from_normalized(read_parquet(normalized), season)
 
     model = keras.models.load_model(run.model)
-    model_pred = inverse_predictions(test, model.predict(test.x, batch_size=1024, verbose=0),
-                                     scaler)
+    model_pred = inverse_predictions(
+        test, model.predict(test.x, batch_size=1024, verbose=0), scaler
+    )
 
     use_tracking(tracking_uri, config.register.experiment, config.paths.workspace_path())
     champion = load_champion(config.register.model_name)
@@ -281,8 +314,10 @@ def evaluate(windows_path: Path, normalized: Path, model_dir: Path, run: RunDir,
     plots = []
     if config.evaluate.make_plots:
         history = read_parquet(run.history)
-        plots = [plot_loss(history, run.plots / "loss_curve.png"),
-                 plot_forecasts(predictions, run.plots / "forecast_vs_actual.png")]
+        plots = [
+            plot_loss(history, run.plots / "loss_curve.png"),
+            plot_forecasts(predictions, run.plots / "forecast_vs_actual.png"),
+        ]
 
     table = overall(metrics)
     champion_rows = overall(metrics, CHAMPION_WINDOWS)
@@ -291,15 +326,25 @@ def evaluate(windows_path: Path, normalized: Path, model_dir: Path, run: RunDir,
         table=[{"model": k, **{m: round(v[m], 6) for m in METRICS}} for k, v in table.items()],
         description=f"Test metrics in original units, {len(test)} windows, season {season}",
     )
-    text = [f"# Evaluation of run {run.run_id}", "",
-            f"Test windows: {len(test)}; season length: {season}.", "", markdown_table(table)]
+    text = [
+        f"# Evaluation of run {run.run_id}",
+        "",
+        f"Test windows: {len(test)}; season length: {season}.",
+        "",
+        markdown_table(table),
+    ]
     if champion_rows:
         text += ["", f"## On the champion's windows ({note})", "", markdown_table(champion_rows)]
     elif note:
         text += ["", f"Champion: {note}"]
     text += ["", "Plots: " + ", ".join(str(p) for p in plots)]
     create_markdown_artifact(key="evaluation-report", markdown="\n".join(text))
-    logger.info("Test RMSE: model %.4f, naive %.4f, seasonal naive %.4f", table[MODEL]["rmse"],
-                table[NAIVE]["rmse"], table[SEASONAL_NAIVE]["rmse"])
-    return EvaluationResult(run.evaluation, run.predictions, season, plots,
-                            champion.version if champion else None, note)
+    logger.info(
+        "Test RMSE: model %.4f, naive %.4f, seasonal naive %.4f",
+        table[MODEL]["rmse"],
+        table[NAIVE]["rmse"],
+        table[SEASONAL_NAIVE]["rmse"],
+    )
+    return EvaluationResult(
+        run.evaluation, run.predictions, season, plots, champion.version if champion else None, note
+    )

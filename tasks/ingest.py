@@ -16,13 +16,14 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NONE
 
 from tasks.config import ColumnsConfig, IngestConfig
 from tasks.errors import CheckFailure, DataRejected, example_rows
 from tasks.io import RunDir, Workspace, read_parquet, write_parquet
 from tasks.ledger import LandedFile, find_new, load_ledger, scan_landing
+from tasks.runtime import stage_logger
 from tasks.schema import SERIES_ID, SOURCE_FILE, TIMESTAMP, VALUE, series_schema
 
 HISTORY_SOURCE = "<history>"
@@ -31,8 +32,15 @@ HISTORY_SOURCE = "<history>"
 _OFFSET = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$", re.IGNORECASE)
 
 
-def _reject(file: str, check: str, column: str | None, message: str, frame=None, mask=None,
-            count: int | None = None) -> DataRejected:
+def _reject(
+    file: str,
+    check: str,
+    column: str | None,
+    message: str,
+    frame=None,
+    mask=None,
+    count: int | None = None,
+) -> DataRejected:
     examples = example_rows(frame, mask) if frame is not None and mask is not None else []
     return DataRejected([CheckFailure(file, check, column, message, count, examples)])
 
@@ -44,24 +52,37 @@ def _read_raw(path: Path, name: str) -> pd.DataFrame:
             # Strings first: coercion below reports the raw text that failed.
             frame = pd.read_csv(path, dtype=str, encoding="utf-8", skipinitialspace=True)
         except UnicodeDecodeError as exc:
-            raise _reject(name, "utf8_encoding", None,
-                          f"the file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                          "re-export it as UTF-8") from exc
+            raise _reject(
+                name,
+                "utf8_encoding",
+                None,
+                f"the file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                "re-export it as UTF-8",
+            ) from exc
         except pd.errors.EmptyDataError as exc:
-            raise _reject(name, "not_empty", None, "the file is empty (no header, no rows)") from exc
+            raise _reject(
+                name, "not_empty", None, "the file is empty (no header, no rows)"
+            ) from exc
         except pd.errors.ParserError as exc:
-            raise _reject(name, "csv_parses", None,
-                          f"malformed CSV: {str(exc).strip()}; check quoting and the "
-                          "number of fields per line") from exc
+            raise _reject(
+                name,
+                "csv_parses",
+                None,
+                f"malformed CSV: {str(exc).strip()}; check quoting and the "
+                "number of fields per line",
+            ) from exc
         frame.index = frame.index + 2  # file line numbers: the header is line 1
         return frame
     if suffix in (".parquet", ".pq"):
         try:
             return pq.read_table(path).to_pandas()
         except (pa.ArrowException, OSError) as exc:
-            raise _reject(name, "parquet_readable", None,
-                          f"not a readable Parquet file ({exc}); it may be truncated or "
-                          "still being copied") from exc
+            raise _reject(
+                name,
+                "parquet_readable",
+                None,
+                f"not a readable Parquet file ({exc}); it may be truncated or still being copied",
+            ) from exc
     raise AssertionError(f"unreachable: {suffix}")  # extensions are checked by the caller
 
 
@@ -74,10 +95,16 @@ def _parse_timestamps(raw: pd.Series, tz: str, name: str, frame: pd.DataFrame) -
     present = text.notna()
     has_offset = text.str.contains(_OFFSET, na=False)
     if has_offset[present].any() and not has_offset[present].all():
-        raise _reject(name, "single_timezone_convention", TIMESTAMP,
-                      "some timestamps carry a UTC offset and some do not; write all of "
-                      "them with an offset (e.g. 2026-01-01T00:00:00Z) or none",
-                      frame, present & ~has_offset, int((present & ~has_offset).sum()))
+        raise _reject(
+            name,
+            "single_timezone_convention",
+            TIMESTAMP,
+            "some timestamps carry a UTC offset and some do not; write all of "
+            "them with an offset (e.g. 2026-01-01T00:00:00Z) or none",
+            frame,
+            present & ~has_offset,
+            int((present & ~has_offset).sum()),
+        )
     parsed = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
     aware = present & has_offset
     naive = present & ~has_offset
@@ -90,14 +117,21 @@ def _parse_timestamps(raw: pd.Series, tz: str, name: str, frame: pd.DataFrame) -
         )
     bad = present & parsed.isna()
     if bad.any():
-        raise _reject(name, "timestamp_parses", TIMESTAMP,
-                      "timestamps that are not ISO 8601 dates/times (e.g. 2026-01-01T13:00:00Z)",
-                      frame, bad, int(bad.sum()))
+        raise _reject(
+            name,
+            "timestamp_parses",
+            TIMESTAMP,
+            "timestamps that are not ISO 8601 dates/times (e.g. 2026-01-01T13:00:00Z)",
+            frame,
+            bad,
+            int(bad.sum()),
+        )
     return parsed
 
 
-def read_series_file(path: Path, columns: ColumnsConfig, cfg: IngestConfig,
-                     name: str | None = None) -> pd.DataFrame:
+def read_series_file(
+    path: Path, columns: ColumnsConfig, cfg: IngestConfig, name: str | None = None
+) -> pd.DataFrame:
     """One landed file as the canonical frame (series_id, timestamp, value, covariates).
 
     Raises ``DataRejected`` for anything that is not a table of series rows:
@@ -106,19 +140,28 @@ def read_series_file(path: Path, columns: ColumnsConfig, cfg: IngestConfig,
     """
     name = name or path.name
     if path.suffix.lower() not in {e.lower() for e in cfg.extensions}:
-        raise _reject(name, "known_file_type", None,
-                      f"unknown file type '{path.suffix or '(none)'}'; the landing folder "
-                      f"takes {', '.join(cfg.extensions)} (add the type to ingest.extensions "
-                      "if it is one of these formats under another name)")
+        raise _reject(
+            name,
+            "known_file_type",
+            None,
+            f"unknown file type '{path.suffix or '(none)'}'; the landing folder "
+            f"takes {', '.join(cfg.extensions)} (add the type to ingest.extensions "
+            "if it is one of these formats under another name)",
+        )
     raw = _read_raw(path, name)
     wanted = {columns.series_id: SERIES_ID, columns.timestamp: TIMESTAMP, columns.value: VALUE}
     wanted.update({c: c for c in columns.covariates})
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
-        raise _reject(name, "required_columns", missing[0],
-                      f"missing column(s) {missing}; the file has {list(map(str, raw.columns))}. "
-                      "Rename them in the file or set columns.* in the config",
-                      raw, pd.Series(True, index=raw.index))
+        raise _reject(
+            name,
+            "required_columns",
+            missing[0],
+            f"missing column(s) {missing}; the file has {list(map(str, raw.columns))}. "
+            "Rename them in the file or set columns.* in the config",
+            raw,
+            pd.Series(True, index=raw.index),
+        )
     if raw.empty:
         raise _reject(name, "not_empty", None, "the file has a header but no rows")
     frame = raw[list(wanted)].rename(columns=wanted)
@@ -132,9 +175,15 @@ def read_series_file(path: Path, columns: ColumnsConfig, cfg: IngestConfig,
         numeric = pd.to_numeric(values, errors="coerce").astype("float64")
         not_numeric = values.notna() & numeric.isna() & ~_is_nan_text(values)
         if not_numeric.any():
-            raise _reject(name, "values_are_numeric", column,
-                          f"non-numeric values in '{column}'", frame, not_numeric,
-                          int(not_numeric.sum()))
+            raise _reject(
+                name,
+                "values_are_numeric",
+                column,
+                f"non-numeric values in '{column}'",
+                frame,
+                not_numeric,
+                int(not_numeric.sum()),
+            )
         out[column] = numeric
     return out
 
@@ -176,10 +225,11 @@ def load_history(workspace: Workspace, columns: ColumnsConfig) -> pd.DataFrame:
 
 
 @task(name="ingest", cache_policy=NONE)
-def ingest(workspace_root: Path, run: RunDir, landing: Path, columns: ColumnsConfig,
-           cfg: IngestConfig) -> IngestResult:
+def ingest(
+    workspace_root: Path, run: RunDir, landing: Path, columns: ColumnsConfig, cfg: IngestConfig
+) -> IngestResult:
     """Read every new (by content hash) settled file in ``landing``."""
-    logger = get_run_logger()
+    logger = stage_logger()
     workspace = Workspace(workspace_root)
     landed = scan_landing(landing, cfg.settle_seconds)
     new = find_new(landed, load_ledger(workspace.ledger))
@@ -195,13 +245,15 @@ def ingest(workspace_root: Path, run: RunDir, landing: Path, columns: ColumnsCon
             logger.warning("Rejected on read: %s", exc)
             failures[landed_file.sha256] = [f.to_dict() for f in exc.failures]
             continue
-        logger.info("Read %s: %d rows, %d series", landed_file.name, len(frame),
-                    frame[SERIES_ID].nunique())
+        logger.info(
+            "Read %s: %d rows, %d series", landed_file.name, len(frame), frame[SERIES_ID].nunique()
+        )
         frames.append((landed_file.name, frame))
 
     history = load_history(workspace, columns)
     stacked = stack_with_history(history, frames)
     schema = series_schema(columns.covariates).append(pa.field(SOURCE_FILE, pa.string()))
     write_parquet(stacked, run.ingested, schema)
-    return IngestResult(path=run.ingested, new_files=new, read_failures=failures,
-                        history_rows=len(history))
+    return IngestResult(
+        path=run.ingested, new_files=new, read_failures=failures, history_rows=len(history)
+    )

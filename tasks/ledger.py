@@ -43,7 +43,9 @@ def is_temporary_name(name: str) -> bool:
     return lower.startswith(_TEMP_PREFIXES) or lower.endswith(_TEMP_SUFFIXES)
 
 
-def scan_landing(landing: Path, settle_seconds: float, now: float | None = None) -> list[LandedFile]:
+def scan_landing(
+    landing: Path, settle_seconds: float, now: float | None = None
+) -> list[LandedFile]:
     """Settled, non-temporary files in ``landing`` (not recursive), oldest first.
 
     Files of any extension are returned: deciding what is readable is ingest's

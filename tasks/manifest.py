@@ -12,8 +12,18 @@ from typing import Any
 
 from tasks.io import RunDir, utcnow, write_json
 
-PACKAGES = ("prefect", "tensorflow-cpu", "keras", "great-expectations", "mlflow", "pandas",
-            "numpy", "pyarrow", "scikit-learn", "pydantic")
+PACKAGES = (
+    "prefect",
+    "tensorflow-cpu",
+    "keras",
+    "great-expectations",
+    "mlflow",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "scikit-learn",
+    "pydantic",
+)
 
 
 def package_versions() -> dict[str, str]:

@@ -13,8 +13,9 @@ METRICS = ("mse", "mae", "rmse", "mape", "mase")
 _EPS = np.finfo(np.float64).eps  # as scikit-learn's MAPE
 
 
-def regression_metrics(actual: np.ndarray, predicted: np.ndarray,
-                       scale: np.ndarray | float | None = None) -> dict[str, float]:
+def regression_metrics(
+    actual: np.ndarray, predicted: np.ndarray, scale: np.ndarray | float | None = None
+) -> dict[str, float]:
     """MSE, MAE, RMSE, MAPE (a fraction, as scikit-learn) and MASE.
 
     ``actual``/``predicted``: [windows, horizon]; ``scale``: the in-sample
@@ -62,8 +63,9 @@ def naive_forecast(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.
     return np.repeat(np.asarray(values, dtype=float)[origins][:, None], horizon, axis=1)
 
 
-def seasonal_naive_forecast(values: np.ndarray, origins: np.ndarray, horizon: int,
-                            season_length: int) -> np.ndarray:
+def seasonal_naive_forecast(
+    values: np.ndarray, origins: np.ndarray, horizon: int, season_length: int
+) -> np.ndarray:
     """y_hat[o + k] = y[o + k - m * ceil(k / m)], k = 1..horizon: [windows, horizon]."""
     k = np.arange(1, horizon + 1)
     back = season_length * np.ceil(k / season_length).astype(int)  # [horizon]
@@ -87,8 +89,9 @@ def infer_season_length(step_seconds: float) -> int:
     return 1
 
 
-def metrics_table(series_ids: np.ndarray, actual: np.ndarray, forecasts: dict[str, np.ndarray],
-                  scale: np.ndarray) -> pd.DataFrame:
+def metrics_table(
+    series_ids: np.ndarray, actual: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.ndarray
+) -> pd.DataFrame:
     """One row per (model, series) plus ``__all__`` rows pooled over every window."""
     rows = []
     for name, predicted in forecasts.items():

@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NONE
 
 from tasks.config import PipelineConfig, SplitConfig
 from tasks.io import RunDir, read_json, read_parquet, write_json, write_parquet
+from tasks.runtime import stage_logger
 from tasks.schema import (
     FILLED,
     SERIES_ID,
@@ -112,8 +113,9 @@ def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
     return n_train, n_val, n_test
 
 
-def fill_short_gaps(group: pd.DataFrame, step: pd.Timedelta | None,
-                    columns: list[str]) -> pd.DataFrame:
+def fill_short_gaps(
+    group: pd.DataFrame, step: pd.Timedelta | None, columns: list[str]
+) -> pd.DataFrame:
     """Put one series on its regular grid; interpolate the missing steps in time.
 
     Validation has already rejected gaps longer than the tolerance; this fills
@@ -163,7 +165,7 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
 
 @task(name="normalize", cache_policy=NONE)
 def normalize(validated: Path, run: RunDir, config: PipelineConfig) -> Path:
-    logger = get_run_logger()
+    logger = stage_logger()
     frame = read_parquet(validated)
     normalized, scaler = normalize_series(frame, config)
     write_parquet(normalized, run.normalized, normalized_schema(config.columns.covariates))
@@ -172,7 +174,10 @@ def normalize(validated: Path, run: RunDir, config: PipelineConfig) -> Path:
     logger.info(
         "Normalized %d series (MinMax fit on train only): %d train / %d val / %d test points, "
         "%d filled",
-        len(scaler.minimum), counts.get(TRAIN, 0), counts.get(VAL, 0), counts.get(TEST, 0),
+        len(scaler.minimum),
+        counts.get(TRAIN, 0),
+        counts.get(VAL, 0),
+        counts.get(TEST, 0),
         int(normalized[FILLED].sum()),
     )
     return run.normalized

@@ -14,8 +14,9 @@ from tasks.io import Workspace, utcnow, write_json
 from tasks.ledger import REJECTED, LandedFile, append_ledger, ledger_rows
 
 
-def quarantine(workspace: Workspace, landed: LandedFile, failures: list[CheckFailure],
-               run_id: str) -> Path:
+def quarantine(
+    workspace: Workspace, landed: LandedFile, failures: list[CheckFailure], run_id: str
+) -> Path:
     """Move ``landed`` to ``quarantine/<date>/`` with ``<name>.reason.json``; ledger it."""
     folder = workspace.quarantine / utcnow().strftime("%Y-%m-%d")
     folder.mkdir(parents=True, exist_ok=True)
@@ -36,5 +37,7 @@ def quarantine(workspace: Workspace, landed: LandedFile, failures: list[CheckFai
     if landed.path.exists():
         shutil.move(str(landed.path), target)
     reason = "; ".join(f"{f.check}({f.column or '-'})" for f in failures)
-    append_ledger(workspace.ledger, ledger_rows([landed], REJECTED, run_id, {landed.sha256: reason}))
+    append_ledger(
+        workspace.ledger, ledger_rows([landed], REJECTED, run_id, {landed.sha256: reason})
+    )
     return target

@@ -13,11 +13,10 @@ import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
@@ -31,6 +30,7 @@ from tasks.registry import (
     mlflow_module,
     use_tracking,
 )
+from tasks.runtime import stage_logger
 from tasks.schema import CHAMPION, MODEL, NAIVE, SEASONAL_NAIVE
 
 
@@ -41,8 +41,7 @@ class Decision:
     reason: str
 
 
-def decide_promotion(metrics: pd.DataFrame, cfg: RegisterConfig,
-                     champion_known: bool) -> Decision:
+def decide_promotion(metrics: pd.DataFrame, cfg: RegisterConfig, champion_known: bool) -> Decision:
     """Apply the gate, in order: naive, seasonal naive, then the champion."""
     metric = cfg.metric
     scores = overall(metrics, ALL_WINDOWS)
@@ -52,28 +51,41 @@ def decide_promotion(metrics: pd.DataFrame, cfg: RegisterConfig,
     for baseline, label in ((NAIVE, "naive (last value)"), (SEASONAL_NAIVE, "seasonal naive")):
         other = scores[baseline][metric]
         if not model < other:
-            return Decision(False, baseline,
-                            f"test {metric} {model:.4g} does not beat the {label} baseline "
-                            f"({other:.4g})")
-    baseline_text = (f"beats naive ({scores[NAIVE][metric]:.4g}) and seasonal naive "
-                     f"({scores[SEASONAL_NAIVE][metric]:.4g}) with test {metric} {model:.4g}")
+            return Decision(
+                False,
+                baseline,
+                f"test {metric} {model:.4g} does not beat the {label} baseline ({other:.4g})",
+            )
+    baseline_text = (
+        f"beats naive ({scores[NAIVE][metric]:.4g}) and seasonal naive "
+        f"({scores[SEASONAL_NAIVE][metric]:.4g}) with test {metric} {model:.4g}"
+    )
     if not champion_known:
         return Decision(True, "no_champion", f"first champion: {baseline_text}")
     head_to_head = overall(metrics, CHAMPION_WINDOWS)
     if CHAMPION not in head_to_head:
-        return Decision(False, "champion",
-                        "the champion could not be re-scored on this run's test windows "
-                        "(see the evaluation note); promote by hand if this model should "
-                        "replace it")
+        return Decision(
+            False,
+            "champion",
+            "the champion could not be re-scored on this run's test windows "
+            "(see the evaluation note); promote by hand if this model should "
+            "replace it",
+        )
     ours, theirs = head_to_head[MODEL][metric], head_to_head[CHAMPION][metric]
     needed = theirs * (1 - cfg.promote_margin)
     if ours < needed:
-        return Decision(True, "champion",
-                        f"{metric} {ours:.4g} beats the champion's {theirs:.4g} on the same "
-                        f"windows (margin {cfg.promote_margin:.0%}); {baseline_text}")
-    return Decision(False, "champion",
-                    f"{metric} {ours:.4g} does not beat the champion's {theirs:.4g} on the same "
-                    f"windows by the margin {cfg.promote_margin:.0%} (needs < {needed:.4g})")
+        return Decision(
+            True,
+            "champion",
+            f"{metric} {ours:.4g} beats the champion's {theirs:.4g} on the same "
+            f"windows (margin {cfg.promote_margin:.0%}); {baseline_text}",
+        )
+    return Decision(
+        False,
+        "champion",
+        f"{metric} {ours:.4g} does not beat the champion's {theirs:.4g} on the same "
+        f"windows by the margin {cfg.promote_margin:.0%} (needs < {needed:.4g})",
+    )
 
 
 def flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
@@ -109,9 +121,14 @@ class Registration:
 
 
 @task(name="register", cache_policy=NONE)
-def register(run: RunDir, evaluation: Any, config: PipelineConfig, tracking_uri: str,
-             manifest: dict[str, Any]) -> Registration:
-    logger = get_run_logger()
+def register(
+    run: RunDir,
+    evaluation: Any,
+    config: PipelineConfig,
+    tracking_uri: str,
+    manifest: dict[str, Any],
+) -> Registration:
+    logger = stage_logger()
     cfg = config.register
     mlflow = mlflow_module()
     import keras
@@ -126,9 +143,12 @@ def register(run: RunDir, evaluation: Any, config: PipelineConfig, tracking_uri:
         current = champion_version(cfg.model_name)
         # The champion can have moved since evaluate re-scored it (another run promoted).
         if current is not None and str(current.version) != (evaluation.champion_version or ""):
-            decision = Decision(False, "champion",
-                                f"the champion moved to v{current.version} during this run; "
-                                "not promoting over a model this run did not score")
+            decision = Decision(
+                False,
+                "champion",
+                f"the champion moved to v{current.version} during this run; "
+                "not promoting over a model this run did not score",
+            )
         else:
             decision = decide_promotion(metrics, cfg, current is not None)
         with mlflow.start_run(run_name=run.run_id) as active:
@@ -136,12 +156,19 @@ def register(run: RunDir, evaluation: Any, config: PipelineConfig, tracking_uri:
             params = flatten("", config.dump(), {})
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             for name, values in overall(metrics).items():
-                mlflow.log_metrics({f"test_{name}_{k}": v for k, v in values.items()
-                                    if math.isfinite(v)})
+                mlflow.log_metrics(
+                    {f"test_{name}_{k}": v for k, v in values.items() if math.isfinite(v)}
+                )
             for _, row in history.iterrows():
                 step = int(row["epoch"])
-                mlflow.log_metrics({k: float(row[k]) for k in history.columns
-                                    if k != "epoch" and math.isfinite(float(row[k]))}, step=step)
+                mlflow.log_metrics(
+                    {
+                        k: float(row[k])
+                        for k in history.columns
+                        if k != "epoch" and math.isfinite(float(row[k]))
+                    },
+                    step=step,
+                )
             for path in (run.scaler, run.root / CONFIG_ARTIFACT, run.evaluation, run.history):
                 mlflow.log_artifact(str(path))
             for plot in evaluation.plots:
@@ -149,7 +176,9 @@ def register(run: RunDir, evaluation: Any, config: PipelineConfig, tracking_uri:
             write_json(manifest, run.manifest)
             mlflow.log_artifact(str(run.manifest))
             info = mlflow.keras.log_model(
-                model, name="model", registered_model_name=cfg.model_name,
+                model,
+                name="model",
+                registered_model_name=cfg.model_name,
                 pip_requirements=_pip_requirements(),
             )
             version = str(info.registered_model_version)
@@ -169,8 +198,15 @@ def register(run: RunDir, evaluation: Any, config: PipelineConfig, tracking_uri:
         markdown=f"**{cfg.model_name} v{version}** {verb}.\n\nRule: `{decision.rule}`. "
         f"{decision.reason}",
     )
-    return Registration(cfg.model_name, version, run_id, decision.promote, decision.rule,
-                        decision.reason, evaluation.champion_version)
+    return Registration(
+        cfg.model_name,
+        version,
+        run_id,
+        decision.promote,
+        decision.rule,
+        decision.reason,
+        evaluation.champion_version,
+    )
 
 
 def _pip_requirements() -> list[str]:
@@ -179,4 +215,3 @@ def _pip_requirements() -> list[str]:
     return [f"{pkg}=={version(pkg)}" for pkg in ("tensorflow-cpu", "keras", "numpy")]
 
 
-__all__ = ["Decision", "Registration", "decide_promotion", "register", "Path"]

@@ -75,8 +75,14 @@ def load_champion(model_name: str) -> Champion | None:
     mlflow = mlflow_module()
     model = mlflow.keras.load_model(f"models:/{model_name}/{version.version}")
     with tempfile.TemporaryDirectory() as tmp:
-        scaler = read_json(mlflow.artifacts.download_artifacts(
-            run_id=version.run_id, artifact_path=SCALER_ARTIFACT, dst_path=tmp))
-        config = read_json(mlflow.artifacts.download_artifacts(
-            run_id=version.run_id, artifact_path=CONFIG_ARTIFACT, dst_path=tmp))
+        scaler = read_json(
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=SCALER_ARTIFACT, dst_path=tmp
+            )
+        )
+        config = read_json(
+            mlflow.artifacts.download_artifacts(
+                run_id=version.run_id, artifact_path=CONFIG_ARTIFACT, dst_path=tmp
+            )
+        )
     return Champion(str(version.version), version.run_id, model, scaler, config)

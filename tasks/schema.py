@@ -55,9 +55,11 @@ def series_schema(covariates: tuple[str, ...] | list[str] = (), label: bool = Fa
 
 def normalized_schema(covariates: tuple[str, ...] | list[str] = ()) -> pa.Schema:
     base = series_schema(covariates)
-    return base.append(pa.field(VALUE_ORIGINAL, pa.float64())).append(
-        pa.field(SPLIT, pa.string())
-    ).append(pa.field(FILLED, pa.bool_()))
+    return (
+        base.append(pa.field(VALUE_ORIGINAL, pa.float64()))
+        .append(pa.field(SPLIT, pa.string()))
+        .append(pa.field(FILLED, pa.bool_()))
+    )
 
 
 def windows_schema(n_inputs: int, horizon: int) -> pa.Schema:

@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NONE
 
 from tasks.config import TrainConfig
 from tasks.io import RunDir, atomic_path, write_parquet
+from tasks.runtime import stage_logger
 from tasks.schema import TRAIN, VAL
 from tasks.window import load_windows
 
@@ -67,9 +68,13 @@ def seed_everything(seed: int) -> None:
         pass
 
 
-def fit_model(model: Any, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-              cfg: TrainConfig, on_epoch: Callable[[int, dict[str, float]], None] | None = None,
-              ) -> pd.DataFrame:
+def fit_model(
+    model: Any,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    cfg: TrainConfig,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> pd.DataFrame:
     """Fit ``model``; return the per-epoch history (loss, val_loss, learning_rate)."""
     keras = _keras()
     if len(train[0]) == 0 or len(val[0]) == 0:
@@ -79,20 +84,27 @@ def fit_model(model: Any, train: tuple[np.ndarray, np.ndarray], val: tuple[np.nd
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             logs = logs if logs is not None else {}
             # The rate this epoch trained with (ReduceLROnPlateau acts after us).
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(
-                self.model.optimizer.learning_rate))
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
             if on_epoch is not None:
                 on_epoch(epoch, dict(logs))
 
     callbacks = [
         _Record(),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience,
-                                      restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
-                                          patience=cfg.reduce_lr_patience, min_lr=cfg.min_lr),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=cfg.reduce_lr_factor,
+            patience=cfg.reduce_lr_patience,
+            min_lr=cfg.min_lr,
+        ),
     ]
     fitted = model.fit(
-        train[0], train[1],
+        train[0],
+        train[1],
         validation_data=val,
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
@@ -114,24 +126,39 @@ def save_model(model: Any, path: Path) -> Path:
 
 @task(name="train", cache_policy=NONE)
 def train(windows: Path, run: RunDir, cfg: TrainConfig) -> Path:
-    logger = get_run_logger()
+    logger = stage_logger()
     data = load_windows(windows)
     tr, va = data.subset(TRAIN), data.subset(VAL)
     seed_everything(cfg.seed)
     timesteps, features = data.x.shape[1], data.x.shape[2]
     model = build_model(timesteps, features, data.y.shape[1], cfg)
-    logger.info("Training LSTM(units=%d, layers=%d) on %d windows, validating on %d; "
-                "%d parameters", cfg.units, cfg.layers, len(tr), len(va), model.count_params())
+    logger.info(
+        "Training LSTM(units=%d, layers=%d) on %d windows, validating on %d; %d parameters",
+        cfg.units,
+        cfg.layers,
+        len(tr),
+        len(va),
+        model.count_params(),
+    )
 
     def log_epoch(epoch: int, logs: dict[str, float]) -> None:
-        logger.info("epoch %d/%d  loss=%.5f  val_loss=%.5f  lr=%.2e", epoch + 1, cfg.epochs,
-                    logs.get("loss", float("nan")), logs.get("val_loss", float("nan")),
-                    logs.get("learning_rate", float("nan")))
+        logger.info(
+            "epoch %d/%d  loss=%.5f  val_loss=%.5f  lr=%.2e",
+            epoch + 1,
+            cfg.epochs,
+            logs.get("loss", float("nan")),
+            logs.get("val_loss", float("nan")),
+            logs.get("learning_rate", float("nan")),
+        )
 
     history = fit_model(model, (tr.x, tr.y), (va.x, va.y), cfg, on_epoch=log_epoch)
     best = history["val_loss"].idxmin()
-    logger.info("Best epoch %d (val_loss=%.5f) of %d run", int(history.loc[best, "epoch"]),
-                history.loc[best, "val_loss"], len(history))
+    logger.info(
+        "Best epoch %d (val_loss=%.5f) of %d run",
+        int(history.loc[best, "epoch"]),
+        history.loc[best, "val_loss"],
+        len(history),
+    )
     run.model_dir.mkdir(parents=True, exist_ok=True)
     save_model(model, run.model)
     write_parquet(history, run.history)

@@ -21,8 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 
@@ -31,6 +30,7 @@ from tasks.errors import CheckFailure, DataRejected, example_rows
 from tasks.ingest import HISTORY_SOURCE, IngestResult
 from tasks.io import RunDir, Workspace, read_parquet, write_json, write_parquet
 from tasks.quarantine import quarantine
+from tasks.runtime import stage_logger
 from tasks.schema import SERIES_ID, SOURCE_FILE, TIMESTAMP, VALUE, series_schema
 
 # The largest float: anything beyond (inf) is not a measurement.
@@ -113,7 +113,9 @@ def row_suite(columns: ColumnsConfig, cfg: ValidationConfig, name: str = "rows")
             e.ExpectColumnValuesToNotBeNull(column=VALUE, mostly=1 - cfg.max_value_null_fraction)
         )
     # Finite (and, when configured, within the plausible range); nulls are checked above.
-    suite.add_expectation(e.ExpectColumnValuesToBeBetween(column=VALUE, min_value=low, max_value=high))
+    suite.add_expectation(
+        e.ExpectColumnValuesToBeBetween(column=VALUE, min_value=low, max_value=high)
+    )
     for column in columns.covariates:
         suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=column))
         suite.add_expectation(
@@ -147,7 +149,7 @@ _MESSAGES = {
     "expect_column_values_to_be_of_type": "the column has the wrong type",
     "expect_column_values_to_not_be_null": "missing values",
     "expect_column_values_to_be_between": "values outside the allowed range (or not finite)",
-    "expect_compound_columns_to_be_unique": "the same series_id and timestamp appear more than once",
+    "expect_compound_columns_to_be_unique": "a series_id+timestamp appears twice",
     "expect_column_values_to_be_in_set": "timestamps go backwards within a series",
 }
 _SERIES_MESSAGES = {
@@ -158,8 +160,13 @@ _SERIES_MESSAGES = {
 }
 
 
-def _run_suite(asset: str, frame: pd.DataFrame, suite: Any, file: str,
-               examples_from: pd.DataFrame | None = None) -> FileVerdict:
+def _run_suite(
+    asset: str,
+    frame: pd.DataFrame,
+    suite: Any,
+    file: str,
+    examples_from: pd.DataFrame | None = None,
+) -> FileVerdict:
     """Validate ``frame`` and translate GX results into failures with example rows."""
     verdict = FileVerdict(file)
     result = _batch(asset, frame).validate(suite, result_format="SUMMARY")
@@ -229,12 +236,14 @@ def series_profile(merged: pd.DataFrame, frequency: str | None) -> pd.DataFrame:
             }
         )
     return pd.DataFrame.from_records(
-        records, columns=[SERIES_ID, N_POINTS, VALUE_SPAN, OFF_GRID_STEPS, MAX_GAP_STEPS, STEP_SECONDS]
+        records,
+        columns=[SERIES_ID, N_POINTS, VALUE_SPAN, OFF_GRID_STEPS, MAX_GAP_STEPS, STEP_SECONDS],
     )
 
 
-def merge_file(accepted: pd.DataFrame, rows: pd.DataFrame, file: str,
-               allow_revisions: bool) -> tuple[pd.DataFrame, list[CheckFailure]]:
+def merge_file(
+    accepted: pd.DataFrame, rows: pd.DataFrame, file: str, allow_revisions: bool
+) -> tuple[pd.DataFrame, list[CheckFailure]]:
     """Merge one file's rows into the accepted rows (later wins on series_id+timestamp).
 
     Re-sent identical rows are harmless. Without ``allow_revisions`` a row that
@@ -251,20 +260,32 @@ def merge_file(accepted: pd.DataFrame, rows: pd.DataFrame, file: str,
         same = np.isclose(rows[VALUE].to_numpy(dtype=float), before, equal_nan=True)
         changed = known & ~pd.Series(same, index=rows.index)
         if changed.any():
-            failures.append(CheckFailure(
-                file, "no_revision_of_accepted_values", VALUE,
-                "rows change values already accepted for the same series_id and timestamp "
-                "(set validation.allow_history_revisions=true to let later files win)",
-                int(changed.sum()), example_rows(rows, changed)))
+            failures.append(
+                CheckFailure(
+                    file,
+                    "no_revision_of_accepted_values",
+                    VALUE,
+                    "rows change values already accepted for the same series_id and timestamp "
+                    "(set validation.allow_history_revisions=true to let later files win)",
+                    int(changed.sum()),
+                    example_rows(rows, changed),
+                )
+            )
         last = accepted.groupby(SERIES_ID)[TIMESTAMP].max()
         series_last = rows[SERIES_ID].map(last)
         backfill = ~known & series_last.notna() & (rows[TIMESTAMP] <= series_last)
         if backfill.any():
-            failures.append(CheckFailure(
-                file, "no_backfill", TIMESTAMP,
-                "rows go back in time: they fall before the series' last accepted timestamp "
-                f"({series_last[backfill].iloc[0]})", int(backfill.sum()),
-                example_rows(rows, backfill)))
+            failures.append(
+                CheckFailure(
+                    file,
+                    "no_backfill",
+                    TIMESTAMP,
+                    "rows go back in time: they fall before the series' last accepted timestamp "
+                    f"({series_last[backfill].iloc[0]})",
+                    int(backfill.sum()),
+                    example_rows(rows, backfill),
+                )
+            )
     if failures:
         return accepted, failures
     merged = pd.concat([accepted, rows], ignore_index=True)
@@ -273,15 +294,17 @@ def merge_file(accepted: pd.DataFrame, rows: pd.DataFrame, file: str,
     return merged, failures
 
 
-def check_file(rows: pd.DataFrame, file: str, columns: ColumnsConfig,
-               cfg: ValidationConfig) -> FileVerdict:
+def check_file(
+    rows: pd.DataFrame, file: str, columns: ColumnsConfig, cfg: ValidationConfig
+) -> FileVerdict:
     """The row suite on one file's rows."""
     frame = with_time_order(rows)
     return _run_suite("rows", frame, row_suite(columns, cfg), file, examples_from=rows)
 
 
-def check_merged(merged: pd.DataFrame, file: str, config: PipelineConfig,
-                 touched: set[str] | None = None) -> FileVerdict:
+def check_merged(
+    merged: pd.DataFrame, file: str, config: PipelineConfig, touched: set[str] | None = None
+) -> FileVerdict:
     """The series suite on the merged rows (only series ``touched`` by the file, if given)."""
     subset = merged if touched is None else merged[merged[SERIES_ID].isin(touched)]
     profile = series_profile(subset, config.validation.frequency)
@@ -298,8 +321,9 @@ class Arrival:
     reports: dict[str, list[CheckReport]] = field(default_factory=dict)
 
 
-def validate_arrival(stacked: pd.DataFrame, files: list[str], config: PipelineConfig,
-                     history_source: str) -> Arrival:
+def validate_arrival(
+    stacked: pd.DataFrame, files: list[str], config: PipelineConfig, history_source: str
+) -> Arrival:
     """Check each new file and fold the good ones into the history, in landing order."""
     columns, cfg = config.columns, config.validation
     keep = [c for c in stacked.columns if c != SOURCE_FILE]
@@ -309,12 +333,12 @@ def validate_arrival(stacked: pd.DataFrame, files: list[str], config: PipelineCo
         rows = stacked.loc[stacked[SOURCE_FILE] == file, keep]
         verdict = check_file(rows, file, columns, cfg)
         if verdict.ok:
-            candidate, merge_failures = merge_file(arrival.merged, rows, file,
-                                                   cfg.allow_history_revisions)
+            candidate, merge_failures = merge_file(
+                arrival.merged, rows, file, cfg.allow_history_revisions
+            )
             verdict.failures.extend(merge_failures)
             if verdict.ok:
-                series_verdict = check_merged(candidate, file, config,
-                                              touched=set(rows[SERIES_ID]))
+                series_verdict = check_merged(candidate, file, config, touched=set(rows[SERIES_ID]))
                 verdict.failures.extend(series_verdict.failures)
                 verdict.reports.extend(series_verdict.reports)
         arrival.reports[file] = verdict.reports
@@ -325,10 +349,15 @@ def validate_arrival(stacked: pd.DataFrame, files: list[str], config: PipelineCo
             arrival.rejected[file] = verdict.failures
     if arrival.rejected and cfg.on_bad_file == "reject_arrival":
         for file in arrival.accepted:
-            arrival.rejected[file] = [CheckFailure(
-                file, "arrival_rejected", None,
-                "another file of the same arrival failed and validation.on_bad_file is "
-                "reject_arrival")]
+            arrival.rejected[file] = [
+                CheckFailure(
+                    file,
+                    "arrival_rejected",
+                    None,
+                    "another file of the same arrival failed and validation.on_bad_file is "
+                    "reject_arrival",
+                )
+            ]
         arrival.accepted = []
         arrival.merged = accepted
     return arrival
@@ -348,17 +377,25 @@ class ValidateResult:
 
 def _report_rows(reports: dict[str, list[CheckReport]]) -> list[dict[str, Any]]:
     return [
-        {"file": file, "table": r.table, "expectation": r.check, "column": r.column or "",
-         "success": r.success, "unexpected_count": r.unexpected_count or 0}
-        for file, items in reports.items() for r in items
+        {
+            "file": file,
+            "table": r.table,
+            "expectation": r.check,
+            "column": r.column or "",
+            "success": r.success,
+            "unexpected_count": r.unexpected_count or 0,
+        }
+        for file, items in reports.items()
+        for r in items
     ]
 
 
 @task(name="validate", cache_policy=NONE)
-def validate(workspace_root: Path, run: RunDir, ingested: IngestResult,
-             config: PipelineConfig) -> ValidateResult:
+def validate(
+    workspace_root: Path, run: RunDir, ingested: IngestResult, config: PipelineConfig
+) -> ValidateResult:
     """Validate the arrival; quarantine bad files; write the merged accepted rows."""
-    logger = get_run_logger()
+    logger = stage_logger()
     workspace = Workspace(workspace_root)
     by_name = {f.name: f for f in ingested.new_files}
     readable = [f.name for f in ingested.new_files if f.sha256 not in ingested.read_failures]
@@ -367,7 +404,8 @@ def validate(workspace_root: Path, run: RunDir, ingested: IngestResult,
 
     failures: dict[str, list[CheckFailure]] = {
         f.name: [CheckFailure(**d) for d in ingested.read_failures[f.sha256]]
-        for f in ingested.new_files if f.sha256 in ingested.read_failures
+        for f in ingested.new_files
+        if f.sha256 in ingested.read_failures
     }
     failures.update(arrival.rejected)
     if failures and config.validation.on_bad_file == "reject_arrival":
@@ -380,25 +418,44 @@ def validate(workspace_root: Path, run: RunDir, ingested: IngestResult,
         for failure in items:
             logger.error("%s", failure.describe())
         logger.warning("Quarantined %s -> %s", name, target)
-        rejected.append({"name": name, "sha256": by_name[name].sha256,
-                         "quarantined_to": str(target), "failures": [f.to_dict() for f in items]})
+        rejected.append(
+            {
+                "name": name,
+                "sha256": by_name[name].sha256,
+                "quarantined_to": str(target),
+                "failures": [f.to_dict() for f in items],
+            }
+        )
 
     report = _report_rows(arrival.reports)
-    write_json({"accepted": arrival.accepted, "rejected": rejected, "checks": report},
-               run.validation_dir / "validation.json")
+    write_json(
+        {"accepted": arrival.accepted, "rejected": rejected, "checks": report},
+        run.validation_dir / "validation.json",
+    )
     if report:
-        create_table_artifact(key="validation-checks", table=report,
-                              description=f"Expectations per file, run {run.run_id}")
+        create_table_artifact(
+            key="validation-checks",
+            table=report,
+            description=f"Expectations per file, run {run.run_id}",
+        )
     if not arrival.accepted:
         every = [f for items in failures.values() for f in items]
-        raise DataRejected(every, hint="Nothing usable arrived: the files above were moved to "
-                           f"{workspace.quarantine}; fix them and drop them in the landing "
-                           "folder again.")
+        raise DataRejected(
+            every,
+            hint="Nothing usable arrived: the files above were moved to "
+            f"{workspace.quarantine}; fix them and drop them in the landing "
+            "folder again.",
+        )
     if rejected:
         logger.warning("Left out %d file(s): %s", len(rejected), [r["name"] for r in rejected])
     merged = arrival.merged
     write_parquet(merged, run.validated, series_schema(config.columns.covariates))
-    logger.info("Validated: accepted %s -> %d rows, %d series", arrival.accepted, len(merged),
-                merged[SERIES_ID].nunique())
-    return ValidateResult(run.validated, arrival.accepted, rejected, len(merged),
-                          int(merged[SERIES_ID].nunique()))
+    logger.info(
+        "Validated: accepted %s -> %d rows, %d series",
+        arrival.accepted,
+        len(merged),
+        merged[SERIES_ID].nunique(),
+    )
+    return ValidateResult(
+        run.validated, arrival.accepted, rejected, len(merged), int(merged[SERIES_ID].nunique())
+    )

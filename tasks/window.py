@@ -24,11 +24,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.lib.stride_tricks import sliding_window_view
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NONE
 
 from tasks.config import PipelineConfig, WindowConfig
 from tasks.io import RunDir, read_parquet, write_table
+from tasks.runtime import stage_logger
 from tasks.schema import (
     ORIGIN_INDEX,
     SERIES_ID,
@@ -89,8 +90,15 @@ class Windows:
 
     def subset(self, split: str) -> Windows:
         mask = self.split == split
-        return Windows(self.x[mask], self.y[mask], self.series_id[mask], self.origin[mask],
-                       self.target_time[mask], self.split[mask], self.features)
+        return Windows(
+            self.x[mask],
+            self.y[mask],
+            self.series_id[mask],
+            self.origin[mask],
+            self.target_time[mask],
+            self.split[mask],
+            self.features,
+        )
 
     def __len__(self) -> int:
         return len(self.y)
@@ -155,14 +163,19 @@ def load_windows(path: str | Path) -> Windows:
 
 @task(name="window", cache_policy=NONE)
 def window(normalized: Path, run: RunDir, config: PipelineConfig) -> Path:
-    logger = get_run_logger()
+    logger = stage_logger()
     frame = read_parquet(normalized)
     features = [VALUE, *config.columns.covariates]
     table = windows_table(frame, features, config.window)
     write_table(table, run.windows)
     counts = pd.Series(table[SPLIT].to_pylist()).value_counts().to_dict()
-    logger.info("Windows (timesteps=%d, horizon=%d, features=%d): %s", config.window.timesteps,
-                config.window.horizon, len(features), counts)
+    logger.info(
+        "Windows (timesteps=%d, horizon=%d, features=%d): %s",
+        config.window.timesteps,
+        config.window.horizon,
+        len(features),
+        counts,
+    )
     for split in SPLITS:
         if not counts.get(split):
             raise ValueError(

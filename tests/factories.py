@@ -1,0 +1,76 @@
+"""Tiny deterministic data and configs for tests (seconds, not minutes, per run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.config import PipelineConfig
+
+START = pd.Timestamp("2026-03-01T00:00:00Z")
+
+
+def series_frame(
+    series: tuple[str, ...] = ("a", "b"),
+    n: int = 240,
+    start: int = 0,
+    period: int = 12,
+    seed: int = 0,
+    freq: str = "h",
+    covariate: str | None = None,
+) -> pd.DataFrame:
+    """Long frame of smooth periodic series (+ small noise), deterministic per (series, index)."""
+    parts = []
+    for k, sid in enumerate(series):
+        idx = np.arange(start, start + n)
+        rng = np.random.default_rng([seed, k])
+        noise = rng.standard_normal(start + n)[start:]
+        value = 10 * (k + 1) + 5 * np.sin(2 * np.pi * idx / period) + 0.02 * idx + 0.1 * noise
+        frame = pd.DataFrame(
+            {
+                "series_id": sid,
+                "timestamp": START + pd.to_timedelta(idx, unit=freq),
+                "value": value,
+            }
+        )
+        if covariate:
+            frame[covariate] = np.cos(2 * np.pi * idx / period)
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    out = frame.copy()
+    if "timestamp" in out and pd.api.types.is_datetime64_any_dtype(out["timestamp"]):
+        out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False)
+    return path
+
+
+def tiny_config(workspace: Path, landing: Path, **sections: dict[str, Any]) -> PipelineConfig:
+    """A config that trains in seconds: small windows, few units, few epochs."""
+    tree: dict[str, Any] = {
+        "paths": {"workspace": str(workspace), "landing": str(landing)},
+        "ingest": {"settle_seconds": 0},
+        "window": {"timesteps": 12, "horizon": 1},
+        "train": {
+            "units": 8,
+            "epochs": 2,
+            "batch_size": 32,
+            "early_stopping_patience": 3,
+            "reduce_lr_patience": 1,
+            "learning_rate": 0.01,
+        },
+        "evaluate": {"make_plots": True},
+        "register": {
+            "model_name": "test-lstm",
+            "tracking_uri": f"sqlite:///{workspace / 'mlflow.db'}",
+        },
+    }
+    for name, values in sections.items():
+        tree.setdefault(name, {}).update(values)
+    return PipelineConfig.model_validate(tree)
