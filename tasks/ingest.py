@@ -28,8 +28,8 @@ from tasks.schema import SERIES_ID, SOURCE_FILE, TIMESTAMP, VALUE, series_schema
 
 HISTORY_SOURCE = "<history>"
 
-# An explicit UTC offset or "Z" at the end of an ISO 8601 timestamp.
-_OFFSET = re.compile(r"(Z|[+-]\d{2}(:?\d{2})?)$", re.IGNORECASE)
+# An explicit UTC offset or "Z" after a clock time ("2026-01-01" alone has none).
+_OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.I)
 
 
 def _reject(

@@ -8,7 +8,7 @@ model, so a forecast can be scaled and un-scaled exactly as in training.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ class Scaler:
     val_start: dict[str, str]
     test_start: dict[str, str]
     step_seconds: dict[str, float]
+    # mean/sd/n of the value on each series' training part: the drift reference
+    stats: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def _bounds(self, series_id: str) -> tuple[np.ndarray, np.ndarray]:
         if series_id not in self.minimum:
@@ -79,6 +81,7 @@ class Scaler:
                     "val_start": self.val_start[sid],
                     "test_start": self.test_start[sid],
                     "step_seconds": self.step_seconds[sid],
+                    **({"stats": self.stats[sid]} if sid in self.stats else {}),
                 }
                 for sid in self.minimum
             },
@@ -96,6 +99,7 @@ class Scaler:
             val_start={k: v["val_start"] for k, v in series.items()},
             test_start={k: v["test_start"] for k, v in series.items()},
             step_seconds={k: v["step_seconds"] for k, v in series.items()},
+            stats={k: v["stats"] for k, v in series.items() if "stats" in v},
         )
 
     @classmethod
@@ -135,7 +139,7 @@ def fill_short_gaps(
 def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, Scaler]:
     """Scaled long frame (+ ``value_original``, ``split``, ``filled``) and its scaler."""
     features = [VALUE, *config.columns.covariates]
-    parts, minimum, maximum, val_start, test_start, steps = [], {}, {}, {}, {}, {}
+    parts, minimum, maximum, val_start, test_start, steps, stats = [], {}, {}, {}, {}, {}, {}
     for series_id, group in frame.groupby(SERIES_ID, sort=True):
         step = step_of(group[TIMESTAMP], config.validation.frequency)
         group = fill_short_gaps(group.drop(columns=[SERIES_ID]), step, features)
@@ -159,8 +163,14 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
         val_start[sid] = times.iloc[n_train].isoformat()
         test_start[sid] = times.iloc[n_train + n_val].isoformat()
         steps[sid] = step.total_seconds() if step is not None else math.nan
+        train_values = train[:, 0]
+        stats[sid] = {
+            "mean": float(train_values.mean()),
+            "sd": float(train_values.std(ddof=1)) if len(train_values) > 1 else 0.0,
+            "n": int(len(train_values)),
+        }
     normalized = pd.concat(parts, ignore_index=True)
-    return normalized, Scaler(features, minimum, maximum, val_start, test_start, steps)
+    return normalized, Scaler(features, minimum, maximum, val_start, test_start, steps, stats)
 
 
 @task(name="normalize", cache_policy=NONE)

@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
 from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
 from tasks.errors import CheckFailure, DataRejected, example_rows
 from tasks.ingest import HISTORY_SOURCE, IngestResult
-from tasks.io import RunDir, Workspace, read_parquet, write_json, write_parquet
+from tasks.io import RunDir, Workspace, read_json, read_parquet, write_json, write_parquet
 from tasks.quarantine import quarantine
 from tasks.runtime import stage_logger
 from tasks.schema import SERIES_ID, SOURCE_FILE, TIMESTAMP, VALUE, series_schema
@@ -72,34 +71,72 @@ class FileVerdict:
 # --------------------------------------------------------------------------- GX plumbing
 
 
-@lru_cache(maxsize=1)
-def _gx_context() -> Any:
-    # Imported lazily: GX takes ~5 s to import and a skipped run never needs it.
+class GxSession:
+    """One ephemeral GX context per validation: suites, per-file runs, optional Data Docs.
+
+    Each file's run is a stored ValidationDefinition run, so Data Docs show one
+    page per file and table ("rows: chunk_0003.csv", "series: chunk_0003.csv").
+    """
+
+    def __init__(self, docs_dir: Path | None = None) -> None:
+        # Imported lazily: GX takes ~5 s to import and a skipped run never needs it.
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.docs_dir = docs_dir
+        if docs_dir is not None:
+            self.context.add_data_docs_site(
+                site_name="run",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(docs_dir.resolve()),
+                    },
+                },
+            )
+        source = self.context.data_sources.add_pandas("seriesflow")
+        self._definitions = {
+            asset: source.add_dataframe_asset(asset).add_batch_definition_whole_dataframe("whole")
+            for asset in ("rows", "series")
+        }
+        self._suites: dict[str, Any] = {}
+        self._runs = 0
+
+    def suite(self, name: str, settings: Any, build: Any) -> Any:
+        """The suite ``name`` built for ``settings`` (built once per distinct settings)."""
+        key = f"{name}-{abs(hash(repr(settings))):x}"
+        if key not in self._suites:
+            self._suites[key] = self.context.suites.add(build(self._gx.ExpectationSuite(name=key)))
+        return self._suites[key]
+
+    def run(self, asset: str, suite: Any, frame: pd.DataFrame, label: str) -> Any:
+        self._runs += 1
+        definition = self.context.validation_definitions.add(
+            self._gx.ValidationDefinition(
+                name=f"{asset}: {label} #{self._runs}", data=self._definitions[asset], suite=suite
+            )
+        )
+        return definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+
+    def build_docs(self) -> Path | None:
+        if self.docs_dir is None or not self._runs:
+            return None
+        self.context.build_data_docs(site_names=["run"])
+        return self.docs_dir / "index.html"
+
+
+def row_suite(suite: Any, columns: ColumnsConfig, cfg: ValidationConfig) -> Any:
+    """Fill ``suite`` with the per-file row expectations."""
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_pandas("seriesflow")
-    for asset in ("rows", "series"):
-        source.add_dataframe_asset(asset).add_batch_definition_whole_dataframe("whole")
-    return context
-
-
-def _batch(asset: str, frame: pd.DataFrame) -> Any:
-    source = _gx_context().data_sources.get("seriesflow")
-    definition = source.get_asset(asset).get_batch_definition("whole")
-    return definition.get_batch(batch_parameters={"dataframe": frame})
-
-
-def row_suite(columns: ColumnsConfig, cfg: ValidationConfig, name: str = "rows") -> Any:
-    import great_expectations as gx
-
-    _gx_context()  # suites need an active context
     e = gx.expectations
     low = -_FINITE if cfg.value_min is None else cfg.value_min
     high = _FINITE if cfg.value_max is None else cfg.value_max
-    suite = gx.ExpectationSuite(name=name)
     for column in (SERIES_ID, TIMESTAMP, VALUE, *columns.covariates):
         suite.add_expectation(e.ExpectColumnToExist(column=column))
     suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=SERIES_ID, type_="str"))
@@ -126,12 +163,11 @@ def row_suite(columns: ColumnsConfig, cfg: ValidationConfig, name: str = "rows")
     return suite
 
 
-def series_suite(min_points: int, cfg: ValidationConfig, name: str = "series") -> Any:
+def series_suite(suite: Any, min_points: int, cfg: ValidationConfig) -> Any:
+    """Fill ``suite`` with the per-series profile expectations (on the merged rows)."""
     import great_expectations as gx
 
-    _gx_context()
     e = gx.expectations
-    suite = gx.ExpectationSuite(name=name)
     suite.add_expectation(e.ExpectColumnValuesToBeBetween(column=N_POINTS, min_value=min_points))
     # A constant series has no scale: MinMax would divide by zero.
     suite.add_expectation(
@@ -161,6 +197,7 @@ _SERIES_MESSAGES = {
 
 
 def _run_suite(
+    session: GxSession,
     asset: str,
     frame: pd.DataFrame,
     suite: Any,
@@ -169,7 +206,7 @@ def _run_suite(
 ) -> FileVerdict:
     """Validate ``frame`` and translate GX results into failures with example rows."""
     verdict = FileVerdict(file)
-    result = _batch(asset, frame).validate(suite, result_format="SUMMARY")
+    result = session.run(asset, suite, frame, file)
     for item in result.results:
         config = item.expectation_config
         kwargs = config.kwargs
@@ -295,20 +332,107 @@ def merge_file(
 
 
 def check_file(
-    rows: pd.DataFrame, file: str, columns: ColumnsConfig, cfg: ValidationConfig
+    session: GxSession,
+    rows: pd.DataFrame,
+    file: str,
+    columns: ColumnsConfig,
+    cfg: ValidationConfig,
 ) -> FileVerdict:
     """The row suite on one file's rows."""
-    frame = with_time_order(rows)
-    return _run_suite("rows", frame, row_suite(columns, cfg), file, examples_from=rows)
+    suite = session.suite("rows", (columns, cfg), lambda empty: row_suite(empty, columns, cfg))
+    return _run_suite(session, "rows", with_time_order(rows), suite, file, examples_from=rows)
 
 
 def check_merged(
-    merged: pd.DataFrame, file: str, config: PipelineConfig, touched: set[str] | None = None
+    session: GxSession,
+    merged: pd.DataFrame,
+    file: str,
+    config: PipelineConfig,
+    touched: set[str] | None = None,
 ) -> FileVerdict:
     """The series suite on the merged rows (only series ``touched`` by the file, if given)."""
     subset = merged if touched is None else merged[merged[SERIES_ID].isin(touched)]
     profile = series_profile(subset, config.validation.frequency)
-    return _run_suite("series", profile, series_suite(config.min_points(), config.validation), file)
+    suite = session.suite(
+        "series",
+        (config.min_points(), config.validation),
+        lambda empty: series_suite(empty, config.min_points(), config.validation),
+    )
+    return _run_suite(session, "series", profile, suite, file)
+
+
+# --------------------------------------------------------------------------- drift
+
+DRIFT_COLUMNS = [
+    "file",
+    SERIES_ID,
+    "reference_mean",
+    "batch_mean",
+    "mean_shift_sd",
+    "reference_sd",
+    "batch_sd",
+    "sd_ratio",
+    "drifted",
+]
+
+
+def drift_table(
+    rows: pd.DataFrame, reference: dict[str, dict[str, float]], file: str, cfg: ValidationConfig
+) -> pd.DataFrame:
+    """Per series of one batch: level shift (in reference SDs) and spread ratio.
+
+    ``reference`` holds the mean/sd of each series' training part for the
+    current champion (its scaler.json). Series the champion never saw have no
+    reference and are not reported.
+    """
+    records = []
+    for series_id, group in rows.groupby(SERIES_ID, sort=True):
+        ref = reference.get(str(series_id))
+        values = group[VALUE].dropna().to_numpy(dtype=float)
+        if ref is None or not len(values):
+            continue
+        ref_sd = ref["sd"] if ref["sd"] > 0 else math.nan
+        batch_sd = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        shift = abs(float(values.mean()) - ref["mean"]) / ref_sd
+        ratio = batch_sd / ref_sd
+        spread_bad = math.isfinite(ratio) and (
+            ratio > cfg.drift_max_sd_ratio or ratio < 1 / cfg.drift_max_sd_ratio
+        )
+        records.append(
+            {
+                "file": file,
+                SERIES_ID: str(series_id),
+                "reference_mean": ref["mean"],
+                "batch_mean": float(values.mean()),
+                "mean_shift_sd": shift,
+                "reference_sd": ref["sd"],
+                "batch_sd": batch_sd,
+                "sd_ratio": ratio,
+                "drifted": bool(
+                    (math.isfinite(shift) and shift > cfg.drift_max_mean_shift) or spread_bad
+                ),
+            }
+        )
+    return pd.DataFrame.from_records(records, columns=DRIFT_COLUMNS)
+
+
+def drift_failure(table: pd.DataFrame, file: str, cfg: ValidationConfig) -> CheckFailure | None:
+    drifted = table[table["drifted"]]
+    if drifted.empty:
+        return None
+    return CheckFailure(
+        file,
+        "no_drift",
+        VALUE,
+        f"values drifted from the champion's training data (level shift > "
+        f"{cfg.drift_max_mean_shift} SD or spread ratio beyond {cfg.drift_max_sd_ratio}x) in "
+        f"series {drifted[SERIES_ID].tolist()}; set validation.drift=warn to accept it",
+        len(drifted),
+        drifted.drop(columns=["file"]).to_dict("records"),
+    )
+
+
+# --------------------------------------------------------------------------- an arrival
 
 
 @dataclass
@@ -319,26 +443,50 @@ class Arrival:
     accepted: list[str] = field(default_factory=list)
     rejected: dict[str, list[CheckFailure]] = field(default_factory=dict)
     reports: dict[str, list[CheckReport]] = field(default_factory=dict)
+    drift: list[pd.DataFrame] = field(default_factory=list)
+
+    def drift_frame(self) -> pd.DataFrame:
+        parts = [d for d in self.drift if len(d)]
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=DRIFT_COLUMNS)
 
 
 def validate_arrival(
-    stacked: pd.DataFrame, files: list[str], config: PipelineConfig, history_source: str
+    stacked: pd.DataFrame,
+    files: list[str],
+    config: PipelineConfig,
+    history_source: str,
+    session: GxSession | None = None,
+    reference: dict[str, dict[str, float]] | None = None,
 ) -> Arrival:
-    """Check each new file and fold the good ones into the history, in landing order."""
+    """Check each new file and fold the good ones into the history, in landing order.
+
+    Per file: the row suite; drift against ``reference`` (the champion's training
+    statistics); merge rules (no silent revision, no back-fill); then the series
+    suite on the merged rows of the series the file touches.
+    """
+    session = session or GxSession()
     columns, cfg = config.columns, config.validation
     keep = [c for c in stacked.columns if c != SOURCE_FILE]
     accepted = stacked.loc[stacked[SOURCE_FILE] == history_source, keep].reset_index(drop=True)
     arrival = Arrival(merged=accepted)
     for file in files:
         rows = stacked.loc[stacked[SOURCE_FILE] == file, keep]
-        verdict = check_file(rows, file, columns, cfg)
+        verdict = check_file(session, rows, file, columns, cfg)
+        if verdict.ok and reference and cfg.drift != "off":
+            table = drift_table(rows, reference, file, cfg)
+            arrival.drift.append(table)
+            failure = drift_failure(table, file, cfg)
+            if failure is not None and cfg.drift == "reject":
+                verdict.failures.append(failure)
         if verdict.ok:
             candidate, merge_failures = merge_file(
                 arrival.merged, rows, file, cfg.allow_history_revisions
             )
             verdict.failures.extend(merge_failures)
             if verdict.ok:
-                series_verdict = check_merged(candidate, file, config, touched=set(rows[SERIES_ID]))
+                series_verdict = check_merged(
+                    session, candidate, file, config, touched=set(rows[SERIES_ID])
+                )
                 verdict.failures.extend(series_verdict.failures)
                 verdict.reports.extend(series_verdict.reports)
         arrival.reports[file] = verdict.reports
@@ -390,9 +538,31 @@ def _report_rows(reports: dict[str, list[CheckReport]]) -> list[dict[str, Any]]:
     ]
 
 
+def champion_reference(config: PipelineConfig, tracking_uri: str) -> dict[str, dict[str, float]]:
+    """Per-series training statistics of the current champion ({} when there is none)."""
+    import tempfile
+
+    from tasks.registry import SCALER_ARTIFACT, champion_version, mlflow_module, use_tracking
+
+    use_tracking(tracking_uri, config.register.experiment, config.paths.workspace_path())
+    version = champion_version(config.register.model_name)
+    if version is None:
+        return {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow_module().artifacts.download_artifacts(
+            run_id=version.run_id, artifact_path=SCALER_ARTIFACT, dst_path=tmp
+        )
+        scaler = read_json(path)
+    return {sid: item["stats"] for sid, item in scaler["series"].items() if "stats" in item}
+
+
 @task(name="validate", cache_policy=NONE)
 def validate(
-    workspace_root: Path, run: RunDir, ingested: IngestResult, config: PipelineConfig
+    workspace_root: Path,
+    run: RunDir,
+    ingested: IngestResult,
+    config: PipelineConfig,
+    tracking_uri: str | None = None,
 ) -> ValidateResult:
     """Validate the arrival; quarantine bad files; write the merged accepted rows."""
     logger = stage_logger()
@@ -400,7 +570,38 @@ def validate(
     by_name = {f.name: f for f in ingested.new_files}
     readable = [f.name for f in ingested.new_files if f.sha256 not in ingested.read_failures]
     stacked = read_parquet(ingested.path)
-    arrival = validate_arrival(stacked, readable, config, HISTORY_SOURCE)
+    reference = {}
+    if tracking_uri and config.validation.drift != "off":
+        reference = champion_reference(config, tracking_uri)
+    docs = run.validation_dir / "data_docs" if config.validation.build_data_docs else None
+    session = GxSession(docs)
+    arrival = validate_arrival(stacked, readable, config, HISTORY_SOURCE, session, reference)
+    index = session.build_docs()
+    if index is not None:
+        create_link_artifact(
+            key="data-docs",
+            link=index.resolve().as_uri(),
+            link_text="Great Expectations Data Docs",
+            description=f"Validation results per file, run {run.run_id}",
+        )
+    drift = arrival.drift_frame()
+    if len(drift):
+        write_parquet(drift, run.validation_dir / "drift.parquet")
+        create_table_artifact(
+            key="drift",
+            table=drift.round(4).to_dict("records"),
+            description="Arriving data vs the champion's training data, per series "
+            f"(mode: {config.validation.drift})",
+        )
+        for _, row in drift[drift["drifted"]].iterrows():
+            logger.warning(
+                "Drift in %s, series %s: level shift %.2f SD, spread ratio %.2f (%s)",
+                row["file"],
+                row[SERIES_ID],
+                row["mean_shift_sd"],
+                row["sd_ratio"],
+                config.validation.drift,
+            )
 
     failures: dict[str, list[CheckFailure]] = {
         f.name: [CheckFailure(**d) for d in ingested.read_failures[f.sha256]]
@@ -429,7 +630,12 @@ def validate(
 
     report = _report_rows(arrival.reports)
     write_json(
-        {"accepted": arrival.accepted, "rejected": rejected, "checks": report},
+        {
+            "accepted": arrival.accepted,
+            "rejected": rejected,
+            "checks": report,
+            "data_docs": str(index) if index else None,
+        },
         run.validation_dir / "validation.json",
     )
     if report:

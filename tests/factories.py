@@ -57,12 +57,13 @@ def tiny_config(workspace: Path, landing: Path, **sections: dict[str, Any]) -> P
         "paths": {"workspace": str(workspace), "landing": str(landing)},
         "ingest": {"settle_seconds": 0},
         "window": {"timesteps": 12, "horizon": 1},
+        # Beats the naive baseline on series_frame(period=10) within ~30 epochs (~6 s).
         "train": {
-            "units": 8,
+            "units": 16,
             "epochs": 2,
-            "batch_size": 32,
-            "early_stopping_patience": 3,
-            "reduce_lr_patience": 1,
+            "batch_size": 16,
+            "early_stopping_patience": 10,
+            "reduce_lr_patience": 3,
             "learning_rate": 0.01,
         },
         "evaluate": {"make_plots": True},

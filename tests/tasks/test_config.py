@@ -1,0 +1,55 @@
+import pytest
+from pydantic import ValidationError
+
+from tasks.config import PipelineConfig, load_config
+
+
+def test_defaults_reproduce_the_seed_model():
+    cfg = PipelineConfig()
+    assert (cfg.train.units, cfg.train.batch_size, cfg.train.layers) == (50, 32, 1)
+    # the seed's ReduceLROnPlateau could never fire (min_lr == Adam's 1e-3); ours can
+    assert cfg.train.min_lr < cfg.train.learning_rate
+    assert cfg.train.reduce_lr_patience < cfg.train.early_stopping_patience
+
+
+def test_lr_schedule_that_cannot_fire_is_rejected():
+    with pytest.raises(ValidationError, match="min_lr"):
+        PipelineConfig.model_validate({"train": {"learning_rate": 0.001, "min_lr": 0.001}})
+    with pytest.raises(ValidationError, match="reduce_lr_patience"):
+        PipelineConfig.model_validate(
+            {"train": {"reduce_lr_patience": 5, "early_stopping_patience": 5}}
+        )
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("train:\n  epochs: 7\nwindow:\n  timesteps: 12\n")
+    cfg = load_config(path, ["train.epochs=3", "columns.covariates=[temperature]"])
+    assert cfg.train.epochs == 3
+    assert cfg.window.timesteps == 12
+    assert cfg.columns.covariates == ["temperature"]
+
+
+def test_unknown_keys_and_bad_overrides_are_errors(tmp_path):
+    with pytest.raises(ValidationError, match="epoch"):
+        load_config(None, ["train.epoch=3"])
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(None, ["train.epochs"])
+
+
+def test_config_is_frozen():
+    cfg = PipelineConfig()
+    with pytest.raises(ValidationError):
+        cfg.train.units = 3
+
+
+def test_min_points_covers_every_split():
+    cfg = PipelineConfig.model_validate({"window": {"timesteps": 24, "horizon": 1}})
+    n = cfg.min_points()
+    train = n - int(n * cfg.split.val_fraction) - int(n * cfg.split.test_fraction)
+    assert train >= 25 and int(n * 0.15) >= 1
+
+
+def test_default_yaml_mirrors_the_model():
+    cfg = load_config("configs/default.yaml")
+    assert cfg == PipelineConfig()

@@ -1,0 +1,68 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.preprocessing import MinMaxScaler
+
+from tasks.config import PipelineConfig, SplitConfig
+from tasks.normalize import Scaler, fill_short_gaps, normalize_series, split_sizes
+from tasks.schema import FILLED, SERIES_ID, SPLIT, TEST, TIMESTAMP, TRAIN, VAL, VALUE, VALUE_ORIGINAL
+from tests.factories import series_frame
+
+
+def test_split_sizes_are_chronological_fractions():
+    assert split_sizes(100, SplitConfig(val_fraction=0.15, test_fraction=0.15)) == (70, 15, 15)
+    assert split_sizes(10, SplitConfig(val_fraction=0.1, test_fraction=0.1)) == (8, 1, 1)
+    with pytest.raises(ValueError, match="cannot be split"):
+        split_sizes(2, SplitConfig())
+
+
+def test_scaler_is_fit_on_the_training_part_only():
+    frame = series_frame(series=("a", "b"), n=200, covariate="temp")
+    # make the test part leave the training range: a leak would squash it back into [0, 1]
+    frame.loc[frame.groupby(SERIES_ID).cumcount() >= 170, VALUE] += 100
+    cfg = PipelineConfig.model_validate({"columns": {"covariates": ["temp"]}})
+    normalized, scaler = normalize_series(frame, cfg)
+    for sid in ("a", "b"):
+        part = normalized[normalized[SERIES_ID] == sid]
+        raw = frame[frame[SERIES_ID] == sid][[VALUE, "temp"]].to_numpy()
+        n_train = (part[SPLIT] == TRAIN).sum()
+        reference = MinMaxScaler(feature_range=(0, 1)).fit(raw[:n_train])
+        np.testing.assert_allclose(part[[VALUE, "temp"]].to_numpy(), reference.transform(raw))
+        np.testing.assert_allclose(scaler.minimum[sid], reference.data_min_)
+        np.testing.assert_allclose(scaler.maximum[sid], reference.data_max_)
+        assert part.loc[part[SPLIT] == TEST, VALUE].min() > 1.0  # not refit on the test part
+        np.testing.assert_allclose(part[VALUE_ORIGINAL], raw[:, 0])
+        assert part[SPLIT].tolist() == [TRAIN] * 140 + [VAL] * 30 + [TEST] * 30
+
+
+def test_scaler_json_round_trip_and_inverse(tmp_path):
+    frame = series_frame(n=100)
+    normalized, scaler = normalize_series(frame, PipelineConfig())
+    text = json.dumps(scaler.to_json())
+    loaded = Scaler.from_json(json.loads(text))
+    part = normalized[normalized[SERIES_ID] == "a"]
+    back = loaded.inverse("a", part[VALUE].to_numpy())
+    np.testing.assert_allclose(back, part[VALUE_ORIGINAL].to_numpy())
+    assert loaded.val_start["a"] == part.loc[part[SPLIT] == VAL, TIMESTAMP].iloc[0].isoformat()
+    with pytest.raises(KeyError, match="zz"):
+        loaded.transform("zz", np.zeros((1, 1)))
+
+
+def test_short_gaps_are_filled_by_time_interpolation():
+    frame = series_frame(series=("a",), n=10)
+    gappy = frame.drop(index=[4, 5]).reset_index(drop=True)  # two missing hours
+    step = pd.Timedelta("1h")
+    filled = fill_short_gaps(gappy.drop(columns=[SERIES_ID]), step, [VALUE])
+    assert len(filled) == 10
+    assert filled[FILLED].tolist() == [False] * 4 + [True, True] + [False] * 4
+    v3, v6 = frame[VALUE].iloc[3], frame[VALUE].iloc[6]
+    np.testing.assert_allclose(filled[VALUE].iloc[4:6], [v3 + (v6 - v3) / 3, v3 + 2 * (v6 - v3) / 3])
+
+
+def test_inputs_are_not_mutated():
+    frame = series_frame(n=50)
+    before = frame.copy()
+    normalize_series(frame, PipelineConfig())
+    pd.testing.assert_frame_equal(frame, before)

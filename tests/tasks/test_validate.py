@@ -1,0 +1,159 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
+from tasks.ingest import HISTORY_SOURCE, stack_with_history
+from tasks.validate import (
+    IN_TIME_ORDER,
+    MAX_GAP_STEPS,
+    N_POINTS,
+    OFF_GRID_STEPS,
+    VALUE_SPAN,
+    GxSession,
+    check_file,
+    drift_table,
+    merge_file,
+    series_profile,
+    validate_arrival,
+    with_time_order,
+)
+from tests.factories import series_frame
+
+COLUMNS = ColumnsConfig()
+CFG = ValidationConfig()
+
+
+@pytest.fixture(scope="module")
+def session():
+    return GxSession()
+
+
+def test_time_order_flag_per_series():
+    frame = series_frame(series=("a", "b"), n=4)
+    frame.loc[2, "timestamp"] = frame.loc[0, "timestamp"]  # a goes back in time at row 2
+    assert with_time_order(frame)[IN_TIME_ORDER].tolist() == [True, True, False, True] + [True] * 4
+
+
+def test_series_profile_measures_length_span_grid_and_gaps():
+    frame = series_frame(series=("a", "b", "c"), n=50)
+    frame = frame.drop(index=range(10, 14))  # a: a 4-step gap
+    frame.loc[frame["series_id"] == "b", "value"] = 7.0  # b: constant
+    off = frame.index[frame["series_id"] == "c"][5]
+    frame.loc[off, "timestamp"] += pd.Timedelta("30min")  # c: one step off the hourly grid
+    profile = series_profile(frame, None).set_index("series_id")
+    assert profile.loc["a", MAX_GAP_STEPS] == 4 and profile.loc["a", N_POINTS] == 46
+    assert profile.loc["b", VALUE_SPAN] == 0.0
+    assert profile.loc["c", OFF_GRID_STEPS] == 2  # the half-step in and the half-step out
+    assert profile.loc["a", OFF_GRID_STEPS] == 0
+
+
+def test_merge_rules():
+    history = series_frame(n=10)
+    resend = series_frame(n=12)  # 10 identical rows + 2 new: fine, identical rows dedupe
+    merged, failures = merge_file(history, resend, "resend.csv", allow_revisions=False)
+    assert failures == [] and len(merged) == 24
+
+    revised = series_frame(n=10).assign(value=lambda f: f["value"] + 1)
+    kept, failures = merge_file(history, revised, "revised.csv", allow_revisions=False)
+    assert [f.check for f in failures] == ["no_revision_of_accepted_values"]
+    assert failures[0].unexpected_count == 20 and failures[0].examples[0]["series_id"] == "a"
+    assert kept is history
+
+    merged, failures = merge_file(history, revised, "revised.csv", allow_revisions=True)
+    assert failures == [] and np.allclose(merged["value"], revised["value"])  # later file wins
+
+    backfill = (
+        series_frame(n=10)
+        .iloc[[4]]
+        .assign(timestamp=lambda f: f["timestamp"] + pd.Timedelta("30min"))
+    )
+    _, failures = merge_file(history, backfill, "old.csv", allow_revisions=False)
+    assert [f.check for f in failures] == ["no_backfill"]
+
+
+@pytest.mark.parametrize(
+    ("change", "check", "column"),
+    [
+        (
+            lambda f: f.assign(value=f["value"].where(f.index != 3, np.nan)),
+            "expect_column_values_to_not_be_null",
+            "value",
+        ),
+        (
+            lambda f: f.assign(value=f["value"].where(f.index != 3, np.inf)),
+            "expect_column_values_to_be_between",
+            "value",
+        ),
+        (
+            lambda f: pd.concat([f, f.iloc[[3]]]),
+            "expect_compound_columns_to_be_unique",
+            "series_id,timestamp",
+        ),
+        (lambda f: f.iloc[[0, 2, 1, 3, 4]], "expect_column_values_to_be_in_set", "in_time_order"),
+    ],
+)
+def test_row_suite_failures_carry_example_rows(session, change, check, column):
+    rows = change(series_frame(series=("a",), n=5))
+    verdict = check_file(session, rows, "f.csv", COLUMNS, CFG)
+    assert not verdict.ok
+    failure = next(f for f in verdict.failures if f.check == check)
+    assert failure.column == column and failure.file == "f.csv"
+    assert failure.examples and "row" in failure.examples[0]
+    assert f"check '{check}'" in failure.describe()
+
+
+def test_value_range_is_configurable(session):
+    rows = series_frame(series=("a",), n=5)
+    verdict = check_file(session, rows, "f.csv", COLUMNS, ValidationConfig(value_max=5.0))
+    assert [f.check for f in verdict.failures] == ["expect_column_values_to_be_between"]
+    assert verdict.failures[0].unexpected_count == 5
+
+
+def test_good_file_is_used_and_bad_file_left_out(session):
+    config = PipelineConfig.model_validate({"window": {"timesteps": 12}})
+    good = series_frame(n=300)
+    bad = series_frame(series=("c",), n=300).assign(value=np.nan)
+    stacked = stack_with_history(series_frame(n=0), [("good.csv", good), ("bad.csv", bad)])
+    arrival = validate_arrival(stacked, ["good.csv", "bad.csv"], config, HISTORY_SOURCE, session)
+    assert arrival.accepted == ["good.csv"] and list(arrival.rejected) == ["bad.csv"]
+    assert len(arrival.merged) == 600 and set(arrival.merged["series_id"]) == {"a", "b"}
+
+    strict = config.model_copy(
+        update={"validation": ValidationConfig(on_bad_file="reject_arrival")}
+    )
+    arrival = validate_arrival(stacked, ["good.csv", "bad.csv"], strict, HISTORY_SOURCE, session)
+    assert arrival.accepted == [] and set(arrival.rejected) == {"good.csv", "bad.csv"}
+    assert arrival.rejected["good.csv"][0].check == "arrival_rejected"
+    assert len(arrival.merged) == 0
+
+
+def test_short_and_constant_series_are_rejected_on_the_merged_rows(session):
+    config = PipelineConfig.model_validate({"window": {"timesteps": 12}})
+    short = series_frame(series=("s",), n=15)  # needs 20 for timesteps=12
+    flat = series_frame(series=("f",), n=300).assign(value=3.0)
+    stacked = stack_with_history(series_frame(n=0), [("short.csv", short), ("flat.csv", flat)])
+    arrival = validate_arrival(stacked, ["short.csv", "flat.csv"], config, HISTORY_SOURCE, session)
+    assert arrival.accepted == []
+    assert arrival.rejected["short.csv"][0].column == N_POINTS
+    assert "too short" in arrival.rejected["short.csv"][0].message
+    assert arrival.rejected["flat.csv"][0].column == VALUE_SPAN
+
+
+def test_drift_against_the_reference():
+    rows = series_frame(series=("a", "b"), n=48)
+    reference = {
+        "a": {"mean": float(rows[rows.series_id == "a"].value.mean()), "sd": 3.5, "n": 100},
+        "b": {"mean": -100.0, "sd": 3.5, "n": 100},
+    }
+    table = drift_table(rows, reference, "x.csv", CFG).set_index("series_id")
+    assert not table.loc["a", "drifted"] and table.loc["a", "mean_shift_sd"] < 0.01
+    assert table.loc["b", "drifted"] and table.loc["b", "mean_shift_sd"] > 30
+
+
+def test_data_docs_are_built_into_the_given_folder(tmp_path):
+    docs = GxSession(tmp_path / "docs")
+    check_file(docs, series_frame(n=5), "f.csv", COLUMNS, CFG)
+    index = docs.build_docs()
+    assert index == tmp_path / "docs" / "index.html"
+    assert "f.csv" in index.read_text() or any(tmp_path.joinpath("docs").rglob("*.html"))
