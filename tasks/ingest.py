@@ -24,7 +24,7 @@ from tasks.errors import CheckFailure, DataRejected, example_rows
 from tasks.io import RunDir, Workspace, read_parquet, write_parquet
 from tasks.ledger import LandedFile, find_new, load_ledger, scan_landing
 from tasks.runtime import stage_logger
-from tasks.schema import SERIES_ID, SOURCE_FILE, TIMESTAMP, VALUE, series_schema
+from tasks.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE, series_schema
 
 HISTORY_SOURCE = "<history>"
 
@@ -93,6 +93,18 @@ def _parse_timestamps(raw: pd.Series, tz: str, name: str, frame: pd.DataFrame) -
         return raw.dt.tz_localize(tz).dt.tz_convert("UTC").astype("datetime64[us, UTC]")
     text = raw.astype("string").str.strip()
     present = text.notna()
+    # Parse first: a value that is no timestamp at all is the error to report.
+    unparsed = present & pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce").isna()
+    if unparsed.any():
+        raise _reject(
+            name,
+            "timestamp_parses",
+            TIMESTAMP,
+            "timestamps that are not ISO 8601 dates/times (e.g. 2026-01-01T13:00:00Z)",
+            frame,
+            unparsed,
+            int(unparsed.sum()),
+        )
     has_offset = text.str.contains(_OFFSET, na=False)
     if has_offset[present].any() and not has_offset[present].all():
         raise _reject(
@@ -121,7 +133,8 @@ def _parse_timestamps(raw: pd.Series, tz: str, name: str, frame: pd.DataFrame) -
             name,
             "timestamp_parses",
             TIMESTAMP,
-            "timestamps that are not ISO 8601 dates/times (e.g. 2026-01-01T13:00:00Z)",
+            f"local times that do not exist or are ambiguous in {tz} (a daylight-saving "
+            "change); write them with a UTC offset",
             frame,
             bad,
             int(bad.sum()),
@@ -198,8 +211,8 @@ def _is_nan_text(values: pd.Series) -> pd.Series:
 
 def stack_with_history(history: pd.DataFrame, new: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
     """History rows first, then each new file's rows in landing order, tagged by source."""
-    parts = [history.assign(**{SOURCE_FILE: HISTORY_SOURCE})]
-    parts += [frame.assign(**{SOURCE_FILE: name}) for name, frame in new]
+    parts = [history.assign(**{SOURCE_FILE: HISTORY_SOURCE, SOURCE_ROW: range(len(history))})]
+    parts += [frame.assign(**{SOURCE_FILE: name, SOURCE_ROW: frame.index}) for name, frame in new]
     return pd.concat(parts, ignore_index=True)
 
 
@@ -252,7 +265,11 @@ def ingest(
 
     history = load_history(workspace, columns)
     stacked = stack_with_history(history, frames)
-    schema = series_schema(columns.covariates).append(pa.field(SOURCE_FILE, pa.string()))
+    schema = (
+        series_schema(columns.covariates)
+        .append(pa.field(SOURCE_FILE, pa.string()))
+        .append(pa.field(SOURCE_ROW, pa.int64()))
+    )
     write_parquet(stacked, run.ingested, schema)
     return IngestResult(
         path=run.ingested, new_files=new, read_failures=failures, history_rows=len(history)

@@ -17,6 +17,7 @@ LABEL = "label"
 
 # Added by ingest: which landed file a row came from (dropped before history).
 SOURCE_FILE = "source_file"
+SOURCE_ROW = "source_row"  # line in a CSV (header = 1), row position in a Parquet file
 
 # Added by normalize.
 SPLIT = "split"

@@ -30,7 +30,7 @@ from tasks.ingest import HISTORY_SOURCE, IngestResult
 from tasks.io import RunDir, Workspace, read_json, read_parquet, write_json, write_parquet
 from tasks.quarantine import quarantine
 from tasks.runtime import stage_logger
-from tasks.schema import SERIES_ID, SOURCE_FILE, TIMESTAMP, VALUE, series_schema
+from tasks.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE, series_schema
 
 # The largest float: anything beyond (inf) is not a measurement.
 _FINITE = float(np.finfo(np.float64).max)
@@ -466,11 +466,13 @@ def validate_arrival(
     """
     session = session or GxSession()
     columns, cfg = config.columns, config.validation
-    keep = [c for c in stacked.columns if c != SOURCE_FILE]
+    keep = [c for c in stacked.columns if c not in (SOURCE_FILE, SOURCE_ROW)]
     accepted = stacked.loc[stacked[SOURCE_FILE] == history_source, keep].reset_index(drop=True)
     arrival = Arrival(merged=accepted)
     for file in files:
-        rows = stacked.loc[stacked[SOURCE_FILE] == file, keep]
+        part = stacked[stacked[SOURCE_FILE] == file]
+        # index rows by their place in the file, so example rows point at the line to fix
+        rows = part[keep].set_axis(part[SOURCE_ROW].to_numpy(), axis=0)
         verdict = check_file(session, rows, file, columns, cfg)
         if verdict.ok and reference and cfg.drift != "off":
             table = drift_table(rows, reference, file, cfg)

@@ -4,7 +4,7 @@ import pytest
 from tasks.config import ColumnsConfig, IngestConfig
 from tasks.errors import DataRejected
 from tasks.ingest import HISTORY_SOURCE, read_series_file, stack_with_history
-from tasks.schema import SERIES_ID, SOURCE_FILE, TIMESTAMP, VALUE
+from tasks.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 from tests.factories import series_frame, write_csv
 
 COLUMNS = ColumnsConfig()
@@ -90,6 +90,7 @@ def test_stack_tags_rows_by_source():
     new = series_frame(n=2, start=3)
     stacked = stack_with_history(history, [("new.csv", new)])
     assert stacked[SOURCE_FILE].tolist() == [HISTORY_SOURCE] * 6 + ["new.csv"] * 4
+    assert stacked[SOURCE_ROW].tolist() == list(range(6)) + list(new.index)
     assert len(history) == 6  # inputs are not mutated
 
 

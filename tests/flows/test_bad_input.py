@@ -1,0 +1,259 @@
+"""Bad input, each dropped into the landing folder of a workspace that has a champion.
+
+Every case asserts: the run ends ``rejected`` (non-zero exit, Failed state) with a
+message naming the file and the failed check; the file is quarantined with a JSON
+reason and ledgered as rejected; the accepted history and the champion are
+exactly as before; no temporary or half-written Parquet file is left anywhere.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from flows.retrain import retrain
+from tasks.io import Workspace, read_json, sha256_file
+from tasks.ledger import load_ledger
+from tests.factories import series_frame, tiny_config, write_csv
+
+PERIOD = 10
+BASE_N = 300
+
+
+def _next(n=48, series=("a", "b")):
+    """The next rows after the champion's data: valid unless a case breaks them."""
+    return series_frame(series=series, n=n, start=BASE_N, period=PERIOD)
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out.to_csv(index=False).encode()
+
+
+def _parquet_bytes(tmp: Path) -> bytes:
+    path = tmp / "whole.parquet"
+    _next().to_parquet(path, index=False)
+    return path.read_bytes()
+
+
+def _mixed_tz() -> bytes:
+    text = _csv(_next()).decode().splitlines()
+    text[5] = text[5].replace("Z,", ",")  # one timestamp without an offset
+    return ("\n".join(text) + "\n").encode()
+
+
+# name, file name, bytes (or a callable of tmp_path), expected check, expected column
+CASES = [
+    (
+        "malformed_csv",
+        "m.csv",
+        b'series_id,timestamp,value\na,"2026-03-13T12:00:00Z,1\nb,1,2,3\n',
+        "csv_parses",
+        None,
+    ),
+    ("empty_file", "empty.csv", b"", "not_empty", None),
+    ("header_only", "header.csv", b"series_id,timestamp,value\n", "not_empty", None),
+    (
+        "missing_column",
+        "missing.csv",
+        _csv(_next().drop(columns=["value"])),
+        "required_columns",
+        "value",
+    ),
+    (
+        "renamed_column",
+        "renamed.csv",
+        _csv(_next().rename(columns={"timestamp": "time"})),
+        "required_columns",
+        "timestamp",
+    ),
+    (
+        "non_numeric",
+        "text.csv",
+        _csv(
+            _next()
+            .astype({"value": object})
+            .assign(value=lambda f: f["value"].where(f.index != 7, "12,5 kg"))
+        ),
+        "values_are_numeric",
+        "value",
+    ),
+    (
+        "nan_value",
+        "nan.csv",
+        _csv(_next().assign(value=lambda f: f["value"].where(f.index != 3, np.nan))),
+        "expect_column_values_to_not_be_null",
+        "value",
+    ),
+    (
+        "inf_value",
+        "inf.csv",
+        _csv(_next().assign(value=lambda f: f["value"].where(f.index != 3, np.inf))),
+        "expect_column_values_to_be_between",
+        "value",
+    ),
+    (
+        "duplicate_in_file",
+        "dup.csv",
+        _csv(pd.concat([_next(), _next().iloc[[5]]])),
+        "expect_compound_columns_to_be_unique",
+        "series_id,timestamp",
+    ),
+    (
+        "duplicate_against_history",
+        "again.csv",
+        _csv(series_frame(n=5, start=BASE_N - 5, period=PERIOD).assign(value=0.0)),
+        "no_revision_of_accepted_values",
+        "value",
+    ),
+    (
+        "out_of_order",
+        "order.csv",
+        _csv(_next().iloc[[0, 2, 1, *range(3, 96)]]),
+        "expect_column_values_to_be_in_set",
+        "in_time_order",
+    ),
+    ("mixed_timezones", "tz.csv", _mixed_tz(), "single_timezone_convention", "timestamp"),
+    (
+        "unparseable_dates",
+        "dates.csv",
+        _csv(_next()).replace(b"2026-03-13T12:00:00Z", b"13/03/2026 noon"),
+        "timestamp_parses",
+        "timestamp",
+    ),
+    (
+        "non_utf8",
+        "latin1.csv",
+        "series_id,timestamp,value\nMünchen,2026-03-13T12:00:00Z,1\n".encode("latin-1"),
+        "utf8_encoding",
+        None,
+    ),
+    (
+        "truncated_parquet",
+        "cut.parquet",
+        lambda tmp: _parquet_bytes(tmp)[:300],
+        "parquet_readable",
+        None,
+    ),
+    ("unknown_extension", "data.xlsx", b"PK\x03\x04 not a table", "known_file_type", None),
+    (
+        "absurd_value",
+        "huge.csv",
+        _csv(_next().assign(value=lambda f: f["value"].where(f.index != 9, 1e12))),
+        "expect_column_values_to_be_between",
+        "value",
+    ),
+    (
+        "too_short_series",
+        "short.csv",
+        _csv(series_frame(series=("new",), n=10, period=PERIOD)),
+        "expect_column_values_to_be_between",
+        "n_points",
+    ),
+    (
+        "constant_series",
+        "flat.csv",
+        _csv(series_frame(series=("flat",), n=300, period=PERIOD).assign(value=5.0)),
+        "expect_column_values_to_be_between",
+        "value_span",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def trained(prefect_server, tmp_path_factory):
+    """A workspace whose first run made a champion (value_max bounds absurd values)."""
+    root = tmp_path_factory.mktemp("bad-input")
+    landing = root / "landing"
+    write_csv(series_frame(n=BASE_N, period=PERIOD), landing / "base.csv")
+    cfg = tiny_config(root / "work", landing, train={"epochs": 30}, validation={"value_max": 1e6})
+    state = retrain(cfg, return_state=True)
+    result = state.result(raise_on_failure=False)
+    assert result["status"] == "completed" and result["promoted"], result
+    return cfg
+
+
+def _fingerprint(cfg):
+    workspace = Workspace(cfg.paths.workspace_path())
+    mlflow.set_tracking_uri(cfg.register.tracking_uri)
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias(cfg.register.model_name, "champion")
+    versions = client.search_model_versions(f"name='{cfg.register.model_name}'")
+    return sha256_file(workspace.history), champion.version, len(versions)
+
+
+def _no_partial_files(root: Path) -> None:
+    assert not [p for p in root.rglob(".tmp-*")], "temporary files left behind"
+    for path in root.rglob("*.parquet"):
+        if "quarantine" not in path.parts:  # quarantine keeps bad files as they came
+            pq.read_metadata(path)  # every Parquet file the pipeline wrote is whole
+
+
+@pytest.mark.parametrize(
+    ("case", "name", "content", "check", "column"), CASES, ids=[c[0] for c in CASES]
+)
+def test_bad_file_is_rejected_quarantined_and_changes_nothing(
+    trained, tmp_path, case, name, content, check, column
+):
+    cfg = trained
+    workspace = Workspace(cfg.paths.workspace_path())
+    before = _fingerprint(cfg)
+    data = content(tmp_path) if callable(content) else content
+    (cfg.paths.landing_path() / name).write_bytes(data)
+
+    state = retrain(cfg, return_state=True)
+    result = state.result(raise_on_failure=False)
+
+    assert state.is_failed() and result["status"] == "rejected", result
+    assert result["rejected_files"] == [name]
+    assert name in result["reason"] and f"check '{check}'" in result["reason"], result["reason"]
+    if column:
+        assert f"column '{column}'" in result["reason"]
+    assert not (cfg.paths.landing_path() / name).exists()
+    quarantined = list(workspace.quarantine.rglob(name)) + list(
+        workspace.quarantine.rglob(f"*-{name}")
+    )
+    assert quarantined and quarantined[0].read_bytes() == data
+    reason = read_json(quarantined[0].with_name(quarantined[0].name + ".reason.json"))
+    assert reason["failures"][0]["check"] == check
+    ledger = load_ledger(workspace.ledger)
+    assert ledger[ledger["name"] == name]["status"].tolist() == ["rejected"]
+    assert _fingerprint(cfg) == before
+    run_dir = Path(result["run_dir"])
+    assert not (run_dir / "02_validated.parquet").exists()
+    _no_partial_files(cfg.paths.workspace_path())
+
+    # the same bytes again are not retried: the ledger knows them
+    (cfg.paths.landing_path() / name).write_bytes(data)
+    again = retrain(cfg, return_state=True).result(raise_on_failure=False)
+    assert again["status"] == "skipped"
+    (cfg.paths.landing_path() / name).unlink()
+
+
+def test_good_file_next_to_bad_file_trains_on_the_good_one(trained):
+    cfg = trained
+    workspace = Workspace(cfg.paths.workspace_path())
+    history_rows = pq.read_metadata(workspace.history).num_rows
+    landing = cfg.paths.landing_path()
+    (landing / "good.csv").write_bytes(_csv(_next()))
+    (landing / "bad.csv").write_bytes(_csv(_next().assign(value=np.nan)))
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert result["status"] == "completed", result
+    assert result["new_files"] == ["good.csv"] and result["rejected_files"] == ["bad.csv"]
+    assert result["rows"] == history_rows + 96
+    assert pq.read_metadata(workspace.history).num_rows == history_rows + 96
+    assert not (landing / "bad.csv").exists() and (landing / "good.csv").exists()
+    assert list(workspace.quarantine.rglob("bad.csv"))
+    _no_partial_files(cfg.paths.workspace_path())
+    shutil.rmtree(workspace.quarantine)
