@@ -1,0 +1,120 @@
+"""Speed and memory of the data stages, measured side by side in one run.
+
+    .venv/bin/python benchmarks/pipeline.py [--rows 1000000] [--series 100]
+
+Prints one table: stage, rows, seconds (best of --repeat), peak Python memory
+(tracemalloc), and for windowing the ratio against the seed's Python loop.
+Absolute times on a shared 2-core machine are noisy; compare rows of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tasks.config import ColumnsConfig, IngestConfig, PipelineConfig, WindowConfig  # noqa: E402
+from tasks.ingest import HISTORY_SOURCE, read_series_file, stack_with_history  # noqa: E402
+from tasks.normalize import normalize_series  # noqa: E402
+from tasks.validate import GxSession, validate_arrival  # noqa: E402
+from tasks.window import make_windows  # noqa: E402
+
+
+def frame(rows: int, series: int) -> pd.DataFrame:
+    per = rows // series
+    idx = np.arange(per)
+    rng = np.random.default_rng(0)
+    parts = [
+        pd.DataFrame({
+            "series_id": f"s{k:04d}",
+            "timestamp": pd.Timestamp("2020-01-01T00:00Z") + pd.to_timedelta(idx, unit="h"),
+            "value": 100 + 10 * np.sin(2 * np.pi * idx / 24) + rng.standard_normal(per),
+        })
+        for k in range(series)
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def seed_loop_windows(data: np.ndarray, timesteps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's create_sequences: a Python loop over rows."""
+    x, y = [], []
+    for i in range(len(data) - timesteps):
+        x.append(data[i : i + timesteps])
+        y.append(data[i + timesteps])
+    return np.array(x), np.array(y)
+
+
+def measure(fn, repeat: int) -> tuple[float, float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return best, peak / 2**20, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--series", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+
+    rows_out = []
+    data = frame(args.rows, args.series)
+    config = PipelineConfig()
+    with tempfile.TemporaryDirectory() as tmp:
+        csv_path, pq_path = Path(tmp) / "big.csv", Path(tmp) / "big.parquet"
+        data.assign(timestamp=data["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(
+            csv_path, index=False
+        )
+        data.to_parquet(pq_path, index=False)
+        for label, path in (("ingest: read+coerce CSV", csv_path),
+                            ("ingest: read+coerce Parquet", pq_path)):
+            seconds, mem, _ = measure(
+                lambda p=path: read_series_file(p, ColumnsConfig(), IngestConfig()), args.repeat
+            )
+            rows_out.append((label, len(data), seconds, mem, ""))
+
+    stacked = stack_with_history(data.iloc[:0], [("big.csv", data)])
+    session = GxSession()
+    validate_arrival(stacked.head(1000), ["big.csv"], config, HISTORY_SOURCE, session)  # warm GX
+    seconds, mem, arrival = measure(
+        lambda: validate_arrival(stacked, ["big.csv"], config, HISTORY_SOURCE, session), args.repeat
+    )
+    assert arrival.accepted == ["big.csv"], arrival.rejected
+    rows_out.append(("validate: GX rows + series suites, merge", len(data), seconds, mem, ""))
+
+    seconds, mem, _ = measure(lambda: normalize_series(data, config), args.repeat)
+    rows_out.append(("normalize: gaps, split, MinMax per series", len(data), seconds, mem, ""))
+
+    one = data[data["series_id"] == data["series_id"].iloc[0]]["value"].to_numpy(np.float32)
+    one = np.tile(one, max(1, 100_000 // len(one)))[:100_000]
+    codes = np.zeros(len(one), dtype=int)
+    cfg = WindowConfig(timesteps=24, horizon=1)
+    fast, fast_mem, w = measure(lambda: make_windows(one[:, None], codes, cfg), args.repeat)
+    slow, slow_mem, (x, y) = measure(lambda: seed_loop_windows(one, 24), args.repeat)
+    assert np.array_equal(w.x[:, :, 0], x) and np.array_equal(w.y[:, 0], y)
+    rows_out.append(("window: seed's Python loop", len(one), slow, slow_mem, "1.0x"))
+    rows_out.append(("window: vectorized (sliding_window_view)", len(one), fast, fast_mem,
+                     f"{slow / fast:.0f}x faster"))
+
+    print(f"{'stage':<44}{'rows':>10}{'seconds':>10}{'peak MiB':>10}  note")
+    for label, n, seconds, mem, note in rows_out:
+        print(f"{label:<44}{n:>10,}{seconds:>10.3f}{mem:>10.1f}  {note}")
+
+
+if __name__ == "__main__":
+    main()
