@@ -35,7 +35,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 run: $(VENV)/.installed
 	@mkdir -p $(LANDING)
-	@cp -n data/sample/*.csv data/sample/*.parquet $(LANDING)/ 2>/dev/null || true
+	@cp -pn data/sample/*.csv data/sample/*.parquet $(LANDING)/ 2>/dev/null || true
 	$(PY) -m flows.retrain $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 chunk: $(VENV)/.installed

@@ -1,0 +1,117 @@
+"""The whole chain on tiny data, under one real (temporary) Prefect server."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pyarrow.parquet as pq
+import pytest
+
+from flows.retrain import main as cli_main
+from flows.retrain import retrain
+from tasks.io import RunDir, Workspace, read_json
+from tasks.ledger import load_ledger
+from tasks.schema import SERIES_ID, SPLIT, TIMESTAMP, VALUE, X, Y
+from tests.factories import series_frame, tiny_config, write_csv
+
+PERIOD = 10  # does not divide the inferred season (24 h): seasonal naive is a fair rival
+
+
+@pytest.fixture
+def landing(tmp_path):
+    path = tmp_path / "landing"
+    write_csv(series_frame(n=300, period=PERIOD), path / "base.csv")
+    return path
+
+
+def run_flow(cfg):
+    state = retrain(cfg, return_state=True)
+    return state, state.result(raise_on_failure=False)
+
+
+def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path, landing):
+    workspace = tmp_path / "work"
+    cfg = tiny_config(workspace, landing, train={"epochs": 30})
+
+    state, result = run_flow(cfg)
+    assert state.is_completed(), result
+    assert result["status"] == "completed"
+    assert (result["rows"], result["series"]) == (600, 2)
+    assert result["model_version"] == "1" and result["promoted"] is True
+    assert result["metrics"]["model"]["rmse"] < result["metrics"]["naive"]["rmse"]
+
+    run = RunDir(workspace / "runs" / result["run_dir"].rsplit("/", 1)[-1])
+    validated = pq.read_table(run.validated)
+    assert validated.schema.names == [SERIES_ID, TIMESTAMP, VALUE]
+    assert str(validated.schema.field(TIMESTAMP).type) == "timestamp[us, tz=UTC]"
+    windows = pq.read_table(run.windows)
+    assert windows.schema.field(X).type.list_size == 12  # timesteps x 1 feature
+    assert windows.schema.field(Y).type.list_size == 1
+    assert set(windows[SPLIT].to_pylist()) == {"train", "val", "test"}
+    assert pq.read_table(run.ingested).num_rows == 600
+    assert run.model.exists() and run.history.exists()
+    assert (run.plots / "loss_curve.png").stat().st_size > 1000
+    manifest = read_json(run.manifest)
+    assert manifest["outcome"]["status"] == "completed"
+    assert (
+        manifest["inputs"][0]["name"] == "base.csv" and len(manifest["inputs"][0]["sha256"]) == 64
+    )
+    assert set(manifest["timings_seconds"]) >= {"ingest", "validate", "train", "register"}
+    assert manifest["versions"]["prefect"].startswith("3.")
+
+    mlflow.set_tracking_uri(cfg.register.resolved_tracking_uri(workspace))
+    client = mlflow.MlflowClient()
+    champion = client.get_model_version_by_alias("test-lstm", "champion")
+    assert champion.version == "1"
+    assert len(pq.read_table(Workspace(workspace).history)) == 600
+
+    # nothing new: skipped, no training, no new version
+    state, result = run_flow(cfg)
+    assert state.is_completed() and state.name == "Skipped"
+    assert result["status"] == "skipped" and result["model_version"] is None
+    assert len(client.search_model_versions("name='test-lstm'")) == 1
+
+    # new data arrives: version 2, re-scored against the champion on the same windows
+    write_csv(series_frame(n=48, start=300, period=PERIOD), landing / "next.csv")
+    state, result = run_flow(cfg)
+    assert result["status"] == "completed" and result["model_version"] == "2"
+    assert result["rows"] == 696
+    assert "champion" in result["metrics"]
+    assert result["gate_rule"] == "champion"
+    ledger = load_ledger(Workspace(workspace).ledger)
+    assert ledger["name"].tolist() == ["base.csv", "next.csv"]
+    assert set(ledger["status"]) == {"ingested"}
+
+
+def test_cli_prints_summary_last_and_exits_by_status(prefect_server, tmp_path, landing, capsys):
+    workspace = tmp_path / "work"
+    cfg_path = tmp_path / "cfg.yaml"
+    cfg = tiny_config(workspace, landing, train={"epochs": 1})
+    cfg_path.write_text(json.dumps(cfg.dump()))  # JSON is YAML
+    assert cli_main(["--config", str(cfg_path), "--set", "train.epochs=1"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads(last)
+    assert summary["status"] == "completed" and summary["model_version"] == "1"
+    assert set(summary["metrics"]) >= {"model", "naive", "seasonal_naive"}
+    assert set(summary["metrics"]["model"]) == {"mse", "mae", "rmse", "mape", "mase"}
+
+    assert cli_main(["--config", str(cfg_path)]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "skipped"
+
+    assert cli_main(["--set", "train.epochs=zero"]) == 1
+    out = capsys.readouterr()
+    assert "train.epochs" in out.err or "epochs" in out.err
+
+
+def test_flow_parameter_schema_is_the_typed_config():
+    """The Prefect UI renders this schema as the 'Custom run' form."""
+    from prefect.utilities.callables import parameter_schema
+
+    schema = parameter_schema(retrain.fn).model_dump_for_openapi()
+    assert list(schema["properties"]) == ["cfg"]
+    definitions = schema["definitions"]
+    train = definitions["TrainConfig"]["properties"]
+    assert train["units"]["default"] == 50 and train["units"]["type"] == "integer"
+    assert train["activation"]["enum"] == ["tanh", "relu"]
+    assert "PipelineConfig" in definitions and "ValidationConfig" in definitions
