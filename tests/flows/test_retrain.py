@@ -63,7 +63,7 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     mlflow.set_tracking_uri(cfg.register.resolved_tracking_uri(workspace))
     client = mlflow.MlflowClient()
     champion = client.get_model_version_by_alias("test-lstm", "champion")
-    assert champion.version == "1"
+    assert str(champion.version) == "1"
     assert len(pq.read_table(Workspace(workspace).history)) == 600
 
     # nothing new: skipped, no training, no new version
