@@ -29,7 +29,7 @@ from tasks.ledger import INGESTED, append_ledger, ledger_rows
 from tasks.manifest import Manifest
 from tasks.normalize import normalize as normalize_task
 from tasks.register import register as register_task
-from tasks.schema import CHAMPION, MODEL, NAIVE, SEASONAL_NAIVE
+from tasks.schema import CHAMPION
 from tasks.train import train as train_task
 from tasks.validate import validate as validate_task
 from tasks.window import window as window_task
@@ -95,13 +95,13 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
             return Completed(message=result["reason"], data=result, name="Skipped")
 
         with manifest.timed("validate"):
-            validated = validate_task(workspace.root, run, ingested, cfg)
+            validated = validate_task(workspace.root, run, ingested, cfg, tracking_uri)
         with manifest.timed("normalize"):
             normalized = normalize_task(validated.path, run, cfg)
         with manifest.timed("window"):
             windows = window_task(normalized, run, cfg)
         with manifest.timed("train"):
-            model_dir = train_task(windows, run, cfg.train)
+            model_dir = train_task(windows, run, cfg, tracking_uri)
         with manifest.timed("evaluate"):
             evaluation = evaluate_task(windows, normalized, model_dir, run, cfg, tracking_uri)
         accepted = [f for f in ingested.new_files if f.name in set(validated.accepted)]
@@ -114,7 +114,8 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
         metrics = read_parquet(evaluation.path)
         scores = overall(metrics)
         head_to_head = overall(metrics, CHAMPION_WINDOWS)
-        reported = {name: scores[name] for name in (MODEL, NAIVE, SEASONAL_NAIVE)}
+        # model + baselines: naive and seasonal naive, or majority and naive (classification)
+        reported = dict(scores)
         if CHAMPION in head_to_head:
             reported[CHAMPION] = head_to_head[CHAMPION]
         result = summary(
@@ -151,7 +152,7 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
 def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
     if not metrics:
         return ""
-    names = ["mse", "mae", "rmse", "mape", "mase"]
+    names = list(next(iter(metrics.values())))  # regression or classification metrics
     lines = [f"{'model':<16}" + "".join(f"{n:>12}" for n in names)]
     for model, values in metrics.items():
         lines.append(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +52,12 @@ class ColumnsConfig(_Frozen):
     covariates: list[str] = Field(
         default_factory=list,
         description="Extra numeric columns used as input features (scaled like the value).",
+    )
+    label: str | None = Field(
+        None,
+        description="Class label column for train.task=classification: a window's class is "
+        "the label at its last target step. Unset: the class is the direction of change "
+        "over the horizon (up / down).",
     )
 
 
@@ -96,6 +104,19 @@ class ValidationConfig(_Frozen):
         description="Let a new file change values already accepted (later file wins). "
         "Off: such a file is rejected, so accepted data never changes silently.",
     )
+    drift: Literal["warn", "reject", "off"] = Field(
+        "warn",
+        description="Compare each arriving file with the champion's training data per series: "
+        "warn (report it), reject (quarantine the file) or off.",
+    )
+    drift_max_mean_shift: float = Field(
+        3.0, gt=0, description="Level shift, in the reference's standard deviations, that is drift."
+    )
+    drift_max_sd_ratio: float = Field(
+        3.0,
+        gt=1,
+        description="Spread ratio (batch SD / reference SD, or its inverse) that is drift.",
+    )
     min_points_per_series: int | None = Field(
         None,
         ge=1,
@@ -119,6 +140,22 @@ class WindowConfig(_Frozen):
 
 
 class TrainConfig(_Frozen):
+    task: Literal["regression", "classification"] = Field(
+        "regression",
+        description="regression: forecast the next horizon values (MSE); classification: "
+        "predict a class (columns.label, or the direction of change) with a softmax head "
+        "and cross-entropy.",
+    )
+    per_series: bool = Field(
+        False,
+        description="One model per series (trained separately, saved as one routed model) "
+        "instead of one global model across all series (each series scaled on its own).",
+    )
+    warm_start: bool = Field(
+        False,
+        description="Start from the champion's weights when its architecture matches "
+        "(fast retraining on new data); otherwise train from scratch and say why.",
+    )
     units: int = Field(50, ge=1, description="LSTM units per layer.")
     layers: int = Field(1, ge=1, le=8, description="Stacked LSTM layers.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each LSTM layer.")
@@ -162,6 +199,14 @@ class EvaluateConfig(_Frozen):
         "Default: inferred from the frequency (hourly -> 24, daily -> 7, ...).",
     )
     make_plots: bool = True
+    backtest_folds: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Rolling-origin backtest: split the test windows into this many "
+        "consecutive folds and score each (the fitted model is re-scored, not refit). "
+        "0 = off.",
+    )
 
 
 class RegisterConfig(_Frozen):
@@ -181,6 +226,17 @@ class RegisterConfig(_Frozen):
         lt=1,
         description="Relative improvement over the champion required to promote (0.02 = 2%).",
     )
+    max_mase: float | None = Field(
+        1.0,
+        gt=0,
+        description="Regression: promote only when the test MASE is below this (1 = the "
+        "in-sample seasonal-naive error). None switches the rule off.",
+    )
+    classification_metric: Literal["accuracy", "precision", "recall", "f1"] = Field(
+        "f1",
+        description="Classification: metric the gate compares (higher is better; "
+        "precision, recall and F1 are macro averages over the classes).",
+    )
     concurrency_limit: str | None = Field(
         None,
         description="Prefect global concurrency limit held (strict) around the registry "
@@ -194,6 +250,11 @@ class RegisterConfig(_Frozen):
         if env:
             return env
         return f"sqlite:///{workspace / 'mlflow.db'}"
+
+
+# The stage is called "register"; pydantic notes that BaseModel's metaclass (ABCMeta) has a
+# classmethod of that name. Instances never use ABCMeta.register, so the shadowing is harmless.
+warnings.filterwarnings("ignore", message='Field name "register" in "PipelineConfig" shadows')
 
 
 class PipelineConfig(_Frozen):
@@ -260,3 +321,19 @@ def load_config(
         key, raw = item.split("=", 1)
         _set_dotted(tree, key.strip(), yaml.safe_load(raw))
     return PipelineConfig.model_validate(tree)
+
+
+DEFAULT_YAML_HEADER = """\
+# seriesflow default configuration: mirrors tasks/config.py:PipelineConfig.
+# Copy it, change what you need, run:  python -m flows.retrain --config my.yaml
+# Any key can also be set on the command line: --set train.epochs=5
+# Regenerate after changing the model:  python -m tasks.config > configs/default.yaml
+"""
+
+
+def default_yaml() -> str:
+    return DEFAULT_YAML_HEADER + yaml.safe_dump(PipelineConfig().dump(), sort_keys=False)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(default_yaml())

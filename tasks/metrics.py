@@ -10,6 +10,9 @@ import pandas as pd
 from tasks.schema import ALL_SERIES, SERIES_ID
 
 METRICS = ("mse", "mae", "rmse", "mape", "mase")
+CLASS_METRICS = ("accuracy", "precision", "recall", "f1")
+HIGHER_IS_BETTER = frozenset(CLASS_METRICS)
+MAJORITY = "majority"  # classification baseline: each series' most common training class
 _EPS = np.finfo(np.float64).eps  # as scikit-learn's MAPE
 
 
@@ -101,3 +104,55 @@ def metrics_table(
             values = regression_metrics(actual[mask], predicted[mask], scale[mask])
             rows.append({"model": name, SERIES_ID: sid, "windows": int(mask.sum()), **values})
     return pd.DataFrame(rows)
+
+
+def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro precision, recall and F1 of class indexes [windows].
+
+    As scikit-learn's ``average="macro", zero_division=0``: the mean over the
+    classes that occur in ``actual`` or ``predicted``; a class never predicted
+    has precision 0, one that never occurs has recall 0.
+    """
+    actual = np.asarray(actual)
+    predicted = np.asarray(predicted)
+    if actual.shape != predicted.shape:
+        raise ValueError(f"shape mismatch: actual {actual.shape} vs predicted {predicted.shape}")
+    if actual.size == 0:
+        return {name: math.nan for name in CLASS_METRICS}
+    precision, recall, f1 = [], [], []
+    for label in np.union1d(actual, predicted):
+        true_pos = float(np.sum((predicted == label) & (actual == label)))
+        said, real = float(np.sum(predicted == label)), float(np.sum(actual == label))
+        p = true_pos / said if said else 0.0
+        r = true_pos / real if real else 0.0
+        precision.append(p)
+        recall.append(r)
+        f1.append(2 * p * r / (p + r) if p + r else 0.0)
+    return {
+        "accuracy": float(np.mean(actual == predicted)),
+        "precision": float(np.mean(precision)),
+        "recall": float(np.mean(recall)),
+        "f1": float(np.mean(f1)),
+    }
+
+
+def class_metrics_table(
+    series_ids: np.ndarray, actual: np.ndarray, forecasts: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """As ``metrics_table`` for class indexes: one row per (model, series) plus ``__all__``."""
+    rows = []
+    for name, predicted in forecasts.items():
+        groups = [(ALL_SERIES, np.ones(len(actual), dtype=bool))]
+        groups += [(sid, series_ids == sid) for sid in sorted(set(series_ids))]
+        for sid, mask in groups:
+            values = classification_metrics(actual[mask], predicted[mask])
+            rows.append({"model": name, SERIES_ID: sid, "windows": int(mask.sum()), **values})
+    return pd.DataFrame(rows)
+
+
+def majority_classes(series_ids: np.ndarray, codes: np.ndarray, n_classes: int) -> dict[str, int]:
+    """Each series' most common class index in ``codes`` (ties: the lower index)."""
+    return {
+        str(sid): int(np.argmax(np.bincount(codes[series_ids == sid], minlength=n_classes)))
+        for sid in sorted(set(series_ids))
+    }

@@ -17,6 +17,7 @@ from tasks.io import read_json
 CHAMPION_ALIAS = "champion"
 SCALER_ARTIFACT = "scaler.json"
 CONFIG_ARTIFACT = "config.json"
+SPEC_ARTIFACT = "model_spec.json"  # task, features, classes, per-series order (tasks/train.py)
 
 
 def mlflow_module() -> Any:
@@ -53,6 +54,7 @@ class Champion:
     model: Any
     scaler: dict[str, Any]
     config: dict[str, Any]
+    spec: dict[str, Any] | None = None  # None: logged before specs existed (global regression)
 
 
 def champion_version(model_name: str) -> Any | None:
@@ -85,4 +87,12 @@ def load_champion(model_name: str) -> Champion | None:
                 run_id=version.run_id, artifact_path=CONFIG_ARTIFACT, dst_path=tmp
             )
         )
-    return Champion(str(version.version), version.run_id, model, scaler, config)
+        spec = None
+        logged = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
+        if SPEC_ARTIFACT in logged:
+            spec = read_json(
+                mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id, artifact_path=SPEC_ARTIFACT, dst_path=tmp
+                )
+            )
+    return Champion(str(version.version), version.run_id, model, scaler, config, spec)

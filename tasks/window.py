@@ -11,6 +11,12 @@ and it belongs to the split of its targets: train/val/test when all of its
 boundary are dropped, so no training target lies in the validation period.
 The inputs of a test window may reach back into val/train: that is history a
 forecaster has at that moment, not leakage.
+
+For ``train.task: classification`` each window also gets a class label: the
+value of ``columns.label`` at its last target step ``o + horizon``, or -- with
+no label column -- the direction of change over the horizon, ``up`` when
+``v[o + horizon] > v[o]`` (in original units) and ``down`` otherwise (a flat
+step counts as down).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.lib.stride_tricks import sliding_window_view
 from prefect import task
@@ -31,19 +38,24 @@ from tasks.config import PipelineConfig, WindowConfig
 from tasks.io import RunDir, read_parquet, write_table
 from tasks.runtime import stage_logger
 from tasks.schema import (
+    LABEL,
     ORIGIN_INDEX,
     SERIES_ID,
     SPLIT,
     SPLITS,
     TARGET_TIME,
     TIMESTAMP,
+    TRAIN,
     VALUE,
+    VALUE_ORIGINAL,
     X,
     Y,
     windows_schema,
 )
 
 _META = b"seriesflow.windows"
+REGRESSION, CLASSIFICATION = "regression", "classification"
+DIRECTION_CLASSES = ("down", "up")
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,17 @@ def make_windows(values: np.ndarray, split_codes: np.ndarray, cfg: WindowConfig)
     return SeriesWindows(x[keep], y[keep], origins[keep], first[keep])
 
 
+def direction_labels(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """``up`` where ``values[o + horizon] > values[o]``, else ``down``: [windows] strings.
+
+    ``values`` [steps] should be in original units: MinMax scaling keeps the order
+    of values, but float32 rounding of scaled values could turn a tiny rise flat.
+    """
+    values = np.asarray(values, dtype=float)
+    rise = values[origins + horizon] > values[origins]  # [windows]
+    return np.where(rise, DIRECTION_CLASSES[1], DIRECTION_CLASSES[0]).astype(object)
+
+
 @dataclass(frozen=True)
 class Windows:
     """The window table loaded back into arrays."""
@@ -87,9 +110,21 @@ class Windows:
     target_time: np.ndarray  # [windows]
     split: np.ndarray  # [windows] split names
     features: list[str]
+    labels: np.ndarray | None = None  # [windows] class names (classification only)
+    classes: tuple[str, ...] = ()  # the label vocabulary, in output-unit order
 
-    def subset(self, split: str) -> Windows:
-        mask = self.split == split
+    @property
+    def task(self) -> str:
+        return CLASSIFICATION if self.labels is not None else REGRESSION
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Class indexes [windows] (into ``classes``) of a classification window set."""
+        if self.labels is None:
+            raise ValueError("these windows carry no class labels (train.task is regression)")
+        return np.searchsorted(np.asarray(self.classes, dtype=object), self.labels)
+
+    def select(self, mask: np.ndarray) -> Windows:
         return Windows(
             self.x[mask],
             self.y[mask],
@@ -98,35 +133,64 @@ class Windows:
             self.target_time[mask],
             self.split[mask],
             self.features,
+            None if self.labels is None else self.labels[mask],
+            self.classes,
         )
+
+    def subset(self, split: str) -> Windows:
+        return self.select(self.split == split)
 
     def __len__(self) -> int:
         return len(self.y)
 
 
-def windows_table(normalized: pd.DataFrame, features: list[str], cfg: WindowConfig) -> pa.Table:
-    """Windows of every series as one Arrow table (``x`` flattened row-major)."""
+def windows_table(
+    normalized: pd.DataFrame, features: list[str], cfg: WindowConfig, task: str = REGRESSION
+) -> pa.Table:
+    """Windows of every series as one Arrow table (``x`` flattened row-major).
+
+    ``task="classification"`` adds a ``label`` column: the frame's ``label`` column
+    at the last target step when it has one, else the direction of change.
+    """
+    if task not in (REGRESSION, CLASSIFICATION):
+        raise ValueError(f"train.task must be regression or classification, got {task!r}")
     code_of = {name: i for i, name in enumerate(SPLITS)}
+    classify = task == CLASSIFICATION
+    from_column = classify and LABEL in normalized.columns
     parts = []
     for series_id, group in normalized.groupby(SERIES_ID, sort=True):
         values = group[features].to_numpy(dtype=np.float32)  # [n, features]
         codes = group[SPLIT].map(code_of).to_numpy()
         w = make_windows(values, codes, cfg)
         times = group[TIMESTAMP].to_numpy()
-        parts.append(
-            {
-                SERIES_ID: np.full(len(w.y), str(series_id), dtype=object),
-                ORIGIN_INDEX: w.origin.astype(np.int64),
-                TARGET_TIME: times[w.origin + 1],
-                SPLIT: np.array(SPLITS, dtype=object)[w.split.astype(int)],
-                X: w.x.reshape(len(w.y), -1).astype(np.float32),
-                Y: w.y.astype(np.float32),
-            }
-        )
+        part = {
+            SERIES_ID: np.full(len(w.y), str(series_id), dtype=object),
+            ORIGIN_INDEX: w.origin.astype(np.int64),
+            TARGET_TIME: times[w.origin + 1],
+            SPLIT: np.array(SPLITS, dtype=object)[w.split.astype(int)],
+            X: w.x.reshape(len(w.y), -1).astype(np.float32),
+            Y: w.y.astype(np.float32),
+        }
+        if from_column:
+            labels = group[LABEL].to_numpy(dtype=object)[w.origin + cfg.horizon]  # [windows]
+            missing = pd.isna(labels)
+            if missing.any():
+                row = int(w.origin[missing][0] + cfg.horizon)
+                raise ValueError(
+                    f"columns.label: series '{series_id}' has no label at "
+                    f"{group[TIMESTAMP].iloc[row]} (the target of a window); every row "
+                    "needs a class"
+                )
+            part[LABEL] = np.array([str(v) for v in labels], dtype=object)
+        elif classify:
+            original = VALUE_ORIGINAL if VALUE_ORIGINAL in group else features[0]
+            part[LABEL] = direction_labels(group[original].to_numpy(), w.origin, cfg.horizon)
+        parts.append(part)
     n_inputs = cfg.timesteps * len(features)
     schema = windows_schema(n_inputs, cfg.horizon)
+    names = [SERIES_ID, ORIGIN_INDEX, TARGET_TIME, SPLIT] + ([LABEL] if classify else [])
     columns = {}
-    for name in (SERIES_ID, ORIGIN_INDEX, TARGET_TIME, SPLIT):
+    for name in names:
         columns[name] = np.concatenate([p[name] for p in parts]) if parts else []
     flat_x = np.concatenate([p[X].ravel() for p in parts]) if parts else np.empty(0, np.float32)
     flat_y = np.concatenate([p[Y].ravel() for p in parts]) if parts else np.empty(0, np.float32)
@@ -139,26 +203,42 @@ def windows_table(normalized: pd.DataFrame, features: list[str], cfg: WindowConf
         pa.FixedSizeListArray.from_arrays(pa.array(flat_y, pa.float32()), cfg.horizon),
     ]
     meta = {"timesteps": cfg.timesteps, "horizon": cfg.horizon, "features": features}
+    if classify:
+        arrays.append(pa.array(columns[LABEL], pa.string()))
+        schema = schema.append(pa.field(LABEL, pa.string(), nullable=False))
+        if from_column:
+            meta["classes"] = sorted(set(normalized[LABEL].dropna().astype(str)))
+        else:
+            meta["classes"] = list(DIRECTION_CLASSES)
     schema = schema.with_metadata({_META: json.dumps(meta).encode()})
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def load_windows(path: str | Path) -> Windows:
-    table = pq.read_table(path)
+def windows_from_table(table: pa.Table) -> Windows:
+    """The arrays of a window table (as written by ``windows_table``)."""
     meta = json.loads(table.schema.metadata[_META])
     t, h, features = meta["timesteps"], meta["horizon"], meta["features"]
     n = table.num_rows
     x = table[X].combine_chunks().flatten().to_numpy().reshape(n, t, len(features))
     y = table[Y].combine_chunks().flatten().to_numpy().reshape(n, h)
+    labels = None
+    if LABEL in table.column_names:
+        labels = table[LABEL].to_numpy(zero_copy_only=False).astype(object)
     return Windows(
-        x=x,
-        y=y,
+        x=x,  # [windows, timesteps, features]
+        y=y,  # [windows, horizon]
         series_id=table[SERIES_ID].to_numpy(zero_copy_only=False).astype(object),
         origin=table[ORIGIN_INDEX].to_numpy(),
         target_time=table[TARGET_TIME].to_pandas().to_numpy(),
         split=table[SPLIT].to_numpy(zero_copy_only=False).astype(object),
         features=list(features),
+        labels=labels,
+        classes=tuple(meta.get("classes", ())),
     )
+
+
+def load_windows(path: str | Path) -> Windows:
+    return windows_from_table(pq.read_table(path))
 
 
 @task(name="window", cache_policy=NONE)
@@ -166,7 +246,15 @@ def window(normalized: Path, run: RunDir, config: PipelineConfig) -> Path:
     logger = stage_logger()
     frame = read_parquet(normalized)
     features = [VALUE, *config.columns.covariates]
-    table = windows_table(frame, features, config.window)
+    task_kind = config.train.task
+    if task_kind == CLASSIFICATION and config.columns.label and LABEL not in frame.columns:
+        raise ValueError(
+            f"columns.label is '{config.columns.label}' but the normalized data has no "
+            f"'{LABEL}' column: ingest/normalize did not carry it"
+        )
+    if task_kind == REGRESSION and config.columns.label:
+        logger.warning("columns.label is set but train.task is regression: the label is unused")
+    table = windows_table(frame, features, config.window, task_kind)
     write_table(table, run.windows)
     counts = pd.Series(table[SPLIT].to_pylist()).value_counts().to_dict()
     logger.info(
@@ -176,6 +264,13 @@ def window(normalized: Path, run: RunDir, config: PipelineConfig) -> Path:
         len(features),
         counts,
     )
+    if task_kind == CLASSIFICATION:
+        train_labels = table.filter(pc.equal(table[SPLIT], TRAIN))[LABEL].to_pylist()
+        logger.info(
+            "Classes (%s) in the train windows: %s",
+            "columns.label" if config.columns.label else "direction of change",
+            pd.Series(train_labels).value_counts().to_dict(),
+        )
     for split in SPLITS:
         if not counts.get(split):
             raise ValueError(

@@ -7,7 +7,17 @@ from sklearn.preprocessing import MinMaxScaler
 
 from tasks.config import PipelineConfig, SplitConfig
 from tasks.normalize import Scaler, fill_short_gaps, normalize_series, split_sizes
-from tasks.schema import FILLED, SERIES_ID, SPLIT, TEST, TIMESTAMP, TRAIN, VAL, VALUE, VALUE_ORIGINAL
+from tasks.schema import (
+    FILLED,
+    SERIES_ID,
+    SPLIT,
+    TEST,
+    TIMESTAMP,
+    TRAIN,
+    VAL,
+    VALUE,
+    VALUE_ORIGINAL,
+)
 from tests.factories import series_frame
 
 
@@ -58,7 +68,9 @@ def test_short_gaps_are_filled_by_time_interpolation():
     assert len(filled) == 10
     assert filled[FILLED].tolist() == [False] * 4 + [True, True] + [False] * 4
     v3, v6 = frame[VALUE].iloc[3], frame[VALUE].iloc[6]
-    np.testing.assert_allclose(filled[VALUE].iloc[4:6], [v3 + (v6 - v3) / 3, v3 + 2 * (v6 - v3) / 3])
+    np.testing.assert_allclose(
+        filled[VALUE].iloc[4:6], [v3 + (v6 - v3) / 3, v3 + 2 * (v6 - v3) / 3]
+    )
 
 
 def test_inputs_are_not_mutated():

@@ -1,0 +1,156 @@
+"""Forecast accuracy: the LSTM vs the naive and seasonal-naive baselines, per series.
+
+    .venv/bin/python benchmarks/accuracy.py [--epochs 30] [--hours 6000] [--horizon 1]
+
+Two data sets, each through the pipeline's own stage functions (normalize ->
+windows -> fit -> score; no Prefect, no MLflow): the shipped sample
+(``data/sample/``: three hourly series, 2000 points each) and longer generated
+hourly series with a trend, daily and weekly seasonality and noise of three
+kinds. The model is the default config (the seed's LSTM(50), 24 input steps,
+batch 32, early stopping on the validation part) with the epochs capped by
+``--epochs``. Scores are on each series' test part (the last 15%), in original
+units; MASE divides by the in-sample (training part) seasonal-naive MAE with
+the season inferred from the step (hourly -> 24), so a MASE below 1 beats that
+in-sample baseline. Prints one table and the seconds each data set took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import tasks  # noqa: E402,F401  (quiet, offline defaults)
+from tasks.config import PipelineConfig  # noqa: E402
+from tasks.evaluate import SeriesContext, inverse_predictions, score  # noqa: E402
+from tasks.ingest import read_series_file  # noqa: E402
+from tasks.metrics import infer_season_length  # noqa: E402
+from tasks.normalize import normalize_series  # noqa: E402
+from tasks.schema import MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID, TEST, VALUE  # noqa: E402
+from tasks.train import fit_windows, predict, seed_everything  # noqa: E402
+from tasks.window import windows_from_table, windows_table  # noqa: E402
+
+START = pd.Timestamp("2024-01-01T00:00:00Z")
+
+# name: (level, trend per day, daily amplitude, weekly amplitude, noise sd, noise kind)
+GENERATED = {
+    "gen-smooth": (100.0, 0.2, 20.0, 8.0, 1.0, "gaussian"),
+    "gen-noisy": (50.0, -0.05, 10.0, 4.0, 4.0, "gaussian"),
+    "gen-ar-trend": (300.0, 1.0, 30.0, 15.0, 3.0, "ar1"),
+}
+
+
+def sample_frame(cfg: PipelineConfig) -> pd.DataFrame:
+    files = sorted((ROOT / "data" / "sample").glob("*.csv")) + sorted(
+        (ROOT / "data" / "sample").glob("*.parquet")
+    )
+    return pd.concat(
+        [read_series_file(path, cfg.columns, cfg.ingest) for path in files], ignore_index=True
+    )
+
+
+def generated_frame(hours: int, seed: int = 7) -> pd.DataFrame:
+    """Hourly series: level + trend + daily and weekly cycles + white or AR(1) noise."""
+    t = np.arange(hours)
+    parts = []
+    for k, (name, (level, trend, daily, weekly, sd, kind)) in enumerate(GENERATED.items()):
+        rng = np.random.default_rng([seed, k])
+        shocks = rng.normal(0, sd, hours)
+        if kind == "ar1":  # persistent noise: what the last value knows and a season does not
+            noise = np.empty(hours)
+            noise[0] = shocks[0]
+            for i in range(1, hours):
+                noise[i] = 0.8 * noise[i - 1] + shocks[i]
+        else:
+            noise = shocks
+        value = (
+            level
+            + trend * t / 24
+            + daily * np.sin(2 * np.pi * (t + 3 * k) / 24)
+            + weekly * np.sin(2 * np.pi * t / (24 * 7))
+            + noise
+        )
+        parts.append(
+            pd.DataFrame(
+                {SERIES_ID: name, "timestamp": START + pd.to_timedelta(t, unit="h"), VALUE: value}
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def evaluate_frame(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
+    """Fit the configured model on the train part; per-series test metrics of all three."""
+    normalized, scaler = normalize_series(frame, cfg)
+    features = [VALUE, *cfg.columns.covariates]
+    data = windows_from_table(windows_table(normalized, features, cfg.window))
+    seed_everything(cfg.train.seed)
+    fitted = fit_windows(data, cfg.train)
+    test = data.subset(TEST)
+    outputs = predict(fitted.model, fitted.spec, test.x, test.series_id)
+    steps = sorted(set(scaler.step_seconds.values()))
+    season = cfg.evaluate.season_length or infer_season_length(steps[0])
+    context = SeriesContext.from_normalized(normalized, season)
+    metrics, _ = score(test, inverse_predictions(test, outputs, scaler), context, season)
+    wide = metrics.pivot(index=SERIES_ID, columns="model", values=["mase", "rmse"])
+    table = pd.DataFrame(
+        {
+            "windows": metrics[metrics["model"] == MODEL].set_index(SERIES_ID)["windows"],
+            "epochs": len(fitted.history),
+        }
+    )
+    for metric in ("mase", "rmse"):
+        for name, label in ((MODEL, "lstm"), (NAIVE, "naive"), (SEASONAL_NAIVE, "snaive")):
+            table[f"{metric}_{label}"] = wide[(metric, name)]
+    return table.reset_index()
+
+
+def markdown(table: pd.DataFrame) -> str:
+    columns = list(table.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in table.iterrows():
+        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=30, help="epoch cap (early stopping too)")
+    parser.add_argument("--hours", type=int, default=6000, help="points per generated series")
+    parser.add_argument("--horizon", type=int, default=1, help="steps forecast at once")
+    args = parser.parse_args()
+    cfg = PipelineConfig.model_validate(
+        {"train": {"epochs": args.epochs}, "window": {"horizon": args.horizon}}
+    )
+    print(
+        f"LSTM(units={cfg.train.units}, layers={cfg.train.layers}), timesteps "
+        f"{cfg.window.timesteps}, horizon {cfg.window.horizon}, batch {cfg.train.batch_size}, "
+        f"at most {cfg.train.epochs} epochs; test part = last {cfg.split.test_fraction:.0%}"
+    )
+    rows = []
+    for dataset, build in (
+        ("sample", lambda: sample_frame(cfg)),
+        (f"generated ({args.hours} h)", lambda: generated_frame(args.hours)),
+    ):
+        started = time.perf_counter()
+        table = evaluate_frame(build(), cfg).assign(data=dataset)
+        seconds = time.perf_counter() - started
+        print(f"{dataset}: {seconds:.0f} s", flush=True)
+        rows.append(table)
+    result = pd.concat(rows, ignore_index=True)
+    result = result[
+        ["data", SERIES_ID] + [c for c in result.columns if c not in ("data", SERIES_ID)]
+    ]
+    print()
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,549 @@
+"""The ``tune`` flow: grid or random search over the LSTM's hyperparameters.
+
+Ad hoc:
+    python -m flows.tune [--config FILE.yaml] [--set tune.strategy=grid]
+        [--set tune.space.units=[16,32]] [--set train.epochs=10]
+        [--address tcp://scheduler:8786] [--retrain-best]
+
+The searched settings are units, layers, dropout, learning rate, batch size
+and timesteps (``tune.space``; the rest of the config is the base every trial
+shares). The YAML file is a ``PipelineConfig`` plus an optional ``tune:``
+section (``TuneConfig``).
+
+Data: the accepted history plus the landing folder's not-yet-ingested files,
+read with ingest's reader and normalized with the pipeline's own function
+(MinMax fit on each series' training part). Tuning only reads: no ledger
+entry, no quarantine, no history change. Files the reader rejects are left out
+(the retrain flow will quarantine them).
+
+Each trial is a Prefect task submitted to the trials sub-flow's task runner
+(threads by default; a Dask cluster through prefect-dask when ``address`` is
+given), builds windows with the trial's timesteps, fits on the train windows
+with early stopping on val, and is scored on the **validation** windows in
+original units: the test windows are never looked at, so the test score of a
+model trained with the chosen config stays an honest estimate. Every trial is
+an MLflow child run (``nested=True``) under one parent run for the search.
+Initial weights are seeded from ``train.seed`` (``build_model``); batch
+shuffling is not reproducible across parallel trials, which share one process
+and its global random state, so repeated searches can rank close trials apart.
+
+The best config is reported (a table and a markdown artifact, ``best.yaml``
+in the tune folder, tags on the parent run); with ``retrain_best`` the normal
+``retrain`` flow runs with it, through the usual promotion gate. retrain
+trains only when the landing folder holds new files -- otherwise it ends as
+``skipped`` and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.config import PipelineConfig, _set_dotted
+from tasks.evaluate import (
+    SeriesContext,
+    inverse_predictions,
+    overall,
+    score,
+    score_classification,
+)
+from tasks.ingest import load_history, read_series_file
+from tasks.io import Workspace, new_run_id, read_parquet, write_json, write_parquet
+from tasks.ledger import find_new, load_ledger, scan_landing
+from tasks.metrics import HIGHER_IS_BETTER, infer_season_length, majority_classes
+from tasks.normalize import Scaler, normalize_series
+from tasks.registry import mlflow_module, use_tracking
+from tasks.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL, VALUE
+from tasks.train import fit_windows, predict
+from tasks.window import CLASSIFICATION, windows_from_table, windows_table
+
+# Searched setting -> (config section, field).
+SEARCHED = {
+    "units": ("train", "units"),
+    "layers": ("train", "layers"),
+    "dropout": ("train", "dropout"),
+    "learning_rate": ("train", "learning_rate"),
+    "batch_size": ("train", "batch_size"),
+    "timesteps": ("window", "timesteps"),
+}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SearchSpace(_Frozen):
+    """Candidate values per searched setting (a one-value list pins a setting)."""
+
+    units: list[int] = Field(default_factory=lambda: [16, 32, 64], min_length=1)
+    layers: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+    dropout: list[float] = Field(default_factory=lambda: [0.0, 0.2], min_length=1)
+    learning_rate: list[float] = Field(default_factory=lambda: [1e-3, 3e-3], min_length=1)
+    batch_size: list[int] = Field(default_factory=lambda: [32, 64], min_length=1)
+    timesteps: list[int] = Field(default_factory=lambda: [24, 48], min_length=1)
+
+    def grid(self) -> list[dict[str, Any]]:
+        names = list(SEARCHED)
+        values = [getattr(self, name) for name in names]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+class TuneConfig(_Frozen):
+    strategy: Literal["grid", "random"] = Field(
+        "random", description="grid: every combination; random: `trials` distinct draws."
+    )
+    trials: int = Field(
+        8,
+        ge=1,
+        le=500,
+        description="random: configurations to draw; grid: the most combinations allowed "
+        "(a bigger grid is refused rather than left running for hours).",
+    )
+    seed: int = Field(0, description="Seed of the random draw.")
+    max_workers: int = Field(
+        2, ge=1, description="Trials at once on the default thread pool (not used with Dask)."
+    )
+    space: SearchSpace = Field(default_factory=SearchSpace)
+
+
+def trial_params(search: TuneConfig) -> list[dict[str, Any]]:
+    """The searched settings of every trial, in trial order (seeded by ``tune.seed``)."""
+    grid = search.space.grid()
+    if search.strategy == "grid":
+        if len(grid) > search.trials:
+            raise ValueError(
+                f"tune.space makes a grid of {len(grid)} combinations, more than "
+                f"tune.trials={search.trials}; shrink tune.space, raise tune.trials or "
+                "use tune.strategy=random"
+            )
+        return grid
+    rng = np.random.default_rng(search.seed)
+    picks = rng.choice(len(grid), size=min(search.trials, len(grid)), replace=False)
+    return [grid[int(i)] for i in picks]
+
+
+def with_params(cfg: PipelineConfig, params: dict[str, Any]) -> PipelineConfig:
+    """``cfg`` with the searched settings replaced (validated like any config)."""
+    tree = cfg.dump()
+    for name, value in params.items():
+        section, key = SEARCHED[name]
+        tree[section][key] = value
+    try:
+        return PipelineConfig.model_validate(tree)
+    except ValueError as exc:
+        raise ValueError(
+            f"tune.space: the combination {params} is not a valid config: {exc}"
+        ) from exc
+
+
+def params_of(cfg: PipelineConfig) -> dict[str, Any]:
+    return {name: getattr(getattr(cfg, s), k) for name, (s, k) in SEARCHED.items()}
+
+
+def selection_metric(cfg: PipelineConfig) -> tuple[str, bool]:
+    """The metric trials are ranked on and whether higher is better."""
+    if cfg.train.task == CLASSIFICATION:
+        metric = cfg.register.classification_metric
+    else:
+        metric = cfg.register.metric
+    return metric, metric in HIGHER_IS_BETTER
+
+
+# --------------------------------------------------------------------------- pure trial
+
+
+@dataclass(frozen=True)
+class TrialScore:
+    metrics: dict[str, dict[str, float]]  # {model | baseline: {metric: value}} on val
+    history: pd.DataFrame
+    windows: dict[str, int]  # windows per split used
+
+
+def evaluate_trial(
+    normalized: pd.DataFrame, scaler: Scaler, cfg: PipelineConfig, season_length: int
+) -> TrialScore:
+    """Window, fit and score one configuration on the validation windows.
+
+    The stage functions do the work (``windows_table``, ``fit_windows`` ->
+    ``build_model``/``fit_model``, ``score``); test windows are dropped before
+    anything is fit or scored.
+    """
+    features = [VALUE, *cfg.columns.covariates]
+    data = windows_from_table(windows_table(normalized, features, cfg.window, cfg.train.task))
+    data = data.select(data.split != TEST)  # the test part plays no role in tuning
+    fitted = fit_windows(data, cfg.train)
+    val = data.subset(VAL)
+    outputs = predict(fitted.model, fitted.spec, val.x, val.series_id)
+    context = SeriesContext.from_normalized(normalized, season_length)
+    if cfg.train.task == CLASSIFICATION:
+        train = data.subset(TRAIN)
+        majority = majority_classes(train.series_id, train.codes, len(data.classes))
+        metrics, _ = score_classification(val, outputs, context, majority)
+    else:
+        metrics, _ = score(val, inverse_predictions(val, outputs, scaler), context, season_length)
+    counts = {TRAIN: len(data.subset(TRAIN)), VAL: len(val)}
+    return TrialScore(overall(metrics), fitted.history, counts)
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class TuneData:
+    normalized: Path
+    scaler: Path
+    season_length: int
+    rows: int
+    series: int
+    sources: list[str]
+
+
+@dataclass(frozen=True)
+class MlflowParent:
+    tracking_uri: str
+    experiment_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    number: int
+    params: dict[str, Any]
+    status: str  # completed | failed
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    epochs: int = 0
+    seconds: float = 0.0
+    mlflow_run_id: str | None = None
+    error: str | None = None
+    runner: str = ""  # where it ran: a Dask worker's address, or a thread's name
+
+    def value(self, metric: str) -> float:
+        return self.metrics.get(MODEL, {}).get(metric, math.nan)
+
+
+def load_tuning_frame(cfg: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
+    """Accepted history + the landing folder's unledgered files (later rows win)."""
+    workspace = Workspace(cfg.paths.workspace_path())
+    history = load_history(workspace, cfg.columns)
+    parts, sources = [history], ["history"] if len(history) else []
+    landed = scan_landing(cfg.paths.landing_path(), cfg.ingest.settle_seconds)
+    for landed_file in find_new(landed, load_ledger(workspace.ledger)):
+        try:
+            parts.append(read_series_file(landed_file.path, cfg.columns, cfg.ingest))
+        except ValueError:  # DataRejected: the retrain flow will quarantine it
+            continue
+        sources.append(landed_file.name)
+    frame = pd.concat(parts, ignore_index=True)
+    frame = frame.drop_duplicates([SERIES_ID, TIMESTAMP], keep="last")
+    frame = frame.sort_values([SERIES_ID, TIMESTAMP], ignore_index=True)
+    if frame.empty:
+        raise ValueError(
+            f"tune: no data -- no accepted history in {workspace.root} and no readable new "
+            f"files in paths.landing={cfg.paths.landing_path()}"
+        )
+    return frame, sources
+
+
+@task(name="tune-prepare", cache_policy=NONE)
+def prepare(cfg: PipelineConfig, folder: Path) -> TuneData:
+    logger = get_run_logger()
+    frame, sources = load_tuning_frame(cfg)
+    normalized, scaler = normalize_series(frame, cfg)
+    steps = sorted(set(scaler.step_seconds.values()))
+    season = cfg.evaluate.season_length or infer_season_length(steps[0] if steps else 0)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_parquet(normalized, folder / "03_normalized.parquet")
+    write_json(scaler.to_json(), folder / "scaler.json")
+    logger.info(
+        "Tuning data: %d rows, %d series from %s; season length %d",
+        len(frame),
+        frame[SERIES_ID].nunique(),
+        sources,
+        season,
+    )
+    return TuneData(
+        folder / "03_normalized.parquet",
+        folder / "scaler.json",
+        season,
+        len(frame),
+        int(frame[SERIES_ID].nunique()),
+        sources,
+    )
+
+
+@task(name="tune-trial", cache_policy=NONE, task_run_name="trial-{number}")
+def trial(number: int, cfg: PipelineConfig, data: TuneData, parent: MlflowParent) -> TrialResult:
+    """Fit and score one configuration; log it as an MLflow child run of the search."""
+    logger = get_run_logger()
+    where = _where()
+    mlflow = mlflow_module()
+    params = params_of(cfg)
+    started = time.perf_counter()
+    mlflow.set_tracking_uri(parent.tracking_uri)  # a Dask worker process starts without it
+    with mlflow.start_run(
+        run_name=f"trial-{number}",
+        experiment_id=parent.experiment_id,
+        nested=True,
+        parent_run_id=parent.run_id,
+    ) as child:
+        mlflow.log_params({"trial": number, **params})
+        try:
+            result = evaluate_trial(
+                read_parquet(data.normalized), Scaler.load(data.scaler), cfg, data.season_length
+            )
+        except Exception as exc:  # noqa: BLE001 - one bad trial must not end the search
+            logger.warning("trial %d %s failed: %s", number, params, exc)
+            mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
+            mlflow.end_run(status="FAILED")
+            return TrialResult(
+                number,
+                params,
+                "failed",
+                seconds=time.perf_counter() - started,
+                mlflow_run_id=child.info.run_id,
+                error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
+                runner=where,
+            )
+        for name, values in result.metrics.items():
+            prefix = "val_" if name == MODEL else f"val_{name}_"
+            mlflow.log_metrics({prefix + k: v for k, v in values.items() if math.isfinite(v)})
+        history = result.history.groupby("epoch").mean(numeric_only=True)
+        for epoch, row in history.iterrows():
+            mlflow.log_metrics(
+                {k: float(v) for k, v in row.items() if math.isfinite(float(v))}, step=int(epoch)
+            )
+        mlflow.log_metrics({"epochs": float(len(history))})
+    metric, _ = selection_metric(cfg)
+    logger.info(
+        "trial %d %s: val %s %.4f in %d epochs",
+        number,
+        params,
+        metric,
+        result.metrics[MODEL][metric],
+        len(history),
+    )
+    return TrialResult(
+        number,
+        params,
+        "completed",
+        result.metrics,
+        len(history),
+        time.perf_counter() - started,
+        child.info.run_id,
+        runner=where,
+    )
+
+
+def _where() -> str:
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):  # not on a Dask worker
+        return threading.current_thread().name
+
+
+@flow(name="tune-trials", description="The trials of one search, on the chosen task runner.")
+def run_trials(
+    configs: list[PipelineConfig], data: TuneData, parent: MlflowParent
+) -> list[TrialResult]:
+    futures = [trial.submit(n, c, data, parent) for n, c in enumerate(configs, start=1)]
+    return [future.result() for future in futures]
+
+
+def best_trial(results: list[TrialResult], metric: str, higher: bool) -> TrialResult | None:
+    done = [r for r in results if r.status == "completed" and math.isfinite(r.value(metric))]
+    if not done:
+        return None
+    return (max if higher else min)(done, key=lambda r: (r.value(metric), -r.number))
+
+
+def trials_frame(results: list[TrialResult], metric: str, higher: bool) -> pd.DataFrame:
+    rows = [
+        {
+            "trial": r.number,
+            **r.params,
+            "status": r.status,
+            f"val_{metric}": r.value(metric),
+            "epochs": r.epochs,
+            "seconds": round(r.seconds, 1),
+            "mlflow_run_id": r.mlflow_run_id,
+        }
+        for r in results
+    ]
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(f"val_{metric}", ascending=not higher, na_position="last")
+
+
+def _task_runner(address: str | None, search: TuneConfig) -> Any:
+    if address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=address)
+    return ThreadPoolTaskRunner(max_workers=search.max_workers)
+
+
+@flow(name="tune", description="Hyperparameter search for the LSTM forecaster, one task per trial.")
+def tune(
+    cfg: PipelineConfig = PipelineConfig(),  # noqa: B008 - Prefect form default
+    search: TuneConfig = TuneConfig(),  # noqa: B008
+    address: str | None = None,
+    retrain_best: bool = False,
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    workspace = Workspace(cfg.paths.workspace_path())
+    tune_id = new_run_id()
+    folder = workspace.root / "tune" / tune_id
+    configs = [with_params(cfg, p) for p in trial_params(search)]
+    metric, higher = selection_metric(cfg)
+    data = prepare(cfg, folder)
+
+    tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
+    experiment_id = use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+    mlflow = mlflow_module()
+    runner = _task_runner(address, search)
+    logger.info(
+        "%s search: %d trials on %s, ranked by val %s",
+        search.strategy,
+        len(configs),
+        f"Dask at {address}" if address else f"{search.max_workers} threads",
+        metric,
+    )
+    with mlflow.start_run(run_name=f"tune-{tune_id}", experiment_id=experiment_id) as parent:
+        mlflow.set_tags({"seriesflow.kind": "tune", "seriesflow.tune_dir": str(folder)})
+        mlflow.log_params(
+            {"strategy": search.strategy, "trials": len(configs), "selection_metric": metric}
+        )
+        mlflow.log_dict(search.model_dump(mode="json"), "search.json")
+        mlflow.log_dict(cfg.dump(), "base_config.json")
+        ref = MlflowParent(tracking_uri, experiment_id, parent.info.run_id)
+        results = run_trials.with_options(task_runner=runner)(configs, data, ref)
+        best = best_trial(results, metric, higher)
+        if best is not None:
+            mlflow.set_tags({"best_trial": str(best.number), "best_run_id": best.mlflow_run_id})
+            mlflow.log_params({f"best_{k}": v for k, v in best.params.items()})
+            mlflow.log_metric(f"best_val_{metric}", best.value(metric))
+
+    table = trials_frame(results, metric, higher)
+    write_parquet(table, folder / "trials.parquet")
+    create_table_artifact(
+        key="tune-trials",
+        table=json.loads(table.to_json(orient="records")),
+        description=f"{len(results)} trials, best first by val {metric}",
+    )
+    failed = [r for r in results if r.status != "completed"]
+    if best is None:
+        raise RuntimeError(
+            f"tune: all {len(results)} trials failed; first error: "
+            f"{failed[0].error if failed else 'none'}"
+        )
+    best_cfg = configs[best.number - 1]
+    (folder / "best.yaml").write_text(yaml.safe_dump(best_cfg.dump(), sort_keys=False), "utf-8")
+    create_markdown_artifact(
+        key="tune-best",
+        markdown=f"# Best of {len(results)} trials (val {metric} {best.value(metric):.4g})\n\n"
+        + "\n".join(f"- `{k}`: {v}" for k, v in best.params.items())
+        + f"\n\nConfig: `{folder / 'best.yaml'}` (use it with `python -m flows.retrain "
+        f"--config`). {len(failed)} trial(s) failed.",
+    )
+    logger.info(
+        "Best trial %d: %s, val %s %.4f", best.number, best.params, metric, best.value(metric)
+    )
+
+    summary: dict[str, Any] = {
+        "tune_dir": str(folder),
+        "parent_run_id": ref.run_id,
+        "metric": f"val_{metric}",
+        "trials": [asdict(r) for r in results],
+        "table": json.loads(table.to_json(orient="records")),  # best first
+        "best": {"trial": best.number, "params": best.params, "value": best.value(metric)},
+        "best_config": str(folder / "best.yaml"),
+        "retrain": None,
+    }
+    if retrain_best:
+        from flows.retrain import retrain
+
+        state = retrain(best_cfg, return_state=True)
+        summary["retrain"] = state.result(raise_on_failure=False)
+        if not isinstance(summary["retrain"], dict):
+            summary["retrain"] = {"status": "failed", "reason": f"{state.name}: {state.message}"}
+    return summary
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def load_tune_config(
+    path: str | Path | None, overrides: list[str]
+) -> tuple[PipelineConfig, TuneConfig]:
+    """A YAML file (PipelineConfig + optional ``tune:``) and ``--set`` overrides of both."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: the config file must hold a mapping at the top level")
+        tree = loaded
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected key=value, e.g. tune.trials=4")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    search = TuneConfig.model_validate(tree.pop("tune", None) or {})
+    return PipelineConfig.model_validate(tree), search
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.tune", description=__doc__)
+    parser.add_argument("--config", help="YAML file: PipelineConfig plus an optional tune: section")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. tune.strategy=grid or train.epochs=5",
+    )
+    parser.add_argument("--address", help="Dask scheduler address (default: local threads)")
+    parser.add_argument(
+        "--retrain-best", action="store_true", help="run retrain with the best config"
+    )
+    args = parser.parse_args(argv)
+    try:
+        cfg, search = load_tune_config(args.config, args.overrides)
+        trial_params(search)  # a grid that is too big fails here, before any work
+    except (OSError, ValueError) as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 1
+    state = tune(cfg, search, args.address, args.retrain_best, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if not isinstance(result, dict):
+        print(json.dumps({"status": "failed", "reason": f"{state.name}: {state.message}"}))
+        return 1
+    print()
+    print(pd.DataFrame(result["table"]).drop(columns=["mlflow_run_id"]).to_string(index=False))
+    print(f"\nBest: trial {result['best']['trial']} {result['best']['params']}")
+    print(json.dumps(result, default=str))
+    retrained = result.get("retrain")
+    return 0 if retrained is None or retrained.get("status") in ("completed", "skipped") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

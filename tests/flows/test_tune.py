@@ -1,0 +1,170 @@
+"""The tune flow: the search space, validation-only scoring, threads and a Dask cluster."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+
+from flows.tune import (
+    SearchSpace,
+    TuneConfig,
+    evaluate_trial,
+    load_tune_config,
+    trial_params,
+    tune,
+    with_params,
+)
+from tasks.config import PipelineConfig, load_config
+from tasks.normalize import normalize_series
+from tasks.schema import MODEL, NAIVE, SERIES_ID, VALUE
+from tasks.train import seed_everything
+from tests.factories import series_frame, tiny_config, write_csv
+
+PERIOD = 10
+TWO_TRIALS = TuneConfig(
+    strategy="grid",
+    trials=2,
+    space=SearchSpace(
+        units=[4, 8],
+        layers=[1],
+        dropout=[0.0],
+        learning_rate=[0.01],
+        batch_size=[32],
+        timesteps=[8],
+    ),
+)
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def test_grid_covers_every_combination_in_order():
+    space = SearchSpace(
+        units=[4, 8],
+        layers=[1, 2],
+        dropout=[0.0],
+        learning_rate=[0.01],
+        batch_size=[16],
+        timesteps=[6],
+    )
+    params = trial_params(TuneConfig(strategy="grid", trials=4, space=space))
+    assert [(p["units"], p["layers"]) for p in params] == [(4, 1), (4, 2), (8, 1), (8, 2)]
+    with pytest.raises(ValueError, match="grid of 4 combinations.*tune.trials=3"):
+        trial_params(TuneConfig(strategy="grid", trials=3, space=space))
+
+
+def test_random_search_draws_distinct_points_of_the_grid_by_seed():
+    search = TuneConfig(strategy="random", trials=5, seed=1)
+    first, again = trial_params(search), trial_params(search)
+    assert first == again and len(first) == 5
+    assert len({tuple(p.values()) for p in first}) == 5
+    grid = [tuple(p.values()) for p in search.space.grid()]
+    assert all(tuple(p.values()) in grid for p in first)
+    other = trial_params(search.model_copy(update={"seed": 2}))
+    assert other != first
+    small = TuneConfig(strategy="random", trials=50, space=TWO_TRIALS.space)
+    assert len(trial_params(small)) == 2  # never more draws than the grid holds
+
+
+def test_with_params_sets_the_searched_settings_and_validates_them(tmp_path):
+    base = tiny_config(tmp_path / "w", tmp_path / "l")
+    cfg = with_params(base, {"units": 16, "timesteps": 30, "learning_rate": 0.003})
+    assert (cfg.train.units, cfg.window.timesteps, cfg.train.learning_rate) == (16, 30, 0.003)
+    assert cfg.train.epochs == base.train.epochs  # the rest is the base config
+    with pytest.raises(ValueError, match="(?s)tune.space.*min_lr"):
+        with_params(base, {"learning_rate": 1e-6})  # below train.min_lr
+
+
+def test_load_tune_config_reads_the_tune_section_and_overrides(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump({"train": {"epochs": 3}, "tune": {"strategy": "grid"}}))
+    cfg, search = load_tune_config(path, ["tune.space.units=[4,8]", "tune.trials=20"])
+    assert isinstance(cfg, PipelineConfig) and cfg.train.epochs == 3
+    assert search.strategy == "grid" and search.space.units == [4, 8] and search.trials == 20
+    with pytest.raises(ValueError, match="strategy"):
+        load_tune_config(None, ["tune.strategy=bayes"])
+
+
+def test_trials_are_scored_on_validation_windows_never_on_test(tmp_path):
+    cfg = with_params(tiny_config(tmp_path / "w", tmp_path / "l"), {"timesteps": 8, "units": 4})
+    frame = series_frame(n=160, period=PERIOD)
+
+    def val_scores(data):
+        normalized, scaler = normalize_series(data, cfg)
+        seed_everything(0)
+        return evaluate_trial(normalized, scaler, cfg, season_length=24)
+
+    base = val_scores(frame)
+    last = frame.groupby(SERIES_ID).cumcount() >= 160 - 24  # the test part (15% of 160)
+    wild = frame.assign(**{VALUE: np.where(last, frame[VALUE] * 100, frame[VALUE])})
+    assert val_scores(wild).metrics == base.metrics  # the test part changed nothing
+    assert base.windows == {"train": 2 * (112 - 8), "val": 2 * 24}
+    in_val = (frame.groupby(SERIES_ID).cumcount() >= 112) & ~last
+    noisy = frame.assign(**{VALUE: np.where(in_val, frame[VALUE] + 3, frame[VALUE])})
+    assert val_scores(noisy).metrics[NAIVE] != base.metrics[NAIVE]  # the val part is scored
+
+
+# --------------------------------------------------------------------------- the flow
+
+
+def child_runs(cfg: PipelineConfig, parent_run_id: str):
+    mlflow.set_tracking_uri(cfg.register.resolved_tracking_uri(cfg.paths.workspace_path()))
+    experiment = mlflow.get_experiment_by_name(cfg.register.experiment)
+    return mlflow.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        output_format="list",
+    )
+
+
+@pytest.fixture
+def landing(tmp_path):
+    path = tmp_path / "landing"
+    write_csv(series_frame(n=200, period=PERIOD), path / "base.csv")
+    return path
+
+
+def test_tune_on_threads_logs_child_runs_and_retrains_the_best(prefect_server, tmp_path, landing):
+    cfg = tiny_config(tmp_path / "work", landing, train={"epochs": 2})
+    result = tune(cfg, TWO_TRIALS, retrain_best=True)
+
+    trials = {t["number"]: t for t in result["trials"]}
+    assert [t["status"] for t in trials.values()] == ["completed", "completed"]
+    assert all(not t["runner"].startswith(("tcp://", "inproc://")) for t in trials.values())
+    scores = {n: t["metrics"][MODEL]["rmse"] for n, t in trials.items()}
+    best = min(scores, key=scores.get)
+    assert result["best"]["trial"] == best and result["best"]["value"] == scores[best]
+    assert result["metric"] == "val_rmse"
+
+    children = child_runs(cfg, result["parent_run_id"])
+    assert sorted(int(r.data.params["units"]) for r in children) == [4, 8]
+    by_trial = {int(r.data.params["trial"]): r for r in children}
+    assert by_trial[best].data.metrics["val_rmse"] == pytest.approx(scores[best])
+    assert all(r.info.status == "FINISHED" for r in children)
+
+    best_cfg = load_config(result["best_config"])
+    assert best_cfg.train.units == trials[best]["params"]["units"]
+    retrained = result["retrain"]
+    assert retrained["status"] == "completed" and retrained["model_version"] == "1"
+    assert retrained["gate_rule"] in {"naive", "seasonal_naive", "mase", "no_champion"}
+    version = mlflow.MlflowClient().get_model_version("test-lstm", "1")
+    assert mlflow.get_run(version.run_id).data.params["train.units"] == str(best_cfg.train.units)
+
+
+def test_tune_on_a_local_dask_cluster(prefect_server, tmp_path, landing):
+    from distributed import LocalCluster
+
+    cfg = tiny_config(tmp_path / "work", landing, train={"epochs": 1})
+    # processes=False keeps the worker in this process (no second TensorFlow import);
+    # processes=True works too (checked by hand: ~20 s slower on 2 cores).
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        result = tune(cfg, TWO_TRIALS, address=cluster.scheduler_address)
+        workers = set(cluster.scheduler_info["workers"])
+    assert [t["status"] for t in result["trials"]] == ["completed", "completed"]
+    assert {t["runner"] for t in result["trials"]} <= workers  # ran on the Dask worker
+    assert len(child_runs(cfg, result["parent_run_id"])) == 2
+    assert result["retrain"] is None

@@ -1,0 +1,286 @@
+"""Train: each model option changes the model or its results; the callbacks really act."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.config import TrainConfig, WindowConfig
+from tasks.schema import SERIES_ID, SPLIT, TIMESTAMP, VALUE, VALUE_ORIGINAL
+from tasks.train import (
+    ModelSpec,
+    WarmSource,
+    build_model,
+    fit_model,
+    fit_windows,
+    predict,
+    route_series,
+    seed_everything,
+    warm_start,
+)
+from tasks.window import CLASSIFICATION, windows_from_table, windows_table
+from tests.factories import START
+
+TINY = {
+    "units": 8,
+    "epochs": 2,
+    "learning_rate": 0.01,
+    "reduce_lr_patience": 1,
+    "early_stopping_patience": 3,
+}
+
+
+def train_cfg(**changes) -> TrainConfig:
+    return TrainConfig(**{**TINY, **changes})
+
+
+def frame_of(values: dict[str, np.ndarray], covariate: dict[str, np.ndarray] | None = None):
+    """A normalized long frame (values already scaled) split 70/15/15 per series."""
+    parts = []
+    for sid, v in values.items():
+        n = len(v)
+        n_val = n_test = int(n * 0.15)
+        part = pd.DataFrame(
+            {
+                SERIES_ID: sid,
+                TIMESTAMP: START + pd.to_timedelta(np.arange(n), unit="h"),
+                VALUE: v,
+                VALUE_ORIGINAL: v,
+                SPLIT: ["train"] * (n - n_val - n_test) + ["val"] * n_val + ["test"] * n_test,
+            }
+        )
+        if covariate is not None:
+            part["cov"] = covariate[sid]
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def windows_of(frame, features=(VALUE,), timesteps=6, horizon=1, task="regression"):
+    cfg = WindowConfig(timesteps=timesteps, horizon=horizon)
+    return windows_from_table(windows_table(frame, list(features), cfg, task))
+
+
+def sine(n: int, period: int = 12, phase: float = 0.0) -> np.ndarray:
+    return 0.5 + 0.4 * np.sin(2 * np.pi * (np.arange(n) + phase) / period)
+
+
+def lstm_params(units: int, inputs: int) -> int:
+    return 4 * (units * (inputs + units) + units)
+
+
+# --------------------------------------------------------------------------- architecture
+
+
+def test_units_layers_and_horizon_set_the_shapes_and_parameter_count():
+    one = build_model(24, 2, 3, train_cfg(units=5))
+    assert one.input_shape == (None, 24, 2) and one.output_shape == (None, 3)
+    assert one.count_params() == lstm_params(5, 2) + (5 * 3 + 3)
+    two = build_model(24, 2, 3, train_cfg(units=5, layers=2))
+    assert two.count_params() == lstm_params(5, 2) + lstm_params(5, 5) + (5 * 3 + 3)
+    assert two.get_layer("lstm_1").return_sequences and not two.get_layer("lstm_2").return_sequences
+    x = np.random.default_rng(0).uniform(size=(7, 24, 2)).astype("float32")
+    assert two.predict(x, verbose=0).shape == (7, 3)  # [batch, horizon]
+
+
+def test_activation_changes_the_function_computed():
+    tanh = build_model(6, 1, 1, train_cfg())
+    relu = build_model(6, 1, 1, train_cfg(activation="relu"))
+    assert relu.get_layer("lstm_1").get_config()["activation"] == "relu"
+    relu.set_weights(tanh.get_weights())  # same weights, different activation
+    x = np.random.default_rng(1).uniform(-3, 3, size=(16, 6, 1)).astype("float32")
+    assert not np.allclose(tanh.predict(x, verbose=0), relu.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("option", ["dropout", "recurrent_dropout"])
+def test_dropout_options_randomize_training_passes_only(option):
+    x = np.random.default_rng(2).uniform(size=(32, 6, 1)).astype("float32")
+    plain = build_model(6, 1, 1, train_cfg())
+    assert np.allclose(plain(x, training=True), plain(x, training=False))
+    noisy = build_model(6, 1, 1, train_cfg(**{option: 0.5}))
+    assert not np.allclose(noisy(x, training=True), noisy(x, training=True))
+    assert np.allclose(noisy(x, training=False), noisy(x, training=False))
+    if option == "dropout":
+        assert "dropout_1" in [layer.name for layer in noisy.layers]
+
+
+def test_l2_adds_a_penalty_to_the_loss():
+    x = np.random.default_rng(3).uniform(size=(32, 6, 1)).astype("float32")
+    y = np.zeros((32, 1), dtype="float32")
+    plain = build_model(6, 1, 1, train_cfg())
+    penalized = build_model(6, 1, 1, train_cfg(l2=0.1))
+    penalized.set_weights(plain.get_weights())
+    assert len(plain.losses) == 0 and len(penalized.losses) == 2  # LSTM + Dense kernels
+    assert penalized.evaluate(x, y, verbose=0) > plain.evaluate(x, y, verbose=0) + 0.01
+
+
+def test_seeded_builds_start_alike():
+    a, b = build_model(6, 1, 2, train_cfg(seed=7)), build_model(6, 1, 2, train_cfg(seed=7))
+    c = build_model(6, 1, 2, train_cfg(seed=8))
+    assert all(np.array_equal(p, q) for p, q in zip(a.get_weights(), b.get_weights(), strict=True))
+    assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
+
+
+# --------------------------------------------------------------------------- data options
+
+
+def test_multi_step_horizon_trains_a_direct_multi_output_model():
+    data = windows_of(frame_of({"a": sine(200)}), horizon=3)
+    fitted = fit_windows(data, train_cfg())
+    assert fitted.spec.horizon == 3 and fitted.model.output_shape == (None, 3)
+    test = data.subset("test")
+    assert predict(fitted.model, fitted.spec, test.x, test.series_id).shape == (len(test), 3)
+
+
+def test_a_covariate_input_lets_the_model_see_what_the_target_follows():
+    rng = np.random.default_rng(4)
+    driver = rng.integers(0, 2, size=300).astype(float)  # a coin flip per step
+    target = np.concatenate([[0.5], driver[:-1]])  # value[t] = driver[t - 1]: unpredictable alone
+    frame = frame_of({"a": target}, covariate={"a": driver})
+    cfg = train_cfg(epochs=8, units=8, learning_rate=0.02)
+    seed_everything(0)
+    alone = fit_windows(windows_of(frame, (VALUE,), timesteps=3), cfg)
+    seed_everything(0)
+    helped = fit_windows(windows_of(frame, (VALUE, "cov"), timesteps=3), cfg)
+    assert helped.spec.features == [VALUE, "cov"] and helped.model.input_shape == (None, 3, 2)
+    assert helped.history["val_loss"].min() < 0.1 * alone.history["val_loss"].min()
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def test_classification_uses_a_softmax_head_and_cross_entropy():
+    model = build_model(6, 1, 2, train_cfg(task=CLASSIFICATION))
+    assert model.layers[-1].get_config()["activation"] == "softmax"
+    assert model.loss == "sparse_categorical_crossentropy"
+    x = np.random.default_rng(5).uniform(size=(9, 6, 1)).astype("float32")
+    assert np.allclose(model.predict(x, verbose=0).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_classification_learns_the_direction_of_change():
+    data = windows_of(frame_of({"a": sine(240), "b": sine(240, phase=3)}), task=CLASSIFICATION)
+    seed_everything(0)
+    fitted = fit_windows(data, train_cfg(task=CLASSIFICATION, epochs=15, learning_rate=0.02))
+    assert fitted.spec.classes == ["down", "up"] and fitted.spec.outputs == 2
+    val = data.subset("val")
+    predicted = predict(fitted.model, fitted.spec, val.x, val.series_id).argmax(axis=1)
+    majority = max(np.mean(val.codes == 0), np.mean(val.codes == 1))
+    assert np.mean(predicted == val.codes) > max(0.85, majority + 0.2)
+    with pytest.raises(ValueError, match="train.task is regression"):
+        fit_windows(data, train_cfg())
+
+
+# --------------------------------------------------------------------------- per series
+
+
+def test_routed_model_gives_each_series_its_own_branch():
+    branches = [build_model(6, 1, 2, train_cfg(seed=s), name=f"series_{s}") for s in (1, 2)]
+    routed = route_series(branches, 6, 1)
+    spec = ModelSpec("regression", 6, [VALUE], 2, series=["a", "b"])
+    x = np.random.default_rng(6).uniform(size=(4, 6, 1)).astype("float32")
+    out = predict(routed, spec, x, np.array(["a", "b", "zz", "a"]))
+    assert np.allclose(out[[0, 3]], branches[0].predict(x[[0, 3]], verbose=0), atol=1e-6)
+    assert np.allclose(out[1], branches[1].predict(x[1:2], verbose=0)[0], atol=1e-6)
+    assert np.isnan(out[2]).all()  # a series the model was not trained on
+
+
+def test_per_series_models_do_not_learn_from_other_series():
+    a = sine(120)
+    first = frame_of({"a": a, "b": sine(120, period=7)})
+    second = frame_of({"a": a, "b": 1 - sine(120, period=5)})  # only series b changes
+    cfg = train_cfg(epochs=2)
+
+    def a_predictions(frame, per_series):
+        data = windows_of(frame)
+        seed_everything(0)
+        fitted = fit_windows(data, cfg.model_copy(update={"per_series": per_series}))
+        test = data.subset("test")
+        test = test.select(test.series_id == "a")
+        return fitted, predict(fitted.model, fitted.spec, test.x, test.series_id)
+
+    fitted, own_1 = a_predictions(first, True)
+    _, own_2 = a_predictions(second, True)
+    assert fitted.spec.series == ["a", "b"] and set(fitted.history[SERIES_ID]) == {"a", "b"}
+    assert np.allclose(own_1, own_2, atol=1e-6)  # a's model never saw b
+    _, shared_1 = a_predictions(first, False)
+    _, shared_2 = a_predictions(second, False)
+    assert not np.allclose(shared_1, shared_2, atol=1e-4)  # the global model did
+
+
+# --------------------------------------------------------------------------- training discipline
+
+
+def test_reduce_lr_fires_and_early_stopping_restores_the_best_weights():
+    rng = np.random.default_rng(7)
+    x_train = rng.uniform(size=(256, 6, 1)).astype("float32")
+    x_val = rng.uniform(size=(64, 6, 1)).astype("float32")
+    # Val wants the opposite of train: every epoch of fitting makes val worse.
+    y_train, y_val = np.ones((256, 1), "float32"), -np.ones((64, 1), "float32")
+    cfg = train_cfg(epochs=30, reduce_lr_patience=1, early_stopping_patience=3, min_lr=1e-4)
+    model = build_model(6, 1, 1, cfg)
+    history = fit_model(model, (x_train, y_train), (x_val, y_val), cfg)
+    assert len(history) == 4  # best at epoch 1, then 3 epochs of patience
+    assert (history["val_loss"].iloc[1:] > history["val_loss"].iloc[0]).all()
+    assert history["learning_rate"].tolist() == pytest.approx([0.01, 0.01, 0.005, 0.0025])
+    restored = model.evaluate(x_val, y_val, verbose=0)
+    assert restored == pytest.approx(history["val_loss"].iloc[0], rel=1e-4)
+    assert restored < history["val_loss"].iloc[-1]
+
+
+def test_fit_needs_train_and_val_windows():
+    model = build_model(6, 1, 1, train_cfg())
+    x = np.zeros((4, 6, 1), "float32")
+    with pytest.raises(ValueError, match="train and val"):
+        fit_model(model, (x, np.zeros((4, 1))), (x[:0], np.zeros((0, 1))), train_cfg())
+
+
+def test_warm_start_copies_the_champions_weights_when_the_architecture_matches():
+    data = windows_of(frame_of({"a": sine(240), "b": sine(240, phase=4)}))
+    cfg = train_cfg(epochs=10)
+    seed_everything(0)
+    champion = fit_windows(data, cfg)
+    source = WarmSource(champion.model, champion.spec, "3")
+
+    fresh = build_model(6, 1, 1, cfg)
+    used, note = warm_start(fresh, champion.spec, champion.model, champion.spec, "3")
+    assert used and "v3" in note and "copied" in note
+    pairs = zip(fresh.get_weights(), champion.model.get_weights(), strict=True)
+    assert all(np.array_equal(p, q) for p, q in pairs)
+
+    seed_everything(0)
+    cold = fit_windows(data, train_cfg(epochs=1))
+    seed_everything(0)
+    warm = fit_windows(data, train_cfg(epochs=1), warm=source)
+    assert warm.spec.warm_start is not None and "copied" in warm.spec.warm_start
+    assert cold.spec.warm_start is None
+    # One epoch from the champion's weights starts where the champion ended.
+    assert warm.history["val_loss"].iloc[0] < 0.5 * cold.history["val_loss"].iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"units": 9}, "layers differ"),
+        ({"activation": "relu"}, "layers differ"),
+        ({"layers": 2}, "layers differ"),
+    ],
+)
+def test_warm_start_falls_back_when_the_architecture_differs(changes, reason):
+    spec = ModelSpec("regression", 6, [VALUE], 1)
+    champion = build_model(6, 1, 1, train_cfg())
+    model = build_model(6, 1, 1, train_cfg(**changes))
+    before = [w.copy() for w in model.get_weights()]
+    used, note = warm_start(model, spec, champion, spec, "2")
+    assert not used and "does not match" in note and reason in note and "scratch" in note
+    pairs = zip(before, model.get_weights(), strict=True)
+    assert all(np.array_equal(p, q) for p, q in pairs)
+
+
+def test_warm_start_falls_back_when_inputs_or_series_differ():
+    model = build_model(6, 1, 1, train_cfg())
+    spec = ModelSpec("regression", 6, [VALUE], 1)
+    used, note = warm_start(model, spec, model, ModelSpec("regression", 12, [VALUE], 1), "1")
+    assert not used and "timesteps 12 vs 6" in note
+    per_series = ModelSpec("regression", 6, [VALUE], 1, series=["a"])
+    used, note = warm_start(model, spec, model, per_series, "1")
+    assert not used and "per-series" in note

@@ -1,0 +1,130 @@
+"""Window: offsets against a hand-computed example, splits, covariates, class labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.config import WindowConfig
+from tasks.schema import LABEL, SERIES_ID, SPLIT, TIMESTAMP, VALUE, VALUE_ORIGINAL
+from tasks.window import (
+    CLASSIFICATION,
+    DIRECTION_CLASSES,
+    direction_labels,
+    make_windows,
+    windows_from_table,
+    windows_table,
+)
+from tests.factories import START
+
+TRAIN, VAL, TEST = 0, 1, 2
+
+
+def hand_series() -> tuple[np.ndarray, np.ndarray]:
+    """v[i] = (i, 10 i): 10 steps; train 0..5, val 6..7, test 8..9."""
+    steps = np.arange(10, dtype=float)
+    values = np.stack([steps, 10 * steps], axis=1)  # [10, 2]
+    codes = np.array([TRAIN] * 6 + [VAL] * 2 + [TEST] * 2)
+    return values, codes
+
+
+def test_make_windows_matches_hand_computed_offsets():
+    values, codes = hand_series()
+    w = make_windows(values, codes, WindowConfig(timesteps=3, horizon=2))
+    # origins 2..7; targets (o+1, o+2). Origins 4 (targets 5|6) and 6 (7|8) straddle a
+    # split boundary and are dropped.
+    assert w.origin.tolist() == [2, 3, 5, 7]
+    assert w.split.tolist() == [TRAIN, TRAIN, VAL, TEST]
+    assert w.x.shape == (4, 3, 2)  # [windows, timesteps, features]
+    assert w.x[0].tolist() == [[0, 0], [1, 10], [2, 20]]
+    assert w.x[3].tolist() == [[5, 50], [6, 60], [7, 70]]
+    assert w.y.tolist() == [[3, 4], [4, 5], [6, 7], [8, 9]]  # the target is feature 0
+
+
+def test_make_windows_stride_and_short_series():
+    values, codes = hand_series()
+    strided = make_windows(values, codes, WindowConfig(timesteps=3, horizon=2, stride=2))
+    assert strided.origin.tolist() == [2]  # origins 2, 4, 6; 4 and 6 straddle splits
+    short = make_windows(values[:4], codes[:4], WindowConfig(timesteps=3, horizon=2))
+    assert short.x.shape == (0, 3, 2) and short.y.shape == (0, 2)
+
+
+def test_make_windows_rejects_flat_values():
+    with pytest.raises(ValueError, match="steps, features"):
+        make_windows(np.arange(10.0), np.zeros(10, int), WindowConfig(timesteps=3))
+
+
+def normalized_frame(n: int = 20, series: tuple[str, ...] = ("a", "b")) -> pd.DataFrame:
+    parts = []
+    for k, sid in enumerate(series):
+        i = np.arange(n)
+        parts.append(
+            pd.DataFrame(
+                {
+                    SERIES_ID: sid,
+                    TIMESTAMP: START + pd.to_timedelta(i, unit="h"),
+                    VALUE: (i + 100 * k) / 1000,
+                    "temp": -i.astype(float),
+                    VALUE_ORIGINAL: np.sin(i) + k,
+                    SPLIT: ["train"] * 12 + ["val"] * 4 + ["test"] * 4,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_windows_table_carries_covariates_and_target_times():
+    cfg = WindowConfig(timesteps=4, horizon=3)
+    data = windows_from_table(windows_table(normalized_frame(), [VALUE, "temp"], cfg))
+    assert data.x.shape[1:] == (4, 2) and data.y.shape[1] == 3
+    assert data.features == [VALUE, "temp"]
+    first_b = np.flatnonzero(data.series_id == "b")[0]
+    o = data.origin[first_b]
+    assert data.x[first_b, :, 1].tolist() == [-(o - 3.0), -(o - 2.0), -(o - 1.0), -float(o)]
+    assert np.allclose(
+        data.y[first_b], [(o + 1 + 100) / 1000, (o + 2 + 100) / 1000, 0.103 + o / 1000]
+    )
+    expected = (START + pd.to_timedelta(o + 1, unit="h")).tz_localize(None)
+    assert pd.Timestamp(data.target_time[first_b]).tz_localize(None) == expected
+    assert data.labels is None and data.task == "regression"
+    assert {"train", "val", "test"} == set(data.split)
+
+
+def test_direction_labels_by_hand():
+    values = np.array([1.0, 2.0, 2.0, 1.0, 3.0])
+    # horizon 1 from origins 0..3: up (1->2), flat (2->2 counts as down), down, up
+    assert direction_labels(values, np.arange(4), 1).tolist() == ["up", "down", "down", "up"]
+    assert direction_labels(values, np.array([0, 2]), 2).tolist() == ["up", "up"]
+
+
+def test_classification_windows_label_the_direction_over_the_horizon():
+    frame = normalized_frame()
+    cfg = WindowConfig(timesteps=3, horizon=2)
+    data = windows_from_table(windows_table(frame, [VALUE], cfg, CLASSIFICATION))
+    assert data.task == CLASSIFICATION and data.classes == DIRECTION_CLASSES
+    original = frame.loc[frame[SERIES_ID] == "a", VALUE_ORIGINAL].to_numpy()
+    mask = data.series_id == "a"
+    rises = original[data.origin[mask] + 2] > original[data.origin[mask]]
+    assert data.labels[mask].tolist() == ["up" if r else "down" for r in rises]
+    assert data.codes[mask].tolist() == rises.astype(int).tolist()
+
+
+def test_classification_windows_take_the_label_column_at_the_last_target():
+    frame = normalized_frame(series=("a",))
+    frame[LABEL] = np.where(np.arange(20) % 3 == 0, "calm", "busy")
+    data = windows_from_table(
+        windows_table(frame, [VALUE], WindowConfig(timesteps=3, horizon=2), CLASSIFICATION)
+    )
+    assert data.classes == ("busy", "calm")
+    assert data.labels.tolist() == [
+        "calm" if (o + 2) % 3 == 0 else "busy" for o in data.origin.tolist()
+    ]
+    frame.loc[10, LABEL] = None
+    with pytest.raises(ValueError, match="columns.label"):
+        windows_table(frame, [VALUE], WindowConfig(timesteps=3, horizon=2), CLASSIFICATION)
+
+
+def test_windows_table_rejects_an_unknown_task():
+    with pytest.raises(ValueError, match="train.task"):
+        windows_table(normalized_frame(), [VALUE], WindowConfig(timesteps=3), "ranking")
