@@ -87,7 +87,7 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
         manifest.inputs = [
             {"name": f.name, "sha256": f.sha256, "bytes": f.bytes} for f in ingested.new_files
         ]
-        if ingested.nothing_new:
+        if ingested.skip:
             result = summary(SKIPPED, run, reason="no new data in the landing folder")
             manifest.outcome = result
             manifest.write()

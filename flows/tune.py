@@ -29,9 +29,9 @@ and its global random state, so repeated searches can rank close trials apart.
 
 The best config is reported (a table and a markdown artifact, ``best.yaml``
 in the tune folder, tags on the parent run); with ``retrain_best`` the normal
-``retrain`` flow runs with it, through the usual promotion gate. retrain
-trains only when the landing folder holds new files -- otherwise it ends as
-``skipped`` and says so.
+``retrain`` flow runs with it (``ingest.retrain_without_new_data`` on, so it
+trains on the accepted history even when no new file landed), through the
+usual promotion gate.
 """
 
 from __future__ import annotations
@@ -481,7 +481,10 @@ def tune(
     if retrain_best:
         from flows.retrain import retrain
 
-        state = retrain(best_cfg, return_state=True)
+        forced = best_cfg.model_copy(
+            update={"ingest": best_cfg.ingest.model_copy(update={"retrain_without_new_data": True})}
+        )
+        state = retrain(forced, return_state=True)
         summary["retrain"] = state.result(raise_on_failure=False)
         if not isinstance(summary["retrain"], dict):
             summary["retrain"] = {"status": "failed", "reason": f"{state.name}: {state.message}"}

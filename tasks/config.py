@@ -75,6 +75,11 @@ class IngestConfig(_Frozen):
     timezone: str = Field(
         "UTC", description="Timezone assumed for timestamps that carry no offset."
     )
+    retrain_without_new_data: bool = Field(
+        False,
+        description="Retrain on the accepted history even when no new file arrived "
+        "(e.g. a UI run with a changed config); off: such a run ends as skipped.",
+    )
 
 
 class ValidationConfig(_Frozen):

@@ -24,7 +24,15 @@ from tasks.errors import CheckFailure, DataRejected, example_rows
 from tasks.io import RunDir, Workspace, read_parquet, write_parquet
 from tasks.ledger import LandedFile, find_new, is_temporary_name, load_ledger, scan_landing
 from tasks.runtime import stage_logger
-from tasks.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE, series_schema
+from tasks.schema import (
+    LABEL,
+    SERIES_ID,
+    SOURCE_FILE,
+    SOURCE_ROW,
+    TIMESTAMP,
+    VALUE,
+    series_schema,
+)
 
 HISTORY_SOURCE = "<history>"
 
@@ -164,6 +172,8 @@ def read_series_file(
     raw = _read_raw(path, name)
     wanted = {columns.series_id: SERIES_ID, columns.timestamp: TIMESTAMP, columns.value: VALUE}
     wanted.update({c: c for c in columns.covariates})
+    if columns.label:
+        wanted[columns.label] = LABEL
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
         raise _reject(
@@ -198,6 +208,10 @@ def read_series_file(
                 int(not_numeric.sum()),
             )
         out[column] = numeric
+    if columns.label:
+        # class names are text; blanks stay missing (validation rejects them)
+        out[LABEL] = frame[LABEL].astype("string").str.strip().astype("str")
+        out.loc[frame[LABEL].isna(), LABEL] = None
     return out
 
 
@@ -226,12 +240,18 @@ class IngestResult:
     history_rows: int = 0
 
     @property
-    def nothing_new(self) -> bool:
-        return not self.new_files
+    def skip(self) -> bool:
+        """Nothing to train on: no new file (and no forced retrain on the history)."""
+        return self.path is None
+
+
+def accepted_schema(columns: ColumnsConfig) -> pa.Schema:
+    """Schema of accepted rows for this config (covariates, and the label if configured)."""
+    return series_schema(columns.covariates, label=columns.label is not None)
 
 
 def load_history(workspace: Workspace, columns: ColumnsConfig) -> pd.DataFrame:
-    schema = series_schema(columns.covariates)
+    schema = accepted_schema(columns)
     if not workspace.history.exists():
         return schema.empty_table().to_pandas()
     return read_parquet(workspace.history)
@@ -258,8 +278,14 @@ def ingest(
             cfg.settle_seconds,
             waiting,
         )
-    if not new:
+    history = load_history(workspace, columns)
+    if not new and not (cfg.retrain_without_new_data and len(history)):
         return IngestResult(path=None)
+    if not new:
+        logger.info(
+            "No new files; retraining on the %d accepted rows (ingest.retrain_without_new_data)",
+            len(history),
+        )
 
     frames, failures = [], {}
     for landed_file in new:
@@ -274,10 +300,9 @@ def ingest(
         )
         frames.append((landed_file.name, frame))
 
-    history = load_history(workspace, columns)
     stacked = stack_with_history(history, frames)
     schema = (
-        series_schema(columns.covariates)
+        accepted_schema(columns)
         .append(pa.field(SOURCE_FILE, pa.string()))
         .append(pa.field(SOURCE_ROW, pa.int64()))
     )

@@ -22,6 +22,7 @@ from tasks.io import RunDir, read_json, read_parquet, write_json, write_parquet
 from tasks.runtime import stage_logger
 from tasks.schema import (
     FILLED,
+    LABEL,
     SERIES_ID,
     SPLIT,
     SPLITS,
@@ -131,6 +132,8 @@ def fill_short_gaps(
         group = group.reindex(grid)
     filled = group[columns].isna().any(axis=1)
     group[columns] = group[columns].interpolate(method="time", limit_direction="both")
+    if LABEL in group:
+        group[LABEL] = group[LABEL].ffill()  # a filled step keeps the class it was in
     group[FILLED] = filled.to_numpy()
     group.index.name = TIMESTAMP
     return group.reset_index()
@@ -156,6 +159,8 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
         out[VALUE_ORIGINAL] = raw[:, 0]
         out[SPLIT] = labels
         out[FILLED] = group[FILLED].to_numpy()
+        if LABEL in group:
+            out[LABEL] = group[LABEL].to_numpy()  # class names, never scaled
         parts.append(out)
         sid = str(series_id)
         minimum[sid], maximum[sid] = low.tolist(), high.tolist()
@@ -178,7 +183,8 @@ def normalize(validated: Path, run: RunDir, config: PipelineConfig) -> Path:
     logger = stage_logger()
     frame = read_parquet(validated)
     normalized, scaler = normalize_series(frame, config)
-    write_parquet(normalized, run.normalized, normalized_schema(config.columns.covariates))
+    schema = normalized_schema(config.columns.covariates, label=config.columns.label is not None)
+    write_parquet(normalized, run.normalized, schema)
     write_json(scaler.to_json(), run.scaler)
     counts = normalized[SPLIT].value_counts().to_dict()
     logger.info(

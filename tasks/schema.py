@@ -54,8 +54,10 @@ def series_schema(covariates: tuple[str, ...] | list[str] = (), label: bool = Fa
     return pa.schema(fields)
 
 
-def normalized_schema(covariates: tuple[str, ...] | list[str] = ()) -> pa.Schema:
-    base = series_schema(covariates)
+def normalized_schema(
+    covariates: tuple[str, ...] | list[str] = (), label: bool = False
+) -> pa.Schema:
+    base = series_schema(covariates, label)
     return (
         base.append(pa.field(VALUE_ORIGINAL, pa.float64()))
         .append(pa.field(SPLIT, pa.string()))

@@ -26,11 +26,11 @@ from prefect.cache_policies import NONE
 
 from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
 from tasks.errors import CheckFailure, DataRejected, example_rows
-from tasks.ingest import HISTORY_SOURCE, IngestResult
+from tasks.ingest import HISTORY_SOURCE, IngestResult, accepted_schema
 from tasks.io import RunDir, Workspace, read_json, read_parquet, write_json, write_parquet
 from tasks.quarantine import quarantine
 from tasks.runtime import stage_logger
-from tasks.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE, series_schema
+from tasks.schema import LABEL, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 
 # The largest float: anything beyond (inf) is not a measurement.
 _FINITE = float(np.finfo(np.float64).max)
@@ -153,6 +153,9 @@ def row_suite(suite: Any, columns: ColumnsConfig, cfg: ValidationConfig) -> Any:
     suite.add_expectation(
         e.ExpectColumnValuesToBeBetween(column=VALUE, min_value=low, max_value=high)
     )
+    if columns.label:
+        suite.add_expectation(e.ExpectColumnToExist(column=LABEL))
+        suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=LABEL))
     for column in columns.covariates:
         suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=column))
         suite.add_expectation(
@@ -646,7 +649,7 @@ def validate(
             table=report,
             description=f"Expectations per file, run {run.run_id}",
         )
-    if not arrival.accepted:
+    if failures and not arrival.accepted:
         every = [f for items in failures.values() for f in items]
         raise DataRejected(
             every,
@@ -657,7 +660,7 @@ def validate(
     if rejected:
         logger.warning("Left out %d file(s): %s", len(rejected), [r["name"] for r in rejected])
     merged = arrival.merged
-    write_parquet(merged, run.validated, series_schema(config.columns.covariates))
+    write_parquet(merged, run.validated, accepted_schema(config.columns))
     logger.info(
         "Validated: accepted %s -> %d rows, %d series",
         arrival.accepted,

@@ -83,6 +83,14 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     assert ledger["name"].tolist() == ["base.csv", "next.csv"]
     assert set(ledger["status"]) == {"ingested"}
 
+    # a changed config with nothing new: skipped, unless told to retrain on the history
+    forced = cfg.model_copy(
+        update={"ingest": cfg.ingest.model_copy(update={"retrain_without_new_data": True})}
+    )
+    state, result = run_flow(forced)
+    assert result["status"] == "completed" and result["model_version"] == "3", result
+    assert result["rows"] == 696 and result["new_files"] == []
+
 
 def test_cli_prints_summary_last_and_exits_by_status(prefect_server, tmp_path, landing, capsys):
     workspace = tmp_path / "work"

@@ -102,3 +102,14 @@ def test_date_only_values_are_naive_not_offsets(tmp_path):
         pd.Timestamp("2026-01-01T00:00Z"),
         pd.Timestamp("2026-01-02T00:00Z"),
     ]
+
+
+def test_label_column_is_read_as_text(tmp_path):
+    from tasks.schema import LABEL
+
+    path = tmp_path / "l.csv"
+    path.write_text("series_id,timestamp,value,state\na,2026-01-01T00:00:00Z,1,up\n")
+    frame = read_series_file(path, ColumnsConfig(label="state"), INGEST)
+    assert frame[LABEL].tolist() == ["up"]
+    with pytest.raises(DataRejected, match="required_columns"):
+        read_series_file(path, ColumnsConfig(label="class"), INGEST)

@@ -78,3 +78,20 @@ def test_inputs_are_not_mutated():
     before = frame.copy()
     normalize_series(frame, PipelineConfig())
     pd.testing.assert_frame_equal(frame, before)
+
+
+def test_label_column_is_carried_unscaled_and_labels_windows():
+    from tasks.config import WindowConfig
+    from tasks.schema import LABEL
+    from tasks.window import CLASSIFICATION, windows_table
+
+    frame = series_frame(series=("a",), n=60)
+    frame[LABEL] = np.where(np.arange(60) % 3 == 0, "peak", "calm")
+    gappy = frame.drop(index=[30])  # the filled step keeps the class before it
+    cfg = PipelineConfig.model_validate({"columns": {"label": "state"}})
+    normalized, _ = normalize_series(gappy, cfg)
+    assert normalized[LABEL].tolist()[:30] == frame[LABEL].tolist()[:30]
+    assert normalized[LABEL].iloc[30] == frame[LABEL].iloc[29]
+    table = windows_table(normalized, [VALUE], WindowConfig(timesteps=6), CLASSIFICATION)
+    origins = table["origin_index"].to_numpy()
+    assert table[LABEL].to_pylist() == normalized[LABEL].to_numpy()[origins + 1].tolist()
