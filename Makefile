@@ -16,7 +16,7 @@ export PREFECT_HOME ?= $(CURDIR)/$(WORK)/prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test lint chunk ui mlflow-ui serve bench clean help
+.PHONY: run test lint chunk ui mlflow-ui serve bench tune install clean help
 
 help:
 	@echo "make run        set up .venv, retrain on the sample data (again: skipped unless new data)"
@@ -25,6 +25,7 @@ help:
 	@echo "make serve      local Prefect server + deployments + worker (retrain on new data)"
 	@echo "make ui         Prefect UI on the workspace's runs (http://127.0.0.1:4200)"
 	@echo "make mlflow-ui  MLflow UI on the workspace's registry (http://127.0.0.1:5000)"
+	@echo "make tune       hyperparameter search (ARGS='--set tune.strategy=grid ...')"
 	@echo "make bench      benchmarks/ tables"
 
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -32,6 +33,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $@
+
+install: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	@mkdir -p $(LANDING)
@@ -56,6 +59,10 @@ mlflow-ui: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/accuracy.py
+
+tune: $(VENV)/.installed
+	$(PY) -m flows.tune $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 clean:
 	rm -rf $(WORK)
