@@ -19,7 +19,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
-from tasks.config import PipelineConfig, load_config
+from tasks.config import PipelineConfig, add_config_arguments, load_config
 from tasks.errors import DataRejected
 from tasks.evaluate import CHAMPION_WINDOWS, overall
 from tasks.evaluate import evaluate as evaluate_task
@@ -171,15 +171,7 @@ def run_cli(cfg: PipelineConfig) -> tuple[dict[str, Any], int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.retrain", description=__doc__)
-    parser.add_argument("--config", help="YAML file mirroring PipelineConfig")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. train.epochs=5",
-    )
+    add_config_arguments(parser)
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)

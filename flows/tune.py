@@ -57,7 +57,7 @@ from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.config import PipelineConfig, _set_dotted
+from tasks.config import PipelineConfig, add_config_arguments, load_config_tree
 from tasks.evaluate import (
     SeriesContext,
     inverse_predictions,
@@ -498,32 +498,14 @@ def load_tune_config(
     path: str | Path | None, overrides: list[str]
 ) -> tuple[PipelineConfig, TuneConfig]:
     """A YAML file (PipelineConfig + optional ``tune:``) and ``--set`` overrides of both."""
-    tree: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the config file must hold a mapping at the top level")
-        tree = loaded
-    for item in overrides:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected key=value, e.g. tune.trials=4")
-        key, raw = item.split("=", 1)
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    tree = load_config_tree(path, overrides)
     search = TuneConfig.model_validate(tree.pop("tune", None) or {})
     return PipelineConfig.model_validate(tree), search
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.tune", description=__doc__)
-    parser.add_argument("--config", help="YAML file: PipelineConfig plus an optional tune: section")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. tune.strategy=grid or train.epochs=5",
-    )
+    add_config_arguments(parser, example="tune.strategy=grid or train.epochs=5")
     parser.add_argument("--address", help="Dask scheduler address (default: local threads)")
     parser.add_argument(
         "--retrain-best", action="store_true", help="run retrain with the best config"

@@ -305,10 +305,8 @@ def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None
-) -> PipelineConfig:
-    """Read a YAML config (optional) and apply ``key.sub=value`` overrides.
+def load_config_tree(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A YAML file's mapping (optional) with ``key.sub=value`` overrides applied.
 
     Values are parsed as YAML scalars, so ``train.epochs=5`` is an int and
     ``columns.covariates=[temp]`` a list.
@@ -325,7 +323,27 @@ def load_config(
             raise ValueError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
         key, raw = item.split("=", 1)
         _set_dotted(tree, key.strip(), yaml.safe_load(raw))
-    return PipelineConfig.model_validate(tree)
+    return tree
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> PipelineConfig:
+    """Read a YAML config (optional) and apply ``key.sub=value`` overrides."""
+    return PipelineConfig.model_validate(load_config_tree(path, overrides))
+
+
+def add_config_arguments(parser: Any, example: str = "train.epochs=5") -> None:
+    """The ``--config FILE`` and repeatable ``--set KEY=VALUE`` options every CLI shares."""
+    parser.add_argument("--config", help="YAML file mirroring PipelineConfig")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a setting, e.g. {example}",
+    )
 
 
 DEFAULT_YAML_HEADER = """\

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -92,18 +93,31 @@ def infer_season_length(step_seconds: float) -> int:
     return 1
 
 
+def _per_series(
+    series_ids: np.ndarray,
+    forecasts: dict[str, np.ndarray],
+    score: Callable[[np.ndarray, np.ndarray], dict[str, float]],
+) -> pd.DataFrame:
+    """``score(mask, predicted)`` per (model, series), plus ``__all__`` pooled over windows."""
+    groups = [(ALL_SERIES, np.ones(len(series_ids), dtype=bool))]
+    groups += [(sid, series_ids == sid) for sid in sorted(set(series_ids))]
+    rows = [
+        {"model": name, SERIES_ID: sid, "windows": int(mask.sum()), **score(mask, predicted)}
+        for name, predicted in forecasts.items()
+        for sid, mask in groups
+    ]
+    return pd.DataFrame(rows)
+
+
 def metrics_table(
     series_ids: np.ndarray, actual: np.ndarray, forecasts: dict[str, np.ndarray], scale: np.ndarray
 ) -> pd.DataFrame:
     """One row per (model, series) plus ``__all__`` rows pooled over every window."""
-    rows = []
-    for name, predicted in forecasts.items():
-        groups = [(ALL_SERIES, np.ones(len(actual), dtype=bool))]
-        groups += [(sid, series_ids == sid) for sid in sorted(set(series_ids))]
-        for sid, mask in groups:
-            values = regression_metrics(actual[mask], predicted[mask], scale[mask])
-            rows.append({"model": name, SERIES_ID: sid, "windows": int(mask.sum()), **values})
-    return pd.DataFrame(rows)
+    return _per_series(
+        series_ids,
+        forecasts,
+        lambda mask, predicted: regression_metrics(actual[mask], predicted[mask], scale[mask]),
+    )
 
 
 def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -140,14 +154,11 @@ def class_metrics_table(
     series_ids: np.ndarray, actual: np.ndarray, forecasts: dict[str, np.ndarray]
 ) -> pd.DataFrame:
     """As ``metrics_table`` for class indexes: one row per (model, series) plus ``__all__``."""
-    rows = []
-    for name, predicted in forecasts.items():
-        groups = [(ALL_SERIES, np.ones(len(actual), dtype=bool))]
-        groups += [(sid, series_ids == sid) for sid in sorted(set(series_ids))]
-        for sid, mask in groups:
-            values = classification_metrics(actual[mask], predicted[mask])
-            rows.append({"model": name, SERIES_ID: sid, "windows": int(mask.sum()), **values})
-    return pd.DataFrame(rows)
+    return _per_series(
+        series_ids,
+        forecasts,
+        lambda mask, predicted: classification_metrics(actual[mask], predicted[mask]),
+    )
 
 
 def majority_classes(series_ids: np.ndarray, codes: np.ndarray, n_classes: int) -> dict[str, int]:
