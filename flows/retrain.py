@@ -170,7 +170,11 @@ def run_cli(cfg: PipelineConfig) -> tuple[dict[str, Any], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.retrain", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.retrain",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     try:

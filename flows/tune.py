@@ -504,7 +504,11 @@ def load_tune_config(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.tune", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.tune",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_arguments(parser, example="tune.strategy=grid or train.epochs=5")
     parser.add_argument("--address", help="Dask scheduler address (default: local threads)")
     parser.add_argument(
