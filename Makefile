@@ -36,10 +36,18 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 install: $(VENV)/.installed
 
+# While `make serve` runs, ad-hoc runs use its server (and show up in its UI) instead of
+# starting a temporary one on the same database.
+SERVE_URL := http://127.0.0.1:$(or $(SERIESFLOW_PORT),4200)/api
+USE_SERVE = $(shell [ -z "$$PREFECT_API_URL" ] && $(PY) -c "import urllib.request as u; u.urlopen('$(SERVE_URL)/health', timeout=1)" 2>/dev/null && echo PREFECT_API_URL=$(SERVE_URL))
+
 run: $(VENV)/.installed
 	@mkdir -p $(LANDING)
 	@cp -pn data/sample/*.csv data/sample/*.parquet $(LANDING)/ 2>/dev/null || true
-	$(PY) -m flows.retrain $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+	$(USE_SERVE) $(PY) -m flows.retrain $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+serve: $(VENV)/.installed
+	scripts/serve.sh
 
 chunk: $(VENV)/.installed
 	$(PY) data/sample/generate.py --next-chunk --landing $(LANDING)

@@ -33,11 +33,13 @@ def frame(rows: int, series: int) -> pd.DataFrame:
     idx = np.arange(per)
     rng = np.random.default_rng(0)
     parts = [
-        pd.DataFrame({
-            "series_id": f"s{k:04d}",
-            "timestamp": pd.Timestamp("2020-01-01T00:00Z") + pd.to_timedelta(idx, unit="h"),
-            "value": 100 + 10 * np.sin(2 * np.pi * idx / 24) + rng.standard_normal(per),
-        })
+        pd.DataFrame(
+            {
+                "series_id": f"s{k:04d}",
+                "timestamp": pd.Timestamp("2020-01-01T00:00Z") + pd.to_timedelta(idx, unit="h"),
+                "value": 100 + 10 * np.sin(2 * np.pi * idx / 24) + rng.standard_normal(per),
+            }
+        )
         for k in range(series)
     ]
     return pd.concat(parts, ignore_index=True)
@@ -81,8 +83,10 @@ def main() -> None:
             csv_path, index=False
         )
         data.to_parquet(pq_path, index=False)
-        for label, path in (("ingest: read+coerce CSV", csv_path),
-                            ("ingest: read+coerce Parquet", pq_path)):
+        for label, path in (
+            ("ingest: read+coerce CSV", csv_path),
+            ("ingest: read+coerce Parquet", pq_path),
+        ):
             seconds, mem, _ = measure(
                 lambda p=path: read_series_file(p, ColumnsConfig(), IngestConfig()), args.repeat
             )
@@ -108,8 +112,15 @@ def main() -> None:
     slow, slow_mem, (x, y) = measure(lambda: seed_loop_windows(one, 24), args.repeat)
     assert np.array_equal(w.x[:, :, 0], x) and np.array_equal(w.y[:, 0], y)
     rows_out.append(("window: seed's Python loop", len(one), slow, slow_mem, "1.0x"))
-    rows_out.append(("window: vectorized (sliding_window_view)", len(one), fast, fast_mem,
-                     f"{slow / fast:.0f}x faster"))
+    rows_out.append(
+        (
+            "window: vectorized (sliding_window_view)",
+            len(one),
+            fast,
+            fast_mem,
+            f"{slow / fast:.0f}x faster",
+        )
+    )
 
     print(f"{'stage':<44}{'rows':>10}{'seconds':>10}{'peak MiB':>10}  note")
     for label, n, seconds, mem, note in rows_out:

@@ -37,6 +37,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
+from prefect.settings import get_current_settings
 
 from tasks.config import PipelineConfig, load_config
 from tasks.io import Workspace
@@ -161,6 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
+    if not get_current_settings().api.url:
+        print(
+            "warning: PREFECT_API_URL is not set, so the event goes to a temporary Prefect "
+            "server and starts nothing. Point PREFECT_API_URL at the server that runs the "
+            "deployments (make serve prints it: http://127.0.0.1:4200/api by default).",
+            file=sys.stderr,
+        )
     summary = watch(cfg)
     print(json.dumps(summary))
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Frozen(BaseModel):
@@ -35,6 +35,16 @@ class PathsConfig(_Frozen):
     landing: str = Field(
         "data/work/landing", description="Folder (or fsspec URL) where new series files land."
     )
+
+    @field_validator("workspace", "landing")
+    @classmethod
+    def _no_placeholder(cls, value: str) -> str:
+        if "{{" in value:
+            raise ValueError(
+                f"{value!r} still holds a template placeholder: set SERIESFLOW_WORKSPACE and "
+                "SERIESFLOW_LANDING before `prefect deploy` (make serve does)"
+            )
+        return value
 
     def workspace_path(self) -> Path:
         return Path(self.workspace).expanduser().resolve()
@@ -245,8 +255,12 @@ class RegisterConfig(_Frozen):
     concurrency_limit: str | None = Field(
         None,
         description="Prefect global concurrency limit held (strict) around the registry "
-        "write; deployments set it, ad-hoc runs without a server leave it empty.",
+        "write; deployments set it, ad-hoc runs without a server leave it empty. Unset, "
+        "$SERIESFLOW_REGISTRY_LIMIT applies (make serve sets it for its worker).",
     )
+
+    def resolved_concurrency_limit(self) -> str | None:
+        return self.concurrency_limit or os.environ.get("SERIESFLOW_REGISTRY_LIMIT") or None
 
     def resolved_tracking_uri(self, workspace: Path) -> str:
         if self.tracking_uri:

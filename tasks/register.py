@@ -234,7 +234,7 @@ def register(
     model = keras.models.load_model(run.model)
     write_json(config.dump(), run.root / CONFIG_ARTIFACT)
 
-    with registry_lock(cfg.concurrency_limit):
+    with registry_lock(cfg.resolved_concurrency_limit()):
         use_tracking(tracking_uri, cfg.experiment, config.paths.workspace_path())
         current = champion_version(cfg.model_name)
         # The champion can have moved since evaluate re-scored it (another run promoted).

@@ -1,0 +1,87 @@
+"""A real seriesflow stack for the integration tests: ``scripts/serve.sh`` as ``make serve``
+runs it (a ``prefect server start`` on a free loopback port, the real ``prefect.yaml``
+deployments, a process worker), on a temporary workspace and PREFECT_HOME.
+
+The stack is stopped when the module's tests end, also when they fail: SIGTERM to
+serve.sh (its trap stops the flow runs, the worker and the server), then SIGKILL for
+any process it started that is still there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.stack import (
+    DEPLOYMENTS,
+    REPO,
+    SCRUB,
+    SERVE,
+    STARTUP_TIMEOUT,
+    Stack,
+    free_port,
+    ready,
+    stop,
+    wait_for,
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    root = tmp_path_factory.mktemp("serve").resolve()
+    workspace = root / "work"
+    landing = workspace / "landing"
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = {key: value for key, value in os.environ.items() if key not in SCRUB}
+    env.update(
+        # serve.sh runs `prefect` (and the worker, and so the runs) from this interpreter's
+        # environment when the checkout has no .venv of its own.
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        SERIESFLOW_HOME=str(REPO),
+        SERIESFLOW_WORKSPACE=str(workspace),
+        SERIESFLOW_LANDING=str(landing),
+        SERIESFLOW_PORT=str(port),
+        PREFECT_HOME=str(root / "prefect"),
+        # Pick runs up within ~2 s (default 10 s) and retry a run held back by the
+        # deployment concurrency limit after 5 s (default 30 s).
+        PREFECT_WORKER_QUERY_SECONDS="2",
+        PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS="5",
+        # The tests start every run themselves: no nightly or 2-minute runs in between.
+        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
+    )
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["bash", str(SERVE)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C on pytest must not reach the stack directly
+        )
+    leftovers: list[int] = []
+    try:
+        wait_for(
+            lambda: ready(api_url, proc, log),
+            STARTUP_TIMEOUT,
+            f"scripts/serve.sh to deploy {', '.join(DEPLOYMENTS)} and start a worker (log: {log})",
+            interval=2,
+        )
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            yield Stack(api_url=api_url, workspace=workspace, landing=landing, log=log)
+    finally:
+        leftovers = stop(proc)
+    # Outside `finally`: a failing test keeps its own error; this checks the trap itself.
+    assert proc.returncode in (143, 130), (
+        f"scripts/serve.sh exited with {proc.returncode} on SIGTERM, expected 143:\n"
+        + "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+    )
+    assert not leftovers, f"scripts/serve.sh left processes behind after SIGTERM: {leftovers}"
