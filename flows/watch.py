@@ -6,7 +6,8 @@ nothing else: the ``retrain/on-new-data`` deployment's trigger (``prefect.yaml``
 turns the event into a retrain run, and the retrain run reads the landing folder
 itself, so the event is a nudge, not a work order.
 
-The event (the contract upstream jobs may emit themselves, see ``docs/serve.md``):
+The event (the contract upstream jobs may emit themselves, see README.md,
+"Announcing new data from an upstream job"):
 
 - ``event``: ``series.data.arrived``
 - ``resource``: ``prefect.resource.id`` = ``seriesflow.landing.<absolute landing path>``
@@ -39,7 +40,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.settings import get_current_settings
 
-from tasks.config import PipelineConfig, load_config
+from tasks.config import PipelineConfig, add_config_arguments, load_config
 from tasks.io import Workspace
 from tasks.ledger import LandedFile, find_new, load_ledger, scan_landing
 
@@ -55,18 +56,6 @@ DEFAULT_CONFIG = PipelineConfig()
 def landing_resource_id(landing: Path) -> str:
     """The event's resource id for a landing folder (the trigger matches on it)."""
     return f"{RESOURCE_PREFIX}{landing}"
-
-
-def check_rendered(cfg: PipelineConfig) -> None:
-    """Refuse paths that still hold a ``{{ $VAR }}`` placeholder from ``prefect.yaml``."""
-    for name, value in (("workspace", cfg.paths.workspace), ("landing", cfg.paths.landing)):
-        if "{{" in value:
-            raise ValueError(
-                f"paths.{name} is {value!r}: the deployment was created without the "
-                "environment variable it names. Redeploy with SERIESFLOW_WORKSPACE and "
-                "SERIESFLOW_LANDING set (scripts/serve.sh sets them), or pass cfg.paths "
-                "explicitly."
-            )
 
 
 def arrival_resource(landing: Path, workspace: Path, model_name: str) -> dict[str, str]:
@@ -128,7 +117,6 @@ def announce(resource: dict[str, str], payload: dict[str, Any]) -> str:
 @flow(name="watch", log_prints=False)
 def watch(cfg: PipelineConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Look at the landing folder once; announce new files with one event."""
-    check_rendered(cfg)
     landing = cfg.paths.landing_path()
     workspace = cfg.paths.workspace_path()
     new = find_arrivals(landing, Workspace(workspace).ledger, cfg.ingest.settle_seconds)
@@ -151,15 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m flows.watch",
         description=f"Look at the landing folder once and emit {EVENT_NAME} if anything is new.",
     )
-    parser.add_argument("--config", type=Path, help="YAML config (the retrain config file)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value, e.g. --set paths.landing=/data/in",
-    )
+    add_config_arguments(parser, example="paths.landing=/data/in")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, args.overrides)
     if not get_current_settings().api.url:
