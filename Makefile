@@ -42,7 +42,7 @@ SERVE_URL := http://127.0.0.1:$(or $(SERIESFLOW_PORT),4200)/api
 USE_SERVE = $(shell [ -z "$$PREFECT_API_URL" ] && $(PY) -c "import urllib.request as u; u.urlopen('$(SERVE_URL)/health', timeout=1)" 2>/dev/null && echo PREFECT_API_URL=$(SERVE_URL))
 
 run: $(VENV)/.installed
-	@mkdir -p $(LANDING)
+	@mkdir -p $(LANDING) "$(PREFECT_HOME)"
 	@cp -pn data/sample/*.csv data/sample/*.parquet $(LANDING)/ 2>/dev/null || true
 	$(USE_SERVE) $(PY) -m flows.retrain $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
@@ -53,15 +53,18 @@ chunk: $(VENV)/.installed
 	$(PY) data/sample/generate.py --next-chunk --landing $(LANDING)
 
 test: $(VENV)/.installed
+	@mkdir -p "$(PREFECT_HOME)"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 ui: $(VENV)/.installed
+	@mkdir -p "$(PREFECT_HOME)"
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 --analytics-off
 
 mlflow-ui: $(VENV)/.installed
+	@mkdir -p "$(PREFECT_HOME)"
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/$(WORK)/mlflow.db \
 		--host 127.0.0.1 --port 5000
 
@@ -70,6 +73,7 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/accuracy.py
 
 tune: $(VENV)/.installed
+	@mkdir -p "$(PREFECT_HOME)"
 	$(PY) -m flows.tune $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 clean:
