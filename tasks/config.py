@@ -183,6 +183,12 @@ class TrainConfig(_Frozen):
     batch_size: int = Field(32, ge=1)
     epochs: int = Field(50, ge=1)
     early_stopping_patience: int = Field(8, ge=1)
+    min_delta: float = Field(
+        1e-6,
+        ge=0,
+        description="A drop of val_loss (scaled MSE) larger than this counts as an improvement, "
+        "for both EarlyStopping and ReduceLROnPlateau (one yardstick for both).",
+    )
     reduce_lr_factor: float = Field(0.5, gt=0, lt=1)
     reduce_lr_patience: int = Field(3, ge=1)
     min_lr: float = Field(1e-5, gt=0)

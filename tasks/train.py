@@ -280,14 +280,20 @@ def fit_model(
 
     callbacks = [
         _Record(),
+        # One min_delta for both: Keras' defaults differ (0 vs 1e-4), so the rate was cut
+        # for gains EarlyStopping still counted, and training crawled on at min_lr.
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
+            monitor="val_loss",
+            patience=cfg.early_stopping_patience,
+            min_delta=cfg.min_delta,
+            restore_best_weights=True,
         ),
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss",
             factor=cfg.reduce_lr_factor,
             patience=cfg.reduce_lr_patience,
             min_lr=cfg.min_lr,
+            min_delta=cfg.min_delta,
         ),
     ]
     fitted = model.fit(
