@@ -29,9 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 import tasks  # noqa: E402,F401  (quiet, offline defaults)
 from tasks.config import PipelineConfig  # noqa: E402
-from tasks.evaluate import SeriesContext, inverse_predictions, score  # noqa: E402
+from tasks.evaluate import (  # noqa: E402
+    SeriesContext,
+    inverse_predictions,
+    score,
+    season_length_of,
+)
 from tasks.ingest import read_series_file  # noqa: E402
-from tasks.metrics import infer_season_length  # noqa: E402
 from tasks.normalize import normalize_series  # noqa: E402
 from tasks.schema import MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID, TEST, VALUE  # noqa: E402
 from tasks.train import fit_windows, predict, seed_everything  # noqa: E402
@@ -94,8 +98,7 @@ def evaluate_frame(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
     fitted = fit_windows(data, cfg.train)
     test = data.subset(TEST)
     outputs = predict(fitted.model, fitted.spec, test.x, test.series_id)
-    steps = sorted(set(scaler.step_seconds.values()))
-    season = cfg.evaluate.season_length or infer_season_length(steps[0])
+    season = season_length_of(cfg.evaluate, scaler)
     context = SeriesContext.from_normalized(normalized, season)
     metrics, _ = score(test, inverse_predictions(test, outputs, scaler), context, season)
     wide = metrics.pivot(index=SERIES_ID, columns="model", values=["mase", "rmse"])

@@ -55,20 +55,21 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from tasks.config import PipelineConfig, add_config_arguments, load_config_tree
+from tasks.config import PipelineConfig, _Frozen, add_config_arguments, load_config_tree
 from tasks.evaluate import (
     SeriesContext,
     inverse_predictions,
     overall,
     score,
     score_classification,
+    season_length_of,
 )
 from tasks.ingest import load_history, read_series_file
 from tasks.io import Workspace, new_run_id, read_parquet, write_json, write_parquet
 from tasks.ledger import find_new, load_ledger, scan_landing
-from tasks.metrics import HIGHER_IS_BETTER, infer_season_length, majority_classes
+from tasks.metrics import HIGHER_IS_BETTER, majority_classes
 from tasks.normalize import Scaler, normalize_series
 from tasks.registry import mlflow_module, use_tracking
 from tasks.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL, VALUE
@@ -84,10 +85,6 @@ SEARCHED = {
     "batch_size": ("train", "batch_size"),
     "timesteps": ("window", "timesteps"),
 }
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class SearchSpace(_Frozen):
@@ -267,8 +264,7 @@ def prepare(cfg: PipelineConfig, folder: Path) -> TuneData:
     logger = get_run_logger()
     frame, sources = load_tuning_frame(cfg)
     normalized, scaler = normalize_series(frame, cfg)
-    steps = sorted(set(scaler.step_seconds.values()))
-    season = cfg.evaluate.season_length or infer_season_length(steps[0] if steps else 0)
+    season = season_length_of(cfg.evaluate, scaler)
     folder.mkdir(parents=True, exist_ok=True)
     write_parquet(normalized, folder / "03_normalized.parquet")
     write_json(scaler.to_json(), folder / "scaler.json")

@@ -33,7 +33,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 
-from tasks.config import PipelineConfig
+from tasks.config import EvaluateConfig, PipelineConfig
 from tasks.io import RunDir, read_parquet, write_parquet
 from tasks.metrics import (
     CLASS_METRICS,
@@ -94,6 +94,12 @@ class SeriesContext:
             if LABEL in group:
                 labels[sid] = group[LABEL].astype(str).to_numpy(dtype=object)
         return cls(values, times, scale, labels)
+
+
+def season_length_of(cfg: EvaluateConfig, scaler: Scaler) -> int:
+    """The configured season, else one inferred from the series' (smallest) sampling step."""
+    steps = sorted(set(scaler.step_seconds.values()))
+    return cfg.season_length or infer_season_length(steps[0] if steps else 0)
 
 
 def _per_window(windows: Windows, context: SeriesContext, horizon: int, fn) -> np.ndarray:
@@ -511,8 +517,7 @@ def evaluate(
     scaler = Scaler.load(run.scaler)
     windows = load_windows(windows_path)
     test = windows.subset(TEST)
-    steps = sorted(set(scaler.step_seconds.values()))
-    season = config.evaluate.season_length or infer_season_length(steps[0] if steps else 0)
+    season = season_length_of(config.evaluate, scaler)
     context = SeriesContext.from_normalized(read_parquet(normalized), season)
 
     model = keras.models.load_model(run.model)

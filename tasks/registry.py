@@ -69,6 +69,16 @@ def champion_version(model_name: str) -> Any | None:
         return None  # no such model yet, or no alias on it
 
 
+def run_json(run_id: str, artifact: str) -> dict[str, Any]:
+    """A JSON artifact of an MLflow run (scaler.json, config.json, ...), parsed."""
+    mlflow = mlflow_module()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=artifact, dst_path=tmp
+        )
+        return read_json(path)
+
+
 def load_champion(model_name: str) -> Champion | None:
     """The champion's model, scaler and config (tracking URI must be set first)."""
     version = champion_version(model_name)
@@ -76,23 +86,8 @@ def load_champion(model_name: str) -> Champion | None:
         return None
     mlflow = mlflow_module()
     model = mlflow.keras.load_model(f"models:/{model_name}/{version.version}")
-    with tempfile.TemporaryDirectory() as tmp:
-        scaler = read_json(
-            mlflow.artifacts.download_artifacts(
-                run_id=version.run_id, artifact_path=SCALER_ARTIFACT, dst_path=tmp
-            )
-        )
-        config = read_json(
-            mlflow.artifacts.download_artifacts(
-                run_id=version.run_id, artifact_path=CONFIG_ARTIFACT, dst_path=tmp
-            )
-        )
-        spec = None
-        logged = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
-        if SPEC_ARTIFACT in logged:
-            spec = read_json(
-                mlflow.artifacts.download_artifacts(
-                    run_id=version.run_id, artifact_path=SPEC_ARTIFACT, dst_path=tmp
-                )
-            )
+    scaler = run_json(version.run_id, SCALER_ARTIFACT)
+    config = run_json(version.run_id, CONFIG_ARTIFACT)
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
+    spec = run_json(version.run_id, SPEC_ARTIFACT) if SPEC_ARTIFACT in logged else None
     return Champion(str(version.version), version.run_id, model, scaler, config, spec)

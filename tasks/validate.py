@@ -27,7 +27,7 @@ from prefect.cache_policies import NONE
 from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
 from tasks.errors import CheckFailure, DataRejected, example_rows
 from tasks.ingest import HISTORY_SOURCE, IngestResult, accepted_schema
-from tasks.io import RunDir, Workspace, read_json, read_parquet, write_json, write_parquet
+from tasks.io import RunDir, Workspace, read_parquet, write_json, write_parquet
 from tasks.quarantine import quarantine
 from tasks.runtime import stage_logger
 from tasks.schema import LABEL, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
@@ -545,19 +545,13 @@ def _report_rows(reports: dict[str, list[CheckReport]]) -> list[dict[str, Any]]:
 
 def champion_reference(config: PipelineConfig, tracking_uri: str) -> dict[str, dict[str, float]]:
     """Per-series training statistics of the current champion ({} when there is none)."""
-    import tempfile
-
-    from tasks.registry import SCALER_ARTIFACT, champion_version, mlflow_module, use_tracking
+    from tasks.registry import SCALER_ARTIFACT, champion_version, run_json, use_tracking
 
     use_tracking(tracking_uri, config.register.experiment, config.paths.workspace_path())
     version = champion_version(config.register.model_name)
     if version is None:
         return {}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow_module().artifacts.download_artifacts(
-            run_id=version.run_id, artifact_path=SCALER_ARTIFACT, dst_path=tmp
-        )
-        scaler = read_json(path)
+    scaler = run_json(version.run_id, SCALER_ARTIFACT)
     return {sid: item["stats"] for sid, item in scaler["series"].items() if "stats" in item}
 
 
