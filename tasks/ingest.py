@@ -22,7 +22,7 @@ from prefect.cache_policies import NONE
 from tasks.config import ColumnsConfig, IngestConfig
 from tasks.errors import CheckFailure, DataRejected, example_rows
 from tasks.io import RunDir, Workspace, read_parquet, write_parquet
-from tasks.ledger import LandedFile, find_new, is_temporary_name, load_ledger, scan_landing
+from tasks.ledger import LandedFile, find_new, landing_files, load_ledger, scan_landing
 from tasks.runtime import stage_logger
 from tasks.schema import (
     LABEL,
@@ -267,11 +267,8 @@ def ingest(
     landed = scan_landing(landing, cfg.settle_seconds)
     new = find_new(landed, load_ledger(workspace.ledger))
     logger.info("Landing folder %s: %d file(s), %d new", landing, len(landed), len(new))
-    waiting = sorted(
-        p.name
-        for p in (landing.iterdir() if landing.exists() else [])
-        if p.is_file() and not is_temporary_name(p.name) and p.name not in {f.name for f in landed}
-    )
+    settled = {f.name for f in landed}
+    waiting = sorted(p.name for p in landing_files(landing) if p.name not in settled)
     if waiting:
         logger.info(
             "Still being written (modified < %ss ago), left for the next run: %s",

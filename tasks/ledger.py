@@ -43,6 +43,13 @@ def is_temporary_name(name: str) -> bool:
     return lower.startswith(_TEMP_PREFIXES) or lower.endswith(_TEMP_SUFFIXES)
 
 
+def landing_files(landing: Path) -> list[Path]:
+    """Regular files in ``landing`` (not recursive) that do not carry a temporary name."""
+    if not landing.exists():
+        return []
+    return [p for p in landing.iterdir() if p.is_file() and not is_temporary_name(p.name)]
+
+
 def scan_landing(
     landing: Path, settle_seconds: float, now: float | None = None
 ) -> list[LandedFile]:
@@ -51,13 +58,9 @@ def scan_landing(
     Files of any extension are returned: deciding what is readable is ingest's
     job, so an unknown extension gets a clear rejection instead of silence.
     """
-    if not landing.exists():
-        return []
     now = time.time() if now is None else now
     found = []
-    for path in landing.iterdir():
-        if not path.is_file() or is_temporary_name(path.name):
-            continue
+    for path in landing_files(landing):
         stat = path.stat()
         if now - stat.st_mtime < settle_seconds:
             continue  # still being written; the next look will see it settled
