@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import traceback
 from typing import Any
@@ -19,16 +18,16 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
+from tasks.accepted import commit_accepted
 from tasks.config import PipelineConfig, add_config_arguments, load_config
 from tasks.errors import DataRejected
-from tasks.evaluate import CHAMPION_WINDOWS, overall
 from tasks.evaluate import evaluate as evaluate_task
 from tasks.ingest import ingest as ingest_task
-from tasks.io import RunDir, Workspace, atomic_path, read_parquet
-from tasks.ledger import INGESTED, append_ledger, ledger_rows
+from tasks.io import RunDir, Workspace
 from tasks.manifest import Manifest
 from tasks.normalize import normalize as normalize_task
 from tasks.register import register as register_task
+from tasks.report import metrics_text
 from tasks.schema import CHAMPION
 from tasks.train import train as train_task
 from tasks.validate import validate as validate_task
@@ -55,17 +54,6 @@ def summary(status: str, run: RunDir, **fields: Any) -> dict[str, Any]:
     }
     base.update(fields)
     return base
-
-
-def commit_accepted(workspace: Workspace, run: RunDir, accepted: list[Any]) -> None:
-    """Make the run's validated rows the accepted history and ledger the files.
-
-    Done last, so a run that fails before registering a model leaves history and
-    ledger as they were and the next run picks the same files up again.
-    """
-    with atomic_path(workspace.history) as tmp:
-        shutil.copyfile(run.validated, tmp)
-    append_ledger(workspace.ledger, ledger_rows(accepted, INGESTED, run.run_id))
 
 
 @flow(name="retrain", description="Retrain the LSTM forecaster on newly landed series data.")
@@ -111,13 +99,10 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
             registration = register_task(run, evaluation, cfg, tracking_uri, manifest.to_dict())
         commit_accepted(workspace, run, accepted)
 
-        metrics = read_parquet(evaluation.path)
-        scores = overall(metrics)
-        head_to_head = overall(metrics, CHAMPION_WINDOWS)
         # model + baselines: naive and seasonal naive, or majority and naive (classification)
-        reported = dict(scores)
-        if CHAMPION in head_to_head:
-            reported[CHAMPION] = head_to_head[CHAMPION]
+        reported = dict(evaluation.scores)
+        if CHAMPION in evaluation.head_to_head:
+            reported[CHAMPION] = evaluation.head_to_head[CHAMPION]
         result = summary(
             COMPLETED,
             run,
@@ -149,18 +134,6 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
     return Failed(message=result["reason"], data=result)
 
 
-def format_metrics(metrics: dict[str, dict[str, float]]) -> str:
-    if not metrics:
-        return ""
-    names = list(next(iter(metrics.values())))  # regression or classification metrics
-    lines = [f"{'model':<16}" + "".join(f"{n:>12}" for n in names)]
-    for model, values in metrics.items():
-        lines.append(
-            f"{model:<16}" + "".join(f"{values.get(n, float('nan')):>12.4f}" for n in names)
-        )
-    return "\n".join(lines)
-
-
 def run_cli(cfg: PipelineConfig) -> tuple[dict[str, Any], int]:
     state = retrain(cfg, return_state=True)
     data = state.result(raise_on_failure=False)
@@ -184,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"status": FAILED, "run_dir": None, "reason": f"config error: {exc}"}))
         return 1
     result, code = run_cli(cfg)
-    table = format_metrics(result.get("metrics") or {})
+    table = metrics_text(result.get("metrics") or {})
     print()
     if table:
         print("Test metrics (original units):")

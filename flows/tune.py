@@ -37,132 +37,47 @@ usual promotion gate.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NONE
+from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import Field
 
-from tasks.config import PipelineConfig, _Frozen, add_config_arguments, load_config_tree
-from tasks.evaluate import (
-    SeriesContext,
-    inverse_predictions,
-    overall,
-    score,
-    score_classification,
-    season_length_of,
-)
-from tasks.ingest import load_history, read_series_file
+from tasks.accepted import load_history
+from tasks.config import PipelineConfig, add_config_arguments, load_config_tree
+from tasks.ingest import read_series_file
 from tasks.io import Workspace, new_run_id, read_parquet, write_json, write_parquet
 from tasks.ledger import find_new, load_ledger, scan_landing
-from tasks.metrics import HIGHER_IS_BETTER, majority_classes
-from tasks.normalize import Scaler, normalize_series
+from tasks.normalize import normalize_series
 from tasks.registry import mlflow_module, use_tracking
+from tasks.saved_model import predict
+from tasks.scaler import Scaler
 from tasks.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL, VALUE
-from tasks.train import fit_windows, predict
-from tasks.window import CLASSIFICATION, windows_from_table, windows_table
-
-# Searched setting -> (config section, field).
-SEARCHED = {
-    "units": ("train", "units"),
-    "layers": ("train", "layers"),
-    "dropout": ("train", "dropout"),
-    "learning_rate": ("train", "learning_rate"),
-    "batch_size": ("train", "batch_size"),
-    "timesteps": ("window", "timesteps"),
-}
-
-
-class SearchSpace(_Frozen):
-    """Candidate values per searched setting (a one-value list pins a setting)."""
-
-    units: list[int] = Field(default_factory=lambda: [16, 32, 64], min_length=1)
-    layers: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
-    dropout: list[float] = Field(default_factory=lambda: [0.0, 0.2], min_length=1)
-    learning_rate: list[float] = Field(default_factory=lambda: [1e-3, 3e-3], min_length=1)
-    batch_size: list[int] = Field(default_factory=lambda: [32, 64], min_length=1)
-    timesteps: list[int] = Field(default_factory=lambda: [24, 48], min_length=1)
-
-    def grid(self) -> list[dict[str, Any]]:
-        names = list(SEARCHED)
-        values = [getattr(self, name) for name in names]
-        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
-
-
-class TuneConfig(_Frozen):
-    strategy: Literal["grid", "random"] = Field(
-        "random", description="grid: every combination; random: `trials` distinct draws."
-    )
-    trials: int = Field(
-        8,
-        ge=1,
-        le=500,
-        description="random: configurations to draw; grid: the most combinations allowed "
-        "(a bigger grid is refused rather than left running for hours).",
-    )
-    seed: int = Field(0, description="Seed of the random draw.")
-    max_workers: int = Field(
-        2, ge=1, description="Trials at once on the default thread pool (not used with Dask)."
-    )
-    space: SearchSpace = Field(default_factory=SearchSpace)
-
-
-def trial_params(search: TuneConfig) -> list[dict[str, Any]]:
-    """The searched settings of every trial, in trial order (seeded by ``tune.seed``)."""
-    grid = search.space.grid()
-    if search.strategy == "grid":
-        if len(grid) > search.trials:
-            raise ValueError(
-                f"tune.space makes a grid of {len(grid)} combinations, more than "
-                f"tune.trials={search.trials}; shrink tune.space, raise tune.trials or "
-                "use tune.strategy=random"
-            )
-        return grid
-    rng = np.random.default_rng(search.seed)
-    picks = rng.choice(len(grid), size=min(search.trials, len(grid)), replace=False)
-    return [grid[int(i)] for i in picks]
-
-
-def with_params(cfg: PipelineConfig, params: dict[str, Any]) -> PipelineConfig:
-    """``cfg`` with the searched settings replaced (validated like any config)."""
-    tree = cfg.dump()
-    for name, value in params.items():
-        section, key = SEARCHED[name]
-        tree[section][key] = value
-    try:
-        return PipelineConfig.model_validate(tree)
-    except ValueError as exc:
-        raise ValueError(
-            f"tune.space: the combination {params} is not a valid config: {exc}"
-        ) from exc
-
-
-def params_of(cfg: PipelineConfig) -> dict[str, Any]:
-    return {name: getattr(getattr(cfg, s), k) for name, (s, k) in SEARCHED.items()}
-
-
-def selection_metric(cfg: PipelineConfig) -> tuple[str, bool]:
-    """The metric trials are ranked on and whether higher is better."""
-    if cfg.train.task == CLASSIFICATION:
-        metric = cfg.register.classification_metric
-    else:
-        metric = cfg.register.metric
-    return metric, metric in HIGHER_IS_BETTER
-
+from tasks.scoring import score_split, scorer_for, season_length_of
+from tasks.train import fit_windows
+from tasks.tuning import (
+    TrialResult,
+    TuneConfig,
+    best_trial,
+    params_of,
+    selection_metric,
+    trial_params,
+    trials_frame,
+    with_params,
+)
+from tasks.window import windows_table
+from tasks.window_table import windows_from_table
 
 # --------------------------------------------------------------------------- pure trial
 
@@ -170,7 +85,7 @@ def selection_metric(cfg: PipelineConfig) -> tuple[str, bool]:
 @dataclass(frozen=True)
 class TrialScore:
     metrics: dict[str, dict[str, float]]  # {model | baseline: {metric: value}} on val
-    history: pd.DataFrame
+    epochs: pd.DataFrame
     windows: dict[str, int]  # windows per split used
 
 
@@ -180,8 +95,8 @@ def evaluate_trial(
     """Window, fit and score one configuration on the validation windows.
 
     The stage functions do the work (``windows_table``, ``fit_windows`` ->
-    ``build_model``/``fit_model``, ``score``); test windows are dropped before
-    anything is fit or scored.
+    ``build_model``/``fit_model``, ``score_split``); test windows are dropped
+    before anything is fit or scored.
     """
     features = [VALUE, *cfg.columns.covariates]
     data = windows_from_table(windows_table(normalized, features, cfg.window, cfg.train.task))
@@ -189,15 +104,9 @@ def evaluate_trial(
     fitted = fit_windows(data, cfg.train)
     val = data.subset(VAL)
     outputs = predict(fitted.model, fitted.spec, val.x, val.series_id)
-    context = SeriesContext.from_normalized(normalized, season_length)
-    if cfg.train.task == CLASSIFICATION:
-        train = data.subset(TRAIN)
-        majority = majority_classes(train.series_id, train.codes, len(data.classes))
-        metrics, _ = score_classification(val, outputs, context, majority)
-    else:
-        metrics, _ = score(val, inverse_predictions(val, outputs, scaler), context, season_length)
+    scorer = scorer_for(normalized, scaler, data, cfg.evaluate, season_length)
     counts = {TRAIN: len(data.subset(TRAIN)), VAL: len(val)}
-    return TrialScore(overall(metrics), fitted.history, counts)
+    return TrialScore(score_split(val, outputs, scorer).overall(), fitted.epochs, counts)
 
 
 # --------------------------------------------------------------------------- tasks
@@ -218,22 +127,6 @@ class MlflowParent:
     tracking_uri: str
     experiment_id: str
     run_id: str
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    number: int
-    params: dict[str, Any]
-    status: str  # completed | failed
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    epochs: int = 0
-    seconds: float = 0.0
-    mlflow_run_id: str | None = None
-    error: str | None = None
-    runner: str = ""  # where it ran: a Dask worker's address, or a thread's name
-
-    def value(self, metric: str) -> float:
-        return self.metrics.get(MODEL, {}).get(metric, math.nan)
 
 
 def load_tuning_frame(cfg: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
@@ -259,7 +152,7 @@ def load_tuning_frame(cfg: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
     return frame, sources
 
 
-@task(name="tune-prepare", cache_policy=NONE)
+@task(name="tune-prepare", cache_policy=NO_CACHE)
 def prepare(cfg: PipelineConfig, folder: Path) -> TuneData:
     logger = get_run_logger()
     frame, sources = load_tuning_frame(cfg)
@@ -285,7 +178,7 @@ def prepare(cfg: PipelineConfig, folder: Path) -> TuneData:
     )
 
 
-@task(name="tune-trial", cache_policy=NONE, task_run_name="trial-{number}")
+@task(name="tune-trial", cache_policy=NO_CACHE, task_run_name="trial-{number}")
 def trial(number: int, cfg: PipelineConfig, data: TuneData, parent: MlflowParent) -> TrialResult:
     """Fit and score one configuration; log it as an MLflow child run of the search."""
     logger = get_run_logger()
@@ -321,7 +214,7 @@ def trial(number: int, cfg: PipelineConfig, data: TuneData, parent: MlflowParent
         for name, values in result.metrics.items():
             prefix = "val_" if name == MODEL else f"val_{name}_"
             mlflow.log_metrics({prefix + k: v for k, v in values.items() if math.isfinite(v)})
-        history = result.history.groupby("epoch").mean(numeric_only=True)
+        history = result.epochs.groupby("epoch").mean(numeric_only=True)
         for epoch, row in history.iterrows():
             mlflow.log_metrics(
                 {k: float(v) for k, v in row.items() if math.isfinite(float(v))}, step=int(epoch)
@@ -363,30 +256,6 @@ def run_trials(
 ) -> list[TrialResult]:
     futures = [trial.submit(n, c, data, parent) for n, c in enumerate(configs, start=1)]
     return [future.result() for future in futures]
-
-
-def best_trial(results: list[TrialResult], metric: str, higher: bool) -> TrialResult | None:
-    done = [r for r in results if r.status == "completed" and math.isfinite(r.value(metric))]
-    if not done:
-        return None
-    return (max if higher else min)(done, key=lambda r: (r.value(metric), -r.number))
-
-
-def trials_frame(results: list[TrialResult], metric: str, higher: bool) -> pd.DataFrame:
-    rows = [
-        {
-            "trial": r.number,
-            **r.params,
-            "status": r.status,
-            f"val_{metric}": r.value(metric),
-            "epochs": r.epochs,
-            "seconds": round(r.seconds, 1),
-            "mlflow_run_id": r.mlflow_run_id,
-        }
-        for r in results
-    ]
-    frame = pd.DataFrame(rows)
-    return frame.sort_values(f"val_{metric}", ascending=not higher, na_position="last")
 
 
 def _task_runner(address: str | None, search: TuneConfig) -> Any:

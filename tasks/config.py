@@ -21,11 +21,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
-class _Frozen(BaseModel):
+class FrozenModel(BaseModel):
+    """A config section: immutable, unknown keys refused."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class PathsConfig(_Frozen):
+class PathsConfig(FrozenModel):
     """Where data lands and where the pipeline keeps its state."""
 
     workspace: str = Field(
@@ -33,7 +35,7 @@ class PathsConfig(_Frozen):
         description="Runtime workspace: runs/, ledger, history, quarantine/, mlflow.db.",
     )
     landing: str = Field(
-        "data/work/landing", description="Folder (or fsspec URL) where new series files land."
+        "data/work/landing", description="Folder where new series files land (a local path)."
     )
 
     @field_validator("workspace", "landing")
@@ -53,7 +55,7 @@ class PathsConfig(_Frozen):
         return Path(self.landing).expanduser().resolve()
 
 
-class ColumnsConfig(_Frozen):
+class ColumnsConfig(FrozenModel):
     """Column names in the landed files (renamed to the canonical names on ingest)."""
 
     series_id: str = "series_id"
@@ -71,7 +73,7 @@ class ColumnsConfig(_Frozen):
     )
 
 
-class IngestConfig(_Frozen):
+class IngestConfig(FrozenModel):
     extensions: list[str] = Field(
         default_factory=lambda: [".csv", ".parquet"],
         description="File types read from the landing folder.",
@@ -92,7 +94,7 @@ class IngestConfig(_Frozen):
     )
 
 
-class ValidationConfig(_Frozen):
+class ValidationConfig(FrozenModel):
     on_bad_file: Literal["skip_file", "reject_arrival"] = Field(
         "skip_file",
         description="skip_file: quarantine a bad file and use the good files of the same "
@@ -141,20 +143,20 @@ class ValidationConfig(_Frozen):
     build_data_docs: bool = Field(True, description="Write GX Data Docs HTML into the run folder.")
 
 
-class SplitConfig(_Frozen):
+class SplitConfig(FrozenModel):
     """Chronological split of each series (fractions of its points)."""
 
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
 
 
-class WindowConfig(_Frozen):
+class WindowConfig(FrozenModel):
     timesteps: int = Field(24, ge=1, description="Input steps per window.")
     horizon: int = Field(1, ge=1, description="Steps forecast at once (direct multi-output).")
     stride: int = Field(1, ge=1, description="Step between consecutive window origins.")
 
 
-class TrainConfig(_Frozen):
+class TrainConfig(FrozenModel):
     task: Literal["regression", "classification"] = Field(
         "regression",
         description="regression: forecast the next horizon values (MSE); classification: "
@@ -212,7 +214,7 @@ class TrainConfig(_Frozen):
         return self
 
 
-class EvaluateConfig(_Frozen):
+class EvaluateConfig(FrozenModel):
     season_length: int | None = Field(
         None,
         ge=1,
@@ -230,7 +232,7 @@ class EvaluateConfig(_Frozen):
     )
 
 
-class RegisterConfig(_Frozen):
+class RegisterConfig(FrozenModel):
     model_name: str = Field("seriesflow-lstm", min_length=1)
     experiment: str = Field("seriesflow", min_length=1)
     tracking_uri: str | None = Field(
@@ -282,7 +284,7 @@ class RegisterConfig(_Frozen):
 warnings.filterwarnings("ignore", message='Field name "register" in "PipelineConfig" shadows')
 
 
-class PipelineConfig(_Frozen):
+class PipelineConfig(FrozenModel):
     """Everything a retrain run needs; the Prefect UI form and the YAML mirror it."""
 
     paths: PathsConfig = Field(default_factory=PathsConfig)

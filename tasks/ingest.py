@@ -10,19 +10,20 @@ file has passed its own checks, so a rejected file never touches accepted rows.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
-from prefect.cache_policies import NONE
+from prefect.cache_policies import NO_CACHE
 
+from tasks.accepted import HISTORY_SOURCE, accepted_schema, load_history
 from tasks.config import ColumnsConfig, IngestConfig
 from tasks.errors import CheckFailure, DataRejected, example_rows
-from tasks.io import RunDir, Workspace, read_parquet, write_parquet
-from tasks.ledger import LandedFile, find_new, landing_files, load_ledger, scan_landing
+from tasks.io import RunDir, Workspace, write_parquet
+from tasks.ledger import find_new, landing_files, load_ledger, scan_landing
+from tasks.results import IngestResult
 from tasks.runtime import stage_logger
 from tasks.schema import (
     LABEL,
@@ -31,10 +32,7 @@ from tasks.schema import (
     SOURCE_ROW,
     TIMESTAMP,
     VALUE,
-    series_schema,
 )
-
-HISTORY_SOURCE = "<history>"
 
 # An explicit UTC offset or "Z" after a clock time ("2026-01-01" alone has none).
 _OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.I)
@@ -230,34 +228,7 @@ def stack_with_history(history: pd.DataFrame, new: list[tuple[str, pd.DataFrame]
     return pd.concat(parts, ignore_index=True)
 
 
-@dataclass(frozen=True)
-class IngestResult:
-    """What a run picked up: the stacked table, the new files, and those unreadable."""
-
-    path: Path | None
-    new_files: list[LandedFile] = field(default_factory=list)
-    read_failures: dict[str, list[dict]] = field(default_factory=dict)  # sha256 -> failures
-    history_rows: int = 0
-
-    @property
-    def skip(self) -> bool:
-        """Nothing to train on: no new file (and no forced retrain on the history)."""
-        return self.path is None
-
-
-def accepted_schema(columns: ColumnsConfig) -> pa.Schema:
-    """Schema of accepted rows for this config (covariates, and the label if configured)."""
-    return series_schema(columns.covariates, label=columns.label is not None)
-
-
-def load_history(workspace: Workspace, columns: ColumnsConfig) -> pd.DataFrame:
-    schema = accepted_schema(columns)
-    if not workspace.history.exists():
-        return schema.empty_table().to_pandas()
-    return read_parquet(workspace.history)
-
-
-@task(name="ingest", cache_policy=NONE)
+@task(name="ingest", cache_policy=NO_CACHE)
 def ingest(
     workspace_root: Path, run: RunDir, landing: Path, columns: ColumnsConfig, cfg: IngestConfig
 ) -> IngestResult:

@@ -23,6 +23,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TMP_PREFIX = ".tmp-"
+# A saved model: the Keras file and its spec (tasks/saved_model.py), in 05_model/.
+MODEL_FILE = "model.keras"
+SPEC_FILE = "model_spec.json"
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -101,6 +104,7 @@ class Workspace:
 
     @property
     def history(self) -> Path:
+        """The accepted rows so far (``tasks/accepted.py``)."""
         return self.root / "history.parquet"
 
     @property
@@ -115,7 +119,7 @@ class Workspace:
 
 @dataclass(frozen=True)
 class RunDir:
-    """One retrain run's folder; stages exchange these files (see ARCHITECTURE.md)."""
+    """One retrain run's folder; stages exchange these files (see docs/ARCHITECTURE.md)."""
 
     root: Path
 
@@ -153,11 +157,16 @@ class RunDir:
 
     @property
     def model(self) -> Path:
-        return self.model_dir / "model.keras"
+        return self.model_dir / MODEL_FILE
 
     @property
-    def history(self) -> Path:
-        return self.model_dir / "history.parquet"
+    def spec(self) -> Path:
+        return self.model_dir / SPEC_FILE
+
+    @property
+    def epochs(self) -> Path:
+        """Per-epoch training log: loss, val_loss, learning_rate (per series if per-series)."""
+        return self.model_dir / "epochs.parquet"
 
     @property
     def evaluation(self) -> Path:
@@ -166,6 +175,18 @@ class RunDir:
     @property
     def predictions(self) -> Path:
         return self.root / "predictions.parquet"
+
+    @property
+    def backtest(self) -> Path:
+        return self.root / "06_backtest.parquet"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def gate(self) -> Path:
+        return self.root / "gate.json"
 
     @property
     def plots(self) -> Path:

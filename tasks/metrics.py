@@ -13,7 +13,6 @@ from tasks.schema import ALL_SERIES, SERIES_ID
 METRICS = ("mse", "mae", "rmse", "mape", "mase")
 CLASS_METRICS = ("accuracy", "precision", "recall", "f1")
 HIGHER_IS_BETTER = frozenset(CLASS_METRICS)
-MAJORITY = "majority"  # classification baseline: each series' most common training class
 _EPS = np.finfo(np.float64).eps  # as scikit-learn's MAPE
 
 
@@ -75,22 +74,6 @@ def seasonal_naive_forecast(
     back = season_length * np.ceil(k / season_length).astype(int)  # [horizon]
     index = origins[:, None] + k[None, :] - back[None, :]  # [windows, horizon]
     return np.asarray(values, dtype=float)[np.clip(index, 0, None)]
-
-
-def infer_season_length(step_seconds: float) -> int:
-    """Hourly -> 24 (a day), daily -> 7 (a week), weekly -> 52, monthly-ish -> 12."""
-    if not step_seconds or math.isnan(step_seconds) or step_seconds <= 0:
-        return 1
-    day = 86_400
-    if step_seconds < day and day % step_seconds == 0:
-        return int(day // step_seconds)
-    if step_seconds == day:
-        return 7
-    if step_seconds == 7 * day:
-        return 52
-    if 28 * day <= step_seconds <= 31 * day:
-        return 12
-    return 1
 
 
 def _per_series(

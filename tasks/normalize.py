@@ -1,25 +1,26 @@
 """Normalize: fill short gaps, split each series in time, MinMax-scale per series.
 
-The scaler is fit on each series' *training part only* (the seed fit it on all
-data, which leaks the test range into training) and saved as JSON next to the
-model, so a forecast can be scaled and un-scaled exactly as in training.
+The scaler (``tasks/scaler.py``) is fit on each series' *training part only*
+(the seed fit it on all data, which leaks the test range into training) and
+saved as JSON next to the model, so a forecast can be scaled and un-scaled
+exactly as in training.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from prefect import task
-from prefect.cache_policies import NONE
+from prefect.cache_policies import NO_CACHE
 
 from tasks.config import PipelineConfig, SplitConfig
-from tasks.io import RunDir, read_json, read_parquet, write_json, write_parquet
+from tasks.frequency import step_of
+from tasks.io import RunDir, read_parquet, write_json, write_parquet
 from tasks.runtime import stage_logger
+from tasks.scaler import Scaler
 from tasks.schema import (
     FILLED,
     LABEL,
@@ -34,78 +35,6 @@ from tasks.schema import (
     VALUE_ORIGINAL,
     normalized_schema,
 )
-from tasks.validate import step_of
-
-FEATURE_RANGE = (0.0, 1.0)
-
-
-@dataclass(frozen=True)
-class Scaler:
-    """Per-series MinMax parameters for each feature column (value first)."""
-
-    columns: list[str]
-    minimum: dict[str, list[float]]
-    maximum: dict[str, list[float]]
-    val_start: dict[str, str]
-    test_start: dict[str, str]
-    step_seconds: dict[str, float]
-    # mean/sd/n of the value on each series' training part: the drift reference
-    stats: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def _bounds(self, series_id: str) -> tuple[np.ndarray, np.ndarray]:
-        if series_id not in self.minimum:
-            raise KeyError(f"series '{series_id}' was not in the training data of this scaler")
-        low = np.asarray(self.minimum[series_id], dtype=float)
-        span = np.asarray(self.maximum[series_id], dtype=float) - low
-        # A constant training part is rejected by validation; guard anyway.
-        return low, np.where(span == 0, 1.0, span)
-
-    def transform(self, series_id: str, values: np.ndarray) -> np.ndarray:
-        """``values``: [..., features] in original units -> [0, 1] on the training range."""
-        low, span = self._bounds(series_id)
-        return (values - low) / span
-
-    def inverse(self, series_id: str, values: np.ndarray, feature: int = 0) -> np.ndarray:
-        """Scaled values of one feature (default: the target) back to original units."""
-        low, span = self._bounds(series_id)
-        return values * span[feature] + low[feature]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": "minmax",
-            "feature_range": list(FEATURE_RANGE),
-            "columns": self.columns,
-            "series": {
-                sid: {
-                    "min": self.minimum[sid],
-                    "max": self.maximum[sid],
-                    "val_start": self.val_start[sid],
-                    "test_start": self.test_start[sid],
-                    "step_seconds": self.step_seconds[sid],
-                    **({"stats": self.stats[sid]} if sid in self.stats else {}),
-                }
-                for sid in self.minimum
-            },
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Scaler:
-        if data.get("kind") != "minmax":
-            raise ValueError(f"unknown scaler kind {data.get('kind')!r}; expected 'minmax'")
-        series = data["series"]
-        return cls(
-            columns=list(data["columns"]),
-            minimum={k: v["min"] for k, v in series.items()},
-            maximum={k: v["max"] for k, v in series.items()},
-            val_start={k: v["val_start"] for k, v in series.items()},
-            test_start={k: v["test_start"] for k, v in series.items()},
-            step_seconds={k: v["step_seconds"] for k, v in series.items()},
-            stats={k: v["stats"] for k, v in series.items() if "stats" in v},
-        )
-
-    @classmethod
-    def load(cls, path: str | Path) -> Scaler:
-        return cls.from_json(read_json(path))
 
 
 def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
@@ -178,7 +107,7 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
     return normalized, Scaler(features, minimum, maximum, val_start, test_start, steps, stats)
 
 
-@task(name="normalize", cache_policy=NONE)
+@task(name="normalize", cache_policy=NO_CACHE)
 def normalize(validated: Path, run: RunDir, config: PipelineConfig) -> Path:
     logger = stage_logger()
     frame = read_parquet(validated)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 from tasks.errors import CheckFailure
 from tasks.io import Workspace, utcnow, write_json
@@ -41,3 +42,25 @@ def quarantine(
         workspace.ledger, ledger_rows([landed], REJECTED, run_id, {landed.sha256: reason})
     )
     return target
+
+
+def quarantine_files(
+    workspace: Workspace,
+    files: list[LandedFile],
+    failures: dict[str, list[CheckFailure]],
+    run_id: str,
+) -> list[dict[str, Any]]:
+    """Quarantine every file named in ``failures``; one record each for validation.json."""
+    by_name = {f.name: f for f in files}
+    records = []
+    for name, items in failures.items():
+        target = quarantine(workspace, by_name[name], items, run_id)
+        records.append(
+            {
+                "name": name,
+                "sha256": by_name[name].sha256,
+                "quarantined_to": str(target),
+                "failures": [f.to_dict() for f in items],
+            }
+        )
+    return records

@@ -1,23 +1,26 @@
-"""MLflow plumbing: the tracking URI, the experiment, and loading the champion.
+"""MLflow plumbing: the tracking URI, the experiment, the champion alias, metric keys.
 
 Everything needed to forecast is reachable from ``models:/<name>@champion``:
-the Keras model is the registered version; ``scaler.json`` and ``config.json``
-are artifacts of the run that logged it.
+the Keras model is the registered version; ``scaler.json``, ``model_spec.json``
+and ``config.json`` are artifacts of the run that logged it (``tasks/champion.py``
+loads them).
 """
 
 from __future__ import annotations
 
+import math
+import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from tasks.io import read_json
 
 CHAMPION_ALIAS = "champion"
 SCALER_ARTIFACT = "scaler.json"
 CONFIG_ARTIFACT = "config.json"
-SPEC_ARTIFACT = "model_spec.json"  # task, features, classes, per-series order (tasks/train.py)
 
 
 def mlflow_module() -> Any:
@@ -47,16 +50,6 @@ def use_tracking(uri: str, experiment: str, workspace: Path) -> str:
     return experiment_id
 
 
-@dataclass(frozen=True)
-class Champion:
-    version: str
-    run_id: str
-    model: Any
-    scaler: dict[str, Any]
-    config: dict[str, Any]
-    spec: dict[str, Any] | None = None  # None: logged before specs existed (global regression)
-
-
 def champion_version(model_name: str) -> Any | None:
     """The registered version holding the ``champion`` alias, or None."""
     mlflow = mlflow_module()
@@ -79,15 +72,43 @@ def run_json(run_id: str, artifact: str) -> dict[str, Any]:
         return read_json(path)
 
 
-def load_champion(model_name: str) -> Champion | None:
-    """The champion's model, scaler and config (tracking URI must be set first)."""
-    version = champion_version(model_name)
-    if version is None:
-        return None
-    mlflow = mlflow_module()
-    model = mlflow.keras.load_model(f"models:/{model_name}/{version.version}")
-    scaler = run_json(version.run_id, SCALER_ARTIFACT)
-    config = run_json(version.run_id, CONFIG_ARTIFACT)
-    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
-    spec = run_json(version.run_id, SPEC_ARTIFACT) if SPEC_ARTIFACT in logged else None
-    return Champion(str(version.version), version.run_id, model, scaler, config, spec)
+def flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
+    """A nested dict as ``{"a.b.c": value}`` (MLflow params)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            flatten(f"{prefix}.{key}" if prefix else key, item, out)
+    else:
+        out[prefix] = value
+    return out
+
+
+def metric_key(text: str) -> str:
+    """MLflow keys take letters, digits and ``_-. /``: anything else becomes ``_``."""
+    return re.sub(r"[^\w\-. /]", "_", text)
+
+
+def epoch_steps(epochs: pd.DataFrame, series_column: str) -> list[tuple[int, dict[str, float]]]:
+    """Per-epoch metrics to log; a per-series table gets ``<metric>.<series>`` keys."""
+    per_series = series_column in epochs
+    steps: dict[int, dict[str, float]] = {}
+    for _, row in epochs.iterrows():
+        suffix = "." + metric_key(str(row[series_column])) if per_series else ""
+        values = steps.setdefault(int(row["epoch"]), {})
+        for key in epochs.columns:
+            if key in ("epoch", series_column):
+                continue
+            value = float(row[key])
+            if math.isfinite(value):
+                values[f"{key}{suffix}"] = value
+    return sorted(steps.items())
+
+
+def finite(values: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of ``values`` (MLflow refuses NaN and inf)."""
+    return {k: float(v) for k, v in values.items() if math.isfinite(float(v))}
+
+
+def pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("tensorflow-cpu", "keras", "numpy")]

@@ -34,9 +34,17 @@ TARGET_TIME = "target_time"  # time of the first target step
 TRAIN, VAL, TEST = "train", "val", "test"
 SPLITS = (TRAIN, VAL, TEST)
 
+# What a model does (train.task): forecast values, or predict a class.
+REGRESSION, CLASSIFICATION = "regression", "classification"
+
 # Model / baseline names in evaluation tables and the summary line.
 MODEL, NAIVE, SEASONAL_NAIVE, CHAMPION = "model", "naive", "seasonal_naive", "champion"
-ALL_SERIES = "__all__"
+MAJORITY = "majority"  # classification baseline: each series' most common training class
+ALL_SERIES = "__all__"  # the pooled row of a metrics table
+
+# Scopes of an evaluation table: every test window, or only those the champion could score.
+ALL_WINDOWS, CHAMPION_WINDOWS = "all", "champion_windows"
+FOLD = "fold"  # backtest fold number (1 = oldest)
 
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
 

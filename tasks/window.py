@@ -29,17 +29,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from numpy.lib.stride_tricks import sliding_window_view
 from prefect import task
-from prefect.cache_policies import NONE
+from prefect.cache_policies import NO_CACHE
 
 from tasks.config import PipelineConfig, WindowConfig
 from tasks.io import RunDir, read_parquet, write_table
 from tasks.runtime import stage_logger
 from tasks.schema import (
+    CLASSIFICATION,
     LABEL,
     ORIGIN_INDEX,
+    REGRESSION,
     SERIES_ID,
     SPLIT,
     SPLITS,
@@ -52,10 +53,7 @@ from tasks.schema import (
     Y,
     windows_schema,
 )
-
-_META = b"seriesflow.windows"
-REGRESSION, CLASSIFICATION = "regression", "classification"
-DIRECTION_CLASSES = ("down", "up")
+from tasks.window_table import DIRECTION_CLASSES, WINDOWS_META, direction_labels
 
 
 @dataclass(frozen=True)
@@ -86,62 +84,6 @@ def make_windows(values: np.ndarray, split_codes: np.ndarray, cfg: WindowConfig)
     last = split_codes[origins + h]
     keep = first == last
     return SeriesWindows(x[keep], y[keep], origins[keep], first[keep])
-
-
-def direction_labels(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
-    """``up`` where ``values[o + horizon] > values[o]``, else ``down``: [windows] strings.
-
-    ``values`` [steps] should be in original units: MinMax scaling keeps the order
-    of values, but float32 rounding of scaled values could turn a tiny rise flat.
-    """
-    values = np.asarray(values, dtype=float)
-    rise = values[origins + horizon] > values[origins]  # [windows]
-    return np.where(rise, DIRECTION_CLASSES[1], DIRECTION_CLASSES[0]).astype(object)
-
-
-@dataclass(frozen=True)
-class Windows:
-    """The window table loaded back into arrays."""
-
-    x: np.ndarray  # [windows, timesteps, features]
-    y: np.ndarray  # [windows, horizon]
-    series_id: np.ndarray  # [windows]
-    origin: np.ndarray  # [windows]
-    target_time: np.ndarray  # [windows]
-    split: np.ndarray  # [windows] split names
-    features: list[str]
-    labels: np.ndarray | None = None  # [windows] class names (classification only)
-    classes: tuple[str, ...] = ()  # the label vocabulary, in output-unit order
-
-    @property
-    def task(self) -> str:
-        return CLASSIFICATION if self.labels is not None else REGRESSION
-
-    @property
-    def codes(self) -> np.ndarray:
-        """Class indexes [windows] (into ``classes``) of a classification window set."""
-        if self.labels is None:
-            raise ValueError("these windows carry no class labels (train.task is regression)")
-        return np.searchsorted(np.asarray(self.classes, dtype=object), self.labels)
-
-    def select(self, mask: np.ndarray) -> Windows:
-        return Windows(
-            self.x[mask],
-            self.y[mask],
-            self.series_id[mask],
-            self.origin[mask],
-            self.target_time[mask],
-            self.split[mask],
-            self.features,
-            None if self.labels is None else self.labels[mask],
-            self.classes,
-        )
-
-    def subset(self, split: str) -> Windows:
-        return self.select(self.split == split)
-
-    def __len__(self) -> int:
-        return len(self.y)
 
 
 def windows_table(
@@ -210,38 +152,11 @@ def windows_table(
             meta["classes"] = sorted(set(normalized[LABEL].dropna().astype(str)))
         else:
             meta["classes"] = list(DIRECTION_CLASSES)
-    schema = schema.with_metadata({_META: json.dumps(meta).encode()})
+    schema = schema.with_metadata({WINDOWS_META: json.dumps(meta).encode()})
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def windows_from_table(table: pa.Table) -> Windows:
-    """The arrays of a window table (as written by ``windows_table``)."""
-    meta = json.loads(table.schema.metadata[_META])
-    t, h, features = meta["timesteps"], meta["horizon"], meta["features"]
-    n = table.num_rows
-    x = table[X].combine_chunks().flatten().to_numpy().reshape(n, t, len(features))
-    y = table[Y].combine_chunks().flatten().to_numpy().reshape(n, h)
-    labels = None
-    if LABEL in table.column_names:
-        labels = table[LABEL].to_numpy(zero_copy_only=False).astype(object)
-    return Windows(
-        x=x,  # [windows, timesteps, features]
-        y=y,  # [windows, horizon]
-        series_id=table[SERIES_ID].to_numpy(zero_copy_only=False).astype(object),
-        origin=table[ORIGIN_INDEX].to_numpy(),
-        target_time=table[TARGET_TIME].to_pandas().to_numpy(),
-        split=table[SPLIT].to_numpy(zero_copy_only=False).astype(object),
-        features=list(features),
-        labels=labels,
-        classes=tuple(meta.get("classes", ())),
-    )
-
-
-def load_windows(path: str | Path) -> Windows:
-    return windows_from_table(pq.read_table(path))
-
-
-@task(name="window", cache_policy=NONE)
+@task(name="window", cache_policy=NO_CACHE)
 def window(normalized: Path, run: RunDir, config: PipelineConfig) -> Path:
     logger = stage_logger()
     frame = read_parquet(normalized)

@@ -7,10 +7,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.retrain import retrain
-from tasks.evaluate import BACKTEST_FILE
 from tasks.io import RunDir, read_json
 from tasks.registry import CHAMPION_ALIAS
-from tasks.train import SPEC_FILE
+from tasks.saved_model import SPEC_FILE
 from tests.factories import series_frame, tiny_config, write_csv
 
 PERIOD = 10
@@ -48,7 +47,7 @@ def test_classification_with_a_backtest(prefect_server, tmp_path, landing):
 
     spec = read_json(run.model_dir / SPEC_FILE)
     assert spec["task"] == "classification" and spec["classes"] == ["down", "up"]
-    backtest = pq.read_table(run.root / BACKTEST_FILE).to_pandas()
+    backtest = pq.read_table(run.backtest).to_pandas()
     assert sorted(set(backtest["fold"])) == [1, 2, 3]
     assert {"accuracy", "f1"} <= set(backtest.columns)
     assert {p.name for p in run.plots.iterdir()} == {
@@ -59,7 +58,7 @@ def test_classification_with_a_backtest(prefect_server, tmp_path, landing):
     mlflow.set_tracking_uri(cfg.register.resolved_tracking_uri(cfg.paths.workspace_path()))
     version = mlflow.MlflowClient().get_model_version("test-lstm", result["model_version"])
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
-    assert {SPEC_FILE, "gate.json", BACKTEST_FILE, "plots"} <= logged
+    assert {SPEC_FILE, "gate.json", run.backtest.name, "plots"} <= logged
 
 
 def test_per_series_models_warm_start_from_the_champion(prefect_server, tmp_path, landing):

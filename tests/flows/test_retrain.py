@@ -50,7 +50,7 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     assert windows.schema.field(Y).type.list_size == 1
     assert set(windows[SPLIT].to_pylist()) == {"train", "val", "test"}
     assert pq.read_table(run.ingested).num_rows == 600
-    assert run.model.exists() and run.history.exists()
+    assert run.model.exists() and run.epochs.exists()
     assert (run.plots / "loss_curve.png").stat().st_size > 1000
     manifest = read_json(run.manifest)
     assert manifest["outcome"]["status"] == "completed"

@@ -7,19 +7,12 @@ import numpy as np
 import pytest
 import yaml
 
-from flows.tune import (
-    SearchSpace,
-    TuneConfig,
-    evaluate_trial,
-    load_tune_config,
-    trial_params,
-    tune,
-    with_params,
-)
+from flows.tune import evaluate_trial, load_tune_config, tune
 from tasks.config import PipelineConfig, load_config
+from tasks.lstm import seed_everything
 from tasks.normalize import normalize_series
 from tasks.schema import MODEL, NAIVE, SERIES_ID, VALUE
-from tasks.train import seed_everything
+from tasks.tuning import SearchSpace, TuneConfig, trial_params, with_params
 from tests.factories import series_frame, tiny_config, write_csv
 
 PERIOD = 10

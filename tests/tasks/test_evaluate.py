@@ -6,29 +6,33 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.evaluate import (
+from tasks.champion import Champion, rescore_champion
+from tasks.plots import plot_backtest, plot_classes, plot_loss
+from tasks.saved_model import ModelSpec
+from tasks.scaler import Scaler
+from tasks.schema import (
+    ALL_SERIES,
     ALL_WINDOWS,
+    CHAMPION,
     CHAMPION_WINDOWS,
     FOLD,
+    MAJORITY,
+    MODEL,
+    NAIVE,
+    SEASONAL_NAIVE,
+    SERIES_ID,
+)
+from tasks.scoring import (
     SeriesContext,
     backtest,
     backtest_folds,
     backtest_summary,
     class_baselines,
     overall,
-    plot_backtest,
-    plot_classes,
-    plot_loss,
-    rescore_champion,
     score,
     score_classification,
 )
-from tasks.metrics import MAJORITY
-from tasks.normalize import Scaler
-from tasks.registry import Champion
-from tasks.schema import ALL_SERIES, CHAMPION, MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID
-from tasks.train import ModelSpec
-from tasks.window import Windows
+from tasks.window_table import Windows
 
 V = np.array([10.0, 12, 11, 13, 12, 14, 13, 15, 14, 16])
 TIMES = np.array(pd.date_range("2026-03-01", periods=60, freq="h").to_numpy())

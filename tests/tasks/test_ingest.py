@@ -1,9 +1,10 @@
 import pandas as pd
 import pytest
 
+from tasks.accepted import HISTORY_SOURCE
 from tasks.config import ColumnsConfig, IngestConfig
 from tasks.errors import DataRejected
-from tasks.ingest import HISTORY_SOURCE, read_series_file, stack_with_history
+from tasks.ingest import read_series_file, stack_with_history
 from tasks.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 from tests.factories import series_frame, write_csv
 

@@ -18,7 +18,6 @@ from sklearn.metrics import (
 
 from tasks.metrics import (
     classification_metrics,
-    infer_season_length,
     majority_classes,
     metrics_table,
     naive_forecast,
@@ -67,14 +66,6 @@ def test_naive_and_seasonal_naive_forecasts_by_hand():
         [12, 13, 12],
         [14, 15, 14],
     ]
-
-
-@pytest.mark.parametrize(
-    ("seconds", "season"),
-    [(3600, 24), (900, 96), (86_400, 7), (7 * 86_400, 52), (30 * 86_400, 12), (7000, 1), (0, 1)],
-)
-def test_infer_season_length(seconds, season):
-    assert infer_season_length(seconds) == season
 
 
 def test_metrics_table_has_pooled_and_per_series_rows():

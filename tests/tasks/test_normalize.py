@@ -6,7 +6,8 @@ import pytest
 from sklearn.preprocessing import MinMaxScaler
 
 from tasks.config import PipelineConfig, SplitConfig
-from tasks.normalize import Scaler, fill_short_gaps, normalize_series, split_sizes
+from tasks.normalize import fill_short_gaps, normalize_series, split_sizes
+from tasks.scaler import Scaler
 from tasks.schema import (
     FILLED,
     SERIES_ID,
@@ -82,8 +83,8 @@ def test_inputs_are_not_mutated():
 
 def test_label_column_is_carried_unscaled_and_labels_windows():
     from tasks.config import WindowConfig
-    from tasks.schema import LABEL
-    from tasks.window import CLASSIFICATION, windows_table
+    from tasks.schema import CLASSIFICATION, LABEL
+    from tasks.window import windows_table
 
     frame = series_frame(series=("a",), n=60)
     frame[LABEL] = np.where(np.arange(60) % 3 == 0, "peak", "calm")

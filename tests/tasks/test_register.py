@@ -6,11 +6,21 @@ import pandas as pd
 import pytest
 
 from tasks.config import RegisterConfig
-from tasks.evaluate import ALL_WINDOWS, CHAMPION_WINDOWS
-from tasks.metrics import CLASS_METRICS, MAJORITY, METRICS
-from tasks.register import decide_promotion, history_steps
-from tasks.schema import ALL_SERIES, CHAMPION, MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID
-from tasks.window import CLASSIFICATION
+from tasks.gate import decide_promotion
+from tasks.metrics import CLASS_METRICS, METRICS
+from tasks.registry import epoch_steps
+from tasks.schema import (
+    ALL_SERIES,
+    ALL_WINDOWS,
+    CHAMPION,
+    CHAMPION_WINDOWS,
+    CLASSIFICATION,
+    MAJORITY,
+    MODEL,
+    NAIVE,
+    SEASONAL_NAIVE,
+    SERIES_ID,
+)
 
 
 def table(scores: dict[str, float], head: dict[str, float] | None = None, mase: float = 0.5):
@@ -123,9 +133,11 @@ def test_history_steps_name_per_series_metrics():
     history = pd.DataFrame(
         {SERIES_ID: ["a", "b:1"], "epoch": [1, 1], "loss": [0.5, 0.7], "val_loss": [0.6, None]}
     )
-    assert history_steps(history) == [(1, {"loss.a": 0.5, "val_loss.a": 0.6, "loss.b_1": 0.7})]
+    assert epoch_steps(history, SERIES_ID) == [
+        (1, {"loss.a": 0.5, "val_loss.a": 0.6, "loss.b_1": 0.7})
+    ]
     plain = pd.DataFrame({"epoch": [1, 2], "loss": [0.5, 0.4]})
-    assert history_steps(plain) == [(1, {"loss": 0.5}), (2, {"loss": 0.4})]
+    assert epoch_steps(plain, SERIES_ID) == [(1, {"loss": 0.5}), (2, {"loss": 0.4})]
 
 
 @pytest.mark.parametrize("margin", [0.0, 0.05])

@@ -7,19 +7,12 @@ import pandas as pd
 import pytest
 
 from tasks.config import TrainConfig, WindowConfig
-from tasks.schema import SERIES_ID, SPLIT, TIMESTAMP, VALUE, VALUE_ORIGINAL
-from tasks.train import (
-    ModelSpec,
-    WarmSource,
-    build_model,
-    fit_model,
-    fit_windows,
-    predict,
-    route_series,
-    seed_everything,
-    warm_start,
-)
-from tasks.window import CLASSIFICATION, windows_from_table, windows_table
+from tasks.lstm import build_model, fit_model, route_series, seed_everything, warm_start
+from tasks.saved_model import ModelSpec, predict
+from tasks.schema import CLASSIFICATION, SERIES_ID, SPLIT, TIMESTAMP, VALUE, VALUE_ORIGINAL
+from tasks.train import WarmSource, fit_windows
+from tasks.window import windows_table
+from tasks.window_table import windows_from_table
 from tests.factories import START
 
 TINY = {
@@ -143,7 +136,7 @@ def test_a_covariate_input_lets_the_model_see_what_the_target_follows():
     seed_everything(0)
     helped = fit_windows(windows_of(frame, (VALUE, "cov"), timesteps=3), cfg)
     assert helped.spec.features == [VALUE, "cov"] and helped.model.input_shape == (None, 3, 2)
-    assert helped.history["val_loss"].min() < 0.1 * alone.history["val_loss"].min()
+    assert helped.epochs["val_loss"].min() < 0.1 * alone.epochs["val_loss"].min()
 
 
 # --------------------------------------------------------------------------- classification
@@ -200,7 +193,7 @@ def test_per_series_models_do_not_learn_from_other_series():
 
     fitted, own_1 = a_predictions(first, True)
     _, own_2 = a_predictions(second, True)
-    assert fitted.spec.series == ["a", "b"] and set(fitted.history[SERIES_ID]) == {"a", "b"}
+    assert fitted.spec.series == ["a", "b"] and set(fitted.epochs[SERIES_ID]) == {"a", "b"}
     assert np.allclose(own_1, own_2, atol=1e-6)  # a's model never saw b
     _, shared_1 = a_predictions(first, False)
     _, shared_2 = a_predictions(second, False)
@@ -254,7 +247,7 @@ def test_warm_start_copies_the_champions_weights_when_the_architecture_matches()
     assert warm.spec.warm_start is not None and "copied" in warm.spec.warm_start
     assert cold.spec.warm_start is None
     # One epoch from the champion's weights starts where the champion ended.
-    assert warm.history["val_loss"].iloc[0] < 0.5 * cold.history["val_loss"].iloc[0]
+    assert warm.epochs["val_loss"].iloc[0] < 0.5 * cold.epochs["val_loss"].iloc[0]
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tasks.accepted import HISTORY_SOURCE
 from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
-from tasks.ingest import HISTORY_SOURCE, stack_with_history
-from tasks.validate import (
+from tasks.drift import drift_table
+from tasks.expectations import (
     IN_TIME_ORDER,
     MAX_GAP_STEPS,
     N_POINTS,
@@ -12,12 +13,11 @@ from tasks.validate import (
     VALUE_SPAN,
     GxSession,
     check_file,
-    drift_table,
-    merge_file,
     series_profile,
-    validate_arrival,
     with_time_order,
 )
+from tasks.ingest import stack_with_history
+from tasks.validate import merge_file, validate_arrival
 from tests.factories import series_frame
 
 COLUMNS = ColumnsConfig()

@@ -7,15 +7,9 @@ import pandas as pd
 import pytest
 
 from tasks.config import WindowConfig
-from tasks.schema import LABEL, SERIES_ID, SPLIT, TIMESTAMP, VALUE, VALUE_ORIGINAL
-from tasks.window import (
-    CLASSIFICATION,
-    DIRECTION_CLASSES,
-    direction_labels,
-    make_windows,
-    windows_from_table,
-    windows_table,
-)
+from tasks.schema import CLASSIFICATION, LABEL, SERIES_ID, SPLIT, TIMESTAMP, VALUE, VALUE_ORIGINAL
+from tasks.window import make_windows, windows_table
+from tasks.window_table import DIRECTION_CLASSES, direction_labels, windows_from_table
 from tests.factories import START
 
 TRAIN, VAL, TEST = 0, 1, 2

@@ -1,0 +1,120 @@
+"""The champion: loading it from the registry and adapting it to a run's data.
+
+One place for everything a stage needs of the current champion: the model with
+its scaler and spec (``load_champion``), its training statistics for drift
+checks (``champion_reference``), its predictions on this run's windows mapped
+through both scalers (``rescore_champion``), and it as a warm-start source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tasks.config import PipelineConfig
+from tasks.registry import (
+    CONFIG_ARTIFACT,
+    SCALER_ARTIFACT,
+    champion_version,
+    mlflow_module,
+    run_json,
+    use_tracking,
+)
+from tasks.saved_model import SPEC_FILE, ModelSpec, predict, spec_or_infer
+from tasks.scaler import Scaler
+from tasks.schema import CLASSIFICATION
+from tasks.window_table import Windows
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    run_id: str
+    model: Any
+    scaler: dict[str, Any]
+    config: dict[str, Any]
+    spec_json: dict[str, Any] | None = None  # None: logged before specs existed
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The saved spec, or the one inferred for a model logged without one."""
+        return spec_or_infer(self.spec_json, self.model, list(self.scaler["columns"]))
+
+
+def load_champion(model_name: str) -> Champion | None:
+    """The champion's model, scaler, config and spec (tracking URI must be set first)."""
+    version = champion_version(model_name)
+    if version is None:
+        return None
+    mlflow = mlflow_module()
+    model = mlflow.keras.load_model(f"models:/{model_name}/{version.version}")
+    scaler = run_json(version.run_id, SCALER_ARTIFACT)
+    config = run_json(version.run_id, CONFIG_ARTIFACT)
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
+    spec = run_json(version.run_id, SPEC_FILE) if SPEC_FILE in logged else None
+    return Champion(str(version.version), version.run_id, model, scaler, config, spec)
+
+
+def champion_of(config: PipelineConfig, tracking_uri: str | None) -> tuple[Champion | None, str]:
+    """The configured model's champion, or None and why there is none."""
+    if tracking_uri is None:
+        return None, "no MLflow tracking URI given"
+    use_tracking(tracking_uri, config.register.experiment, config.paths.workspace_path())
+    champion = load_champion(config.register.model_name)
+    if champion is None:
+        return None, f"'{config.register.model_name}' has no champion yet"
+    return champion, ""
+
+
+def champion_reference(config: PipelineConfig, tracking_uri: str) -> dict[str, dict[str, float]]:
+    """Per-series training statistics of the current champion ({} when there is none)."""
+    use_tracking(tracking_uri, config.register.experiment, config.paths.workspace_path())
+    version = champion_version(config.register.model_name)
+    if version is None:
+        return {}
+    scaler = run_json(version.run_id, SCALER_ARTIFACT)
+    return {sid: item["stats"] for sid, item in scaler["series"].items() if "stats" in item}
+
+
+def rescore_champion(
+    champion: Champion, windows: Windows, scaler: Scaler, spec: ModelSpec | None = None
+) -> tuple[np.ndarray, str]:
+    """The champion's outputs for ``windows`` (NaN rows where it cannot score) + a note.
+
+    ``windows`` are scaled with this run's ``scaler``; their inputs are mapped back to
+    original units and through the champion's own scaler, so a champion trained on
+    older data is judged fairly. Regression: forecasts [windows, horizon] in original
+    units. Classification: class probabilities [windows, classes].
+    """
+    spec = spec or ModelSpec.of_windows(windows, per_series=False)
+    nan = np.full((len(windows), spec.outputs), np.nan)
+    theirs = champion.spec
+    why = spec.comparable(theirs)
+    if why is not None:
+        return nan, f"champion v{champion.version} is not comparable: {why}"
+    c_scaler = Scaler.from_json(champion.scaler)
+    if c_scaler.columns != windows.features:
+        return nan, (
+            f"champion v{champion.version} used features {c_scaler.columns}, this run "
+            f"{windows.features}: not comparable"
+        )
+    known = np.isin(windows.series_id, c_scaler.series)
+    if theirs.per_series:
+        known &= np.isin(windows.series_id, theirs.series)
+    out = nan.copy()
+    for sid in np.unique(windows.series_id[known]):
+        mask = windows.series_id == sid
+        original = scaler.inverse_all(str(sid), windows.x[mask].astype(float))  # [w, t, features]
+        champion_input = c_scaler.transform(str(sid), original).astype(np.float32)
+        outputs = predict(champion.model, theirs, champion_input, windows.series_id[mask])
+        if spec.task == CLASSIFICATION:
+            out[mask] = outputs  # [w, classes] probabilities: no units to map back
+        else:
+            out[mask] = c_scaler.inverse(str(sid), outputs)
+    unknown = sorted(set(windows.series_id[~known]))
+    note = f"champion v{champion.version} re-scored on {int(known.sum())} test windows"
+    if unknown:
+        note += f" (series it never saw, left out of the comparison: {unknown})"
+    return out, note

@@ -1,0 +1,293 @@
+"""Great Expectations for seriesflow: the suites, one GX session per validation, verdicts.
+
+GX validates two tables: the rows of one arriving file (``row_suite``), and a
+per-series profile of the merged history (``series_suite``; GX has no group-by
+expectations for pandas, so ``series_profile`` derives one row per series).
+``run_suite`` turns GX results into ``CheckFailure``s that name the file, the
+check, the column and example rows. No Prefect here: the validate stage wires it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
+from tasks.errors import CheckFailure, example_rows
+from tasks.frequency import step_of
+from tasks.schema import LABEL, SERIES_ID, TIMESTAMP, VALUE
+
+# The largest float: anything beyond (inf) is not a measurement.
+_FINITE = float(np.finfo(np.float64).max)
+
+# Derived row column: True where a timestamp follows the previous one of its series.
+IN_TIME_ORDER = "in_time_order"
+
+# Per-series profile columns.
+N_POINTS = "n_points"
+VALUE_SPAN = "value_span"
+OFF_GRID_STEPS = "off_grid_steps"
+MAX_GAP_STEPS = "max_gap_steps"
+STEP_SECONDS = "step_seconds"
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """One expectation's outcome, for the table artifact and the quarantine JSON."""
+
+    table: str  # rows | series
+    check: str
+    column: str | None
+    success: bool
+    unexpected_count: int | None
+
+
+@dataclass
+class FileVerdict:
+    name: str
+    failures: list[CheckFailure] = field(default_factory=list)
+    reports: list[CheckReport] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+# --------------------------------------------------------------------------- GX plumbing
+
+
+class GxSession:
+    """One ephemeral GX context per validation: suites, per-file runs, optional Data Docs.
+
+    Each file's run is a stored ValidationDefinition run, so Data Docs show one
+    page per file and table ("rows: chunk_0003.csv", "series: chunk_0003.csv").
+    """
+
+    def __init__(self, docs_dir: Path | None = None) -> None:
+        # Imported lazily: GX takes ~5 s to import and a skipped run never needs it.
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self._gx = gx
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.docs_dir = docs_dir
+        if docs_dir is not None:
+            self.context.add_data_docs_site(
+                site_name="run",
+                site_config={
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {
+                        "class_name": "TupleFilesystemStoreBackend",
+                        "base_directory": str(docs_dir.resolve()),
+                    },
+                },
+            )
+        source = self.context.data_sources.add_pandas("seriesflow")
+        self._definitions = {
+            asset: source.add_dataframe_asset(asset).add_batch_definition_whole_dataframe("whole")
+            for asset in ("rows", "series")
+        }
+        self._suites: dict[str, Any] = {}
+        self._runs = 0
+
+    def suite(self, name: str, settings: Any, build: Any) -> Any:
+        """The suite ``name`` built for ``settings`` (built once per distinct settings)."""
+        key = f"{name}-{abs(hash(repr(settings))):x}"
+        if key not in self._suites:
+            self._suites[key] = self.context.suites.add(build(self._gx.ExpectationSuite(name=key)))
+        return self._suites[key]
+
+    def run(self, asset: str, suite: Any, frame: pd.DataFrame, label: str) -> Any:
+        self._runs += 1
+        definition = self.context.validation_definitions.add(
+            self._gx.ValidationDefinition(
+                name=f"{asset}: {label} #{self._runs}", data=self._definitions[asset], suite=suite
+            )
+        )
+        return definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+
+    def build_docs(self) -> Path | None:
+        if self.docs_dir is None or not self._runs:
+            return None
+        self.context.build_data_docs(site_names=["run"])
+        return self.docs_dir / "index.html"
+
+
+def row_suite(suite: Any, columns: ColumnsConfig, cfg: ValidationConfig) -> Any:
+    """Fill ``suite`` with the per-file row expectations."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    low = -_FINITE if cfg.value_min is None else cfg.value_min
+    high = _FINITE if cfg.value_max is None else cfg.value_max
+    for column in (SERIES_ID, TIMESTAMP, VALUE, *columns.covariates):
+        suite.add_expectation(e.ExpectColumnToExist(column=column))
+    suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=SERIES_ID, type_="str"))
+    suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=TIMESTAMP, type_="Timestamp"))
+    for column in (VALUE, *columns.covariates):
+        suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=column, type_="float64"))
+    suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=SERIES_ID))
+    suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=TIMESTAMP))
+    if cfg.max_value_null_fraction < 1:
+        suite.add_expectation(
+            e.ExpectColumnValuesToNotBeNull(column=VALUE, mostly=1 - cfg.max_value_null_fraction)
+        )
+    # Finite (and, when configured, within the plausible range); nulls are checked above.
+    suite.add_expectation(
+        e.ExpectColumnValuesToBeBetween(column=VALUE, min_value=low, max_value=high)
+    )
+    if columns.label:
+        suite.add_expectation(e.ExpectColumnToExist(column=LABEL))
+        suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=LABEL))
+    for column in columns.covariates:
+        suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=column))
+        suite.add_expectation(
+            e.ExpectColumnValuesToBeBetween(column=column, min_value=-_FINITE, max_value=_FINITE)
+        )
+    suite.add_expectation(e.ExpectCompoundColumnsToBeUnique(column_list=[SERIES_ID, TIMESTAMP]))
+    suite.add_expectation(e.ExpectColumnValuesToBeInSet(column=IN_TIME_ORDER, value_set=[True]))
+    return suite
+
+
+def series_suite(suite: Any, min_points: int, cfg: ValidationConfig) -> Any:
+    """Fill ``suite`` with the per-series profile expectations (on the merged rows)."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    suite.add_expectation(e.ExpectColumnValuesToBeBetween(column=N_POINTS, min_value=min_points))
+    # A constant series has no scale: MinMax would divide by zero.
+    suite.add_expectation(
+        e.ExpectColumnValuesToBeBetween(column=VALUE_SPAN, min_value=0, strict_min=True)
+    )
+    suite.add_expectation(e.ExpectColumnValuesToBeBetween(column=OFF_GRID_STEPS, max_value=0))
+    suite.add_expectation(
+        e.ExpectColumnValuesToBeBetween(column=MAX_GAP_STEPS, max_value=cfg.max_gap_steps)
+    )
+    return suite
+
+
+_MESSAGES = {
+    "expect_column_to_exist": "the column is missing",
+    "expect_column_values_to_be_of_type": "the column has the wrong type",
+    "expect_column_values_to_not_be_null": "missing values",
+    "expect_column_values_to_be_between": "values outside the allowed range (or not finite)",
+    "expect_compound_columns_to_be_unique": "a series_id+timestamp appears twice",
+    "expect_column_values_to_be_in_set": "timestamps go backwards within a series",
+}
+_SERIES_MESSAGES = {
+    N_POINTS: "series too short to window (needs timesteps + horizon points in each split)",
+    VALUE_SPAN: "constant series: every value is the same, so it cannot be scaled",
+    OFF_GRID_STEPS: "timestamps off the series' regular step",
+    MAX_GAP_STEPS: "a gap longer than validation.max_gap_steps",
+}
+
+
+def run_suite(
+    session: GxSession,
+    asset: str,
+    frame: pd.DataFrame,
+    suite: Any,
+    file: str,
+    examples_from: pd.DataFrame | None = None,
+) -> FileVerdict:
+    """Validate ``frame`` and translate GX results into failures with example rows."""
+    verdict = FileVerdict(file)
+    result = session.run(asset, suite, frame, file)
+    for item in result.results:
+        config = item.expectation_config
+        kwargs = config.kwargs
+        column = kwargs.get("column") or ",".join(kwargs.get("column_list", []) or []) or None
+        details = item.result or {}
+        raised = (item.exception_info or {}).get("raised_exception", False)
+        count = details.get("unexpected_count")
+        verdict.reports.append(CheckReport(asset, config.type, column, bool(item.success), count))
+        if item.success:
+            continue
+        if raised:
+            message = f"the check could not run: {item.exception_info.get('exception_message')}"
+        elif asset == "series":
+            message = _SERIES_MESSAGES.get(column, _MESSAGES.get(config.type, config.type))
+        else:
+            message = _MESSAGES.get(config.type, config.type)
+        index = details.get("partial_unexpected_index_list") or []
+        source = examples_from if examples_from is not None else frame
+        examples = example_rows(source, source.index.isin(index)) if len(index) else []
+        verdict.failures.append(CheckFailure(file, config.type, column, message, count, examples))
+    return verdict
+
+
+# --------------------------------------------------------------------------- profiles and checks
+
+
+def with_time_order(rows: pd.DataFrame) -> pd.DataFrame:
+    """Add ``in_time_order``: each timestamp is later than its series' previous row."""
+    previous = rows.groupby(SERIES_ID, sort=False)[TIMESTAMP].shift()
+    ordered = previous.isna() | (rows[TIMESTAMP] > previous)
+    return rows.assign(**{IN_TIME_ORDER: ordered.astype(bool)})
+
+
+def series_profile(merged: pd.DataFrame, frequency: str | None) -> pd.DataFrame:
+    """One row per series: length, value span, off-grid steps, longest gap (in steps)."""
+    records = []
+    for series_id, group in merged.groupby(SERIES_ID, sort=True):
+        times = group[TIMESTAMP].sort_values()
+        step = step_of(times, frequency)
+        values = group[VALUE].dropna()
+        if step is None or step <= pd.Timedelta(0):
+            off_grid, max_gap, seconds = 0, 0, math.nan
+        else:
+            ratios = (times.diff().dropna() / step).to_numpy(dtype=float)
+            off_grid = int(np.sum(~np.isclose(ratios, np.round(ratios))))
+            max_gap = int(max(0, np.max(np.round(ratios)) - 1)) if len(ratios) else 0
+            seconds = step.total_seconds()
+        records.append(
+            {
+                SERIES_ID: series_id,
+                N_POINTS: len(group),
+                VALUE_SPAN: float(values.max() - values.min()) if len(values) else 0.0,
+                OFF_GRID_STEPS: off_grid,
+                MAX_GAP_STEPS: max_gap,
+                STEP_SECONDS: seconds,
+            }
+        )
+    return pd.DataFrame.from_records(
+        records,
+        columns=[SERIES_ID, N_POINTS, VALUE_SPAN, OFF_GRID_STEPS, MAX_GAP_STEPS, STEP_SECONDS],
+    )
+
+
+def check_file(
+    session: GxSession,
+    rows: pd.DataFrame,
+    file: str,
+    columns: ColumnsConfig,
+    cfg: ValidationConfig,
+) -> FileVerdict:
+    """The row suite on one file's rows."""
+    suite = session.suite("rows", (columns, cfg), lambda empty: row_suite(empty, columns, cfg))
+    return run_suite(session, "rows", with_time_order(rows), suite, file, examples_from=rows)
+
+
+def check_merged(
+    session: GxSession,
+    merged: pd.DataFrame,
+    file: str,
+    config: PipelineConfig,
+    touched: set[str] | None = None,
+) -> FileVerdict:
+    """The series suite on the merged rows (only series ``touched`` by the file, if given)."""
+    subset = merged if touched is None else merged[merged[SERIES_ID].isin(touched)]
+    profile = series_profile(subset, config.validation.frequency)
+    suite = session.suite(
+        "series",
+        (config.min_points(), config.validation),
+        lambda empty: series_suite(empty, config.min_points(), config.validation),
+    )
+    return run_suite(session, "series", profile, suite, file)

@@ -1,0 +1,211 @@
+"""The seed's LSTM family in Keras 3: build, seed, fit, warm-start (no Prefect).
+
+``build_model`` makes LSTM layers -> a Dense head for ``[batch, timesteps,
+features] -> [batch, outputs]``; ``route_series`` joins per-series branches
+into one model; ``fit_model`` trains with EarlyStopping(restore_best_weights)
+and a ReduceLROnPlateau that can actually fire (``min_lr`` below the starting
+rate, patience below the early stop's -- the seed's mistakes, refused by the
+config); ``warm_start`` copies a champion's weights when the architecture matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.config import TrainConfig
+from tasks.saved_model import SERIES_INPUT, X_INPUT, ModelSpec
+from tasks.schema import CLASSIFICATION
+
+
+def _keras() -> Any:
+    # Imported lazily: TensorFlow takes seconds to import and skipped runs never need it.
+    import keras
+
+    return keras
+
+
+def build_model(
+    timesteps: int,
+    features: int,
+    outputs: int,
+    cfg: TrainConfig,
+    name: str = "seriesflow_lstm",
+    seed: int | None = None,
+) -> Any:
+    """LSTM stack -> Dense head. Input [batch, timesteps, features] -> [batch, outputs].
+
+    ``outputs`` is the horizon (regression: linear head, MSE) or the number of
+    classes (classification: softmax head, cross-entropy). Initializers and
+    dropout masks are seeded from ``seed`` (default ``cfg.seed``), so two models
+    built alike start alike whatever else the process did.
+    """
+    keras = _keras()
+    seed = cfg.seed if seed is None else seed
+    regularizer = keras.regularizers.L2(cfg.l2) if cfg.l2 > 0 else None
+    model = keras.Sequential(name=name)
+    model.add(keras.Input(shape=(timesteps, features)))  # [batch, timesteps, features]
+    for layer in range(cfg.layers):
+        last = layer == cfg.layers - 1
+        base = seed * 100 + layer * 10
+        model.add(
+            keras.layers.LSTM(
+                units=cfg.units,
+                activation=cfg.activation,
+                recurrent_dropout=cfg.recurrent_dropout,
+                kernel_regularizer=regularizer,
+                kernel_initializer=keras.initializers.GlorotUniform(seed=base),
+                recurrent_initializer=keras.initializers.Orthogonal(seed=base + 1),
+                seed=base + 2,
+                return_sequences=not last,  # stacked layers need the whole sequence
+                name=f"lstm_{layer + 1}",
+            )
+        )  # [batch, timesteps, units] between layers, [batch, units] after the last
+        if cfg.dropout > 0:
+            model.add(keras.layers.Dropout(cfg.dropout, seed=base + 3, name=f"dropout_{layer + 1}"))
+    classify = cfg.task == CLASSIFICATION
+    model.add(
+        keras.layers.Dense(
+            outputs,
+            activation="softmax" if classify else None,
+            kernel_regularizer=regularizer,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 100 + 99),
+            name="classes" if classify else "forecast",
+        )
+    )  # [batch, outputs]
+    compile_model(model, cfg)
+    return model
+
+
+def compile_model(model: Any, cfg: TrainConfig) -> None:
+    keras = _keras()
+    optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+    if cfg.task == CLASSIFICATION:
+        model.compile(
+            optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
+    else:
+        model.compile(optimizer=optimizer, loss="mse")
+
+
+def route_series(branches: list[Any], timesteps: int, features: int) -> Any:
+    """One model over per-series branches: ``{"x", "series"}`` -> branch[series](x).
+
+    Built from stock layers only (no Lambda), so it saves and loads in safe mode.
+    Every branch runs on every window and a one-hot mask picks the right output:
+    K times the work of one branch, fine for the handful of series this is for.
+    """
+    keras = _keras()
+    x = keras.Input(shape=(timesteps, features), name=X_INPUT)  # [batch, timesteps, features]
+    series = keras.Input(shape=(), dtype="int32", name=SERIES_INPUT)  # [batch]
+    outputs = branches[0].output_shape[-1]
+    stacked = keras.layers.Concatenate(axis=1, name="branches")(
+        [keras.layers.Reshape((1, outputs))(branch(x)) for branch in branches]
+    )  # [batch, series, outputs]
+    one_hot = keras.layers.CategoryEncoding(
+        num_tokens=len(branches), output_mode="one_hot", name="series_one_hot"
+    )(series)  # [batch, series]
+    picked = keras.layers.Dot(axes=(1, 1), name="pick_series")([one_hot, stacked])
+    return keras.Model({X_INPUT: x, SERIES_INPUT: series}, picked, name="seriesflow_per_series")
+
+
+def _architecture(model: Any) -> list[tuple[Any, ...]]:
+    """Layer kinds, sizes and activations, depth first (weights alone miss tanh vs relu)."""
+    found = []
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            found += _architecture(layer)
+            continue
+        config = layer.get_config()
+        found.append((type(layer).__name__, config.get("units"), config.get("activation")))
+    return found
+
+
+def warm_start(
+    model: Any, spec: ModelSpec, champion_model: Any, champion_spec: ModelSpec, version: str
+) -> tuple[bool, str]:
+    """Copy the champion's weights into ``model`` if the architectures match; say what happened."""
+    prefix = f"warm start from champion v{version}"
+    why = spec.comparable(champion_spec)
+    if why is None and spec.series != champion_spec.series:
+        why = f"per-series branches {champion_spec.series} vs {spec.series} in this run"
+    if why is None and _architecture(model) != _architecture(champion_model):
+        why = "layers differ: " + f"{_architecture(champion_model)} vs {_architecture(model)}"
+    if why is None:
+        mine = [tuple(w.shape) for w in model.get_weights()]
+        theirs = [tuple(w.shape) for w in champion_model.get_weights()]
+        if mine != theirs:
+            why = f"weight shapes differ: {theirs} vs {mine}"
+    if why is not None:
+        return False, f"{prefix} skipped, architecture does not match ({why}); trained from scratch"
+    model.set_weights(champion_model.get_weights())
+    return True, f"{prefix}: weights copied before fitting"
+
+
+def seed_everything(seed: int) -> None:
+    keras = _keras()
+    keras.utils.set_random_seed(seed)
+    import tensorflow as tf
+
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except (AttributeError, RuntimeError):  # already enabled in this process
+        pass
+
+
+def fit_model(
+    model: Any,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    cfg: TrainConfig,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+) -> pd.DataFrame:
+    """Fit ``model``; return the per-epoch history (loss, val_loss, learning_rate)."""
+    keras = _keras()
+    if len(train[0]) == 0 or len(val[0]) == 0:
+        raise ValueError("train and val windows are both required to fit the model")
+
+    class _Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = logs if logs is not None else {}
+            # The rate this epoch trained with (ReduceLROnPlateau acts after us).
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
+            if on_epoch is not None:
+                on_epoch(epoch, dict(logs))
+
+    callbacks = [
+        _Record(),
+        # One min_delta for both: Keras' defaults differ (0 vs 1e-4), so the rate was cut
+        # for gains EarlyStopping still counted, and training crawled on at min_lr.
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            patience=cfg.early_stopping_patience,
+            min_delta=cfg.min_delta,
+            restore_best_weights=True,
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=cfg.reduce_lr_factor,
+            patience=cfg.reduce_lr_patience,
+            min_lr=cfg.min_lr,
+            min_delta=cfg.min_delta,
+        ),
+    ]
+    fitted = model.fit(
+        train[0],
+        train[1],
+        validation_data=val,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        shuffle=True,  # shuffles training windows only; val stays the later period
+        callbacks=callbacks,
+        verbose=0,
+    )
+    history = pd.DataFrame(fitted.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    return history

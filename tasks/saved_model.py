@@ -1,0 +1,132 @@
+"""What a saved model is and how to call it.
+
+A trained model is ``model.keras`` plus ``model_spec.json`` (``ModelSpec``): the
+model file alone cannot say whether it is a regression or a classification
+model, which features it takes, or -- for a per-series model -- which branch
+serves which series. Train writes both; evaluate, register, the champion
+re-score, warm starts and forecasts read them here, and call the model through
+``predict`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks.io import MODEL_FILE, SPEC_FILE, read_json
+from tasks.schema import CLASSIFICATION, REGRESSION
+from tasks.window_table import Windows
+
+__all__ = [
+    "MODEL_FILE",
+    "SERIES_INPUT",
+    "SPEC_FILE",
+    "X_INPUT",
+    "ModelSpec",
+    "load_model",
+    "load_model_dir",
+    "predict",
+    "spec_or_infer",
+]
+# Input names of a per-series (routed) model: the windows and each window's series code.
+X_INPUT, SERIES_INPUT = "x", "series"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a saved model is: its task, inputs, outputs and (per-series) branch order."""
+
+    task: str
+    timesteps: int
+    features: list[str]
+    horizon: int
+    classes: list[str] = field(default_factory=list)  # classification: output-unit order
+    series: list[str] = field(default_factory=list)  # per-series branch order; [] = global
+    warm_start: str | None = None  # how the weights were initialised (a note)
+
+    @property
+    def outputs(self) -> int:
+        return len(self.classes) if self.task == CLASSIFICATION else self.horizon
+
+    @property
+    def per_series(self) -> bool:
+        return bool(self.series)
+
+    def comparable(self, other: ModelSpec) -> str | None:
+        """None when ``other`` takes the same inputs to the same outputs, else why not."""
+        for name in ("task", "timesteps", "features", "horizon", "classes"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine != theirs:
+                return f"{name} {theirs} vs {mine} in this run"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelSpec:
+        return cls.from_json(read_json(path))
+
+    @classmethod
+    def of_windows(cls, data: Windows, per_series: bool) -> ModelSpec:
+        series = sorted(str(s) for s in set(data.series_id)) if per_series else []
+        return cls(
+            task=data.task,
+            timesteps=int(data.x.shape[1]),
+            features=list(data.features),
+            horizon=int(data.y.shape[1]),
+            classes=list(data.classes),
+            series=series,
+        )
+
+    @classmethod
+    def infer(cls, model: Any, features: list[str]) -> ModelSpec:
+        """The spec of a model saved without one: a global regression model."""
+        _, timesteps, n_features = model.input_shape
+        if n_features != len(features):
+            raise ValueError(f"model takes {n_features} features, scaler names {features}")
+        return cls(REGRESSION, int(timesteps), list(features), int(model.output_shape[-1]))
+
+
+def spec_or_infer(spec: dict[str, Any] | None, model: Any, features: list[str]) -> ModelSpec:
+    """The saved spec, or -- for a model logged before specs existed -- the inferred one."""
+    return ModelSpec.from_json(spec) if spec is not None else ModelSpec.infer(model, features)
+
+
+def load_model(path: str | Path) -> Any:
+    """A saved Keras model, in safe mode (no arbitrary code from the file)."""
+    import keras  # lazily: TensorFlow takes seconds to import
+
+    return keras.models.load_model(path, safe_mode=True)
+
+
+def load_model_dir(model_dir: str | Path, features: list[str]) -> tuple[Any, ModelSpec]:
+    """The model and its spec from a run's ``05_model/`` folder."""
+    model_dir = Path(model_dir)
+    model = load_model(model_dir / MODEL_FILE)
+    path = model_dir / SPEC_FILE
+    spec = read_json(path) if path.exists() else None
+    return model, spec_or_infer(spec, model, features)
+
+
+def predict(model: Any, spec: ModelSpec, x: np.ndarray, series_ids: np.ndarray) -> np.ndarray:
+    """Model outputs [windows, outputs]; NaN rows for series a per-series model lacks."""
+    if len(x) == 0:
+        return np.empty((0, spec.outputs))
+    if not spec.per_series:
+        return np.asarray(model.predict(x, batch_size=1024, verbose=0), dtype=float)
+    index = {sid: i for i, sid in enumerate(spec.series)}
+    codes = np.array([index.get(str(s), -1) for s in series_ids])  # [windows]
+    out = np.full((len(x), spec.outputs), np.nan)
+    known = codes >= 0
+    if known.any():
+        inputs = {X_INPUT: x[known], SERIES_INPUT: codes[known].astype(np.int32)}
+        out[known] = model.predict(inputs, batch_size=1024, verbose=0)
+    return out

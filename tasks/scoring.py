@@ -1,0 +1,387 @@
+"""Scoring forecasts on windows: baselines, metric tables, the backtest (pure, no Prefect).
+
+All scores are in original units. Regression: MSE, MAE, RMSE, MAPE and MASE
+against the naive (last value) and seasonal-naive baselines; MASE divides by
+each series' in-sample (training part) seasonal-naive MAE. Classification:
+accuracy and macro precision, recall and F1 against the majority class (per
+series, from the training windows) and the naive class (the latest class
+already known at the window's origin).
+
+Backtest: a rolling-origin evaluation without re-estimation. Each series' test
+windows, in origin order, are cut into K consecutive folds; every forecast in
+a fold uses the actual history up to its own origin, and the model (fit once,
+on the training part) is re-scored on each fold rather than refit -- refitting
+K times would multiply the cost of a retrain by K. The table shows how the
+errors move across the test period (one good stretch can carry a single
+holdout number); the promotion gate uses the whole holdout.
+
+Used by the evaluate stage, the tune flow and the benchmarks alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.config import EvaluateConfig
+from tasks.frequency import infer_season_length
+from tasks.metrics import (
+    CLASS_METRICS,
+    METRICS,
+    class_metrics_table,
+    majority_classes,
+    metrics_table,
+    naive_forecast,
+    seasonal_naive_forecast,
+    seasonal_naive_scale,
+)
+from tasks.scaler import Scaler
+from tasks.schema import (
+    ALL_SERIES,
+    ALL_WINDOWS,
+    CHAMPION,
+    CHAMPION_WINDOWS,
+    CLASSIFICATION,
+    FOLD,
+    LABEL,
+    MAJORITY,
+    MODEL,
+    NAIVE,
+    SEASONAL_NAIVE,
+    SERIES_ID,
+    SPLIT,
+    TIMESTAMP,
+    TRAIN,
+    VALUE_ORIGINAL,
+)
+from tasks.window_table import Windows, direction_labels
+
+
+@dataclass(frozen=True)
+class SeriesContext:
+    """What scoring needs of each series besides the windows."""
+
+    values: dict[str, np.ndarray]  # original-unit values, [steps]
+    times: dict[str, np.ndarray]  # timestamps, [steps]
+    scale: dict[str, float]  # in-sample seasonal-naive MAE on the training part
+    labels: dict[str, np.ndarray] = field(default_factory=dict)  # class per step, if labelled
+
+    @classmethod
+    def from_normalized(cls, frame: pd.DataFrame, season_length: int) -> SeriesContext:
+        values, times, scale, labels = {}, {}, {}, {}
+        for sid, group in frame.groupby(SERIES_ID, sort=True):
+            sid = str(sid)
+            values[sid] = group[VALUE_ORIGINAL].to_numpy(dtype=float)
+            # naive datetime64 in UTC: numpy has no timezones
+            times[sid] = group[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+            train_values = group.loc[group[SPLIT] == TRAIN, VALUE_ORIGINAL].to_numpy(float)
+            scale[sid] = seasonal_naive_scale(train_values, season_length)
+            if LABEL in group:
+                labels[sid] = group[LABEL].astype(str).to_numpy(dtype=object)
+        return cls(values, times, scale, labels)
+
+
+def season_length_of(cfg: EvaluateConfig, scaler: Scaler) -> int:
+    """The configured season, else one inferred from the series' (smallest) sampling step."""
+    steps = sorted(set(scaler.step_seconds.values()))
+    return cfg.season_length or infer_season_length(steps[0] if steps else 0)
+
+
+def _per_window(windows: Windows, context: SeriesContext, horizon: int, fn) -> np.ndarray:
+    out = np.full((len(windows), horizon), np.nan)
+    for sid in np.unique(windows.series_id):
+        mask = windows.series_id == sid
+        out[mask] = fn(context.values[sid], windows.origin[mask])
+    return out
+
+
+def actuals(windows: Windows, context: SeriesContext) -> np.ndarray:
+    horizon = windows.y.shape[1]
+    steps = np.arange(1, horizon + 1)
+    return _per_window(windows, context, horizon, lambda v, o: v[o[:, None] + steps[None, :]])
+
+
+def baselines(
+    windows: Windows, context: SeriesContext, season_length: int
+) -> dict[str, np.ndarray]:
+    horizon = windows.y.shape[1]
+    return {
+        NAIVE: _per_window(windows, context, horizon, lambda v, o: naive_forecast(v, o, horizon)),
+        SEASONAL_NAIVE: _per_window(
+            windows,
+            context,
+            horizon,
+            lambda v, o: seasonal_naive_forecast(v, o, horizon, season_length),
+        ),
+    }
+
+
+def inverse_predictions(windows: Windows, scaled: np.ndarray, scaler: Scaler) -> np.ndarray:
+    """Model outputs [windows, horizon] in [0, 1] -> original units, per series."""
+    out = np.empty_like(scaled, dtype=float)
+    for sid in np.unique(windows.series_id):
+        mask = windows.series_id == sid
+        out[mask] = scaler.inverse(str(sid), scaled[mask].astype(float))
+    return out
+
+
+def score(
+    windows: Windows,
+    model_pred: np.ndarray,
+    context: SeriesContext,
+    season_length: int,
+    champion_pred: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics table and long predictions table for regression forecasts in original units."""
+    actual = actuals(windows, context)
+    forecasts = {MODEL: model_pred, **baselines(windows, context, season_length)}
+    scale = np.array([context.scale[str(s)] for s in windows.series_id])
+    table = metrics_table(windows.series_id, actual, forecasts, scale).assign(scope=ALL_WINDOWS)
+    parts = [table]
+    if champion_pred is not None:
+        mask = ~np.isnan(champion_pred).any(axis=1)
+        if mask.any():
+            both = {CHAMPION: champion_pred[mask], MODEL: model_pred[mask]}
+            parts.append(
+                metrics_table(windows.series_id[mask], actual[mask], both, scale[mask]).assign(
+                    scope=CHAMPION_WINDOWS
+                )
+            )
+    metrics = pd.concat(parts, ignore_index=True)
+    metrics = metrics[["model", "scope", SERIES_ID, "windows", *METRICS]]
+
+    horizon = actual.shape[1]
+    steps = np.arange(1, horizon + 1)
+    target_times = np.empty((len(windows), horizon), dtype="datetime64[us]")
+    for sid in np.unique(windows.series_id):
+        mask = windows.series_id == sid
+        t = context.times[str(sid)]
+        target_times[mask] = t[windows.origin[mask][:, None] + steps[None, :]]
+    columns = {
+        SERIES_ID: np.repeat(windows.series_id, horizon),
+        "origin_index": np.repeat(windows.origin, horizon),
+        "step": np.tile(steps, len(windows)),
+        "target_time": pd.to_datetime(target_times.ravel(), utc=True),
+        "actual": actual.ravel(),
+    }
+    for name, predicted in forecasts.items():
+        columns[name] = predicted.ravel()
+    if champion_pred is not None:
+        columns[CHAMPION] = champion_pred.ravel()
+    return metrics, pd.DataFrame(columns)
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def class_baselines(
+    windows: Windows, context: SeriesContext, majority: dict[str, int]
+) -> dict[str, np.ndarray]:
+    """Majority class per series and the naive class: class indexes [windows] each.
+
+    The naive class is the latest one known at the origin: the label at the
+    origin (label column), or the direction over the ``horizon`` steps that end
+    at the origin (derived direction); the majority class where neither exists.
+    """
+    classes = np.asarray(windows.classes, dtype=object)
+    horizon = windows.y.shape[1]
+    fallback = np.array([majority.get(str(s), 0) for s in windows.series_id])  # [windows]
+    naive = fallback.copy()
+    for sid in np.unique(windows.series_id):
+        mask = windows.series_id == sid
+        origins = windows.origin[mask]
+        if context.labels:
+            known = context.labels[str(sid)][origins]
+        else:
+            back = np.clip(origins - horizon, 0, None)
+            known = direction_labels(context.values[str(sid)], back, horizon)
+            known = np.where(origins >= horizon, known, None)
+        found = np.array([k is not None and k in set(classes) for k in known], dtype=bool)
+        codes = naive[mask]
+        codes[found] = np.searchsorted(classes, known[found].astype(object))
+        naive[mask] = codes
+    return {MAJORITY: fallback, NAIVE: naive}
+
+
+def score_classification(
+    windows: Windows,
+    model_prob: np.ndarray,
+    context: SeriesContext,
+    majority: dict[str, int],
+    champion_prob: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics table and predictions table (one row per window) for class forecasts."""
+    actual = windows.codes  # [windows]
+    predicted = np.argmax(model_prob, axis=1)  # [windows]
+    forecasts = {MODEL: predicted, **class_baselines(windows, context, majority)}
+    table = class_metrics_table(windows.series_id, actual, forecasts).assign(scope=ALL_WINDOWS)
+    parts = [table]
+    if champion_prob is not None:
+        mask = ~np.isnan(champion_prob).any(axis=1)
+        if mask.any():
+            both = {CHAMPION: np.argmax(champion_prob[mask], axis=1), MODEL: forecasts[MODEL][mask]}
+            parts.append(
+                class_metrics_table(windows.series_id[mask], actual[mask], both).assign(
+                    scope=CHAMPION_WINDOWS
+                )
+            )
+    metrics = pd.concat(parts, ignore_index=True)
+    metrics = metrics[["model", "scope", SERIES_ID, "windows", *CLASS_METRICS]]
+
+    classes = np.asarray(windows.classes, dtype=object)
+    horizon = windows.y.shape[1]
+    target_times = np.empty(len(windows), dtype="datetime64[us]")
+    for sid in np.unique(windows.series_id):
+        mask = windows.series_id == sid
+        target_times[mask] = context.times[str(sid)][windows.origin[mask] + horizon]
+    columns: dict[str, Any] = {
+        SERIES_ID: windows.series_id,
+        "origin_index": windows.origin,
+        "target_time": pd.to_datetime(target_times, utc=True),
+        "actual": classes[actual],
+    }
+    for name, codes in forecasts.items():
+        columns[name] = classes[codes]
+    for k, name in enumerate(classes):
+        columns[f"p_{name}"] = model_prob[:, k]
+    if champion_prob is not None:
+        known = ~np.isnan(champion_prob).any(axis=1)
+        picked = np.where(known, np.argmax(np.nan_to_num(champion_prob), axis=1), 0)
+        columns[CHAMPION] = np.where(known, classes[picked], None)
+    return metrics, pd.DataFrame(columns)
+
+
+# --------------------------------------------------------------------------- one scorer
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Scores a model's raw outputs on windows of one split, in original units.
+
+    ``outputs`` are what ``saved_model.predict`` returns (scaled forecasts, or class
+    probabilities); ``champion`` outputs are already in original units (see
+    ``tasks.champion.rescore_champion``). Returns (metrics table, predictions table).
+    """
+
+    context: SeriesContext
+    scaler: Scaler
+    season_length: int
+    majority: dict[str, int] | None = None  # classification: each series' majority class
+
+    def __call__(
+        self, windows: Windows, outputs: np.ndarray, champion: np.ndarray | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if windows.task == CLASSIFICATION:
+            if self.majority is None:
+                raise ValueError("a classification scorer needs the majority classes")
+            return score_classification(windows, outputs, self.context, self.majority, champion)
+        forecasts = inverse_predictions(windows, outputs, self.scaler)
+        return score(windows, forecasts, self.context, self.season_length, champion)
+
+
+def scorer_for(
+    normalized: pd.DataFrame,
+    scaler: Scaler,
+    windows: Windows,
+    cfg: EvaluateConfig,
+    season_length: int | None = None,
+) -> Scorer:
+    """The scorer of one run: season, per-series context, majority classes of train."""
+    season = season_length or season_length_of(cfg, scaler)
+    context = SeriesContext.from_normalized(normalized, season)
+    majority = None
+    if windows.task == CLASSIFICATION:
+        train = windows.subset(TRAIN)
+        majority = majority_classes(train.series_id, train.codes, len(windows.classes))
+    return Scorer(context, scaler, season, majority)
+
+
+# --------------------------------------------------------------------------- backtest
+
+
+def backtest_folds(windows: Windows, folds: int) -> np.ndarray:
+    """Fold number 1..K of each window [windows]: each series' windows, in origin order,
+    cut into K consecutive parts of (nearly) equal size; fold K is the latest."""
+    if folds < 1:
+        raise ValueError(f"evaluate.backtest_folds must be at least 1 here, got {folds}")
+    out = np.zeros(len(windows), dtype=int)
+    for sid in np.unique(windows.series_id):
+        where = np.flatnonzero(windows.series_id == sid)
+        if len(where) < folds:
+            raise ValueError(
+                f"evaluate.backtest_folds={folds}: series '{sid}' has only {len(where)} "
+                "test windows; lower the number of folds"
+            )
+        ordered = where[np.argsort(windows.origin[where], kind="stable")]
+        out[ordered] = np.arange(len(ordered)) * folds // len(ordered) + 1
+    return out
+
+
+def backtest(
+    windows: Windows, fold: np.ndarray, scorer: Callable[[np.ndarray], pd.DataFrame]
+) -> pd.DataFrame:
+    """``scorer(mask)`` -> a metrics table for the windows in ``mask``, once per fold."""
+    parts = []
+    for k in sorted(set(fold.tolist())):
+        mask = fold == k
+        times = pd.to_datetime(windows.target_time[mask], utc=True)
+        parts.append(scorer(mask).assign(**{FOLD: k, "start": times.min(), "end": times.max()}))
+    table = pd.concat(parts, ignore_index=True)
+    first = [FOLD, "start", "end"]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def backtest_summary(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Pooled ``metric`` per fold (rows) and model (columns); the champion on its windows."""
+    pooled = table[table[SERIES_ID] == ALL_SERIES]
+    main = pooled[pooled["scope"] == ALL_WINDOWS].pivot(index=FOLD, columns="model", values=metric)
+    head = pooled[(pooled["scope"] == CHAMPION_WINDOWS) & (pooled["model"] == CHAMPION)]
+    if not head.empty:
+        main[CHAMPION] = head.set_index(FOLD)[metric]
+    return main
+
+
+def overall(metrics: pd.DataFrame, scope: str = ALL_WINDOWS) -> dict[str, dict[str, float]]:
+    """{model: {metric: value}} for the pooled ``__all__`` rows of one scope."""
+    rows = metrics[(metrics[SERIES_ID] == ALL_SERIES) & (metrics["scope"] == scope)]
+    names = [m for m in (*METRICS, *CLASS_METRICS) if m in metrics.columns]
+    return {r["model"]: {m: float(r[m]) for m in names} for _, r in rows.iterrows()}
+
+
+# --------------------------------------------------------------------------- a split, scored
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A model scored on one split: metrics, predictions and (optionally) the backtest."""
+
+    metrics: pd.DataFrame
+    predictions: pd.DataFrame
+    backtest: pd.DataFrame | None = None
+
+    def overall(self, scope: str = ALL_WINDOWS) -> dict[str, dict[str, float]]:
+        return overall(self.metrics, scope)
+
+
+def score_split(
+    windows: Windows,
+    outputs: np.ndarray,
+    scorer: Scorer,
+    champion: np.ndarray | None = None,
+    folds: int = 0,
+) -> Scored:
+    """Score ``outputs`` (and the champion's) on ``windows``; backtest over ``folds`` if > 0."""
+    metrics, predictions = scorer(windows, outputs, champion)
+    table = None
+    if folds > 0:
+
+        def fold_metrics(mask: np.ndarray) -> pd.DataFrame:
+            theirs = None if champion is None else champion[mask]
+            return scorer(windows.select(mask), outputs[mask], theirs)[0]
+
+        table = backtest(windows, backtest_folds(windows, folds), fold_metrics)
+    return Scored(metrics, predictions, table)
