@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import PipelineConfig
+from tasks.window_table import Windows
 
 START = pd.Timestamp("2026-03-01T00:00:00Z")
+TIMES = np.array(pd.date_range("2026-03-01", periods=60, freq="h").to_numpy())
 
 
 def series_frame(
@@ -75,3 +77,27 @@ def tiny_config(workspace: Path, landing: Path, **sections: dict[str, Any]) -> P
     for name, values in sections.items():
         tree.setdefault(name, {}).update(values)
     return PipelineConfig.model_validate(tree)
+
+
+def window_set(
+    origins: list[int],
+    series: list[str] | None = None,
+    horizon: int = 2,
+    timesteps: int = 3,
+    x: np.ndarray | None = None,
+    labels: list[str] | None = None,
+) -> Windows:
+    """A hand-made set of test windows over ``TIMES`` (only what scoring reads)."""
+    n = len(origins)
+    series = series or ["a"] * n
+    return Windows(
+        x=np.zeros((n, timesteps, 1), "float32") if x is None else x,
+        y=np.zeros((n, horizon), "float32"),
+        series_id=np.array(series, dtype=object),
+        origin=np.array(origins),
+        target_time=TIMES[np.array(origins) + 1],
+        split=np.array(["test"] * n, dtype=object),
+        features=["value"],
+        labels=None if labels is None else np.array(labels, dtype=object),
+        classes=("down", "up") if labels is not None else (),
+    )

@@ -52,6 +52,7 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     assert pq.read_table(run.ingested).num_rows == 600
     assert run.model.exists() and run.epochs.exists()
     assert (run.plots / "loss_curve.png").stat().st_size > 1000
+    assert (run.plots / "forecast_vs_actual.png").read_bytes()[:4] == b"\x89PNG"
     manifest = read_json(run.manifest)
     assert manifest["outcome"]["status"] == "completed"
     assert (
@@ -109,7 +110,8 @@ def test_cli_prints_summary_last_and_exits_by_status(prefect_server, tmp_path, l
 
     assert cli_main(["--set", "train.epochs=zero"]) == 1
     out = capsys.readouterr()
-    assert "train.epochs" in out.err or "epochs" in out.err
+    assert out.err.startswith("config error:") and "train.epochs" in out.err
+    assert json.loads(out.out.strip().splitlines()[-1])["status"] == "failed"
 
 
 def test_flow_parameter_schema_is_the_typed_config():

@@ -7,9 +7,12 @@ from tasks.config import PipelineConfig, load_config
 def test_defaults_reproduce_the_seed_model():
     cfg = PipelineConfig()
     assert (cfg.train.units, cfg.train.batch_size, cfg.train.layers) == (50, 32, 1)
-    # the seed's ReduceLROnPlateau could never fire (min_lr == Adam's 1e-3); ours can
-    assert cfg.train.min_lr < cfg.train.learning_rate
-    assert cfg.train.reduce_lr_patience < cfg.train.early_stopping_patience
+    assert (cfg.train.activation, cfg.train.learning_rate) == ("tanh", 0.001)  # Adam's default
+    # the seed's ReduceLROnPlateau could never fire (min_lr 0.001 == Adam's rate, and a
+    # patience of 5 against no early stop); ours halves the rate after 3 flat epochs, down
+    # to 1e-5, and stops after 8
+    assert (cfg.train.reduce_lr_factor, cfg.train.reduce_lr_patience) == (0.5, 3)
+    assert (cfg.train.min_lr, cfg.train.early_stopping_patience) == (1e-5, 8)
 
 
 def test_lr_schedule_that_cannot_fire_is_rejected():

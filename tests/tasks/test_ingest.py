@@ -89,10 +89,13 @@ def test_unknown_extension_and_corrupt_parquet(tmp_path):
 def test_stack_tags_rows_by_source():
     history = series_frame(n=3)
     new = series_frame(n=2, start=3)
+    before_history, before_new = history.copy(), new.copy()
     stacked = stack_with_history(history, [("new.csv", new)])
     assert stacked[SOURCE_FILE].tolist() == [HISTORY_SOURCE] * 6 + ["new.csv"] * 4
     assert stacked[SOURCE_ROW].tolist() == list(range(6)) + list(new.index)
-    assert len(history) == 6  # inputs are not mutated
+    # the inputs are not mutated: same columns, same values (no source tags added to them)
+    pd.testing.assert_frame_equal(history, before_history)
+    pd.testing.assert_frame_equal(new, before_new)
 
 
 def test_date_only_values_are_naive_not_offsets(tmp_path):

@@ -8,7 +8,6 @@ import pytest
 from tasks.config import RegisterConfig
 from tasks.gate import decide_promotion
 from tasks.metrics import CLASS_METRICS, METRICS
-from tasks.registry import epoch_steps
 from tasks.schema import (
     ALL_SERIES,
     ALL_WINDOWS,
@@ -127,17 +126,6 @@ def test_classification_gate_uses_the_configured_metric():
     cfg = RegisterConfig(classification_metric="accuracy")
     decision = decide_promotion(scores, cfg, False, CLASSIFICATION)
     assert (decision.promote, decision.rule) == (False, MAJORITY) and "accuracy" in decision.reason
-
-
-def test_history_steps_name_per_series_metrics():
-    history = pd.DataFrame(
-        {SERIES_ID: ["a", "b:1"], "epoch": [1, 1], "loss": [0.5, 0.7], "val_loss": [0.6, None]}
-    )
-    assert epoch_steps(history, SERIES_ID) == [
-        (1, {"loss.a": 0.5, "val_loss.a": 0.6, "loss.b_1": 0.7})
-    ]
-    plain = pd.DataFrame({"epoch": [1, 2], "loss": [0.5, 0.4]})
-    assert epoch_steps(plain, SERIES_ID) == [(1, {"loss": 0.5}), (2, {"loss": 0.4})]
 
 
 @pytest.mark.parametrize("margin", [0.0, 0.05])

@@ -1,4 +1,4 @@
-"""Evaluate: scores, baselines, the champion re-score and the backtest against hand values."""
+"""Scoring: metrics tables, baselines and the backtest against hand values."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.champion import Champion, rescore_champion
-from tasks.plots import plot_backtest, plot_classes, plot_loss
-from tasks.saved_model import ModelSpec
-from tasks.scaler import Scaler
 from tasks.schema import (
     ALL_SERIES,
     ALL_WINDOWS,
@@ -32,10 +28,9 @@ from tasks.scoring import (
     score,
     score_classification,
 )
-from tasks.window_table import Windows
+from tests.factories import TIMES, window_set
 
 V = np.array([10.0, 12, 11, 13, 12, 14, 13, 15, 14, 16])
-TIMES = np.array(pd.date_range("2026-03-01", periods=60, freq="h").to_numpy())
 
 
 def context(**series: np.ndarray) -> SeriesContext:
@@ -47,31 +42,8 @@ def context(**series: np.ndarray) -> SeriesContext:
     )
 
 
-def windows(
-    origins: list[int],
-    series: list[str] | None = None,
-    horizon: int = 2,
-    timesteps: int = 3,
-    x: np.ndarray | None = None,
-    labels: list[str] | None = None,
-) -> Windows:
-    n = len(origins)
-    series = series or ["a"] * n
-    return Windows(
-        x=np.zeros((n, timesteps, 1), "float32") if x is None else x,
-        y=np.zeros((n, horizon), "float32"),
-        series_id=np.array(series, dtype=object),
-        origin=np.array(origins),
-        target_time=TIMES[np.array(origins) + 1],
-        split=np.array(["test"] * n, dtype=object),
-        features=["value"],
-        labels=None if labels is None else np.array(labels, dtype=object),
-        classes=("down", "up") if labels is not None else (),
-    )
-
-
 def test_score_against_hand_values():
-    w = windows([6, 7])
+    w = window_set([6, 7])
     actual = np.array([[15.0, 14.0], [14.0, 16.0]])
     metrics, predictions = score(w, actual + 1, context(), season_length=2)
     got = overall(metrics)
@@ -87,7 +59,7 @@ def test_score_against_hand_values():
 
 
 def test_champion_is_compared_only_on_the_windows_it_scored():
-    w = windows([6, 7])
+    w = window_set([6, 7])
     model = np.array([[15.0, 14.0], [24.0, 26.0]])  # right, then off by 10
     champion = np.array([[16.0, 15.0], [np.nan, np.nan]])  # off by 1 where it scored
     metrics, predictions = score(w, model, context(), 2, champion)
@@ -98,17 +70,17 @@ def test_champion_is_compared_only_on_the_windows_it_scored():
 
 
 def test_backtest_folds_cut_each_series_in_origin_order():
-    w = windows([14, 10, 11, 12, 13, 20, 21, 22], series=["a"] * 5 + ["b"] * 3)
+    w = window_set([14, 10, 11, 12, 13, 20, 21, 22], series=["a"] * 5 + ["b"] * 3)
     assert backtest_folds(w, 2).tolist() == [2, 1, 1, 1, 2, 1, 1, 2]
     assert backtest_folds(w, 1).tolist() == [1] * 8
     with pytest.raises(ValueError, match="evaluate.backtest_folds=4.*'b' has only 3"):
         backtest_folds(w, 4)
 
 
-def test_backtest_scores_each_fold_on_its_own_windows():
+def test_backtest_scores_each_fold_on_its_own_window_set():
     long = np.arange(40.0) % 7 + np.arange(40.0) * 0.1
     ctx = context(a=long)
-    w = windows(list(range(20, 38)), horizon=1)
+    w = window_set(list(range(20, 38)), horizon=1)
     actual = long[w.origin + 1][:, None]
     model = actual + np.where(w.origin < 29, 1.0, 3.0)[:, None]  # the later fold is worse
     fold = backtest_folds(w, 2)
@@ -122,7 +94,7 @@ def test_backtest_scores_each_fold_on_its_own_windows():
 
 def test_class_baselines_and_scores_by_hand():
     values = np.array([1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 3.0])
-    w = windows([3, 4, 5], horizon=1, labels=["down", "up", "up"])
+    w = window_set([3, 4, 5], horizon=1, labels=["down", "up", "up"])
     ctx = context(a=values)
     base = class_baselines(w, ctx, {"a": 1})
     assert base[MAJORITY].tolist() == [1, 1, 1]
@@ -136,73 +108,6 @@ def test_class_baselines_and_scores_by_hand():
     assert got[MODEL]["f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)  # both classes: p/r 1/2, 1
     assert predictions[MODEL].tolist() == ["down", "up", "down"]
     assert predictions["p_up"].tolist() == [0.1, 0.8, 0.4]
-
-
-def last_value_model():
-    """A 'champion' that forecasts the last input: equals naive in any units, if scaled right."""
-    import keras
-
-    model = keras.Sequential([keras.Input((3, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
-    model.set_weights([np.array([[0.0], [0.0], [1.0]]), np.zeros(1)])
-    return model
-
-
-def scaler(low: float, high: float, series=("a",)) -> Scaler:
-    def each(value):
-        return {s: value for s in series}
-
-    return Scaler(["value"], each([low]), each([high]), each(""), each(""), each(3600.0))
-
-
-def test_rescore_champion_maps_inputs_through_both_scalers():
-    run_scaler, old_scaler = scaler(0.0, 20.0), scaler(5.0, 15.0)
-    origins = [4, 5, 6]
-    x = np.stack([V[o - 2 : o + 1] for o in origins])[..., None] / 20.0  # run-scaled inputs
-    w = windows(origins, horizon=1, x=x.astype("float32"))
-    spec = ModelSpec("regression", 3, ["value"], 1)
-    champion = Champion("4", "run", last_value_model(), old_scaler.to_json(), {}, None)
-    predicted, note = rescore_champion(champion, w, run_scaler, spec)
-    assert predicted[:, 0] == pytest.approx(V[origins], abs=1e-5)  # the last value, in units
-    assert "v4 re-scored on 3 test windows" in note
-
-
-def test_rescore_champion_refuses_other_shapes_and_skips_unknown_series():
-    w = windows([4, 5], series=["a", "b"], horizon=1)
-    spec = ModelSpec("regression", 3, ["value"], 1)
-    longer = ModelSpec("regression", 5, ["value"], 1)
-    champion = Champion("2", "r", last_value_model(), scaler(0, 1).to_json(), {}, longer.to_json())
-    predicted, note = rescore_champion(champion, w, scaler(0, 1, ("a", "b")), spec)
-    assert np.isnan(predicted).all() and "not comparable: timesteps 5 vs 3" in note
-    champion = Champion("2", "r", last_value_model(), scaler(0, 1).to_json(), {}, spec.to_json())
-    predicted, note = rescore_champion(champion, w, scaler(0, 1, ("a", "b")), spec)
-    assert not np.isnan(predicted[0]).any() and np.isnan(predicted[1]).all()
-    assert "never saw" in note and "'b'" in note
-
-
-def test_plots_are_png_files(tmp_path):
-    png = b"\x89PNG"
-    summary = pd.DataFrame(
-        {MODEL: [1.0, 2.0], NAIVE: [1.5, 1.5]}, index=pd.Index([1, 2], name=FOLD)
-    )
-    assert plot_backtest(summary, "rmse", tmp_path / "b.png").read_bytes()[:4] == png
-    history = pd.DataFrame(
-        {
-            SERIES_ID: ["a", "a", "b", "b"],
-            "epoch": [1, 2, 1, 2],
-            "loss": [0.5, 0.4, 0.6, 0.3],
-            "val_loss": [0.6, 0.5, 0.7, 0.4],
-        }
-    )
-    assert plot_loss(history, tmp_path / "l.png").read_bytes()[:4] == png
-    predictions = pd.DataFrame(
-        {
-            SERIES_ID: ["a", "a"],
-            "target_time": pd.date_range("2026-03-01", periods=2, freq="h", tz="UTC"),
-            "actual": ["up", "down"],
-            MODEL: ["up", "up"],
-        }
-    )
-    assert plot_classes(predictions, ["down", "up"], tmp_path / "c.png").read_bytes()[:4] == png
 
 
 def test_overall_reads_the_pooled_rows_of_one_scope():

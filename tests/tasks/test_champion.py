@@ -1,0 +1,54 @@
+"""The champion re-scored on a run's windows through both scalers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks.champion import Champion, rescore_champion
+from tasks.saved_model import ModelSpec
+from tasks.scaler import Scaler
+from tests.factories import window_set
+
+V = np.array([10.0, 12, 11, 13, 12, 14, 13, 15, 14, 16])
+
+
+def last_value_model():
+    """A 'champion' that forecasts the last input: equals naive in any units, if scaled right."""
+    import keras
+
+    model = keras.Sequential([keras.Input((3, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.set_weights([np.array([[0.0], [0.0], [1.0]]), np.zeros(1)])
+    return model
+
+
+def scaler(low: float, high: float, series=("a",)) -> Scaler:
+    def each(value):
+        return {s: value for s in series}
+
+    return Scaler(["value"], each([low]), each([high]), each(""), each(""), each(3600.0))
+
+
+def test_rescore_champion_maps_inputs_through_both_scalers():
+    run_scaler, old_scaler = scaler(0.0, 20.0), scaler(5.0, 15.0)
+    origins = [4, 5, 6]
+    x = np.stack([V[o - 2 : o + 1] for o in origins])[..., None] / 20.0  # run-scaled inputs
+    w = window_set(origins, horizon=1, x=x.astype("float32"))
+    spec = ModelSpec("regression", 3, ["value"], 1)
+    champion = Champion("4", "run", last_value_model(), old_scaler.to_json(), {}, None)
+    predicted, note = rescore_champion(champion, w, run_scaler, spec)
+    assert predicted[:, 0] == pytest.approx(V[origins], abs=1e-5)  # the last value, in units
+    assert "v4 re-scored on 3 test windows" in note
+
+
+def test_rescore_champion_refuses_other_shapes_and_skips_unknown_series():
+    w = window_set([4, 5], series=["a", "b"], horizon=1)
+    spec = ModelSpec("regression", 3, ["value"], 1)
+    longer = ModelSpec("regression", 5, ["value"], 1)
+    champion = Champion("2", "r", last_value_model(), scaler(0, 1).to_json(), {}, longer.to_json())
+    predicted, note = rescore_champion(champion, w, scaler(0, 1, ("a", "b")), spec)
+    assert np.isnan(predicted).all() and "not comparable: timesteps 5 vs 3" in note
+    champion = Champion("2", "r", last_value_model(), scaler(0, 1).to_json(), {}, spec.to_json())
+    predicted, note = rescore_champion(champion, w, scaler(0, 1, ("a", "b")), spec)
+    assert not np.isnan(predicted[0]).any() and np.isnan(predicted[1]).all()
+    assert "never saw" in note and "'b'" in note

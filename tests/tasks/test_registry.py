@@ -1,0 +1,29 @@
+"""MLflow plumbing that needs no server: parameter flattening and metric keys."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tasks.registry import epoch_steps, flatten, metric_key
+from tasks.schema import SERIES_ID
+
+
+def test_epoch_steps_name_per_series_metrics():
+    history = pd.DataFrame(
+        {SERIES_ID: ["a", "b:1"], "epoch": [1, 1], "loss": [0.5, 0.7], "val_loss": [0.6, None]}
+    )
+    assert epoch_steps(history, SERIES_ID) == [
+        (1, {"loss.a": 0.5, "val_loss.a": 0.6, "loss.b_1": 0.7})
+    ]
+    plain = pd.DataFrame({"epoch": [1, 2], "loss": [0.5, 0.4]})
+    assert epoch_steps(plain, SERIES_ID) == [(1, {"loss": 0.5}), (2, {"loss": 0.4})]
+
+
+def test_flatten_and_metric_keys():
+    assert flatten("", {"a": {"b": 1, "c": {"d": [2]}}, "e": None}, {}) == {
+        "a.b": 1,
+        "a.c.d": [2],
+        "e": None,
+    }
+    assert metric_key("plant/north:1 é") == "plant/north_1 é"
+    assert metric_key("a*b?c") == "a_b_c"
