@@ -29,17 +29,16 @@ sys.path.insert(0, str(ROOT))
 
 import tasks  # noqa: E402,F401  (quiet, offline defaults)
 from tasks.config import PipelineConfig  # noqa: E402
-from tasks.evaluate import (  # noqa: E402
-    SeriesContext,
-    inverse_predictions,
-    score,
-    season_length_of,
-)
 from tasks.ingest import read_series_file  # noqa: E402
+from tasks.lstm import seed_everything  # noqa: E402
 from tasks.normalize import normalize_series  # noqa: E402
+from tasks.report import records_markdown  # noqa: E402
+from tasks.saved_model import predict  # noqa: E402
 from tasks.schema import MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID, TEST, VALUE  # noqa: E402
-from tasks.train import fit_windows, predict, seed_everything  # noqa: E402
-from tasks.window import windows_from_table, windows_table  # noqa: E402
+from tasks.scoring import score_split, scorer_for  # noqa: E402
+from tasks.train import fit_windows  # noqa: E402
+from tasks.window import windows_table  # noqa: E402
+from tasks.window_table import windows_from_table  # noqa: E402
 
 START = pd.Timestamp("2024-01-01T00:00:00Z")
 
@@ -98,29 +97,18 @@ def evaluate_frame(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
     fitted = fit_windows(data, cfg.train)
     test = data.subset(TEST)
     outputs = predict(fitted.model, fitted.spec, test.x, test.series_id)
-    season = season_length_of(cfg.evaluate, scaler)
-    context = SeriesContext.from_normalized(normalized, season)
-    metrics, _ = score(test, inverse_predictions(test, outputs, scaler), context, season)
+    metrics = score_split(test, outputs, scorer_for(normalized, scaler, data, cfg.evaluate)).metrics
     wide = metrics.pivot(index=SERIES_ID, columns="model", values=["mase", "rmse"])
     table = pd.DataFrame(
         {
             "windows": metrics[metrics["model"] == MODEL].set_index(SERIES_ID)["windows"],
-            "epochs": len(fitted.history),
+            "epochs": len(fitted.epochs),
         }
     )
     for metric in ("mase", "rmse"):
         for name, label in ((MODEL, "lstm"), (NAIVE, "naive"), (SEASONAL_NAIVE, "snaive")):
             table[f"{metric}_{label}"] = wide[(metric, name)]
     return table.reset_index()
-
-
-def markdown(table: pd.DataFrame) -> str:
-    columns = list(table.columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in table.iterrows():
-        cells = [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -152,7 +140,7 @@ def main() -> None:
         ["data", SERIES_ID] + [c for c in result.columns if c not in ("data", SERIES_ID)]
     ]
     print()
-    print(markdown(result))
+    print(records_markdown(result.to_dict("records"), digits=".3f"))
 
 
 if __name__ == "__main__":

@@ -21,10 +21,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tasks.accepted import HISTORY_SOURCE  # noqa: E402
 from tasks.config import ColumnsConfig, IngestConfig, PipelineConfig, WindowConfig  # noqa: E402
-from tasks.ingest import HISTORY_SOURCE, read_series_file, stack_with_history  # noqa: E402
+from tasks.expectations import GxSession  # noqa: E402
+from tasks.ingest import read_series_file, stack_with_history  # noqa: E402
 from tasks.normalize import normalize_series  # noqa: E402
-from tasks.validate import GxSession, validate_arrival  # noqa: E402
+from tasks.validate import validate_arrival  # noqa: E402
 from tasks.window import make_windows  # noqa: E402
 
 
