@@ -33,12 +33,12 @@ from tasks.ingest import read_series_file  # noqa: E402
 from tasks.lstm import seed_everything  # noqa: E402
 from tasks.normalize import normalize_series  # noqa: E402
 from tasks.report import records_markdown  # noqa: E402
-from tasks.saved_model import predict  # noqa: E402
+from tasks.saved_model import forecast_windows  # noqa: E402
 from tasks.schema import MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID, TEST, VALUE  # noqa: E402
 from tasks.scoring import score_split, scorer_for  # noqa: E402
 from tasks.train import fit_windows  # noqa: E402
-from tasks.window import windows_table  # noqa: E402
-from tasks.window_table import windows_from_table  # noqa: E402
+from tasks.window import resolve_timesteps, windows_table  # noqa: E402
+from tasks.window_table import SeriesArrays, windows_from_table  # noqa: E402
 
 START = pd.Timestamp("2024-01-01T00:00:00Z")
 
@@ -91,13 +91,14 @@ def generated_frame(hours: int, seed: int = 7) -> pd.DataFrame:
 def evaluate_frame(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
     """Fit the configured model on the train part; per-series test metrics of all three."""
     normalized, scaler = normalize_series(frame, cfg)
-    features = [VALUE, *cfg.columns.covariates]
-    data = windows_from_table(windows_table(normalized, features, cfg.window))
+    arrays = SeriesArrays.from_frame(normalized, [VALUE, *cfg.columns.covariates])
+    timesteps = resolve_timesteps(cfg, scaler, arrays)
+    data = windows_from_table(windows_table(arrays, timesteps, cfg.window.horizon), arrays)
     seed_everything(cfg.train.seed)
-    fitted = fit_windows(data, cfg.train)
+    fitted = fit_windows(data, cfg.train, scaler)
     test = data.subset(TEST)
-    outputs = predict(fitted.model, fitted.spec, test.x, test.series_id)
-    metrics = score_split(test, outputs, scorer_for(normalized, scaler, data, cfg.evaluate)).metrics
+    outputs = forecast_windows(fitted.model, fitted.spec, scaler, test)
+    metrics = score_split(test, outputs, scorer_for(data, scaler, cfg.evaluate)).metrics
     wide = metrics.pivot(index=SERIES_ID, columns="model", values=["mase", "rmse"])
     table = pd.DataFrame(
         {

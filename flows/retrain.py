@@ -89,7 +89,7 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
         with manifest.timed("window"):
             windows = window_task(normalized, run, cfg)
         with manifest.timed("train"):
-            model_dir = train_task(windows, run, cfg, tracking_uri)
+            model_dir = train_task(windows, normalized, run, cfg, tracking_uri)
         with manifest.timed("evaluate"):
             evaluation = evaluate_task(windows, normalized, model_dir, run, cfg, tracking_uri)
         accepted = [f for f in ingested.new_files if f.name in set(validated.accepted)]

@@ -61,10 +61,10 @@ from tasks.io import Workspace, new_run_id, read_parquet, write_json, write_parq
 from tasks.ledger import find_new, load_ledger, scan_landing
 from tasks.normalize import normalize_series
 from tasks.registry import mlflow_module, use_tracking
-from tasks.saved_model import predict
+from tasks.saved_model import forecast_windows
 from tasks.scaler import Scaler
 from tasks.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL, VALUE
-from tasks.scoring import score_split, scorer_for, season_length_of
+from tasks.scoring import score_split, scorer_for
 from tasks.train import fit_windows
 from tasks.tuning import (
     TrialResult,
@@ -76,8 +76,8 @@ from tasks.tuning import (
     trials_frame,
     with_params,
 )
-from tasks.window import windows_table
-from tasks.window_table import windows_from_table
+from tasks.window import resolve_timesteps, windows_table
+from tasks.window_table import SeriesArrays, windows_from_table
 
 # --------------------------------------------------------------------------- pure trial
 
@@ -90,7 +90,10 @@ class TrialScore:
 
 
 def evaluate_trial(
-    normalized: pd.DataFrame, scaler: Scaler, cfg: PipelineConfig, season_length: int
+    normalized: pd.DataFrame,
+    scaler: Scaler,
+    cfg: PipelineConfig,
+    season_length: int | None = None,
 ) -> TrialScore:
     """Window, fit and score one configuration on the validation windows.
 
@@ -99,12 +102,15 @@ def evaluate_trial(
     before anything is fit or scored.
     """
     features = [VALUE, *cfg.columns.covariates]
-    data = windows_from_table(windows_table(normalized, features, cfg.window, cfg.train.task))
+    arrays = SeriesArrays.from_frame(normalized, features)
+    timesteps = resolve_timesteps(cfg, scaler, arrays)
+    table = windows_table(arrays, timesteps, cfg.window.horizon, cfg.train.task, cfg.window.stride)
+    data = windows_from_table(table, arrays)
     data = data.select(data.split != TEST)  # the test part plays no role in tuning
-    fitted = fit_windows(data, cfg.train)
+    fitted = fit_windows(data, cfg.train, scaler)
     val = data.subset(VAL)
-    outputs = predict(fitted.model, fitted.spec, val.x, val.series_id)
-    scorer = scorer_for(normalized, scaler, data, cfg.evaluate, season_length)
+    outputs = forecast_windows(fitted.model, fitted.spec, scaler, val)
+    scorer = scorer_for(data, scaler, cfg.evaluate, season_length)
     counts = {TRAIN: len(data.subset(TRAIN)), VAL: len(val)}
     return TrialScore(score_split(val, outputs, scorer).overall(), fitted.epochs, counts)
 
@@ -116,7 +122,6 @@ def evaluate_trial(
 class TuneData:
     normalized: Path
     scaler: Path
-    season_length: int
     rows: int
     series: int
     sources: list[str]
@@ -157,21 +162,19 @@ def prepare(cfg: PipelineConfig, folder: Path) -> TuneData:
     logger = get_run_logger()
     frame, sources = load_tuning_frame(cfg)
     normalized, scaler = normalize_series(frame, cfg)
-    season = season_length_of(cfg.evaluate, scaler)
     folder.mkdir(parents=True, exist_ok=True)
     write_parquet(normalized, folder / "03_normalized.parquet")
     write_json(scaler.to_json(), folder / "scaler.json")
     logger.info(
-        "Tuning data: %d rows, %d series from %s; season length %d",
+        "Tuning data: %d rows, %d series from %s; frequencies %s",
         len(frame),
         frame[SERIES_ID].nunique(),
         sources,
-        season,
+        sorted(set(scaler.frequency.values())),
     )
     return TuneData(
         folder / "03_normalized.parquet",
         folder / "scaler.json",
-        season,
         len(frame),
         int(frame[SERIES_ID].nunique()),
         sources,
@@ -195,9 +198,7 @@ def trial(number: int, cfg: PipelineConfig, data: TuneData, parent: MlflowParent
     ) as child:
         mlflow.log_params({"trial": number, **params})
         try:
-            result = evaluate_trial(
-                read_parquet(data.normalized), Scaler.load(data.scaler), cfg, data.season_length
-            )
+            result = evaluate_trial(read_parquet(data.normalized), Scaler.load(data.scaler), cfg)
         except Exception as exc:  # noqa: BLE001 - one bad trial must not end the search
             logger.warning("trial %d %s failed: %s", number, params, exc)
             mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])

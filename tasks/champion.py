@@ -8,7 +8,7 @@ through both scalers (``rescore_champion``), and it as a warm-start source.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,9 +22,8 @@ from tasks.registry import (
     run_json,
     use_tracking,
 )
-from tasks.saved_model import SPEC_FILE, ModelSpec, predict, spec_or_infer
+from tasks.saved_model import SPEC_FILE, ModelSpec, forecast_windows, spec_or_infer
 from tasks.scaler import Scaler
-from tasks.schema import CLASSIFICATION
 from tasks.window_table import Windows
 
 
@@ -83,38 +82,44 @@ def rescore_champion(
 ) -> tuple[np.ndarray, str]:
     """The champion's outputs for ``windows`` (NaN rows where it cannot score) + a note.
 
-    ``windows`` are scaled with this run's ``scaler``; their inputs are mapped back to
-    original units and through the champion's own scaler, so a champion trained on
-    older data is judged fairly. Regression: forecasts [windows, horizon] in original
-    units. Classification: class probabilities [windows, classes].
+    ``windows`` are scaled with this run's ``scaler``. The champion gets its *own*
+    inputs at the same origins: the values are mapped back to original units and
+    through the champion's scaler, and gathered at the champion's input length, so a
+    champion trained on older data, or with another input length or normalization,
+    is judged fairly on the same targets. Regression: forecasts [windows, horizon] in
+    original units. Classification: class probabilities [windows, classes].
     """
-    spec = spec or ModelSpec.of_windows(windows, per_series=False)
-    nan = np.full((len(windows), spec.outputs), np.nan)
+    spec = spec or ModelSpec.of_windows(windows, False, scaler.method)
+    out = np.full((len(windows), spec.outputs), np.nan)
     theirs = champion.spec
     why = spec.comparable(theirs)
     if why is not None:
-        return nan, f"champion v{champion.version} is not comparable: {why}"
+        return out, f"champion v{champion.version} is not comparable: {why}"
     c_scaler = Scaler.from_json(champion.scaler)
     if c_scaler.columns != windows.features:
-        return nan, (
+        return out, (
             f"champion v{champion.version} used features {c_scaler.columns}, this run "
             f"{windows.features}: not comparable"
         )
     known = np.isin(windows.series_id, c_scaler.series)
     if theirs.per_series:
         known &= np.isin(windows.series_id, theirs.series)
-    out = nan.copy()
-    for sid in np.unique(windows.series_id[known]):
-        mask = windows.series_id == sid
-        original = scaler.inverse_all(str(sid), windows.x[mask].astype(float))  # [w, t, features]
-        champion_input = c_scaler.transform(str(sid), original).astype(np.float32)
-        outputs = predict(champion.model, theirs, champion_input, windows.series_id[mask])
-        if spec.task == CLASSIFICATION:
-            out[mask] = outputs  # [w, classes] probabilities: no units to map back
-        else:
-            out[mask] = c_scaler.inverse(str(sid), outputs)
+    arrays = windows.arrays
+    values = arrays.values.copy()
+    for code in np.unique(windows.code[known]):
+        sid, rows = arrays.series[code], arrays.rows_of(code)
+        values[rows] = c_scaler.transform(sid, scaler.inverse_all(sid, values[rows]))
+    mine = replace(windows, arrays=arrays.with_values(values)).select(known)
+    theirs_windows, fits = mine.with_timesteps(theirs.timesteps)
+    scored = np.flatnonzero(known)[fits]
+    out[scored] = forecast_windows(champion.model, theirs, c_scaler, theirs_windows)
     unknown = sorted(set(windows.series_id[~known]))
-    note = f"champion v{champion.version} re-scored on {int(known.sum())} test windows"
+    note = f"champion v{champion.version} re-scored on {len(scored)} test windows"
     if unknown:
         note += f" (series it never saw, left out of the comparison: {unknown})"
+    if len(scored) < int(known.sum()):
+        note += (
+            f" ({int(known.sum()) - len(scored)} windows too close to a series start for its "
+            f"{theirs.timesteps} input steps)"
+        )
     return out, note

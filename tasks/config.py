@@ -107,9 +107,21 @@ class ValidationConfig(FrozenModel):
     value_max: float | None = Field(None, description="Optional upper bound for values.")
     frequency: str | None = Field(
         None,
-        description="Sampling step of every series as a pandas offset ('1h', '15min', '1D'). "
-        "Default: inferred per series (the most common step).",
+        description="Calendar of every series as a pandas offset alias: 'h', '30min', 'D', "
+        "'B' (business days), 'W-SUN', 'MS'/'ME' (month start/end), 'QS-JAN'/'QE-DEC', "
+        "'YS-JAN'/'YE-DEC'. Default: inferred per series (the one that fits every "
+        "timestamp with the fewest missing steps).",
     )
+
+    @field_validator("frequency")
+    @classmethod
+    def _known_frequency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from tasks.frequency import Frequency  # pandas; config itself stays light
+
+        return Frequency.parse(value).code
+
     max_gap_steps: int = Field(
         3,
         ge=0,
@@ -143,6 +155,17 @@ class ValidationConfig(FrozenModel):
     build_data_docs: bool = Field(True, description="Write GX Data Docs HTML into the run folder.")
 
 
+class NormalizeConfig(FrozenModel):
+    method: Literal["minmax", "last_value", "window"] = Field(
+        "last_value",
+        description="How the model sees a window: last_value (inputs and targets relative to "
+        "the last input value, scaled by the training part's one-step changes: the model "
+        "learns corrections to the naive forecast, robust to level and trend), window "
+        "(each window standardized by its own mean and spread, as RevIN), or minmax "
+        "(the seed's per-series MinMax on the training range).",
+    )
+
+
 class SplitConfig(FrozenModel):
     """Chronological split of each series (fractions of its points)."""
 
@@ -150,8 +173,26 @@ class SplitConfig(FrozenModel):
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
 
 
+AUTO = "auto"
+# The shortest input auto picks (the seed's own timesteps): below it a series is too short.
+MIN_AUTO_TIMESTEPS = 3
+
+
 class WindowConfig(FrozenModel):
-    timesteps: int = Field(24, ge=1, description="Input steps per window.")
+    timesteps: int | Literal["auto"] = Field(
+        AUTO,
+        description="Input steps per window. auto: two seasons of the series' frequency "
+        "(hourly 48, daily 14, monthly 24, ...; at least 12), at most a third of the "
+        "shortest training part, so short series still train.",
+    )
+
+    @field_validator("timesteps")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"window.timesteps must be at least 1 or 'auto', got {value}")
+        return value
+
     horizon: int = Field(1, ge=1, description="Steps forecast at once (direct multi-output).")
     stride: int = Field(1, ge=1, description="Step between consecutive window origins.")
 
@@ -291,6 +332,7 @@ class PipelineConfig(FrozenModel):
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     window: WindowConfig = Field(default_factory=WindowConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -304,8 +346,11 @@ class PipelineConfig(FrozenModel):
         # Train must hold a whole window (inputs and targets); val and test must each
         # hold `horizon` targets (their inputs may reach back into the earlier split).
         train_fraction = 1 - self.split.val_fraction - self.split.test_fraction
+        timesteps = self.window.timesteps
+        if timesteps == AUTO:
+            timesteps = MIN_AUTO_TIMESTEPS  # auto shortens the input to what a series holds
         needs = (
-            (self.window.timesteps + self.window.horizon) / train_fraction,
+            (timesteps + self.window.horizon) / train_fraction,
             self.window.horizon / self.split.val_fraction,
             self.window.horizon / self.split.test_fraction,
         )

@@ -22,7 +22,7 @@ from tasks.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
 from tasks.report import metrics_markdown, records_markdown
 from tasks.results import EvaluationResult
 from tasks.runtime import stage_logger
-from tasks.saved_model import load_model_dir, predict
+from tasks.saved_model import forecast_windows, load_model_dir
 from tasks.scaler import Scaler
 from tasks.schema import (
     CHAMPION_WINDOWS,
@@ -49,10 +49,10 @@ def evaluate(
 ) -> EvaluationResult:
     logger = stage_logger()
     scaler = Scaler.load(run.scaler)
-    windows = load_windows(windows_path)
+    windows = load_windows(windows_path, normalized)
     test = windows.subset(TEST)
     model, spec = load_model_dir(model_dir, scaler.columns)
-    outputs = predict(model, spec, test.x, test.series_id)  # [windows, horizon or classes]
+    outputs = forecast_windows(model, spec, scaler, test)  # [windows, horizon or classes]
 
     champion, _ = champion_of(config, tracking_uri)
     champion_out, note = None, None
@@ -60,7 +60,7 @@ def evaluate(
         champion_out, note = rescore_champion(champion, test, scaler, spec)
         logger.info("%s", note)
 
-    scorer = scorer_for(read_parquet(normalized), scaler, windows, config.evaluate)
+    scorer = scorer_for(windows, scaler, config.evaluate)
     scored = score_split(test, outputs, scorer, champion_out, config.evaluate.backtest_folds)
     write_parquet(scored.metrics, run.evaluation)
     write_parquet(scored.predictions, run.predictions)
@@ -79,12 +79,12 @@ def evaluate(
         )
     plots = _plots(run, scored, windows, gate_metric) if config.evaluate.make_plots else []
     scores, head_to_head = scored.overall(), scored.overall(CHAMPION_WINDOWS)
-    _report(run, scored, len(test), scorer.season_length, spec.task, gate_metric, note, plots)
+    _report(run, scored, len(test), scorer.seasons, spec.task, gate_metric, note, plots)
     _log_scores(logger, scores, spec.task, gate_metric)
     return EvaluationResult(
         run.evaluation,
         run.predictions,
-        scorer.season_length,
+        scorer.seasons,
         plots,
         champion.version if champion else None,
         note,
@@ -113,7 +113,7 @@ def _report(
     run: RunDir,
     scored: Scored,
     windows: int,
-    season: int,
+    seasons: list[int],
     task_kind: str,
     metric: str,
     note: str | None,
@@ -127,12 +127,12 @@ def _report(
             {"model": name, **{m: round(v, 6) for m, v in values.items()}}
             for name, values in scores.items()
         ],
-        description=f"Test metrics ({task_kind}), {windows} windows, season {season}",
+        description=f"Test metrics ({task_kind}), {windows} windows, season lengths {seasons}",
     )
     text = [
         f"# Evaluation of run {run.run_id}",
         "",
-        f"Task: {task_kind}; test windows: {windows}; season length: {season}.",
+        f"Task: {task_kind}; test windows: {windows}; season lengths: {seasons}.",
         "",
         metrics_markdown(scores),
     ]

@@ -9,7 +9,6 @@ check, the column and example rows. No Prefect here: the validate stage wires it
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pandas as pd
 
 from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
 from tasks.errors import CheckFailure, example_rows
-from tasks.frequency import step_of
+from tasks.frequency import Frequency, best_grid, steps_found
 from tasks.schema import LABEL, SERIES_ID, TIMESTAMP, VALUE
 
 # The largest float: anything beyond (inf) is not a measurement.
@@ -33,7 +32,17 @@ N_POINTS = "n_points"
 VALUE_SPAN = "value_span"
 OFF_GRID_STEPS = "off_grid_steps"
 MAX_GAP_STEPS = "max_gap_steps"
-STEP_SECONDS = "step_seconds"
+FREQUENCY = "frequency"  # the grid: configured, or inferred per series ("" if none fits)
+STEPS_FOUND = "steps_found"  # the distinct steps of a series that is off its grid
+PROFILE_COLUMNS = [
+    SERIES_ID,
+    N_POINTS,
+    VALUE_SPAN,
+    OFF_GRID_STEPS,
+    MAX_GAP_STEPS,
+    FREQUENCY,
+    STEPS_FOUND,
+]
 
 
 @dataclass(frozen=True)
@@ -182,9 +191,10 @@ _MESSAGES = {
     "expect_column_values_to_be_in_set": "timestamps go backwards within a series",
 }
 _SERIES_MESSAGES = {
-    N_POINTS: "series too short to window (needs timesteps + horizon points in each split)",
     VALUE_SPAN: "constant series: every value is the same, so it cannot be scaled",
-    OFF_GRID_STEPS: "timestamps off the series' regular step",
+    OFF_GRID_STEPS: "timestamps that match no single frequency (see steps_found; supported: "
+    "fixed steps, business days, weeks, month/quarter/year starts or ends) or fall off "
+    "validation.frequency",
     MAX_GAP_STEPS: "a gap longer than validation.max_gap_steps",
 }
 
@@ -196,8 +206,12 @@ def run_suite(
     suite: Any,
     file: str,
     examples_from: pd.DataFrame | None = None,
+    messages: dict[str, str] | None = None,
 ) -> FileVerdict:
-    """Validate ``frame`` and translate GX results into failures with example rows."""
+    """Validate ``frame`` and translate GX results into failures with example rows.
+
+    ``messages`` (by column) replace the default explanation of a failed check.
+    """
     verdict = FileVerdict(file)
     result = session.run(asset, suite, frame, file)
     for item in result.results:
@@ -212,6 +226,8 @@ def run_suite(
             continue
         if raised:
             message = f"the check could not run: {item.exception_info.get('exception_message')}"
+        elif messages and column in messages:
+            message = messages[column]
         elif asset == "series":
             message = _SERIES_MESSAGES.get(column, _MESSAGES.get(config.type, config.type))
         else:
@@ -234,19 +250,25 @@ def with_time_order(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def series_profile(merged: pd.DataFrame, frequency: str | None) -> pd.DataFrame:
-    """One row per series: length, value span, off-grid steps, longest gap (in steps)."""
+    """One row per series: length, value span, grid fit, longest gap (in steps).
+
+    The grid is ``frequency`` (configured) or the one inferred per series
+    (``tasks/frequency.py``); a series no supported frequency fits counts all of its
+    steps off the grid, and ``steps_found`` says which steps it has.
+    """
+    configured = Frequency.parse(frequency) if frequency else None
     records = []
     for series_id, group in merged.groupby(SERIES_ID, sort=True):
-        times = group[TIMESTAMP].sort_values()
-        step = step_of(times, frequency)
+        times = group[TIMESTAMP].sort_values().to_numpy()
         values = group[VALUE].dropna()
-        if step is None or step <= pd.Timedelta(0):
-            off_grid, max_gap, seconds = 0, 0, math.nan
+        found = configured or best_grid(times)[0]
+        if found is None:  # a single timestamp: nothing to be off
+            off_grid, max_gap = 0, 0
         else:
-            ratios = (times.diff().dropna() / step).to_numpy(dtype=float)
-            off_grid = int(np.sum(~np.isclose(ratios, np.round(ratios))))
-            max_gap = int(max(0, np.max(np.round(ratios)) - 1)) if len(ratios) else 0
-            seconds = step.total_seconds()
+            position, on_grid = found.positions(times)
+            steps = np.diff(position)
+            off_grid = int((~on_grid).sum()) + int((steps <= 0).sum())
+            max_gap = int(max(0, steps.max() - 1)) if len(steps) else 0
         records.append(
             {
                 SERIES_ID: series_id,
@@ -254,13 +276,11 @@ def series_profile(merged: pd.DataFrame, frequency: str | None) -> pd.DataFrame:
                 VALUE_SPAN: float(values.max() - values.min()) if len(values) else 0.0,
                 OFF_GRID_STEPS: off_grid,
                 MAX_GAP_STEPS: max_gap,
-                STEP_SECONDS: seconds,
+                FREQUENCY: found.code if found else "",
+                STEPS_FOUND: steps_found(times) if off_grid else "",
             }
         )
-    return pd.DataFrame.from_records(
-        records,
-        columns=[SERIES_ID, N_POINTS, VALUE_SPAN, OFF_GRID_STEPS, MAX_GAP_STEPS, STEP_SECONDS],
-    )
+    return pd.DataFrame.from_records(records, columns=PROFILE_COLUMNS)
 
 
 def check_file(
@@ -285,9 +305,14 @@ def check_merged(
     """The series suite on the merged rows (only series ``touched`` by the file, if given)."""
     subset = merged if touched is None else merged[merged[SERIES_ID].isin(touched)]
     profile = series_profile(subset, config.validation.frequency)
+    minimum = config.min_points()
     suite = session.suite(
         "series",
-        (config.min_points(), config.validation),
-        lambda empty: series_suite(empty, config.min_points(), config.validation),
+        (minimum, config.validation),
+        lambda empty: series_suite(empty, minimum, config.validation),
     )
-    return run_suite(session, "series", profile, suite, file)
+    short = (
+        f"series too short to window: a series needs at least {minimum} points so that "
+        "train, val and test each hold a window (timesteps + horizon); see n_points"
+    )
+    return run_suite(session, "series", profile, suite, file, messages={N_POINTS: short})

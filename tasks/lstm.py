@@ -18,7 +18,9 @@ import pandas as pd
 
 from tasks.config import TrainConfig
 from tasks.saved_model import SERIES_INPUT, X_INPUT, ModelSpec
+from tasks.scaler import Scaler
 from tasks.schema import CLASSIFICATION
+from tasks.window_table import Windows
 
 
 def _keras() -> Any:
@@ -35,13 +37,16 @@ def build_model(
     cfg: TrainConfig,
     name: str = "seriesflow_lstm",
     seed: int | None = None,
+    zero_head: bool = False,
 ) -> Any:
     """LSTM stack -> Dense head. Input [batch, timesteps, features] -> [batch, outputs].
 
     ``outputs`` is the horizon (regression: linear head, MSE) or the number of
     classes (classification: softmax head, cross-entropy). Initializers and
     dropout masks are seeded from ``seed`` (default ``cfg.seed``), so two models
-    built alike start alike whatever else the process did.
+    built alike start alike whatever else the process did. ``zero_head`` starts the
+    head at zero: with windows relative to their last value (``normalize.method:
+    last_value``) the untrained model is then exactly the naive forecast.
     """
     keras = _keras()
     seed = cfg.seed if seed is None else seed
@@ -72,7 +77,9 @@ def build_model(
             outputs,
             activation="softmax" if classify else None,
             kernel_regularizer=regularizer,
-            kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 100 + 99),
+            kernel_initializer=(
+                "zeros" if zero_head else keras.initializers.GlorotUniform(seed=seed * 100 + 99)
+            ),
             name="classes" if classify else "forecast",
         )
     )  # [batch, outputs]
@@ -129,7 +136,7 @@ def warm_start(
 ) -> tuple[bool, str]:
     """Copy the champion's weights into ``model`` if the architectures match; say what happened."""
     prefix = f"warm start from champion v{version}"
-    why = spec.comparable(champion_spec)
+    why = spec.same_inputs(champion_spec)
     if why is None and spec.series != champion_spec.series:
         why = f"per-series branches {champion_spec.series} vs {spec.series} in this run"
     if why is None and _architecture(model) != _architecture(champion_model):
@@ -156,16 +163,75 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+def window_batches(
+    windows: Windows,
+    scaler: Scaler,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    max_windows: int | None = None,
+) -> Any:
+    """A Keras ``PyDataset`` that gathers (inputs, targets) batches from ``windows``.
+
+    Nothing is materialized beyond one batch: inputs are gathered from the arrays
+    and mapped by ``scaler.window_inputs``; targets are the class codes, or the
+    window-mapped values. ``shuffle`` draws a new order every epoch (seeded);
+    ``max_windows`` samples that many windows (a new sample each epoch when
+    shuffling, one fixed sample otherwise).
+    """
+    keras = _keras()
+    classify = windows.task == CLASSIFICATION
+    codes = windows.codes if classify else None
+
+    class WindowBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self._draw()
+
+        def _draw(self) -> np.ndarray:
+            count = len(windows)
+            if max_windows and count > max_windows:
+                order = np.sort(self.rng.choice(count, max_windows, replace=False))
+            else:
+                order = np.arange(count)
+            if shuffle:
+                self.rng.shuffle(order)
+            return order
+
+        def __len__(self) -> int:
+            return max(1, -(-len(self.order) // batch_size))
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            index = self.order[i * batch_size : (i + 1) * batch_size]
+            x, loc, spread = scaler.window_inputs(windows.gather_x(index))  # [b, t, f]
+            if classify:
+                return x, codes[index]
+            return x, scaler.window_targets(windows.gather_y(index), loc, spread)  # [b, h]
+
+        def on_epoch_end(self) -> None:
+            if shuffle:
+                self.order = self._draw()
+
+    return WindowBatches()
+
+
 def fit_model(
     model: Any,
-    train: tuple[np.ndarray, np.ndarray],
-    val: tuple[np.ndarray, np.ndarray],
+    train: Any,
+    val: Any,
     cfg: TrainConfig,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> pd.DataFrame:
-    """Fit ``model``; return the per-epoch history (loss, val_loss, learning_rate)."""
+    """Fit ``model``; return the per-epoch history (loss, val_loss, learning_rate).
+
+    ``train`` and ``val`` are ``window_batches`` datasets, or (x, y) arrays.
+    """
     keras = _keras()
-    if len(train[0]) == 0 or len(val[0]) == 0:
+    arrays = isinstance(train, tuple)
+    if (len(train[0]) if arrays else len(train.order)) == 0 or (
+        len(val[0]) if isinstance(val, tuple) else len(val.order)
+    ) == 0:
         raise ValueError("train and val windows are both required to fit the model")
 
     class _Record(keras.callbacks.Callback):
@@ -197,12 +263,12 @@ def fit_model(
         ),
     ]
     fitted = model.fit(
-        train[0],
-        train[1],
+        train[0] if arrays else train,
+        train[1] if arrays else None,
         validation_data=val,
         epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        shuffle=True,  # shuffles training windows only; val stays the later period
+        batch_size=cfg.batch_size if arrays else None,
+        shuffle=arrays,  # training windows only (datasets shuffle themselves); val stays put
         callbacks=callbacks,
         verbose=0,
     )

@@ -17,10 +17,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import PipelineConfig, SplitConfig
-from tasks.frequency import step_of
+from tasks.frequency import Frequency, frequency_of, steps_found
 from tasks.io import RunDir, read_parquet, write_json, write_parquet
 from tasks.runtime import stage_logger
-from tasks.scaler import Scaler
+from tasks.scaler import Scaler, fit_affine
 from tasks.schema import (
     FILLED,
     LABEL,
@@ -47,20 +47,19 @@ def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
     return n_train, n_val, n_test
 
 
-def fill_short_gaps(
-    group: pd.DataFrame, step: pd.Timedelta | None, columns: list[str]
-) -> pd.DataFrame:
-    """Put one series on its regular grid; interpolate the missing steps in time.
+def fill_short_gaps(group: pd.DataFrame, frequency: Frequency, columns: list[str]) -> pd.DataFrame:
+    """Put one series on its calendar grid; interpolate the missing steps in time.
 
     Validation has already rejected gaps longer than the tolerance; this fills
     the rest (and NaN values up to the configured null fraction).
     """
     group = group.sort_values(TIMESTAMP).set_index(TIMESTAMP)
-    if step is not None:
-        grid = pd.date_range(group.index[0], group.index[-1], freq=step)
+    grid = frequency.grid(group.index[0], group.index[-1])
+    if len(grid) != len(group) or not grid.equals(group.index):
         group = group.reindex(grid)
     filled = group[columns].isna().any(axis=1)
-    group[columns] = group[columns].interpolate(method="time", limit_direction="both")
+    if filled.any():
+        group[columns] = group[columns].interpolate(method="time", limit_direction="both")
     if LABEL in group:
         group[LABEL] = group[LABEL].ffill()  # a filled step keeps the class it was in
     group[FILLED] = filled.to_numpy()
@@ -68,21 +67,32 @@ def fill_short_gaps(
     return group.reset_index()
 
 
+def series_frequency(times: pd.Series, series_id: str, configured: str | None) -> Frequency:
+    """The series' calendar: configured, or inferred (validation has checked that one fits)."""
+    found = frequency_of(times.to_numpy(), configured)
+    if found is None:
+        raise ValueError(
+            f"series '{series_id}': its timestamps match no single frequency "
+            f"(steps found: {steps_found(times.to_numpy())}); set validation.frequency"
+        )
+    return found
+
+
 def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, Scaler]:
     """Scaled long frame (+ ``value_original``, ``split``, ``filled``) and its scaler."""
     features = [VALUE, *config.columns.covariates]
-    parts, minimum, maximum, val_start, test_start, steps, stats = [], {}, {}, {}, {}, {}, {}
+    method = config.normalize.method
+    parts, center, scale, frequency, val_start, test_start, stats = [], {}, {}, {}, {}, {}, {}
     for series_id, group in frame.groupby(SERIES_ID, sort=True):
-        step = step_of(group[TIMESTAMP], config.validation.frequency)
-        group = fill_short_gaps(group.drop(columns=[SERIES_ID]), step, features)
+        sid = str(series_id)
+        found = series_frequency(group[TIMESTAMP], sid, config.validation.frequency)
+        group = fill_short_gaps(group.drop(columns=[SERIES_ID]), found, features)
         n_train, n_val, n_test = split_sizes(len(group), config.split)
         labels = np.repeat(np.array(SPLITS), [n_train, n_val, n_test])
         raw = group[features].to_numpy(dtype=float)  # [n, features]
         train = raw[:n_train]
-        low, high = train.min(axis=0), train.max(axis=0)
-        span = np.where(high - low == 0, 1.0, high - low)
-        scaled = (raw - low) / span
-        out = pd.DataFrame(scaled, columns=features)
+        low, span = fit_affine(train, method)
+        out = pd.DataFrame((raw - low) / span, columns=features)
         out.insert(0, TIMESTAMP, group[TIMESTAMP].to_numpy())
         out.insert(0, SERIES_ID, series_id)
         out[VALUE_ORIGINAL] = raw[:, 0]
@@ -91,12 +101,10 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
         if LABEL in group:
             out[LABEL] = group[LABEL].to_numpy()  # class names, never scaled
         parts.append(out)
-        sid = str(series_id)
-        minimum[sid], maximum[sid] = low.tolist(), high.tolist()
+        center[sid], scale[sid], frequency[sid] = low.tolist(), span.tolist(), found.code
         times = group[TIMESTAMP]
         val_start[sid] = times.iloc[n_train].isoformat()
         test_start[sid] = times.iloc[n_train + n_val].isoformat()
-        steps[sid] = step.total_seconds() if step is not None else math.nan
         train_values = train[:, 0]
         stats[sid] = {
             "mean": float(train_values.mean()),
@@ -104,7 +112,8 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
             "n": int(len(train_values)),
         }
     normalized = pd.concat(parts, ignore_index=True)
-    return normalized, Scaler(features, minimum, maximum, val_start, test_start, steps, stats)
+    scaler = Scaler(features, center, scale, frequency, val_start, test_start, stats, method)
+    return normalized, scaler
 
 
 @task(name="normalize", cache_policy=NO_CACHE)
@@ -116,10 +125,13 @@ def normalize(validated: Path, run: RunDir, config: PipelineConfig) -> Path:
     write_parquet(normalized, run.normalized, schema)
     write_json(scaler.to_json(), run.scaler)
     counts = normalized[SPLIT].value_counts().to_dict()
+    frequencies = pd.Series(scaler.frequency).value_counts().to_dict()
     logger.info(
-        "Normalized %d series (MinMax fit on train only): %d train / %d val / %d test points, "
-        "%d filled",
-        len(scaler.minimum),
+        "Normalized %d series (%s, fit on train only; frequencies %s): %d train / %d val / "
+        "%d test points, %d filled",
+        len(scaler.series),
+        scaler.method,
+        frequencies,
         counts.get(TRAIN, 0),
         counts.get(VAL, 0),
         counts.get(TEST, 0),

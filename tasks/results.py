@@ -42,7 +42,7 @@ class ValidateResult:
 class EvaluationResult:
     path: Path
     predictions: Path
-    season_length: int
+    season_lengths: list[int]  # the distinct seasons of the series (monthly -> 12, ...)
     plots: list[Path] = field(default_factory=list)
     champion_version: str | None = None
     champion_note: str | None = None

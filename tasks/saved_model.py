@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from tasks.io import MODEL_FILE, SPEC_FILE, read_json
+from tasks.scaler import Scaler
 from tasks.schema import CLASSIFICATION, REGRESSION
 from tasks.window_table import Windows
 
@@ -25,6 +26,7 @@ __all__ = [
     "SERIES_INPUT",
     "SPEC_FILE",
     "X_INPUT",
+    "forecast_windows",
     "ModelSpec",
     "load_model",
     "load_model_dir",
@@ -46,6 +48,8 @@ class ModelSpec:
     classes: list[str] = field(default_factory=list)  # classification: output-unit order
     series: list[str] = field(default_factory=list)  # per-series branch order; [] = global
     warm_start: str | None = None  # how the weights were initialised (a note)
+    # how windows are normalized for the model (normalize.method; scaler.json has the rest)
+    normalization: str = "minmax"
 
     @property
     def outputs(self) -> int:
@@ -56,8 +60,12 @@ class ModelSpec:
         return bool(self.series)
 
     def comparable(self, other: ModelSpec) -> str | None:
-        """None when ``other`` takes the same inputs to the same outputs, else why not."""
-        for name in ("task", "timesteps", "features", "horizon", "classes"):
+        """None when ``other`` forecasts the same targets from the same features, else why not.
+
+        The input length and normalization may differ: each model gets its own inputs
+        at the same origins (``tasks/champion.py``).
+        """
+        for name in ("task", "features", "horizon", "classes"):
             mine, theirs = getattr(self, name), getattr(other, name)
             if mine != theirs:
                 return f"{name} {theirs} vs {mine} in this run"
@@ -74,16 +82,25 @@ class ModelSpec:
     def load(cls, path: str | Path) -> ModelSpec:
         return cls.from_json(read_json(path))
 
+    def same_inputs(self, other: ModelSpec) -> str | None:
+        """None when ``other`` also takes the same inputs (length, normalization), else why not."""
+        why = self.comparable(other)
+        for name in ("timesteps", "normalization"):
+            if why is None and getattr(self, name) != getattr(other, name):
+                why = f"{name} {getattr(other, name)} vs {getattr(self, name)} in this run"
+        return why
+
     @classmethod
-    def of_windows(cls, data: Windows, per_series: bool) -> ModelSpec:
+    def of_windows(cls, data: Windows, per_series: bool, normalization: str) -> ModelSpec:
         series = sorted(str(s) for s in set(data.series_id)) if per_series else []
         return cls(
             task=data.task,
-            timesteps=int(data.x.shape[1]),
+            timesteps=data.timesteps,
             features=list(data.features),
-            horizon=int(data.y.shape[1]),
+            horizon=data.horizon,
             classes=list(data.classes),
             series=series,
+            normalization=normalization,
         )
 
     @classmethod
@@ -129,4 +146,35 @@ def predict(model: Any, spec: ModelSpec, x: np.ndarray, series_ids: np.ndarray) 
     if known.any():
         inputs = {X_INPUT: x[known], SERIES_INPUT: codes[known].astype(np.int32)}
         out[known] = model.predict(inputs, batch_size=1024, verbose=0)
+    return out
+
+
+def forecast_windows(
+    model: Any, spec: ModelSpec, scaler: Scaler, windows: Windows, batch_size: int = 8192
+) -> np.ndarray:
+    """The model on ``windows``, in batches gathered from the arrays (never all at once).
+
+    Regression: forecasts [windows, horizon] in original units (``scaler`` maps the
+    window inputs in and the outputs back). Classification: probabilities
+    [windows, classes]. NaN rows for series a per-series model lacks.
+    """
+    out = np.full((len(windows), spec.outputs), np.nan)
+    if not len(windows):
+        return out
+    regression = spec.task != CLASSIFICATION
+    if regression:  # the target's affine map per series code (only the series in use)
+        center, scale = np.zeros(len(windows.arrays.series)), np.ones(len(windows.arrays.series))
+        for code in np.unique(windows.code):
+            affine = scaler.affine(windows.arrays.series[code])
+            center[code], scale[code] = affine[0][0], affine[1][0]
+    series_ids = windows.series_id
+    for start in range(0, len(windows), batch_size):
+        index = slice(start, start + batch_size)
+        x, loc, spread = scaler.window_inputs(windows.gather_x(index))
+        outputs = predict(model, spec, x, series_ids[index])  # [batch, outputs]
+        if regression:
+            codes = windows.code[index]
+            scaled = scaler.window_outputs(outputs, loc, spread)
+            outputs = scaled * scale[codes][:, None] + center[codes][:, None]
+        out[index] = outputs
     return out

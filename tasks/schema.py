@@ -25,8 +25,6 @@ VALUE_ORIGINAL = "value_original"
 FILLED = "filled"  # True where a short gap was filled by time interpolation
 
 # Window table.
-X = "x"
-Y = "y"
 ORIGIN_INDEX = "origin_index"  # position (within its series) of the last input step
 TARGET_TIME = "target_time"  # time of the first target step
 
@@ -73,16 +71,14 @@ def normalized_schema(
     )
 
 
-def windows_schema(n_inputs: int, horizon: int) -> pa.Schema:
-    """``x`` is a flattened [timesteps, features] block, ``y`` the [horizon] targets."""
+def windows_schema() -> pa.Schema:
+    """The window index: what identifies a window (its values are gathered, not stored)."""
     return pa.schema(
         [
             pa.field(SERIES_ID, pa.string(), nullable=False),
             pa.field(ORIGIN_INDEX, pa.int64(), nullable=False),
             pa.field(TARGET_TIME, TIMESTAMP_TYPE, nullable=False),
             pa.field(SPLIT, pa.string(), nullable=False),
-            pa.field(X, pa.list_(pa.float32(), n_inputs), nullable=False),
-            pa.field(Y, pa.list_(pa.float32(), horizon), nullable=False),
         ]
     )
 

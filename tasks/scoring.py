@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import EvaluateConfig
-from tasks.frequency import infer_season_length
 from tasks.metrics import (
     CLASS_METRICS,
     METRICS,
@@ -47,18 +46,15 @@ from tasks.schema import (
     CHAMPION_WINDOWS,
     CLASSIFICATION,
     FOLD,
-    LABEL,
     MAJORITY,
     MODEL,
     NAIVE,
     SEASONAL_NAIVE,
     SERIES_ID,
-    SPLIT,
-    TIMESTAMP,
+    SPLITS,
     TRAIN,
-    VALUE_ORIGINAL,
 )
-from tasks.window_table import Windows, direction_labels
+from tasks.window_table import SeriesArrays, Windows, direction_labels
 
 
 @dataclass(frozen=True)
@@ -69,26 +65,30 @@ class SeriesContext:
     times: dict[str, np.ndarray]  # timestamps, [steps]
     scale: dict[str, float]  # in-sample seasonal-naive MAE on the training part
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # class per step, if labelled
+    season: dict[str, int] = field(default_factory=dict)  # season length per series
 
     @classmethod
-    def from_normalized(cls, frame: pd.DataFrame, season_length: int) -> SeriesContext:
-        values, times, scale, labels = {}, {}, {}, {}
-        for sid, group in frame.groupby(SERIES_ID, sort=True):
-            sid = str(sid)
-            values[sid] = group[VALUE_ORIGINAL].to_numpy(dtype=float)
-            # naive datetime64 in UTC: numpy has no timezones
-            times[sid] = group[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
-            train_values = group.loc[group[SPLIT] == TRAIN, VALUE_ORIGINAL].to_numpy(float)
-            scale[sid] = seasonal_naive_scale(train_values, season_length)
-            if LABEL in group:
-                labels[sid] = group[LABEL].astype(str).to_numpy(dtype=object)
-        return cls(values, times, scale, labels)
+    def from_arrays(cls, arrays: SeriesArrays, seasons: dict[str, int] | int) -> SeriesContext:
+        """Per series: values, times, the MASE scale and season (one for all, or per series)."""
+        values, times, scale, labels, season = {}, {}, {}, {}, {}
+        train_code = SPLITS.index(TRAIN)
+        for code, sid in enumerate(arrays.series):
+            rows = arrays.rows_of(code)
+            season[sid] = seasons if isinstance(seasons, int) else seasons[sid]
+            values[sid] = arrays.original[rows]
+            times[sid] = arrays.times[rows]
+            train_values = values[sid][arrays.split[rows] == train_code]
+            scale[sid] = seasonal_naive_scale(train_values, season[sid])
+            if arrays.labels is not None:
+                labels[sid] = arrays.labels[rows].astype(str).astype(object)
+        return cls(values, times, scale, labels, season)
 
 
-def season_length_of(cfg: EvaluateConfig, scaler: Scaler) -> int:
-    """The configured season, else one inferred from the series' (smallest) sampling step."""
-    steps = sorted(set(scaler.step_seconds.values()))
-    return cfg.season_length or infer_season_length(steps[0] if steps else 0)
+def season_lengths(cfg: EvaluateConfig, scaler: Scaler) -> dict[str, int]:
+    """Season length per series: the configured one, else its frequency's (monthly -> 12)."""
+    return {
+        sid: cfg.season_length or scaler.frequency_of(sid).season_length() for sid in scaler.series
+    }
 
 
 def _per_window(windows: Windows, context: SeriesContext, horizon: int, fn) -> np.ndarray:
@@ -100,45 +100,34 @@ def _per_window(windows: Windows, context: SeriesContext, horizon: int, fn) -> n
 
 
 def actuals(windows: Windows, context: SeriesContext) -> np.ndarray:
-    horizon = windows.y.shape[1]
+    horizon = windows.horizon
     steps = np.arange(1, horizon + 1)
     return _per_window(windows, context, horizon, lambda v, o: v[o[:, None] + steps[None, :]])
 
 
-def baselines(
-    windows: Windows, context: SeriesContext, season_length: int
-) -> dict[str, np.ndarray]:
-    horizon = windows.y.shape[1]
-    return {
-        NAIVE: _per_window(windows, context, horizon, lambda v, o: naive_forecast(v, o, horizon)),
-        SEASONAL_NAIVE: _per_window(
-            windows,
-            context,
-            horizon,
-            lambda v, o: seasonal_naive_forecast(v, o, horizon, season_length),
-        ),
-    }
-
-
-def inverse_predictions(windows: Windows, scaled: np.ndarray, scaler: Scaler) -> np.ndarray:
-    """Model outputs [windows, horizon] in [0, 1] -> original units, per series."""
-    out = np.empty_like(scaled, dtype=float)
+def baselines(windows: Windows, context: SeriesContext) -> dict[str, np.ndarray]:
+    """Naive (last value) and seasonal-naive forecasts [windows, horizon], per series' season."""
+    horizon = windows.horizon
+    naive = _per_window(windows, context, horizon, lambda v, o: naive_forecast(v, o, horizon))
+    seasonal = np.full((len(windows), horizon), np.nan)
     for sid in np.unique(windows.series_id):
         mask = windows.series_id == sid
-        out[mask] = scaler.inverse(str(sid), scaled[mask].astype(float))
-    return out
+        season = context.season.get(str(sid), 1)
+        seasonal[mask] = seasonal_naive_forecast(
+            context.values[sid], windows.origin[mask], horizon, season
+        )
+    return {NAIVE: naive, SEASONAL_NAIVE: seasonal}
 
 
 def score(
     windows: Windows,
     model_pred: np.ndarray,
     context: SeriesContext,
-    season_length: int,
     champion_pred: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics table and long predictions table for regression forecasts in original units."""
     actual = actuals(windows, context)
-    forecasts = {MODEL: model_pred, **baselines(windows, context, season_length)}
+    forecasts = {MODEL: model_pred, **baselines(windows, context)}
     scale = np.array([context.scale[str(s)] for s in windows.series_id])
     table = metrics_table(windows.series_id, actual, forecasts, scale).assign(scope=ALL_WINDOWS)
     parts = [table]
@@ -188,7 +177,7 @@ def class_baselines(
     at the origin (derived direction); the majority class where neither exists.
     """
     classes = np.asarray(windows.classes, dtype=object)
-    horizon = windows.y.shape[1]
+    horizon = windows.horizon
     fallback = np.array([majority.get(str(s), 0) for s in windows.series_id])  # [windows]
     naive = fallback.copy()
     for sid in np.unique(windows.series_id):
@@ -233,7 +222,7 @@ def score_classification(
     metrics = metrics[["model", "scope", SERIES_ID, "windows", *CLASS_METRICS]]
 
     classes = np.asarray(windows.classes, dtype=object)
-    horizon = windows.y.shape[1]
+    horizon = windows.horizon
     target_times = np.empty(len(windows), dtype="datetime64[us]")
     for sid in np.unique(windows.series_id):
         mask = windows.series_id == sid
@@ -260,17 +249,20 @@ def score_classification(
 
 @dataclass(frozen=True)
 class Scorer:
-    """Scores a model's raw outputs on windows of one split, in original units.
+    """Scores forecasts on windows of one split, in original units.
 
-    ``outputs`` are what ``saved_model.predict`` returns (scaled forecasts, or class
-    probabilities); ``champion`` outputs are already in original units (see
-    ``tasks.champion.rescore_champion``). Returns (metrics table, predictions table).
+    ``outputs`` and ``champion`` are what ``saved_model.forecast_windows`` returns:
+    forecasts in original units, or class probabilities. Returns (metrics table,
+    predictions table).
     """
 
     context: SeriesContext
-    scaler: Scaler
-    season_length: int
     majority: dict[str, int] | None = None  # classification: each series' majority class
+
+    @property
+    def seasons(self) -> list[int]:
+        """The distinct season lengths in use (for reports)."""
+        return sorted(set(self.context.season.values()))
 
     def __call__(
         self, windows: Windows, outputs: np.ndarray, champion: np.ndarray | None = None
@@ -279,25 +271,20 @@ class Scorer:
             if self.majority is None:
                 raise ValueError("a classification scorer needs the majority classes")
             return score_classification(windows, outputs, self.context, self.majority, champion)
-        forecasts = inverse_predictions(windows, outputs, self.scaler)
-        return score(windows, forecasts, self.context, self.season_length, champion)
+        return score(windows, outputs, self.context, champion)
 
 
 def scorer_for(
-    normalized: pd.DataFrame,
-    scaler: Scaler,
-    windows: Windows,
-    cfg: EvaluateConfig,
-    season_length: int | None = None,
+    windows: Windows, scaler: Scaler, cfg: EvaluateConfig, season_length: int | None = None
 ) -> Scorer:
-    """The scorer of one run: season, per-series context, majority classes of train."""
-    season = season_length or season_length_of(cfg, scaler)
-    context = SeriesContext.from_normalized(normalized, season)
+    """The scorer of one run: seasons, per-series context, majority classes of train."""
+    seasons = season_length or season_lengths(cfg, scaler)
+    context = SeriesContext.from_arrays(windows.arrays, seasons)
     majority = None
     if windows.task == CLASSIFICATION:
         train = windows.subset(TRAIN)
         majority = majority_classes(train.series_id, train.codes, len(windows.classes))
-    return Scorer(context, scaler, season, majority)
+    return Scorer(context, majority)
 
 
 # --------------------------------------------------------------------------- backtest

@@ -36,9 +36,17 @@ from prefect.cache_policies import NO_CACHE
 from tasks.champion import Champion, champion_of
 from tasks.config import PipelineConfig, TrainConfig
 from tasks.io import RunDir, atomic_path, write_json, write_parquet
-from tasks.lstm import build_model, fit_model, route_series, seed_everything, warm_start
+from tasks.lstm import (
+    build_model,
+    fit_model,
+    route_series,
+    seed_everything,
+    warm_start,
+    window_batches,
+)
 from tasks.runtime import stage_logger
 from tasks.saved_model import ModelSpec
+from tasks.scaler import LAST_VALUE, Scaler
 from tasks.schema import CLASSIFICATION, SERIES_ID, TRAIN, VAL
 from tasks.window_table import Windows, load_windows
 
@@ -66,12 +74,14 @@ class Fitted:
 def fit_windows(
     data: Windows,
     cfg: TrainConfig,
+    scaler: Scaler,
     warm: WarmSource | None = None,
     on_epoch: Callable[[str | None, int, dict[str, float]], None] | None = None,
 ) -> Fitted:
     """Build and fit the configured model on ``data``'s train windows (val for stopping).
 
-    ``warm`` is a model to start from (the champion) when its architecture matches.
+    ``scaler`` maps each window in and out (``normalize.method``); ``warm`` is a model
+    to start from (the champion) when its architecture and inputs match.
     ``on_epoch(series_id or None, epoch, logs)`` reports progress. The
     classification/regression choice comes from the windows (they carry labels
     or not) and must agree with ``cfg.task``.
@@ -82,17 +92,25 @@ def fit_windows(
         raise ValueError(
             f"train.task=classification needs at least 2 classes, found {list(data.classes)}"
         )
-    spec = ModelSpec.of_windows(data, cfg.per_series)
+    spec = ModelSpec.of_windows(data, cfg.per_series, scaler.method)
     timesteps, features = spec.timesteps, len(spec.features)
     tr, va = data.subset(TRAIN), data.subset(VAL)
+    # relative to the last value, a zero head is the naive forecast: training learns corrections
+    zero_head = data.task != CLASSIFICATION and scaler.method == LAST_VALUE
 
     if not spec.per_series:
-        model = build_model(timesteps, features, spec.outputs, cfg)
+        model = build_model(timesteps, features, spec.outputs, cfg, zero_head=zero_head)
         branches = [model]
     else:
         branches = [
             build_model(
-                timesteps, features, spec.outputs, cfg, name=f"series_{k}", seed=cfg.seed + k + 1
+                timesteps,
+                features,
+                spec.outputs,
+                cfg,
+                name=f"series_{k}",
+                seed=cfg.seed + k + 1,
+                zero_head=zero_head,
             )
             for k in range(len(spec.series))
         ]
@@ -102,9 +120,12 @@ def fit_windows(
         _, note = warm_start(model, spec, warm.model, warm.spec, warm.version)
     spec = replace(spec, warm_start=note)
 
+    def batches(windows: Windows, shuffle: bool) -> Any:
+        return window_batches(windows, scaler, cfg.batch_size, shuffle, cfg.seed)
+
     if not spec.per_series:
         report = None if on_epoch is None else (lambda e, logs: on_epoch(None, e, logs))
-        epochs = fit_model(model, (tr.x, tr.targets), (va.x, va.targets), cfg, report)
+        epochs = fit_model(model, batches(tr, True), batches(va, False), cfg, report)
     else:
         parts = []
         for sid, branch in zip(spec.series, branches, strict=True):
@@ -115,9 +136,7 @@ def fit_windows(
                     f"{len(mine_va)} val windows; each series needs both"
                 )
             report = None if on_epoch is None else (lambda e, logs, s=sid: on_epoch(s, e, logs))
-            part = fit_model(
-                branch, (mine_tr.x, mine_tr.targets), (mine_va.x, mine_va.targets), cfg, report
-            )
+            part = fit_model(branch, batches(mine_tr, True), batches(mine_va, False), cfg, report)
             part.insert(0, SERIES_ID, sid)
             parts.append(part)
         # The routed model stays uncompiled: it is only ever used to predict (each branch
@@ -135,11 +154,16 @@ def save_model(model: Any, path: Path) -> Path:
 
 @task(name="train", cache_policy=NO_CACHE)
 def train(
-    windows: Path, run: RunDir, config: PipelineConfig, tracking_uri: str | None = None
+    windows: Path,
+    normalized: Path,
+    run: RunDir,
+    config: PipelineConfig,
+    tracking_uri: str | None = None,
 ) -> Path:
     logger = stage_logger()
     cfg = config.train
-    data = load_windows(windows)
+    data = load_windows(windows, normalized)
+    scaler = Scaler.load(run.scaler)
     seed_everything(cfg.seed)
     warm, why_not = None, ""
     if cfg.warm_start:
@@ -169,7 +193,7 @@ def train(
             logs.get("learning_rate", float("nan")),
         )
 
-    fitted = fit_windows(data, cfg, warm, on_epoch=log_epoch)
+    fitted = fit_windows(data, cfg, scaler, warm, on_epoch=log_epoch)
     if fitted.spec.warm_start:
         logger.info("%s", fitted.spec.warm_start)
     elif why_not:

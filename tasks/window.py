@@ -1,4 +1,4 @@
-"""Window: vectorized sliding windows per series, labelled by the time of their targets.
+"""Window: which windows each series holds, labelled by the time of their targets.
 
 For a series of n steps with features ``v`` [n, features], the window with
 origin index ``o`` (the last input step) is
@@ -11,6 +11,13 @@ and it belongs to the split of its targets: train/val/test when all of its
 boundary are dropped, so no training target lies in the validation period.
 The inputs of a test window may reach back into val/train: that is history a
 forecaster has at that moment, not leakage.
+
+The stage writes only what identifies a window (series, origin, target time,
+split); inputs and targets are gathered from the normalized values when needed
+(``tasks/window_table.py``), so nothing is copied ``timesteps`` times.
+
+``window.timesteps: auto`` resolves here: two seasons of the series' frequency,
+bounded by the shortest training part (``window_table.auto_timesteps``).
 
 For ``train.task: classification`` each window also gets a class label: the
 value of ``columns.label`` at its last target step ``o + horizon``, or -- with
@@ -28,170 +35,178 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-from numpy.lib.stride_tricks import sliding_window_view
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.config import PipelineConfig, WindowConfig
-from tasks.io import RunDir, read_parquet, write_table
+from tasks.config import AUTO, PipelineConfig
+from tasks.io import RunDir, write_table
 from tasks.runtime import stage_logger
+from tasks.scaler import Scaler
 from tasks.schema import (
     CLASSIFICATION,
     LABEL,
-    ORIGIN_INDEX,
     REGRESSION,
-    SERIES_ID,
     SPLIT,
     SPLITS,
-    TARGET_TIME,
-    TIMESTAMP,
     TRAIN,
     VALUE,
-    VALUE_ORIGINAL,
-    X,
-    Y,
     windows_schema,
 )
-from tasks.window_table import DIRECTION_CLASSES, WINDOWS_META, direction_labels
+from tasks.window_table import (
+    DIRECTION_CLASSES,
+    WINDOWS_META,
+    SeriesArrays,
+    auto_timesteps,
+    direction_labels,
+    input_offsets,
+    target_offsets,
+)
 
 
 @dataclass(frozen=True)
 class SeriesWindows:
-    x: np.ndarray  # [windows, timesteps, features]
-    y: np.ndarray  # [windows, horizon]
     origin: np.ndarray  # [windows] index of the last input step
     split: np.ndarray  # [windows] split code (index into SPLITS)
 
 
-def make_windows(values: np.ndarray, split_codes: np.ndarray, cfg: WindowConfig) -> SeriesWindows:
-    """All windows of one series. ``values`` [n, features]; ``split_codes`` [n] ints."""
-    if values.ndim != 2:
-        raise ValueError(f"values must be [steps, features], got shape {values.shape}")
-    n, features = values.shape
-    t, h = cfg.timesteps, cfg.horizon
-    count = n - t - h + 1
+def window_origins(
+    split_codes: np.ndarray, timesteps: int, horizon: int, stride: int = 1
+) -> SeriesWindows:
+    """Origins of one series' windows and their split codes (``split_codes`` [n] ints)."""
+    n = len(split_codes)
+    count = n - timesteps - horizon + 1
     if count <= 0:
         empty = np.empty((0,), dtype=np.int64)
-        return SeriesWindows(np.empty((0, t, features)), np.empty((0, h)), empty, empty)
-    origins = np.arange(t - 1, t - 1 + count, cfg.stride)  # [windows]
-    starts = origins - (t - 1)
-    inputs = sliding_window_view(values, t, axis=0)  # [n - t + 1, features, t]
-    x = inputs[starts].transpose(0, 2, 1)  # [windows, timesteps, features]
-    targets = sliding_window_view(values[:, 0], h)  # [n - h + 1, h]
-    y = targets[origins + 1]  # [windows, horizon]
+        return SeriesWindows(empty, empty)
+    origins = np.arange(timesteps - 1, timesteps - 1 + count, stride)  # [windows]
     first = split_codes[origins + 1]
-    last = split_codes[origins + h]
-    keep = first == last
-    return SeriesWindows(x[keep], y[keep], origins[keep], first[keep])
+    last = split_codes[origins + horizon]
+    keep = first == last  # all targets in one split
+    return SeriesWindows(origins[keep], first[keep])
+
+
+def make_windows(
+    values: np.ndarray, split_codes: np.ndarray, timesteps: int, horizon: int, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray, SeriesWindows]:
+    """All windows of one series, materialized: (x [w, timesteps, features], y [w, horizon],
+    origins and splits). The pipeline gathers instead; this is the hand-checkable form."""
+    if values.ndim != 2:
+        raise ValueError(f"values must be [steps, features], got shape {values.shape}")
+    w = window_origins(split_codes, timesteps, horizon, stride)
+    x = values[w.origin[:, None] + input_offsets(timesteps)[None, :]]  # [w, timesteps, features]
+    y = values[w.origin[:, None] + target_offsets(horizon)[None, :], 0]  # [w, horizon]
+    return x.reshape(len(w.origin), timesteps, values.shape[1]), y, w
+
+
+def resolve_timesteps(config: PipelineConfig, scaler: Scaler, arrays: SeriesArrays) -> int:
+    """``window.timesteps``, or for ``auto`` two seasons bounded by the shortest train part."""
+    if config.window.timesteps != AUTO:
+        return int(config.window.timesteps)
+    seasons = [scaler.frequency_of(sid).season_length() for sid in arrays.series]
+    train_rows = np.add.reduceat((arrays.split == SPLITS.index(TRAIN)).astype(int), arrays.start)
+    return auto_timesteps(seasons, int(train_rows.min()), config.window.horizon)
 
 
 def windows_table(
-    normalized: pd.DataFrame, features: list[str], cfg: WindowConfig, task: str = REGRESSION
+    arrays: SeriesArrays,
+    timesteps: int,
+    horizon: int,
+    task: str = REGRESSION,
+    stride: int = 1,
+    classes: list[str] | None = None,
 ) -> pa.Table:
-    """Windows of every series as one Arrow table (``x`` flattened row-major).
+    """The window index of every series as one Arrow table (no values: see window_table).
 
-    ``task="classification"`` adds a ``label`` column: the frame's ``label`` column
-    at the last target step when it has one, else the direction of change.
+    ``task="classification"`` adds a ``label`` column: the arrays' label at the last
+    target step when they have one, else the direction of change.
     """
     if task not in (REGRESSION, CLASSIFICATION):
         raise ValueError(f"train.task must be regression or classification, got {task!r}")
-    code_of = {name: i for i, name in enumerate(SPLITS)}
     classify = task == CLASSIFICATION
-    from_column = classify and LABEL in normalized.columns
-    parts = []
-    for series_id, group in normalized.groupby(SERIES_ID, sort=True):
-        values = group[features].to_numpy(dtype=np.float32)  # [n, features]
-        codes = group[SPLIT].map(code_of).to_numpy()
-        w = make_windows(values, codes, cfg)
-        times = group[TIMESTAMP].to_numpy()
-        part = {
-            SERIES_ID: np.full(len(w.y), str(series_id), dtype=object),
-            ORIGIN_INDEX: w.origin.astype(np.int64),
-            TARGET_TIME: times[w.origin + 1],
-            SPLIT: np.array(SPLITS, dtype=object)[w.split.astype(int)],
-            X: w.x.reshape(len(w.y), -1).astype(np.float32),
-            Y: w.y.astype(np.float32),
-        }
-        if from_column:
-            labels = group[LABEL].to_numpy(dtype=object)[w.origin + cfg.horizon]  # [windows]
-            missing = pd.isna(labels)
+    ids, origins, times, splits, labels = [], [], [], [], []
+    for code, sid in enumerate(arrays.series):
+        rows = arrays.rows_of(code)
+        w = window_origins(arrays.split[rows], timesteps, horizon, stride)
+        ids.append(np.full(len(w.origin), sid, dtype=object))
+        origins.append(w.origin)
+        times.append(arrays.times[rows][w.origin + 1])
+        splits.append(np.array(SPLITS, dtype=object)[w.split.astype(int)])
+        if classify and arrays.labels is not None:
+            found = arrays.labels[rows][w.origin + horizon]  # [windows]
+            missing = pd.isna(found)
             if missing.any():
-                row = int(w.origin[missing][0] + cfg.horizon)
+                at = arrays.times[rows][int(w.origin[missing][0] + horizon)]
                 raise ValueError(
-                    f"columns.label: series '{series_id}' has no label at "
-                    f"{group[TIMESTAMP].iloc[row]} (the target of a window); every row "
-                    "needs a class"
+                    f"columns.label: series '{sid}' has no label at {at} (the target of a "
+                    "window); every row needs a class"
                 )
-            part[LABEL] = np.array([str(v) for v in labels], dtype=object)
+            labels.append(np.array([str(v) for v in found], dtype=object))
         elif classify:
-            original = VALUE_ORIGINAL if VALUE_ORIGINAL in group else features[0]
-            part[LABEL] = direction_labels(group[original].to_numpy(), w.origin, cfg.horizon)
-        parts.append(part)
-    n_inputs = cfg.timesteps * len(features)
-    schema = windows_schema(n_inputs, cfg.horizon)
-    names = [SERIES_ID, ORIGIN_INDEX, TARGET_TIME, SPLIT] + ([LABEL] if classify else [])
-    columns = {}
-    for name in names:
-        columns[name] = np.concatenate([p[name] for p in parts]) if parts else []
-    flat_x = np.concatenate([p[X].ravel() for p in parts]) if parts else np.empty(0, np.float32)
-    flat_y = np.concatenate([p[Y].ravel() for p in parts]) if parts else np.empty(0, np.float32)
-    arrays = [
-        pa.array(columns[SERIES_ID], pa.string()),
-        pa.array(columns[ORIGIN_INDEX], pa.int64()),
-        pa.array(pd.to_datetime(columns[TARGET_TIME], utc=True), schema.field(TARGET_TIME).type),
-        pa.array(columns[SPLIT], pa.string()),
-        pa.FixedSizeListArray.from_arrays(pa.array(flat_x, pa.float32()), n_inputs),
-        pa.FixedSizeListArray.from_arrays(pa.array(flat_y, pa.float32()), cfg.horizon),
+            labels.append(direction_labels(arrays.original[rows], w.origin, horizon))
+
+    def joined(parts: list[np.ndarray], dtype) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+    schema = windows_schema()
+    columns = [
+        pa.array(joined(ids, object), pa.string()),
+        pa.array(joined(origins, np.int64), pa.int64()),
+        pa.array(pd.to_datetime(joined(times, "datetime64[us]"), utc=True), schema.field(2).type),
+        pa.array(joined(splits, object), pa.string()),
     ]
-    meta = {"timesteps": cfg.timesteps, "horizon": cfg.horizon, "features": features}
+    meta = {"timesteps": timesteps, "horizon": horizon, "features": arrays.features}
     if classify:
-        arrays.append(pa.array(columns[LABEL], pa.string()))
+        columns.append(pa.array(joined(labels, object), pa.string()))
         schema = schema.append(pa.field(LABEL, pa.string(), nullable=False))
-        if from_column:
-            meta["classes"] = sorted(set(normalized[LABEL].dropna().astype(str)))
-        else:
-            meta["classes"] = list(DIRECTION_CLASSES)
+        if classes is None:
+            if arrays.labels is not None:
+                classes = sorted({str(v) for v in arrays.labels if not pd.isna(v)})
+            else:
+                classes = list(DIRECTION_CLASSES)
+        meta["classes"] = classes
     schema = schema.with_metadata({WINDOWS_META: json.dumps(meta).encode()})
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 @task(name="window", cache_policy=NO_CACHE)
 def window(normalized: Path, run: RunDir, config: PipelineConfig) -> Path:
     logger = stage_logger()
-    frame = read_parquet(normalized)
     features = [VALUE, *config.columns.covariates]
+    arrays = SeriesArrays.load(normalized, features)
     task_kind = config.train.task
-    if task_kind == CLASSIFICATION and config.columns.label and LABEL not in frame.columns:
+    if task_kind == CLASSIFICATION and config.columns.label and arrays.labels is None:
         raise ValueError(
             f"columns.label is '{config.columns.label}' but the normalized data has no "
             f"'{LABEL}' column: ingest/normalize did not carry it"
         )
     if task_kind == REGRESSION and config.columns.label:
         logger.warning("columns.label is set but train.task is regression: the label is unused")
-    table = windows_table(frame, features, config.window, task_kind)
+    timesteps = resolve_timesteps(config, Scaler.load(run.scaler), arrays)
+    horizon = config.window.horizon
+    table = windows_table(arrays, timesteps, horizon, task_kind, config.window.stride)
     write_table(table, run.windows)
     counts = pd.Series(table[SPLIT].to_pylist()).value_counts().to_dict()
     logger.info(
-        "Windows (timesteps=%d, horizon=%d, features=%d): %s",
-        config.window.timesteps,
-        config.window.horizon,
+        "Windows (timesteps=%d%s, horizon=%d, features=%d): %s",
+        timesteps,
+        " (auto)" if config.window.timesteps == AUTO else "",
+        horizon,
         len(features),
         counts,
     )
     if task_kind == CLASSIFICATION:
-        train_labels = table.filter(pc.equal(table[SPLIT], TRAIN))[LABEL].to_pylist()
+        train_labels = pd.Series(table[LABEL].to_pylist())[table[SPLIT].to_numpy() == TRAIN]
         logger.info(
             "Classes (%s) in the train windows: %s",
             "columns.label" if config.columns.label else "direction of change",
-            pd.Series(train_labels).value_counts().to_dict(),
+            train_labels.value_counts().to_dict(),
         )
     for split in SPLITS:
         if not counts.get(split):
             raise ValueError(
-                f"window: no {split} windows; series are too short for timesteps="
-                f"{config.window.timesteps} + horizon={config.window.horizon} with split "
-                f"fractions val={config.split.val_fraction}, test={config.split.test_fraction}. "
-                "Lower window.timesteps or supply longer series."
+                f"window: no {split} windows; series are too short for timesteps={timesteps} + "
+                f"horizon={horizon} with split fractions val={config.split.val_fraction}, "
+                f"test={config.split.test_fraction}. Lower window.timesteps or supply longer "
+                "series."
             )
     return run.windows

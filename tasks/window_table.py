@@ -1,19 +1,28 @@
-"""The window table: what the window stage writes and train, evaluate and tune read.
+"""Windows by index: what the window stage writes and train, evaluate and tune read.
 
-Each row of ``04_windows.parquet`` is one window: ``series_id``, ``origin_index``
-(the last input step), ``target_time``, ``split``, the flattened inputs ``x``
-[timesteps x features] and targets ``y`` [horizon] (+ ``label`` for
-classification). The schema metadata (``WINDOWS_META``) carries timesteps,
-horizon, feature names and the class vocabulary.
+A window is identified, not copied: ``04_windows.parquet`` holds one row per window
+(``series_id``, ``origin_index`` = position of its last input step in the series,
+``target_time``, ``split``, + ``label`` for classification) and the schema metadata
+(``WINDOWS_META``: timesteps, horizon, feature names, classes). The values live once,
+in ``03_normalized.parquet``, loaded as contiguous arrays (``SeriesArrays``); a
+window's inputs and targets are gathered from them when a batch needs them:
+
+    x = values[row - timesteps + 1 : row + 1]       # [timesteps, features]
+    y = values[row + 1 : row + 1 + horizon, 0]      # [horizon]  (feature 0 is the target)
+
+where ``row`` is the origin's row in the arrays. Memory and disk grow with rows x
+features, not rows x timesteps. ``INPUT_OFFSETS``/``TARGET_OFFSETS`` are the one
+definition of these offsets (the window stage's ``make_windows`` uses them too).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -24,20 +33,42 @@ from tasks.schema import (
     REGRESSION,
     SERIES_ID,
     SPLIT,
-    TARGET_TIME,
-    X,
-    Y,
+    SPLITS,
+    TIMESTAMP,
+    VALUE_ORIGINAL,
 )
 
 WINDOWS_META = b"seriesflow.windows"
 DIRECTION_CLASSES = ("down", "up")
+# The shortest input auto picks is config.MIN_AUTO_TIMESTEPS; below this floor a season-based
+# input is lengthened (a yearly series has a season of 1), above a third of the shortest
+# training part it is shortened.
+AUTO_FLOOR = 12
+
+
+def input_offsets(timesteps: int) -> np.ndarray:
+    """Rows of a window's inputs relative to its origin: -timesteps+1 .. 0."""
+    return np.arange(-timesteps + 1, 1)
+
+
+def target_offsets(horizon: int) -> np.ndarray:
+    """Rows of a window's targets relative to its origin: 1 .. horizon."""
+    return np.arange(1, horizon + 1)
+
+
+def auto_timesteps(seasons: list[int], shortest_train: int, horizon: int) -> int:
+    """Input length for ``window.timesteps: auto``: two seasons (at least ``AUTO_FLOOR``),
+    at most a third of the shortest training part, so that it still holds windows."""
+    wanted = max(2 * max(seasons, default=1), AUTO_FLOOR)
+    cap = max(1, (shortest_train - horizon) // 3)
+    return int(max(1, min(wanted, cap)))
 
 
 def direction_labels(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
     """``up`` where ``values[o + horizon] > values[o]``, else ``down``: [windows] strings.
 
-    ``values`` [steps] should be in original units: MinMax scaling keeps the order
-    of values, but float32 rounding of scaled values could turn a tiny rise flat.
+    ``values`` [steps] should be in original units: scaling keeps the order of
+    values, but float32 rounding of scaled values could turn a tiny rise flat.
     """
     values = np.asarray(values, dtype=float)
     rise = values[origins + horizon] > values[origins]  # [windows]
@@ -45,18 +76,91 @@ def direction_labels(values: np.ndarray, origins: np.ndarray, horizon: int) -> n
 
 
 @dataclass(frozen=True)
-class Windows:
-    """The window table loaded back into arrays."""
+class SeriesArrays:
+    """Every series of a normalized table as contiguous arrays, one row per step."""
 
-    x: np.ndarray  # [windows, timesteps, features]
-    y: np.ndarray  # [windows, horizon]
-    series_id: np.ndarray  # [windows]
-    origin: np.ndarray  # [windows]
-    target_time: np.ndarray  # [windows]
-    split: np.ndarray  # [windows] split names
+    series: list[str]  # series ids, in row order
+    start: np.ndarray  # [series] first row of each series
+    length: np.ndarray  # [series]
+    values: np.ndarray  # [rows, features] float32, scaled (the run's scaler)
+    original: np.ndarray  # [rows] float64, the target in original units
+    times: np.ndarray  # [rows] datetime64[us], UTC without a timezone
+    split: np.ndarray  # [rows] int8 index into SPLITS
     features: list[str]
+    labels: np.ndarray | None = None  # [rows] class names (a label column), else None
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, features: list[str]) -> SeriesArrays:
+        """From a normalized frame (rows of a series together, in time order)."""
+        frame = frame.sort_values([SERIES_ID, TIMESTAMP], kind="stable", ignore_index=True)
+        ids = frame[SERIES_ID].astype(str).to_numpy()
+        change = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.empty(0)
+        start = change.astype(np.int64)
+        length = np.diff(np.r_[start, len(ids)]).astype(np.int64)
+        times = frame[TIMESTAMP]
+        if isinstance(times.dtype, pd.DatetimeTZDtype):
+            times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+        code_of = {name: i for i, name in enumerate(SPLITS)}
+        return cls(
+            series=[str(ids[i]) for i in start],
+            start=start,
+            length=length,
+            values=frame[features].to_numpy(dtype=np.float32),
+            original=frame[VALUE_ORIGINAL].to_numpy(dtype=float),
+            times=times.to_numpy().astype("datetime64[us]"),
+            split=frame[SPLIT].map(code_of).to_numpy().astype(np.int8),
+            features=list(features),
+            labels=frame[LABEL].astype(object).to_numpy() if LABEL in frame else None,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, features: list[str]) -> SeriesArrays:
+        """From ``03_normalized.parquet``, reading only the columns windows need."""
+        names = pq.read_schema(path).names
+        wanted = [SERIES_ID, TIMESTAMP, *features, VALUE_ORIGINAL, SPLIT]
+        wanted += [LABEL] if LABEL in names else []
+        return cls.from_frame(pq.read_table(path, columns=wanted).to_pandas(), features)
+
+    def code_of(self) -> dict[str, int]:
+        return {sid: k for k, sid in enumerate(self.series)}
+
+    def rows_of(self, code: int) -> slice:
+        return slice(int(self.start[code]), int(self.start[code] + self.length[code]))
+
+    def with_values(self, values: np.ndarray) -> SeriesArrays:
+        """The same series with other feature values (e.g. through another scaler)."""
+        return replace(self, values=np.asarray(values, dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class Windows:
+    """A set of windows over ``arrays``: indexes only; inputs and targets are gathered."""
+
+    arrays: SeriesArrays
+    row: np.ndarray  # [windows] row of each window's origin (its last input step)
+    code: np.ndarray  # [windows] series index into arrays.series
+    split: np.ndarray  # [windows] split names
+    timesteps: int
+    horizon: int
     labels: np.ndarray | None = None  # [windows] class names (classification only)
     classes: tuple[str, ...] = ()  # the label vocabulary, in output-unit order
+
+    @property
+    def features(self) -> list[str]:
+        return self.arrays.features
+
+    @property
+    def series_id(self) -> np.ndarray:
+        return np.asarray(self.arrays.series, dtype=object)[self.code]
+
+    @property
+    def origin(self) -> np.ndarray:
+        """Position of each window's last input step within its series [windows]."""
+        return self.row - self.arrays.start[self.code]
+
+    @property
+    def target_time(self) -> np.ndarray:
+        return self.arrays.times[self.row + 1]
 
     @property
     def task(self) -> str:
@@ -69,53 +173,78 @@ class Windows:
             raise ValueError("these windows carry no class labels (train.task is regression)")
         return np.searchsorted(np.asarray(self.classes, dtype=object), self.labels)
 
+    def gather_x(self, index: np.ndarray | slice | None = None) -> np.ndarray:
+        """Inputs [len(index), timesteps, features] (scaled) of the windows at ``index``."""
+        rows = self.row if index is None else self.row[index]
+        return self.arrays.values[rows[:, None] + input_offsets(self.timesteps)[None, :]]
+
+    def gather_y(self, index: np.ndarray | slice | None = None) -> np.ndarray:
+        """Targets [len(index), horizon] (scaled) of the windows at ``index``."""
+        rows = self.row if index is None else self.row[index]
+        return self.arrays.values[rows[:, None] + target_offsets(self.horizon)[None, :], 0]
+
     @property
-    def targets(self) -> np.ndarray:
-        """What a model learns: [windows, horizon] values, or [windows] class indexes."""
-        return self.codes if self.task == CLASSIFICATION else self.y
+    def x(self) -> np.ndarray:
+        """Every window's inputs [windows, timesteps, features]: for small sets and tests."""
+        return self.gather_x()
+
+    @property
+    def y(self) -> np.ndarray:
+        """Every window's targets [windows, horizon]."""
+        return self.gather_y()
 
     def select(self, mask: np.ndarray) -> Windows:
-        return Windows(
-            self.x[mask],
-            self.y[mask],
-            self.series_id[mask],
-            self.origin[mask],
-            self.target_time[mask],
-            self.split[mask],
-            self.features,
-            None if self.labels is None else self.labels[mask],
-            self.classes,
+        return replace(
+            self,
+            row=self.row[mask],
+            code=self.code[mask],
+            split=self.split[mask],
+            labels=None if self.labels is None else self.labels[mask],
         )
 
     def subset(self, split: str) -> Windows:
         return self.select(self.split == split)
 
+    def with_timesteps(self, timesteps: int) -> tuple[Windows, np.ndarray]:
+        """The same origins with ``timesteps`` inputs, and which windows still fit [windows]."""
+        fits = self.origin >= timesteps - 1
+        return replace(self.select(fits), timesteps=timesteps), fits
+
     def __len__(self) -> int:
-        return len(self.y)
+        return len(self.row)
 
 
-def windows_from_table(table: pa.Table) -> Windows:
-    """The arrays of a window table (as written by the window stage)."""
-    meta = json.loads(table.schema.metadata[WINDOWS_META])
-    t, h, features = meta["timesteps"], meta["horizon"], meta["features"]
-    n = table.num_rows
-    x = table[X].combine_chunks().flatten().to_numpy().reshape(n, t, len(features))
-    y = table[Y].combine_chunks().flatten().to_numpy().reshape(n, h)
+def windows_meta(table: pa.Table) -> dict:
+    return json.loads(table.schema.metadata[WINDOWS_META])
+
+
+def windows_from_table(table: pa.Table, arrays: SeriesArrays) -> Windows:
+    """The windows of an index table over ``arrays`` (the normalized values)."""
+    meta = windows_meta(table)
+    code_of = arrays.code_of()
+    ids = table[SERIES_ID].to_numpy(zero_copy_only=False).astype(str)
+    unknown = sorted(set(ids) - set(code_of))
+    if unknown:
+        raise ValueError(f"windows name series that the normalized table lacks: {unknown[:5]}")
+    code = np.array([code_of[s] for s in ids], dtype=np.int64) if len(ids) else np.empty(0, int)
+    row = arrays.start[code] + table[ORIGIN_INDEX].to_numpy()
     labels = None
     if LABEL in table.column_names:
         labels = table[LABEL].to_numpy(zero_copy_only=False).astype(object)
     return Windows(
-        x=x,  # [windows, timesteps, features]
-        y=y,  # [windows, horizon]
-        series_id=table[SERIES_ID].to_numpy(zero_copy_only=False).astype(object),
-        origin=table[ORIGIN_INDEX].to_numpy(),
-        target_time=table[TARGET_TIME].to_pandas().to_numpy(),
+        arrays=arrays,
+        row=row.astype(np.int64),
+        code=code,
         split=table[SPLIT].to_numpy(zero_copy_only=False).astype(object),
-        features=list(features),
+        timesteps=int(meta["timesteps"]),
+        horizon=int(meta["horizon"]),
         labels=labels,
         classes=tuple(meta.get("classes", ())),
     )
 
 
-def load_windows(path: str | Path) -> Windows:
-    return windows_from_table(pq.read_table(path))
+def load_windows(path: str | Path, normalized: str | Path) -> Windows:
+    """The window index at ``path`` over the values of ``normalized``."""
+    table = pq.read_table(path)
+    arrays = SeriesArrays.load(normalized, list(windows_meta(table)["features"]))
+    return windows_from_table(table, arrays)

@@ -84,20 +84,67 @@ def window_set(
     series: list[str] | None = None,
     horizon: int = 2,
     timesteps: int = 3,
-    x: np.ndarray | None = None,
     labels: list[str] | None = None,
+    values: dict[str, np.ndarray] | None = None,
 ) -> Windows:
-    """A hand-made set of test windows over ``TIMES`` (only what scoring reads)."""
+    """Hand-made test windows over series on ``TIMES`` (``values``: scaled, default zeros)."""
+    from tasks.window_table import SeriesArrays
+
     n = len(origins)
     series = series or ["a"] * n
-    return Windows(
-        x=np.zeros((n, timesteps, 1), "float32") if x is None else x,
-        y=np.zeros((n, horizon), "float32"),
-        series_id=np.array(series, dtype=object),
-        origin=np.array(origins),
-        target_time=TIMES[np.array(origins) + 1],
-        split=np.array(["test"] * n, dtype=object),
+    names = sorted(set(series) | set(values or {}))
+    values = {sid: np.zeros(len(TIMES)) for sid in names} | dict(values or {})
+    lengths = np.array([len(values[sid]) for sid in names])
+    start = np.r_[0, np.cumsum(lengths)[:-1]]
+    joined = np.concatenate([values[sid] for sid in names])
+    arrays = SeriesArrays(
+        series=names,
+        start=start,
+        length=lengths,
+        values=joined.astype(np.float32)[:, None],
+        original=joined.astype(float),
+        times=np.concatenate([TIMES[: len(values[sid])] for sid in names]).astype("datetime64[us]"),
+        split=np.full(len(joined), 2, dtype=np.int8),
         features=["value"],
+    )
+    code = np.array([names.index(sid) for sid in series])
+    return Windows(
+        arrays=arrays,
+        row=start[code] + np.array(origins),
+        code=code,
+        split=np.array(["test"] * n, dtype=object),
+        timesteps=timesteps,
+        horizon=horizon,
         labels=None if labels is None else np.array(labels, dtype=object),
         classes=("down", "up") if labels is not None else (),
+    )
+
+
+def windows_of(frame, features=("value",), timesteps=6, horizon=1, task="regression"):
+    """The window set of a normalized frame, as the window stage would index it."""
+    from tasks.window import windows_table
+    from tasks.window_table import SeriesArrays, windows_from_table
+
+    arrays = SeriesArrays.from_frame(frame, list(features))
+    return windows_from_table(windows_table(arrays, timesteps, horizon, task), arrays)
+
+
+def identity_scaler(windows, method: str = "minmax"):
+    """A scaler that leaves the (already scaled) test values as they are."""
+    from tasks.scaler import Scaler
+
+    series = windows.arrays.series
+    features = windows.features
+
+    def each(value):
+        return {sid: value for sid in series}
+
+    return Scaler(
+        features,
+        each([0.0] * len(features)),
+        each([1.0] * len(features)),
+        each("h"),
+        each(""),
+        each(""),
+        method=method,
     )

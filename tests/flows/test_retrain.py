@@ -12,7 +12,8 @@ from flows.retrain import main as cli_main
 from flows.retrain import retrain
 from tasks.io import RunDir, Workspace, read_json
 from tasks.ledger import load_ledger
-from tasks.schema import SERIES_ID, SPLIT, TIMESTAMP, VALUE, X, Y
+from tasks.schema import ORIGIN_INDEX, SERIES_ID, SPLIT, TARGET_TIME, TIMESTAMP, VALUE
+from tasks.window_table import windows_meta
 from tests.factories import series_frame, tiny_config, write_csv
 
 PERIOD = 10  # does not divide the inferred season (24 h): seasonal naive is a fair rival
@@ -46,8 +47,9 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     assert validated.schema.names == [SERIES_ID, TIMESTAMP, VALUE]
     assert str(validated.schema.field(TIMESTAMP).type) == "timestamp[us, tz=UTC]"
     windows = pq.read_table(run.windows)
-    assert windows.schema.field(X).type.list_size == 12  # timesteps x 1 feature
-    assert windows.schema.field(Y).type.list_size == 1
+    meta = windows_meta(windows)  # windows by index: only what identifies each one is stored
+    assert (meta["timesteps"], meta["horizon"], meta["features"]) == (12, 1, [VALUE])
+    assert windows.schema.names == [SERIES_ID, ORIGIN_INDEX, TARGET_TIME, SPLIT]
     assert set(windows[SPLIT].to_pylist()) == {"train", "val", "test"}
     assert pq.read_table(run.ingested).num_rows == 600
     assert run.model.exists() and run.epochs.exists()

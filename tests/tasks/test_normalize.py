@@ -6,6 +6,7 @@ import pytest
 from sklearn.preprocessing import MinMaxScaler
 
 from tasks.config import PipelineConfig, SplitConfig
+from tasks.frequency import Frequency
 from tasks.normalize import fill_short_gaps, normalize_series, split_sizes
 from tasks.scaler import Scaler
 from tasks.schema import (
@@ -19,7 +20,7 @@ from tasks.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
-from tests.factories import series_frame
+from tests.factories import series_frame, windows_of
 
 
 def test_split_sizes_are_chronological_fractions():
@@ -33,7 +34,9 @@ def test_scaler_is_fit_on_the_training_part_only():
     frame = series_frame(series=("a", "b"), n=200, covariate="temp")
     # make the test part leave the training range: a leak would squash it back into [0, 1]
     frame.loc[frame.groupby(SERIES_ID).cumcount() >= 170, VALUE] += 100
-    cfg = PipelineConfig.model_validate({"columns": {"covariates": ["temp"]}})
+    cfg = PipelineConfig.model_validate(
+        {"columns": {"covariates": ["temp"]}, "normalize": {"method": "minmax"}}
+    )
     normalized, scaler = normalize_series(frame, cfg)
     for sid in ("a", "b"):
         part = normalized[normalized[SERIES_ID] == sid]
@@ -41,11 +44,26 @@ def test_scaler_is_fit_on_the_training_part_only():
         n_train = (part[SPLIT] == TRAIN).sum()
         reference = MinMaxScaler(feature_range=(0, 1)).fit(raw[:n_train])
         np.testing.assert_allclose(part[[VALUE, "temp"]].to_numpy(), reference.transform(raw))
-        np.testing.assert_allclose(scaler.minimum[sid], reference.data_min_)
-        np.testing.assert_allclose(scaler.maximum[sid], reference.data_max_)
+        np.testing.assert_allclose(scaler.center[sid], reference.data_min_)
+        np.testing.assert_allclose(scaler.scale[sid], reference.data_max_ - reference.data_min_)
         assert part.loc[part[SPLIT] == TEST, VALUE].min() > 1.0  # not refit on the test part
         np.testing.assert_allclose(part[VALUE_ORIGINAL], raw[:, 0])
         assert part[SPLIT].tolist() == [TRAIN] * 140 + [VAL] * 30 + [TEST] * 30
+
+
+def test_last_value_scaling_uses_the_training_changes_and_minmax_covariates():
+    frame = series_frame(series=("a",), n=100, covariate="temp")
+    frame.loc[frame.index >= 85, VALUE] += 100  # the test part leaves the training range
+    cfg = PipelineConfig.model_validate({"columns": {"covariates": ["temp"]}})
+    assert cfg.normalize.method == "last_value"  # the default
+    normalized, scaler = normalize_series(frame, cfg)
+    train = frame[[VALUE, "temp"]].to_numpy()[:70]
+    center, scale = scaler.affine("a")
+    assert center[0] == pytest.approx(train[:, 0].mean())
+    assert scale[0] == pytest.approx(np.diff(train[:, 0]).std())  # one-step changes
+    assert (center[1], scale[1]) == pytest.approx((train[:, 1].min(), np.ptp(train[:, 1])))
+    np.testing.assert_allclose(normalized[VALUE], (frame[VALUE] - center[0]) / scale[0], rtol=1e-6)
+    assert scaler.frequency == {"a": "h"} and scaler.method == "last_value"
 
 
 def test_scaler_json_round_trip_and_inverse(tmp_path):
@@ -64,8 +82,7 @@ def test_scaler_json_round_trip_and_inverse(tmp_path):
 def test_short_gaps_are_filled_by_time_interpolation():
     frame = series_frame(series=("a",), n=10)
     gappy = frame.drop(index=[4, 5]).reset_index(drop=True)  # two missing hours
-    step = pd.Timedelta("1h")
-    filled = fill_short_gaps(gappy.drop(columns=[SERIES_ID]), step, [VALUE])
+    filled = fill_short_gaps(gappy.drop(columns=[SERIES_ID]), Frequency("h"), [VALUE])
     assert len(filled) == 10
     assert filled[FILLED].tolist() == [False] * 4 + [True, True] + [False] * 4
     v3, v6 = frame[VALUE].iloc[3], frame[VALUE].iloc[6]
@@ -82,9 +99,7 @@ def test_inputs_are_not_mutated():
 
 
 def test_label_column_is_carried_unscaled_and_labels_windows():
-    from tasks.config import WindowConfig
     from tasks.schema import CLASSIFICATION, LABEL
-    from tasks.window import windows_table
 
     frame = series_frame(series=("a",), n=60)
     frame[LABEL] = np.where(np.arange(60) % 3 == 0, "peak", "calm")
@@ -93,6 +108,5 @@ def test_label_column_is_carried_unscaled_and_labels_windows():
     normalized, _ = normalize_series(gappy, cfg)
     assert normalized[LABEL].tolist()[:30] == frame[LABEL].tolist()[:30]
     assert normalized[LABEL].iloc[30] == frame[LABEL].iloc[29]
-    table = windows_table(normalized, [VALUE], WindowConfig(timesteps=6), CLASSIFICATION)
-    origins = table["origin_index"].to_numpy()
-    assert table[LABEL].to_pylist() == normalized[LABEL].to_numpy()[origins + 1].tolist()
+    windows = windows_of(normalized, [VALUE], timesteps=6, task=CLASSIFICATION)
+    assert windows.labels.tolist() == normalized[LABEL].to_numpy()[windows.origin + 1].tolist()

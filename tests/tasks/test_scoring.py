@@ -33,19 +33,20 @@ from tests.factories import TIMES, window_set
 V = np.array([10.0, 12, 11, 13, 12, 14, 13, 15, 14, 16])
 
 
-def context(**series: np.ndarray) -> SeriesContext:
+def context(season: int = 2, **series: np.ndarray) -> SeriesContext:
     values = series or {"a": V}
     return SeriesContext(
         values=dict(values),
         times={k: TIMES[: len(v)] for k, v in values.items()},
         scale={k: 2.0 for k in values},
+        season={k: season for k in values},
     )
 
 
 def test_score_against_hand_values():
     w = window_set([6, 7])
     actual = np.array([[15.0, 14.0], [14.0, 16.0]])
-    metrics, predictions = score(w, actual + 1, context(), season_length=2)
+    metrics, predictions = score(w, actual + 1, context(season=2))
     got = overall(metrics)
     assert got[MODEL]["mae"] == 1 and got[MODEL]["rmse"] == 1 and got[MODEL]["mase"] == 0.5
     assert got[NAIVE]["mae"] == pytest.approx(1.25)  # forecasts [13, 13] and [15, 15]
@@ -62,7 +63,7 @@ def test_champion_is_compared_only_on_the_windows_it_scored():
     w = window_set([6, 7])
     model = np.array([[15.0, 14.0], [24.0, 26.0]])  # right, then off by 10
     champion = np.array([[16.0, 15.0], [np.nan, np.nan]])  # off by 1 where it scored
-    metrics, predictions = score(w, model, context(), 2, champion)
+    metrics, predictions = score(w, model, context(season=2), champion)
     head = overall(metrics, CHAMPION_WINDOWS)
     assert head[CHAMPION]["mae"] == 1 and head[MODEL]["mae"] == 0
     assert metrics.loc[metrics["scope"] == CHAMPION_WINDOWS, "windows"].max() == 1
@@ -79,15 +80,15 @@ def test_backtest_folds_cut_each_series_in_origin_order():
 
 def test_backtest_scores_each_fold_on_its_own_window_set():
     long = np.arange(40.0) % 7 + np.arange(40.0) * 0.1
-    ctx = context(a=long)
+    ctx = context(season=7, a=long)
     w = window_set(list(range(20, 38)), horizon=1)
     actual = long[w.origin + 1][:, None]
     model = actual + np.where(w.origin < 29, 1.0, 3.0)[:, None]  # the later fold is worse
     fold = backtest_folds(w, 2)
-    table = backtest(w, fold, lambda m: score(w.select(m), model[m], ctx, 7)[0])
+    table = backtest(w, fold, lambda m: score(w.select(m), model[m], ctx)[0])
     summary = backtest_summary(table, "mae")
     assert summary.loc[1, MODEL] == pytest.approx(1.0) and summary.loc[2, MODEL] == 3.0
-    first_half = overall(score(w.select(fold == 1), model[fold == 1], ctx, 7)[0])
+    first_half = overall(score(w.select(fold == 1), model[fold == 1], ctx)[0])
     assert summary.loc[1, NAIVE] == pytest.approx(first_half[NAIVE]["mae"])
     assert set(table[FOLD]) == {1, 2} and (table["start"] <= table["end"]).all()
 

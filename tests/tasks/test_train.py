@@ -6,14 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.config import TrainConfig, WindowConfig
+from tasks.config import TrainConfig
 from tasks.lstm import build_model, fit_model, route_series, seed_everything, warm_start
 from tasks.saved_model import ModelSpec, predict
 from tasks.schema import CLASSIFICATION, SERIES_ID, SPLIT, TIMESTAMP, VALUE, VALUE_ORIGINAL
 from tasks.train import WarmSource, fit_windows
-from tasks.window import windows_table
-from tasks.window_table import windows_from_table
-from tests.factories import START
+from tests.factories import START, identity_scaler, windows_of
 
 TINY = {
     "units": 8,
@@ -47,11 +45,6 @@ def frame_of(values: dict[str, np.ndarray], covariate: dict[str, np.ndarray] | N
             part["cov"] = covariate[sid]
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
-
-
-def windows_of(frame, features=(VALUE,), timesteps=6, horizon=1, task="regression"):
-    cfg = WindowConfig(timesteps=timesteps, horizon=horizon)
-    return windows_from_table(windows_table(frame, list(features), cfg, task))
 
 
 def sine(n: int, period: int = 12, phase: float = 0.0) -> np.ndarray:
@@ -119,7 +112,7 @@ def test_seeded_builds_start_alike():
 
 def test_multi_step_horizon_trains_a_direct_multi_output_model():
     data = windows_of(frame_of({"a": sine(200)}), horizon=3)
-    fitted = fit_windows(data, train_cfg())
+    fitted = fit_windows(data, train_cfg(), identity_scaler(data))
     assert fitted.spec.horizon == 3 and fitted.model.output_shape == (None, 3)
     test = data.subset("test")
     assert predict(fitted.model, fitted.spec, test.x, test.series_id).shape == (len(test), 3)
@@ -132,9 +125,11 @@ def test_a_covariate_input_lets_the_model_see_what_the_target_follows():
     frame = frame_of({"a": target}, covariate={"a": driver})
     cfg = train_cfg(epochs=8, units=8, learning_rate=0.02)
     seed_everything(0)
-    alone = fit_windows(windows_of(frame, (VALUE,), timesteps=3), cfg)
+    alone_data = windows_of(frame, (VALUE,), timesteps=3)
+    alone = fit_windows(alone_data, cfg, identity_scaler(alone_data))
     seed_everything(0)
-    helped = fit_windows(windows_of(frame, (VALUE, "cov"), timesteps=3), cfg)
+    helped_data = windows_of(frame, (VALUE, "cov"), timesteps=3)
+    helped = fit_windows(helped_data, cfg, identity_scaler(helped_data))
     assert helped.spec.features == [VALUE, "cov"] and helped.model.input_shape == (None, 3, 2)
     assert helped.epochs["val_loss"].min() < 0.1 * alone.epochs["val_loss"].min()
 
@@ -153,14 +148,16 @@ def test_classification_uses_a_softmax_head_and_cross_entropy():
 def test_classification_learns_the_direction_of_change():
     data = windows_of(frame_of({"a": sine(240), "b": sine(240, phase=3)}), task=CLASSIFICATION)
     seed_everything(0)
-    fitted = fit_windows(data, train_cfg(task=CLASSIFICATION, epochs=15, learning_rate=0.02))
+    fitted = fit_windows(
+        data, train_cfg(task=CLASSIFICATION, epochs=15, learning_rate=0.02), identity_scaler(data)
+    )
     assert fitted.spec.classes == ["down", "up"] and fitted.spec.outputs == 2
     val = data.subset("val")
     predicted = predict(fitted.model, fitted.spec, val.x, val.series_id).argmax(axis=1)
     majority = max(np.mean(val.codes == 0), np.mean(val.codes == 1))
     assert np.mean(predicted == val.codes) > max(0.85, majority + 0.2)
     with pytest.raises(ValueError, match="train.task is regression"):
-        fit_windows(data, train_cfg())
+        fit_windows(data, train_cfg(), identity_scaler(data))
 
 
 # --------------------------------------------------------------------------- per series
@@ -186,7 +183,9 @@ def test_per_series_models_do_not_learn_from_other_series():
     def a_predictions(frame, per_series):
         data = windows_of(frame)
         seed_everything(0)
-        fitted = fit_windows(data, cfg.model_copy(update={"per_series": per_series}))
+        fitted = fit_windows(
+            data, cfg.model_copy(update={"per_series": per_series}), identity_scaler(data)
+        )
         test = data.subset("test")
         test = test.select(test.series_id == "a")
         return fitted, predict(fitted.model, fitted.spec, test.x, test.series_id)
@@ -231,7 +230,7 @@ def test_warm_start_copies_the_champions_weights_when_the_architecture_matches()
     data = windows_of(frame_of({"a": sine(240), "b": sine(240, phase=4)}))
     cfg = train_cfg(epochs=10)
     seed_everything(0)
-    champion = fit_windows(data, cfg)
+    champion = fit_windows(data, cfg, identity_scaler(data))
     source = WarmSource(champion.model, champion.spec, "3")
 
     fresh = build_model(6, 1, 1, cfg)
@@ -241,9 +240,9 @@ def test_warm_start_copies_the_champions_weights_when_the_architecture_matches()
     assert all(np.array_equal(p, q) for p, q in pairs)
 
     seed_everything(0)
-    cold = fit_windows(data, train_cfg(epochs=1))
+    cold = fit_windows(data, train_cfg(epochs=1), identity_scaler(data))
     seed_everything(0)
-    warm = fit_windows(data, train_cfg(epochs=1), warm=source)
+    warm = fit_windows(data, train_cfg(epochs=1), identity_scaler(data), warm=source)
     assert warm.spec.warm_start is not None and "copied" in warm.spec.warm_start
     assert cold.spec.warm_start is None
     # One epoch from the champion's weights starts where the champion ended.

@@ -6,10 +6,12 @@ from tasks.accepted import HISTORY_SOURCE
 from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
 from tasks.drift import drift_table
 from tasks.expectations import (
+    FREQUENCY,
     IN_TIME_ORDER,
     MAX_GAP_STEPS,
     N_POINTS,
     OFF_GRID_STEPS,
+    STEPS_FOUND,
     VALUE_SPAN,
     GxSession,
     check_file,
@@ -44,8 +46,10 @@ def test_series_profile_measures_length_span_grid_and_gaps():
     profile = series_profile(frame, None).set_index("series_id")
     assert profile.loc["a", MAX_GAP_STEPS] == 4 and profile.loc["a", N_POINTS] == 46
     assert profile.loc["b", VALUE_SPAN] == 0.0
-    assert profile.loc["c", OFF_GRID_STEPS] == 2  # the half-step in and the half-step out
-    assert profile.loc["a", OFF_GRID_STEPS] == 0
+    assert profile.loc["c", OFF_GRID_STEPS] == 1  # the one timestamp half an hour off
+    assert profile.loc["c", STEPS_FOUND].startswith("0 days 01:00:00 x")
+    assert profile.loc["c", STEPS_FOUND].endswith("01:30:00 x1, 0 days 00:30:00 x1")
+    assert profile.loc["a", OFF_GRID_STEPS] == 0 and profile.loc["a", FREQUENCY] == "h"
 
 
 def test_merge_rules():

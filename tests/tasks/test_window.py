@@ -6,11 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.config import WindowConfig
 from tasks.schema import CLASSIFICATION, LABEL, SERIES_ID, SPLIT, TIMESTAMP, VALUE, VALUE_ORIGINAL
-from tasks.window import make_windows, windows_table
-from tasks.window_table import DIRECTION_CLASSES, direction_labels, windows_from_table
-from tests.factories import START
+from tasks.window import make_windows
+from tasks.window_table import DIRECTION_CLASSES, direction_labels
+from tests.factories import START, windows_of
 
 TRAIN, VAL, TEST = 0, 1, 2
 
@@ -25,28 +24,28 @@ def hand_series() -> tuple[np.ndarray, np.ndarray]:
 
 def test_make_windows_matches_hand_computed_offsets():
     values, codes = hand_series()
-    w = make_windows(values, codes, WindowConfig(timesteps=3, horizon=2))
+    x, y, w = make_windows(values, codes, timesteps=3, horizon=2)
     # origins 2..7; targets (o+1, o+2). Origins 4 (targets 5|6) and 6 (7|8) straddle a
     # split boundary and are dropped.
     assert w.origin.tolist() == [2, 3, 5, 7]
     assert w.split.tolist() == [TRAIN, TRAIN, VAL, TEST]
-    assert w.x.shape == (4, 3, 2)  # [windows, timesteps, features]
-    assert w.x[0].tolist() == [[0, 0], [1, 10], [2, 20]]
-    assert w.x[3].tolist() == [[5, 50], [6, 60], [7, 70]]
-    assert w.y.tolist() == [[3, 4], [4, 5], [6, 7], [8, 9]]  # the target is feature 0
+    assert x.shape == (4, 3, 2)  # [windows, timesteps, features]
+    assert x[0].tolist() == [[0, 0], [1, 10], [2, 20]]
+    assert x[3].tolist() == [[5, 50], [6, 60], [7, 70]]
+    assert y.tolist() == [[3, 4], [4, 5], [6, 7], [8, 9]]  # the target is feature 0
 
 
 def test_make_windows_stride_and_short_series():
     values, codes = hand_series()
-    strided = make_windows(values, codes, WindowConfig(timesteps=3, horizon=2, stride=2))
+    _, _, strided = make_windows(values, codes, timesteps=3, horizon=2, stride=2)
     assert strided.origin.tolist() == [2]  # origins 2, 4, 6; 4 and 6 straddle splits
-    short = make_windows(values[:4], codes[:4], WindowConfig(timesteps=3, horizon=2))
-    assert short.x.shape == (0, 3, 2) and short.y.shape == (0, 2)
+    x, y, _ = make_windows(values[:4], codes[:4], timesteps=3, horizon=2)
+    assert x.shape == (0, 3, 2) and y.shape == (0, 2)
 
 
 def test_make_windows_rejects_flat_values():
     with pytest.raises(ValueError, match="steps, features"):
-        make_windows(np.arange(10.0), np.zeros(10, int), WindowConfig(timesteps=3))
+        make_windows(np.arange(10.0), np.zeros(10, int), timesteps=3, horizon=1)
 
 
 def normalized_frame(n: int = 20, series: tuple[str, ...] = ("a", "b")) -> pd.DataFrame:
@@ -69,8 +68,7 @@ def normalized_frame(n: int = 20, series: tuple[str, ...] = ("a", "b")) -> pd.Da
 
 
 def test_windows_table_carries_covariates_and_target_times():
-    cfg = WindowConfig(timesteps=4, horizon=3)
-    data = windows_from_table(windows_table(normalized_frame(), [VALUE, "temp"], cfg))
+    data = windows_of(normalized_frame(), [VALUE, "temp"], timesteps=4, horizon=3)
     assert data.x.shape[1:] == (4, 2) and data.y.shape[1] == 3
     assert data.features == [VALUE, "temp"]
     first_b = np.flatnonzero(data.series_id == "b")[0]
@@ -94,8 +92,7 @@ def test_direction_labels_by_hand():
 
 def test_classification_windows_label_the_direction_over_the_horizon():
     frame = normalized_frame()
-    cfg = WindowConfig(timesteps=3, horizon=2)
-    data = windows_from_table(windows_table(frame, [VALUE], cfg, CLASSIFICATION))
+    data = windows_of(frame, [VALUE], timesteps=3, horizon=2, task=CLASSIFICATION)
     assert data.task == CLASSIFICATION and data.classes == DIRECTION_CLASSES
     original = frame.loc[frame[SERIES_ID] == "a", VALUE_ORIGINAL].to_numpy()
     mask = data.series_id == "a"
@@ -107,18 +104,16 @@ def test_classification_windows_label_the_direction_over_the_horizon():
 def test_classification_windows_take_the_label_column_at_the_last_target():
     frame = normalized_frame(series=("a",))
     frame[LABEL] = np.where(np.arange(20) % 3 == 0, "calm", "busy")
-    data = windows_from_table(
-        windows_table(frame, [VALUE], WindowConfig(timesteps=3, horizon=2), CLASSIFICATION)
-    )
+    data = windows_of(frame, [VALUE], timesteps=3, horizon=2, task=CLASSIFICATION)
     assert data.classes == ("busy", "calm")
     assert data.labels.tolist() == [
         "calm" if (o + 2) % 3 == 0 else "busy" for o in data.origin.tolist()
     ]
     frame.loc[10, LABEL] = None
     with pytest.raises(ValueError, match="columns.label"):
-        windows_table(frame, [VALUE], WindowConfig(timesteps=3, horizon=2), CLASSIFICATION)
+        windows_of(frame, [VALUE], timesteps=3, horizon=2, task=CLASSIFICATION)
 
 
 def test_windows_table_rejects_an_unknown_task():
     with pytest.raises(ValueError, match="train.task"):
-        windows_table(normalized_frame(), [VALUE], WindowConfig(timesteps=3), "ranking")
+        windows_of(normalized_frame(), [VALUE], timesteps=3, task="ranking")
