@@ -284,6 +284,12 @@ class RegisterConfig(FrozenModel):
     metric: Literal["mse", "mae", "rmse", "mape", "mase"] = Field(
         "rmse", description="Metric the promotion gate compares (lower is better)."
     )
+    baselines: list[Literal["naive", "seasonal_naive", "ets"]] = Field(
+        default_factory=lambda: ["naive", "seasonal_naive", "ets"],
+        description="Baselines a regression model must beat on the test windows, in order: "
+        "naive (last value), seasonal_naive, ets (statsmodels exponential smoothing fit on "
+        "the training part, AICc form, rolled over the test windows without refitting).",
+    )
     promote_margin: float = Field(
         0.0,
         ge=0,

@@ -27,6 +27,7 @@ from tasks.scaler import Scaler
 from tasks.schema import (
     CHAMPION_WINDOWS,
     CLASSIFICATION,
+    ETS,
     FOLD,
     MAJORITY,
     MODEL,
@@ -60,7 +61,8 @@ def evaluate(
         champion_out, note = rescore_champion(champion, test, scaler, spec)
         logger.info("%s", note)
 
-    scorer = scorer_for(windows, scaler, config.evaluate)
+    classical = tuple(b for b in config.register.baselines if b == ETS)
+    scorer = scorer_for(windows, scaler, config.evaluate, classical=classical)
     scored = score_split(test, outputs, scorer, champion_out, config.evaluate.backtest_folds)
     write_parquet(scored.metrics, run.evaluation)
     write_parquet(scored.predictions, run.predictions)

@@ -1,7 +1,7 @@
 """The promotion gate: a pure decision over the evaluation table (no Prefect, no MLflow).
 
-Regression, in order: a finite score; beat the naive and seasonal-naive
-baselines on ``register.metric``; MASE below ``register.max_mase`` (1 = the
+Regression, in order: a finite score; beat each of ``register.baselines`` (naive,
+seasonal naive, ETS) on ``register.metric``; MASE below ``register.max_mase`` (1 = the
 in-sample seasonal-naive error); beat the champion -- re-scored on the same
 windows -- by ``register.promote_margin``. Classification: a finite score; beat
 the majority class on ``register.classification_metric``; beat the champion.
@@ -22,6 +22,7 @@ from tasks.schema import (
     CHAMPION,
     CHAMPION_WINDOWS,
     CLASSIFICATION,
+    ETS,
     MAJORITY,
     MODEL,
     NAIVE,
@@ -29,6 +30,12 @@ from tasks.schema import (
     SEASONAL_NAIVE,
 )
 from tasks.scoring import overall
+
+BASELINE_LABELS = {
+    NAIVE: "naive (last value)",
+    SEASONAL_NAIVE: "seasonal naive",
+    ETS: "exponential smoothing (statsmodels ETS, fit on the training part)",
+}
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,11 @@ def _regression_checks(scores: dict[str, dict[str, float]], cfg: RegisterConfig)
     metric = cfg.metric
     model = scores[MODEL][metric]
     checks = [Check("model", math.isfinite(model), f"the model's test {metric} is {model:.4g}")]
-    for baseline, label in ((NAIVE, "naive (last value)"), (SEASONAL_NAIVE, "seasonal naive")):
+    for baseline in cfg.baselines:
+        label = BASELINE_LABELS[baseline]
+        if baseline not in scores:
+            checks.append(Check(baseline, False, f"the {label} baseline was not scored"))
+            continue
         other = scores[baseline][metric]
         ok = model < other
         verb = "beats" if ok else "does not beat"

@@ -37,6 +37,7 @@ REGRESSION, CLASSIFICATION = "regression", "classification"
 
 # Model / baseline names in evaluation tables and the summary line.
 MODEL, NAIVE, SEASONAL_NAIVE, CHAMPION = "model", "naive", "seasonal_naive", "champion"
+ETS = "ets"  # exponential smoothing baseline (tasks/classical.py)
 MAJORITY = "majority"  # classification baseline: each series' most common training class
 ALL_SERIES = "__all__"  # the pooled row of a metrics table
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.classical import ets_forecasts
 from tasks.config import EvaluateConfig
 from tasks.metrics import (
     CLASS_METRICS,
@@ -45,6 +46,7 @@ from tasks.schema import (
     CHAMPION,
     CHAMPION_WINDOWS,
     CLASSIFICATION,
+    ETS,
     FOLD,
     MAJORITY,
     MODEL,
@@ -66,11 +68,12 @@ class SeriesContext:
     scale: dict[str, float]  # in-sample seasonal-naive MAE on the training part
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # class per step, if labelled
     season: dict[str, int] = field(default_factory=dict)  # season length per series
+    train_length: dict[str, int] = field(default_factory=dict)  # points in the training part
 
     @classmethod
     def from_arrays(cls, arrays: SeriesArrays, seasons: dict[str, int] | int) -> SeriesContext:
         """Per series: values, times, the MASE scale and season (one for all, or per series)."""
-        values, times, scale, labels, season = {}, {}, {}, {}, {}
+        values, times, scale, labels, season, train_length = {}, {}, {}, {}, {}, {}
         train_code = SPLITS.index(TRAIN)
         for code, sid in enumerate(arrays.series):
             rows = arrays.rows_of(code)
@@ -78,10 +81,11 @@ class SeriesContext:
             values[sid] = arrays.original[rows]
             times[sid] = arrays.times[rows]
             train_values = values[sid][arrays.split[rows] == train_code]
+            train_length[sid] = len(train_values)
             scale[sid] = seasonal_naive_scale(train_values, season[sid])
             if arrays.labels is not None:
                 labels[sid] = arrays.labels[rows].astype(str).astype(object)
-        return cls(values, times, scale, labels, season)
+        return cls(values, times, scale, labels, season, train_length)
 
 
 def season_lengths(cfg: EvaluateConfig, scaler: Scaler) -> dict[str, int]:
@@ -105,18 +109,27 @@ def actuals(windows: Windows, context: SeriesContext) -> np.ndarray:
     return _per_window(windows, context, horizon, lambda v, o: v[o[:, None] + steps[None, :]])
 
 
-def baselines(windows: Windows, context: SeriesContext) -> dict[str, np.ndarray]:
-    """Naive (last value) and seasonal-naive forecasts [windows, horizon], per series' season."""
+def baselines(
+    windows: Windows, context: SeriesContext, classical: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
+    """Naive (last value) and seasonal-naive forecasts [windows, horizon], per series' season;
+    with ``classical=("ets",)`` also exponential smoothing fit on each training part."""
     horizon = windows.horizon
     naive = _per_window(windows, context, horizon, lambda v, o: naive_forecast(v, o, horizon))
     seasonal = np.full((len(windows), horizon), np.nan)
+    ets = np.full((len(windows), horizon), np.nan)
     for sid in np.unique(windows.series_id):
         mask = windows.series_id == sid
         season = context.season.get(str(sid), 1)
-        seasonal[mask] = seasonal_naive_forecast(
-            context.values[sid], windows.origin[mask], horizon, season
-        )
-    return {NAIVE: naive, SEASONAL_NAIVE: seasonal}
+        values, origins = context.values[sid], windows.origin[mask]
+        seasonal[mask] = seasonal_naive_forecast(values, origins, horizon, season)
+        if ETS in classical:
+            n_train = context.train_length.get(str(sid), len(values))
+            ets[mask] = ets_forecasts(values, n_train, origins, horizon, season)[0]
+    found = {NAIVE: naive, SEASONAL_NAIVE: seasonal}
+    if ETS in classical:  # a series no ETS form could be fit to keeps the naive forecast
+        found[ETS] = np.where(np.isnan(ets), naive, ets)
+    return found
 
 
 def score(
@@ -124,10 +137,11 @@ def score(
     model_pred: np.ndarray,
     context: SeriesContext,
     champion_pred: np.ndarray | None = None,
+    classical: tuple[str, ...] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Metrics table and long predictions table for regression forecasts in original units."""
     actual = actuals(windows, context)
-    forecasts = {MODEL: model_pred, **baselines(windows, context)}
+    forecasts = {MODEL: model_pred, **baselines(windows, context, classical)}
     scale = np.array([context.scale[str(s)] for s in windows.series_id])
     table = metrics_table(windows.series_id, actual, forecasts, scale).assign(scope=ALL_WINDOWS)
     parts = [table]
@@ -258,6 +272,7 @@ class Scorer:
 
     context: SeriesContext
     majority: dict[str, int] | None = None  # classification: each series' majority class
+    classical: tuple[str, ...] = ()  # classical baselines to fit as well (``ets``)
 
     @property
     def seasons(self) -> list[int]:
@@ -271,11 +286,15 @@ class Scorer:
             if self.majority is None:
                 raise ValueError("a classification scorer needs the majority classes")
             return score_classification(windows, outputs, self.context, self.majority, champion)
-        return score(windows, outputs, self.context, champion)
+        return score(windows, outputs, self.context, champion, self.classical)
 
 
 def scorer_for(
-    windows: Windows, scaler: Scaler, cfg: EvaluateConfig, season_length: int | None = None
+    windows: Windows,
+    scaler: Scaler,
+    cfg: EvaluateConfig,
+    season_length: int | None = None,
+    classical: tuple[str, ...] = (),
 ) -> Scorer:
     """The scorer of one run: seasons, per-series context, majority classes of train."""
     seasons = season_length or season_lengths(cfg, scaler)
@@ -284,7 +303,7 @@ def scorer_for(
     if windows.task == CLASSIFICATION:
         train = windows.subset(TRAIN)
         majority = majority_classes(train.series_id, train.codes, len(windows.classes))
-    return Scorer(context, majority)
+    return Scorer(context, majority, tuple(classical))
 
 
 # --------------------------------------------------------------------------- backtest
