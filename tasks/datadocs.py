@@ -3,7 +3,7 @@
 GX 1.24 writes Data Docs whose pages load Bootstrap, jQuery, bootstrap-table, the
 datepicker and Font Awesome from public CDNs, so on a machine without internet they
 open unstyled. ``make_offline`` copies the same files (the exact versions the CDN URLs
-name, vendored in ``tasks/datadocs_vendor/``, licenses and sources in its NOTICE.md)
+name, vendored in ``tasks/datadocs-vendor/``, licenses and sources in its NOTICE.md)
 into the site's ``static/vendor/`` and points every page at them by relative path, so
 a site opens the same over http (``make serve``'s reports server) and from disk.
 
@@ -23,7 +23,7 @@ import re
 import shutil
 from pathlib import Path
 
-VENDOR = Path(__file__).with_name("datadocs_vendor")
+VENDOR = Path(__file__).with_name("datadocs-vendor")
 VENDOR_PREFIX = "vendor"  # inside the site's static/ folder
 
 # CDN URL as GX 1.24.1's templates write it -> the same file, vendored (package/path).
