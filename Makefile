@@ -24,9 +24,11 @@ help:
 	@echo "make test       run the test suite"
 	@echo "make serve      local Prefect server + deployments + worker (retrain on new data)"
 	@echo "make ui         Prefect UI on the workspace's runs (http://127.0.0.1:4200)"
-	@echo "make mlflow-ui  MLflow UI on the workspace's registry (http://127.0.0.1:5000)"
+	@echo "make mlflow-ui  MLflow UI on the pipeline's registry (MLFLOW_TRACKING_URI, else the workspace's)"
 	@echo "make tune       hyperparameter search (ARGS='--set tune.strategy=grid ...')"
 	@echo "make bench      benchmarks/ tables"
+	@echo "make clean      delete the workspace $(WORK) but keep the model registry (ALL=1: that too, asked first)"
+	@echo "After make install, .venv/bin/seriesflow retrain|forecast|watch|tune|serve runs the same CLIs."
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -63,10 +65,10 @@ ui: $(VENV)/.installed
 	@mkdir -p "$(PREFECT_HOME)"
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 --analytics-off
 
+# The registry the pipeline uses: MLFLOW_TRACKING_URI if set, else the workspace's SQLite file.
+# Prints the link that opens on the training runs; an http(s) tracking server has its own UI.
 mlflow-ui: $(VENV)/.installed
-	@mkdir -p "$(PREFECT_HOME)"
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/$(WORK)/mlflow.db \
-		--host 127.0.0.1 --port 5000
+	$(PY) -m flows.mlflow_ui --set paths.workspace=$(WORK) $(ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/pipeline.py
@@ -76,5 +78,20 @@ tune: $(VENV)/.installed
 	@mkdir -p "$(PREFECT_HOME)"
 	$(PY) -m flows.tune $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
+# The model registry (mlflow.db, mlartifacts/) outlives `make clean`: deleting it loses every
+# version and the champion. ALL=1 deletes it too, after asking on a terminal.
+REGISTRY := mlflow.db mlartifacts
 clean:
-	rm -rf $(WORK)
+	@if $(PY) -c "import urllib.request as u; u.urlopen('$(SERVE_URL)/health', timeout=1)" 2>/dev/null; then \
+		echo "make serve is running on $(SERVE_URL): stop it first (its database is in $(WORK)/prefect)"; exit 1; fi
+	@[ -d "$(WORK)" ] || { echo "nothing to clean: $(WORK) does not exist"; exit 0; }; \
+	if [ "$(ALL)" = 1 ]; then \
+		if [ -t 0 ]; then \
+			read -r -p "Delete all of $(WORK), the model registry too ($(REGISTRY))? [y/N] " answer; \
+			case "$$answer" in [yY]*) ;; *) echo "nothing deleted"; exit 1;; esac; \
+		fi; \
+		rm -rf "$(WORK)"; echo "deleted $(WORK)"; \
+	else \
+		find "$(WORK)" -mindepth 1 -maxdepth 1 $(foreach r,$(REGISTRY),! -name $(r)) -exec rm -rf {} +; \
+		echo "deleted everything in $(WORK) except the model registry ($(REGISTRY)); make clean ALL=1 deletes that too"; \
+	fi
