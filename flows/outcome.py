@@ -123,7 +123,12 @@ def report_outcome(result: dict[str, Any], cfg: PipelineConfig, run: RunDir) -> 
 def _report_outcome(result: dict[str, Any], cfg: PipelineConfig, run: RunDir) -> list[str]:
     index = run.validation_dir / "data_docs" / "index.html"
     runs = Workspace(cfg.paths.workspace_path()).runs
-    url = reports_link(cfg.paths.resolved_reports_url(), runs, index) if index.exists() else None
+    try:
+        url = (
+            reports_link(cfg.paths.resolved_reports_url(), runs, index) if index.exists() else None
+        )
+    except ValueError:  # validate logged why
+        url = None
     create_markdown_artifact(
         key=OUTCOME_ARTIFACT,
         markdown=outcome_markdown(result, url),

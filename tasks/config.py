@@ -44,6 +44,13 @@ class PathsConfig(FrozenModel):
         "$SERIESFLOW_REPORTS_URL (make serve sets it); neither: the path is shown instead.",
     )
 
+    @field_validator("reports_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"reports_url {value!r} must be an http(s) URL")
+        return value
+
     @field_validator("workspace", "landing")
     @classmethod
     def _no_placeholder(cls, value: str) -> str:

@@ -291,7 +291,11 @@ def reports_link_of(config: PipelineConfig, workspace: Workspace, index: Path | 
     """The Data Docs' http URL under the reports base URL, if one is set."""
     if index is None:
         return None
-    return reports_link(config.paths.resolved_reports_url(), workspace.runs, index)
+    try:
+        return reports_link(config.paths.resolved_reports_url(), workspace.runs, index)
+    except ValueError as exc:  # a bad SERIESFLOW_REPORTS_URL costs the link, not the run
+        stage_logger().warning("No Data Docs link: %s", exc)
+        return None
 
 
 def _report_checks(

@@ -135,3 +135,19 @@ def test_outcome_says_what_the_run_decided():
     )
     assert rejected.startswith("# Rejected: no usable data arrived")
     assert "| files quarantined | x.csv |" in rejected and "Test metrics" not in rejected
+
+
+def test_the_reports_url_is_a_setting_and_must_be_http(monkeypatch):
+    from pydantic import ValidationError
+
+    from tasks.config import PathsConfig
+
+    monkeypatch.delenv("SERIESFLOW_REPORTS_URL", raising=False)
+    assert PathsConfig().resolved_reports_url() is None
+    monkeypatch.setenv("SERIESFLOW_REPORTS_URL", "http://127.0.0.1:4201")
+    assert PathsConfig().resolved_reports_url() == "http://127.0.0.1:4201"
+    assert PathsConfig(reports_url="https://r.example").resolved_reports_url() == (
+        "https://r.example"
+    )
+    with pytest.raises(ValidationError, match="must be an http"):
+        PathsConfig(reports_url="127.0.0.1:4201")
