@@ -196,14 +196,12 @@ def test_serve_applied_the_automations_once_and_applying_again_changes_nothing(
     # The URL is a secret of the block: the API does not show it.
     assert receiver.url not in json.dumps(block.data, default=str)
 
-    for _ in range(2):  # make serve, then make serve again
-        found = automations_by_name(names)
-        assert {n: len(a) for n, a in found.items()} == dict.fromkeys(names, 1)
-        for (automation,) in found.values():
-            assert automation.enabled
-            assert [a.block_document_id for a in automation.actions] == [block.id]
-        env = {**os.environ, "PREFECT_API_URL": stack.api_url, WEBHOOK_ENV: receiver.url}
-        out = subprocess.run(
+    def apply(target: str | None) -> str:
+        env = {k: v for k, v in os.environ.items() if k != WEBHOOK_ENV}
+        env["PREFECT_API_URL"] = stack.api_url
+        if target:
+            env[WEBHOOK_ENV] = target
+        return subprocess.run(
             [sys.executable, "-m", "flows.alerts", "apply"],
             cwd=REPO,
             env=env,
@@ -211,7 +209,27 @@ def test_serve_applied_the_automations_once_and_applying_again_changes_nothing(
             text=True,
             check=True,
         ).stdout
+
+    for _ in range(2):  # make serve, then make serve again
+        found = automations_by_name(names)
+        assert {n: len(a) for n, a in found.items()} == dict.fromkeys(names, 1)
+        for (automation,) in found.values():
+            assert automation.enabled
+            assert [a.block_document_id for a in automation.actions] == [block.id]
+        out = apply(receiver.url)
         assert out.count("updated") == len(names) and "created" not in out, out
+
+    # The target unset: nothing is sent any more (paused), until it is set again.
+    out = apply(None)
+    assert out.count("paused") == len(names) and "alerts are off" in out, out
+    assert not any(a.enabled for (a,) in automations_by_name(names).values())
+    apply(receiver.url)
+    assert all(a.enabled for (a,) in automations_by_name(names).values())
+
+    # make serve started the server with a UI that finds its API on any port.
+    with httpx.Client(timeout=10) as http:
+        ui_settings = http.get(stack.api_url.removesuffix("/api") + "/ui-settings").json()
+    assert ui_settings["api_url"] == "/api"
 
 
 def test_a_promotion_shows_plots_and_data_docs_over_http_and_notifies(
