@@ -23,10 +23,12 @@ help:
 	@echo "make chunk      write the next week of sample data into $(LANDING)"
 	@echo "make test       run the test suite"
 	@echo "make serve      local Prefect server + deployments + worker (retrain on new data)"
-	@echo "make ui         Prefect UI on the workspace's runs (http://127.0.0.1:4200)"
-	@echo "make mlflow-ui  MLflow UI on the workspace's registry (http://127.0.0.1:5000)"
+	@echo "make ui         Prefect UI on the workspace's runs (http://127.0.0.1:4200) + Data Docs (:$(REPORTS_PORT))"
+	@echo "make mlflow-ui  MLflow UI on the pipeline's registry (MLFLOW_TRACKING_URI, else the workspace's)"
 	@echo "make tune       hyperparameter search (ARGS='--set tune.strategy=grid ...')"
 	@echo "make bench      benchmarks/ tables"
+	@echo "make clean      delete the workspace $(WORK) but keep the model registry (ALL=1: that too, asked first)"
+	@echo "After make install, .venv/bin/seriesflow retrain|forecast|watch|tune|serve runs the same CLIs."
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -40,11 +42,15 @@ install: $(VENV)/.installed
 # starting a temporary one on the same database.
 SERVE_URL := http://127.0.0.1:$(or $(SERIESFLOW_PORT),4200)/api
 USE_SERVE = $(shell [ -z "$$PREFECT_API_URL" ] && $(PY) -c "import urllib.request as u; u.urlopen('$(SERVE_URL)/health', timeout=1)" 2>/dev/null && echo PREFECT_API_URL=$(SERVE_URL))
+# Likewise its reports server (run folders over http), so the run's Data Docs link opens.
+REPORTS_PORT := $(or $(SERIESFLOW_REPORTS_PORT),4201)
+REPORTS_URL := http://127.0.0.1:$(REPORTS_PORT)
+USE_REPORTS = $(shell [ -z "$$SERIESFLOW_REPORTS_URL" ] && $(PY) -c "import urllib.request as u; u.urlopen('$(REPORTS_URL)/', timeout=1)" 2>/dev/null && echo SERIESFLOW_REPORTS_URL=$(REPORTS_URL))
 
 run: $(VENV)/.installed
 	@mkdir -p $(LANDING) "$(PREFECT_HOME)"
 	@cp -pn data/sample/*.csv data/sample/*.parquet $(LANDING)/ 2>/dev/null || true
-	$(USE_SERVE) $(PY) -m flows.retrain $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+	$(USE_SERVE) $(USE_REPORTS) $(PY) -m flows.retrain $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 serve: $(VENV)/.installed
 	scripts/serve.sh
@@ -59,14 +65,17 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
+# The Prefect UI on past runs, and the reports server their Data Docs links point at.
 ui: $(VENV)/.installed
-	@mkdir -p "$(PREFECT_HOME)"
+	@mkdir -p "$(PREFECT_HOME)" $(WORK)/runs
+	@$(PY) -m flows.reports --directory $(WORK)/runs --port $(REPORTS_PORT) & reports=$$!; \
+	trap 'kill $$reports 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 --analytics-off
 
+# The registry the pipeline uses: MLFLOW_TRACKING_URI if set, else the workspace's SQLite file.
+# Prints the link that opens on the training runs; an http(s) tracking server has its own UI.
 mlflow-ui: $(VENV)/.installed
-	@mkdir -p "$(PREFECT_HOME)"
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/$(WORK)/mlflow.db \
-		--host 127.0.0.1 --port 5000
+	$(PY) -m flows.mlflow_ui --set paths.workspace=$(WORK) $(ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/pipeline.py
@@ -76,5 +85,20 @@ tune: $(VENV)/.installed
 	@mkdir -p "$(PREFECT_HOME)"
 	$(PY) -m flows.tune $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
+# The model registry (mlflow.db, mlartifacts/) outlives `make clean`: deleting it loses every
+# version and the champion. ALL=1 deletes it too, after asking on a terminal.
+REGISTRY := mlflow.db mlartifacts
 clean:
-	rm -rf $(WORK)
+	@if $(PY) -c "import urllib.request as u; u.urlopen('$(SERVE_URL)/health', timeout=1)" 2>/dev/null; then \
+		echo "make serve is running on $(SERVE_URL): stop it first (its database is in $(WORK)/prefect)"; exit 1; fi
+	@[ -d "$(WORK)" ] || { echo "nothing to clean: $(WORK) does not exist"; exit 0; }; \
+	if [ "$(ALL)" = 1 ]; then \
+		if [ -t 0 ]; then \
+			read -r -p "Delete all of $(WORK), the model registry too ($(REGISTRY))? [y/N] " answer; \
+			case "$$answer" in [yY]*) ;; *) echo "nothing deleted"; exit 1;; esac; \
+		fi; \
+		rm -rf "$(WORK)"; echo "deleted $(WORK)"; \
+	else \
+		find "$(WORK)" -mindepth 1 -maxdepth 1 $(foreach r,$(REGISTRY),! -name $(r)) -exec rm -rf {} +; \
+		echo "deleted everything in $(WORK) except the model registry ($(REGISTRY)); make clean ALL=1 deletes that too"; \
+	fi

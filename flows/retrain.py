@@ -18,6 +18,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.states import Completed, Failed, State
 
+from flows.outcome import report_outcome
 from tasks.accepted import commit_accepted
 from tasks.config import PipelineConfig, add_config_arguments, load_config
 from tasks.errors import DataRejected
@@ -79,6 +80,7 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
             result = summary(SKIPPED, run, reason="no new data in the landing folder")
             manifest.outcome = result
             manifest.write()
+            report_outcome(result, cfg, run)
             logger.info("Nothing new in %s: skipped, no training", cfg.paths.landing_path())
             return Completed(message=result["reason"], data=result, name="Skipped")
 
@@ -120,6 +122,7 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
         )
         manifest.outcome = result
         manifest.write()
+        report_outcome(result, cfg, run)
         return Completed(message=result["reason"], data=result)
     except DataRejected as exc:
         logger.error("Input rejected:\n%s", exc)
@@ -131,7 +134,11 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
         result = summary(FAILED, run, reason=f"{type(exc).__name__}: {exc}")
     manifest.outcome = result
     manifest.write()
-    return Failed(message=result["reason"], data=result)
+    report_outcome(result, cfg, run)
+    # A rejected arrival is a Failed state named Rejected: bad input, not a broken pipeline
+    # (automations and the UI tell the two apart; prefect.flow-run.Rejected is its event).
+    name = "Rejected" if result["status"] == REJECTED else "Failed"
+    return Failed(message=result["reason"], data=result, name=name)
 
 
 def run_cli(cfg: PipelineConfig) -> tuple[dict[str, Any], int]:

@@ -7,8 +7,11 @@
 #      (concurrency 1: retrain runs never overlap) and the global concurrency limit
 #      `seriesflow-registry` that the register step holds around the MLflow registry write;
 #      marks runs that a hard-stopped earlier session left Running as Crashed;
-#   3. deploys prefect.yaml (retrain/on-new-data, retrain/scheduled, watch/poll);
-#   4. runs a process worker on the pool.
+#   3. deploys prefect.yaml (retrain/on-new-data, retrain/scheduled, watch/poll) and applies
+#      automations.yaml (notifications for failed, crashed and rejected retrains and for
+#      promotions; sent only when SERIESFLOW_ALERT_WEBHOOK_URL or SERIESFLOW_ALERT_BLOCK is set);
+#   4. starts the reports server (the run folders over http: the UI's Data Docs links) and a
+#      process worker on the pool.
 # Ctrl-C or SIGTERM stops what it started: flow runs in progress (they end Crashed; their files
 # stay new, so the next start retrains on them), the worker, and the server. It exits non-zero
 # if the worker or the server dies on its own.
@@ -21,6 +24,12 @@
 #   PREFECT_HOME          default $SERIESFLOW_WORKSPACE/prefect when this script starts the
 #                         server (its SQLite database lives there); left alone otherwise
 #   PREFECT_API_URL       use this server instead of starting one
+#   SERIESFLOW_REPORTS_PORT  port of the reports server (default 4201; `off`: start none)
+#   SERIESFLOW_REPORTS_HOST  its address (default 127.0.0.1: the runs hold the team's data)
+#   SERIESFLOW_REPORTS_URL   the base URL the UI links to (default http://127.0.0.1:PORT); set it
+#                         when a proxy or another host serves $SERIESFLOW_WORKSPACE/runs
+#   SERIESFLOW_ALERT_WEBHOOK_URL  where notifications go (a JSON POST); unset: none are sent
+#   SERIESFLOW_ALERT_BLOCK   or: an existing Prefect notification block, "type-slug/name"
 #   PREFECT_WORKER_QUERY_SECONDS  how often the worker polls (Prefect's default: 10)
 set -euo pipefail
 # Monitor mode: every background job gets its own process group, so stopping one stops
@@ -67,6 +76,7 @@ export PREFECT_CLI_PROMPT=false
 
 server_pid=""
 worker_pid=""
+reports_pid=""
 
 stop_group() { # pid seconds: SIGTERM pid's process group (or pid alone if it leads none),
     #                SIGKILL it if it is still there after that many seconds
@@ -112,6 +122,7 @@ stop_all() {
     set +e # stop everything we can, whatever fails on the way
     set +m # (no "[1]+ Terminated ..." job notices: we report what we stop ourselves)
     [[ -n "$worker_pid" ]] && stop_worker
+    [[ -n "$reports_pid" ]] && stop_group "$reports_pid" 5
     if [[ -n "$server_pid" ]]; then
         # A run that ignored SIGTERM was killed before it could say so.
         [[ -n "$worker_pid" ]] &&
@@ -125,10 +136,14 @@ trap stop_all EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_for_api() { # url timeout_seconds [pid that must stay alive]
+wait_for_api() { # api-url timeout_seconds [pid that must stay alive]
+    wait_for_url "${1%/}/health" "${@:2}"
+}
+
+wait_for_url() { # url timeout_seconds [pid that must stay alive]: until it answers 200
     "$PY" - "$@" <<'PY'
 import os, sys, time, urllib.request
-url, timeout = sys.argv[1].rstrip("/") + "/health", float(sys.argv[2])
+url, timeout = sys.argv[1], float(sys.argv[2])
 pid = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None
 deadline = time.monotonic() + timeout
 while time.monotonic() < deadline:
@@ -136,7 +151,7 @@ while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            sys.exit(f"the Prefect server exited before answering {url} (see its output above)")
+            sys.exit(f"the server exited before answering {url} (see its output above)")
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             if response.status == 200:
@@ -200,6 +215,9 @@ else
     if wait_for_api "$PREFECT_API_URL" 1 2>/dev/null; then
         die "something already answers on 127.0.0.1:$port: set SERIESFLOW_PORT to a free port, or PREFECT_API_URL=$PREFECT_API_URL to use that server"
     fi
+    # The UI asks this for its API: relative, so it works on any port and host (Prefect's
+    # default names port 4200, whatever port the server is on).
+    export PREFECT_SERVER_UI_API_URL="${PREFECT_SERVER_UI_API_URL:-/api}"
     log "starting a Prefect server on 127.0.0.1:$port (PREFECT_HOME=$PREFECT_HOME)"
     prefect server start --host 127.0.0.1 --port "$port" --analytics-off </dev/null &
     server_pid=$!
@@ -238,6 +256,26 @@ if ! deploy_output="$(prefect --no-prompt deploy --all --prefect-file "$SERIESFL
     die "prefect deploy failed (output above)"
 fi
 log "deployed retrain/on-new-data, retrain/scheduled, watch/poll"
+
+# Upserted by name: running make serve again updates them, never duplicates them.
+"$PY" -m flows.alerts apply "$SERIESFLOW_HOME/automations.yaml" 2>&1 | sed 's/^/[serve alerts] /' >&2 ||
+    die "could not apply automations.yaml (output above)"
+
+reports_port="${SERIESFLOW_REPORTS_PORT:-4201}"
+if [[ "$reports_port" != off ]]; then
+    reports_host="${SERIESFLOW_REPORTS_HOST:-127.0.0.1}"
+    export SERIESFLOW_REPORTS_URL="${SERIESFLOW_REPORTS_URL:-http://127.0.0.1:$reports_port}"
+    mkdir -p "$SERIESFLOW_WORKSPACE/runs"
+    if wait_for_url "http://127.0.0.1:$reports_port/" 1 2>/dev/null; then
+        die "something already answers on 127.0.0.1:$reports_port: set SERIESFLOW_REPORTS_PORT to a free port (or off)"
+    fi
+    "$PY" -m flows.reports --directory "$SERIESFLOW_WORKSPACE/runs" --host "$reports_host" \
+        --port "$reports_port" </dev/null >/dev/null &
+    reports_pid=$!
+    wait_for_url "http://127.0.0.1:$reports_port/" 30 "$reports_pid" ||
+        die "the reports server did not start on $reports_host:$reports_port (in use? set SERIESFLOW_REPORTS_PORT)"
+    log "reports server: run folders at $SERIESFLOW_REPORTS_URL (Data Docs links in the UI)"
+fi
 
 prefect worker start --pool "$POOL" --type process </dev/null &
 worker_pid=$!

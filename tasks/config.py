@@ -37,6 +37,19 @@ class PathsConfig(FrozenModel):
     landing: str = Field(
         "data/work/landing", description="Folder where new series files land (a local path)."
     )
+    reports_url: str | None = Field(
+        None,
+        description="Base http URL serving the workspace's runs/ folder, so the Prefect UI "
+        "links Data Docs over http (a browser opens no file:// link). Unset: "
+        "$SERIESFLOW_REPORTS_URL (make serve sets it); neither: the path is shown instead.",
+    )
+
+    @field_validator("reports_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"reports_url {value!r} must be an http(s) URL")
+        return value
 
     @field_validator("workspace", "landing")
     @classmethod
@@ -53,6 +66,9 @@ class PathsConfig(FrozenModel):
 
     def landing_path(self) -> Path:
         return Path(self.landing).expanduser().resolve()
+
+    def resolved_reports_url(self) -> str | None:
+        return self.reports_url or os.environ.get("SERIESFLOW_REPORTS_URL") or None
 
 
 class ColumnsConfig(FrozenModel):

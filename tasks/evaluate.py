@@ -15,6 +15,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks.artifacts import plots_markdown
 from tasks.champion import champion_of, rescore_champion
 from tasks.config import PipelineConfig
 from tasks.io import RunDir, read_parquet, write_parquet
@@ -150,7 +151,7 @@ def _report(
             "",
             records_markdown([{FOLD: k, **row.to_dict()} for k, row in summary.iterrows()]),
         ]
-    text += ["", "## Plots", ""] + [f"- ![{p.stem}]({p.resolve().as_uri()}) `{p}`" for p in plots]
+    text += ["", "## Plots", ""] + plots_markdown(plots)  # inline PNGs: no file:// in a browser
     create_markdown_artifact(key="evaluation-report", markdown="\n".join(text))
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
+from tasks.datadocs import make_offline
 from tasks.errors import CheckFailure, example_rows
 from tasks.frequency import Frequency, best_grid, steps_found
 from tasks.schema import LABEL, SERIES_ID, TIMESTAMP, VALUE
@@ -126,6 +127,7 @@ class GxSession:
         if self.docs_dir is None or not self._runs:
             return None
         self.context.build_data_docs(site_names=["run"])
+        make_offline(self.docs_dir)  # GX rewrote the pages: point them at vendored assets again
         return self.docs_dir / "index.html"
 
 

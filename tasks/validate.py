@@ -18,10 +18,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_link_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 
 from tasks.accepted import HISTORY_SOURCE, accepted_schema
+from tasks.artifacts import data_docs_markdown, reports_link
 from tasks.champion import champion_reference
 from tasks.config import PipelineConfig
 from tasks.drift import DRIFT_COLUMNS, drift_failure, drift_table
@@ -242,7 +247,7 @@ def validate(
         },
         run.validation_dir / "validation.json",
     )
-    _report_checks(run, report, index)
+    _report_checks(run, report, index, reports_link_of(config, workspace, index))
     if failures and not arrival.accepted:
         every = [f for items in failures.values() for f in items]
         raise DataRejected(
@@ -282,13 +287,31 @@ def _report_drift(logger, run: RunDir, drift: pd.DataFrame, mode: str) -> None:
         )
 
 
-def _report_checks(run: RunDir, report: list[dict[str, Any]], index: Path | None) -> None:
-    if index is not None:
+def reports_link_of(config: PipelineConfig, workspace: Workspace, index: Path | None) -> str | None:
+    """The Data Docs' http URL under the reports base URL, if one is set."""
+    if index is None:
+        return None
+    try:
+        return reports_link(config.paths.resolved_reports_url(), workspace.runs, index)
+    except ValueError as exc:  # a bad SERIESFLOW_REPORTS_URL costs the link, not the run
+        stage_logger().warning("No Data Docs link: %s", exc)
+        return None
+
+
+def _report_checks(
+    run: RunDir, report: list[dict[str, Any]], index: Path | None, url: str | None
+) -> None:
+    description = f"Validation results per file, run {run.run_id}"
+    if url:  # a browser opens http links from the UI, never file:// ones
         create_link_artifact(
             key="data-docs",
-            link=index.resolve().as_uri(),
+            link=url,
             link_text="Great Expectations Data Docs",
-            description=f"Validation results per file, run {run.run_id}",
+            description=description,
+        )
+    elif index is not None:
+        create_markdown_artifact(
+            key="data-docs", markdown=data_docs_markdown(None, index), description=description
         )
     if report:
         create_table_artifact(

@@ -214,6 +214,7 @@ def test_bad_file_is_rejected_quarantined_and_changes_nothing(
     result = state.result(raise_on_failure=False)
 
     assert state.is_failed() and result["status"] == "rejected", result
+    assert state.name == "Rejected"  # told apart from a broken pipeline (a plain Failed)
     assert result["rejected_files"] == [name]
     assert name in result["reason"] and f"check '{check}'" in result["reason"], result["reason"]
     if column:

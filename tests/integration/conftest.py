@@ -32,13 +32,19 @@ from tests.integration.stack import (
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack_env() -> dict[str, str]:
+    """Extra environment for a module's stack (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_env: dict[str, str]) -> Iterator[Stack]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     root = tmp_path_factory.mktemp("serve").resolve()
     workspace = root / "work"
     landing = workspace / "landing"
-    port = free_port()
+    port, reports_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {key: value for key, value in os.environ.items() if key not in SCRUB}
     env.update(
@@ -49,6 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         SERIESFLOW_WORKSPACE=str(workspace),
         SERIESFLOW_LANDING=str(landing),
         SERIESFLOW_PORT=str(port),
+        SERIESFLOW_REPORTS_PORT=str(reports_port),
         PREFECT_HOME=str(root / "prefect"),
         # Pick runs up within ~2 s (default 10 s) and retry a run held back by the
         # deployment concurrency limit after 5 s (default 30 s).
@@ -57,6 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         # The tests start every run themselves: no nightly or 2-minute runs in between.
         PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
     )
+    env.update(stack_env)
     log = root / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -76,7 +84,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             interval=2,
         )
         with temporary_settings({PREFECT_API_URL: api_url}):
-            yield Stack(api_url=api_url, workspace=workspace, landing=landing, log=log)
+            yield Stack(
+                api_url=api_url,
+                workspace=workspace,
+                landing=landing,
+                log=log,
+                reports_url=f"http://127.0.0.1:{reports_port}",
+            )
     finally:
         leftovers = stop(proc)
     # Outside `finally`: a failing test keeps its own error; this checks the trap itself.

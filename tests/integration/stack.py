@@ -22,7 +22,15 @@ STARTUP_TIMEOUT = 300  # cold server (~15 s) + setup + deploy + worker on 2 busy
 STOP_TIMEOUT = 90  # serve.sh waits up to 20 s per flow run, 30 s worker, 20 s server
 
 # Environment that must not leak from the developer's shell or CI into the stack.
-SCRUB = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "MLFLOW_TRACKING_URI")
+SCRUB = (
+    "PREFECT_API_URL",
+    "PREFECT_API_KEY",
+    "PREFECT_PROFILE",
+    "MLFLOW_TRACKING_URI",
+    "SERIESFLOW_REPORTS_URL",
+    "SERIESFLOW_ALERT_WEBHOOK_URL",
+    "SERIESFLOW_ALERT_BLOCK",
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,7 @@ class Stack:
     workspace: Path
     landing: Path
     log: Path
+    reports_url: str = ""  # serve.sh's reports server (run folders over http)
 
     def log_tail(self, lines: int = 60) -> str:
         text = self.log.read_text(errors="replace").splitlines()

@@ -1,0 +1,49 @@
+"""The ``seriesflow`` console script: one entry point, the existing CLIs behind it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.cli import COMMANDS, NOT_INSTALLED, main
+
+
+def test_the_installed_script_lists_every_subcommand():
+    script = Path(sys.executable).with_name("seriesflow")
+    assert script.is_file(), "run make install: pyproject.toml declares the script"
+    out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
+    assert listed == ["retrain", "forecast", "watch", "tune", "serve"] == list(COMMANDS)
+
+
+def test_a_subcommand_gets_the_rest_of_the_command_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["watch", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "series.data.arrived" in out and "--set" in out  # flows.watch's own help
+
+
+def test_a_missing_module_is_named_not_a_traceback(capsys):
+    table = {"forecast": ("flows.not_there_yet", "batch forecasts")}
+    assert main(["forecast", "--horizon", "3"], commands=table) == NOT_INSTALLED
+    assert capsys.readouterr().err == (
+        "seriesflow forecast: not available in this version (flows.not_there_yet is not "
+        "installed).\n"
+    )
+
+
+def test_unknown_and_missing_commands_show_the_usage(capsys):
+    assert main(["train"]) == 2
+    assert "unknown command 'train'" in capsys.readouterr().err
+    assert main([]) == 2
+    assert "usage: seriesflow COMMAND" in capsys.readouterr().out
+
+
+def test_serve_outside_a_checkout_says_where_to_point(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SERIESFLOW_HOME", str(tmp_path))
+    assert main(["serve"]) == NOT_INSTALLED
+    assert f"{tmp_path}/scripts/serve.sh not found" in capsys.readouterr().err
