@@ -10,7 +10,9 @@ and it belongs to the split of its targets: train/val/test when all of its
 ``horizon`` targets fall in that split; windows whose targets straddle a split
 boundary are dropped, so no training target lies in the validation period.
 The inputs of a test window may reach back into val/train: that is history a
-forecaster has at that moment, not leakage.
+forecaster has at that moment, not leakage. Val and test windows whose targets
+were interpolated by normalize (short gaps) are dropped: scores are on
+observations only.
 
 The stage writes only what identifies a window (series, origin, target time,
 split); inputs and targets are gathered from the normalized values when needed
@@ -70,9 +72,17 @@ class SeriesWindows:
 
 
 def window_origins(
-    split_codes: np.ndarray, timesteps: int, horizon: int, stride: int = 1
+    split_codes: np.ndarray,
+    timesteps: int,
+    horizon: int,
+    stride: int = 1,
+    filled: np.ndarray | None = None,
 ) -> SeriesWindows:
-    """Origins of one series' windows and their split codes (``split_codes`` [n] ints)."""
+    """Origins of one series' windows and their split codes (``split_codes`` [n] ints).
+
+    With ``filled`` [n] (steps normalize interpolated), val and test windows whose
+    targets include a filled step are dropped: a model is scored on observations only.
+    """
     n = len(split_codes)
     count = n - timesteps - horizon + 1
     if count <= 0:
@@ -82,6 +92,10 @@ def window_origins(
     first = split_codes[origins + 1]
     last = split_codes[origins + horizon]
     keep = first == last  # all targets in one split
+    if filled is not None and filled.any():
+        targets = origins[:, None] + target_offsets(horizon)[None, :]  # [windows, horizon]
+        scored = first != SPLITS.index(TRAIN)
+        keep &= ~(scored & filled[targets].any(axis=1))
     return SeriesWindows(origins[keep], first[keep])
 
 
@@ -126,7 +140,8 @@ def windows_table(
     ids, origins, times, splits, labels = [], [], [], [], []
     for code, sid in enumerate(arrays.series):
         rows = arrays.rows_of(code)
-        w = window_origins(arrays.split[rows], timesteps, horizon, stride)
+        filled = None if arrays.filled is None else arrays.filled[rows]
+        w = window_origins(arrays.split[rows], timesteps, horizon, stride, filled)
         ids.append(np.full(len(w.origin), sid, dtype=object))
         origins.append(w.origin)
         times.append(arrays.times[rows][w.origin + 1])

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from tasks.schema import (
     CLASSIFICATION,
+    FILLED,
     LABEL,
     ORIGIN_INDEX,
     REGRESSION,
@@ -88,6 +89,7 @@ class SeriesArrays:
     split: np.ndarray  # [rows] int8 index into SPLITS
     features: list[str]
     labels: np.ndarray | None = None  # [rows] class names (a label column), else None
+    filled: np.ndarray | None = None  # [rows] True where normalize interpolated a gap
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, features: list[str]) -> SeriesArrays:
@@ -111,6 +113,7 @@ class SeriesArrays:
             split=frame[SPLIT].map(code_of).to_numpy().astype(np.int8),
             features=list(features),
             labels=frame[LABEL].astype(object).to_numpy() if LABEL in frame else None,
+            filled=frame[FILLED].to_numpy(dtype=bool) if FILLED in frame else None,
         )
 
     @classmethod
@@ -118,7 +121,7 @@ class SeriesArrays:
         """From ``03_normalized.parquet``, reading only the columns windows need."""
         names = pq.read_schema(path).names
         wanted = [SERIES_ID, TIMESTAMP, *features, VALUE_ORIGINAL, SPLIT]
-        wanted += [LABEL] if LABEL in names else []
+        wanted += [name for name in (LABEL, FILLED) if name in names]
         return cls.from_frame(pq.read_table(path, columns=wanted).to_pandas(), features)
 
     def code_of(self) -> dict[str, int]:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tasks.schema import CLASSIFICATION, LABEL, SERIES_ID, SPLIT, TIMESTAMP, VALUE, VALUE_ORIGINAL
-from tasks.window import make_windows
+from tasks.window import make_windows, window_origins
 from tasks.window_table import DIRECTION_CLASSES, direction_labels
 from tests.factories import START, windows_of
 
@@ -117,3 +117,33 @@ def test_classification_windows_take_the_label_column_at_the_last_target():
 def test_windows_table_rejects_an_unknown_task():
     with pytest.raises(ValueError, match="train.task"):
         windows_of(normalized_frame(), [VALUE], timesteps=3, task="ranking")
+
+
+def test_val_and_test_windows_never_target_a_filled_step():
+    values, codes = hand_series()
+    filled = np.zeros(10, dtype=bool)
+    filled[[3, 7]] = True  # one interpolated step in train, one in val
+    w = window_origins(codes, 3, 1, filled=filled)
+    # origins 2..8 target steps 3..9: the filled train target 3 stays (training may use
+    # it), the window targeting the filled val step 7 (origin 6) is dropped
+    assert w.origin.tolist() == [2, 3, 4, 5, 7, 8]
+    assert 6 not in w.origin.tolist() and 2 in w.origin.tolist()
+
+
+def test_windows_gather_exactly_what_make_windows_cuts():
+    frame = normalized_frame()
+    data = windows_of(frame, [VALUE, "temp"], timesteps=4, horizon=3)
+    part = frame[frame[SERIES_ID] == "b"]
+    x, y, w = make_windows(
+        part[[VALUE, "temp"]].to_numpy(np.float32),
+        part[SPLIT].map({"train": 0, "val": 1, "test": 2}).to_numpy(),
+        timesteps=4,
+        horizon=3,
+    )
+    mine = data.select(data.series_id == "b")
+    assert mine.origin.tolist() == w.origin.tolist()
+    np.testing.assert_array_equal(mine.x, x)
+    np.testing.assert_array_equal(mine.y, y)
+    shorter, fits = mine.with_timesteps(2)
+    assert fits.all() and shorter.x.shape[1] == 2
+    np.testing.assert_array_equal(shorter.x, x[:, 2:])  # the same origins, the last 2 inputs
