@@ -197,9 +197,9 @@ MIN_AUTO_TIMESTEPS = 3
 class WindowConfig(FrozenModel):
     timesteps: int | Literal["auto"] = Field(
         AUTO,
-        description="Input steps per window. auto: two seasons of the series' frequency "
-        "(hourly 48, daily 14, monthly 24, ...; at least 12), at most a third of the "
-        "shortest training part, so short series still train.",
+        description="Input steps per window. auto: four seasons of the series' frequency "
+        "(hourly 96, daily 28, monthly 48, quarterly 16; at least 12), at most a third of "
+        "the shortest training part, so short series still train.",
     )
 
     @field_validator("timesteps")
@@ -231,6 +231,12 @@ class TrainConfig(FrozenModel):
         "(fast retraining on new data); otherwise train from scratch and say why.",
     )
     units: int = Field(50, ge=1, description="LSTM units per layer.")
+    linear_skip: bool = Field(
+        False,
+        description="Regression: add a linear map of the whole input window to the LSTM's "
+        "output (LSTNet's autoregressive highway), so linear dynamics such as seasonal "
+        "changes are learnt from few windows.",
+    )
     layers: int = Field(1, ge=1, le=8, description="Stacked LSTM layers.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout after each LSTM layer.")
     recurrent_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout inside the LSTM.")
@@ -240,6 +246,12 @@ class TrainConfig(FrozenModel):
     )
     learning_rate: float = Field(1e-3, gt=0)
     batch_size: int = Field(32, ge=1)
+    min_windows_per_epoch: int = Field(
+        1024,
+        ge=0,
+        description="An epoch shows the model at least this many training windows (each "
+        "window repeated as needed), so a short series gets enough optimizer steps.",
+    )
     epochs: int = Field(50, ge=1)
     early_stopping_patience: int = Field(8, ge=1)
     min_delta: float = Field(
@@ -279,6 +291,12 @@ class EvaluateConfig(FrozenModel):
         "Default: inferred from the frequency (hourly -> 24, daily -> 7, ...).",
     )
     make_plots: bool = True
+    baselines: list[Literal["ets"]] = Field(
+        default_factory=lambda: ["ets"],
+        description="Classical baselines to fit and report beside naive and seasonal naive "
+        "(ets: statsmodels ETSModel per series; costs a fit per series). The gate uses them "
+        "only when register.baselines names them too.",
+    )
     backtest_folds: int = Field(
         0,
         ge=0,
@@ -301,10 +319,11 @@ class RegisterConfig(FrozenModel):
         "rmse", description="Metric the promotion gate compares (lower is better)."
     )
     baselines: list[Literal["naive", "seasonal_naive", "ets"]] = Field(
-        default_factory=lambda: ["naive", "seasonal_naive", "ets"],
+        default_factory=lambda: ["naive", "seasonal_naive"],
         description="Baselines a regression model must beat on the test windows, in order: "
         "naive (last value), seasonal_naive, ets (statsmodels exponential smoothing fit on "
-        "the training part, AICc form, rolled over the test windows without refitting).",
+        "the training part, AICc form, rolled over the test windows without refitting). "
+        "ets is always reported (evaluate.baselines); add it here to gate on it too.",
     )
     promote_margin: float = Field(
         0.0,

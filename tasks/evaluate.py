@@ -62,7 +62,7 @@ def evaluate(
         champion_out, note = rescore_champion(champion, test, scaler, spec)
         logger.info("%s", note)
 
-    classical = tuple(b for b in config.register.baselines if b == ETS)
+    classical = tuple(sorted({*config.evaluate.baselines, *config.register.baselines} & {ETS}))
     scorer = scorer_for(windows, scaler, config.evaluate, classical=classical)
     scored = score_split(test, outputs, scorer, champion_out, config.evaluate.backtest_folds)
     write_parquet(scored.metrics, run.evaluation)

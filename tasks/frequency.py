@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
+from tasks.schema import FILLED, LABEL, TIMESTAMP
+
 _DAY_US = 86_400_000_000
 _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -280,3 +282,23 @@ def infer_season_length(step_seconds: float) -> int:
     if 28 * day <= step_seconds <= 31 * day:
         return 12
     return 1
+
+
+def fill_gaps(group: pd.DataFrame, frequency: Frequency, columns: list[str]) -> pd.DataFrame:
+    """Put one series on its calendar grid; interpolate the missing steps in time.
+
+    Validation has already rejected gaps longer than the tolerance; this fills
+    the rest (and NaN values up to the configured null fraction).
+    """
+    group = group.sort_values(TIMESTAMP).set_index(TIMESTAMP)
+    grid = frequency.grid(group.index[0], group.index[-1])
+    if len(grid) != len(group) or not grid.equals(group.index):
+        group = group.reindex(grid)
+    filled = group[columns].isna().any(axis=1)
+    if filled.any():
+        group[columns] = group[columns].interpolate(method="time", limit_direction="both")
+    if LABEL in group:
+        group[LABEL] = group[LABEL].ffill()  # a filled step keeps the class it was in
+    group[FILLED] = filled.to_numpy()
+    group.index.name = TIMESTAMP
+    return group.reset_index()

@@ -51,38 +51,48 @@ def build_model(
     keras = _keras()
     seed = cfg.seed if seed is None else seed
     regularizer = keras.regularizers.L2(cfg.l2) if cfg.l2 > 0 else None
-    model = keras.Sequential(name=name)
-    model.add(keras.Input(shape=(timesteps, features)))  # [batch, timesteps, features]
+    inputs = keras.Input(shape=(timesteps, features), name="window")  # [batch, timesteps, feat]
+    hidden = inputs
     for layer in range(cfg.layers):
         last = layer == cfg.layers - 1
         base = seed * 100 + layer * 10
-        model.add(
-            keras.layers.LSTM(
-                units=cfg.units,
-                activation=cfg.activation,
-                recurrent_dropout=cfg.recurrent_dropout,
-                kernel_regularizer=regularizer,
-                kernel_initializer=keras.initializers.GlorotUniform(seed=base),
-                recurrent_initializer=keras.initializers.Orthogonal(seed=base + 1),
-                seed=base + 2,
-                return_sequences=not last,  # stacked layers need the whole sequence
-                name=f"lstm_{layer + 1}",
-            )
-        )  # [batch, timesteps, units] between layers, [batch, units] after the last
-        if cfg.dropout > 0:
-            model.add(keras.layers.Dropout(cfg.dropout, seed=base + 3, name=f"dropout_{layer + 1}"))
-    classify = cfg.task == CLASSIFICATION
-    model.add(
-        keras.layers.Dense(
-            outputs,
-            activation="softmax" if classify else None,
+        hidden = keras.layers.LSTM(
+            units=cfg.units,
+            activation=cfg.activation,
+            recurrent_dropout=cfg.recurrent_dropout,
             kernel_regularizer=regularizer,
-            kernel_initializer=(
-                "zeros" if zero_head else keras.initializers.GlorotUniform(seed=seed * 100 + 99)
-            ),
-            name="classes" if classify else "forecast",
-        )
-    )  # [batch, outputs]
+            kernel_initializer=keras.initializers.GlorotUniform(seed=base),
+            recurrent_initializer=keras.initializers.Orthogonal(seed=base + 1),
+            seed=base + 2,
+            return_sequences=not last,  # stacked layers need the whole sequence
+            name=f"lstm_{layer + 1}",
+        )(hidden)  # [batch, timesteps, units] between layers, [batch, units] after the last
+        if cfg.dropout > 0:
+            hidden = keras.layers.Dropout(cfg.dropout, seed=base + 3, name=f"dropout_{layer + 1}")(
+                hidden
+            )
+    classify = cfg.task == CLASSIFICATION
+    head = keras.initializers.GlorotUniform(seed=seed * 100 + 99)
+    outputs_ = keras.layers.Dense(
+        outputs,
+        activation="softmax" if classify else None,
+        kernel_regularizer=regularizer,
+        kernel_initializer="zeros" if zero_head else head,
+        name="classes" if classify else "forecast",
+    )(hidden)  # [batch, outputs]
+    if cfg.linear_skip and not classify:
+        # LSTNet's autoregressive highway: a linear map of the whole window added to the
+        # LSTM's output, so the linear part of the dynamics is learnt from few windows and
+        # the LSTM models what is left.
+        flat = keras.layers.Flatten(name="window_flat")(inputs)  # [batch, timesteps * feat]
+        linear = keras.layers.Dense(
+            outputs,
+            kernel_regularizer=regularizer,
+            kernel_initializer="zeros" if zero_head else head,
+            name="autoregressive",
+        )(flat)
+        outputs_ = keras.layers.Add(name="forecast_sum")([outputs_, linear])
+    model = keras.Model(inputs, outputs_, name=name)
     compile_model(model, cfg)
     return model
 
@@ -170,6 +180,7 @@ def window_batches(
     shuffle: bool,
     seed: int,
     max_windows: int | None = None,
+    min_windows: int = 0,
 ) -> Any:
     """A Keras ``PyDataset`` that gathers (inputs, targets) batches from ``windows``.
 
@@ -193,6 +204,8 @@ def window_batches(
             count = len(windows)
             if max_windows and count > max_windows:
                 order = np.sort(self.rng.choice(count, max_windows, replace=False))
+            elif count and count < min_windows:  # few windows: every one, repeated, per epoch
+                order = np.resize(np.arange(count), min_windows)
             else:
                 order = np.arange(count)
             if shuffle:

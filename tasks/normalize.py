@@ -17,7 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import PipelineConfig, SplitConfig
-from tasks.frequency import Frequency, frequency_of, steps_found
+from tasks.frequency import Frequency, fill_gaps, frequency_of, steps_found
 from tasks.io import RunDir, read_parquet, write_json, write_parquet
 from tasks.runtime import stage_logger
 from tasks.scaler import Scaler, fit_affine
@@ -47,26 +47,6 @@ def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
     return n_train, n_val, n_test
 
 
-def fill_short_gaps(group: pd.DataFrame, frequency: Frequency, columns: list[str]) -> pd.DataFrame:
-    """Put one series on its calendar grid; interpolate the missing steps in time.
-
-    Validation has already rejected gaps longer than the tolerance; this fills
-    the rest (and NaN values up to the configured null fraction).
-    """
-    group = group.sort_values(TIMESTAMP).set_index(TIMESTAMP)
-    grid = frequency.grid(group.index[0], group.index[-1])
-    if len(grid) != len(group) or not grid.equals(group.index):
-        group = group.reindex(grid)
-    filled = group[columns].isna().any(axis=1)
-    if filled.any():
-        group[columns] = group[columns].interpolate(method="time", limit_direction="both")
-    if LABEL in group:
-        group[LABEL] = group[LABEL].ffill()  # a filled step keeps the class it was in
-    group[FILLED] = filled.to_numpy()
-    group.index.name = TIMESTAMP
-    return group.reset_index()
-
-
 def series_frequency(times: pd.Series, series_id: str, configured: str | None) -> Frequency:
     """The series' calendar: configured, or inferred (validation has checked that one fits)."""
     found = frequency_of(times.to_numpy(), configured)
@@ -86,7 +66,7 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
     for series_id, group in frame.groupby(SERIES_ID, sort=True):
         sid = str(series_id)
         found = series_frequency(group[TIMESTAMP], sid, config.validation.frequency)
-        group = fill_short_gaps(group.drop(columns=[SERIES_ID]), found, features)
+        group = fill_gaps(group.drop(columns=[SERIES_ID]), found, features)
         n_train, n_val, n_test = split_sizes(len(group), config.split)
         labels = np.repeat(np.array(SPLITS), [n_train, n_val, n_test])
         raw = group[features].to_numpy(dtype=float)  # [n, features]

@@ -121,7 +121,8 @@ def fit_windows(
     spec = replace(spec, warm_start=note)
 
     def batches(windows: Windows, shuffle: bool) -> Any:
-        return window_batches(windows, scaler, cfg.batch_size, shuffle, cfg.seed)
+        least = cfg.min_windows_per_epoch if shuffle else 0
+        return window_batches(windows, scaler, cfg.batch_size, shuffle, cfg.seed, None, least)
 
     if not spec.per_series:
         report = None if on_epoch is None else (lambda e, logs: on_epoch(None, e, logs))

@@ -57,10 +57,13 @@ def target_offsets(horizon: int) -> np.ndarray:
     return np.arange(1, horizon + 1)
 
 
+AUTO_SEASONS = 4  # seasons of input that auto asks for (measured: benchmarks/real_series.py)
+
+
 def auto_timesteps(seasons: list[int], shortest_train: int, horizon: int) -> int:
-    """Input length for ``window.timesteps: auto``: two seasons (at least ``AUTO_FLOOR``),
-    at most a third of the shortest training part, so that it still holds windows."""
-    wanted = max(2 * max(seasons, default=1), AUTO_FLOOR)
+    """Input length for ``window.timesteps: auto``: ``AUTO_SEASONS`` seasons (at least
+    ``AUTO_FLOOR``), at most a third of the shortest training part, so it still holds windows."""
+    wanted = max(AUTO_SEASONS * max(seasons, default=1), AUTO_FLOOR)
     cap = max(1, (shortest_train - horizon) // 3)
     return int(max(1, min(wanted, cap)))
 

@@ -6,8 +6,8 @@ import pytest
 from sklearn.preprocessing import MinMaxScaler
 
 from tasks.config import PipelineConfig, SplitConfig
-from tasks.frequency import Frequency
-from tasks.normalize import fill_short_gaps, normalize_series, split_sizes
+from tasks.frequency import Frequency, fill_gaps
+from tasks.normalize import normalize_series, split_sizes
 from tasks.scaler import Scaler
 from tasks.schema import (
     FILLED,
@@ -82,7 +82,7 @@ def test_scaler_json_round_trip_and_inverse(tmp_path):
 def test_short_gaps_are_filled_by_time_interpolation():
     frame = series_frame(series=("a",), n=10)
     gappy = frame.drop(index=[4, 5]).reset_index(drop=True)  # two missing hours
-    filled = fill_short_gaps(gappy.drop(columns=[SERIES_ID]), Frequency("h"), [VALUE])
+    filled = fill_gaps(gappy.drop(columns=[SERIES_ID]), Frequency("h"), [VALUE])
     assert len(filled) == 10
     assert filled[FILLED].tolist() == [False] * 4 + [True, True] + [False] * 4
     v3, v6 = frame[VALUE].iloc[3], frame[VALUE].iloc[6]

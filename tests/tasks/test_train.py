@@ -276,3 +276,26 @@ def test_warm_start_falls_back_when_inputs_or_series_differ():
     per_series = ModelSpec("regression", 6, [VALUE], 1, series=["a"])
     used, note = warm_start(model, spec, model, per_series, "1")
     assert not used and "per-series" in note
+
+
+def test_linear_skip_adds_a_linear_map_of_the_window_and_a_zero_head_is_naive():
+    plain = build_model(6, 2, 3, train_cfg())
+    skip = build_model(6, 2, 3, train_cfg(linear_skip=True), zero_head=True)
+    assert skip.count_params() - plain.count_params() == 6 * 2 * 3 + 3  # [t*f -> horizon]
+    x = np.random.default_rng(0).normal(size=(4, 6, 2)).astype("float32")
+    assert np.allclose(skip.predict(x, verbose=0), 0.0)  # zero head: relative to last = naive
+    assert {layer.name for layer in skip.layers} >= {"autoregressive", "forecast_sum"}
+
+
+def test_short_training_sets_are_repeated_to_the_minimum_epoch_size():
+    from tasks.lstm import window_batches
+
+    data = windows_of(frame_of({"a": sine(40)}), timesteps=4)
+    train = data.subset("train")
+    batches = window_batches(train, identity_scaler(data), 8, True, 0, min_windows=64)
+    assert len(train) < 64 and len(batches.order) == 64 and len(batches) == 8
+    assert set(batches.order.tolist()) == set(range(len(train)))  # every window, repeated
+    x, y = batches[0]
+    assert x.shape == (8, 4, 1) and y.shape == (8, 1)
+    plain = window_batches(train, identity_scaler(data), 8, True, 0)
+    assert len(plain.order) == len(train)
