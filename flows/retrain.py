@@ -23,6 +23,7 @@ from tasks.accepted import commit_accepted
 from tasks.config import PipelineConfig, add_config_arguments, load_config
 from tasks.errors import DataRejected
 from tasks.evaluate import evaluate as evaluate_task
+from tasks.faults import fault_point
 from tasks.ingest import ingest as ingest_task
 from tasks.io import RunDir, Workspace
 from tasks.manifest import Manifest
@@ -73,6 +74,7 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
             ingested = ingest_task(
                 workspace.root, run, cfg.paths.landing_path(), cfg.columns, cfg.ingest
             )
+        fault_point("after:ingest")
         manifest.inputs = [
             {"name": f.name, "sha256": f.sha256, "bytes": f.bytes} for f in ingested.new_files
         ]
@@ -86,19 +88,25 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
 
         with manifest.timed("validate"):
             validated = validate_task(workspace.root, run, ingested, cfg, tracking_uri)
+        fault_point("after:validate")
         with manifest.timed("normalize"):
             normalized = normalize_task(validated.path, run, cfg)
+        fault_point("after:normalize")
         with manifest.timed("window"):
             windows = window_task(normalized, run, cfg)
+        fault_point("after:window")
         with manifest.timed("train"):
             model_dir = train_task(windows, normalized, run, cfg, tracking_uri)
+        fault_point("after:train")
         with manifest.timed("evaluate"):
             evaluation = evaluate_task(windows, normalized, model_dir, run, cfg, tracking_uri)
+        fault_point("after:evaluate")
         accepted = [f for f in ingested.new_files if f.name in set(validated.accepted)]
         for item in manifest.inputs:
             item["status"] = "accepted" if item["name"] in validated.accepted else "rejected"
         with manifest.timed("register"):
             registration = register_task(run, evaluation, cfg, tracking_uri, manifest.to_dict())
+        fault_point("before:commit")
         commit_accepted(workspace, run, accepted)
 
         # model + baselines: naive and seasonal naive, or majority and naive (classification)

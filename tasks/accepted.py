@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tasks.config import ColumnsConfig
+from tasks.faults import fault_point
 from tasks.io import RunDir, Workspace, atomic_path, read_parquet
 from tasks.ledger import INGESTED, LandedFile, append_ledger, ledger_rows
 from tasks.schema import series_schema
@@ -44,5 +45,7 @@ def commit_accepted(
     ledger as they were and the next run picks the same files up again.
     """
     with atomic_path(workspace.history) as tmp:
+        fault_point("commit:write")
         shutil.copyfile(validated or run.validated, tmp)
+    fault_point("commit:history")
     append_ledger(workspace.ledger, ledger_rows(accepted, INGESTED, run.run_id))

@@ -16,6 +16,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import PipelineConfig
+from tasks.faults import fault_point
 from tasks.gate import Decision, decide
 from tasks.io import RunDir, read_parquet, write_json
 from tasks.registry import (
@@ -110,6 +111,7 @@ def _log_version(
             pip_requirements=pip_requirements(),
         )
         version = str(info.registered_model_version)
+        fault_point("register:versioned")
         client = mlflow.MlflowClient()
         client.set_model_version_tag(cfg.model_name, version, "promoted", str(decision.promote))
         client.set_model_version_tag(cfg.model_name, version, "gate_rule", decision.rule)

@@ -17,3 +17,11 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url(prefect_server) -> str:
+    """The test server's API URL, for flow runs started as separate processes."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
