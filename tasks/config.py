@@ -10,6 +10,8 @@ equalled Adam's starting rate, so it could never fire).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import sys
@@ -19,6 +21,8 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tasks.secrets import refuse_credentials
 
 
 class FrozenModel(BaseModel):
@@ -30,12 +34,17 @@ class FrozenModel(BaseModel):
 class PathsConfig(FrozenModel):
     """Where data lands and where the pipeline keeps its state."""
 
+    # an invalid URI may hold a password: errors never echo the input
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
     workspace: str = Field(
         "data/work",
-        description="Runtime workspace: runs/, ledger, history, quarantine/, mlflow.db.",
+        description="Runtime workspace: runs/, ledger, history, quarantine/, archive/, mlflow.db.",
     )
     landing: str = Field(
-        "data/work/landing", description="Folder where new series files land (a local path)."
+        "data/landing",
+        description="Where new series files land: a local folder (outside the workspace) or an "
+        "fsspec URL such as s3://bucket/prefix (credentials from the environment).",
     )
     reports_url: str | None = Field(
         None,
@@ -61,14 +70,60 @@ class PathsConfig(FrozenModel):
             )
         return value
 
+    @field_validator("landing")
+    @classmethod
+    def _no_credentials_in_landing(cls, value: str) -> str:
+        return refuse_credentials(
+            value, "paths.landing", "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or a profile"
+        )
+
+    @model_validator(mode="after")
+    def _landing_apart_from_workspace(self) -> PathsConfig:
+        # Landing files are quarantined, archived or deleted: a landing folder that is the
+        # workspace, holds it or lies in it would move the ledger, the history, mlflow.db.
+        if is_url(self.landing):
+            return self
+        workspace, landing = self.workspace_path(), self.landing_path()
+        if landing == workspace or workspace.is_relative_to(landing):
+            where = "is" if landing == workspace else "contains"
+        elif landing.is_relative_to(workspace):
+            where = "sits inside"
+        else:
+            return self
+        raise ValueError(
+            f"paths.landing {landing} {where} the workspace {workspace}: files in landing are "
+            "moved away after ingest, so the two must be apart (e.g. data/landing next to "
+            "data/work)"
+        )
+
     def workspace_path(self) -> Path:
         return Path(self.workspace).expanduser().resolve()
 
+    def landing_location(self) -> str:
+        """The landing as one string: an absolute local path, or the URL as configured
+        (``file://`` URLs become paths; no trailing slash)."""
+        if is_url(self.landing):
+            if self.landing.startswith("file://"):
+                return str(Path(self.landing[len("file://") :]).expanduser().resolve())
+            return self.landing.rstrip("/")
+        return str(self.landing_path())
+
     def landing_path(self) -> Path:
+        """The local landing folder (symlinks resolved); an error for an object-store URL."""
+        if is_url(self.landing) and not self.landing.startswith("file://"):
+            raise ValueError(f"paths.landing {self.landing!r} is not a local folder")
+        if self.landing.startswith("file://"):
+            return Path(self.landing[len("file://") :]).expanduser().resolve()
         return Path(self.landing).expanduser().resolve()
 
     def resolved_reports_url(self) -> str | None:
         return self.reports_url or os.environ.get("SERIESFLOW_REPORTS_URL") or None
+
+
+def is_url(location: str) -> bool:
+    """``s3://...``, ``gs://...``, ``file://...``: a protocol before ``://``."""
+    head, sep, _ = location.partition("://")
+    return bool(sep) and head.replace("+", "").replace("-", "").isalnum() and len(head) > 1
 
 
 class ColumnsConfig(FrozenModel):
@@ -95,10 +150,15 @@ class IngestConfig(FrozenModel):
         description="File types read from the landing folder.",
     )
     settle_seconds: float = Field(
-        2.0,
+        30.0,
         ge=0,
-        description="A file modified more recently than this is still being written: "
-        "it is left for the next run.",
+        description="A file is taken only when two looks at least this far apart see the same "
+        "size and modification time (writers should write NAME.part and rename it when done).",
+    )
+    second_look: bool = Field(
+        True,
+        description="A run that sees files it has not yet seen settle looks again once, "
+        "settle_seconds later, instead of leaving them for the next run.",
     )
     timezone: str = Field(
         "UTC", description="Timezone assumed for timestamps that carry no offset."
@@ -167,6 +227,18 @@ class ValidationConfig(FrozenModel):
         ge=1,
         description="Minimum rows per series. Default: enough for every split to hold "
         "at least one window (timesteps + horizon per split).",
+    )
+    outlier_max_robust_z: float | None = Field(
+        20.0,
+        gt=0,
+        description="Reject a file whose values lie further than this many robust standard "
+        "deviations (1.4826 x MAD) from the median of the series' accepted history; None: off.",
+    )
+    outlier_min_history: int = Field(
+        30,
+        ge=3,
+        description="Accepted points a series needs before the outlier check applies "
+        "(a new series is not checked).",
     )
     build_data_docs: bool = Field(True, description="Write GX Data Docs HTML into the run folder.")
 
@@ -290,12 +362,14 @@ class EvaluateConfig(FrozenModel):
 
 
 class RegisterConfig(FrozenModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
     model_name: str = Field("seriesflow-lstm", min_length=1)
     experiment: str = Field("seriesflow", min_length=1)
     tracking_uri: str | None = Field(
         None,
-        description="MLflow tracking URI. Default: $MLFLOW_TRACKING_URI, else "
-        "sqlite:///<workspace>/mlflow.db.",
+        description="MLflow tracking URI, without credentials. Default: $MLFLOW_TRACKING_URI, "
+        "else sqlite:///<workspace>/mlflow.db.",
     )
     metric: Literal["mse", "mae", "rmse", "mape", "mase"] = Field(
         "rmse", description="Metric the promotion gate compares (lower is better)."
@@ -330,6 +404,17 @@ class RegisterConfig(FrozenModel):
         "$SERIESFLOW_REGISTRY_LIMIT applies (make serve sets it for its worker).",
     )
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials_in_tracking_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        return refuse_credentials(
+            value,
+            "register.tracking_uri",
+            "MLFLOW_TRACKING_URI, or MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD",
+        )
+
     def resolved_concurrency_limit(self) -> str | None:
         return self.concurrency_limit or os.environ.get("SERIESFLOW_REGISTRY_LIMIT") or None
 
@@ -342,13 +427,51 @@ class RegisterConfig(FrozenModel):
         return f"sqlite:///{workspace / 'mlflow.db'}"
 
 
+class RetentionConfig(FrozenModel):
+    """What the workspace keeps: landed files after ingest, and how many run folders."""
+
+    landed: Literal["archive", "keep", "delete"] = Field(
+        "archive",
+        description="Files accepted into history: archive (move to <workspace>/archive/<date>/), "
+        "keep (leave them in landing; the ledger remembers them) or delete.",
+    )
+    keep_runs: int = Field(
+        20,
+        ge=1,
+        description="Run folders kept (the newest); the champion's is never deleted.",
+    )
+
+
+class RunConfig(FrozenModel):
+    """How this run behaves towards other runs and earlier versions."""
+
+    wait_for_workspace: bool = Field(
+        True,
+        description="Another run holds the workspace: wait for it (true) or end skipped, "
+        "'workspace busy' (false; the CLI's --no-wait).",
+    )
+    force: bool = Field(
+        False,
+        description="Train and register even when a version was already trained on the same "
+        "data with the same settings (default: reuse that version's decision).",
+    )
+
+
 # The stage is called "register"; pydantic notes that BaseModel's metaclass (ABCMeta) has a
 # classmethod of that name. Instances never use ABCMeta.register, so the shadowing is harmless.
 warnings.filterwarnings("ignore", message='Field name "register" in "PipelineConfig" shadows')
 
 
+# The sections (and register settings) that make two runs on the same data the same model.
+MODEL_SECTIONS = ("columns", "split", "window", "train", "evaluate", "register")
+REGISTRY_LOCATION = ("tracking_uri", "concurrency_limit")
+
+
 class PipelineConfig(FrozenModel):
     """Everything a retrain run needs; the Prefect UI form and the YAML mirror it."""
+
+    # errors name the setting and the problem, never echo a value (it may be a password)
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     paths: PathsConfig = Field(default_factory=PathsConfig)
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
@@ -360,6 +483,8 @@ class PipelineConfig(FrozenModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     register: RegisterConfig = Field(default_factory=RegisterConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
 
     def min_points(self) -> int:
         """Rows a series needs so that train, val and test each hold a window."""
@@ -381,6 +506,14 @@ class PipelineConfig(FrozenModel):
     def dump(self) -> dict[str, Any]:
         """Plain JSON-able dict, keyed like the YAML file."""
         return self.model_dump(mode="json")
+
+    def training_key(self) -> str:
+        """A hash of the settings that shape a model and its gate, given the data: not where
+        files are, how they are read or checked, what is kept, nor where the registry is."""
+        tree = self.dump()
+        kept = {name: tree[name] for name in MODEL_SECTIONS}
+        kept["register"] = {k: v for k, v in kept["register"].items() if k not in REGISTRY_LOCATION}
+        return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

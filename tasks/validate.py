@@ -31,7 +31,13 @@ from tasks.champion import champion_reference
 from tasks.config import PipelineConfig
 from tasks.drift import DRIFT_COLUMNS, drift_failure, drift_table
 from tasks.errors import CheckFailure, DataRejected, example_rows
-from tasks.expectations import CheckReport, GxSession, check_file, check_merged
+from tasks.expectations import (
+    CheckReport,
+    GxSession,
+    check_file,
+    check_merged,
+    robust_outliers,
+)
 from tasks.io import RunDir, Workspace, read_parquet, write_json, write_parquet
 from tasks.quarantine import quarantine_files
 from tasks.results import IngestResult, ValidateResult
@@ -133,6 +139,10 @@ def validate_arrival(
         # index rows by their place in the file, so example rows point at the line to fix
         rows = part[keep].set_axis(part[SOURCE_ROW].to_numpy(), axis=0)
         verdict = check_file(session, rows, file, columns, cfg)
+        if verdict.ok:
+            outliers = robust_outliers(rows, arrival.merged, file, cfg)
+            if outliers is not None:
+                verdict.failures.append(outliers)
         if verdict.ok and reference and cfg.drift != "off":
             table = drift_table(rows, reference, file, cfg)
             arrival.drift.append(table)
@@ -236,7 +246,10 @@ def validate(
             logger.error("%s", failure.describe())
     rejected = quarantine_files(workspace, ingested.new_files, failures, run.run_id)
     for item in rejected:
-        logger.warning("Quarantined %s -> %s", item["name"], item["quarantined_to"])
+        if item["quarantined_to"]:
+            logger.warning("Quarantined %s -> %s", item["name"], item["quarantined_to"])
+        else:
+            logger.warning("Rejected %s (left in place): %s", item["name"], item["error"] or "")
     report = report_rows(arrival.reports)
     write_json(
         {

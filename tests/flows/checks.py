@@ -104,11 +104,15 @@ def assert_consistent(cfg: PipelineConfig, landed: dict[str, pd.DataFrame]) -> N
         missing = rows(trained_on) - rows(history)
         assert not missing, f"the champion v{best.version} was trained on rows not in history"
 
-    seen: dict[frozenset, str] = {}
+    seen: dict[object, str] = {}
     for version in versions(cfg):
         if version.tags.get("seriesflow.orphan"):
             continue
-        data = frozenset(rows(pq.read_table(run_dir_of(cfg, version).validated).to_pandas()))
+        validated = run_dir_of(cfg, version).validated
+        if validated.exists():
+            data: object = frozenset(rows(pq.read_table(validated).to_pandas()))
+        else:  # an old run folder, pruned: the version's tag says what it was trained on
+            data = version.tags.get("seriesflow.input_key")
         assert data not in seen, (
             f"versions {seen.get(data)} and {version.version} were trained on the same data"
         )
