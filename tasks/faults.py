@@ -12,9 +12,10 @@ commas). Actions:
   ``$SERIESFLOW_FAULT_RELEASE`` exists (a test holds a run at a point without timers).
 
 The points (``POINTS``) are the ends of the stages, inside register once its MLflow
-run is open and once the model version exists, the gap between register and commit, and the gap between
-writing the history and the ledger. The hooks cost one dictionary lookup when the
-variable is unset; tests/flows/test_faults.py drives them with real subprocesses.
+run is open and once the model version exists, the gap between register and commit,
+and the gap between writing the history and the ledger. The hooks cost one dictionary
+lookup when the variable is unset; tests/flows/test_faults.py drives them with real
+subprocesses.
 """
 
 from __future__ import annotations

@@ -276,9 +276,10 @@ def ingest(
     frames, failures, taken = [], {}, []
     for landed_file in new:
         if landed_file.kind in (SYMLINK, SPECIAL):
-            what = "a symbolic link" if landed_file.kind == SYMLINK else "not a regular file"
+            what = "a symlink" if landed_file.kind == SYMLINK else "not a regular file"
             failures[landed_file.sha256] = unreadable(
-                landed_file, f"{what}: never read (put the file itself in the landing folder)"
+                landed_file,
+                f"{what}: never followed or read (put the file itself in the landing folder)",
             )
             taken.append(landed_file)
             continue

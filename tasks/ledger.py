@@ -260,9 +260,10 @@ def merge_ledger(old: pd.DataFrame, rows: pd.DataFrame) -> pa.Table:
     """``old`` + ``rows``, a file's content recorded once (a replayed commit adds nothing)."""
     if len(old):
         rows = rows[~rows["sha256"].isin(set(old["sha256"]))]
-        merged = pd.concat([old, rows], ignore_index=True) if len(rows) else old
-    else:
-        merged = rows
+    parts = [part for part in (old, rows) if len(part)]
+    if not parts:
+        return LEDGER_SCHEMA.empty_table()
+    merged = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     merged = merged.astype({"mtime_ns": "Int64"})
     return pa.Table.from_pandas(merged, schema=LEDGER_SCHEMA, preserve_index=False)
 

@@ -271,7 +271,8 @@ def test_good_file_next_to_bad_file_trains_on_the_good_one(trained):
     assert result["new_files"] == ["good.csv"] and result["rejected_files"] == ["bad.csv"]
     assert result["rows"] == history_rows + 96
     assert pq.read_metadata(workspace.history).num_rows == history_rows + 96
-    assert not (landing / "bad.csv").exists() and (landing / "good.csv").exists()
+    assert not (landing / "bad.csv").exists() and not (landing / "good.csv").exists()
+    assert list((workspace.root / "archive").glob("*/good.csv"))  # retention.landed: archive
     assert list(workspace.quarantine.rglob("bad.csv"))
     _no_partial_files(cfg.paths.workspace_path())
     shutil.rmtree(workspace.quarantine)
@@ -336,7 +337,7 @@ def test_poison_file_is_quarantined_and_the_rest_of_the_arrival_proceeds(trained
     workspace = Workspace(cfg.paths.workspace_path())
     history_rows = pq.read_metadata(workspace.history).num_rows
     landing = cfg.paths.landing_path()
-    (landing / "notes.txt").write_text("series_id,timestamp,value\n")
+    (landing / "notes.txt").write_text("meeting notes, not a table\n")
     (landing / "good2.csv").write_bytes(_csv(_after_good()))
 
     result = retrain(cfg, return_state=True).result(raise_on_failure=False)
