@@ -80,6 +80,7 @@ mlflow-ui: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/landing_poll.py
 	$(PY) benchmarks/accuracy.py
 
 tune: $(VENV)/.installed
