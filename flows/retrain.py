@@ -99,15 +99,19 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
 def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | None) -> State:
     logger = get_run_logger()
     tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
-    landing = Landing(cfg.paths.landing_location())
-    recovered = recover_workspace(cfg, workspace, tracking_uri, crashed)
     run = workspace.new_run()
     manifest = Manifest(run, cfg.dump(), registry=redact_url(tracking_uri))
-    logger.info(
-        "Run folder %s; landing %s; MLflow %s", run.root, landing.display, redact_url(tracking_uri)
-    )
     result: dict[str, Any]
+    recovered: list[str] = []
     try:
+        landing = Landing(cfg.paths.landing_location())
+        logger.info(
+            "Run folder %s; landing %s; MLflow %s",
+            run.root,
+            landing.display,
+            redact_url(tracking_uri),
+        )
+        recovered = recover_workspace(cfg, workspace, tracking_uri, crashed)
         with manifest.timed("ingest"):
             ingested = ingest_task(workspace.root, run, landing.location, cfg.columns, cfg.ingest)
         fault_point("after:ingest")
@@ -177,7 +181,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             rejected_files=[r["name"] for r in validated.rejected],
             recovered=recovered,
         )
-        keep_tidy(cfg, workspace, run, accepted)
+        keep_tidy(cfg, workspace, run, landing, tracking_uri, accepted)
         manifest.outcome = result
         manifest.write()
         report_outcome(result, cfg, run)
@@ -187,7 +191,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
         result = summary(
             REJECTED, run, reason=str(exc), rejected_files=sorted({f.file for f in exc.failures})
         )
-        keep_tidy(cfg, workspace, run, [])
+        keep_tidy(cfg, workspace, run, landing, tracking_uri, [])
     except Exception as exc:  # noqa: BLE001 - any failure ends the run with a summary
         logger.error("Run failed: %s", redact_text(f"{exc}\n{traceback.format_exc()}"))
         result = summary(FAILED, run, reason=redact_text(f"{type(exc).__name__}: {exc}"))
@@ -260,18 +264,28 @@ def reuse_version(
     )
 
 
-def keep_tidy(cfg: PipelineConfig, workspace: Workspace, run: RunDir, taken: list) -> None:
+def keep_tidy(
+    cfg: PipelineConfig,
+    workspace: Workspace,
+    run: RunDir,
+    landing: Landing,
+    tracking_uri: str,
+    taken: list,
+) -> None:
     """Retention: the committed files leave landing; old run folders go (tasks/retention.py)."""
     logger = get_run_logger()
     try:
-        gone = dispose_landed(workspace, taken, cfg.retention.landed, logger.warning)
+        mode = cfg.retention.landed
+        gone = dispose_landed(workspace, taken, mode, logger.warning)
+        gone += tidy_landing(workspace, landing, load_ledger(workspace.ledger), mode)
         if gone:
-            logger.info("Landed files %s: %s", cfg.retention.landed, gone)
-        protect = {run.run_id}
-        champion = champion_run_folder(cfg.register.model_name)
-        if champion:
-            protect.add(champion)
-        removed = prune_runs(workspace, cfg.retention.keep_runs, protect)
+            logger.info("Landed files, retention.landed=%s: %s", mode, gone)
+        use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+        protect = {run.run_id, champion_run_folder(cfg.register.model_name)}
+        journal = load_journal(workspace)
+        if journal is not None:  # a commit to finish needs its run folder
+            protect.add(journal["run_id"])
+        removed = prune_runs(workspace, cfg.retention.keep_runs, {p for p in protect if p})
         if removed:
             logger.info("Removed %d old run folder(s) (retention.keep_runs)", len(removed))
     except Exception as exc:  # noqa: BLE001 - tidying never fails a run that committed
