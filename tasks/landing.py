@@ -95,8 +95,11 @@ class Landing:
     def exists(self) -> bool:
         if not self.remote:
             return Path(self.location).is_dir()
-        self._fs.invalidate_cache(self._root)
-        return bool(self._fs.exists(self._root))
+        # an object-store "folder" is only a key prefix: empty once everything is archived,
+        # so the landing exists when its bucket does
+        bucket = self._root.split("/", 1)[0]
+        self._fs.invalidate_cache(bucket)
+        return bool(self._fs.exists(bucket))
 
     def source(self, name: str) -> str:
         """Where ``name`` is: a local path, or its URL."""

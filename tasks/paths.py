@@ -68,8 +68,8 @@ class PathsConfig(BaseModel):
     def _landing_apart_from_workspace(self) -> PathsConfig:
         # Landing files are quarantined, archived or deleted: a landing folder that is the
         # workspace, holds it or lies in it would move the ledger, the history, mlflow.db.
-        if is_url(self.landing):
-            return self
+        if is_url(self.landing) and not self.landing.startswith("file://"):
+            return self  # an object store cannot hold the (local) workspace
         workspace, landing = self.workspace_path(), self.landing_path()
         if landing == workspace or workspace.is_relative_to(landing):
             where = "is" if landing == workspace else "contains"

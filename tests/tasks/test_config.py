@@ -74,10 +74,18 @@ def test_landing_must_not_be_contain_or_sit_inside_the_workspace(tmp_path, works
     message = str(caught.value)
     assert str((tmp_path / workspace).resolve()) in message
     assert str((tmp_path / landing).resolve()) in message
+    with pytest.raises(ValidationError, match="sits inside the workspace"):
+        PipelineConfig.model_validate(
+            {"paths": {"workspace": str(tmp_path / "work"), "landing": f"file://{tmp_path}/work/x"}}
+        )
     ok = PipelineConfig.model_validate(
         {"paths": {"workspace": str(tmp_path / "work"), "landing": str(tmp_path / "in")}}
     )
     assert ok.paths.landing_path() == tmp_path / "in"
+    as_url = PipelineConfig.model_validate(
+        {"paths": {"workspace": str(tmp_path / "work"), "landing": f"file://{tmp_path}/in/"}}
+    )
+    assert as_url.paths.landing_location() == str(tmp_path / "in")
 
 
 def test_files_settle_over_two_looks_at_least_30_s_apart_by_default():

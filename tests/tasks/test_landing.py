@@ -36,6 +36,7 @@ def test_object_store_listing_hashing_fetching_and_moving(s3, tmp_path):
     assert (tmp_path / "archive" / "a.csv").read_bytes() == body and not local.exists()
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="landing")["Contents"])
     assert keys == ["in/b.csv.part", "in/sub/c.csv"]
+    assert Landing("s3://landing/emptied").exists()  # a prefix with no objects: still there
 
 
 def test_object_store_files_settle_over_two_looks_and_are_new_by_content(s3, tmp_path):
