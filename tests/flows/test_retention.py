@@ -45,7 +45,8 @@ def test_keep_landed_files_in_place_or_delete_them(prefect_server, tmp_path):
     write_csv(zigzag_frame(n=24, start=120), landing / "next.csv")
     deleting = crash_config(tmp_path / "work", landing, retention={"landed": "delete"})
     assert _run(deleting)["status"] == "completed"
-    assert sorted(os.listdir(landing)) == ["base.csv"]  # next.csv deleted, base.csv kept
+    # the setting applies to every ingested file still in landing: base.csv goes as well
+    assert os.listdir(landing) == []
     assert not (cfg.paths.workspace_path() / "archive").exists()
 
 
@@ -57,7 +58,7 @@ def test_old_run_folders_are_pruned_but_never_the_champions(prefect_server, tmp_
         tmp_path / "work",
         landing,
         retention={"keep_runs": 2},
-        register={"promote_margin": 0.5},  # only the first version can be champion
+        register={"promote_margin": 0.95},  # only the first version can be champion
     )
     workspace = Workspace(cfg.paths.workspace_path())
     assert _run(cfg)["promoted"] is True
