@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 WORK := data/work
-LANDING := $(WORK)/landing
+LANDING := data/landing
 
 # Offline and quiet: no analytics, no telemetry, Prefect state under the workspace.
 export DO_NOT_TRACK := 1
@@ -49,14 +49,15 @@ USE_REPORTS = $(shell [ -z "$$SERIESFLOW_REPORTS_URL" ] && $(PY) -c "import urll
 
 run: $(VENV)/.installed
 	@mkdir -p $(LANDING) "$(PREFECT_HOME)"
-	@cp -pn data/sample/*.csv data/sample/*.parquet $(LANDING)/ 2>/dev/null || true
+	@# the sample lands once, on a fresh workspace (once ingested it is archived, not re-landed)
+	@[ -e $(WORK)/ledger.parquet ] || cp -pn data/sample/*.csv data/sample/*.parquet $(LANDING)/ 2>/dev/null || true
 	$(USE_SERVE) $(USE_REPORTS) $(PY) -m flows.retrain $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 serve: $(VENV)/.installed
 	scripts/serve.sh
 
 chunk: $(VENV)/.installed
-	$(PY) data/sample/generate.py --next-chunk --landing $(LANDING)
+	$(PY) data/sample/generate.py --next-chunk --landing $(LANDING) --archive $(WORK)/archive
 
 test: $(VENV)/.installed
 	@mkdir -p "$(PREFECT_HOME)"
@@ -79,6 +80,7 @@ mlflow-ui: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/landing_poll.py
 	$(PY) benchmarks/accuracy.py
 
 tune: $(VENV)/.installed

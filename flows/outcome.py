@@ -10,7 +10,7 @@
       ``promoted``, ``rule``, ``reason`` (the gate's), ``metrics`` (the model's test
       metrics), ``run_id``, ``run_dir``
   ``seriesflow.data.rejected``   files of the arrival failed validation and were quarantined
-      resource ``seriesflow.landing.<landing path>`` (the watcher's); payload ``files``
+      resource ``seriesflow.landing.<landing path or URL>`` (the watcher's); payload ``files``
       (``name``, ``sha256``, ``quarantined_to``, ``checks``: check, column, message),
       ``count``, ``arrival_rejected`` (True when nothing usable was left: the run ends
       ``Rejected``), ``reason``, ``run_id``
@@ -87,9 +87,12 @@ def outcome_events(
             "reason": reason or f"{files[0]['name']}: {first.get('message', 'rejected')}",
             "run_id": run.run_id,
         }
-        resource = arrival_resource(cfg.paths.landing_path(), workspace, cfg.register.model_name)
+        resource = arrival_resource(
+            cfg.paths.landing_location(), workspace, cfg.register.model_name
+        )
         events.append((DATA_REJECTED, resource, payload))
-    if result["status"] == "completed" and result.get("model_version"):
+    # a run that reused an earlier version's decision trained and decided nothing new
+    if result["status"] == "completed" and result.get("model_version") and not result.get("reused"):
         payload = {
             "model_name": result["model_name"],
             "version": result["model_version"],

@@ -1,7 +1,12 @@
 """The ``retrain`` flow: ingest -> validate -> normalize -> window -> train -> evaluate -> register.
 
 Ad hoc:   python -m flows.retrain [--config FILE.yaml] [--set train.epochs=5 ...]
+                                  [--no-wait] [--force]
 Deployed: see prefect.yaml (a trigger on new data, a nightly schedule, UI runs).
+
+One run at a time per workspace, whatever started it: a second one waits for the
+first (--no-wait: it ends skipped, "workspace busy"). A run over the same data and
+settings as an existing version reuses that version's decision (--force: trains).
 
 The last line printed by the CLI is one JSON object (the run summary); the exit
 code is 0 for completed and skipped runs, 2 for rejected input, 1 for failures.
@@ -11,25 +16,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import traceback
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run as prefect_flow_run
 from prefect.states import Completed, Failed, State
 
 from flows.outcome import report_outcome
-from tasks.accepted import commit_accepted
+from tasks.commit import REGISTERED, commit, input_key, recover
+from tasks.commit import begin as begin_commit
+from tasks.commit import load as load_journal
+from tasks.commit import update as update_journal
 from tasks.config import PipelineConfig, add_config_arguments, load_config
 from tasks.errors import DataRejected
 from tasks.evaluate import evaluate as evaluate_task
+from tasks.faults import fault_point
 from tasks.ingest import ingest as ingest_task
 from tasks.io import RunDir, Workspace
+from tasks.landing import Landing
+from tasks.ledger import load_ledger
+from tasks.lock import WorkspaceBusy, workspace_lock
 from tasks.manifest import Manifest
 from tasks.normalize import normalize as normalize_task
 from tasks.register import register as register_task
+from tasks.registry import champion_run_folder, use_tracking, version_for_inputs
 from tasks.report import metrics_text
+from tasks.retention import dispose_landed, prune_runs, tidy_landing
 from tasks.schema import CHAMPION
+from tasks.secrets import redact_text, redact_url
 from tasks.train import train as train_task
 from tasks.validate import validate as validate_task
 from tasks.window import window as window_task
@@ -38,11 +55,11 @@ COMPLETED, SKIPPED, REJECTED, FAILED = "completed", "skipped", "rejected", "fail
 EXIT_CODES = {COMPLETED: 0, SKIPPED: 0, REJECTED: 2, FAILED: 1}
 
 
-def summary(status: str, run: RunDir, **fields: Any) -> dict[str, Any]:
+def summary(status: str, run: RunDir | None, **fields: Any) -> dict[str, Any]:
     """The run summary (the CLI's last line); every key present, null when not reached."""
     base = {
         "status": status,
-        "run_dir": str(run.root),
+        "run_dir": None if run is None else str(run.root),
         "rows": None,
         "series": None,
         "new_files": [],
@@ -51,75 +68,120 @@ def summary(status: str, run: RunDir, **fields: Any) -> dict[str, Any]:
         "model_name": None,
         "model_version": None,
         "promoted": False,
+        "reused": False,
+        "recovered": [],
         "reason": None,
     }
     base.update(fields)
     return base
 
 
+def skipped(result: dict[str, Any]) -> State:
+    return Completed(message=result["reason"], data=result, name="Skipped")
+
+
 @flow(name="retrain", description="Retrain the LSTM forecaster on newly landed series data.")
 def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Prefect form default
+    """One writer per workspace: the whole run holds the workspace lock (tasks/lock.py)."""
     logger = get_run_logger()
     workspace = Workspace(cfg.paths.workspace_path())
-    run = workspace.new_run()
-    manifest = Manifest(run, cfg.dump())
-    tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
-    logger.info(
-        "Run folder %s; landing %s; MLflow %s", run.root, cfg.paths.landing_path(), tracking_uri
-    )
-    result: dict[str, Any]
+    owner = f"retrain flow run {prefect_flow_run.name or prefect_flow_run.id or '(ad hoc)'}"
     try:
+        with workspace_lock(
+            workspace.root, owner, wait=cfg.run.wait_for_workspace, log=logger.info
+        ) as crashed:
+            return retrain_locked(cfg, workspace, crashed)
+    except WorkspaceBusy as exc:
+        logger.info("%s: skipped (run.wait_for_workspace is off)", exc)
+        return skipped(summary(SKIPPED, None, reason=str(exc)))
+
+
+def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | None) -> State:
+    logger = get_run_logger()
+    tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
+    run = workspace.new_run()
+    manifest = Manifest(run, cfg.dump(), registry=redact_url(tracking_uri))
+    result: dict[str, Any]
+    recovered: list[str] = []
+    try:
+        landing = Landing(cfg.paths.landing_location())
+        logger.info(
+            "Run folder %s; landing %s; MLflow %s",
+            run.root,
+            landing.display,
+            redact_url(tracking_uri),
+        )
+        recovered = recover_workspace(cfg, workspace, tracking_uri, crashed)
         with manifest.timed("ingest"):
-            ingested = ingest_task(
-                workspace.root, run, cfg.paths.landing_path(), cfg.columns, cfg.ingest
-            )
+            ingested = ingest_task(workspace.root, run, landing.location, cfg.columns, cfg.ingest)
+        fault_point("after:ingest")
         manifest.inputs = [
             {"name": f.name, "sha256": f.sha256, "bytes": f.bytes} for f in ingested.new_files
         ]
         if ingested.skip:
-            result = summary(SKIPPED, run, reason="no new data in the landing folder")
-            manifest.outcome = result
-            manifest.write()
+            shutil.rmtree(run.root, ignore_errors=True)  # a skipped run leaves no folder
+            tidy_landing(workspace, landing, load_ledger(workspace.ledger), cfg.retention.landed)
+            result = summary(
+                SKIPPED, None, reason="no new data in the landing folder", recovered=recovered
+            )
             report_outcome(result, cfg, run)
-            logger.info("Nothing new in %s: skipped, no training", cfg.paths.landing_path())
-            return Completed(message=result["reason"], data=result, name="Skipped")
+            logger.info("Nothing new in %s: skipped, no training", landing.display)
+            return skipped(result)
 
         with manifest.timed("validate"):
             validated = validate_task(workspace.root, run, ingested, cfg, tracking_uri)
-        with manifest.timed("normalize"):
-            normalized = normalize_task(validated.path, run, cfg)
-        with manifest.timed("window"):
-            windows = window_task(normalized, run, cfg)
-        with manifest.timed("train"):
-            model_dir = train_task(windows, normalized, run, cfg, tracking_uri)
-        with manifest.timed("evaluate"):
-            evaluation = evaluate_task(windows, normalized, model_dir, run, cfg, tracking_uri)
+        fault_point("after:validate")
         accepted = [f for f in ingested.new_files if f.name in set(validated.accepted)]
         for item in manifest.inputs:
             item["status"] = "accepted" if item["name"] in validated.accepted else "rejected"
-        with manifest.timed("register"):
-            registration = register_task(run, evaluation, cfg, tracking_uri, manifest.to_dict())
-        commit_accepted(workspace, run, accepted)
+        key = input_key(validated.path, cfg)
+        earlier = None if cfg.run.force else version_trained_on(cfg, workspace, tracking_uri, key)
+        if earlier is not None:
+            result = reuse_version(cfg, workspace, run, accepted, key, tracking_uri, earlier)
+        else:
+            with manifest.timed("normalize"):
+                normalized = normalize_task(validated.path, run, cfg)
+            fault_point("after:normalize")
+            with manifest.timed("window"):
+                windows = window_task(normalized, run, cfg)
+            fault_point("after:window")
+            with manifest.timed("train"):
+                model_dir = train_task(windows, normalized, run, cfg, tracking_uri)
+            fault_point("after:train")
+            with manifest.timed("evaluate"):
+                evaluation = evaluate_task(windows, normalized, model_dir, run, cfg, tracking_uri)
+            fault_point("after:evaluate")
+            # register -> commit -> alias, journaled (tasks/commit.py)
+            begin_commit(workspace, run, accepted, key, cfg, tracking_uri)
+            with manifest.timed("register"):
+                registration = register_task(run, evaluation, cfg, tracking_uri, manifest.to_dict())
+            fault_point("before:commit")
+            with manifest.timed("commit"):
+                commit(workspace, load_journal(workspace), logger.info)
 
-        # model + baselines: naive and seasonal naive, or majority and naive (classification)
-        reported = dict(evaluation.scores)
-        if CHAMPION in evaluation.head_to_head:
-            reported[CHAMPION] = evaluation.head_to_head[CHAMPION]
-        result = summary(
-            COMPLETED,
-            run,
+            # model + baselines: naive and seasonal naive, or majority and naive (classification)
+            reported = dict(evaluation.scores)
+            if CHAMPION in evaluation.head_to_head:
+                reported[CHAMPION] = evaluation.head_to_head[CHAMPION]
+            result = summary(
+                COMPLETED,
+                run,
+                metrics=reported,
+                model_name=registration.model_name,
+                model_version=registration.model_version,
+                promoted=registration.promoted,
+                reason=registration.reason,
+                gate_rule=registration.rule,
+                champion_note=evaluation.champion_note,
+            )
+        result.update(
             rows=validated.rows,
             series=validated.series,
             new_files=validated.accepted,
             rejected_files=[r["name"] for r in validated.rejected],
-            metrics=reported,
-            model_name=registration.model_name,
-            model_version=registration.model_version,
-            promoted=registration.promoted,
-            reason=registration.reason,
-            gate_rule=registration.rule,
-            champion_note=evaluation.champion_note,
+            recovered=recovered,
         )
+        keep_tidy(cfg, workspace, run, landing, tracking_uri, accepted)
         manifest.outcome = result
         manifest.write()
         report_outcome(result, cfg, run)
@@ -129,9 +191,12 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
         result = summary(
             REJECTED, run, reason=str(exc), rejected_files=sorted({f.file for f in exc.failures})
         )
+        keep_tidy(cfg, workspace, run, landing, tracking_uri, [])
     except Exception as exc:  # noqa: BLE001 - any failure ends the run with a summary
-        logger.error("Run failed: %s\n%s", exc, traceback.format_exc())
-        result = summary(FAILED, run, reason=f"{type(exc).__name__}: {exc}")
+        logger.error("Run failed: %s", redact_text(f"{exc}\n{traceback.format_exc()}"))
+        result = summary(FAILED, run, reason=redact_text(f"{type(exc).__name__}: {exc}"))
+        result.update(pending_commit(workspace, run, result["reason"]))
+    result["recovered"] = recovered
     manifest.outcome = result
     manifest.write()
     report_outcome(result, cfg, run)
@@ -139,6 +204,106 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
     # (automations and the UI tell the two apart; prefect.flow-run.Rejected is its event).
     name = "Rejected" if result["status"] == REJECTED else "Failed"
     return Failed(message=result["reason"], data=result, name=name)
+
+
+# --------------------------------------------------------------------------- around the chain
+
+
+def recover_workspace(
+    cfg: PipelineConfig, workspace: Workspace, tracking_uri: str, crashed: str | None
+) -> list[str]:
+    """Before reading anything: finish or roll back what a crashed run left (tasks/commit.py)."""
+    logger = get_run_logger()
+    if crashed is None and load_journal(workspace) is None:
+        return []
+    if crashed is not None:
+        logger.warning("The previous run, %s, died holding the workspace: recovering", crashed)
+    use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+    return recover(workspace, tracking_uri, cfg.register.model_name, crashed, logger.warning)
+
+
+def version_trained_on(
+    cfg: PipelineConfig, workspace: Workspace, tracking_uri: str, key: str
+) -> Any | None:
+    """The committed version trained on the same data with the same settings, if any."""
+    use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+    return version_for_inputs(cfg.register.model_name, key)
+
+
+def reuse_version(
+    cfg: PipelineConfig,
+    workspace: Workspace,
+    run: RunDir,
+    accepted: list,
+    key: str,
+    tracking_uri: str,
+    earlier: Any,
+) -> dict[str, Any]:
+    """Commit the data and report the earlier version's decision; register nothing."""
+    logger = get_run_logger()
+    version = str(earlier.version)
+    decided = (earlier.tags or {}).get("gate_reason", "")
+    was = "promoted" if (earlier.tags or {}).get("promoted") == "True" else "not promoted"
+    reason = (
+        f"same data and settings as version {version} (input key {key[:12]}): reused its "
+        f"decision ({was}: {decided}); run.force=true trains anyway"
+    )
+    begin_commit(workspace, run, accepted, key, cfg, tracking_uri)
+    journal = update_journal(
+        workspace, state=REGISTERED, version=version, promote=False, rule="reused", reason=reason
+    )
+    commit(workspace, journal, logger.info)
+    logger.info("%s v%s reused: %s", cfg.register.model_name, version, reason)
+    return summary(
+        COMPLETED,
+        run,
+        model_name=cfg.register.model_name,
+        model_version=version,
+        reused=True,
+        reason=reason,
+    )
+
+
+def keep_tidy(
+    cfg: PipelineConfig,
+    workspace: Workspace,
+    run: RunDir,
+    landing: Landing,
+    tracking_uri: str,
+    taken: list,
+) -> None:
+    """Retention: the committed files leave landing; old run folders go (tasks/retention.py)."""
+    logger = get_run_logger()
+    try:
+        mode = cfg.retention.landed
+        gone = dispose_landed(workspace, taken, mode, logger.warning)
+        gone += tidy_landing(workspace, landing, load_ledger(workspace.ledger), mode)
+        if gone:
+            logger.info("Landed files, retention.landed=%s: %s", mode, gone)
+        use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+        protect = {run.run_id, champion_run_folder(cfg.register.model_name)}
+        journal = load_journal(workspace)
+        if journal is not None:  # a commit to finish needs its run folder
+            protect.add(journal["run_id"])
+        removed = prune_runs(workspace, cfg.retention.keep_runs, {p for p in protect if p})
+        if removed:
+            logger.info("Removed %d old run folder(s) (retention.keep_runs)", len(removed))
+    except Exception as exc:  # noqa: BLE001 - tidying never fails a run that committed
+        logger.warning("Retention skipped: %s", redact_text(str(exc)))
+
+
+def pending_commit(workspace: Workspace, run: RunDir, reason: str) -> dict[str, Any]:
+    """After a failure: say so when this run registered a version whose data is not yet
+    committed (the next run's recovery finishes it)."""
+    journal = load_journal(workspace)
+    if journal is None or journal["run_id"] != run.run_id or not journal.get("version"):
+        return {}
+    return {
+        "model_name": journal["model_name"],
+        "model_version": journal["version"],
+        "reason": f"{reason}; v{journal['version']} is registered but its data is not "
+        "committed and the champion alias has not moved: the next run finishes the commit",
+    }
 
 
 def run_cli(cfg: PipelineConfig) -> tuple[dict[str, Any], int]:
@@ -156,9 +321,22 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_arguments(parser)
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="if another run holds the workspace, end skipped instead of waiting",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="train even if a version was trained on the same data and settings",
+    )
     args = parser.parse_args(argv)
+    overrides = list(args.overrides)
+    overrides += ["run.wait_for_workspace=false"] if args.no_wait else []
+    overrides += ["run.force=true"] if args.force else []
     try:
-        cfg = load_config(args.config, args.overrides)
+        cfg = load_config(args.config, overrides)
     except (OSError, ValueError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         print(json.dumps({"status": FAILED, "run_dir": None, "reason": f"config error: {exc}"}))

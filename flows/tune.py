@@ -40,6 +40,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -58,6 +59,7 @@ from tasks.accepted import load_history
 from tasks.config import PipelineConfig, add_config_arguments, load_config_tree
 from tasks.ingest import read_series_file
 from tasks.io import Workspace, new_run_id, read_parquet, write_json, write_parquet
+from tasks.landing import FILE, Landing
 from tasks.ledger import find_new, load_ledger, scan_landing
 from tasks.normalize import normalize_series
 from tasks.registry import mlflow_module, use_tracking
@@ -139,20 +141,27 @@ def load_tuning_frame(cfg: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
     workspace = Workspace(cfg.paths.workspace_path())
     history = load_history(workspace, cfg.columns)
     parts, sources = [history], ["history"] if len(history) else []
-    landed = scan_landing(cfg.paths.landing_path(), cfg.ingest.settle_seconds)
-    for landed_file in find_new(landed, load_ledger(workspace.ledger)):
-        try:
-            parts.append(read_series_file(landed_file.path, cfg.columns, cfg.ingest))
-        except ValueError:  # DataRejected: the retrain flow will quarantine it
-            continue
-        sources.append(landed_file.name)
+    landing = Landing(cfg.paths.landing_location())
+    ledger = load_ledger(workspace.ledger)
+    # settled files only: this look counts with the watcher's and the runs' (no waiting)
+    landed = scan_landing(landing, cfg.ingest.settle_seconds, state=workspace.looks, ledger=ledger)
+    with tempfile.TemporaryDirectory() as fetched:
+        for landed_file in find_new(landed, ledger):
+            if landed_file.kind != FILE:
+                continue  # links and special files are never read
+            try:
+                local = landing.fetch(landed_file.name, Path(fetched) / landed_file.name)
+                parts.append(read_series_file(local, cfg.columns, cfg.ingest, landed_file.name))
+            except (OSError, ValueError):  # DataRejected: the retrain flow will quarantine it
+                continue
+            sources.append(landed_file.name)
     frame = pd.concat(parts, ignore_index=True)
     frame = frame.drop_duplicates([SERIES_ID, TIMESTAMP], keep="last")
     frame = frame.sort_values([SERIES_ID, TIMESTAMP], ignore_index=True)
     if frame.empty:
         raise ValueError(
             f"tune: no data -- no accepted history in {workspace.root} and no readable new "
-            f"files in paths.landing={cfg.paths.landing_path()}"
+            f"files in paths.landing={landing.display}"
         )
     return frame, sources
 

@@ -10,13 +10,21 @@ The event (the contract upstream jobs may emit themselves, see README.md,
 "Announcing new data from an upstream job"):
 
 - ``event``: ``series.data.arrived``
-- ``resource``: ``prefect.resource.id`` = ``seriesflow.landing.<absolute landing path>``
-  (the path as ``PathsConfig.landing_path()`` resolves it: symlinks resolved, no
-  trailing slash), plus the labels ``seriesflow.landing`` (that path),
-  ``seriesflow.workspace`` and ``seriesflow.model``.
+- ``resource``: ``prefect.resource.id`` = ``seriesflow.landing.<landing>``, where
+  ``<landing>`` is the absolute landing path as ``PathsConfig.landing_location()``
+  resolves it (symlinks resolved, no trailing slash) or, for an object store, the URL as
+  configured without a trailing slash (``seriesflow.landing.s3://bucket/prefix``); plus
+  the labels ``seriesflow.landing`` (the same), ``seriesflow.workspace`` and
+  ``seriesflow.model``.
 - ``payload``: ``files`` (``name``, ``sha256``, ``bytes``; at most ``MAX_LISTED_FILES``
   of them, oldest first), ``count`` and ``bytes`` (totals over all new files), and
   ``truncated`` (True when ``files`` lists fewer than ``count``).
+
+A file counts once it has settled: two looks at least ``ingest.settle_seconds`` apart
+saw the same size and modification time (the looks are kept in the workspace, so the
+previous poll is the first look; with ``ingest.second_look`` a poll that sees a file
+for the first time looks again itself, ``settle_seconds`` later). Hashes are memoized
+by name, size and mtime, so a poll over known files reads none of them.
 
 The watcher is level-triggered: a file stays "new" until a retrain run records it
 in the ledger, so every look re-announces it. That is what makes it safe for the
@@ -42,7 +50,8 @@ from prefect.settings import get_current_settings
 
 from tasks.config import PipelineConfig, add_config_arguments, load_config
 from tasks.io import Workspace
-from tasks.ledger import LandedFile, find_new, load_ledger, scan_landing
+from tasks.landing import Landing
+from tasks.ledger import LandedFile, find_new, load_ledger, settle
 
 EVENT_NAME = "series.data.arrived"
 RESOURCE_PREFIX = "seriesflow.landing."
@@ -53,12 +62,12 @@ MAX_LISTED_FILES = 500
 DEFAULT_CONFIG = PipelineConfig()
 
 
-def landing_resource_id(landing: Path) -> str:
-    """The event's resource id for a landing folder (the trigger matches on it)."""
+def landing_resource_id(landing: Path | str) -> str:
+    """The event's resource id for a landing folder or URL (the trigger matches on it)."""
     return f"{RESOURCE_PREFIX}{landing}"
 
 
-def arrival_resource(landing: Path, workspace: Path, model_name: str) -> dict[str, str]:
+def arrival_resource(landing: Path | str, workspace: Path, model_name: str) -> dict[str, str]:
     return {
         "prefect.resource.id": landing_resource_id(landing),
         "prefect.resource.name": f"landing folder {landing}",
@@ -81,16 +90,24 @@ def arrival_payload(new: list[LandedFile]) -> dict[str, Any]:
 
 # The result depends on the folder's contents, not on the arguments: never cache it.
 @task(cache_policy=NO_CACHE)
-def find_arrivals(landing: Path, ledger: Path, settle_seconds: float) -> list[LandedFile]:
+def find_arrivals(
+    landing: str, workspace: Path, settle_seconds: float, second_look: bool = True
+) -> list[LandedFile]:
     """Settled files in ``landing`` whose content hash the ledger does not hold."""
-    if not landing.is_dir():
+    place = Landing(landing)
+    if not place.exists():
         raise FileNotFoundError(
-            f"landing folder {landing} does not exist: create it (scripts/serve.sh does) "
+            f"landing folder {place.display} does not exist: create it (scripts/serve.sh does) "
             "or point paths.landing (SERIESFLOW_LANDING for the deployments) at the folder "
             "where series files land"
         )
-    new = find_new(scan_landing(landing, settle_seconds), load_ledger(ledger))
-    get_run_logger().info("%d new file(s) in %s", len(new), landing)
+    ledger = load_ledger(Workspace(workspace).ledger)
+    scan = settle(place, settle_seconds, Workspace(workspace).looks, ledger, second_look)
+    new = find_new(scan.files, ledger)
+    logger = get_run_logger()
+    logger.info("%d new file(s) in %s", len(new), place.display)
+    if scan.waiting:
+        logger.info("Not settled yet: %s", scan.waiting)
     return new
 
 
@@ -117,12 +134,12 @@ def announce(resource: dict[str, str], payload: dict[str, Any]) -> str:
 @flow(name="watch", log_prints=False)
 def watch(cfg: PipelineConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Look at the landing folder once; announce new files with one event."""
-    landing = cfg.paths.landing_path()
+    landing = cfg.paths.landing_location()
     workspace = cfg.paths.workspace_path()
-    new = find_arrivals(landing, Workspace(workspace).ledger, cfg.ingest.settle_seconds)
+    new = find_arrivals(landing, workspace, cfg.ingest.settle_seconds, cfg.ingest.second_look)
     summary: dict[str, Any] = {
         "status": "nothing-new",
-        "landing": str(landing),
+        "landing": landing,
         "count": len(new),
         "bytes": sum(f.bytes for f in new),
         "event_id": None,

@@ -19,7 +19,8 @@
 # Settings (environment):
 #   SERIESFLOW_HOME       checkout with flows/ and tasks/ (default: this script's repo)
 #   SERIESFLOW_WORKSPACE  default $SERIESFLOW_HOME/data/work
-#   SERIESFLOW_LANDING    default $SERIESFLOW_WORKSPACE/landing
+#   SERIESFLOW_LANDING    default <workspace>/../landing (next to the workspace, never
+#                         inside it); or an object-store URL such as s3://bucket/prefix
 #   SERIESFLOW_PORT       port of the local server (default 4200)
 #   PREFECT_HOME          default $SERIESFLOW_WORKSPACE/prefect when this script starts the
 #                         server (its SQLite database lives there); left alone otherwise
@@ -60,12 +61,17 @@ REGISTRY_LIMIT=seriesflow-registry
 # the watcher's resource id `seriesflow.landing.<this path>` character for character.
 resolve() { "$PY" -c 'import pathlib, sys; print(pathlib.Path(sys.argv[1]).expanduser().resolve())' "$1"; }
 SERIESFLOW_WORKSPACE="$(resolve "${SERIESFLOW_WORKSPACE:-data/work}")"
-SERIESFLOW_LANDING="$(resolve "${SERIESFLOW_LANDING:-$SERIESFLOW_WORKSPACE/landing}")"
+SERIESFLOW_LANDING="${SERIESFLOW_LANDING:-$(dirname "$SERIESFLOW_WORKSPACE")/landing}"
+case "$SERIESFLOW_LANDING" in
+    *://*) ;;  # an object store (s3://...): used as written (no trailing slash)
+    *) SERIESFLOW_LANDING="$(resolve "$SERIESFLOW_LANDING")" ;;
+esac
+SERIESFLOW_LANDING="${SERIESFLOW_LANDING%/}"
 export SERIESFLOW_HOME SERIESFLOW_WORKSPACE SERIESFLOW_LANDING
 # Runs started with a hand-made cfg (`-p cfg=...`, the UI form) that leaves
 # register.concurrency_limit empty still take the registry lock.
 export SERIESFLOW_REGISTRY_LIMIT="$REGISTRY_LIMIT"
-mkdir -p "$SERIESFLOW_LANDING"
+case "$SERIESFLOW_LANDING" in *://*) ;; *) mkdir -p "$SERIESFLOW_LANDING" ;; esac
 
 # No network here, and none wanted: no telemetry from Prefect or the libraries it runs.
 export DO_NOT_TRACK="${DO_NOT_TRACK:-1}"

@@ -1,22 +1,19 @@
-"""The accepted history: every row that passed validation so far, and how a run commits to it.
+"""The accepted history: every row that passed validation so far.
 
 ``history.parquet`` in the workspace holds the accepted rows (schema: series_id,
 timestamp, value, covariates, label). Ingest reads it, validate merges new files
 into it, and a run that completes commits its validated rows as the new history
-and ledgers the files it took -- last, so a run that fails earlier changes nothing.
+and ledgers the files it took (``tasks/commit.py``) -- last, and journaled, so a run
+that fails or dies earlier changes nothing.
 """
 
 from __future__ import annotations
-
-import shutil
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from tasks.config import ColumnsConfig
-from tasks.io import RunDir, Workspace, atomic_path, read_parquet
-from tasks.ledger import INGESTED, LandedFile, append_ledger, ledger_rows
+from tasks.io import Workspace, read_parquet
 from tasks.schema import series_schema
 
 # The source tag of history rows in the stacked ingest table (new rows carry their file name).
@@ -33,16 +30,3 @@ def load_history(workspace: Workspace, columns: ColumnsConfig) -> pd.DataFrame:
     if not workspace.history.exists():
         return accepted_schema(columns).empty_table().to_pandas()
     return read_parquet(workspace.history)
-
-
-def commit_accepted(
-    workspace: Workspace, run: RunDir, accepted: list[LandedFile], validated: Path | None = None
-) -> None:
-    """Make the run's validated rows the accepted history and ledger the files.
-
-    Done last, so a run that fails before registering a model leaves history and
-    ledger as they were and the next run picks the same files up again.
-    """
-    with atomic_path(workspace.history) as tmp:
-        shutil.copyfile(validated or run.validated, tmp)
-    append_ledger(workspace.ledger, ledger_rows(accepted, INGESTED, run.run_id))

@@ -10,6 +10,8 @@ equalled Adam's starting rate, so it could never fire).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import sys
@@ -20,55 +22,24 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tasks.config_file import add_config_arguments, load_config_tree
+from tasks.paths import PathsConfig
+from tasks.secrets import refuse_credentials
+
+# Defined elsewhere, imported from here: the paths section, the YAML and --set plumbing.
+__all__ = [
+    "PathsConfig",
+    "PipelineConfig",
+    "add_config_arguments",
+    "load_config",
+    "load_config_tree",
+]
+
 
 class FrozenModel(BaseModel):
     """A config section: immutable, unknown keys refused."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PathsConfig(FrozenModel):
-    """Where data lands and where the pipeline keeps its state."""
-
-    workspace: str = Field(
-        "data/work",
-        description="Runtime workspace: runs/, ledger, history, quarantine/, mlflow.db.",
-    )
-    landing: str = Field(
-        "data/work/landing", description="Folder where new series files land (a local path)."
-    )
-    reports_url: str | None = Field(
-        None,
-        description="Base http URL serving the workspace's runs/ folder, so the Prefect UI "
-        "links Data Docs over http (a browser opens no file:// link). Unset: "
-        "$SERIESFLOW_REPORTS_URL (make serve sets it); neither: the path is shown instead.",
-    )
-
-    @field_validator("reports_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError(f"reports_url {value!r} must be an http(s) URL")
-        return value
-
-    @field_validator("workspace", "landing")
-    @classmethod
-    def _no_placeholder(cls, value: str) -> str:
-        if "{{" in value:
-            raise ValueError(
-                f"{value!r} still holds a template placeholder: set SERIESFLOW_WORKSPACE and "
-                "SERIESFLOW_LANDING before `prefect deploy` (make serve does)"
-            )
-        return value
-
-    def workspace_path(self) -> Path:
-        return Path(self.workspace).expanduser().resolve()
-
-    def landing_path(self) -> Path:
-        return Path(self.landing).expanduser().resolve()
-
-    def resolved_reports_url(self) -> str | None:
-        return self.reports_url or os.environ.get("SERIESFLOW_REPORTS_URL") or None
 
 
 class ColumnsConfig(FrozenModel):
@@ -95,10 +66,15 @@ class IngestConfig(FrozenModel):
         description="File types read from the landing folder.",
     )
     settle_seconds: float = Field(
-        2.0,
+        30.0,
         ge=0,
-        description="A file modified more recently than this is still being written: "
-        "it is left for the next run.",
+        description="A file is taken only when two looks at least this far apart see the same "
+        "size and modification time (writers should write NAME.part and rename it when done).",
+    )
+    second_look: bool = Field(
+        True,
+        description="A run that sees files it has not yet seen settle looks again once, "
+        "settle_seconds later, instead of leaving them for the next run.",
     )
     timezone: str = Field(
         "UTC", description="Timezone assumed for timestamps that carry no offset."
@@ -167,6 +143,18 @@ class ValidationConfig(FrozenModel):
         ge=1,
         description="Minimum rows per series. Default: enough for every split to hold "
         "at least one window (timesteps + horizon per split).",
+    )
+    outlier_max_robust_z: float | None = Field(
+        20.0,
+        gt=0,
+        description="Reject a file whose values lie further than this many robust standard "
+        "deviations (1.4826 x MAD) from the median of the series' accepted history; None: off.",
+    )
+    outlier_min_history: int = Field(
+        30,
+        ge=3,
+        description="Accepted points a series needs before the outlier check applies "
+        "(a new series is not checked).",
     )
     build_data_docs: bool = Field(True, description="Write GX Data Docs HTML into the run folder.")
 
@@ -308,12 +296,14 @@ class EvaluateConfig(FrozenModel):
 
 
 class RegisterConfig(FrozenModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
     model_name: str = Field("seriesflow-lstm", min_length=1)
     experiment: str = Field("seriesflow", min_length=1)
     tracking_uri: str | None = Field(
         None,
-        description="MLflow tracking URI. Default: $MLFLOW_TRACKING_URI, else "
-        "sqlite:///<workspace>/mlflow.db.",
+        description="MLflow tracking URI, without credentials. Default: $MLFLOW_TRACKING_URI, "
+        "else sqlite:///<workspace>/mlflow.db.",
     )
     metric: Literal["mse", "mae", "rmse", "mape", "mase"] = Field(
         "rmse", description="Metric the promotion gate compares (lower is better)."
@@ -349,6 +339,17 @@ class RegisterConfig(FrozenModel):
         "$SERIESFLOW_REGISTRY_LIMIT applies (make serve sets it for its worker).",
     )
 
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials_in_tracking_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        return refuse_credentials(
+            value,
+            "register.tracking_uri",
+            "MLFLOW_TRACKING_URI, or MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD",
+        )
+
     def resolved_concurrency_limit(self) -> str | None:
         return self.concurrency_limit or os.environ.get("SERIESFLOW_REGISTRY_LIMIT") or None
 
@@ -361,13 +362,51 @@ class RegisterConfig(FrozenModel):
         return f"sqlite:///{workspace / 'mlflow.db'}"
 
 
+class RetentionConfig(FrozenModel):
+    """What the workspace keeps: landed files after ingest, and how many run folders."""
+
+    landed: Literal["archive", "keep", "delete"] = Field(
+        "archive",
+        description="Files accepted into history: archive (move to <workspace>/archive/<date>/), "
+        "keep (leave them in landing; the ledger remembers them) or delete.",
+    )
+    keep_runs: int = Field(
+        20,
+        ge=1,
+        description="Run folders kept (the newest); the champion's is never deleted.",
+    )
+
+
+class RunConfig(FrozenModel):
+    """How this run behaves towards other runs and earlier versions."""
+
+    wait_for_workspace: bool = Field(
+        True,
+        description="Another run holds the workspace: wait for it (true) or end skipped, "
+        "'workspace busy' (false; the CLI's --no-wait).",
+    )
+    force: bool = Field(
+        False,
+        description="Train and register even when a version was already trained on the same "
+        "data with the same settings (default: reuse that version's decision).",
+    )
+
+
 # The stage is called "register"; pydantic notes that BaseModel's metaclass (ABCMeta) has a
 # classmethod of that name. Instances never use ABCMeta.register, so the shadowing is harmless.
 warnings.filterwarnings("ignore", message='Field name "register" in "PipelineConfig" shadows')
 
 
+# The sections (and register settings) that make two runs on the same data the same model.
+MODEL_SECTIONS = ("columns", "split", "window", "train", "evaluate", "register")
+REGISTRY_LOCATION = ("tracking_uri", "concurrency_limit")
+
+
 class PipelineConfig(FrozenModel):
     """Everything a retrain run needs; the Prefect UI form and the YAML mirror it."""
+
+    # errors name the setting and the problem, never echo a value (it may be a password)
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     paths: PathsConfig = Field(default_factory=PathsConfig)
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
@@ -379,6 +418,8 @@ class PipelineConfig(FrozenModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     register: RegisterConfig = Field(default_factory=RegisterConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
 
     def min_points(self) -> int:
         """Rows a series needs so that train, val and test each hold a window."""
@@ -401,37 +442,13 @@ class PipelineConfig(FrozenModel):
         """Plain JSON-able dict, keyed like the YAML file."""
         return self.model_dump(mode="json")
 
-
-def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    keys = dotted.split(".")
-    node = tree
-    for key in keys[:-1]:
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise ValueError(f"--set {dotted}: '{key}' is not a section")
-        node = child
-    node[keys[-1]] = value
-
-
-def load_config_tree(path: str | Path | None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """A YAML file's mapping (optional) with ``key.sub=value`` overrides applied.
-
-    Values are parsed as YAML scalars, so ``train.epochs=5`` is an int and
-    ``columns.covariates=[temp]`` a list.
-    """
-    tree: dict[str, Any] = {}
-    if path is not None:
-        text = Path(path).read_text(encoding="utf-8")
-        loaded = yaml.safe_load(text) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: the config file must hold a mapping at the top level")
-        tree = loaded
-    for item in overrides or []:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r}: expected key=value, e.g. train.epochs=5")
-        key, raw = item.split("=", 1)
-        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
-    return tree
+    def training_key(self) -> str:
+        """A hash of the settings that shape a model and its gate, given the data: not where
+        files are, how they are read or checked, what is kept, nor where the registry is."""
+        tree = self.dump()
+        kept = {name: tree[name] for name in MODEL_SECTIONS}
+        kept["register"] = {k: v for k, v in kept["register"].items() if k not in REGISTRY_LOCATION}
+        return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
 def load_config(
@@ -439,19 +456,6 @@ def load_config(
 ) -> PipelineConfig:
     """Read a YAML config (optional) and apply ``key.sub=value`` overrides."""
     return PipelineConfig.model_validate(load_config_tree(path, overrides))
-
-
-def add_config_arguments(parser: Any, example: str = "train.epochs=5") -> None:
-    """The ``--config FILE`` and repeatable ``--set KEY=VALUE`` options every CLI shares."""
-    parser.add_argument("--config", help="YAML file mirroring PipelineConfig")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"override a setting, e.g. {example}",
-    )
 
 
 DEFAULT_YAML_HEADER = """\

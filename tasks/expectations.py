@@ -20,10 +20,18 @@ from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
 from tasks.datadocs import make_offline
 from tasks.errors import CheckFailure, example_rows
 from tasks.frequency import Frequency, best_grid, steps_found
-from tasks.schema import LABEL, SERIES_ID, TIMESTAMP, VALUE
+from tasks.schema import (
+    LABEL,
+    MAX_SERIES_ID_LENGTH,
+    RESERVED_SERIES_IDS,
+    SERIES_ID,
+    TIMESTAMP,
+    VALUE,
+)
 
-# The largest float: anything beyond (inf) is not a measurement.
-_FINITE = float(np.finfo(np.float64).max)
+# The model computes in float32: a value beyond its finite range becomes inf in training
+# (and would stay in the accepted history for good), so no file may carry one.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # Derived row column: True where a timestamp follows the previous one of its series.
 IN_TIME_ORDER = "in_time_order"
@@ -136,11 +144,24 @@ def row_suite(suite: Any, columns: ColumnsConfig, cfg: ValidationConfig) -> Any:
     import great_expectations as gx
 
     e = gx.expectations
-    low = -_FINITE if cfg.value_min is None else cfg.value_min
-    high = _FINITE if cfg.value_max is None else cfg.value_max
+    low = -FLOAT32_MAX if cfg.value_min is None else max(cfg.value_min, -FLOAT32_MAX)
+    high = FLOAT32_MAX if cfg.value_max is None else min(cfg.value_max, FLOAT32_MAX)
     for column in (SERIES_ID, TIMESTAMP, VALUE, *columns.covariates):
         suite.add_expectation(e.ExpectColumnToExist(column=column))
     suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=SERIES_ID, type_="str"))
+    # Ids end up in metrics tables (where "__all__" is the pooled row), MLflow keys and
+    # file names: reserved, empty, very long or control-character ids are refused.
+    suite.add_expectation(
+        e.ExpectColumnValuesToNotBeInSet(column=SERIES_ID, value_set=list(RESERVED_SERIES_IDS))
+    )
+    suite.add_expectation(
+        e.ExpectColumnValueLengthsToBeBetween(
+            column=SERIES_ID, min_value=1, max_value=MAX_SERIES_ID_LENGTH
+        )
+    )
+    suite.add_expectation(
+        e.ExpectColumnValuesToNotMatchRegex(column=SERIES_ID, regex=r"[\x00-\x1f\x7f]")
+    )
     suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=TIMESTAMP, type_="Timestamp"))
     for column in (VALUE, *columns.covariates):
         suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=column, type_="float64"))
@@ -160,7 +181,9 @@ def row_suite(suite: Any, columns: ColumnsConfig, cfg: ValidationConfig) -> Any:
     for column in columns.covariates:
         suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=column))
         suite.add_expectation(
-            e.ExpectColumnValuesToBeBetween(column=column, min_value=-_FINITE, max_value=_FINITE)
+            e.ExpectColumnValuesToBeBetween(
+                column=column, min_value=-FLOAT32_MAX, max_value=FLOAT32_MAX
+            )
         )
     suite.add_expectation(e.ExpectCompoundColumnsToBeUnique(column_list=[SERIES_ID, TIMESTAMP]))
     suite.add_expectation(e.ExpectColumnValuesToBeInSet(column=IN_TIME_ORDER, value_set=[True]))
@@ -188,7 +211,15 @@ _MESSAGES = {
     "expect_column_to_exist": "the column is missing",
     "expect_column_values_to_be_of_type": "the column has the wrong type",
     "expect_column_values_to_not_be_null": "missing values",
-    "expect_column_values_to_be_between": "values outside the allowed range (or not finite)",
+    "expect_column_values_to_be_between": "values outside the allowed range (value_min/value_max "
+    "when set, and always float32's finite range, +-3.4e38, which the model computes in) or "
+    "not finite",
+    "expect_column_values_to_not_be_in_set": "a reserved series id "
+    f"({', '.join(RESERVED_SERIES_IDS)} names the pooled row of every metrics table); "
+    "rename the series",
+    "expect_column_value_lengths_to_be_between": "empty series ids, or longer than "
+    f"{MAX_SERIES_ID_LENGTH} characters",
+    "expect_column_values_to_not_match_regex": "series ids with control characters",
     "expect_compound_columns_to_be_unique": "a series_id+timestamp appears twice",
     "expect_column_values_to_be_in_set": "timestamps go backwards within a series",
 }
@@ -318,3 +349,42 @@ def check_merged(
         "train, val and test each hold a window (timesteps + horizon); see n_points"
     )
     return run_suite(session, "series", profile, suite, file, messages={N_POINTS: short})
+
+
+def robust_outliers(
+    rows: pd.DataFrame, accepted: pd.DataFrame, file: str, cfg: ValidationConfig
+) -> CheckFailure | None:
+    """Values absurd for their series: further than ``cfg.outlier_max_robust_z`` robust
+    standard deviations (1.4826 x the median absolute deviation) from the median of the
+    series' accepted values. Series with fewer than ``cfg.outlier_min_history`` accepted
+    points (a new series) are not checked. Robust: the check is not fooled by the very
+    outliers it looks for, as a mean and SD would be."""
+    limit = cfg.outlier_max_robust_z
+    if limit is None or not len(accepted) or not len(rows):
+        return None
+    history = accepted[[SERIES_ID, VALUE]].dropna()
+    by_series = history.groupby(SERIES_ID)[VALUE]
+    median = by_series.median()
+    deviation = (history[VALUE] - history[SERIES_ID].map(median)).abs()
+    mad = deviation.groupby(history[SERIES_ID]).median()
+    # A series that is mostly one value has MAD 0: fall back to the mean absolute deviation.
+    scale = (1.4826 * mad).where(mad > 0, 1.2533 * deviation.groupby(history[SERIES_ID]).mean())
+    checked = (by_series.size() >= cfg.outlier_min_history) & (scale > 0)
+    center = rows[SERIES_ID].map(median[checked])
+    spread = rows[SERIES_ID].map(scale[checked])
+    z = ((rows[VALUE] - center).abs() / spread).astype("float64")
+    outliers = (z > limit).fillna(False).astype(bool)
+    if not outliers.any():
+        return None
+    first = rows[outliers].iloc[0]
+    sid = first[SERIES_ID]
+    return CheckFailure(
+        file,
+        "robust_outlier",
+        VALUE,
+        f"values more than {limit:g} robust SDs from their series' accepted median (series "
+        f"{sid!r}: median {median[sid]:.6g}, robust SD {scale[sid]:.6g}); if the level really "
+        "changed, raise validation.outlier_max_robust_z (or set it to null)",
+        int(outliers.sum()),
+        example_rows(rows, outliers),
+    )

@@ -10,6 +10,7 @@ file has passed its own checks, so a rejected file never touches accepted rows.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -21,8 +22,9 @@ from prefect.cache_policies import NO_CACHE
 from tasks.accepted import HISTORY_SOURCE, accepted_schema, load_history
 from tasks.config import ColumnsConfig, IngestConfig
 from tasks.errors import CheckFailure, DataRejected, example_rows
-from tasks.io import RunDir, Workspace, write_parquet
-from tasks.ledger import find_new, landing_files, load_ledger, scan_landing
+from tasks.io import RunDir, Workspace, sha256_file, write_parquet
+from tasks.landing import SPECIAL, SYMLINK, Landing
+from tasks.ledger import UNREADABLE, LandedFile, find_new, load_ledger, settle
 from tasks.results import IngestResult
 from tasks.runtime import stage_logger
 from tasks.schema import (
@@ -33,6 +35,7 @@ from tasks.schema import (
     TIMESTAMP,
     VALUE,
 )
+from tasks.secrets import redact_text
 
 # An explicit UTC offset or "Z" after a clock time ("2026-01-01" alone has none).
 _OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.I)
@@ -89,7 +92,13 @@ def _read_raw(path: Path, name: str) -> pd.DataFrame:
                 None,
                 f"not a readable Parquet file ({exc}); it may be truncated or still being copied",
             ) from exc
-    raise AssertionError(f"unreachable: {suffix}")  # extensions are checked by the caller
+    raise _reject(
+        name,
+        "file_readable",
+        None,
+        f"'{suffix}' is in ingest.extensions, but the reader knows only .csv, .parquet and "
+        ".pq; rename the file to its format's extension, or drop the type from the list",
+    )
 
 
 def _parse_timestamps(raw: pd.Series, tz: str, name: str, frame: pd.DataFrame) -> pd.Series:
@@ -228,23 +237,32 @@ def stack_with_history(history: pd.DataFrame, new: list[tuple[str, pd.DataFrame]
     return pd.concat(parts, ignore_index=True)
 
 
+def unreadable(landed: LandedFile, why: str) -> list[dict]:
+    """The failure record of a file that could not be read at all (never its content)."""
+    return [CheckFailure(landed.name, "file_readable", None, why).to_dict()]
+
+
 @task(name="ingest", cache_policy=NO_CACHE)
 def ingest(
-    workspace_root: Path, run: RunDir, landing: Path, columns: ColumnsConfig, cfg: IngestConfig
+    workspace_root: Path, run: RunDir, landing: str, columns: ColumnsConfig, cfg: IngestConfig
 ) -> IngestResult:
-    """Read every new (by content hash) settled file in ``landing``."""
+    """Read every new (by content hash) settled file in ``landing`` (a folder or a URL).
+
+    Each file is read on its own: whatever goes wrong with one (unreadable, unknown
+    format, a link, a read error) becomes that file's failure and the others go on.
+    """
     logger = stage_logger()
     workspace = Workspace(workspace_root)
-    landed = scan_landing(landing, cfg.settle_seconds)
-    new = find_new(landed, load_ledger(workspace.ledger))
-    logger.info("Landing folder %s: %d file(s), %d new", landing, len(landed), len(new))
-    settled = {f.name for f in landed}
-    waiting = sorted(p.name for p in landing_files(landing) if p.name not in settled)
-    if waiting:
+    place = Landing(landing)
+    ledger = load_ledger(workspace.ledger)
+    scan = settle(place, cfg.settle_seconds, workspace.looks, ledger, cfg.second_look, logger.info)
+    new = find_new(scan.files, ledger)
+    logger.info("Landing %s: %d file(s), %d new", place.display, len(scan.files), len(new))
+    if scan.waiting:
         logger.info(
-            "Still being written (modified < %ss ago), left for the next run: %s",
+            "Not settled yet (changed, or first seen, within %ss), left for the next run: %s",
             cfg.settle_seconds,
-            waiting,
+            scan.waiting,
         )
     history = load_history(workspace, columns)
     if not new and not (cfg.retrain_without_new_data and len(history)):
@@ -255,18 +273,45 @@ def ingest(
             len(history),
         )
 
-    frames, failures = [], {}
+    frames, failures, taken = [], {}, []
     for landed_file in new:
+        if landed_file.kind in (SYMLINK, SPECIAL):
+            what = "a symlink" if landed_file.kind == SYMLINK else "not a regular file"
+            failures[landed_file.sha256] = unreadable(
+                landed_file,
+                f"{what}: never followed or read (put the file itself in the landing folder)",
+            )
+            taken.append(landed_file)
+            continue
+        if landed_file.kind == UNREADABLE:
+            failures[landed_file.sha256] = unreadable(landed_file, str(landed_file.error))
+            taken.append(landed_file)
+            continue
         try:
-            frame = read_series_file(landed_file.path, columns, cfg)
+            local = place.fetch(landed_file.name, run.root / "00_landed" / landed_file.name)
+            if place.remote and sha256_file(local) != landed_file.sha256:
+                logger.info(
+                    "%s changed since it was listed: left for the next run", landed_file.name
+                )
+                continue
+            landed_file = replace(landed_file, path=local)
+            frame = read_series_file(local, columns, cfg, landed_file.name)
         except DataRejected as exc:
             logger.warning("Rejected on read: %s", exc)
             failures[landed_file.sha256] = [f.to_dict() for f in exc.failures]
+            taken.append(landed_file)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one file's error must not stop the others
+            why = f"could not read the file: {type(exc).__name__}: {redact_text(str(exc))}"
+            logger.warning("Rejected on read: %s: %s", landed_file.name, why)
+            failures[landed_file.sha256] = unreadable(landed_file, why)
+            taken.append(landed_file)
             continue
         logger.info(
             "Read %s: %d rows, %d series", landed_file.name, len(frame), frame[SERIES_ID].nunique()
         )
         frames.append((landed_file.name, frame))
+        taken.append(landed_file)
 
     stacked = stack_with_history(history, frames)
     schema = (
@@ -276,5 +321,5 @@ def ingest(
     )
     write_parquet(stacked, run.ingested, schema)
     return IngestResult(
-        path=run.ingested, new_files=new, read_failures=failures, history_rows=len(history)
+        path=run.ingested, new_files=taken, read_failures=failures, history_rows=len(history)
     )

@@ -36,17 +36,37 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename in ``folder`` durable (the directory entry itself is data)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_path(final: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it into place on success."""
+def atomic_path(
+    final: str | Path, prefix: str = TMP_PREFIX, durable: bool = True
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it into place on success.
+
+    ``durable``: the bytes are fsynced before the rename and the folder after it, so after
+    a power cut the file is either the old one or the new one, never empty or torn.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=final.suffix, dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=final.suffix, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if durable:
+            with open(tmp_path, "rb+") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp_path, final)
+        if durable:
+            fsync_dir(final.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -110,6 +130,26 @@ class Workspace:
     @property
     def quarantine(self) -> Path:
         return self.root / "quarantine"
+
+    @property
+    def archive(self) -> Path:
+        """Landed files accepted into history (``retention.landed: archive``), by date."""
+        return self.root / "archive"
+
+    @property
+    def looks(self) -> Path:
+        """The last look at each landed file (settling across polls, the hash memo)."""
+        return self.root / "landing_looks.json"
+
+    @property
+    def journal(self) -> Path:
+        """The commit in progress, if any (``tasks/commit.py``)."""
+        return self.root / "commit.json"
+
+    @property
+    def lock(self) -> Path:
+        """The workspace's writer lock (``tasks/lock.py``)."""
+        return self.root / "workspace.lock"
 
     def new_run(self, run_id: str | None = None) -> RunDir:
         run = RunDir(self.runs / (run_id or new_run_id()))

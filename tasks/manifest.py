@@ -44,6 +44,7 @@ class Manifest:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     outcome: dict[str, Any] = field(default_factory=dict)
+    registry: str | None = None  # the tracking URI, credentials masked
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -61,6 +62,7 @@ class Manifest:
             "finished_at": utcnow().isoformat(),
             "inputs": self.inputs,
             "config": self.config,
+            "registry": self.registry,
             "versions": package_versions(),
             "timings_seconds": self.timings,
             "outcome": self.outcome,

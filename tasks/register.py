@@ -1,9 +1,11 @@
-"""Register: log the run to MLflow, add a model version, move ``champion`` if earned.
+"""Register: log the run to MLflow and add a model version, decided by the gate.
 
 Every version is registered; the promotion gate (``tasks/gate.py``) decides
-whether the ``champion`` alias moves to it. The rule that decided, the reason
+whether the ``champion`` alias is to move to it. The rule that decided, the reason
 and every rule's outcome are written to ``gate.json``, logged as tags and
-artifacts, and returned.
+artifacts, and returned. The alias itself moves only after the run's data is
+committed (``tasks/commit.py``): register records each step in the commit journal
+and leaves the version tagged ``seriesflow.commit=pending``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,19 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks.commit import REGISTERED, REGISTERING
+from tasks.commit import update as journal
 from tasks.config import PipelineConfig
+from tasks.faults import fault_point
 from tasks.gate import Decision, decide
-from tasks.io import RunDir, read_parquet, write_json
+from tasks.io import RunDir, Workspace, read_parquet, write_json
 from tasks.registry import (
-    CHAMPION_ALIAS,
+    PENDING,
+    TAG_COMMIT,
+    TAG_INPUT_KEY,
+    TAG_RUN_DIR,
+    TAG_RUN_ID,
+    TAG_WORKSPACE,
     champion_version,
     epoch_steps,
     finite,
@@ -59,7 +69,7 @@ def register(
         write_json(manifest, run.manifest)
         version, run_id = _log_version(run, config, evaluation, decision)
 
-    verb = "promoted to champion" if decision.promote else "registered, not promoted"
+    verb = "registered, to be promoted" if decision.promote else "registered, not promoted"
     logger.info("%s v%s %s: %s", cfg.model_name, version, verb, decision.reason)
     _report(decision, cfg.model_name, version, verb)
     return Registration(
@@ -77,11 +87,27 @@ def register(
 def _log_version(
     run: RunDir, config: PipelineConfig, evaluation: EvaluationResult, decision: Decision
 ) -> tuple[str, str]:
-    """One MLflow run with params, metrics and artifacts; a new model version; the alias."""
+    """One MLflow run with params, metrics and artifacts; a new model version, no alias."""
     mlflow = mlflow_module()
     cfg = config.register
+    workspace = Workspace(config.paths.workspace_path())
     with mlflow.start_run(run_name=run.run_id) as active:
-        mlflow.set_tags({"seriesflow.run_id": run.run_id, "seriesflow.run_dir": str(run.root)})
+        mlflow.set_tags(
+            {
+                TAG_RUN_ID: run.run_id,
+                TAG_RUN_DIR: str(run.root),
+                TAG_WORKSPACE: str(workspace.root),
+            }
+        )
+        started = journal(
+            workspace,
+            state=REGISTERING,
+            mlflow_run_id=active.info.run_id,
+            promote=decision.promote,
+            rule=decision.rule,
+            reason=decision.reason,
+        )
+        fault_point("register:started")
         params = flatten("", config.dump(), {})
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         for name, values in evaluation.scores.items():
@@ -110,12 +136,19 @@ def _log_version(
             pip_requirements=pip_requirements(),
         )
         version = str(info.registered_model_version)
+        fault_point("register:versioned")
         client = mlflow.MlflowClient()
-        client.set_model_version_tag(cfg.model_name, version, "promoted", str(decision.promote))
-        client.set_model_version_tag(cfg.model_name, version, "gate_rule", decision.rule)
-        client.set_model_version_tag(cfg.model_name, version, "gate_reason", decision.reason)
-        if decision.promote:
-            client.set_registered_model_alias(cfg.model_name, CHAMPION_ALIAS, version)
+        tags = {
+            "promoted": str(decision.promote),
+            "gate_rule": decision.rule,
+            "gate_reason": decision.reason,
+            TAG_INPUT_KEY: started["input_key"],
+            TAG_RUN_ID: run.run_id,
+            TAG_COMMIT: PENDING,  # "done" once the data is committed (tasks/commit.py)
+        }
+        for key, value in tags.items():
+            client.set_model_version_tag(cfg.model_name, version, key, value)
+        journal(workspace, state=REGISTERED, version=version)
         mlflow.set_tags({"promoted": str(decision.promote), "gate_reason": decision.reason})
         return version, active.info.run_id
 

@@ -8,7 +8,9 @@ loads them).
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -17,10 +19,20 @@ from typing import Any
 import pandas as pd
 
 from tasks.io import read_json
+from tasks.secrets import has_credentials
 
 CHAMPION_ALIAS = "champion"
 SCALER_ARTIFACT = "scaler.json"
 CONFIG_ARTIFACT = "config.json"
+
+# Tags that tie MLflow to the workspace and to the commit protocol (tasks/commit.py).
+TAG_RUN_ID = "seriesflow.run_id"  # the run folder's name
+TAG_RUN_DIR = "seriesflow.run_dir"
+TAG_WORKSPACE = "seriesflow.workspace"
+TAG_INPUT_KEY = "seriesflow.input_key"  # the data + settings a version was trained on
+TAG_COMMIT = "seriesflow.commit"  # pending | done: is the version's data in history?
+TAG_ORPHAN = "seriesflow.orphan"  # why a run or version was left behind by a crash
+PENDING, DONE = "pending", "done"
 
 
 def mlflow_module() -> Any:
@@ -37,6 +49,9 @@ def use_tracking(uri: str, experiment: str, workspace: Path) -> str:
     default would be ./mlruns in whatever folder the run started from).
     """
     mlflow = mlflow_module()
+    if has_credentials(uri):
+        # MLflow prints "View run at <uri>/#/..." after each run: the password with it
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
@@ -83,8 +98,13 @@ def flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
 
 
 def metric_key(text: str) -> str:
-    """MLflow keys take letters, digits and ``_-. /``: anything else becomes ``_``."""
-    return re.sub(r"[^\w\-. /]", "_", text)
+    """A series id as a safe part of an MLflow key: letters, digits and ``_-. `` only (no
+    ``/``, so no path tricks), at most 120 characters; an id that had to change gets a short
+    hash of itself, so two ids never share a key."""
+    safe = re.sub(r"[^\w\-. ]", "_", text).strip() or "_"
+    if safe == text and len(text) <= 120 and text not in (".", ".."):
+        return text
+    return f"{safe[:100]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def epoch_steps(epochs: pd.DataFrame, series_column: str) -> list[tuple[int, dict[str, float]]]:
@@ -112,3 +132,80 @@ def pip_requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{pkg}=={version(pkg)}" for pkg in ("tensorflow-cpu", "keras", "numpy")]
+
+
+# --------------------------------------------------------------------------- the commit protocol
+
+
+def champion_run_folder(model_name: str) -> str | None:
+    """The run folder name (run id) of the champion, if there is one."""
+    version = champion_version(model_name)
+    if version is None:
+        return None
+    tags = version.tags or {}
+    if TAG_RUN_ID in tags:
+        return tags[TAG_RUN_ID]
+    return mlflow_module().MlflowClient().get_run(version.run_id).data.tags.get(TAG_RUN_ID)
+
+
+def set_champion(model_name: str, version: str) -> None:
+    mlflow_module().MlflowClient().set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+
+
+def tag_version(model_name: str, version: str, tags: dict[str, str]) -> None:
+    client = mlflow_module().MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+
+
+def versions_of_run(model_name: str, mlflow_run_id: str) -> list[str]:
+    """The versions of ``model_name`` that MLflow run logged (a crash may have left one)."""
+    client = mlflow_module().MlflowClient()
+    found = client.search_model_versions(f"name='{model_name}' and run_id='{mlflow_run_id}'")
+    return sorted((str(v.version) for v in found), key=int)
+
+
+def all_versions(model_name: str) -> list[Any]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = mlflow_module().MlflowClient().search_model_versions(f"name='{model_name}'")
+    except MlflowException:
+        return []
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def version_for_inputs(model_name: str, input_key: str) -> Any | None:
+    """The committed version trained on exactly these inputs and settings, if any."""
+    for version in all_versions(model_name):
+        tags = version.tags or {}
+        same = tags.get(TAG_INPUT_KEY) == input_key and not tags.get(TAG_ORPHAN)
+        if same and tags.get(TAG_COMMIT, DONE) == DONE:
+            return version
+    return None
+
+
+def end_run(mlflow_run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+    """Set a run's final status (FINISHED / FAILED), with tags saying why."""
+    client = mlflow_module().MlflowClient()
+    for key, value in (tags or {}).items():
+        client.set_tag(mlflow_run_id, key, value)
+    client.set_terminated(mlflow_run_id, status)
+
+
+def run_status(mlflow_run_id: str) -> str:
+    return mlflow_module().MlflowClient().get_run(mlflow_run_id).info.status
+
+
+def running_runs(workspace: Path) -> list[str]:
+    """Runs this workspace's retrains started that are still RUNNING (under the workspace
+    lock, none of them can still be alive: each is a crashed run's)."""
+    client = mlflow_module().MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    found = client.search_runs(
+        experiments,
+        f"attributes.status = 'RUNNING' and tags.`{TAG_WORKSPACE}` = '{workspace}'",
+    )
+    return [r.info.run_id for r in found]

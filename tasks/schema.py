@@ -89,9 +89,16 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("name", pa.string(), nullable=False),
         pa.field("sha256", pa.string(), nullable=False),
         pa.field("bytes", pa.int64(), nullable=False),
-        pa.field("status", pa.string(), nullable=False),  # ingested | rejected
+        pa.field("status", pa.string(), nullable=False),  # ingested | rejected | failed
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("recorded_at", TIMESTAMP_TYPE, nullable=False),
         pa.field("reason", pa.string()),
+        # with name and bytes, the hash memo's key: a file unchanged since is not read again
+        pa.field("mtime_ns", pa.int64()),
     ]
 )
+
+# Series ids the pipeline itself uses in its tables: a series may not be called so.
+RESERVED_SERIES_IDS = (ALL_SERIES,)
+# Longest series id: ids end up in MLflow keys (250 characters at most) and file names.
+MAX_SERIES_ID_LENGTH = 200

@@ -31,7 +31,14 @@ from tasks.champion import champion_reference
 from tasks.config import PipelineConfig
 from tasks.drift import DRIFT_COLUMNS, drift_failure, drift_table
 from tasks.errors import CheckFailure, DataRejected, example_rows
-from tasks.expectations import CheckReport, GxSession, check_file, check_merged
+from tasks.expectations import (
+    CheckReport,
+    FileVerdict,
+    GxSession,
+    check_file,
+    check_merged,
+    robust_outliers,
+)
 from tasks.io import RunDir, Workspace, read_parquet, write_json, write_parquet
 from tasks.quarantine import quarantine_files
 from tasks.results import IngestResult, ValidateResult
@@ -109,6 +116,40 @@ class Arrival:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=DRIFT_COLUMNS)
 
 
+def check_one_file(
+    arrival: Arrival,
+    rows: pd.DataFrame,
+    file: str,
+    config: PipelineConfig,
+    session: GxSession,
+    reference: dict[str, dict[str, float]] | None,
+) -> tuple[FileVerdict, pd.DataFrame | None]:
+    """One file's checks, in order; the merged rows if it passes."""
+    cfg = config.validation
+    verdict = check_file(session, rows, file, config.columns, cfg)
+    if verdict.ok:
+        outliers = robust_outliers(rows, arrival.merged, file, cfg)
+        if outliers is not None:
+            verdict.failures.append(outliers)
+    if verdict.ok and reference and cfg.drift != "off":
+        table = drift_table(rows, reference, file, cfg)
+        arrival.drift.append(table)
+        failure = drift_failure(table, file, cfg)
+        if failure is not None and cfg.drift == "reject":
+            verdict.failures.append(failure)
+    if not verdict.ok:
+        return verdict, None
+    candidate, merge_failures = merge_file(arrival.merged, rows, file, cfg.allow_history_revisions)
+    verdict.failures.extend(merge_failures)
+    if verdict.ok:
+        series_verdict = check_merged(
+            session, candidate, file, config, touched=set(rows[SERIES_ID])
+        )
+        verdict.failures.extend(series_verdict.failures)
+        verdict.reports.extend(series_verdict.reports)
+    return verdict, candidate
+
+
 def validate_arrival(
     stacked: pd.DataFrame,
     files: list[str],
@@ -124,7 +165,7 @@ def validate_arrival(
     suite on the merged rows of the series the file touches.
     """
     session = session or GxSession()
-    columns, cfg = config.columns, config.validation
+    cfg = config.validation
     keep = [c for c in stacked.columns if c not in (SOURCE_FILE, SOURCE_ROW)]
     accepted = stacked.loc[stacked[SOURCE_FILE] == history_source, keep].reset_index(drop=True)
     arrival = Arrival(merged=accepted)
@@ -132,24 +173,14 @@ def validate_arrival(
         part = stacked[stacked[SOURCE_FILE] == file]
         # index rows by their place in the file, so example rows point at the line to fix
         rows = part[keep].set_axis(part[SOURCE_ROW].to_numpy(), axis=0)
-        verdict = check_file(session, rows, file, columns, cfg)
-        if verdict.ok and reference and cfg.drift != "off":
-            table = drift_table(rows, reference, file, cfg)
-            arrival.drift.append(table)
-            failure = drift_failure(table, file, cfg)
-            if failure is not None and cfg.drift == "reject":
-                verdict.failures.append(failure)
-        if verdict.ok:
-            candidate, merge_failures = merge_file(
-                arrival.merged, rows, file, cfg.allow_history_revisions
+        try:
+            verdict, candidate = check_one_file(arrival, rows, file, config, session, reference)
+        except Exception as exc:  # noqa: BLE001 - one file's error must not stop the others
+            why = f"the checks could not run on this file: {type(exc).__name__}: {exc}"
+            verdict, candidate = (
+                FileVerdict(file, [CheckFailure(file, "checks_ran", None, why)]),
+                None,
             )
-            verdict.failures.extend(merge_failures)
-            if verdict.ok:
-                series_verdict = check_merged(
-                    session, candidate, file, config, touched=set(rows[SERIES_ID])
-                )
-                verdict.failures.extend(series_verdict.failures)
-                verdict.reports.extend(series_verdict.reports)
         arrival.reports[file] = verdict.reports
         if verdict.ok:
             arrival.merged = candidate
@@ -236,7 +267,10 @@ def validate(
             logger.error("%s", failure.describe())
     rejected = quarantine_files(workspace, ingested.new_files, failures, run.run_id)
     for item in rejected:
-        logger.warning("Quarantined %s -> %s", item["name"], item["quarantined_to"])
+        if item["quarantined_to"]:
+            logger.warning("Quarantined %s -> %s", item["name"], item["quarantined_to"])
+        else:
+            logger.warning("Rejected %s (left in place): %s", item["name"], item["error"] or "")
     report = report_rows(arrival.reports)
     write_json(
         {

@@ -148,3 +148,39 @@ def identity_scaler(windows, method: str = "minmax"):
         each(""),
         method=method,
     )
+
+
+def zigzag_frame(
+    series: tuple[str, ...] = ("a", "b"), n: int = 120, start: int = 0
+) -> pd.DataFrame:
+    """Series that flip up and down every step: any model that has seen them beats the naive
+    (last value) and an odd-season seasonal-naive forecast, even after one epoch -- so crash
+    tests can train for one epoch and still have a model the gate promotes."""
+    parts = []
+    for k, sid in enumerate(series):
+        idx = np.arange(start, start + n)
+        rng = np.random.default_rng([7, k])
+        noise = rng.standard_normal(start + n)[start:]
+        value = 20.0 * (k + 1) + 5.0 * np.where(idx % 2 == 0, 1.0, -1.0) + 0.05 * noise
+        parts.append(
+            pd.DataFrame(
+                {
+                    "series_id": sid,
+                    "timestamp": START + pd.to_timedelta(idx, unit="h"),
+                    "value": value,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def crash_config(workspace: Path, landing: Path, **sections: dict[str, Any]) -> PipelineConfig:
+    """tiny_config for crash and concurrency tests: one epoch on zigzag data, season 3."""
+    tree: dict[str, Any] = {
+        "train": {"epochs": 1},
+        "evaluate": {"make_plots": False, "season_length": 3},
+        "validation": {"build_data_docs": False},
+    }
+    for name, values in sections.items():
+        tree.setdefault(name, {}).update(values)
+    return tiny_config(workspace, landing, **tree)

@@ -82,18 +82,24 @@ def write_base(folder: Path) -> list[Path]:
     return [csv_path, parquet_path]
 
 
-_CHUNK = re.compile(r"^chunk_(\d{4})\.csv$")
+_CHUNK = re.compile(r"^(?:[0-9a-f]{12}-)?chunk_(\d{4})\.csv$")
 
 
-def next_chunk_number(landing: Path) -> int:
-    numbers = [int(m.group(1)) for p in landing.glob("chunk_*.csv") if (m := _CHUNK.match(p.name))]
+def next_chunk_number(landing: Path, archive: Path | None = None) -> int:
+    """One more than the last chunk in landing or (once ingested) in the archive."""
+    paths = list(landing.glob("chunk_*.csv"))
+    if archive is not None:
+        paths += archive.glob("*/*chunk_*.csv")
+    numbers = [int(m.group(1)) for p in paths if (m := _CHUNK.match(p.name))]
     return max(numbers, default=0) + 1
 
 
-def write_chunk(landing: Path, number: int | None = None, hours: int = CHUNK_HOURS) -> Path:
+def write_chunk(
+    landing: Path, number: int | None = None, hours: int = CHUNK_HOURS, archive: Path | None = None
+) -> Path:
     """Chunk k holds hours [BASE + (k-1)*hours, BASE + k*hours) of every series."""
     landing.mkdir(parents=True, exist_ok=True)
-    number = number or next_chunk_number(landing)
+    number = number or next_chunk_number(landing, archive)
     start = BASE_HOURS + (number - 1) * hours
     path = landing / f"chunk_{number:04d}.csv"
     _write_csv(frame_for(tuple(SERIES), start, start + hours), path)
@@ -103,12 +109,15 @@ def write_chunk(landing: Path, number: int | None = None, hours: int = CHUNK_HOU
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--next-chunk", action="store_true", help="write the next chunk")
-    parser.add_argument("--landing", default="data/work/landing", help="landing folder")
+    parser.add_argument("--landing", default="data/landing", help="landing folder")
+    parser.add_argument(
+        "--archive", default="data/work/archive", help="where ingested files are archived"
+    )
     parser.add_argument("--hours", type=int, default=CHUNK_HOURS, help="hours per chunk")
     parser.add_argument("--out", default=str(HERE), help="folder for the base sample")
     args = parser.parse_args()
     if args.next_chunk:
-        print(write_chunk(Path(args.landing), hours=args.hours))
+        print(write_chunk(Path(args.landing), hours=args.hours, archive=Path(args.archive)))
     else:
         for path in write_base(Path(args.out)):
             print(path)

@@ -8,6 +8,7 @@ exactly as before; no temporary or half-written Parquet file is left anywhere.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -160,6 +161,22 @@ CASES = [
         "n_points",
     ),
     (
+        # the pooled row of every metrics table is "__all__": a series of that name would
+        # share its id and decide the gate
+        "reserved_series_id",
+        "all.csv",
+        _csv(series_frame(series=("__all__",), n=BASE_N, period=PERIOD)),
+        "expect_column_values_to_not_be_in_set",
+        "series_id",
+    ),
+    (
+        "series_id_too_long",
+        "long.csv",
+        _csv(series_frame(series=("x" * 300,), n=BASE_N, period=PERIOD)),
+        "expect_column_value_lengths_to_be_between",
+        "series_id",
+    ),
+    (
         "constant_series",
         "flat.csv",
         _csv(series_frame(series=("flat",), n=300, period=PERIOD).assign(value=5.0)),
@@ -254,7 +271,113 @@ def test_good_file_next_to_bad_file_trains_on_the_good_one(trained):
     assert result["new_files"] == ["good.csv"] and result["rejected_files"] == ["bad.csv"]
     assert result["rows"] == history_rows + 96
     assert pq.read_metadata(workspace.history).num_rows == history_rows + 96
-    assert not (landing / "bad.csv").exists() and (landing / "good.csv").exists()
+    assert not (landing / "bad.csv").exists() and not (landing / "good.csv").exists()
+    assert list((workspace.root / "archive").glob("*/good.csv"))  # retention.landed: archive
     assert list(workspace.quarantine.rglob("bad.csv"))
     _no_partial_files(cfg.paths.workspace_path())
     shutil.rmtree(workspace.quarantine)
+
+
+def _after_good():
+    """The 48 rows per series after good.csv's (the last file accepted above)."""
+    return series_frame(series=("a", "b"), n=48, start=BASE_N + 48, period=PERIOD)
+
+
+def _without_range(cfg):
+    return cfg.model_copy(
+        update={"validation": cfg.validation.model_copy(update={"value_max": None})}
+    )
+
+
+def test_value_beyond_float32_is_rejected_even_without_a_configured_range(trained, tmp_path):
+    cfg = _without_range(trained)
+    before = _fingerprint(cfg)
+    frame = _after_good()
+    frame.loc[7, "value"] = 1e39  # finite as float64, inf as float32
+    (cfg.paths.landing_path() / "f32.csv").write_bytes(_csv(frame))
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert result["status"] == "rejected", result
+    assert "check 'expect_column_values_to_be_between'" in result["reason"]
+    assert "float32" in result["reason"] and '"value": 1e+39' in result["reason"]
+    assert _fingerprint(cfg) == before
+    _no_partial_files(cfg.paths.workspace_path())
+
+
+def test_gross_outlier_against_history_is_rejected_with_its_rows(trained):
+    cfg = _without_range(trained)
+    before = _fingerprint(cfg)
+    frame = _after_good()
+    frame.loc[[5, 60], "value"] = [4.0e6, -2.5e5]  # within float32, absurd for these series
+    (cfg.paths.landing_path() / "spike.csv").write_bytes(_csv(frame))
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert result["status"] == "rejected", result
+    assert "check 'robust_outlier'" in result["reason"] and "column 'value'" in result["reason"]
+    reason = read_json(
+        next(Workspace(cfg.paths.workspace_path()).quarantine.rglob("spike.csv.reason.json"))
+    )
+    failure = reason["failures"][0]
+    assert failure["unexpected_count"] == 2
+    assert [e["value"] for e in failure["examples"]] == [4.0e6, -2.5e5]
+    assert [e["row"] for e in failure["examples"]] == [7, 62]  # file lines (header = 1)
+    assert _fingerprint(cfg) == before
+
+
+def test_poison_file_is_quarantined_and_the_rest_of_the_arrival_proceeds(trained):
+    # ".txt" is in ingest.extensions but is no format the reader knows: that used to end in
+    # AssertionError("unreachable"), unquarantined and unledgered, retried every poll
+    cfg = trained.model_copy(
+        update={
+            "ingest": trained.ingest.model_copy(update={"extensions": [".csv", ".parquet", ".txt"]})
+        }
+    )
+    workspace = Workspace(cfg.paths.workspace_path())
+    history_rows = pq.read_metadata(workspace.history).num_rows
+    landing = cfg.paths.landing_path()
+    (landing / "notes.txt").write_text("meeting notes, not a table\n")
+    (landing / "good2.csv").write_bytes(_csv(_after_good()))
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert result["status"] == "completed", result
+    assert result["rejected_files"] == ["notes.txt"] and result["new_files"] == ["good2.csv"]
+    assert pq.read_metadata(workspace.history).num_rows == history_rows + 96
+    (reason_file,) = workspace.quarantine.rglob("notes.txt.reason.json")
+    failure = read_json(reason_file)["failures"][0]
+    assert failure["check"] == "file_readable" and ".txt" in failure["message"]
+    ledger = load_ledger(workspace.ledger)
+    assert ledger[ledger["name"] == "notes.txt"]["status"].tolist() == ["rejected"]
+    assert not (landing / "notes.txt").exists()
+
+
+def test_symlink_in_landing_is_never_read_and_its_content_never_shown(trained, tmp_path, capsys):
+    cfg = trained
+    workspace = Workspace(cfg.paths.workspace_path())
+    before = _fingerprint(cfg)
+    secret = tmp_path / "elsewhere" / "credentials.csv"
+    secret.parent.mkdir()
+    secret.write_text("series_id,timestamp,value\nTOPSECRET-hunter2,2026-01-01T00:00:00Z,x\n")
+    link = cfg.paths.landing_path() / "secret.csv"
+    link.symlink_to(secret)
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert result["status"] == "rejected", result
+    assert result["rejected_files"] == ["secret.csv"] and "symlink" in result["reason"]
+    ledger = load_ledger(workspace.ledger)
+    row = ledger[ledger["name"] == "secret.csv"]
+    assert row["status"].tolist() == ["rejected"] and row["reason"].tolist() == ["symlink"]
+    assert _fingerprint(cfg) == before
+    out = capsys.readouterr()
+    assert "TOPSECRET" not in json.dumps(result) + out.out + out.err
+    leaked = [
+        p for p in workspace.root.rglob("*") if p.is_file() and b"TOPSECRET" in p.read_bytes()
+    ]
+    assert not leaked, f"the linked file's content was copied into {leaked}"
+
+    # ledgered: the next run does not look at it again
+    assert retrain(cfg, return_state=True).result(raise_on_failure=False)["status"] == "skipped"
+    link.unlink()

@@ -87,10 +87,13 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     assert set(ledger["status"]) == {"ingested"}
 
     # a changed config with nothing new: skipped, unless told to retrain on the history
-    forced = cfg.model_copy(
-        update={"ingest": cfg.ingest.model_copy(update={"retrain_without_new_data": True})}
+    changed = tiny_config(
+        workspace,
+        landing,
+        train={"epochs": 30, "units": 8},
+        ingest={"retrain_without_new_data": True},
     )
-    state, result = run_flow(forced)
+    state, result = run_flow(changed)
     assert result["status"] == "completed" and result["model_version"] == "3", result
     assert result["rows"] == 696 and result["new_files"] == []
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -23,19 +23,14 @@ from tasks.io import Workspace, sha256_file
 from tasks.ledger import INGESTED, LandedFile, append_ledger, ledger_rows, scan_landing
 
 
-def _config(workspace: Path, landing: Path) -> PipelineConfig:
+def _config(workspace: Path, landing: Path, settle_seconds: float = 5) -> PipelineConfig:
     return PipelineConfig.model_validate(
         {
             "paths": {"workspace": str(workspace), "landing": str(landing)},
-            "ingest": {"settle_seconds": 5},
+            "ingest": {"settle_seconds": settle_seconds},
             "register": {"model_name": "watch-test"},
         }
     )
-
-
-def _age(path: Path, seconds: float = 60) -> None:
-    past = time.time() - seconds
-    os.utime(path, (past, past))
 
 
 def _events(resource_id: str) -> list[dict]:
@@ -94,20 +89,31 @@ def test_unrendered_deployment_paths_are_refused_with_a_hint(tmp_path):
 def test_watch_announces_only_new_settled_content(prefect_server, tmp_path):
     workspace, landing = tmp_path / "work", tmp_path / "landing"
     landing.mkdir()
-    cfg = _config(workspace, landing)
+    cfg = _config(workspace, landing, settle_seconds=1)
     (landing / "seen.csv").write_text("series_id,timestamp,value\na,2026-01-01,1\n")
     (landing / "new.csv").write_text("series_id,timestamp,value\na,2026-01-02,2\n")
     (landing / "half.csv.part").write_text("series_id,timestamp,value\na,2026-01-03,")
-    for path in landing.iterdir():
-        _age(path)
     shutil.copy2(landing / "seen.csv", landing / "seen-again.csv")  # same bytes: not new
-    (landing / "writing.csv").write_text("still being written")  # not settled yet
     append_ledger(
         Workspace(workspace).ledger,
-        ledger_rows([f for f in scan_landing(landing, 5) if f.name == "seen.csv"], INGESTED, "r1"),
+        ledger_rows([f for f in scan_landing(landing, 0) if f.name == "seen.csv"], INGESTED, "r1"),
     )
+    # a writer still at work: the file changes between the watcher's two looks
+    writing, stop = landing / "writing.csv", threading.Event()
 
-    summary = watch(cfg)
+    def write_slowly():
+        with open(writing, "a") as out:
+            while not stop.wait(0.1):
+                out.write("a,2026-01-04,4\n")
+                out.flush()
+
+    writer = threading.Thread(target=write_slowly)
+    writer.start()
+    try:
+        summary = watch(cfg)
+    finally:
+        stop.set()
+        writer.join()
 
     new = landing / "new.csv"
     assert summary["status"] == "announced"

@@ -43,7 +43,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_env: dict[str, str]) -
 
     root = tmp_path_factory.mktemp("serve").resolve()
     workspace = root / "work"
-    landing = workspace / "landing"
+    landing = root / "landing"  # next to the workspace, never inside it
     port, reports_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     env = {key: value for key, value in os.environ.items() if key not in SCRUB}

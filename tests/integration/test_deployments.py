@@ -278,6 +278,7 @@ def test_new_file_is_announced_and_retrained_into_a_new_version(tiny: Stack) -> 
     stack = tiny
     dropped_at = time.time()
     path = land(stack, "chunk-001.csv", start=0, n=240)
+    digest, size = sha256_file(path), path.stat().st_size  # the run archives the file
 
     watch_run = wait_final(run_deployment("watch/poll"), WATCH_TIMEOUT, stack)
     assert watch_run.state.is_completed(), watch_run.state
@@ -287,9 +288,9 @@ def test_new_file_is_announced_and_retrained_into_a_new_version(tiny: Stack) -> 
     assert event["resource"]["prefect.resource.id"] == landing_resource_id(stack.landing)
     assert event["resource"]["seriesflow.model"] == MODEL
     assert event["payload"] == {
-        "files": [{"name": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}],
+        "files": [{"name": path.name, "sha256": digest, "bytes": size}],
         "count": 1,
-        "bytes": path.stat().st_size,
+        "bytes": size,
         "truncated": False,
     }
 
@@ -302,7 +303,8 @@ def test_new_file_is_announced_and_retrained_into_a_new_version(tiny: Stack) -> 
     )
     assert [int(v.version) for v in model_versions(stack)] == [1]
     ledger = load_ledger(Workspace(stack.workspace).ledger)
-    assert sha256_file(path) in set(ledger["sha256"])
+    assert digest in set(ledger["sha256"])
+    assert not path.exists() and list(Workspace(stack.workspace).archive.glob(f"*/{path.name}"))
     assert_no_failed_automation_actions(stack)
 
     RESULTS["file drop -> retrain flow start (s)"] = run.start_time.timestamp() - dropped_at
@@ -342,6 +344,7 @@ def test_burst_of_events_starts_one_run_and_retrains_never_overlap(tiny: Stack) 
     # while the nightly run happens to start too.
     new = find_new(scan_landing(stack.landing, 0), load_ledger(Workspace(stack.workspace).ledger))
     assert {f.name for f in new} == {p.name for p in paths}
+    digests = {sha256_file(p) for p in paths}  # the run archives the files
     asyncio.run(emit_twice(stack, new))
     nightly = run_deployment("retrain/scheduled")
 
@@ -358,7 +361,7 @@ def test_burst_of_events_starts_one_run_and_retrains_never_overlap(tiny: Stack) 
     ]
     assert len(model_versions(stack)) == 2
     ledger = set(load_ledger(Workspace(stack.workspace).ledger)["sha256"])
-    assert {sha256_file(p) for p in paths} <= ledger
+    assert digests <= ledger
 
     assert_no_overlap(retrain_runs())
     assert_no_failed_automation_actions(stack)

@@ -56,3 +56,52 @@ def test_min_points_covers_every_split():
 def test_default_yaml_mirrors_the_model():
     cfg = load_config("configs/default.yaml")
     assert cfg == PipelineConfig()
+
+
+@pytest.mark.parametrize(
+    ("workspace", "landing"),
+    [
+        ("work", "work"),  # landing is the workspace: ledger.parquet, mlflow.db get quarantined
+        ("work", "."),  # landing contains the workspace
+        ("work", "work/landing"),  # landing inside the workspace (its runs/, quarantine/...)
+    ],
+)
+def test_landing_must_not_be_contain_or_sit_inside_the_workspace(tmp_path, workspace, landing):
+    with pytest.raises(ValidationError) as caught:
+        PipelineConfig.model_validate(
+            {"paths": {"workspace": str(tmp_path / workspace), "landing": str(tmp_path / landing)}}
+        )
+    message = str(caught.value)
+    assert str((tmp_path / workspace).resolve()) in message
+    assert str((tmp_path / landing).resolve()) in message
+    with pytest.raises(ValidationError, match="sits inside the workspace"):
+        PipelineConfig.model_validate(
+            {"paths": {"workspace": str(tmp_path / "work"), "landing": f"file://{tmp_path}/work/x"}}
+        )
+    ok = PipelineConfig.model_validate(
+        {"paths": {"workspace": str(tmp_path / "work"), "landing": str(tmp_path / "in")}}
+    )
+    assert ok.paths.landing_path() == tmp_path / "in"
+    as_url = PipelineConfig.model_validate(
+        {"paths": {"workspace": str(tmp_path / "work"), "landing": f"file://{tmp_path}/in/"}}
+    )
+    assert as_url.paths.landing_location() == str(tmp_path / "in")
+
+
+def test_files_settle_over_two_looks_at_least_30_s_apart_by_default():
+    assert PipelineConfig().ingest.settle_seconds >= 30
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("register.tracking_uri", "https://ops:hunter2@mlflow.internal"),
+        ("paths.landing", "s3://AKIAIOSFODNN7EXAMPLE:hunter2@bucket/in"),
+    ],
+)
+def test_credentials_in_config_uris_are_refused_and_never_echoed(key, value):
+    # the config is the flow's parameter: Prefect would store it with every run
+    with pytest.raises(ValidationError) as caught:
+        load_config(None, [f"{key}={value}"])
+    assert "hunter2" not in str(caught.value)
+    assert "environment" in str(caught.value)

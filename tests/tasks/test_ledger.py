@@ -19,22 +19,21 @@ def _age(path, seconds):
     os.utime(path, (past, past))
 
 
-def test_scan_skips_temporary_and_unsettled_files(tmp_path):
+def test_scan_skips_temporary_names_and_lists_every_other_file(tmp_path):
     (tmp_path / "good.csv").write_text("a")
     (tmp_path / "other.txt").write_text("b")  # unknown type: ingest rejects it, scan reports it
     (tmp_path / ".hidden.csv").write_text("c")
     (tmp_path / "partial.csv.part").write_text("d")
-    (tmp_path / "writing.csv").write_text("e")
-    for name in ("good.csv", "other.txt", ".hidden.csv", "partial.csv.part"):
-        _age(tmp_path / name, 60)
-    found = scan_landing(tmp_path, settle_seconds=5)
+    (tmp_path / "sub").mkdir()  # not recursive
+    found = scan_landing(tmp_path, settle_seconds=0)
     assert sorted(f.name for f in found) == ["good.csv", "other.txt"]
     assert {f.sha256 for f in found} == {
         sha256_file(tmp_path / "good.csv"),
         sha256_file(tmp_path / "other.txt"),
     }
-    # once settled, the file being written is picked up
-    assert "writing.csv" in {f.name for f in scan_landing(tmp_path, settle_seconds=0)}
+    # with a settle time, one look is never enough, however old the file
+    _age(tmp_path / "good.csv", 3600)
+    assert scan_landing(tmp_path, settle_seconds=5) == []
 
 
 def test_temporary_names():
@@ -84,3 +83,62 @@ def test_append_keeps_earlier_rows(tmp_path):
     assert ledger["status"].tolist() == [INGESTED, REJECTED]
     assert ledger["reason"].tolist()[1] == "bad"
     assert not list(tmp_path.glob(".tmp-*"))  # atomic writes leave nothing behind
+
+
+def test_a_writer_that_pauses_is_not_read_until_two_looks_agree(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    path = landing / "slow.csv"
+    path.write_text("series_id,timestamp,value\na,2026-01-01T00:00:00Z,10")  # cut mid-number
+    paused_at = path.stat().st_mtime + 5  # the writer has paused 5 s (the old settle: 2 s)
+    assert scan_landing(landing, 2.0, now=paused_at) == []
+
+    state = tmp_path / "looks.json"
+    assert scan_landing(landing, 30, now=paused_at, state=state) == []  # first look
+    with open(path, "a") as out:  # the writer resumes
+        out.write("2.345\na,2026-01-01T01:00:00Z,11.5\n")
+    assert scan_landing(landing, 30, now=paused_at + 40, state=state) == []  # changed
+    (found,) = scan_landing(landing, 30, now=paused_at + 71, state=state)  # unchanged 31 s
+    assert found.name == "slow.csv" and found.sha256 == sha256_file(path)
+    assert found.bytes == len(path.read_bytes())
+
+
+def test_part_files_are_never_read_even_when_old(tmp_path):
+    (tmp_path / "big.csv.part").write_text("series_id,timestamp,value\n")
+    _age(tmp_path / "big.csv.part", 3600)
+    state = tmp_path.parent / f"{tmp_path.name}-looks.json"
+    assert scan_landing(tmp_path, 0, state=state) == []
+    assert scan_landing(tmp_path, 0, state=state) == []
+
+
+def test_symlinks_and_special_files_are_listed_as_such_and_never_opened(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    target = tmp_path / "secret.txt"
+    target.write_text("TOPSECRET")
+    (landing / "link.csv").symlink_to(target)
+    os.mkfifo(landing / "pipe.csv")  # opening a FIFO for reading would block forever
+    found = {f.name: f for f in scan_landing(landing, 0)}
+    assert (found["link.csv"].kind, found["pipe.csv"].kind) == ("symlink", "special")
+    assert "TOPSECRET" not in repr(found)
+
+
+def test_a_poll_over_ledgered_files_reads_none_of_them(tmp_path, monkeypatch):
+    import tasks.landing
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for i in range(200):
+        (landing / f"f{i:04d}.csv").write_text(f"x,y\n{i},{i}\n")
+    ledger_path = tmp_path / "ledger.parquet"
+    append_ledger(ledger_path, ledger_rows(scan_landing(landing, 0), INGESTED, "r1"))
+
+    reads = []
+    real = tasks.landing.sha256_file
+    monkeypatch.setattr(tasks.landing, "sha256_file", lambda p: reads.append(p) or real(p))
+    ledger = load_ledger(ledger_path)
+    assert find_new(scan_landing(landing, 0, ledger=ledger), ledger) == []
+    assert reads == []
+    (landing / "f0007.csv").write_text("x,y\n7,8\n")  # edited: hashed again, and new
+    new = find_new(scan_landing(landing, 0, ledger=ledger), ledger)
+    assert [f.name for f in new] == ["f0007.csv"] and len(reads) == 1

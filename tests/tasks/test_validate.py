@@ -165,3 +165,30 @@ def test_data_docs_are_built_into_the_given_folder(tmp_path):
     page = pages[0].read_text()
     # the page renders this run's expectations and their outcome
     assert "in_time_order" in page and "never be null" in page and "Succeeded" in page
+
+
+def test_robust_outliers_name_the_rows_and_spare_new_series_and_flat_ones():
+    from tasks.config import ValidationConfig
+    from tasks.expectations import robust_outliers
+
+    history = series_frame(series=("a", "flat"), n=100, period=10)
+    history.loc[history["series_id"] == "flat", "value"] = 5.0
+    history.loc[history.index[-3], "value"] = 6.0  # flat but for one point: MAD is 0
+    rows = series_frame(series=("a", "flat", "new"), n=4, start=100, period=10)
+    rows.index = rows.index + 2  # file lines
+    rows.loc[3, "value"] = 1e5  # series a
+    rows.loc[rows["series_id"] == "flat", "value"] = 5.0  # the flat series' usual value
+    rows.loc[10, "value"] = 1e9  # a new series: nothing to compare with
+    cfg = ValidationConfig()
+
+    failure = robust_outliers(rows, history, "f.csv", cfg)
+
+    assert (failure.check, failure.column, failure.unexpected_count) == (
+        "robust_outlier",
+        "value",
+        1,
+    )
+    assert [(e["row"], e["series_id"], e["value"]) for e in failure.examples] == [(3, "a", 1e5)]
+    assert (
+        robust_outliers(rows, history, "f.csv", ValidationConfig(outlier_max_robust_z=None)) is None
+    )

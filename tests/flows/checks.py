@@ -1,0 +1,155 @@
+"""What must hold in a workspace after any crash, race or failure, once a run has followed it.
+
+``assert_consistent`` checks the invariants of issue 11's fault matrix:
+
+- history holds every accepted row exactly once (no duplicate series_id+timestamp);
+- the ledger matches history: the rows of the files ledgered ``ingested`` (each file once)
+  are exactly the history's rows;
+- the champion's training data is in history;
+- no temporary (``.tmp-*``) file is left in the workspace;
+- no MLflow run is left RUNNING;
+- no two model versions were trained on the same data (versions tagged as orphans by a
+  recovery are left out: they are marked, not counted as models).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pyarrow.parquet as pq
+
+from tasks.config import PipelineConfig
+from tasks.io import RunDir, Workspace
+from tasks.ledger import load_ledger
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = ["series_id", "timestamp"]
+
+
+def rows(frame: pd.DataFrame) -> set[tuple[str, str, float]]:
+    """(series, time, value) of a frame, times as UTC text, values rounded for comparison."""
+    times = pd.to_datetime(frame["timestamp"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return set(zip(frame["series_id"].astype(str), times, frame["value"].round(6), strict=True))
+
+
+def history_frame(cfg: PipelineConfig) -> pd.DataFrame:
+    workspace = Workspace(cfg.paths.workspace_path())
+    if not workspace.history.exists():
+        return pd.DataFrame(columns=[*KEY, "value"])
+    return pq.read_table(workspace.history).to_pandas()
+
+
+def client(cfg: PipelineConfig):
+    mlflow.set_tracking_uri(cfg.register.resolved_tracking_uri(cfg.paths.workspace_path()))
+    return mlflow.MlflowClient()
+
+
+def versions(cfg: PipelineConfig) -> list:
+    try:
+        found = client(cfg).search_model_versions(f"name='{cfg.register.model_name}'")
+    except Exception:  # noqa: BLE001 - no registered model yet
+        return []
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def champion(cfg: PipelineConfig):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client(cfg).get_model_version_by_alias(cfg.register.model_name, "champion")
+    except MlflowException:
+        return None
+
+
+def run_dir_of(cfg: PipelineConfig, version) -> RunDir:
+    tags = client(cfg).get_run(version.run_id).data.tags
+    return RunDir(Path(tags["seriesflow.run_dir"]))
+
+
+def assert_consistent(cfg: PipelineConfig, landed: dict[str, pd.DataFrame]) -> None:
+    """The invariants above; ``landed`` maps every file name dropped so far to its rows."""
+    workspace = Workspace(cfg.paths.workspace_path())
+    history = history_frame(cfg)
+    assert not history.duplicated(KEY).any(), "history holds a row twice"
+
+    ledger = load_ledger(workspace.ledger)
+    ingested = ledger[ledger["status"] == "ingested"]
+    assert not ingested["sha256"].duplicated().any(), f"a file ledgered twice:\n{ingested}"
+    expected: set = set()
+    for name in ingested["name"]:
+        expected |= rows(landed[name])
+    assert rows(history) == expected, (
+        f"history and ledger disagree: {len(rows(history) - expected)} history rows from no "
+        f"ledgered file, {len(expected - rows(history))} ledgered rows missing from history"
+    )
+
+    left = [p for p in workspace.root.rglob(".tmp-*")]
+    assert not left, f"temporary files left behind: {left}"
+
+    mlflow_client = client(cfg)
+    experiments = [e.experiment_id for e in mlflow_client.search_experiments()]
+    running = mlflow_client.search_runs(experiments, "attributes.status = 'RUNNING'")
+    assert not running, f"MLflow runs left RUNNING: {[r.info.run_id for r in running]}"
+
+    best = champion(cfg)
+    if best is not None:
+        trained_on = pq.read_table(run_dir_of(cfg, best).validated).to_pandas()
+        missing = rows(trained_on) - rows(history)
+        assert not missing, f"the champion v{best.version} was trained on rows not in history"
+
+    seen: dict[object, str] = {}
+    for version in versions(cfg):
+        if version.tags.get("seriesflow.orphan"):
+            continue
+        validated = run_dir_of(cfg, version).validated
+        if validated.exists():
+            data: object = frozenset(rows(pq.read_table(validated).to_pandas()))
+        else:  # an old run folder, pruned: the version's tag says what it was trained on
+            data = version.tags.get("seriesflow.input_key")
+        assert data not in seen, (
+            f"versions {seen.get(data)} and {version.version} were trained on the same data"
+        )
+        seen[data] = version.version
+
+
+@dataclass
+class Process:
+    """A retrain run in its own process; its output goes to ``log``."""
+
+    popen: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait(self, timeout: float = 300) -> int:
+        return self.popen.wait(timeout)
+
+
+def retrain_process(
+    config_file: Path, api_url: str, fault: str | None = None, env: dict | None = None
+) -> Process:
+    """``python -m flows.retrain --config FILE`` as a real process (``fault``: SERIESFLOW_FAULT)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SERIESFLOW_FAULT")}
+    environ["PREFECT_API_URL"] = api_url
+    environ["PYTHONPATH"] = str(REPO)
+    if fault:
+        environ["SERIESFLOW_FAULT"] = fault
+    environ.update(env or {})
+    log = config_file.with_name(f"{config_file.stem}.{time.monotonic_ns()}.log")
+    with open(log, "w") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "flows.retrain", "--config", str(config_file)],
+            cwd=REPO,
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return Process(popen, log)
