@@ -42,7 +42,16 @@ from tasks.lock import WorkspaceBusy, workspace_lock
 from tasks.manifest import Manifest
 from tasks.normalize import normalize as normalize_task
 from tasks.register import register as register_task
-from tasks.registry import champion_run_folder, use_tracking, version_for_inputs
+from tasks.registry import (
+    champion_run_folder,
+    end_run,
+    flatten,
+    run_status,
+    run_tags,
+    start_training_run,
+    use_tracking,
+    version_for_inputs,
+)
 from tasks.report import metrics_text
 from tasks.retention import dispose_landed, prune_runs, tidy_landing
 from tasks.schema import CHAMPION
@@ -103,6 +112,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
     manifest = Manifest(run, cfg.dump(), registry=redact_url(tracking_uri))
     result: dict[str, Any]
     recovered: list[str] = []
+    mlflow_run_id: str | None = None
     try:
         landing = Landing(cfg.paths.landing_location())
         logger.info(
@@ -139,6 +149,9 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
         if earlier is not None:
             result = reuse_version(cfg, workspace, run, accepted, key, tracking_uri, earlier)
         else:
+            # one MLflow run spans the training: params now, epochs as they run, then the
+            # evaluation, the gate and the model (register ends it)
+            mlflow_run_id = open_tracking_run(cfg, workspace, run, tracking_uri)
             with manifest.timed("normalize"):
                 normalized = normalize_task(validated.path, run, cfg)
             fault_point("after:normalize")
@@ -146,7 +159,9 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
                 windows = window_task(normalized, run, cfg)
             fault_point("after:window")
             with manifest.timed("train"):
-                model_dir = train_task(windows, normalized, run, cfg, tracking_uri)
+                model_dir = train_task(
+                    windows, normalized, run, cfg, tracking_uri, mlflow_run_id=mlflow_run_id
+                )
             fault_point("after:train")
             with manifest.timed("evaluate"):
                 evaluation = evaluate_task(windows, normalized, model_dir, run, cfg, tracking_uri)
@@ -154,7 +169,9 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             # register -> commit -> alias, journaled (tasks/commit.py)
             begin_commit(workspace, run, accepted, key, cfg, tracking_uri)
             with manifest.timed("register"):
-                registration = register_task(run, evaluation, cfg, tracking_uri, manifest.to_dict())
+                registration = register_task(
+                    run, evaluation, cfg, tracking_uri, manifest.to_dict(), mlflow_run_id
+                )
             fault_point("before:commit")
             with manifest.timed("commit"):
                 commit(workspace, load_journal(workspace), logger.info)
@@ -196,6 +213,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
         logger.error("Run failed: %s", redact_text(f"{exc}\n{traceback.format_exc()}"))
         result = summary(FAILED, run, reason=redact_text(f"{type(exc).__name__}: {exc}"))
         result.update(pending_commit(workspace, run, result["reason"]))
+        close_tracking_run(mlflow_run_id, result["reason"])
     result["recovered"] = recovered
     manifest.outcome = result
     manifest.write()
@@ -207,6 +225,26 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
 
 
 # --------------------------------------------------------------------------- around the chain
+
+
+def open_tracking_run(
+    cfg: PipelineConfig, workspace: Workspace, run: RunDir, tracking_uri: str
+) -> str:
+    """The retrain's MLflow run, RUNNING from here to register (tasks/registry.py)."""
+    experiment_id = use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+    params = flatten("", cfg.dump(), {})
+    return start_training_run(experiment_id, run.run_id, run_tags(run, workspace), params)
+
+
+def close_tracking_run(mlflow_run_id: str | None, reason: str) -> None:
+    """A failed retrain's MLflow run ends FAILED (one that registered has ended already)."""
+    if mlflow_run_id is None:
+        return
+    try:
+        if run_status(mlflow_run_id) == "RUNNING":
+            end_run(mlflow_run_id, "FAILED", {"seriesflow.failure": reason[:5000]})
+    except Exception as exc:  # noqa: BLE001 - the run's result stands; recovery tidies later
+        get_run_logger().warning("Could not end MLflow run %s: %s", mlflow_run_id, exc)
 
 
 def recover_workspace(

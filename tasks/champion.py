@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tasks.config import PipelineConfig
+from tasks.intervals import Intervals
 from tasks.registry import (
     CONFIG_ARTIFACT,
     SCALER_ARTIFACT,
@@ -35,25 +36,48 @@ class Champion:
     scaler: dict[str, Any]
     config: dict[str, Any]
     spec_json: dict[str, Any] | None = None  # None: logged before specs existed
+    intervals: Intervals | None = None  # None: registered before forecasts existed
 
     @property
     def spec(self) -> ModelSpec:
         """The saved spec, or the one inferred for a model logged without one."""
         return spec_or_infer(self.spec_json, self.model, list(self.scaler["columns"]))
 
+    @property
+    def scaler_object(self) -> Scaler:
+        return Scaler.from_json(self.scaler)
+
 
 def load_champion(model_name: str) -> Champion | None:
-    """The champion's model, scaler, config and spec (tracking URI must be set first)."""
+    """The champion's model, scaler, config, spec and intervals (tracking URI set first).
+
+    A version is a self-contained pyfunc model (``tasks/pyfunc.py``): everything comes
+    from inside it. Versions registered as bare Keras models (before forecasts existed)
+    are read the old way: the model, and the scaler and spec from their run.
+    """
     version = champion_version(model_name)
     if version is None:
         return None
     mlflow = mlflow_module()
-    model = mlflow.keras.load_model(f"models:/{model_name}/{version.version}")
-    scaler = run_json(version.run_id, SCALER_ARTIFACT)
+    uri = f"models:/{model_name}/{version.version}"
     config = run_json(version.run_id, CONFIG_ARTIFACT)
-    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
-    spec = run_json(version.run_id, SPEC_FILE) if SPEC_FILE in logged else None
-    return Champion(str(version.version), version.run_id, model, scaler, config, spec)
+    flavors = mlflow.models.get_model_info(uri).flavors
+    if "keras" in flavors:
+        model = mlflow.keras.load_model(uri)
+        scaler = run_json(version.run_id, SCALER_ARTIFACT)
+        logged = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
+        spec = run_json(version.run_id, SPEC_FILE) if SPEC_FILE in logged else None
+        return Champion(str(version.version), version.run_id, model, scaler, config, spec)
+    forecaster = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    return Champion(
+        str(version.version),
+        version.run_id,
+        forecaster.model,
+        forecaster.scaler.to_json(),
+        config,
+        forecaster.spec.to_json(),
+        forecaster.intervals,
+    )
 
 
 def champion_of(config: PipelineConfig, tracking_uri: str | None) -> tuple[Champion | None, str]:

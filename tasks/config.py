@@ -295,6 +295,44 @@ class EvaluateConfig(FrozenModel):
     )
 
 
+class ForecastConfig(FrozenModel):
+    """Forecasts of the future from the champion (flows/forecast.py) and their live accuracy."""
+
+    steps: int | Literal["auto"] = Field(
+        "auto",
+        description="Steps to forecast after each series' last observation: direct within "
+        "the model's horizon, recursive beyond. auto: one season of the series' frequency "
+        "(hourly 24, daily 7, monthly 12, quarterly 4; at least the horizon).",
+    )
+    levels: list[int] = Field(
+        default_factory=lambda: [80, 95],
+        min_length=1,
+        description="Prediction interval levels in percent (split conformal, calibrated on "
+        "periods the model never trained on).",
+    )
+    live_mase_alert: float = Field(
+        1.0,
+        gt=0,
+        description="Live accuracy: emit seriesflow.accuracy.degraded when the champion's live "
+        "MASE stays above this for forecast.live_alert_after consecutive scorings.",
+    )
+    live_alert_after: int = Field(3, ge=1, description="Consecutive scorings above the alert.")
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"forecast.steps must be at least 1 or 'auto', got {value}")
+        return value
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_are_percentages(cls, value: list[int]) -> list[int]:
+        if any(not 0 < level < 100 for level in value):
+            raise ValueError(f"forecast.levels are percentages between 0 and 100, got {value}")
+        return sorted(set(value))
+
+
 class RegisterConfig(FrozenModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
@@ -418,6 +456,7 @@ class PipelineConfig(FrozenModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     register: RegisterConfig = Field(default_factory=RegisterConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 

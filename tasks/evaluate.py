@@ -9,6 +9,7 @@ rolling-origin folds, each scored on its own (the model is re-scored, not refit)
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import task
@@ -18,7 +19,8 @@ from prefect.cache_policies import NO_CACHE
 from tasks.artifacts import plots_markdown
 from tasks.champion import champion_of, rescore_champion
 from tasks.config import PipelineConfig
-from tasks.io import RunDir, read_parquet, write_parquet
+from tasks.forecasting import fit_intervals, longest_steps, settings_of
+from tasks.io import RunDir, read_parquet, write_json, write_parquet
 from tasks.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
 from tasks.report import metrics_markdown, records_markdown
 from tasks.results import EvaluationResult
@@ -36,7 +38,7 @@ from tasks.schema import (
     SEASONAL_NAIVE,
     TEST,
 )
-from tasks.scoring import Scored, backtest_summary, score_split, scorer_for
+from tasks.scoring import Scored, backtest_summary, score_split, scorer_for, with_coverage
 from tasks.window_table import Windows, load_windows
 
 
@@ -65,6 +67,19 @@ def evaluate(
     classical = tuple(sorted({*config.evaluate.baselines, *config.register.baselines} & {ETS}))
     scorer = scorer_for(windows, scaler, config.evaluate, classical=classical)
     scored = score_split(test, outputs, scorer, champion_out, config.evaluate.backtest_folds)
+    if spec.task != CLASSIFICATION:  # prediction intervals: calibrated on val, checked on test
+        steps = longest_steps(settings_of(config), scaler, spec.horizon)
+        levels = list(config.forecast.levels)
+        intervals, coverage = fit_intervals(
+            model, spec, scaler, windows, steps, levels, scorer.context.scale
+        )
+        write_json(intervals.to_json(), run.intervals)
+        scored = replace(scored, metrics=with_coverage(scored.metrics, coverage))
+        logger.info(
+            "Prediction intervals (%d steps; split conformal on val): test coverage %s",
+            steps,
+            ", ".join(f"{k}% -> {v:.1%}" for k, v in intervals.coverage.items()),
+        )
     write_parquet(scored.metrics, run.evaluation)
     write_parquet(scored.predictions, run.predictions)
     gate_metric = (

@@ -221,6 +221,16 @@ class RunDir:
         return self.root / "06_backtest.parquet"
 
     @property
+    def intervals(self) -> Path:
+        """Prediction intervals shipped with the model (tasks/intervals.py)."""
+        return self.root / "06_intervals.json"
+
+    @property
+    def forecast_settings(self) -> Path:
+        """How the registered model forecasts: steps, interval levels (tasks/forecasting.py)."""
+        return self.root / "forecast.json"
+
+    @property
     def config(self) -> Path:
         return self.root / "config.json"
 

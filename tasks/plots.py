@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.schema import CHAMPION, MODEL, SEASONAL_NAIVE, SERIES_ID
+from tasks.schema import CHAMPION, MODEL, SEASONAL_NAIVE, SERIES_ID, TIMESTAMP
 
 
 def _pyplot() -> Any:
@@ -117,3 +117,29 @@ def plot_backtest(summary: pd.DataFrame, metric: str, path: Path) -> Path:
     ax.set_title(f"Backtest: {metric} per fold")
     ax.legend(fontsize="small")
     return _save(fig, path)
+
+
+def plot_forecast_bands(
+    history: pd.DataFrame, forecasts: pd.DataFrame, path: Path, levels: list[int], tail: int = 0
+) -> Path:
+    """Each series' latest history, its forecast and the interval bands (widest lightest)."""
+    plt = _pyplot()
+    series = sorted(forecasts[SERIES_ID].unique())
+    fig, axes = plt.subplots(len(series), 1, figsize=(10, 2.6 * len(series)), squeeze=False)
+    for ax, sid in zip(axes[:, 0], series, strict=True):
+        mine = forecasts[forecasts[SERIES_ID] == sid]
+        steps = int(mine["step"].max())
+        past = history[history[SERIES_ID].astype(str) == sid].sort_values(TIMESTAMP)
+        past = past.tail(tail or max(3 * steps, 48))
+        ax.plot(past[TIMESTAMP], past["value"], color="black", lw=1, label="history")
+        for alpha, level in zip((0.18, 0.32, 0.45), sorted(levels, reverse=True), strict=False):
+            band = mine[mine["level"] == level]
+            ax.fill_between(
+                band[TIMESTAMP], band["lower"], band["upper"], alpha=alpha, color="tab:blue",
+                lw=0, label=f"{level}% interval",
+            )  # fmt: skip
+        line = mine[mine["level"] == max(levels)]
+        ax.plot(line[TIMESTAMP], line["forecast"], color="tab:blue", lw=1.5, label="forecast")
+        ax.set_title(f"{sid}: the next {steps} steps")
+        ax.legend(loc="upper left", fontsize="small")
+    return _save(fig, path, dpi=90)

@@ -21,28 +21,41 @@ from tasks.commit import REGISTERED, REGISTERING
 from tasks.commit import update as journal
 from tasks.config import PipelineConfig
 from tasks.faults import fault_point
+from tasks.forecasting import FORECAST_COLUMNS, forecast_frame, settings_of
 from tasks.gate import Decision, decide
-from tasks.io import RunDir, Workspace, read_parquet, write_json
+from tasks.intervals import Intervals
+from tasks.io import RunDir, Workspace, read_json, read_parquet, write_json
+from tasks.pyfunc import (
+    INTERVALS,
+    KERAS,
+    SCALER,
+    SETTINGS,
+    SPEC,
+    SeriesForecaster,
+    naive_times,
+    package_dir,
+    signature_example,
+)
 from tasks.registry import (
     PENDING,
     TAG_COMMIT,
     TAG_INPUT_KEY,
-    TAG_RUN_DIR,
     TAG_RUN_ID,
-    TAG_WORKSPACE,
     champion_version,
     epoch_steps,
     finite,
     flatten,
     mlflow_module,
     pip_requirements,
+    run_tags,
     use_tracking,
 )
 from tasks.report import records_markdown
 from tasks.results import EvaluationResult, Registration
 from tasks.runtime import registry_lock, stage_logger
-from tasks.saved_model import load_model
-from tasks.schema import ALL_SERIES, ALL_WINDOWS, FOLD, SERIES_ID
+from tasks.saved_model import ModelSpec, load_model
+from tasks.scaler import Scaler
+from tasks.schema import ALL_SERIES, ALL_WINDOWS, CLASSIFICATION, FOLD, SERIES_ID
 
 
 @task(name="register", cache_policy=NO_CACHE)
@@ -52,7 +65,9 @@ def register(
     config: PipelineConfig,
     tracking_uri: str,
     manifest: dict[str, Any],
+    mlflow_run_id: str | None = None,
 ) -> Registration:
+    """Register the model (the retrain's MLflow run ``mlflow_run_id``, or a new one)."""
     logger = stage_logger()
     cfg = config.register
     metrics = read_parquet(evaluation.path)
@@ -67,7 +82,7 @@ def register(
         )
         write_json(decision.to_json(), run.gate)
         write_json(manifest, run.manifest)
-        version, run_id = _log_version(run, config, evaluation, decision)
+        version, run_id = _log_version(run, config, evaluation, decision, mlflow_run_id)
 
     verb = "registered, to be promoted" if decision.promote else "registered, not promoted"
     logger.info("%s v%s %s: %s", cfg.model_name, version, verb, decision.reason)
@@ -85,20 +100,19 @@ def register(
 
 
 def _log_version(
-    run: RunDir, config: PipelineConfig, evaluation: EvaluationResult, decision: Decision
+    run: RunDir,
+    config: PipelineConfig,
+    evaluation: EvaluationResult,
+    decision: Decision,
+    mlflow_run_id: str | None,
 ) -> tuple[str, str]:
-    """One MLflow run with params, metrics and artifacts; a new model version, no alias."""
+    """The run's metrics and artifacts; a new model version (a pyfunc), no alias."""
     mlflow = mlflow_module()
     cfg = config.register
     workspace = Workspace(config.paths.workspace_path())
-    with mlflow.start_run(run_name=run.run_id) as active:
-        mlflow.set_tags(
-            {
-                TAG_RUN_ID: run.run_id,
-                TAG_RUN_DIR: str(run.root),
-                TAG_WORKSPACE: str(workspace.root),
-            }
-        )
+    resume = {"run_id": mlflow_run_id} if mlflow_run_id else {"run_name": run.run_id}
+    with mlflow.start_run(**resume) as active:
+        mlflow.set_tags(run_tags(run, workspace))
         started = journal(
             workspace,
             state=REGISTERING,
@@ -108,13 +122,15 @@ def _log_version(
             reason=decision.reason,
         )
         fault_point("register:started")
-        params = flatten("", config.dump(), {})
-        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        if not mlflow_run_id:  # a run of its own: params and the per-epoch curves here
+            params = flatten("", config.dump(), {})
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            for step, values in epoch_steps(read_parquet(run.epochs), SERIES_ID):
+                mlflow.log_metrics(values, step=step)
         for name, values in evaluation.scores.items():
             mlflow.log_metrics({f"test_{name}_{k}": v for k, v in finite(values).items()})
-        for step, values in epoch_steps(read_parquet(run.epochs), SERIES_ID):
-            mlflow.log_metrics(values, step=step)
         logged = [run.scaler, run.config, run.evaluation, run.epochs, run.spec, run.gate]
+        logged += [run.intervals]
         if evaluation.backtest is not None:
             logged.append(evaluation.backtest)
             folds = read_parquet(evaluation.backtest)
@@ -129,12 +145,7 @@ def _log_version(
         for plot in evaluation.plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
         mlflow.log_artifact(str(run.manifest))
-        info = mlflow.keras.log_model(
-            load_model(run.model),
-            name="model",
-            registered_model_name=cfg.model_name,
-            pip_requirements=pip_requirements(),
-        )
+        info = log_forecaster(run, config, cfg.model_name)
         version = str(info.registered_model_version)
         fault_point("register:versioned")
         client = mlflow.MlflowClient()
@@ -167,4 +178,47 @@ def _report(decision: Decision, model_name: str, version: str, verb: str) -> Non
         key="promotion-gate",
         table=decision.table(),
         description=f"{model_name} v{version}: every rule of the promotion gate",
+    )
+
+
+def log_forecaster(run: RunDir, config: PipelineConfig, model_name: str) -> Any:
+    """Log and register the self-contained forecaster (``tasks/pyfunc.py``) of this run."""
+    mlflow = mlflow_module()
+    from mlflow.models import infer_signature
+
+    spec = ModelSpec.load(run.spec)
+    settings = settings_of(config)
+    write_json(settings.to_json(), run.forecast_settings)
+    files = {
+        KERAS: run.model,
+        SCALER: run.scaler,
+        SPEC: run.spec,
+        INTERVALS: run.intervals,  # regression only
+        SETTINGS: run.forecast_settings,
+    }
+    artifacts = {key: str(path) for key, path in files.items() if path.exists()}
+    signature, example = None, None
+    if spec.task != CLASSIFICATION and run.intervals.exists():
+        history = read_parquet(run.validated)
+        example = signature_example(history, list(spec.features), spec.timesteps + 2)
+        scaler = Scaler.load(run.scaler)
+        output, _ = forecast_frame(
+            load_model(run.model),
+            spec,
+            scaler,
+            Intervals.from_json(read_json(run.intervals)),
+            history[history[SERIES_ID] == history[SERIES_ID].iloc[0]],
+            settings,
+        )
+        signature = infer_signature(example, naive_times(output[FORECAST_COLUMNS]))
+    return mlflow.pyfunc.log_model(
+        name="model",
+        python_model=SeriesForecaster(),
+        artifacts=artifacts,
+        code_paths=[str(package_dir())],
+        signature=signature,
+        input_example=example,
+        registered_model_name=model_name,
+        pip_requirements=pip_requirements(),
+        model_config={"model_version": ""},
     )

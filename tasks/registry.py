@@ -13,15 +13,17 @@ import math
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from tasks.io import read_json
+from tasks.io import RunDir, Workspace, read_json
 from tasks.secrets import has_credentials
 
 CHAMPION_ALIAS = "champion"
+EXPERIMENT_KIND, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 SCALER_ARTIFACT = "scaler.json"
 CONFIG_ARTIFACT = "config.json"
 
@@ -60,9 +62,44 @@ def use_tracking(uri: str, experiment: str, workspace: Path) -> str:
         location = None
         if uri.startswith("sqlite:"):
             location = (workspace / "mlartifacts").resolve().as_uri()
-        experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
+        # the tag says these are model-training runs (MLflow 3 otherwise assumes GenAI)
+        experiment_id = mlflow.create_experiment(
+            experiment, artifact_location=location, tags={EXPERIMENT_KIND: TRAINING_KIND}
+        )
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def start_training_run(experiment_id: str, name: str, tags: dict[str, str], params: dict) -> str:
+    """A RUNNING MLflow run for one retrain, with its parameters; returns its id.
+
+    Created through the client, so no stage has to keep it active: train adds the
+    per-epoch metrics as it trains, evaluate the test metrics, register the model and
+    the gate, and the run ends FINISHED there (or FAILED, see ``end_run``).
+    """
+    client = mlflow_module().MlflowClient()
+    run = client.create_run(experiment_id, tags=tags, run_name=name)
+    log_values(run.info.run_id, params={k: str(v)[:500] for k, v in params.items()})
+    return run.info.run_id
+
+
+def log_values(
+    mlflow_run_id: str,
+    metrics: dict[str, float] | None = None,
+    step: int = 0,
+    params: dict[str, str] | None = None,
+) -> None:
+    """Metrics (finite ones) at ``step`` and params, in one call to the tracking store."""
+    from mlflow.entities import Metric, Param
+
+    now = int(time.time() * 1000)
+    batch_metrics = [Metric(k, v, now, step) for k, v in finite(metrics or {}).items()]
+    batch_params = [Param(k, v) for k, v in (params or {}).items()]
+    client = mlflow_module().MlflowClient()
+    for start in range(0, len(batch_params), 100):  # the store takes 100 params a call
+        client.log_batch(mlflow_run_id, params=batch_params[start : start + 100])
+    for start in range(0, len(batch_metrics), 1000):  # and 1000 metrics
+        client.log_batch(mlflow_run_id, metrics=batch_metrics[start : start + 1000])
 
 
 def champion_version(model_name: str) -> Any | None:
@@ -209,3 +246,8 @@ def running_runs(workspace: Path) -> list[str]:
         f"attributes.status = 'RUNNING' and tags.`{TAG_WORKSPACE}` = '{workspace}'",
     )
     return [r.info.run_id for r in found]
+
+
+def run_tags(run: RunDir, workspace: Workspace) -> dict[str, str]:
+    """Tags of a retrain's MLflow run (recovery finds a crashed run's by the workspace)."""
+    return {TAG_RUN_ID: run.run_id, TAG_RUN_DIR: str(run.root), TAG_WORKSPACE: str(workspace.root)}

@@ -50,7 +50,6 @@ def metrics_text(metrics: Mapping[str, Mapping[str, float]], first: str = "model
     names = list(next(iter(metrics.values())))  # regression or classification metrics
     lines = [f"{first:<16}" + "".join(f"{n:>12}" for n in names)]
     for model, values in metrics.items():
-        lines.append(
-            f"{model:<16}" + "".join(f"{values.get(n, float('nan')):>12.4f}" for n in names)
-        )
+        cells = [f"{values[n]:>12.4f}" if n in values else " " * 12 for n in names]
+        lines.append(f"{model:<16}" + "".join(cells))
     return "\n".join(lines)

@@ -351,11 +351,37 @@ def backtest_summary(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     return main
 
 
+COVERAGE = "coverage_"  # prefix of the interval coverage columns: coverage_80, coverage_95
+
+
 def overall(metrics: pd.DataFrame, scope: str = ALL_WINDOWS) -> dict[str, dict[str, float]]:
-    """{model: {metric: value}} for the pooled ``__all__`` rows of one scope."""
+    """{model: {metric: value}} for the pooled ``__all__`` rows of one scope.
+
+    Interval coverage (``coverage_<level>``, the model's only) is included where measured.
+    """
     rows = metrics[(metrics[SERIES_ID] == ALL_SERIES) & (metrics["scope"] == scope)]
     names = [m for m in (*METRICS, *CLASS_METRICS) if m in metrics.columns]
-    return {r["model"]: {m: float(r[m]) for m in names} for _, r in rows.iterrows()}
+    extra = [c for c in metrics.columns if c.startswith(COVERAGE)]
+    found = {}
+    for _, r in rows.iterrows():
+        values = {m: float(r[m]) for m in names}
+        values |= {c: float(r[c]) for c in extra if pd.notna(r[c])}
+        found[r["model"]] = values
+    return found
+
+
+def with_coverage(metrics: pd.DataFrame, coverage: pd.DataFrame) -> pd.DataFrame:
+    """The metrics table with the model's interval coverage per series (and pooled) added.
+
+    ``coverage``: one row per series id (and ``__all__``), one ``coverage_<level>`` column
+    per level; only the model's rows on all windows get values.
+    """
+    out = metrics.copy()
+    mine = (out["model"] == MODEL) & (out["scope"] == ALL_WINDOWS)
+    for column in coverage.columns:
+        out[column] = np.nan
+        out.loc[mine, column] = out.loc[mine, SERIES_ID].map(coverage[column]).to_numpy()
+    return out
 
 
 # --------------------------------------------------------------------------- a split, scored

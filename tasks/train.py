@@ -44,6 +44,7 @@ from tasks.lstm import (
     warm_start,
     window_batches,
 )
+from tasks.registry import log_values, metric_key
 from tasks.runtime import stage_logger
 from tasks.saved_model import ModelSpec
 from tasks.scaler import LAST_VALUE, Scaler
@@ -160,7 +161,9 @@ def train(
     run: RunDir,
     config: PipelineConfig,
     tracking_uri: str | None = None,
+    mlflow_run_id: str | None = None,
 ) -> Path:
+    """Fit the model; with ``mlflow_run_id``, each epoch's metrics go to that run as it ends."""
     logger = stage_logger()
     cfg = config.train
     data = load_windows(windows, normalized)
@@ -184,6 +187,9 @@ def train(
     )
 
     def log_epoch(series: str | None, epoch: int, logs: dict[str, float]) -> None:
+        if mlflow_run_id:
+            suffix = f".{metric_key(series)}" if series else ""
+            log_values(mlflow_run_id, {f"{k}{suffix}": v for k, v in logs.items()}, epoch + 1)
         logger.info(
             "%sepoch %d/%d  loss=%.5f  val_loss=%.5f  lr=%.2e",
             f"[{series}] " if series else "",
