@@ -16,17 +16,18 @@ export PREFECT_HOME ?= $(CURDIR)/$(WORK)/prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run test lint chunk ui mlflow-ui serve bench tune install clean help
+.PHONY: run forecast test lint chunk ui mlflow-ui serve bench bench-real tune install clean help
 
 help:
 	@echo "make run        set up .venv, retrain on the sample data (again: skipped unless new data)"
+	@echo "make forecast   forecast every series with the champion (data/work/forecasts/latest.json)"
 	@echo "make chunk      write the next week of sample data into $(LANDING)"
 	@echo "make test       run the test suite"
 	@echo "make serve      local Prefect server + deployments + worker (retrain on new data)"
 	@echo "make ui         Prefect UI on the workspace's runs (http://127.0.0.1:4200) + Data Docs (:$(REPORTS_PORT))"
 	@echo "make mlflow-ui  MLflow UI on the pipeline's registry (MLFLOW_TRACKING_URI, else the workspace's)"
 	@echo "make tune       hyperparameter search (ARGS='--set tune.strategy=grid ...')"
-	@echo "make bench      benchmarks/ tables"
+	@echo "make bench      benchmarks/ tables (make bench-real: public real series vs classical models)"
 	@echo "make clean      delete the workspace $(WORK) but keep the model registry (ALL=1: that too, asked first)"
 	@echo "After make install, .venv/bin/seriesflow retrain|forecast|watch|tune|serve runs the same CLIs."
 
@@ -52,6 +53,10 @@ run: $(VENV)/.installed
 	@# the sample lands once, on a fresh workspace (once ingested it is archived, not re-landed)
 	@[ -e $(WORK)/ledger.parquet ] || cp -pn data/sample/*.csv data/sample/*.parquet $(LANDING)/ 2>/dev/null || true
 	$(USE_SERVE) $(USE_REPORTS) $(PY) -m flows.retrain $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
+
+forecast: $(VENV)/.installed
+	@mkdir -p "$(PREFECT_HOME)"
+	$(USE_SERVE) $(PY) -m flows.forecast $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 serve: $(VENV)/.installed
 	scripts/serve.sh
@@ -82,6 +87,11 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/landing_poll.py
 	$(PY) benchmarks/accuracy.py
+
+# Public real series vs naive, ETS, AutoETS and AutoARIMA (installs the bench extra once).
+bench-real: $(VENV)/.installed
+	@$(PY) -c "import statsforecast, pmdarima" 2>/dev/null || $(PY) -m pip install --quiet -c requirements.lock -e ".[dev,bench]"
+	$(PY) benchmarks/real_series.py $(ARGS)
 
 tune: $(VENV)/.installed
 	@mkdir -p "$(PREFECT_HOME)"

@@ -25,6 +25,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as prefect_flow_run
 from prefect.states import Completed, Failed, State
 
+from flows.monitor import score_live
 from flows.outcome import report_outcome
 from tasks.commit import REGISTERED, commit, input_key, recover
 from tasks.commit import begin as begin_commit
@@ -79,6 +80,7 @@ def summary(status: str, run: RunDir | None, **fields: Any) -> dict[str, Any]:
         "promoted": False,
         "reused": False,
         "recovered": [],
+        "live_accuracy": {},
         "reason": None,
     }
     base.update(fields)
@@ -197,6 +199,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             new_files=validated.accepted,
             rejected_files=[r["name"] for r in validated.rejected],
             recovered=recovered,
+            live_accuracy=score_live(cfg, workspace, run, tracking_uri),
         )
         keep_tidy(cfg, workspace, run, landing, tracking_uri, accepted)
         manifest.outcome = result

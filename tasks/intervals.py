@@ -28,9 +28,10 @@ from tasks.schema import SERIES_ID
 DEFAULT_LEVELS = (80, 95)
 
 
-def conformal_quantile(abs_residuals: np.ndarray, level: float) -> float:
+def conformal_quantile(residuals: np.ndarray, level: float) -> float:
     """The split-conformal quantile of |residuals| at ``level`` (0-1); inf if too few."""
-    values = np.sort(np.asarray(abs_residuals, dtype=float)[np.isfinite(abs_residuals)])
+    values = np.abs(np.asarray(residuals, dtype=float))
+    values = np.sort(values[np.isfinite(values)])
     n = len(values)
     rank = math.ceil((n + 1) * level)
     return float(values[rank - 1]) if 0 < rank <= n else math.inf

@@ -16,7 +16,13 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 SERVE = REPO / "scripts" / "serve.sh"
-DEPLOYMENTS = ("retrain/on-new-data", "retrain/scheduled", "watch/poll")
+DEPLOYMENTS = (
+    "retrain/on-new-data",
+    "retrain/scheduled",
+    "watch/poll",
+    "forecast/on-promotion",
+    "forecast/daily",
+)
 POOL = "seriesflow"
 STARTUP_TIMEOUT = 300  # cold server (~15 s) + setup + deploy + worker on 2 busy cores
 STOP_TIMEOUT = 90  # serve.sh waits up to 20 s per flow run, 30 s worker, 20 s server

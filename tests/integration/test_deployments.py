@@ -10,6 +10,7 @@ triggered run, and no two retrain runs ever run at the same time.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from uuid import UUID
 
 import httpx
 import mlflow
+import pandas as pd
 import pytest
 import yaml
 
@@ -28,7 +30,7 @@ from tasks.config import PipelineConfig
 from tasks.io import Workspace, sha256_file
 from tasks.ledger import find_new, load_ledger, scan_landing
 from tests.factories import series_frame, write_csv
-from tests.integration.stack import REPO, Stack, wait_for
+from tests.integration.stack import DEPLOYMENTS, REPO, Stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -197,7 +199,7 @@ def tiny(stack: Stack) -> Stack:
     """Point every deployment's cfg at tiny training (the paths come from prefect.yaml)."""
     from prefect.client.schemas.actions import DeploymentUpdate
 
-    for name in ("retrain/on-new-data", "retrain/scheduled", "watch/poll"):
+    for name in DEPLOYMENTS:
         current = deployment(name)
         parameters = {**current.parameters, "cfg": tiny_cfg(stack, current.parameters["cfg"])}
         with client() as c:
@@ -312,6 +314,48 @@ def test_new_file_is_announced_and_retrained_into_a_new_version(tiny: Stack) -> 
         run.start_time.timestamp() - datetime.fromisoformat(event["occurred"]).timestamp()
     )
     RESULTS["triggered retrain run (s)"] = run.total_run_time.total_seconds()
+
+
+def test_a_promotion_triggers_the_forecast_deployment(tiny: Stack) -> None:
+    """The retrain above registered v1; when it was promoted, its seriesflow.model.promoted
+    event has started forecast/on-promotion. (Tiny training may lose the gate: then crown v1
+    by hand and send the event the retrain flow sends, to the same effect.)"""
+    from flows.outcome import MODEL_PROMOTED, model_resource
+
+    stack = tiny
+    mlflow.set_tracking_uri(f"sqlite:///{stack.workspace / 'mlflow.db'}")
+    mlclient = mlflow.MlflowClient()
+    promoted = "champion" in (mlclient.get_model_version(MODEL, "1").aliases or [])
+    if not promoted:
+        mlclient.set_registered_model_alias(MODEL, "champion", "1")
+        with client():
+            from prefect.events import emit_event
+
+            emit_event(
+                event=MODEL_PROMOTED,
+                resource=model_resource(MODEL, stack.workspace),
+                payload={"model_name": MODEL, "version": "1", "promoted": True},
+            )
+    (triggered,) = wait_for(
+        lambda: runs_of("forecast/on-promotion"),
+        TRIGGER_TIMEOUT,
+        "the promotion event to start forecast/on-promotion",
+    )
+    run = wait_final(triggered.id, RETRAIN_TIMEOUT, stack)
+    assert run.state.is_completed() and run.state.name == "Completed", (
+        f"{run.state.name}: {run.state.message}\n{stack.log_tail()}"
+    )
+    latest = json.loads((stack.workspace / "forecasts" / "latest.json").read_text())
+    forecasts = pd.read_parquet(latest["path"])
+    assert set(forecasts["series_id"]) == {"a", "b"}
+    assert (
+        set(forecasts["model_version"]) == {"1"} and (forecasts["lower"] < forecasts["upper"]).all()
+    )
+    RESULTS["promotion event -> forecast flow start (s)"] = (
+        run.start_time.timestamp() - run.created.timestamp()
+    )
+    RESULTS["forecast run (s)"] = run.total_run_time.total_seconds()
+    RESULTS["the retrain itself promoted v1 (1 = yes)"] = float(promoted)
 
 
 def test_scheduled_run_without_new_data_ends_skipped(tiny: Stack) -> None:

@@ -1,0 +1,198 @@
+"""Forecasts from the champion: the flow, the self-contained MLflow model (in process and over
+HTTP through the real scoring server), and live accuracy when the actuals arrive."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.exceptions import MlflowException
+
+from flows.forecast import forecast
+from flows.forecast import main as forecast_cli
+from flows.retrain import retrain
+from tasks.accepted import load_history
+from tasks.io import Workspace, read_json
+from tasks.live import accuracy_path
+from tasks.schema import SERIES_ID, TIMESTAMP, VALUE
+from tests.factories import series_frame, tiny_config, write_csv
+from tests.integration.stack import free_port
+
+PERIOD = 10
+MODEL = "test-lstm"
+
+
+@pytest.fixture(scope="module")
+def champion(prefect_server, tmp_path_factory):
+    """A workspace whose v1 is champion (crowned by hand if tiny training lost the gate)."""
+    root = tmp_path_factory.mktemp("forecast")
+    landing = root / "landing"
+    write_csv(series_frame(n=300, period=PERIOD), landing / "base.csv")
+    cfg = tiny_config(root / "work", landing, train={"epochs": 20})
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+    assert result["status"] == "completed", result
+    mlflow.set_tracking_uri(cfg.register.resolved_tracking_uri(cfg.paths.workspace_path()))
+    if not result["promoted"]:
+        mlflow.MlflowClient().set_registered_model_alias(MODEL, "champion", "1")
+    return cfg
+
+
+def history_tail(cfg, rows: int = 40) -> pd.DataFrame:
+    history = load_history(Workspace(cfg.paths.workspace_path()), cfg.columns)
+    tail = history.groupby(SERIES_ID).tail(rows).reset_index(drop=True)
+    return tail.assign(**{TIMESTAMP: tail[TIMESTAMP].dt.tz_localize(None)})  # MLflow: no zone
+
+
+def test_the_flow_forecasts_every_series_on_its_calendar_with_bands(champion, capsys):
+    cfg = champion
+    state = forecast(cfg, return_state=True)
+    result = state.result()
+    assert state.is_completed() and result["status"] == "completed", result
+    frame = pd.read_parquet(result["path"])
+    history = load_history(Workspace(cfg.paths.workspace_path()), cfg.columns)
+    last = history.groupby(SERIES_ID)[TIMESTAMP].max()
+    for sid in ("a", "b"):
+        mine = frame[(frame[SERIES_ID] == sid) & (frame["level"] == 95)]
+        # hourly data: auto steps = one day, continuing the hourly calendar
+        expected = pd.date_range(last[sid], periods=25, freq="h")[1:]
+        assert mine[TIMESTAMP].tolist() == list(expected)
+        assert mine["step"].tolist() == list(range(1, 25))
+        narrow = frame[(frame[SERIES_ID] == sid) & (frame["level"] == 80)]
+        assert (mine["lower"].to_numpy() < narrow["lower"].to_numpy()).all()
+        assert (narrow["lower"] < narrow["forecast"]).all() and (
+            narrow["forecast"] < narrow["upper"]
+        ).all()
+    assert set(frame["model_version"]) == {"1"}
+    latest = read_json(Path(result["forecast_dir"]).parent / "latest.json")
+    assert latest["path"] == result["path"]
+
+    assert forecast_cli(["--config", str(write_cfg(cfg))]) == 0  # the CLI: a new forecast
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["status"] == "completed" and summary["series"] == 2
+    assert (
+        read_json(Path(summary["forecast_dir"]).parent / "latest.json")["path"] == summary["path"]
+    )
+
+
+def write_cfg(cfg) -> Path:
+    path = cfg.paths.workspace_path() / "forecast-cfg.json"
+    path.write_text(json.dumps(cfg.dump()))
+    return path
+
+
+def test_the_registered_model_forecasts_in_process_and_refuses_bad_input(champion):
+    uri = f"models:/{MODEL}@champion"
+    info = mlflow.models.get_model_info(uri)
+    assert [c["name"] for c in info.signature.inputs.to_dict()] == [SERIES_ID, TIMESTAMP, VALUE]
+    assert "forecast" in [c["name"] for c in info.signature.outputs.to_dict()]
+    model = mlflow.pyfunc.load_model(uri)
+    tail = history_tail(champion)
+    out = model.predict(tail)
+    assert len(out) == 2 * 24 * 2 and set(out["model_version"]) == {"1"}
+    flow = pd.read_parquet(
+        read_json(champion.paths.workspace_path() / "forecasts" / "latest.json")["path"]
+    )
+    np.testing.assert_allclose(
+        out.sort_values([SERIES_ID, "level", "step"])["forecast"].to_numpy(),
+        flow.sort_values([SERIES_ID, "level", "step"])["forecast"].to_numpy(),
+        rtol=1e-5,
+    )
+    cases = {
+        "unknown to the model": tail[tail[SERIES_ID] == "a"].assign(**{SERIES_ID: "zz"}),
+        "too short": tail.groupby(SERIES_ID).tail(3),
+        "missing or non-finite": tail.assign(**{VALUE: tail[VALUE].where(tail.index != 5)}),
+        "off the series'": tail.assign(
+            **{
+                TIMESTAMP: tail[TIMESTAMP].where(
+                    tail.index != 7, tail[TIMESTAMP] + pd.Timedelta("7min")
+                )
+            }
+        ),
+    }
+    for expected, bad in cases.items():
+        with pytest.raises(MlflowException, match=expected) as caught:
+            model.predict(bad)
+        assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
+def test_the_scoring_server_answers_over_http(champion, tmp_path):
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": champion.register.resolved_tracking_uri(
+            champion.paths.workspace_path()
+        ),
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+    }
+    command = [
+        str(Path(sys.executable).parent / "mlflow"), "models", "serve",
+        "-m", f"models:/{MODEL}@champion", "--env-manager", "local",
+        "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        tail = history_tail(champion)
+        body = {
+            "dataframe_split": {
+                "columns": [SERIES_ID, TIMESTAMP, VALUE],
+                "data": [
+                    [r[SERIES_ID], r[TIMESTAMP].isoformat(), float(r[VALUE])]
+                    for _, r in tail.iterrows()
+                ],
+            }
+        }
+        answer = httpx.post(f"{url}/invocations", json=body, timeout=120)
+        assert answer.status_code == 200, answer.text[:2000]
+        predictions = answer.json()["predictions"]
+        assert len(predictions) == 2 * 24 * 2
+        assert {p[SERIES_ID] for p in predictions} == {"a", "b"}
+        body["dataframe_split"]["data"][0][0] = "zz"  # one row of an unknown series
+        refused = httpx.post(f"{url}/invocations", json=body, timeout=120)
+        assert refused.status_code == 400
+        assert refused.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert "series 'zz': unknown to the model" in refused.json()["message"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_live_accuracy_scores_the_forecasts_when_the_actuals_arrive(champion):
+    cfg = champion
+    write_csv(series_frame(n=48, start=300, period=PERIOD), cfg.paths.landing_path() / "next.csv")
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+    assert result["status"] == "completed", result
+    live = result["live_accuracy"]
+    # two forecasts were issued above (flow + CLI), each 24 hourly steps of 2 series: all of
+    # their target hours are among the 48 new hours
+    assert live["points"] == 2 * 2 * 24
+    mase = live["by_version"]["1"]["mase"]
+    assert 0 < mase < live["by_version"]["1"]["naive_mase"]
+    rows = pd.read_parquet(accuracy_path(Workspace(cfg.paths.workspace_path())))
+    assert set(rows[SERIES_ID]) == {"__all__", "a", "b"} and set(rows["model_version"]) == {"1"}
+    client = mlflow.MlflowClient()
+    run_id = client.get_model_version(MODEL, "1").run_id
+    assert client.get_metric_history(run_id, "live_mase")[0].value == pytest.approx(mase)
+    again = retrain(cfg, return_state=True).result(raise_on_failure=False)
+    assert again["status"] == "skipped"  # nothing new: nothing scored twice
