@@ -68,6 +68,17 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     champion = client.get_model_version_by_alias("test-lstm", "champion")
     assert str(champion.version) == "1"
     assert len(pq.read_table(Workspace(workspace).history)) == 600
+    # one MLflow run spans the retrain: params from the start, a val_loss point per epoch
+    # as training ran, the test metrics and the gate; it ended FINISHED with the model
+    tracked = client.get_run(champion.run_id)
+    epochs = pq.read_table(run.epochs).num_rows
+    assert tracked.info.status == "FINISHED" and tracked.data.params["train.units"] == "16"
+    losses = client.get_metric_history(champion.run_id, "val_loss")
+    assert [m.step for m in losses] == list(range(1, epochs + 1))
+    assert losses[0].timestamp >= tracked.info.start_time  # logged while training ran
+    assert "test_model_rmse" in tracked.data.metrics and "gate_reason" in tracked.data.tags
+    experiment = client.get_experiment(tracked.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
     # nothing new: skipped, no training, no new version
     state, result = run_flow(cfg)
