@@ -17,6 +17,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.artifacts import plots_markdown
+from tasks.backtest import backtest_summary
 from tasks.champion import champion_of, rescore_champion
 from tasks.config import PipelineConfig
 from tasks.forecasting import fit_intervals, longest_steps, settings_of
@@ -38,7 +39,7 @@ from tasks.schema import (
     SEASONAL_NAIVE,
     TEST,
 )
-from tasks.scoring import Scored, backtest_summary, score_split, scorer_for, with_coverage
+from tasks.scoring import Scored, score_split, scorer_for, with_coverage
 from tasks.window_table import Windows, load_windows
 
 

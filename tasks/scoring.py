@@ -7,26 +7,20 @@ accuracy and macro precision, recall and F1 against the majority class (per
 series, from the training windows) and the naive class (the latest class
 already known at the window's origin).
 
-Backtest: a rolling-origin evaluation without re-estimation. Each series' test
-windows, in origin order, are cut into K consecutive folds; every forecast in
-a fold uses the actual history up to its own origin, and the model (fit once,
-on the training part) is re-scored on each fold rather than refit -- refitting
-K times would multiply the cost of a retrain by K. The table shows how the
-errors move across the test period (one good stretch can carry a single
-holdout number); the promotion gate uses the whole holdout.
+The backtest folds are in ``tasks/backtest.py``.
 
 Used by the evaluate stage, the tune flow and the benchmarks alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tasks.backtest import backtest, backtest_folds
 from tasks.classical import ets_forecasts
 from tasks.config import EvaluateConfig
 from tasks.metrics import (
@@ -47,7 +41,6 @@ from tasks.schema import (
     CHAMPION_WINDOWS,
     CLASSIFICATION,
     ETS,
-    FOLD,
     MAJORITY,
     MODEL,
     NAIVE,
@@ -304,51 +297,6 @@ def scorer_for(
         train = windows.subset(TRAIN)
         majority = majority_classes(train.series_id, train.codes, len(windows.classes))
     return Scorer(context, majority, tuple(classical))
-
-
-# --------------------------------------------------------------------------- backtest
-
-
-def backtest_folds(windows: Windows, folds: int) -> np.ndarray:
-    """Fold number 1..K of each window [windows]: each series' windows, in origin order,
-    cut into K consecutive parts of (nearly) equal size; fold K is the latest."""
-    if folds < 1:
-        raise ValueError(f"evaluate.backtest_folds must be at least 1 here, got {folds}")
-    out = np.zeros(len(windows), dtype=int)
-    for sid in np.unique(windows.series_id):
-        where = np.flatnonzero(windows.series_id == sid)
-        if len(where) < folds:
-            raise ValueError(
-                f"evaluate.backtest_folds={folds}: series '{sid}' has only {len(where)} "
-                "test windows; lower the number of folds"
-            )
-        ordered = where[np.argsort(windows.origin[where], kind="stable")]
-        out[ordered] = np.arange(len(ordered)) * folds // len(ordered) + 1
-    return out
-
-
-def backtest(
-    windows: Windows, fold: np.ndarray, scorer: Callable[[np.ndarray], pd.DataFrame]
-) -> pd.DataFrame:
-    """``scorer(mask)`` -> a metrics table for the windows in ``mask``, once per fold."""
-    parts = []
-    for k in sorted(set(fold.tolist())):
-        mask = fold == k
-        times = pd.to_datetime(windows.target_time[mask], utc=True)
-        parts.append(scorer(mask).assign(**{FOLD: k, "start": times.min(), "end": times.max()}))
-    table = pd.concat(parts, ignore_index=True)
-    first = [FOLD, "start", "end"]
-    return table[first + [c for c in table.columns if c not in first]]
-
-
-def backtest_summary(table: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Pooled ``metric`` per fold (rows) and model (columns); the champion on its windows."""
-    pooled = table[table[SERIES_ID] == ALL_SERIES]
-    main = pooled[pooled["scope"] == ALL_WINDOWS].pivot(index=FOLD, columns="model", values=metric)
-    head = pooled[(pooled["scope"] == CHAMPION_WINDOWS) & (pooled["model"] == CHAMPION)]
-    if not head.empty:
-        main[CHAMPION] = head.set_index(FOLD)[metric]
-    return main
 
 
 COVERAGE = "coverage_"  # prefix of the interval coverage columns: coverage_80, coverage_95

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tasks.backtest import backtest, backtest_folds, backtest_summary
 from tasks.schema import (
     ALL_SERIES,
     ALL_WINDOWS,
@@ -20,9 +21,6 @@ from tasks.schema import (
 )
 from tasks.scoring import (
     SeriesContext,
-    backtest,
-    backtest_folds,
-    backtest_summary,
     class_baselines,
     overall,
     score,
