@@ -173,8 +173,8 @@ def run_pipeline(
     name: str, frame: pd.DataFrame, root: Path, api: str, sets: list[str]
 ) -> tuple[dict, Path]:
     """The pipeline's CLI on one series in a fresh workspace: (summary, run folder)."""
-    workspace = root / name
-    landing = workspace / "landing"
+    workspace = root / name / "work"
+    landing = root / name / "landing"  # apart from the workspace (the config refuses nesting)
     landing.mkdir(parents=True)
     out = frame.assign(timestamp=frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
     out.to_csv(landing / f"{name}.csv", index=False)

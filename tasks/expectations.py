@@ -19,7 +19,7 @@ import pandas as pd
 from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
 from tasks.datadocs import make_offline
 from tasks.errors import CheckFailure, example_rows
-from tasks.frequency import Frequency, best_grid, steps_found
+from tasks.frequency import Frequency, steps_found
 from tasks.schema import (
     LABEL,
     MAX_SERIES_ID_LENGTH,
@@ -28,6 +28,7 @@ from tasks.schema import (
     TIMESTAMP,
     VALUE,
 )
+from tasks.series_grid import SeriesRows, fit_grids
 
 # The model computes in float32: a value beyond its finite range becomes inf in training
 # (and would stay in the accepted history for good), so no file may carry one.
@@ -287,33 +288,40 @@ def series_profile(merged: pd.DataFrame, frequency: str | None) -> pd.DataFrame:
 
     The grid is ``frequency`` (configured) or the one inferred per series
     (``tasks/frequency.py``); a series no supported frequency fits counts all of its
-    steps off the grid, and ``steps_found`` says which steps it has.
+    steps off the grid, and ``steps_found`` says which steps it has. Every series at
+    once (``tasks/series_grid.py``): no loop over series or rows.
     """
     configured = Frequency.parse(frequency) if frequency else None
-    records = []
-    for series_id, group in merged.groupby(SERIES_ID, sort=True):
-        times = group[TIMESTAMP].sort_values().to_numpy()
-        values = group[VALUE].dropna()
-        found = configured or best_grid(times)[0]
-        if found is None:  # a single timestamp: nothing to be off
-            off_grid, max_gap = 0, 0
-        else:
-            position, on_grid = found.positions(times)
-            steps = np.diff(position)
-            off_grid = int((~on_grid).sum()) + int((steps <= 0).sum())
-            max_gap = int(max(0, steps.max() - 1)) if len(steps) else 0
-        records.append(
-            {
-                SERIES_ID: series_id,
-                N_POINTS: len(group),
-                VALUE_SPAN: float(values.max() - values.min()) if len(values) else 0.0,
-                OFF_GRID_STEPS: off_grid,
-                MAX_GAP_STEPS: max_gap,
-                FREQUENCY: found.code if found else "",
-                STEPS_FOUND: steps_found(times) if off_grid else "",
-            }
-        )
-    return pd.DataFrame.from_records(records, columns=PROFILE_COLUMNS)
+    rows = SeriesRows.of(merged[SERIES_ID], merged[TIMESTAMP])
+    fit = fit_grids(rows, configured)
+    values = rows.sort(merged[VALUE].to_numpy(dtype=float))
+    code = rows.code
+    span = np.zeros(len(rows.ids))
+    if len(values):
+        low, high = np.full(len(rows.ids), np.inf), np.full(len(rows.ids), -np.inf)
+        known = ~np.isnan(values)
+        np.minimum.at(low, code[known], values[known])
+        np.maximum.at(high, code[known], values[known])
+        span = np.where(np.isfinite(low), high - low, 0.0)
+    no_grid = np.array([f is None for f in fit.frequency], dtype=bool)
+    # no supported frequency has these steps (e.g. every 45 days): every step is off a grid
+    off_grid = np.where(no_grid, np.maximum(rows.distinct_count() - 1, 0), fit.off_grid)
+    found = [
+        "" if off_grid[k] == 0 else steps_found(rows.t[rows.start[k] : rows.start[k] + n])
+        for k, n in enumerate(rows.length)
+    ]
+    return pd.DataFrame(
+        {
+            SERIES_ID: rows.ids,
+            N_POINTS: rows.length,
+            VALUE_SPAN: span,
+            OFF_GRID_STEPS: off_grid,
+            MAX_GAP_STEPS: np.where(no_grid, 0, fit.max_gap),
+            FREQUENCY: [f.code if f else "" for f in fit.frequency],
+            STEPS_FOUND: found,
+        },
+        columns=PROFILE_COLUMNS,
+    )
 
 
 def check_file(

@@ -136,13 +136,19 @@ class Frequency:
         """(grid position [n] int64, on the grid [n] bool) of each timestamp.
 
         Consecutive grid points have consecutive positions, so ``diff(positions) - 1``
-        counts missing steps. ``origin`` (a timestamp, default the first one) fixes the
-        phase of fixed steps and the time of day of calendar steps.
+        counts missing steps. ``origin`` (a timestamp, default the first one; or an array of
+        int64 microseconds, one per timestamp, for many series at once) fixes the phase of
+        fixed steps and the time of day of calendar steps.
         """
         t = _micros(times)
         if len(t) == 0:
             return np.empty(0, np.int64), np.empty(0, bool)
-        o = _micros([origin])[0] if origin is not None else t[0]
+        if origin is None:
+            o = t[0]
+        elif isinstance(origin, np.ndarray) and origin.ndim == 1:
+            o = _micros(origin)  # one origin per timestamp (many series at once)
+        else:
+            o = _micros([origin])[0]
         family = self.family
         if family == "fixed":
             step = int(self.offset.nanos // 1000)

@@ -85,8 +85,9 @@ def write_table(table: pa.Table, path: str | Path) -> Path:
     return Path(path)
 
 
-def read_parquet(path: str | Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """A Parquet file as a frame; ``columns``: only those (the others are never read)."""
+    return pq.read_table(path, columns=columns).to_pandas()
 
 
 def write_json(obj: Any, path: str | Path) -> Path:

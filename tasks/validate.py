@@ -143,7 +143,7 @@ def check_one_file(
     verdict.failures.extend(merge_failures)
     if verdict.ok:
         series_verdict = check_merged(
-            session, candidate, file, config, touched=set(rows[SERIES_ID])
+            session, candidate, file, config, touched=set(rows[SERIES_ID].unique())
         )
         verdict.failures.extend(series_verdict.failures)
         verdict.reports.extend(series_verdict.reports)

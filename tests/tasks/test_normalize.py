@@ -110,3 +110,28 @@ def test_label_column_is_carried_unscaled_and_labels_windows():
     assert normalized[LABEL].iloc[30] == frame[LABEL].iloc[29]
     windows = windows_of(normalized, [VALUE], timesteps=6, task=CLASSIFICATION)
     assert windows.labels.tolist() == normalized[LABEL].to_numpy()[windows.origin + 1].tolist()
+
+
+def test_calendar_series_are_filled_on_their_own_calendar_all_at_once():
+    """Month starts and business days with gaps, normalized together: each series as it
+    would be alone (its calendar's timestamps, time interpolation), no leak between them."""
+    monthly = pd.date_range("2019-01-01", periods=48, freq="MS", tz="UTC")
+    business = pd.date_range("2024-01-01 09:00", periods=60, freq="B", tz="UTC")
+    frame = pd.concat(
+        [
+            pd.DataFrame({SERIES_ID: "m", TIMESTAMP: monthly, VALUE: np.arange(48.0) ** 1.5}),
+            pd.DataFrame({SERIES_ID: "b", TIMESTAMP: business, VALUE: np.sin(np.arange(60.0))}),
+        ]
+    )
+    gappy = frame.drop(index=[5, 6, 20]).sample(frac=1, random_state=0)  # m misses 3 months
+    normalized, scaler = normalize_series(gappy, PipelineConfig())
+    assert scaler.frequency == {"b": "B", "m": "MS"}
+    for sid, code in scaler.frequency.items():
+        one = gappy[gappy[SERIES_ID] == sid].drop(columns=[SERIES_ID])
+        reference = fill_gaps(one, Frequency(code), [VALUE])
+        mine = normalized[normalized[SERIES_ID] == sid]
+        assert mine[TIMESTAMP].tolist() == reference[TIMESTAMP].tolist()
+        np.testing.assert_allclose(mine[VALUE_ORIGINAL], reference[VALUE], rtol=1e-12)
+        assert mine[FILLED].tolist() == reference[FILLED].tolist()
+    assert normalized.loc[normalized[SERIES_ID] == "m", FILLED].sum() == 3
+    assert normalized.loc[normalized[SERIES_ID] == "b", TIMESTAMP].dt.dayofweek.max() == 4

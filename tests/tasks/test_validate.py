@@ -52,6 +52,14 @@ def test_series_profile_measures_length_span_grid_and_gaps():
     assert profile.loc["a", OFF_GRID_STEPS] == 0 and profile.loc["a", FREQUENCY] == "h"
 
 
+def test_a_series_whose_steps_no_frequency_has_is_off_the_grid():
+    times = pd.date_range("2024-01-01", periods=6, freq="45D", tz="UTC")
+    frame = pd.DataFrame({"series_id": "x", "timestamp": times, "value": np.arange(6.0)})
+    profile = series_profile(frame, None).set_index("series_id")
+    assert profile.loc["x", OFF_GRID_STEPS] == 5 and profile.loc["x", FREQUENCY] == ""
+    assert profile.loc["x", STEPS_FOUND] == "45 days x5"
+
+
 def test_merge_rules():
     history = series_frame(n=10)
     resend = series_frame(n=12)  # 10 identical rows + 2 new: fine, identical rows dedupe
