@@ -53,8 +53,8 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.fanout import task_runner
 from tasks.accepted import load_history
 from tasks.config import PipelineConfig, add_config_arguments, load_config_tree
 from tasks.ingest import read_series_file
@@ -268,14 +268,6 @@ def run_trials(
     return [future.result() for future in futures]
 
 
-def _task_runner(address: str | None, search: TuneConfig) -> Any:
-    if address:
-        from prefect_dask import DaskTaskRunner
-
-        return DaskTaskRunner(address=address)
-    return ThreadPoolTaskRunner(max_workers=search.max_workers)
-
-
 @flow(name="tune", description="Hyperparameter search for the LSTM forecaster, one task per trial.")
 def tune(
     cfg: PipelineConfig = PipelineConfig(),  # noqa: B008 - Prefect form default
@@ -294,7 +286,7 @@ def tune(
     tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
     experiment_id = use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
     mlflow = mlflow_module()
-    runner = _task_runner(address, search)
+    runner = task_runner(address, search.max_workers)
     logger.info(
         "%s search: %d trials on %s, ranked by val %s",
         search.strategy,
