@@ -17,9 +17,9 @@ entry, no quarantine, no history change. Files the reader rejects are left out
 (the retrain flow will quarantine them).
 
 Each trial is a Prefect task submitted to the trials sub-flow's task runner
-(threads by default; a Dask cluster through prefect-dask when ``address`` is
-given), builds windows with the trial's timesteps, fits on the train windows
-with early stopping on val, and is scored on the **validation** windows in
+(threads by default; a Dask cluster through prefect-dask when ``address`` or
+``train.dask_address`` is given), builds windows with the trial's timesteps, fits
+on the train windows with early stopping on val, and is scored on the **validation** windows in
 original units: the test windows are never looked at, so the test score of a
 model trained with the chosen config stays an honest estimate. Every trial is
 an MLflow child run (``nested=True``) under one parent run for the search.
@@ -286,6 +286,7 @@ def tune(
     tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
     experiment_id = use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
     mlflow = mlflow_module()
+    address = address or cfg.train.dask_address  # one cluster setting for both flows
     runner = task_runner(address, search.max_workers)
     logger.info(
         "%s search: %d trials on %s, ranked by val %s",
