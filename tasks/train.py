@@ -284,7 +284,12 @@ def model_spec(
             f"train.task=classification needs at least 2 classes, found {list(data.classes)}"
         )
     if cfg.groups is not None and group_of is None:
-        raise ValueError("train.groups is set: pass each series' group (group_of_series)")
+        if cfg.groups.by != "hash":
+            raise ValueError(
+                "train.groups.by=column: pass each series' group (group_of_series over the "
+                "data's original column values)"
+            )
+        group_of = group_of_series(sorted(str(s) for s in set(data.series_id)), cfg.groups)
     return ModelSpec.of_windows(data, cfg.per_series, scaler.method, group_of)
 
 
@@ -330,7 +335,7 @@ def train(
             logger.info("%s; training from scratch", why_not)
     logger.info(
         "Training %s LSTM(units=%d, layers=%d) for %s on %d windows, validating on %d",
-        "one model per series:" if cfg.per_series else "a global",
+        "one model per series:" if cfg.per_series else "one per group:" if group_of else "a global",
         cfg.units,
         cfg.layers,
         cfg.task,

@@ -18,7 +18,7 @@ from tasks.config import GroupsConfig, PipelineConfig
 from tasks.lstm import seed_everything
 from tasks.saved_model import load_model, predict
 from tasks.schema import GROUP, SERIES_ID
-from tasks.train import fit_windows, group_of_series, save_model
+from tasks.train import fit_windows, group_of_series, groups_for, model_spec, save_model
 from tests.factories import identity_scaler, windows_of
 from tests.tasks.test_train import frame_of, sine, train_cfg
 
@@ -146,8 +146,30 @@ def test_series_of_a_group_share_one_branch_and_groups_differ(tmp_path):
     assert np.allclose(predict(fit().model, spec, x, np.array(["a", "b", "c"])), out, atol=1e-6)
 
 
-def test_groups_need_each_series_group():
-    data = windows_of(frame_of({"a": sine(80)}))
-    cfg = train_cfg(groups={"by": "hash", "k": 2})
-    with pytest.raises(ValueError, match="pass each series' group"):
-        fit_windows(data, cfg, identity_scaler(data))
+def test_hash_groups_are_found_and_column_groups_must_be_given():
+    data = windows_of(frame_of({"a": sine(80), "b": sine(80, phase=2)}))
+    hashed = train_cfg(groups={"by": "hash", "k": 2})
+    spec = model_spec(data, hashed, identity_scaler(data))  # as tune's trials call it
+    assert spec.groups == [group_of_series(["a", "b"], hashed.groups)[s] for s in ("a", "b")]
+    by_column = train_cfg(groups={"by": "column", "column": "region"})
+    with pytest.raises(ValueError, match="by=column: pass each series' group"):
+        fit_windows(data, by_column, identity_scaler(data))
+
+
+def test_column_groups_are_read_from_the_validated_rows(tmp_path):
+    """The column's original values (not the scaled feature) name the groups."""
+    data = windows_of(frame_of({"a": sine(80), "b": sine(80, phase=2), "c": sine(80)}))
+    validated = tmp_path / "02_validated.parquet"
+    rows = pd.DataFrame({SERIES_ID: ["a", "a", "b", "c"], "region": [7.0, 7.0, 7.0, 9.0]})
+    rows.to_parquet(validated)
+    cfg = PipelineConfig.model_validate(
+        {
+            "columns": {"covariates": ["region"]},
+            "train": {"groups": {"by": "column", "column": "region"}},
+        }
+    )
+    assert groups_for(cfg, data, validated) == {"a": "region=7", "b": "region=7", "c": "region=9"}
+    assert groups_for(PipelineConfig(), data, validated) is None
+    with pytest.raises(ValueError, match="'region' is not in the data"):
+        rows[[SERIES_ID]].to_parquet(validated)
+        groups_for(cfg, data, validated)
