@@ -66,6 +66,7 @@ def test_groups_train_one_task_per_group_on_dask_workers(prefect_server, tmp_pat
             "groups": {"by": "hash", "k": 2},
             "dask_address": cluster.scheduler_address,
         },
+        validation={"build_data_docs": False},
         evaluate={"baselines": [], "make_plots": False},
     )
     started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""train.groups: assigning series to groups, the config's errors, one routed model per group."""
+"""Branches: assigning series to groups, the config's errors, one routed model per group."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
+from tasks.branches import group_of_series, groups_for
 from tasks.config import GroupsConfig, PipelineConfig
 from tasks.lstm import seed_everything
 from tasks.saved_model import load_model, predict
 from tasks.schema import GROUP, SERIES_ID
-from tasks.train import fit_windows, group_of_series, groups_for, model_spec, save_model
+from tasks.train import fit_windows, model_spec, save_model
 from tests.factories import identity_scaler, windows_of
 from tests.tasks.test_train import frame_of, sine, train_cfg
 
@@ -37,7 +38,7 @@ def test_hash_groups_follow_sha256_and_are_the_same_in_another_process():
     assert len(set(groups.values())) == 3  # 12 ids spread over all three
     # Python's own hash() is salted per process: a fresh process with another seed agrees
     code = (
-        "import json; from tasks.config import GroupsConfig; from tasks.train import "
+        "import json; from tasks.config import GroupsConfig; from tasks.branches import "
         f"group_of_series; print(json.dumps(group_of_series({IDS!r}, GroupsConfig(k=3))))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
