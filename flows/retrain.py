@@ -25,6 +25,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as prefect_flow_run
 from prefect.states import Completed, Failed, State
 
+from flows.fanout import train_split
 from flows.monitor import score_live
 from flows.outcome import report_outcome
 from tasks.commit import REGISTERED, commit, input_key, recover
@@ -161,9 +162,14 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
                 windows = window_task(normalized, run, cfg)
             fault_point("after:window")
             with manifest.timed("train"):
-                model_dir = train_task(
-                    windows, normalized, run, cfg, tracking_uri, mlflow_run_id=mlflow_run_id
-                )
+                if cfg.train.splits:  # per series or per group: one task per branch
+                    model_dir = train_split(
+                        windows, normalized, validated.path, run, cfg, tracking_uri, mlflow_run_id
+                    )
+                else:
+                    model_dir = train_task(
+                        windows, normalized, run, cfg, tracking_uri, mlflow_run_id=mlflow_run_id
+                    )
             fault_point("after:train")
             with manifest.timed("evaluate"):
                 evaluation = evaluate_task(windows, normalized, model_dir, run, cfg, tracking_uri)

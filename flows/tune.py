@@ -17,9 +17,9 @@ entry, no quarantine, no history change. Files the reader rejects are left out
 (the retrain flow will quarantine them).
 
 Each trial is a Prefect task submitted to the trials sub-flow's task runner
-(threads by default; a Dask cluster through prefect-dask when ``address`` is
-given), builds windows with the trial's timesteps, fits on the train windows
-with early stopping on val, and is scored on the **validation** windows in
+(threads by default; a Dask cluster through prefect-dask when ``address`` or
+``train.dask_address`` is given), builds windows with the trial's timesteps, fits
+on the train windows with early stopping on val, and is scored on the **validation** windows in
 original units: the test windows are never looked at, so the test score of a
 model trained with the chosen config stays an honest estimate. Every trial is
 an MLflow child run (``nested=True``) under one parent run for the search.
@@ -53,8 +53,8 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.fanout import task_runner
 from tasks.accepted import load_history
 from tasks.config import PipelineConfig, add_config_arguments, load_config_tree
 from tasks.ingest import read_series_file
@@ -268,14 +268,6 @@ def run_trials(
     return [future.result() for future in futures]
 
 
-def _task_runner(address: str | None, search: TuneConfig) -> Any:
-    if address:
-        from prefect_dask import DaskTaskRunner
-
-        return DaskTaskRunner(address=address)
-    return ThreadPoolTaskRunner(max_workers=search.max_workers)
-
-
 @flow(name="tune", description="Hyperparameter search for the LSTM forecaster, one task per trial.")
 def tune(
     cfg: PipelineConfig = PipelineConfig(),  # noqa: B008 - Prefect form default
@@ -294,7 +286,8 @@ def tune(
     tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
     experiment_id = use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
     mlflow = mlflow_module()
-    runner = _task_runner(address, search)
+    address = address or cfg.train.dask_address  # one cluster setting for both flows
+    runner = task_runner(address, search.max_workers)
     logger.info(
         "%s search: %d trials on %s, ranked by val %s",
         search.strategy,

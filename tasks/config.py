@@ -201,6 +201,38 @@ class WindowConfig(FrozenModel):
     stride: int = Field(1, ge=1, description="Step between consecutive window origins.")
 
 
+class GroupsConfig(FrozenModel):
+    """One global model per group of series (``train.groups``), routed by series."""
+
+    by: Literal["hash", "column"] = Field(
+        "hash",
+        description="hash: a stable hash of series_id into train.groups.k groups; column: "
+        "the value of train.groups.column (one value per series).",
+    )
+    k: int | None = Field(
+        None, description="by=hash: the number of groups (at least 1); empty groups get no model."
+    )
+    column: str | None = Field(
+        None,
+        description="by=column: the column whose value names a series' group; it must be a "
+        "column the pipeline keeps (one of columns.covariates) and constant within a series.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> GroupsConfig:
+        if self.by == "hash":
+            if self.k is None or self.k < 1:
+                raise ValueError(f"train.groups.by=hash needs train.groups.k >= 1, got {self.k}")
+            if self.column is not None:
+                raise ValueError("train.groups.column is only for by=column (by is hash)")
+        else:
+            if not self.column:
+                raise ValueError("train.groups.by=column needs train.groups.column")
+            if self.k is not None:
+                raise ValueError("train.groups.k is only for by=hash (by is column)")
+        return self
+
+
 class TrainConfig(FrozenModel):
     task: Literal["regression", "classification"] = Field(
         "regression",
@@ -212,6 +244,17 @@ class TrainConfig(FrozenModel):
         False,
         description="One model per series (trained separately, saved as one routed model) "
         "instead of one global model across all series (each series scaled on its own).",
+    )
+    groups: GroupsConfig | None = Field(
+        None,
+        description="One global model per group of series (by a hash of series_id into k "
+        "groups, or by a column), trained separately and saved as one routed model; the "
+        "series of a group share one branch. Exclusive with per_series.",
+    )
+    dask_address: str | None = Field(
+        None,
+        description="Dask scheduler address (tcp://host:8786) for per_series and groups: each "
+        "branch trains as its own Prefect task on the cluster. Empty: local threads.",
     )
     warm_start: bool = Field(
         False,
@@ -252,6 +295,20 @@ class TrainConfig(FrozenModel):
     reduce_lr_patience: int = Field(3, ge=1)
     min_lr: float = Field(1e-5, gt=0)
     seed: int = 42
+
+    @property
+    def splits(self) -> bool:
+        """Whether training fans out into branches (per series or per group)."""
+        return self.per_series or self.groups is not None
+
+    @model_validator(mode="after")
+    def _one_way_to_split(self) -> TrainConfig:
+        if self.per_series and self.groups is not None:
+            raise ValueError(
+                "train.per_series and train.groups are exclusive: one model per series, or "
+                "one per group of series; unset one of them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lr_schedule_can_fire(self) -> TrainConfig:
@@ -438,6 +495,7 @@ warnings.filterwarnings("ignore", message='Field name "register" in "PipelineCon
 # The sections (and register settings) that make two runs on the same data the same model.
 MODEL_SECTIONS = ("columns", "split", "window", "train", "evaluate", "register")
 REGISTRY_LOCATION = ("tracking_uri", "concurrency_limit")
+TRAIN_LOCATION = ("dask_address",)  # where training runs, not what it makes
 
 
 class PipelineConfig(FrozenModel):
@@ -459,6 +517,17 @@ class PipelineConfig(FrozenModel):
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="after")
+    def _group_column_is_kept(self) -> PipelineConfig:
+        groups = self.train.groups
+        kept = self.columns.covariates
+        if groups is not None and groups.by == "column" and groups.column not in kept:
+            raise ValueError(
+                f"train.groups.column '{groups.column}' is not a column the pipeline keeps: "
+                f"list it in columns.covariates (now {kept})"
+            )
+        return self
 
     def min_points(self) -> int:
         """Rows a series needs so that train, val and test each hold a window."""
@@ -487,6 +556,7 @@ class PipelineConfig(FrozenModel):
         tree = self.dump()
         kept = {name: tree[name] for name in MODEL_SECTIONS}
         kept["register"] = {k: v for k, v in kept["register"].items() if k not in REGISTRY_LOCATION}
+        kept["train"] = {k: v for k, v in kept["train"].items() if k not in TRAIN_LOCATION}
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 

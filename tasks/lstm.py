@@ -108,12 +108,16 @@ def compile_model(model: Any, cfg: TrainConfig) -> None:
         model.compile(optimizer=optimizer, loss="mse")
 
 
-def route_series(branches: list[Any], timesteps: int, features: int) -> Any:
-    """One model over per-series branches: ``{"x", "series"}`` -> branch[series](x).
+def route_series(
+    branches: list[Any], timesteps: int, features: int, branch_of: list[int] | None = None
+) -> Any:
+    """One model over branches: ``{"x", "series"}`` -> branch[branch_of[series]](x).
 
+    ``branch_of`` maps each series code to its branch (``train.groups``: the series of a
+    group share one branch object, so one set of weights); None: one branch per series.
     Built from stock layers only (no Lambda), so it saves and loads in safe mode.
     Every branch runs on every window and a one-hot mask picks the right output:
-    K times the work of one branch, fine for the handful of series this is for.
+    K times the work of one branch, fine for the handful of branches this is for.
     """
     keras = _keras()
     x = keras.Input(shape=(timesteps, features), name=X_INPUT)  # [batch, timesteps, features]
@@ -121,12 +125,24 @@ def route_series(branches: list[Any], timesteps: int, features: int) -> Any:
     outputs = branches[0].output_shape[-1]
     stacked = keras.layers.Concatenate(axis=1, name="branches")(
         [keras.layers.Reshape((1, outputs))(branch(x)) for branch in branches]
-    )  # [batch, series, outputs]
+    )  # [batch, branches, outputs]
     one_hot = keras.layers.CategoryEncoding(
-        num_tokens=len(branches), output_mode="one_hot", name="series_one_hot"
+        num_tokens=len(branches) if branch_of is None else len(branch_of),
+        output_mode="one_hot",
+        name="series_one_hot",
     )(series)  # [batch, series]
+    if branch_of is not None:
+        # series -> branch as a fixed 0/1 matrix (a frozen Dense, saved with the model)
+        to_branch = keras.layers.Dense(
+            len(branches), use_bias=False, trainable=False, name="series_to_group"
+        )
+        one_hot = to_branch(one_hot)  # [batch, branches]
+        matrix = np.zeros((len(branch_of), len(branches)), dtype="float32")
+        matrix[np.arange(len(branch_of)), branch_of] = 1.0
+        to_branch.set_weights([matrix])
     picked = keras.layers.Dot(axes=(1, 1), name="pick_series")([one_hot, stacked])
-    return keras.Model({X_INPUT: x, SERIES_INPUT: series}, picked, name="seriesflow_per_series")
+    name = "seriesflow_per_series" if branch_of is None else "seriesflow_per_group"
+    return keras.Model({X_INPUT: x, SERIES_INPUT: series}, picked, name=name)
 
 
 def _architecture(model: Any) -> list[tuple[Any, ...]]:
@@ -149,6 +165,8 @@ def warm_start(
     why = spec.same_inputs(champion_spec)
     if why is None and spec.series != champion_spec.series:
         why = f"per-series branches {champion_spec.series} vs {spec.series} in this run"
+    if why is None and spec.groups != champion_spec.groups:
+        why = f"series groups {champion_spec.groups} vs {spec.groups} in this run"
     if why is None and _architecture(model) != _architecture(champion_model):
         why = "layers differ: " + f"{_architecture(champion_model)} vs {_architecture(model)}"
     if why is None:

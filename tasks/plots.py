@@ -10,7 +10,14 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.schema import CHAMPION, MODEL, SEASONAL_NAIVE, SERIES_ID, TIMESTAMP
+from tasks.schema import (
+    CHAMPION,
+    MODEL,
+    SEASONAL_NAIVE,
+    SERIES_ID,
+    TIMESTAMP,
+    branch_column,
+)
 
 
 def _pyplot() -> Any:
@@ -35,7 +42,8 @@ def plot_loss(epochs: pd.DataFrame, path: Path) -> Path:
     """Training vs validation loss per epoch (one pair of lines per series if per-series)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
-    groups = epochs.groupby(SERIES_ID, sort=True) if SERIES_ID in epochs else [(None, epochs)]
+    column = branch_column(epochs)  # per-series or per-group branches
+    groups = epochs.groupby(column, sort=True) if column in epochs else [(None, epochs)]
     for sid, part in groups:
         tag = f" [{sid}]" if sid is not None else ""
         line = ax.plot(part["epoch"], part["loss"], label=f"training loss{tag}")[0]
@@ -49,7 +57,7 @@ def plot_loss(epochs: pd.DataFrame, path: Path) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (scaled)")
     ax.set_yscale("log")
-    if "learning_rate" in epochs and SERIES_ID not in epochs:
+    if "learning_rate" in epochs and column not in epochs:
         lr = ax.twinx()
         lr.step(
             epochs["epoch"],

@@ -55,7 +55,7 @@ from tasks.results import EvaluationResult, Registration
 from tasks.runtime import registry_lock, stage_logger
 from tasks.saved_model import ModelSpec, load_model
 from tasks.scaler import Scaler
-from tasks.schema import ALL_SERIES, ALL_WINDOWS, CLASSIFICATION, FOLD, SERIES_ID
+from tasks.schema import ALL_SERIES, ALL_WINDOWS, CLASSIFICATION, FOLD, SERIES_ID, branch_column
 
 
 @task(name="register", cache_policy=NO_CACHE)
@@ -125,7 +125,8 @@ def _log_version(
         if not mlflow_run_id:  # a run of its own: params and the per-epoch curves here
             params = flatten("", config.dump(), {})
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            for step, values in epoch_steps(read_parquet(run.epochs), SERIES_ID):
+            epochs = read_parquet(run.epochs)
+            for step, values in epoch_steps(epochs, branch_column(epochs)):
                 mlflow.log_metrics(values, step=step)
         for name, values in evaluation.scores.items():
             mlflow.log_metrics({f"test_{name}_{k}": v for k, v in finite(values).items()})

@@ -47,6 +47,9 @@ class ModelSpec:
     horizon: int
     classes: list[str] = field(default_factory=list)  # classification: output-unit order
     series: list[str] = field(default_factory=list)  # per-series branch order; [] = global
+    # train.groups: each series' group, parallel to ``series`` (the routed model sends a
+    # series to its group's branch); [] = one branch per series
+    groups: list[str] = field(default_factory=list)
     warm_start: str | None = None  # how the weights were initialised (a note)
     # how windows are normalized for the model (normalize.method; scaler.json has the rest)
     normalization: str = "minmax"
@@ -57,7 +60,13 @@ class ModelSpec:
 
     @property
     def per_series(self) -> bool:
+        """A routed model: windows go to their series' branch (its own or its group's)."""
         return bool(self.series)
+
+    @property
+    def branches(self) -> list[str]:
+        """The branch names in branch order: the series, or the distinct groups (sorted)."""
+        return sorted(set(self.groups)) if self.groups else list(self.series)
 
     def comparable(self, other: ModelSpec) -> str | None:
         """None when ``other`` forecasts the same targets from the same features, else why not.
@@ -91,8 +100,16 @@ class ModelSpec:
         return why
 
     @classmethod
-    def of_windows(cls, data: Windows, per_series: bool, normalization: str) -> ModelSpec:
-        series = sorted(str(s) for s in set(data.series_id)) if per_series else []
+    def of_windows(
+        cls,
+        data: Windows,
+        per_series: bool,
+        normalization: str,
+        group_of: dict[str, str] | None = None,
+    ) -> ModelSpec:
+        """The spec of a model for ``data``; ``group_of`` (series -> group) makes it grouped."""
+        routed = per_series or group_of is not None
+        series = sorted(str(s) for s in set(data.series_id)) if routed else []
         return cls(
             task=data.task,
             timesteps=data.timesteps,
@@ -100,6 +117,7 @@ class ModelSpec:
             horizon=data.horizon,
             classes=list(data.classes),
             series=series,
+            groups=[group_of[s] for s in series] if group_of is not None else [],
             normalization=normalization,
         )
 

@@ -7,10 +7,13 @@ name as a string literal.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 # Canonical long-format columns (one row per series and time).
 SERIES_ID = "series_id"
+GROUP = "group"  # a series group (train.groups): the branch column of a grouped epoch table
 TIMESTAMP = "timestamp"
 VALUE = "value"
 LABEL = "label"
@@ -102,3 +105,8 @@ LEDGER_SCHEMA = pa.schema(
 RESERVED_SERIES_IDS = (ALL_SERIES,)
 # Longest series id: ids end up in MLflow keys (250 characters at most) and file names.
 MAX_SERIES_ID_LENGTH = 200
+
+
+def branch_column(epochs: Any) -> str:
+    """The column naming the branch of an epoch table: the series, or the group."""
+    return GROUP if GROUP in epochs else SERIES_ID

@@ -14,6 +14,12 @@ Options (``TrainConfig``):
   early stop and learning-rate schedule, then saved as ONE Keras model that
   routes each window to its series' branch (inputs ``{"x", "series"}``), so
   the registry, the champion re-score and a forecast still load one artifact.
+- ``groups``: one global model per group of series (a stable hash of series_id into
+  ``k`` groups, or a column's value), saved as one routed model whose series all go
+  to their group's branch (one branch object per group: shared weights).
+- Fan-out: for ``per_series`` and ``groups`` the flow trains each branch as its own
+  task (``plan_training`` -> ``train_branch`` per branch -> ``combine_branches``,
+  wired in ``flows/fanout.py``), on threads or a Dask cluster (``train.dask_address``).
 - ``warm_start``: copy the champion's weights into the new model before fitting
   when the architecture matches (same spec and layer shapes); else train from
   scratch and say why.
@@ -24,31 +30,49 @@ Options (``TrainConfig``):
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.branches import (
+    Branch,
+    build_branch,
+    group_of_series,
+    groups_for,
+    plan_branches,
+    route_branches,
+)
 from tasks.champion import Champion, champion_of
 from tasks.config import PipelineConfig, TrainConfig
-from tasks.io import RunDir, atomic_path, write_json, write_parquet
+from tasks.io import (
+    MODEL_FILE,
+    RunDir,
+    atomic_path,
+    read_json,
+    read_parquet,
+    write_json,
+    write_parquet,
+)
 from tasks.lstm import (
     build_model,
     fit_model,
-    route_series,
     seed_everything,
     warm_start,
     window_batches,
 )
-from tasks.registry import log_values, metric_key
+from tasks.registry import epoch_steps, log_values, metric_key
 from tasks.runtime import stage_logger
-from tasks.saved_model import ModelSpec
+from tasks.saved_model import ModelSpec, load_model
 from tasks.scaler import LAST_VALUE, Scaler
-from tasks.schema import CLASSIFICATION, SERIES_ID, TRAIN, VAL
+from tasks.schema import CLASSIFICATION, GROUP, SERIES_ID, TRAIN, VAL, branch_column
 from tasks.window_table import Windows, load_windows
 
 
@@ -72,79 +96,116 @@ class Fitted:
     epochs: pd.DataFrame  # per epoch (and per series, for per-series models)
 
 
+def fit_branch(
+    model: Any,
+    data: Windows,
+    cfg: TrainConfig,
+    scaler: Scaler,
+    branch: Branch,
+    on_epoch: Callable[[str | None, int, dict[str, float]], None] | None = None,
+) -> pd.DataFrame:
+    """Fit one branch on its series' train windows (val for stopping); its epoch table."""
+    tr, va = data.subset(TRAIN), data.subset(VAL)
+    mine_tr = tr.select(np.isin(tr.series_id, branch.series))
+    mine_va = va.select(np.isin(va.series_id, branch.series))
+    if len(mine_tr) == 0 or len(mine_va) == 0:
+        option = "train.per_series" if branch.kind == "series" else "train.groups"
+        raise ValueError(
+            f"{option}: {branch.kind} '{branch.name}' has {len(mine_tr)} train and "
+            f"{len(mine_va)} val windows; each {branch.kind} needs both"
+        )
+    report = None if on_epoch is None else (lambda e, logs: on_epoch(branch.name, e, logs))
+    least = cfg.min_windows_per_epoch
+    part = fit_model(
+        model,
+        window_batches(mine_tr, scaler, cfg.batch_size, True, cfg.seed, None, least),
+        window_batches(mine_va, scaler, cfg.batch_size, False, cfg.seed, None, 0),
+        cfg,
+        report,
+    )
+    part.insert(0, SERIES_ID if branch.kind == "series" else GROUP, branch.name)
+    return part
+
+
 def fit_windows(
     data: Windows,
     cfg: TrainConfig,
     scaler: Scaler,
     warm: WarmSource | None = None,
     on_epoch: Callable[[str | None, int, dict[str, float]], None] | None = None,
+    group_of: dict[str, str] | None = None,
 ) -> Fitted:
     """Build and fit the configured model on ``data``'s train windows (val for stopping).
 
     ``scaler`` maps each window in and out (``normalize.method``); ``warm`` is a model
     to start from (the champion) when its architecture and inputs match.
-    ``on_epoch(series_id or None, epoch, logs)`` reports progress. The
+    ``on_epoch(series or group or None, epoch, logs)`` reports progress. The
     classification/regression choice comes from the windows (they carry labels
-    or not) and must agree with ``cfg.task``.
+    or not) and must agree with ``cfg.task``. ``group_of`` (series -> group, for
+    ``train.groups``) fits one branch per group; the branches run one after the other
+    here (the retrain flow fans them out as tasks instead).
     """
+    spec = model_spec(data, cfg, scaler, group_of)
+    zero_head = _zero_head(data, scaler)
+    if not spec.per_series:
+        model = build_model(
+            spec.timesteps, len(spec.features), spec.outputs, cfg, zero_head=zero_head
+        )
+        branches, models = [], [model]
+    else:
+        branches = plan_branches(spec, cfg)
+        models = [build_branch(spec, cfg, b, zero_head) for b in branches]
+        model = route_branches(spec, models)
+    note = None
+    if warm is not None:
+        _, note = warm_start(model, spec, warm.model, warm.spec, warm.version)
+    spec = replace(spec, warm_start=note)
+
+    if not spec.per_series:
+        tr, va = data.subset(TRAIN), data.subset(VAL)
+        report = None if on_epoch is None else (lambda e, logs: on_epoch(None, e, logs))
+        least = cfg.min_windows_per_epoch
+        epochs = fit_model(
+            model,
+            window_batches(tr, scaler, cfg.batch_size, True, cfg.seed, None, least),
+            window_batches(va, scaler, cfg.batch_size, False, cfg.seed, None, 0),
+            cfg,
+            report,
+        )
+    else:
+        parts = [
+            fit_branch(m, data, cfg, scaler, b, on_epoch)
+            for b, m in zip(branches, models, strict=True)
+        ]
+        # The routed model stays uncompiled: it is only ever used to predict (each branch
+        # was compiled and fit on its own), and an unbuilt optimizer would not reload.
+        epochs = pd.concat(parts, ignore_index=True)
+    return Fitted(model, spec, epochs)
+
+
+def model_spec(
+    data: Windows, cfg: TrainConfig, scaler: Scaler, group_of: dict[str, str] | None = None
+) -> ModelSpec:
+    """What the model trained on ``data`` will be; refuses windows that disagree with cfg."""
     if data.task != cfg.task:
         raise ValueError(f"train.task is {cfg.task} but the windows were made for {data.task}")
     if data.task == CLASSIFICATION and len(data.classes) < 2:
         raise ValueError(
             f"train.task=classification needs at least 2 classes, found {list(data.classes)}"
         )
-    spec = ModelSpec.of_windows(data, cfg.per_series, scaler.method)
-    timesteps, features = spec.timesteps, len(spec.features)
-    tr, va = data.subset(TRAIN), data.subset(VAL)
-    # relative to the last value, a zero head is the naive forecast: training learns corrections
-    zero_head = data.task != CLASSIFICATION and scaler.method == LAST_VALUE
-
-    if not spec.per_series:
-        model = build_model(timesteps, features, spec.outputs, cfg, zero_head=zero_head)
-        branches = [model]
-    else:
-        branches = [
-            build_model(
-                timesteps,
-                features,
-                spec.outputs,
-                cfg,
-                name=f"series_{k}",
-                seed=cfg.seed + k + 1,
-                zero_head=zero_head,
+    if cfg.groups is not None and group_of is None:
+        if cfg.groups.by != "hash":
+            raise ValueError(
+                "train.groups.by=column: pass each series' group (group_of_series over the "
+                "data's original column values)"
             )
-            for k in range(len(spec.series))
-        ]
-        model = route_series(branches, timesteps, features)
-    note = None
-    if warm is not None:
-        _, note = warm_start(model, spec, warm.model, warm.spec, warm.version)
-    spec = replace(spec, warm_start=note)
+        group_of = group_of_series(sorted(str(s) for s in set(data.series_id)), cfg.groups)
+    return ModelSpec.of_windows(data, cfg.per_series, scaler.method, group_of)
 
-    def batches(windows: Windows, shuffle: bool) -> Any:
-        least = cfg.min_windows_per_epoch if shuffle else 0
-        return window_batches(windows, scaler, cfg.batch_size, shuffle, cfg.seed, None, least)
 
-    if not spec.per_series:
-        report = None if on_epoch is None else (lambda e, logs: on_epoch(None, e, logs))
-        epochs = fit_model(model, batches(tr, True), batches(va, False), cfg, report)
-    else:
-        parts = []
-        for sid, branch in zip(spec.series, branches, strict=True):
-            mine_tr, mine_va = tr.select(tr.series_id == sid), va.select(va.series_id == sid)
-            if len(mine_tr) == 0 or len(mine_va) == 0:
-                raise ValueError(
-                    f"train.per_series: series '{sid}' has {len(mine_tr)} train and "
-                    f"{len(mine_va)} val windows; each series needs both"
-                )
-            report = None if on_epoch is None else (lambda e, logs, s=sid: on_epoch(s, e, logs))
-            part = fit_model(branch, batches(mine_tr, True), batches(mine_va, False), cfg, report)
-            part.insert(0, SERIES_ID, sid)
-            parts.append(part)
-        # The routed model stays uncompiled: it is only ever used to predict (each branch
-        # was compiled and fit on its own), and an unbuilt optimizer would not reload.
-        epochs = pd.concat(parts, ignore_index=True)
-    return Fitted(model, spec, epochs)
+def _zero_head(data: Windows, scaler: Scaler) -> bool:
+    # relative to the last value, a zero head is the naive forecast: training learns corrections
+    return data.task != CLASSIFICATION and scaler.method == LAST_VALUE
 
 
 def save_model(model: Any, path: Path) -> Path:
@@ -162,12 +223,18 @@ def train(
     config: PipelineConfig,
     tracking_uri: str | None = None,
     mlflow_run_id: str | None = None,
+    validated: Path | None = None,
 ) -> Path:
-    """Fit the model; with ``mlflow_run_id``, each epoch's metrics go to that run as it ends."""
+    """Fit the model; with ``mlflow_run_id``, each epoch's metrics go to that run as it ends.
+
+    Branches (per_series, groups) are fit one after the other here; the retrain flow
+    fans them out instead (``plan_training`` / ``train_branch`` / ``combine_branches``).
+    """
     logger = stage_logger()
     cfg = config.train
     data = load_windows(windows, normalized)
     scaler = Scaler.load(run.scaler)
+    group_of = groups_for(config, data, validated)
     seed_everything(cfg.seed)
     warm, why_not = None, ""
     if cfg.warm_start:
@@ -178,7 +245,7 @@ def train(
             logger.info("%s; training from scratch", why_not)
     logger.info(
         "Training %s LSTM(units=%d, layers=%d) for %s on %d windows, validating on %d",
-        "one model per series:" if cfg.per_series else "a global",
+        "one model per series:" if cfg.per_series else "one per group:" if group_of else "a global",
         cfg.units,
         cfg.layers,
         cfg.task,
@@ -200,7 +267,7 @@ def train(
             logs.get("learning_rate", float("nan")),
         )
 
-    fitted = fit_windows(data, cfg, scaler, warm, on_epoch=log_epoch)
+    fitted = fit_windows(data, cfg, scaler, warm, on_epoch=log_epoch, group_of=group_of)
     if fitted.spec.warm_start:
         logger.info("%s", fitted.spec.warm_start)
     elif why_not:
@@ -218,4 +285,147 @@ def train(
     save_model(fitted.model, run.model)
     write_parquet(epochs, run.epochs)
     write_json(fitted.spec.to_json(), run.spec)
+    return run.model_dir
+
+
+# --------------------------------------------------------------------------- fan-out tasks
+# plan_training (the flow's process) -> train_branch (one task per branch, on threads or
+# Dask workers) -> combine_branches (the flow's process). They meet at files in
+# 05_model/branches/<k>/: branch.json, warm.weights.h5 (warm start), model.keras, epochs.
+
+
+BRANCHES_DIR, BRANCH_FILE, WARM_FILE = "branches", "branch.json", "warm.weights.h5"
+PLAN_FILE = "plan.json"  # 05_model/branches/plan.json: the spec and the branches
+
+
+@task(name="train-plan", cache_policy=NO_CACHE)
+def plan_training(
+    windows: Path,
+    normalized: Path,
+    validated: Path,
+    run: RunDir,
+    config: PipelineConfig,
+    tracking_uri: str | None = None,
+) -> list[Path]:
+    """Decide the branches (per series or per group); one folder per branch to train."""
+    logger = stage_logger()
+    cfg = config.train
+    data = load_windows(windows, normalized)
+    scaler = Scaler.load(run.scaler)
+    spec = model_spec(data, cfg, scaler, groups_for(config, data, validated))
+    branches = plan_branches(spec, cfg)
+    root = run.model_dir / BRANCHES_DIR
+    folders = [root / f"{b.index:03d}" for b in branches]
+    for branch, folder in zip(branches, folders, strict=True):
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(asdict(branch), folder / BRANCH_FILE)
+    note = None
+    if cfg.warm_start:
+        champion, why_not = champion_of(config, tracking_uri)
+        if champion is None:
+            note = f"warm start skipped: {why_not}"
+        else:
+            # the whole routed model is compared with the champion's, as fit_windows does;
+            # matching weights go to each branch's folder
+            seed_everything(cfg.seed)
+            models = [build_branch(spec, cfg, b, _zero_head(data, scaler)) for b in branches]
+            copied, note = warm_start(
+                route_branches(spec, models),
+                spec,
+                champion.model,
+                champion.spec,
+                champion.version,
+            )
+            if copied:
+                for model, folder in zip(models, folders, strict=True):
+                    model.save_weights(folder / WARM_FILE)
+        logger.info("%s", note)
+    write_json(replace(spec, warm_start=note).to_json(), root / PLAN_FILE)
+    logger.info(
+        "Training %d %s branches of LSTM(units=%d, layers=%d): %s",
+        len(branches),
+        branches[0].kind if branches else "",
+        cfg.units,
+        cfg.layers,
+        {b.label: len(b.series) for b in branches},
+    )
+    return folders
+
+
+@task(name="train-branch", cache_policy=NO_CACHE, task_run_name="train-{label}")
+def train_branch(
+    folder: Path, label: str, windows: Path, normalized: Path, run: RunDir, config: PipelineConfig
+) -> Path:
+    """Fit one branch on its series' windows; ``label`` names the task run."""
+    logger = stage_logger()
+    cfg = config.train
+    branch = Branch(**read_json(folder / BRANCH_FILE))
+    spec = ModelSpec.load(run.model_dir / BRANCHES_DIR / PLAN_FILE)
+    data = load_windows(windows, normalized)
+    scaler = Scaler.load(run.scaler)
+    started = time.perf_counter()
+    seed_everything(cfg.seed)
+    model = build_branch(spec, cfg, branch, _zero_head(data, scaler))
+    if (folder / WARM_FILE).exists():
+        model.load_weights(folder / WARM_FILE)
+
+    def log_epoch(name: str | None, epoch: int, logs: dict[str, float]) -> None:
+        logger.info(
+            "[%s] epoch %d/%d  loss=%.5f  val_loss=%.5f",
+            name,
+            epoch + 1,
+            cfg.epochs,
+            logs.get("loss", float("nan")),
+            logs.get("val_loss", float("nan")),
+        )
+
+    epochs = fit_branch(model, data, cfg, scaler, branch, on_epoch=log_epoch)
+    save_model(model, folder / MODEL_FILE)
+    write_parquet(epochs, folder / "epochs.parquet")
+    where = _where()
+    write_json(
+        {"seconds": round(time.perf_counter() - started, 3), "where": where},
+        folder / "done.json",
+    )
+    logger.info("%s (%d series) trained on %s", label, len(branch.series), where)
+    return folder
+
+
+def _where() -> str:
+    """The Dask worker this runs on, or the thread's name."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):  # not on a Dask worker
+        return threading.current_thread().name
+
+
+@task(name="train-combine", cache_policy=NO_CACHE)
+def combine_branches(
+    folders: list[Path], run: RunDir, config: PipelineConfig, mlflow_run_id: str | None = None
+) -> Path:
+    """Route the trained branches into one saved model (``05_model/``) + its epochs."""
+    logger = stage_logger()
+    spec = ModelSpec.load(run.model_dir / BRANCHES_DIR / PLAN_FILE)
+    branches = [Branch(**read_json(f / BRANCH_FILE)) for f in folders]
+    if [b.name for b in branches] != spec.branches:
+        raise ValueError(f"branches {[b.name for b in branches]} do not match {spec.branches}")
+    model = route_branches(spec, [load_model(f / MODEL_FILE) for f in folders])
+    epochs = pd.concat([read_parquet(f / "epochs.parquet") for f in folders], ignore_index=True)
+    if mlflow_run_id:  # the branches ran elsewhere: their curves are logged here, at the end
+        for step, values in epoch_steps(epochs, branch_column(epochs)):
+            log_values(mlflow_run_id, values, step)
+    done = {b.label: read_json(f / "done.json") for b, f in zip(branches, folders, strict=True)}
+    write_json(done, run.model_dir / BRANCHES_DIR / "runs.json")
+    save_model(model, run.model)
+    write_parquet(epochs, run.epochs)
+    write_json(spec.to_json(), run.spec)
+    logger.info(
+        "Routed %d series over %d branches (%d parameters); trained on %s",
+        len(spec.series),
+        len(branches),
+        model.count_params(),
+        sorted({d["where"] for d in done.values()}),
+    )
     return run.model_dir
