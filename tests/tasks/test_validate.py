@@ -84,6 +84,19 @@ def test_merge_rules():
     assert [f.check for f in failures] == ["no_backfill"]
 
 
+def test_merging_files_of_new_series_gives_the_same_sorted_history():
+    history = series_frame(series=("b", "d"), n=10)
+    for series in (("e", "f"), ("a", "c")):  # after the history's ids, then among them
+        rows = series_frame(series=series, n=10)
+        rows = pd.concat([rows, rows.iloc[[3]]]).iloc[::-1]  # a repeated row, out of order
+        merged, failures = merge_file(history, rows, "new.csv", allow_revisions=False)
+        full = pd.concat([history, rows], ignore_index=True)
+        full = full.drop_duplicates(subset=["series_id", "timestamp"], keep="last")
+        expected = full.sort_values(["series_id", "timestamp"], ignore_index=True)
+        assert failures == [] and len(merged) == 40
+        pd.testing.assert_frame_equal(merged, expected)
+
+
 @pytest.mark.parametrize(
     ("change", "check", "column"),
     [
