@@ -373,6 +373,8 @@ def robust_outliers(
     # only the series the file holds: the whole history per file would be files x rows
     history = accepted.loc[accepted[SERIES_ID].isin(rows[SERIES_ID].unique()), [SERIES_ID, VALUE]]
     history = history.dropna()
+    if not len(history):  # only new series: nothing to compare with
+        return None
     by_series = history.groupby(SERIES_ID)[VALUE]
     median = by_series.median()
     deviation = (history[VALUE] - history[SERIES_ID].map(median)).abs()

@@ -153,6 +153,19 @@ def test_good_file_is_used_and_bad_file_left_out(session):
     assert len(arrival.merged) == 0
 
 
+def test_files_of_new_series_join_an_existing_history(session):
+    # the scale benchmark's arrival: a history, then one file per group of new series
+    config = PipelineConfig.model_validate({"window": {"timesteps": 12}})
+    history = series_frame(series=("a",), n=300)
+    files = [("bc.csv", series_frame(series=("b", "c"), n=300))]
+    files.append(("d.csv", series_frame(series=("d",), n=300)))
+    stacked = stack_with_history(history, files)
+    arrival = validate_arrival(stacked, ["bc.csv", "d.csv"], config, HISTORY_SOURCE, session)
+    assert arrival.accepted == ["bc.csv", "d.csv"] and arrival.rejected == {}
+    assert len(arrival.merged) == 1200
+    assert arrival.merged["series_id"].drop_duplicates().tolist() == ["a", "b", "c", "d"]
+
+
 def test_short_and_constant_series_are_rejected_on_the_merged_rows(session):
     config = PipelineConfig.model_validate({"window": {"timesteps": 12}})
     short = series_frame(series=("s",), n=15)  # needs 20 for timesteps=12
@@ -213,3 +226,6 @@ def test_robust_outliers_name_the_rows_and_spare_new_series_and_flat_ones():
     assert (
         robust_outliers(rows, history, "f.csv", ValidationConfig(outlier_max_robust_z=None)) is None
     )
+    # a file of only new series (none in the history) has nothing to be compared with
+    only_new = rows[rows["series_id"] == "new"]
+    assert robust_outliers(only_new, history, "f.csv", cfg) is None
