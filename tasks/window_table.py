@@ -104,7 +104,9 @@ class SeriesArrays:
         only when it is not already sorted by (series, time).
         """
         ids = frame[SERIES_ID]
-        if not isinstance(ids.dtype, pd.CategoricalDtype):  # a categorical is factorized already
+        if isinstance(ids.dtype, pd.CategoricalDtype):  # factorized already; ids in text order
+            ids = ids.cat.reorder_categories(sorted(ids.cat.categories))
+        else:
             ids = ids.astype(str)
         codes, uniques = pd.factorize(ids, sort=True)  # [rows]
         times = frame[TIMESTAMP]

@@ -154,7 +154,8 @@ def test_series_arrays_from_a_shuffled_categorical_frame_match_the_sorted_one(tm
 
     frame = normalized_frame(series=("b", "a", "c"))
     shuffled = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    shuffled[SERIES_ID] = shuffled[SERIES_ID].astype("category")  # as load() reads it
+    # as load() reads it: a categorical whose categories come in the file's order
+    shuffled[SERIES_ID] = pd.Categorical(shuffled[SERIES_ID], categories=["c", "b", "a"])
     mine = SeriesArrays.from_frame(shuffled, [VALUE, "temp"])
     ordered = frame.sort_values([SERIES_ID, TIMESTAMP], ignore_index=True)
     assert mine.series == ["a", "b", "c"]
