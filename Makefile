@@ -16,7 +16,7 @@ export PREFECT_HOME ?= $(CURDIR)/$(WORK)/prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run forecast test lint chunk ui mlflow-ui serve bench bench-real tune install clean help
+.PHONY: run forecast test lint chunk ui mlflow-ui serve bench bench-real bench-scale tune install clean help
 
 help:
 	@echo "make run        set up .venv, retrain on the sample data (again: skipped unless new data)"
@@ -28,6 +28,7 @@ help:
 	@echo "make mlflow-ui  MLflow UI on the pipeline's registry (MLFLOW_TRACKING_URI, else the workspace's)"
 	@echo "make tune       hyperparameter search (ARGS='--set tune.strategy=grid ...')"
 	@echo "make bench      benchmarks/ tables (make bench-real: public real series vs classical models)"
+	@echo "make bench-scale  the whole retrain on 10/100/1,000 series x 10,000 points (ARGS='--sizes 10 100')"
 	@echo "make clean      delete the workspace $(WORK) but keep the model registry (ALL=1: that too, asked first)"
 	@echo "After make install, .venv/bin/seriesflow retrain|forecast|watch|tune|serve runs the same CLIs."
 
@@ -92,6 +93,11 @@ bench: $(VENV)/.installed
 bench-real: $(VENV)/.installed
 	@$(PY) -c "import statsforecast, pmdarima" 2>/dev/null || $(PY) -m pip install --quiet -c requirements.lock -e ".[dev,bench]"
 	$(PY) benchmarks/real_series.py $(ARGS)
+
+# The whole retrain at 10, 100 and 1,000 series x 10,000 hourly points: seconds per stage,
+# peak RSS, run-folder disk, growth between sizes (about 15 minutes on 2 cores).
+bench-scale: $(VENV)/.installed
+	$(PY) benchmarks/scale.py $(ARGS)
 
 tune: $(VENV)/.installed
 	@mkdir -p "$(PREFECT_HOME)"

@@ -25,14 +25,14 @@ def backtest_folds(windows: Windows, folds: int) -> np.ndarray:
     if folds < 1:
         raise ValueError(f"evaluate.backtest_folds must be at least 1 here, got {folds}")
     out = np.zeros(len(windows), dtype=int)
-    for sid in np.unique(windows.series_id):
-        where = np.flatnonzero(windows.series_id == sid)
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, where in windows.by_series():
         if len(where) < folds:
             raise ValueError(
                 f"evaluate.backtest_folds={folds}: series '{sid}' has only {len(where)} "
                 "test windows; lower the number of folds"
             )
-        ordered = where[np.argsort(windows.origin[where], kind="stable")]
+        ordered = where[np.argsort(origin[where], kind="stable")]
         out[ordered] = np.arange(len(ordered)) * folds // len(ordered) + 1
     return out
 

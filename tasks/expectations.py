@@ -370,7 +370,11 @@ def robust_outliers(
     limit = cfg.outlier_max_robust_z
     if limit is None or not len(accepted) or not len(rows):
         return None
-    history = accepted[[SERIES_ID, VALUE]].dropna()
+    # only the series the file holds: the whole history per file would be files x rows
+    history = accepted.loc[accepted[SERIES_ID].isin(rows[SERIES_ID].unique()), [SERIES_ID, VALUE]]
+    history = history.dropna()
+    if not len(history):  # only new series: nothing to compare with
+        return None
     by_series = history.groupby(SERIES_ID)[VALUE]
     median = by_series.median()
     deviation = (history[VALUE] - history[SERIES_ID].map(median)).abs()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+import resource
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +38,13 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, MiB (a high-water mark: read after each
+    stage, it says which stage raised it)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
 @dataclass
 class Manifest:
     run: RunDir
@@ -43,6 +52,7 @@ class Manifest:
     started_at: str = field(default_factory=lambda: utcnow().isoformat())
     inputs: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    peak_rss: dict[str, float] = field(default_factory=dict)  # MiB, high-water mark per stage
     outcome: dict[str, Any] = field(default_factory=dict)
     registry: str | None = None  # the tracking URI, credentials masked
 
@@ -53,6 +63,7 @@ class Manifest:
             yield
         finally:
             self.timings[stage] = round(time.perf_counter() - start, 3)
+            self.peak_rss[stage] = peak_rss_mib()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +76,7 @@ class Manifest:
             "registry": self.registry,
             "versions": package_versions(),
             "timings_seconds": self.timings,
+            "peak_rss_mib": self.peak_rss,
             "outcome": self.outcome,
         }
 

@@ -74,10 +74,16 @@ def plot_loss(epochs: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_forecasts(predictions: pd.DataFrame, path: Path, step: int = 1) -> Path:
+MAX_PLOTTED_SERIES = 6  # one panel each: 1,000 panels would be a 2,600-inch figure
+
+
+def plot_forecasts(
+    predictions: pd.DataFrame, path: Path, step: int = 1, max_series: int = MAX_PLOTTED_SERIES
+) -> Path:
+    """Forecast vs actual over the test part for the first ``max_series`` series (by id)."""
     plt = _pyplot()
-    one = predictions[predictions["step"] == step]
-    series = sorted(one[SERIES_ID].unique())
+    series = sorted(predictions[SERIES_ID].unique())[:max_series]
+    one = predictions[(predictions["step"] == step) & predictions[SERIES_ID].isin(series)]
     fig, axes = plt.subplots(len(series), 1, figsize=(10, 2.6 * len(series)), squeeze=False)
     for ax, sid in zip(axes[:, 0], series, strict=True):
         part = one[one[SERIES_ID] == sid]
@@ -96,7 +102,7 @@ def plot_forecasts(predictions: pd.DataFrame, path: Path, step: int = 1) -> Path
 def plot_classes(predictions: pd.DataFrame, classes: list[str], path: Path) -> Path:
     """Actual vs predicted class over the test part, per series."""
     plt = _pyplot()
-    series = sorted(predictions[SERIES_ID].unique())
+    series = sorted(predictions[SERIES_ID].unique())[:MAX_PLOTTED_SERIES]
     code = {name: k for k, name in enumerate(classes)}
     fig, axes = plt.subplots(len(series), 1, figsize=(10, 2.2 * len(series)), squeeze=False)
     for ax, sid in zip(axes[:, 0], series, strict=True):

@@ -90,9 +90,9 @@ def season_lengths(cfg: EvaluateConfig, scaler: Scaler) -> dict[str, int]:
 
 def _per_window(windows: Windows, context: SeriesContext, horizon: int, fn) -> np.ndarray:
     out = np.full((len(windows), horizon), np.nan)
-    for sid in np.unique(windows.series_id):
-        mask = windows.series_id == sid
-        out[mask] = fn(context.values[sid], windows.origin[mask])
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, mask in windows.by_series():  # mask: the series' window indexes
+        out[mask] = fn(context.values[sid], origin[mask])
     return out
 
 
@@ -111,10 +111,10 @@ def baselines(
     naive = _per_window(windows, context, horizon, lambda v, o: naive_forecast(v, o, horizon))
     seasonal = np.full((len(windows), horizon), np.nan)
     ets = np.full((len(windows), horizon), np.nan)
-    for sid in np.unique(windows.series_id):
-        mask = windows.series_id == sid
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, mask in windows.by_series():  # mask: the series' window indexes
         season = context.season.get(str(sid), 1)
-        values, origins = context.values[sid], windows.origin[mask]
+        values, origins = context.values[sid], origin[mask]
         seasonal[mask] = seasonal_naive_forecast(values, origins, horizon, season)
         if ETS in classical:
             n_train = context.train_length.get(str(sid), len(values))
@@ -153,10 +153,10 @@ def score(
     horizon = actual.shape[1]
     steps = np.arange(1, horizon + 1)
     target_times = np.empty((len(windows), horizon), dtype="datetime64[us]")
-    for sid in np.unique(windows.series_id):
-        mask = windows.series_id == sid
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, mask in windows.by_series():  # mask: the series' window indexes
         t = context.times[str(sid)]
-        target_times[mask] = t[windows.origin[mask][:, None] + steps[None, :]]
+        target_times[mask] = t[origin[mask][:, None] + steps[None, :]]
     columns = {
         SERIES_ID: np.repeat(windows.series_id, horizon),
         "origin_index": np.repeat(windows.origin, horizon),
@@ -187,9 +187,9 @@ def class_baselines(
     horizon = windows.horizon
     fallback = np.array([majority.get(str(s), 0) for s in windows.series_id])  # [windows]
     naive = fallback.copy()
-    for sid in np.unique(windows.series_id):
-        mask = windows.series_id == sid
-        origins = windows.origin[mask]
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, mask in windows.by_series():  # mask: the series' window indexes
+        origins = origin[mask]
         if context.labels:
             known = context.labels[str(sid)][origins]
         else:
@@ -231,9 +231,9 @@ def score_classification(
     classes = np.asarray(windows.classes, dtype=object)
     horizon = windows.horizon
     target_times = np.empty(len(windows), dtype="datetime64[us]")
-    for sid in np.unique(windows.series_id):
-        mask = windows.series_id == sid
-        target_times[mask] = context.times[str(sid)][windows.origin[mask] + horizon]
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, mask in windows.by_series():  # mask: the series' window indexes
+        target_times[mask] = context.times[str(sid)][origin[mask] + horizon]
     columns: dict[str, Any] = {
         SERIES_ID: windows.series_id,
         "origin_index": windows.origin,

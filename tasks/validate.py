@@ -95,9 +95,16 @@ def merge_file(
             )
     if failures:
         return accepted, failures
-    merged = pd.concat([accepted, rows], ignore_index=True)
-    merged = merged.drop_duplicates(subset=key, keep="last")
-    merged = merged.sort_values(key, kind="stable").reset_index(drop=True)
+    if len(accepted) and accepted[SERIES_ID].isin(rows[SERIES_ID].unique()).any():
+        merged = pd.concat([accepted, rows], ignore_index=True)
+        merged = merged.drop_duplicates(subset=key, keep="last")
+        return merged.sort_values(key, kind="stable").reset_index(drop=True), failures
+    # Only new series (a file per group of series, at scale): the same result without
+    # hashing and sorting the whole history again for every file.
+    fresh = rows.drop_duplicates(subset=key, keep="last").sort_values(key, kind="stable")
+    merged = pd.concat([accepted, fresh], ignore_index=True)
+    if not merged[SERIES_ID].is_monotonic_increasing:
+        merged = merged.sort_values(key, kind="stable", ignore_index=True)
     return merged, failures
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -200,7 +201,8 @@ def window(normalized: Path, run: RunDir, config: PipelineConfig) -> Path:
     horizon = config.window.horizon
     table = windows_table(arrays, timesteps, horizon, task_kind, config.window.stride)
     write_table(table, run.windows)
-    counts = pd.Series(table[SPLIT].to_pylist()).value_counts().to_dict()
+    # counted in Arrow: to_pylist() would make a Python string per window (10M at scale)
+    counts = {c["values"]: c["counts"] for c in pc.value_counts(table[SPLIT]).to_pylist()}
     logger.info(
         "Windows (timesteps=%d%s, horizon=%d, features=%d): %s",
         timesteps,

@@ -61,6 +61,10 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
         manifest["inputs"][0]["name"] == "base.csv" and len(manifest["inputs"][0]["sha256"]) == 64
     )
     assert set(manifest["timings_seconds"]) >= {"ingest", "validate", "train", "register"}
+    # the process's memory high-water mark after each timed stage: never falls
+    peaks = list(manifest["peak_rss_mib"].values())
+    assert list(manifest["peak_rss_mib"]) == list(manifest["timings_seconds"])
+    assert peaks[0] > 50 and peaks == sorted(peaks)
     assert manifest["versions"]["prefect"].startswith("3.")
 
     mlflow.set_tracking_uri(cfg.register.resolved_tracking_uri(workspace))

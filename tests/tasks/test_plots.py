@@ -64,3 +64,28 @@ def test_forecast_plot_draws_one_panel_per_series(tmp_path):
     height_one = matplotlib.image.imread(one).shape[0]
     height_three = matplotlib.image.imread(three).shape[0]
     assert 2.5 < height_three / height_one < 3.5
+
+
+def test_forecast_plot_draws_at_most_a_few_series(tmp_path):
+    import matplotlib.image
+
+    from tasks.plots import MAX_PLOTTED_SERIES
+
+    times = pd.date_range("2026-03-01", periods=6, freq="h", tz="UTC")
+
+    def predictions(count: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                SERIES_ID: np.repeat([f"s{k:02d}" for k in range(count)], 6),
+                "step": 1,
+                "target_time": np.tile(times, count),
+                "actual": 1.0,
+                MODEL: 1.5,
+                SEASONAL_NAIVE: 0.5,
+            }
+        )
+
+    few = plot_forecasts(predictions(MAX_PLOTTED_SERIES), tmp_path / "few.png")
+    many = plot_forecasts(predictions(40), tmp_path / "many.png")
+    # 40 series draw as many panels as 6 do: the picture is no taller
+    assert matplotlib.image.imread(many).shape == matplotlib.image.imread(few).shape

@@ -84,6 +84,19 @@ def test_merge_rules():
     assert [f.check for f in failures] == ["no_backfill"]
 
 
+def test_merging_files_of_new_series_gives_the_same_sorted_history():
+    history = series_frame(series=("b", "d"), n=10)
+    for series in (("e", "f"), ("a", "c")):  # after the history's ids, then among them
+        rows = series_frame(series=series, n=10)
+        rows = pd.concat([rows, rows.iloc[[3]]]).iloc[::-1]  # a repeated row, out of order
+        merged, failures = merge_file(history, rows, "new.csv", allow_revisions=False)
+        full = pd.concat([history, rows], ignore_index=True)
+        full = full.drop_duplicates(subset=["series_id", "timestamp"], keep="last")
+        expected = full.sort_values(["series_id", "timestamp"], ignore_index=True)
+        assert failures == [] and len(merged) == 40
+        pd.testing.assert_frame_equal(merged, expected)
+
+
 @pytest.mark.parametrize(
     ("change", "check", "column"),
     [
@@ -138,6 +151,19 @@ def test_good_file_is_used_and_bad_file_left_out(session):
     assert arrival.accepted == [] and set(arrival.rejected) == {"good.csv", "bad.csv"}
     assert arrival.rejected["good.csv"][0].check == "arrival_rejected"
     assert len(arrival.merged) == 0
+
+
+def test_files_of_new_series_join_an_existing_history(session):
+    # the scale benchmark's arrival: a history, then one file per group of new series
+    config = PipelineConfig.model_validate({"window": {"timesteps": 12}})
+    history = series_frame(series=("a",), n=300)
+    files = [("bc.csv", series_frame(series=("b", "c"), n=300))]
+    files.append(("d.csv", series_frame(series=("d",), n=300)))
+    stacked = stack_with_history(history, files)
+    arrival = validate_arrival(stacked, ["bc.csv", "d.csv"], config, HISTORY_SOURCE, session)
+    assert arrival.accepted == ["bc.csv", "d.csv"] and arrival.rejected == {}
+    assert len(arrival.merged) == 1200
+    assert arrival.merged["series_id"].drop_duplicates().tolist() == ["a", "b", "c", "d"]
 
 
 def test_short_and_constant_series_are_rejected_on_the_merged_rows(session):
@@ -200,3 +226,6 @@ def test_robust_outliers_name_the_rows_and_spare_new_series_and_flat_ones():
     assert (
         robust_outliers(rows, history, "f.csv", ValidationConfig(outlier_max_robust_z=None)) is None
     )
+    # a file of only new series (none in the history) has nothing to be compared with
+    only_new = rows[rows["series_id"] == "new"]
+    assert robust_outliers(only_new, history, "f.csv", cfg) is None

@@ -147,3 +147,33 @@ def test_windows_gather_exactly_what_make_windows_cuts():
     shorter, fits = mine.with_timesteps(2)
     assert fits.all() and shorter.x.shape[1] == 2
     np.testing.assert_array_equal(shorter.x, x[:, 2:])  # the same origins, the last 2 inputs
+
+
+def test_series_arrays_from_a_shuffled_categorical_frame_match_the_sorted_one(tmp_path):
+    from tasks.window_table import SeriesArrays
+
+    frame = normalized_frame(series=("b", "a", "c"))
+    shuffled = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    # as load() reads it: a categorical whose categories come in the file's order
+    shuffled[SERIES_ID] = pd.Categorical(shuffled[SERIES_ID], categories=["c", "b", "a"])
+    mine = SeriesArrays.from_frame(shuffled, [VALUE, "temp"])
+    ordered = frame.sort_values([SERIES_ID, TIMESTAMP], ignore_index=True)
+    assert mine.series == ["a", "b", "c"]
+    assert mine.start.tolist() == [0, 20, 40] and mine.length.tolist() == [20, 20, 20]
+    np.testing.assert_array_equal(mine.values[:, 0], ordered[VALUE].to_numpy(np.float32))
+    np.testing.assert_array_equal(mine.original, ordered[VALUE_ORIGINAL].to_numpy())
+    # splits as int8 codes into SPLITS: 12 train, 4 val, 4 test per series
+    assert mine.split.dtype == np.int8
+    assert mine.split[:20].tolist() == [0] * 12 + [1] * 4 + [2] * 4
+
+
+def test_by_series_yields_each_series_window_indexes_once():
+    data = windows_of(normalized_frame(series=("a", "b", "c")), [VALUE], timesteps=4)
+    mixed = data.select(np.random.default_rng(0).permutation(len(data)))  # series interleaved
+    groups = dict(mixed.by_series())
+    assert sorted(groups) == ["a", "b", "c"]
+    for sid, where in groups.items():
+        assert (mixed.series_id[where] == sid).all()
+        assert where.tolist() == sorted(where.tolist())  # in window order within a series
+    assert sorted(np.concatenate(list(groups.values())).tolist()) == list(range(len(mixed)))
+    assert list(mixed.select(np.zeros(len(mixed), dtype=bool)).by_series()) == []

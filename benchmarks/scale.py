@@ -1,0 +1,244 @@
+"""Scale: the whole retrain on 10, 100 and 1,000 hourly series, one epoch each.
+
+    .venv/bin/python benchmarks/scale.py [--sizes 10 100 1000] [--points 10000]
+                                         [--set train.batch_size=1024 ...] [--root DIR]
+
+For each size: hourly series are generated (a daily sine + a weekly one + noise + a
+per-series level), landed as Parquet files (``--series-per-file`` series each) in a fresh
+workspace, and ``python -m flows.retrain`` runs in a subprocess against one Prefect
+server started for the benchmark (so the server's memory is not counted). The peak RSS
+is the largest sum of RSS over the retrain process and all its descendants, sampled
+every 0.1 s with psutil, and never less than ``ru_maxrss`` of the children (a per-process
+maximum, which catches a spike the sampling missed). Per-stage seconds come from the run manifest's
+``timings_seconds``, the peak RSS of the flow's own process after each stage from its
+``peak_rss_mib``; the disk is what the run folder holds when the run ends.
+
+Benchmark settings (``BENCH_SETTINGS``; ``--set`` adds or overrides): 1 epoch, batch
+1024, a window every 24 steps (``window.stride=24``), no Data Docs, no ETS baseline (a
+statsmodels fit per series), no backtest. Plots stay on (the forecast plot draws a few
+series, whatever the count).
+
+Prints one table per size plus the growth between consecutive sizes: time ratio vs rows
+ratio, RSS ratio. Absolute times on a shared 2-core machine are noisy (+-30%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.real_series import start_prefect  # noqa: E402
+
+BENCH_SETTINGS = (
+    "train.epochs=1",
+    # One window per series-day: one epoch over every window of 10M rows at the auto input
+    # of 96 steps is ~70 min of training on 2 cores. The data stages' memory does not
+    # depend on it; the window index (24 bytes a window) and the windows scored shrink 24x.
+    "window.stride=24",
+    "train.batch_size=1024",
+    "validation.build_data_docs=false",
+    "evaluate.baselines=[]",
+    "evaluate.backtest_folds=0",
+    "ingest.settle_seconds=0",
+    "retention.landed=delete",
+)
+STAGES = ("ingest", "validate", "normalize", "window", "train", "evaluate", "register", "commit")
+
+
+def series_frame(first: int, count: int, points: int, seed: int) -> pd.DataFrame:
+    """``count`` hourly series (ids ``s{first..}``) of ``points`` steps, long format."""
+    rng = np.random.default_rng(seed + first)
+    step = np.arange(points)
+    level = rng.uniform(50, 150, size=(count, 1))  # [series, 1]
+    phase = rng.uniform(0, 2 * np.pi, size=(count, 1))
+    values = (
+        level
+        + 10 * np.sin(2 * np.pi * step / 24 + phase)
+        + 5 * np.sin(2 * np.pi * step / 168)
+        + rng.standard_normal((count, points))
+    )  # [series, points]
+    ids = np.array([f"s{k:05d}" for k in range(first, first + count)])
+    start = pd.Timestamp("2024-01-01T00:00Z")
+    return pd.DataFrame(
+        {
+            "series_id": np.repeat(ids, points),
+            "timestamp": np.tile(start + pd.to_timedelta(step, unit="h"), count),
+            "value": values.ravel(),
+        }
+    )
+
+
+def land(landing: Path, series: int, points: int, per_file: int) -> int:
+    """Write the series as Parquet files of ``per_file`` series each; returns the files."""
+    landing.mkdir(parents=True, exist_ok=True)
+    files = 0
+    for first in range(0, series, per_file):
+        frame = series_frame(first, min(per_file, series - first), points, seed=12)
+        frame.to_parquet(landing / f"part-{first:05d}.parquet", index=False)
+        files += 1
+    return files
+
+
+class TreePeak:
+    """Largest sum of RSS over a process and its descendants, sampled on a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for proc in procs:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def run_size(series: int, args: argparse.Namespace, api: str, root: Path) -> dict:
+    case = root / f"s{series}"
+    workspace, landing = case / "work", case / "landing"
+    files = land(landing, series, args.points, args.series_per_file)
+    command = [
+        sys.executable, "-m", "flows.retrain",
+        "--set", f"paths.workspace={workspace}", "--set", f"paths.landing={landing}",
+        "--set", f"register.model_name=scale-{series}",
+    ]  # fmt: skip
+    for item in (*BENCH_SETTINGS, *args.sets):
+        command += ["--set", item]
+    env = {**os.environ, "PREFECT_API_URL": api}
+    log = case / "retrain.log"
+    started = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        sampler = TreePeak(proc.pid)
+        proc.wait()
+        peak = sampler.stop()
+    wall = time.perf_counter() - started
+    lines = log.read_text().strip().splitlines()
+    summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    if summary.get("status") != "completed":
+        tail = "\n".join(lines[-40:])
+        raise RuntimeError(f"{series} series: the run did not complete (log {log}):\n{tail}")
+    if summary["rows"] != series * args.points or summary["rejected_files"]:
+        raise RuntimeError(f"{series} series: not every landed row was accepted: {summary}")
+    run_dir = Path(summary["run_dir"])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    return {
+        "series": series,
+        "files": files,
+        "rows": summary["rows"],
+        "wall": wall,
+        "stages": manifest["timings_seconds"],
+        "stage_rss": manifest.get("peak_rss_mib", {}),
+        # the sampled tree peak can miss a short spike: never below the largest single process
+        # (ru_maxrss of the children waited for so far; sizes run in increasing order)
+        "peak_rss": max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024),
+        "sampled_rss": peak,
+        "run_bytes": folder_bytes(run_dir),
+        "rmse": summary["metrics"].get("model", {}).get("rmse"),
+    }
+
+
+def table(results: list[dict]) -> str:
+    stages = [s for s in STAGES if any(s in r["stages"] for r in results)]
+    head = ["series", "rows"] + [f"{s} s" for s in stages]
+    head += ["total s", "peak RSS GiB", "run folder MiB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [f"{r['series']:,}", f"{r['rows']:,}"]
+        cells += [f"{r['stages'].get(s, 0):.1f}" for s in stages]
+        gib, mib = r["peak_rss"] / 2**30, r["run_bytes"] / 2**20
+        cells += [f"{r['wall']:.0f}", f"{gib:.2f}", f"{mib:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    if any(r["stage_rss"] for r in results):
+        lines += ["", "Peak RSS of the flow's process after each stage (MiB, high-water mark):", ""]
+        lines.append("| series | " + " | ".join(stages) + " |")
+        lines.append("|" + "---|" * (len(stages) + 1))
+        for r in results:
+            cells = [f"{r['stage_rss'].get(s, 0):.0f}" for s in stages]
+            lines.append(f"| {r['series']:,} | " + " | ".join(cells) + " |")
+    if len(results) > 1:
+        lines += ["", "| growth | rows x | time x | RSS x | run folder x |"]
+        lines.append("|---|---|---|---|---|")
+        for a, b in zip(results, results[1:], strict=False):
+            lines.append(
+                f"| {a['series']:,} -> {b['series']:,} | {b['rows'] / a['rows']:.1f} | "
+                f"{b['wall'] / a['wall']:.1f} | {b['peak_rss'] / a['peak_rss']:.2f} | "
+                f"{b['run_bytes'] / a['run_bytes']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--points", type=int, default=10_000)
+    parser.add_argument("--series-per-file", type=int, default=100)
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--root", type=Path, help="where workspaces go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the workspaces")
+    args = parser.parse_args()
+
+    root = args.root or Path(tempfile.mkdtemp(prefix="seriesflow-scale-"))
+    root.mkdir(parents=True, exist_ok=True)
+    server, api = start_prefect(root / "prefect")
+    results = []
+    try:
+        for series in args.sizes:
+            results.append(run_size(series, args, api, root))
+            r = results[-1]
+            print(
+                f"{series} series x {args.points} points: {r['wall']:.0f} s, peak RSS "
+                f"{r['peak_rss'] / 2**30:.2f} GiB (tree sampled {r['sampled_rss'] / 2**30:.2f}"
+                f" GiB), run folder {r['run_bytes'] / 2**20:.0f} MiB, test RMSE {r['rmse']:.3f}",
+                flush=True,
+            )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if not args.keep and args.root is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print()
+    print(f"Settings: {', '.join((*BENCH_SETTINGS, *args.sets))}; hourly, {args.points} points")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
