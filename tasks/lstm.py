@@ -102,10 +102,13 @@ def compile_model(model: Any, cfg: TrainConfig) -> None:
     optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
     if cfg.task == CLASSIFICATION:
         model.compile(
-            optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+            optimizer=optimizer,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=cfg.jit_compile,
         )
     else:
-        model.compile(optimizer=optimizer, loss="mse")
+        model.compile(optimizer=optimizer, loss="mse", jit_compile=cfg.jit_compile)
 
 
 def route_series(branches: list[Any], timesteps: int, features: int) -> Any:
@@ -235,10 +238,12 @@ def fit_model(
     val: Any,
     cfg: TrainConfig,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    callbacks: list[Any] | None = None,
 ) -> pd.DataFrame:
     """Fit ``model``; return the per-epoch history (loss, val_loss, learning_rate).
 
     ``train`` and ``val`` are ``window_batches`` datasets, or (x, y) arrays.
+    ``callbacks`` are extra Keras callbacks (e.g. a benchmark's clock).
     """
     keras = _keras()
     arrays = isinstance(train, tuple)
@@ -258,6 +263,7 @@ def fit_model(
                 on_epoch(epoch, dict(logs))
 
     callbacks = [
+        *(callbacks or []),
         _Record(),
         # One min_delta for both: Keras' defaults differ (0 vs 1e-4), so the rate was cut
         # for gains EarlyStopping still counted, and training crawled on at min_lr.

@@ -78,6 +78,7 @@ def fit_windows(
     scaler: Scaler,
     warm: WarmSource | None = None,
     on_epoch: Callable[[str | None, int, dict[str, float]], None] | None = None,
+    callbacks: list[Any] | None = None,
 ) -> Fitted:
     """Build and fit the configured model on ``data``'s train windows (val for stopping).
 
@@ -85,7 +86,7 @@ def fit_windows(
     to start from (the champion) when its architecture and inputs match.
     ``on_epoch(series_id or None, epoch, logs)`` reports progress. The
     classification/regression choice comes from the windows (they carry labels
-    or not) and must agree with ``cfg.task``.
+    or not) and must agree with ``cfg.task``. ``callbacks``: extra Keras callbacks.
     """
     if data.task != cfg.task:
         raise ValueError(f"train.task is {cfg.task} but the windows were made for {data.task}")
@@ -96,6 +97,8 @@ def fit_windows(
     spec = ModelSpec.of_windows(data, cfg.per_series, scaler.method)
     timesteps, features = spec.timesteps, len(spec.features)
     tr, va = data.subset(TRAIN), data.subset(VAL)
+    if cfg.history_points is not None:
+        tr = recent_training_windows(tr, cfg.history_points)
     # relative to the last value, a zero head is the naive forecast: training learns corrections
     zero_head = data.task != CLASSIFICATION and scaler.method == LAST_VALUE
 
@@ -122,12 +125,21 @@ def fit_windows(
     spec = replace(spec, warm_start=note)
 
     def batches(windows: Windows, shuffle: bool) -> Any:
-        least = cfg.min_windows_per_epoch if shuffle else 0
-        return window_batches(windows, scaler, cfg.batch_size, shuffle, cfg.seed, None, least)
+        if not shuffle:  # validation: every window once, in order
+            return window_batches(windows, scaler, cfg.batch_size, False, cfg.seed)
+        return window_batches(
+            windows,
+            scaler,
+            cfg.batch_size,
+            True,
+            cfg.seed,
+            cfg.max_windows_per_epoch,
+            max(cfg.min_windows_per_epoch, cfg.min_steps_per_epoch * cfg.batch_size),
+        )
 
     if not spec.per_series:
         report = None if on_epoch is None else (lambda e, logs: on_epoch(None, e, logs))
-        epochs = fit_model(model, batches(tr, True), batches(va, False), cfg, report)
+        epochs = fit_model(model, batches(tr, True), batches(va, False), cfg, report, callbacks)
     else:
         parts = []
         for sid, branch in zip(spec.series, branches, strict=True):
@@ -138,13 +150,29 @@ def fit_windows(
                     f"{len(mine_va)} val windows; each series needs both"
                 )
             report = None if on_epoch is None else (lambda e, logs, s=sid: on_epoch(s, e, logs))
-            part = fit_model(branch, batches(mine_tr, True), batches(mine_va, False), cfg, report)
+            part = fit_model(
+                branch, batches(mine_tr, True), batches(mine_va, False), cfg, report, callbacks
+            )
             part.insert(0, SERIES_ID, sid)
             parts.append(part)
         # The routed model stays uncompiled: it is only ever used to predict (each branch
         # was compiled and fit on its own), and an unbuilt optimizer would not reload.
         epochs = pd.concat(parts, ignore_index=True)
     return Fitted(model, spec, epochs)
+
+
+def recent_training_windows(train: Windows, history_points: int) -> Windows:
+    """``train.history_points``: only the windows within each series' most recent
+    ``history_points`` training points; a series left without any is an error."""
+    kept = train.recent(history_points)
+    lost = sorted(set(train.series_id) - set(kept.series_id))
+    if lost:
+        raise ValueError(
+            f"train.history_points={history_points} leaves no training window for series "
+            f"{lost[:5]}: it must be at least timesteps + horizon "
+            f"({train.timesteps} + {train.horizon})"
+        )
+    return kept
 
 
 def save_model(model: Any, path: Path) -> Path:

@@ -119,7 +119,15 @@ def test_cli_prints_summary_last_and_exits_by_status(prefect_server, tmp_path, l
     summary = json.loads(last)
     assert summary["status"] == "completed" and summary["model_version"] == "1"
     assert set(summary["metrics"]) >= {"model", "naive", "seasonal_naive"}
-    assert set(summary["metrics"]["model"]) == {"mse", "mae", "rmse", "mape", "mase", "coverage_80", "coverage_95"}
+    assert set(summary["metrics"]["model"]) == {
+        "mse",
+        "mae",
+        "rmse",
+        "mape",
+        "mase",
+        "coverage_80",
+        "coverage_95",
+    }
 
     assert cli_main(["--config", str(cfg_path)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "skipped"
