@@ -172,7 +172,7 @@ def bare_keras(
 
 def project(name: str, data: Windows, scaler: Scaler, budget: float, cfg: TrainConfig) -> dict:
     cfg = cfg.model_copy(update={"epochs": 10_000})  # the budget binds, not the epoch cap
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, cfg.deterministic)
     timer = clock(budget)
     fit_windows(data, cfg, scaler, callbacks=[timer])
     windows = len(data.subset(TRAIN))

@@ -4,7 +4,7 @@
 renders it as a typed form; the CLI reads the same model from YAML
 (``configs/default.yaml`` mirrors the defaults) with ``--set a.b=value``
 overrides. Defaults reproduce the seed's model: LSTM(50) -> Dense, Adam, MSE --
-trained at batch 256 with a scaled learning rate and XLA (over 2x the seed's batch-32
+trained at batch 256 with a scaled learning rate (over 2x the seed's batch-32
 samples/s, ``benchmarks/train_speed.py``), and with the seed's ReduceLROnPlateau
 mistake fixed (its ``min_lr`` equalled Adam's starting rate, so it could never fire).
 """
@@ -246,10 +246,15 @@ class TrainConfig(FrozenModel):
         "in samples/s on CPU at the same validation loss (benchmarks/train_speed.py).",
     )
     jit_compile: bool = Field(
+        False,
+        description="Compile the training step with XLA (compiling costs a few seconds in "
+        "epoch 1). Needs deterministic: false -- Keras silently drops XLA while TensorFlow's "
+        "op determinism is on. Measured in benchmarks/train_speed.py.",
+    )
+    deterministic: bool = Field(
         True,
-        description="Compile the training step with XLA: measured about 1.2x faster on CPU at "
-        "batch 256 (benchmarks/train_speed.py); compiling costs a few seconds in epoch 1. "
-        "Results stay deterministic for a seed on CPU.",
+        description="TensorFlow op determinism: the same seed and data give the same weights, "
+        "bit for bit. Off: only the seeds are fixed (needed for jit_compile).",
     )
     min_windows_per_epoch: int = Field(
         1024,
@@ -309,6 +314,11 @@ class TrainConfig(FrozenModel):
                 f"train.reduce_lr_patience ({self.reduce_lr_patience}) must be below "
                 f"train.early_stopping_patience ({self.early_stopping_patience}), or training "
                 "stops before the learning rate is ever reduced"
+            )
+        if self.jit_compile and self.deterministic:
+            raise ValueError(
+                "train.jit_compile needs train.deterministic: false -- Keras turns XLA off "
+                "while TensorFlow's op determinism is on, so the switch would do nothing"
             )
         least = max(self.min_windows_per_epoch, self.min_steps_per_epoch * self.batch_size)
         if self.max_windows_per_epoch is not None and self.max_windows_per_epoch < least:

@@ -165,15 +165,25 @@ def warm_start(
     return True, f"{prefix}: weights copied before fitting"
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow; ``deterministic`` turns TF op determinism on/off.
+
+    Off is what ``train.jit_compile`` needs: Keras drops XLA while op determinism is on.
+    """
     keras = _keras()
     keras.utils.set_random_seed(seed)
     import tensorflow as tf
 
-    try:
-        tf.config.experimental.enable_op_determinism()
-    except (AttributeError, RuntimeError):  # already enabled in this process
-        pass
+    if deterministic:
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except (AttributeError, RuntimeError):  # already enabled in this process
+            pass
+    else:
+        # No public switch back (a process may train both ways, e.g. the benchmarks).
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
 
 
 def window_batches(

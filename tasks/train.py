@@ -196,7 +196,7 @@ def train(
     cfg = config.train
     data = load_windows(windows, normalized)
     scaler = Scaler.load(run.scaler)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, cfg.deterministic)
     warm, why_not = None, ""
     if cfg.warm_start:
         champion, why_not = champion_of(config, tracking_uri)

@@ -366,3 +366,20 @@ def test_fit_windows_trains_on_the_sampled_and_recent_windows_only(monkeypatch):
     assert made == [(2 * 56, True, (40, 16)), (2 * 30, False, ())]
     with pytest.raises(ValueError, match="history_points=3"):
         fit_windows(data, train_cfg(history_points=3), identity_scaler(data))
+
+
+def test_xla_is_used_when_determinism_is_off_and_repeats_for_a_seed_on_cpu():
+    data = windows_of(frame_of({"a": sine(120)}), timesteps=4)
+    weights = []
+    for jit in (True, True, False):
+        cfg = train_cfg(
+            epochs=2, batch_size=16, jit_compile=jit, deterministic=not jit, min_steps_per_epoch=4
+        )
+        seed_everything(3, cfg.deterministic)
+        fitted = fit_windows(data, cfg, identity_scaler(data))
+        assert fitted.model.jit_compile is jit  # Keras would drop XLA under op determinism
+        weights.append(np.concatenate([w.ravel() for w in fitted.model.get_weights()]))
+    seed_everything(0)  # op determinism back on for the other tests
+    assert np.array_equal(weights[0], weights[1])  # same seed, XLA on CPU: the same weights
+    # the same training without XLA: equal up to float rounding, not bit for bit
+    assert np.allclose(weights[0], weights[2], atol=1e-4)
