@@ -45,7 +45,7 @@ from tasks.normalize import normalize_series
 from tasks.report import records_markdown
 from tasks.scaler import Scaler
 from tasks.schema import TRAIN, VAL, VALUE
-from tasks.train import fit_windows
+from tasks.train import fit_windows, step_plan
 from tasks.window import resolve_timesteps, windows_table
 from tasks.window_table import SeriesArrays, Windows, windows_from_table
 
@@ -176,12 +176,12 @@ def project(name: str, data: Windows, scaler: Scaler, budget: float, cfg: TrainC
     timer = clock(budget)
     fit_windows(data, cfg, scaler, callbacks=[timer])
     windows = len(data.subset(TRAIN))
-    per_epoch = max(windows, cfg.min_windows_per_epoch, cfg.min_steps_per_epoch * cfg.batch_size)
-    if cfg.max_windows_per_epoch:
-        per_epoch = min(per_epoch, cfg.max_windows_per_epoch)
-    row = summary(name, timer, cfg.batch_size, per_epoch)
+    plan = step_plan(cfg, windows)  # the batch and rate fit_windows trains this set with
+    shown = min(windows, cfg.max_windows_per_epoch or windows)
+    per_epoch = max(shown, cfg.min_windows_per_epoch)
+    row = summary(name, timer, plan.batch_size, per_epoch)
     row["config"] = (
-        f"{name} (batch {cfg.batch_size}, lr {cfg.learning_rate:g}, jit {cfg.jit_compile})"
+        f"{name} (batch {plan.batch_size}, lr {plan.learning_rate:.3g}, jit {cfg.jit_compile})"
     )
     return row
 

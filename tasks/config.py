@@ -234,16 +234,22 @@ class TrainConfig(FrozenModel):
         "tanh", description="tanh is what cuDNN kernels need on a GPU; the seed used relu."
     )
     learning_rate: float = Field(
-        3e-3,
+        1e-3 * math.sqrt(256 / 32),
         gt=0,
-        description="Adam's starting rate: 3e-3 = the seed's 1e-3 scaled by about sqrt(256/32) "
-        "for the 8x larger batch (square-root scaling; measured: benchmarks/train_speed.py).",
+        description="Adam's starting rate at the full batch_size: the seed's 1e-3 at batch 32, "
+        "scaled by sqrt(256 / 32) for batch 256 (square-root scaling). A smaller batch "
+        "(see min_steps_per_epoch) gets the rate scaled by sqrt(batch / batch_size).",
     )
     batch_size: int = Field(
         256,
         ge=1,
-        description="Windows per optimizer step. 256 trains about 2-3x the seed's batch 32 "
+        description="Windows per optimizer step, at most. 256 trains over 2x the seed's batch 32 "
         "in samples/s on CPU at the same validation loss (benchmarks/train_speed.py).",
+    )
+    min_batch_size: int = Field(
+        32,
+        ge=1,
+        description="The smallest batch min_steps_per_epoch may shrink to (the seed's 32).",
     )
     jit_compile: bool = Field(
         False,
@@ -281,11 +287,13 @@ class TrainConfig(FrozenModel):
         "input itself spans 4 seasons), so a growing history does not grow the training set.",
     )
     min_steps_per_epoch: int = Field(
-        32,
+        16,
         ge=0,
-        description="An epoch takes at least this many optimizer steps (min_steps_per_epoch x "
-        "batch_size windows, repeated as needed): a larger batch must not leave a short series "
-        "with a few steps per epoch. 32 = the steps the seed's batch 32 made on 1024 windows.",
+        description="A training set of fewer than min_steps_per_epoch x batch_size windows "
+        "trains with the smaller batch that gives an epoch this many steps (at least "
+        "min_batch_size), its learning rate scaled by sqrt(batch / batch_size): a short series "
+        "keeps the seed's recipe (batch 32 at 1e-3, 32 steps per 1024 windows) while a large "
+        "data set trains at batch_size. 0 = always batch_size.",
     )
     epochs: int = Field(50, ge=1)
     early_stopping_patience: int = Field(8, ge=1)
@@ -320,12 +328,11 @@ class TrainConfig(FrozenModel):
                 "train.jit_compile needs train.deterministic: false -- Keras turns XLA off "
                 "while TensorFlow's op determinism is on, so the switch would do nothing"
             )
-        least = max(self.min_windows_per_epoch, self.min_steps_per_epoch * self.batch_size)
+        least = self.min_windows_per_epoch
         if self.max_windows_per_epoch is not None and self.max_windows_per_epoch < least:
             raise ValueError(
                 f"train.max_windows_per_epoch ({self.max_windows_per_epoch}) must be at least "
-                f"the epoch's minimum, max(min_windows_per_epoch, min_steps_per_epoch x "
-                f"batch_size) = {least}, or the two bounds contradict each other"
+                f"train.min_windows_per_epoch ({least}), or the two bounds contradict each other"
             )
         return self
 

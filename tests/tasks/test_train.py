@@ -355,14 +355,13 @@ def test_fit_windows_trains_on_the_sampled_and_recent_windows_only(monkeypatch):
     cfg = train_cfg(
         epochs=1,
         batch_size=8,
-        min_windows_per_epoch=0,
-        min_steps_per_epoch=2,
+        min_windows_per_epoch=16,
         max_windows_per_epoch=40,
         history_points=60,
     )
     fit_windows(data, cfg, identity_scaler(data))
     # train: the 56 windows within the last 60 train points of each series, an epoch of
-    # at least 2 steps x 8 and at most 40 windows; val: all 30 windows, in order
+    # at least 16 and at most 40 windows; val: all 30 windows, in order
     assert made == [(2 * 56, True, (40, 16)), (2 * 30, False, ())]
     with pytest.raises(ValueError, match="history_points=3"):
         fit_windows(data, train_cfg(history_points=3), identity_scaler(data))
@@ -372,9 +371,7 @@ def test_xla_is_used_when_determinism_is_off_and_repeats_for_a_seed_on_cpu():
     data = windows_of(frame_of({"a": sine(120)}), timesteps=4)
     weights = []
     for jit in (True, True, False):
-        cfg = train_cfg(
-            epochs=2, batch_size=16, jit_compile=jit, deterministic=not jit, min_steps_per_epoch=4
-        )
+        cfg = train_cfg(epochs=2, batch_size=16, jit_compile=jit, deterministic=not jit)
         seed_everything(3, cfg.deterministic)
         fitted = fit_windows(data, cfg, identity_scaler(data))
         assert fitted.model.jit_compile is jit  # Keras would drop XLA under op determinism
@@ -383,3 +380,22 @@ def test_xla_is_used_when_determinism_is_off_and_repeats_for_a_seed_on_cpu():
     assert np.array_equal(weights[0], weights[1])  # same seed, XLA on CPU: the same weights
     # the same training without XLA: equal up to float rounding, not bit for bit
     assert np.allclose(weights[0], weights[2], atol=1e-4)
+
+
+def test_a_small_training_set_gets_a_smaller_batch_and_a_scaled_rate():
+    from tasks.train import step_plan
+
+    cfg = TrainConfig()  # batch 256 at 1e-3 x sqrt(8), at least 16 steps, batch 32 at least
+    assert (step_plan(cfg, 100).batch_size, step_plan(cfg, 100).learning_rate) == (
+        32,
+        pytest.approx(1e-3, rel=1e-12),
+    )  # a short series: the seed's recipe
+    assert np.float32(step_plan(cfg, 500).learning_rate) == np.float32(1e-3)
+    sample = step_plan(cfg, 3912)
+    assert sample.batch_size == 244 and sample.learning_rate == pytest.approx(
+        cfg.learning_rate * (244 / 256) ** 0.5
+    )
+    assert step_plan(cfg, 4096) is cfg and step_plan(cfg, 10**6) is cfg  # 16+ full batches
+    capped = TrainConfig(max_windows_per_epoch=2048)
+    assert step_plan(capped, 10**6).batch_size == 128  # the epoch's sample decides
+    assert step_plan(TrainConfig(min_steps_per_epoch=0), 100).batch_size == 256
