@@ -30,7 +30,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -40,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import tasks  # noqa: F401  (quiet, offline defaults)
 from benchmarks.accuracy import sample_frame
 from tasks.config import PipelineConfig, TrainConfig
-from tasks.lstm import seed_everything
+from tasks.lstm import build_model, seed_everything, window_batches
 from tasks.normalize import normalize_series
 from tasks.report import records_markdown
 from tasks.scaler import Scaler
@@ -64,126 +63,105 @@ def model_arrays(windows: Windows, scaler: Scaler) -> tuple[np.ndarray, np.ndarr
     return x, scaler.window_targets(windows.gather_y(), loc, spread)
 
 
-def clock(budget: float) -> Any:
-    """A callback that times training (not validation) per epoch and stops at ``budget`` s."""
-    import keras
-
-    class Clock(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.train_seconds: list[float] = []
-            self.samples: list[int] = []
-            self.val_loss: list[float] = []
-
-        def on_train_begin(self, logs: Any = None) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.epoch_start, self.steps, self.epoch_samples = time.perf_counter(), 0, 0
-            self.train_end = None
-
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            self.steps += 1
-            if time.perf_counter() - self.start > budget:
-                self.model.stop_training = True
-
-        def on_test_begin(self, logs: Any = None) -> None:
-            if self.train_end is None:
-                self.train_end = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            end = self.train_end or time.perf_counter()
-            self.train_seconds.append(end - self.epoch_start)
-            self.samples.append(self.steps)  # steps; turned into samples by the caller
-            self.val_loss.append(float((logs or {}).get("val_loss", np.nan)))
-            if time.perf_counter() - self.start > budget:
-                self.model.stop_training = True
-
-    return Clock()
-
-
-def summary(name: str, timer: Any, samples_of_step: float, epoch_samples: int) -> dict:
-    """One table row: median samples/s over epochs 2+ (full epochs only), best val_loss."""
-    rates = [
-        min(steps * samples_of_step, epoch_samples) / seconds
-        for steps, seconds in zip(timer.samples[1:], timer.train_seconds[1:], strict=True)
-        if steps * samples_of_step >= epoch_samples
-    ]
-    return {
-        "config": name,
-        "epochs": len(timer.val_loss),
-        "samples/s": statistics.median(rates) if rates else float("nan"),
-        "best val_loss": float(np.nanmin(timer.val_loss)),
-        "epoch-1 val_loss": timer.val_loss[0],
-    }
-
-
-def bare_keras(
-    name: str,
-    data: Windows,
-    scaler: Scaler,
-    budget: float,
-    seed: int,
-    batch_size: int,
-    learning_rate: float,
-    activation: str,
-    jit_compile: bool,
-    prefetch: bool,
-) -> dict:
-    import keras
+def set_determinism(on: bool) -> None:
     import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config  # no public switch back
 
-    keras.utils.set_random_seed(seed)
-    x, y = model_arrays(data.subset(TRAIN), scaler)
-    val = model_arrays(data.subset(VAL), scaler)
-    model = keras.Sequential(
-        [
-            keras.Input(shape=x.shape[1:]),  # [batch, timesteps, features]
-            keras.layers.LSTM(50, activation=activation),
-            keras.layers.Dense(y.shape[1]),  # [batch, horizon]
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate), loss="mse", jit_compile=jit_compile
-    )
-    timer = clock(budget)
-    if prefetch:
-        train = (
-            tf.data.Dataset.from_tensor_slices((x, y))
-            .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size)
-            .prefetch(tf.data.AUTOTUNE)
-        )
-        valid = tf.data.Dataset.from_tensor_slices(val).batch(1024).prefetch(tf.data.AUTOTUNE)
-        model.fit(train, validation_data=valid, epochs=10_000, callbacks=[timer], verbose=0)
+    if on:
+        tf.config.experimental.enable_op_determinism()
     else:
-        model.fit(
-            x,
-            y,
-            batch_size=batch_size,
-            validation_data=val,
-            epochs=10_000,
-            shuffle=True,
-            callbacks=[timer],
-            verbose=0,
+        tf_config.disable_op_determinism()
+
+
+class Row:
+    """One configuration: a compiled model, one epoch of its input, how it trains."""
+
+    def __init__(self, name: str, deterministic: bool) -> None:
+        self.name, self.deterministic = name, deterministic
+        self.rates: list[float] = []
+
+    def epoch(self) -> None:
+        set_determinism(self.deterministic)
+        started = time.perf_counter()
+        self.run_epoch()
+        self.rates.append(self.epoch_samples / (time.perf_counter() - started))
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates[1:])  # epoch 1 traces (and compiles with XLA)
+
+
+class Bare(Row):
+    """Bare Keras: LSTM(50) -> Dense on in-memory arrays, ``model.fit`` (or tf.data)."""
+
+    def __init__(self, name, data, scaler, seed, batch, rate, activation, jit, prefetch):
+        super().__init__(name, deterministic=False)  # the seed text sets no op determinism
+        import keras
+        import tensorflow as tf
+
+        self.args = (data, scaler, seed, batch, rate, activation, jit, prefetch)
+        keras.utils.set_random_seed(seed)
+        x, y = model_arrays(data.subset(TRAIN), scaler)
+        self.val = model_arrays(data.subset(VAL), scaler)
+        self.model = keras.Sequential(
+            [
+                keras.Input(shape=x.shape[1:]),  # [batch, timesteps, features]
+                keras.layers.LSTM(50, activation=activation),
+                keras.layers.Dense(y.shape[1]),  # [batch, horizon]
+            ]
         )
-    return summary(name, timer, batch_size, len(x))
+        self.model.compile(optimizer=keras.optimizers.Adam(rate), loss="mse", jit_compile=jit)
+        self.batch, self.epoch_samples = batch, len(x)
+        if prefetch:
+            self.train = (
+                tf.data.Dataset.from_tensor_slices((x, y))
+                .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+                .batch(batch)
+                .prefetch(tf.data.AUTOTUNE)
+            )
+            self.fit_args = {"x": self.train}
+        else:
+            self.fit_args = {"x": x, "y": y, "batch_size": batch, "shuffle": True}
+
+    def run_epoch(self) -> None:
+        self.model.fit(**self.fit_args, epochs=1, verbose=0)
+
+    def best_val_loss(self, samples: float) -> tuple[float, int]:
+        """A fresh model trained on ``samples`` windows (whole epochs, the last one cut)."""
+        fresh = Bare(self.name, *self.args)
+        epochs = max(1, int(np.ceil(samples / self.epoch_samples)))
+        history = fresh.model.fit(
+            **fresh.fit_args, validation_data=self.val, epochs=epochs, verbose=0
+        )
+        return float(np.min(history.history["val_loss"])), epochs
 
 
-def project(name: str, data: Windows, scaler: Scaler, budget: float, cfg: TrainConfig) -> dict:
-    cfg = cfg.model_copy(update={"epochs": 10_000})  # the budget binds, not the epoch cap
-    seed_everything(cfg.seed, cfg.deterministic)
-    timer = clock(budget)
-    fit_windows(data, cfg, scaler, callbacks=[timer])
-    windows = len(data.subset(TRAIN))
-    plan = step_plan(cfg, windows)  # the batch and rate fit_windows trains this set with
-    shown = min(windows, cfg.max_windows_per_epoch or windows)
-    per_epoch = max(shown, cfg.min_windows_per_epoch)
-    row = summary(name, timer, plan.batch_size, per_epoch)
-    row["config"] = (
-        f"{name} (batch {plan.batch_size}, lr {plan.learning_rate:.3g}, jit {cfg.jit_compile})"
-    )
-    return row
+class Project(Row):
+    """The project's training path: ``build_model`` + ``window_batches`` at ``step_plan``."""
+
+    def __init__(self, name: str, data: Windows, scaler: Scaler, cfg: TrainConfig) -> None:
+        super().__init__(name, cfg.deterministic)
+        self.data, self.scaler, self.cfg = data, scaler, cfg
+        train = data.subset(TRAIN)
+        self.plan = step_plan(cfg, len(train))  # the batch and rate fit_windows uses
+        set_determinism(cfg.deterministic)  # Keras decides on XLA when compiling
+        self.model = build_model(data.timesteps, len(data.features), data.horizon, self.plan)
+        self.batches = window_batches(
+            train, scaler, self.plan.batch_size, True, cfg.seed,
+            cfg.max_windows_per_epoch, cfg.min_windows_per_epoch,
+        )  # fmt: skip
+        self.epoch_samples = len(self.batches.order)
+
+    def run_epoch(self) -> None:
+        self.model.fit(self.batches, epochs=1, verbose=0)
+
+    def best_val_loss(self, samples: float) -> tuple[float, int]:
+        """``fit_windows`` (early stopping, schedule) on at most ``samples`` windows."""
+        epochs = max(1, int(np.ceil(samples / self.epoch_samples)))
+        cfg = self.cfg.model_copy(update={"epochs": epochs})
+        seed_everything(cfg.seed, cfg.deterministic)
+        fitted = fit_windows(self.data, cfg, self.scaler)
+        return float(fitted.epochs["val_loss"].min()), len(fitted.epochs)
 
 
 def parse_try(text: str) -> tuple[str, dict[str, str]]:
@@ -202,7 +180,7 @@ def main() -> None:
         default=[],
         help="an extra project row: NAME=key=value,key=value (train.* settings)",
     )
-    parser.add_argument("--skip-bare", action="store_true", help="project rows only")
+    parser.add_argument("--rounds", type=int, default=3, help="timed epochs per row")
     args = parser.parse_args()
     cfg = PipelineConfig()
     data, scaler = sample_windows(cfg)
@@ -213,31 +191,39 @@ def main() -> None:
         flush=True,
     )
     seed = cfg.train.seed
-    rows = []
-    if not args.skip_bare:
-        rows.append(
-            bare_keras("seed recipe (bare Keras, relu, batch 32)", data, scaler, args.budget,
-                       seed, 32, 1e-3, "relu", False, False)
-        )  # fmt: skip
-        print(rows[-1], flush=True)
-    rows.append(project("project default", data, scaler, args.budget, cfg.train))
-    print(rows[-1], flush=True)
+    rows: list[Row] = [
+        Bare("seed recipe (bare Keras, relu, batch 32, lr 1e-3)", data, scaler, seed,
+             32, 1e-3, "relu", False, False),
+        Project("project default", data, scaler, cfg.train),
+    ]  # fmt: skip
     for text in args.tries:
         name, pairs = parse_try(text)
         tried = TrainConfig.model_validate({**cfg.train.model_dump(), **pairs})
-        rows.append(project(name, data, scaler, args.budget, tried))
-        print(rows[-1], flush=True)
-    if not args.skip_bare:
-        rows.append(
-            bare_keras("bare best (batch 256, lr 3e-3, XLA, tf.data prefetch)", data, scaler,
-                       args.budget, seed, 256, 3e-3, "tanh", True, True)
-        )  # fmt: skip
-        print(rows[-1], flush=True)
-    base = rows[0]["samples/s"]
+        rows.append(Project(name, data, scaler, tried))
+    rows.append(
+        Bare("bare best (batch 256, lr 3e-3, XLA, tf.data prefetch)", data, scaler, seed,
+             256, 3e-3, "tanh", True, True)
+    )  # fmt: skip
+    # Throughput: one epoch of each row in turn, --rounds times (load on a shared machine
+    # changes by the minute; interleaving spreads it over all rows alike).
+    for _ in range(args.rounds + 1):
+        for row in rows:
+            row.epoch()
+    table = []
     for row in rows:
-        row["x seed"] = row["samples/s"] / base
+        # The val_loss reached in --budget seconds at the measured rate (whole epochs).
+        loss, epochs = row.best_val_loss(row.rate * args.budget)
+        label = row.name
+        if isinstance(row, Project):
+            p = row.plan
+            label += f" (batch {p.batch_size}, lr {p.learning_rate:.3g}, jit {p.jit_compile})"
+        table.append(
+            {"config": label, "samples/s": row.rate, "x seed": row.rate / rows[0].rate,
+             "epochs in budget": epochs, "best val_loss": loss}
+        )  # fmt: skip
+        print(table[-1], flush=True)
     print()
-    print(records_markdown(rows, digits=".4g"))
+    print(records_markdown(table, digits=".4g"))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 import tasks  # noqa: F401  (quiet, offline defaults)
 from benchmarks.accuracy import sample_frame
-from benchmarks.train_speed import clock
 from tasks.config import PipelineConfig
 from tasks.lstm import seed_everything
 from tasks.normalize import normalize_series
@@ -63,11 +62,21 @@ def without_newest(frame: pd.DataFrame, fraction: float) -> pd.DataFrame:
 def timed_fit(
     data: Any, cfg: Any, scaler: Any, warm: WarmSource | None
 ) -> tuple[Fitted, float, Any]:
+    """Fit; return the fit, its wall seconds and the seconds since the start at each epoch end."""
+    import keras
+
+    class Ends(keras.callbacks.Callback):
+        seconds: list[float] = []
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.seconds.append(time.perf_counter() - started)
+
+    ends = Ends()
+    ends.seconds = []
     seed_everything(cfg.seed, cfg.deterministic)
-    timer = clock(float("inf"))
     started = time.perf_counter()
-    fitted = fit_windows(data, cfg, scaler, warm, callbacks=[timer])
-    return fitted, time.perf_counter() - started, timer
+    fitted = fit_windows(data, cfg, scaler, warm, callbacks=[ends])
+    return fitted, time.perf_counter() - started, ends.seconds
 
 
 def main() -> None:
@@ -87,28 +96,27 @@ def main() -> None:
     )
     champion, _, _ = timed_fit(old, cfg.train, old_scaler, None)
     source = WarmSource(champion.model, champion.spec, "previous")
-    cold, cold_seconds, cold_timer = timed_fit(new, cfg.train, new_scaler, None)
-    target = float(np.min(cold_timer.val_loss))
+    cold, cold_seconds, _ = timed_fit(new, cfg.train, new_scaler, None)
+    target = float(cold.epochs["val_loss"].min())
     print(f"cold start: {cold_seconds:.1f} s, best val_loss {target:.5f}", flush=True)
     warm_cfg = cfg.train.model_copy(update={"warm_start": True, "epochs": args.warm_epochs})
-    warm, warm_seconds, warm_timer = timed_fit(new, warm_cfg, new_scaler, source)
+    warm, warm_seconds, warm_ends = timed_fit(new, warm_cfg, new_scaler, source)
     if not (warm.spec.warm_start or "").startswith("warm start from champion vprevious:"):
         raise RuntimeError(f"the warm start did not happen: {warm.spec.warm_start}")
-    reached = [i for i, v in enumerate(warm_timer.val_loss) if v <= target]
-    elapsed = np.cumsum(warm_timer.train_seconds)
+    reached = [i for i, v in enumerate(warm.epochs["val_loss"]) if v <= target]
     rows = [
         {
             "fit": "cold start (from scratch)",
-            "epochs": len(cold_timer.val_loss),
+            "epochs": len(cold.epochs),
             "seconds": cold_seconds,
             "best val_loss": target,
             "x cold time": 1.0,
         },
         {
             "fit": f"warm start, {args.warm_epochs} epochs",
-            "epochs": len(warm_timer.val_loss),
+            "epochs": len(warm.epochs),
             "seconds": warm_seconds,
-            "best val_loss": float(np.min(warm_timer.val_loss)),
+            "best val_loss": float(warm.epochs["val_loss"].min()),
             "x cold time": warm_seconds / cold_seconds,
         },
     ]
@@ -118,7 +126,7 @@ def main() -> None:
     if reached:
         print(
             f"warm start reached the cold start's val_loss at epoch {reached[0] + 1} "
-            f"(~{elapsed[reached[0]]:.1f} s of training); whole warm run / cold run = "
+            f"({warm_ends[reached[0]]:.1f} s into the warm run); whole warm run / cold run = "
             f"{warm_seconds / cold_seconds:.2f}"
         )
     else:
