@@ -101,6 +101,7 @@ class Bare(Row):
 
         self.args = (data, scaler, seed, batch, rate, activation, jit, prefetch)
         keras.utils.set_random_seed(seed)
+        set_determinism(False)  # Keras decides on XLA when compiling: not under determinism
         x, y = model_arrays(data.subset(TRAIN), scaler)
         self.val = model_arrays(data.subset(VAL), scaler)
         self.model = keras.Sequential(
