@@ -1,13 +1,13 @@
 """Train: the seed's LSTM family, fit on train windows, validated on val windows.
 
 Defaults are the seed's model (LSTM(50) -> Dense(horizon), Adam, MSE) at batch
-256 and a sqrt-scaled learning rate (``step_plan``: a small training set keeps the
+256 with XLA and a sqrt-scaled learning rate (``step_plan``: a small training set keeps the
 seed's batch 32 at 1e-3), with EarlyStopping(restore_best_weights) and a
 ReduceLROnPlateau that can actually fire (``tasks/lstm.py``). An epoch samples at
 most ``max_windows_per_epoch`` windows from each series' last ``history_points``
 training points. Validation data is the chronological val split, never a shuffled
-slice of the training windows. Seeds are fixed and ops deterministic (unless
-``train.deterministic: false``, which XLA needs).
+slice of the training windows. Seeds are fixed; TensorFlow op determinism is an
+option (``train.deterministic``) that excludes XLA.
 
 Options (``TrainConfig``):
 
