@@ -102,10 +102,13 @@ def compile_model(model: Any, cfg: TrainConfig) -> None:
     optimizer = keras.optimizers.Adam(learning_rate=cfg.learning_rate)
     if cfg.task == CLASSIFICATION:
         model.compile(
-            optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+            optimizer=optimizer,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=cfg.jit_compile,
         )
     else:
-        model.compile(optimizer=optimizer, loss="mse")
+        model.compile(optimizer=optimizer, loss="mse", jit_compile=cfg.jit_compile)
 
 
 def route_series(
@@ -180,15 +183,25 @@ def warm_start(
     return True, f"{prefix}: weights copied before fitting"
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow; ``deterministic`` turns TF op determinism on/off.
+
+    Off is what ``train.jit_compile`` needs: Keras drops XLA while op determinism is on.
+    """
     keras = _keras()
     keras.utils.set_random_seed(seed)
     import tensorflow as tf
 
-    try:
-        tf.config.experimental.enable_op_determinism()
-    except (AttributeError, RuntimeError):  # already enabled in this process
-        pass
+    if deterministic:
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except (AttributeError, RuntimeError):  # already enabled in this process
+            pass
+    else:
+        # No public switch back (a process may train both ways, e.g. the benchmarks).
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
 
 
 def window_batches(
@@ -253,10 +266,12 @@ def fit_model(
     val: Any,
     cfg: TrainConfig,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    callbacks: list[Any] | None = None,
 ) -> pd.DataFrame:
     """Fit ``model``; return the per-epoch history (loss, val_loss, learning_rate).
 
     ``train`` and ``val`` are ``window_batches`` datasets, or (x, y) arrays.
+    ``callbacks`` are extra Keras callbacks (e.g. a benchmark's clock).
     """
     keras = _keras()
     arrays = isinstance(train, tuple)
@@ -276,6 +291,7 @@ def fit_model(
                 on_epoch(epoch, dict(logs))
 
     callbacks = [
+        *(callbacks or []),
         _Record(),
         # One min_delta for both: Keras' defaults differ (0 vs 1e-4), so the rate was cut
         # for gains EarlyStopping still counted, and training crawled on at min_lr.

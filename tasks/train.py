@@ -1,10 +1,13 @@
 """Train: the seed's LSTM family, fit on train windows, validated on val windows.
 
-Defaults are the seed's model (LSTM(50) -> Dense(horizon), Adam, MSE, batch
-32), with EarlyStopping(restore_best_weights) and a ReduceLROnPlateau that can
-actually fire (``tasks/lstm.py``). Validation data is the chronological val
-split, never a shuffled slice of the training windows. Seeds are fixed and ops
-deterministic.
+Defaults are the seed's model (LSTM(50) -> Dense(horizon), Adam, MSE) at batch
+256 with XLA and a sqrt-scaled learning rate (``step_plan``: a small training set keeps the
+seed's batch 32 at 1e-3), with EarlyStopping(restore_best_weights) and a
+ReduceLROnPlateau that can actually fire (``tasks/lstm.py``). An epoch samples at
+most ``max_windows_per_epoch`` windows from each series' last ``history_points``
+training points. Validation data is the chronological val split, never a shuffled
+slice of the training windows. Seeds are fixed; TensorFlow op determinism is an
+option (``train.deterministic``) that excludes XLA.
 
 Options (``TrainConfig``):
 
@@ -30,6 +33,7 @@ Options (``TrainConfig``):
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -96,16 +100,19 @@ class Fitted:
     epochs: pd.DataFrame  # per epoch (and per series, for per-series models)
 
 
-def fit_branch(
-    model: Any,
-    data: Windows,
-    cfg: TrainConfig,
-    scaler: Scaler,
-    branch: Branch,
-    on_epoch: Callable[[str | None, int, dict[str, float]], None] | None = None,
-) -> pd.DataFrame:
-    """Fit one branch on its series' train windows (val for stopping); its epoch table."""
+def training_windows(data: Windows, cfg: TrainConfig) -> tuple[Windows, Windows]:
+    """The train windows an epoch samples from (``history_points``) and the val windows."""
     tr, va = data.subset(TRAIN), data.subset(VAL)
+    if cfg.history_points is not None:
+        tr = recent_training_windows(tr, cfg.history_points)
+    return tr, va
+
+
+def branch_windows(
+    data: Windows, cfg: TrainConfig, branch: Branch
+) -> tuple[Windows, Windows, TrainConfig]:
+    """One branch's train and val windows, and the batch/rate plan its training set gets."""
+    tr, va = training_windows(data, cfg)
     mine_tr = tr.select(np.isin(tr.series_id, branch.series))
     mine_va = va.select(np.isin(va.series_id, branch.series))
     if len(mine_tr) == 0 or len(mine_va) == 0:
@@ -114,15 +121,52 @@ def fit_branch(
             f"{option}: {branch.kind} '{branch.name}' has {len(mine_tr)} train and "
             f"{len(mine_va)} val windows; each {branch.kind} needs both"
         )
-    report = None if on_epoch is None else (lambda e, logs: on_epoch(branch.name, e, logs))
-    least = cfg.min_windows_per_epoch
-    part = fit_model(
+    return mine_tr, mine_va, step_plan(cfg, len(mine_tr))
+
+
+def fit_prepared(
+    model: Any,
+    tr: Windows,
+    va: Windows,
+    plan: TrainConfig,
+    scaler: Scaler,
+    report: Callable[[int, dict[str, float]], None] | None = None,
+    callbacks: list[Any] | None = None,
+) -> pd.DataFrame:
+    """Fit ``model`` with ``plan``'s batch: an epoch samples at most ``max_windows_per_epoch``
+    training windows (at least ``min_windows_per_epoch``); val is every window once."""
+    return fit_model(
         model,
-        window_batches(mine_tr, scaler, cfg.batch_size, True, cfg.seed, None, least),
-        window_batches(mine_va, scaler, cfg.batch_size, False, cfg.seed, None, 0),
-        cfg,
+        window_batches(
+            tr,
+            scaler,
+            plan.batch_size,
+            True,
+            plan.seed,
+            plan.max_windows_per_epoch,
+            plan.min_windows_per_epoch,
+        ),
+        window_batches(va, scaler, plan.batch_size, False, plan.seed),
+        plan,
         report,
+        callbacks,
     )
+
+
+def fit_branch(
+    model: Any,
+    data: Windows,
+    cfg: TrainConfig,
+    scaler: Scaler,
+    branch: Branch,
+    on_epoch: Callable[[str | None, int, dict[str, float]], None] | None = None,
+    callbacks: list[Any] | None = None,
+) -> pd.DataFrame:
+    """Fit one branch (built with ``branch_windows``' plan) on its series' train windows
+    (val for stopping); its epoch table."""
+    mine_tr, mine_va, plan = branch_windows(data, cfg, branch)
+    report = None if on_epoch is None else (lambda e, logs: on_epoch(branch.name, e, logs))
+    part = fit_prepared(model, mine_tr, mine_va, plan, scaler, report, callbacks)
     part.insert(0, SERIES_ID if branch.kind == "series" else GROUP, branch.name)
     return part
 
@@ -134,6 +178,7 @@ def fit_windows(
     warm: WarmSource | None = None,
     on_epoch: Callable[[str | None, int, dict[str, float]], None] | None = None,
     group_of: dict[str, str] | None = None,
+    callbacks: list[Any] | None = None,
 ) -> Fitted:
     """Build and fit the configured model on ``data``'s train windows (val for stopping).
 
@@ -143,18 +188,22 @@ def fit_windows(
     classification/regression choice comes from the windows (they carry labels
     or not) and must agree with ``cfg.task``. ``group_of`` (series -> group, for
     ``train.groups``) fits one branch per group; the branches run one after the other
-    here (the retrain flow fans them out as tasks instead).
+    here (the retrain flow fans them out as tasks instead). ``callbacks``: extra Keras
+    callbacks.
     """
     spec = model_spec(data, cfg, scaler, group_of)
     zero_head = _zero_head(data, scaler)
     if not spec.per_series:
+        tr, va = training_windows(data, cfg)
+        plan = step_plan(cfg, len(tr))
         model = build_model(
-            spec.timesteps, len(spec.features), spec.outputs, cfg, zero_head=zero_head
+            spec.timesteps, len(spec.features), spec.outputs, plan, zero_head=zero_head
         )
         branches, models = [], [model]
     else:
         branches = plan_branches(spec, cfg)
-        models = [build_branch(spec, cfg, b, zero_head) for b in branches]
+        plans = [branch_windows(data, cfg, b)[2] for b in branches]
+        models = [build_branch(spec, p, b, zero_head) for b, p in zip(branches, plans, strict=True)]
         model = route_branches(spec, models)
     note = None
     if warm is not None:
@@ -162,19 +211,11 @@ def fit_windows(
     spec = replace(spec, warm_start=note)
 
     if not spec.per_series:
-        tr, va = data.subset(TRAIN), data.subset(VAL)
         report = None if on_epoch is None else (lambda e, logs: on_epoch(None, e, logs))
-        least = cfg.min_windows_per_epoch
-        epochs = fit_model(
-            model,
-            window_batches(tr, scaler, cfg.batch_size, True, cfg.seed, None, least),
-            window_batches(va, scaler, cfg.batch_size, False, cfg.seed, None, 0),
-            cfg,
-            report,
-        )
+        epochs = fit_prepared(model, tr, va, plan, scaler, report, callbacks)
     else:
         parts = [
-            fit_branch(m, data, cfg, scaler, b, on_epoch)
+            fit_branch(m, data, cfg, scaler, b, on_epoch, callbacks)
             for b, m in zip(branches, models, strict=True)
         ]
         # The routed model stays uncompiled: it is only ever used to predict (each branch
@@ -208,6 +249,38 @@ def _zero_head(data: Windows, scaler: Scaler) -> bool:
     return data.task != CLASSIFICATION and scaler.method == LAST_VALUE
 
 
+def step_plan(cfg: TrainConfig, windows: int) -> TrainConfig:
+    """``cfg`` with the batch and learning rate a training set of ``windows`` trains with.
+
+    ``batch_size`` unless that leaves an epoch under ``min_steps_per_epoch`` steps; then
+    the batch that gives it that many (at least ``min_batch_size``), with the learning rate
+    scaled by sqrt(batch / batch_size). At the defaults a short series trains exactly as the
+    seed's recipe (batch 32 at 1e-3) and the sample's 3,912 windows at batch 244.
+    """
+    shown = min(windows, cfg.max_windows_per_epoch or windows)
+    if cfg.min_steps_per_epoch == 0 or cfg.batch_size <= cfg.min_batch_size:
+        return cfg
+    batch = min(cfg.batch_size, max(cfg.min_batch_size, shown // cfg.min_steps_per_epoch))
+    if batch == cfg.batch_size:
+        return cfg
+    rate = cfg.learning_rate * math.sqrt(batch / cfg.batch_size)
+    return cfg.model_copy(update={"batch_size": batch, "learning_rate": rate})
+
+
+def recent_training_windows(train: Windows, history_points: int) -> Windows:
+    """``train.history_points``: only the windows within each series' most recent
+    ``history_points`` training points; a series left without any is an error."""
+    kept = train.recent(history_points)
+    lost = sorted(set(train.series_id) - set(kept.series_id))
+    if lost:
+        raise ValueError(
+            f"train.history_points={history_points} leaves no training window for series "
+            f"{lost[:5]}: it must be at least timesteps + horizon "
+            f"({train.timesteps} + {train.horizon})"
+        )
+    return kept
+
+
 def save_model(model: Any, path: Path) -> Path:
     with atomic_path(path) as tmp:
         # Keras insists on the .keras suffix, which atomic_path keeps.
@@ -235,7 +308,7 @@ def train(
     data = load_windows(windows, normalized)
     scaler = Scaler.load(run.scaler)
     group_of = groups_for(config, data, validated)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, cfg.deterministic)
     warm, why_not = None, ""
     if cfg.warm_start:
         champion, why_not = champion_of(config, tracking_uri)
@@ -327,8 +400,11 @@ def plan_training(
         else:
             # the whole routed model is compared with the champion's, as fit_windows does;
             # matching weights go to each branch's folder
-            seed_everything(cfg.seed)
-            models = [build_branch(spec, cfg, b, _zero_head(data, scaler)) for b in branches]
+            seed_everything(cfg.seed, cfg.deterministic)
+            zero_head = _zero_head(data, scaler)
+            models = [
+                build_branch(spec, branch_windows(data, cfg, b)[2], b, zero_head) for b in branches
+            ]
             copied, note = warm_start(
                 route_branches(spec, models),
                 spec,
@@ -364,8 +440,10 @@ def train_branch(
     data = load_windows(windows, normalized)
     scaler = Scaler.load(run.scaler)
     started = time.perf_counter()
-    seed_everything(cfg.seed)
-    model = build_branch(spec, cfg, branch, _zero_head(data, scaler))
+    seed_everything(cfg.seed, cfg.deterministic)
+    model = build_branch(
+        spec, branch_windows(data, cfg, branch)[2], branch, _zero_head(data, scaler)
+    )
     if (folder / WARM_FILE).exists():
         model.load_weights(folder / WARM_FILE)
 

@@ -244,6 +244,20 @@ class Windows:
     def subset(self, split: str) -> Windows:
         return self.select(self.split == split)
 
+    def recent(self, points: int) -> Windows:
+        """The windows that lie wholly within the last ``points`` points of their series
+        in this set (the rows from the set's last target row - points + 1 on).
+
+        On a training subset: windows made of only the most recent ``points`` training
+        points of each series (``train.history_points``); older windows are dropped.
+        """
+        if points < 1:
+            raise ValueError(f"points must be at least 1, got {points}")
+        last = np.full(len(self.arrays.series), -1, dtype=np.int64)
+        np.maximum.at(last, self.code, self.row + self.horizon)  # [series] last target row
+        first_input = self.row - self.timesteps + 1  # [windows]
+        return self.select(first_input >= last[self.code] - points + 1)
+
     def with_timesteps(self, timesteps: int) -> tuple[Windows, np.ndarray]:
         """The same origins with ``timesteps`` inputs, and which windows still fit [windows]."""
         fits = self.origin >= timesteps - 1

@@ -6,8 +6,13 @@ from tasks.config import PipelineConfig, load_config
 
 def test_defaults_reproduce_the_seed_model():
     cfg = PipelineConfig()
-    assert (cfg.train.units, cfg.train.batch_size, cfg.train.layers) == (50, 32, 1)
-    assert (cfg.train.activation, cfg.train.learning_rate) == ("tanh", 0.001)  # Adam's default
+    assert (cfg.train.units, cfg.train.layers, cfg.train.activation) == (50, 1, "tanh")
+    # the seed's batch 32 at Adam's 1e-3, scaled to batch 256 (x sqrt 8 ~ 3e-3): the
+    # same model about 2.5x faster (benchmarks/train_speed.py), 32+ steps per epoch as before
+    assert cfg.train.batch_size == 256
+    assert cfg.train.learning_rate == pytest.approx(1e-3 * (256 / 32) ** 0.5)
+    assert (cfg.train.jit_compile, cfg.train.deterministic) == (True, False)  # XLA
+    assert (cfg.train.min_steps_per_epoch, cfg.train.min_batch_size) == (16, 32)
     # the seed's ReduceLROnPlateau could never fire (min_lr 0.001 == Adam's rate, and a
     # patience of 5 against no early stop); ours halves the rate after 3 flat epochs, down
     # to 1e-5, and stops after 8
@@ -105,3 +110,20 @@ def test_credentials_in_config_uris_are_refused_and_never_echoed(key, value):
         load_config(None, [f"{key}={value}"])
     assert "hunter2" not in str(caught.value)
     assert "environment" in str(caught.value)
+
+
+def test_an_epoch_maximum_below_its_minimum_is_rejected():
+    with pytest.raises(ValidationError, match="max_windows_per_epoch"):
+        PipelineConfig.model_validate(
+            {"train": {"min_windows_per_epoch": 4096, "max_windows_per_epoch": 4000}}
+        )
+    ok = PipelineConfig.model_validate(
+        {"train": {"min_windows_per_epoch": 4096, "max_windows_per_epoch": 4096}}
+    )
+    assert ok.train.max_windows_per_epoch == 4096
+    with pytest.raises(ValidationError, match="jit_compile needs train.deterministic"):
+        PipelineConfig.model_validate({"train": {"deterministic": True}})
+    strict = PipelineConfig.model_validate({"train": {"jit_compile": False, "deterministic": True}})
+    assert strict.train.deterministic
+    with pytest.raises(ValidationError, match="history_points"):
+        PipelineConfig.model_validate({"train": {"history_points": 0}})

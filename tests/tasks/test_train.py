@@ -299,3 +299,103 @@ def test_short_training_sets_are_repeated_to_the_minimum_epoch_size():
     assert x.shape == (8, 4, 1) and y.shape == (8, 1)
     plain = window_batches(train, identity_scaler(data), 8, True, 0)
     assert len(plain.order) == len(train)
+
+
+# --------------------------------------------------------------------------- bounded epochs
+
+
+def test_history_points_keeps_only_windows_within_the_most_recent_training_points():
+    from tasks.train import recent_training_windows
+
+    # a: 100 points -> 70 train rows 0..69; b: 60 points -> 42 train rows (60 + 0..41)
+    data = windows_of(frame_of({"a": sine(100), "b": sine(60)}), timesteps=4, horizon=2)
+    train = data.subset("train")
+    kept = recent_training_windows(train, 10)
+    a, b = kept.origin[kept.series_id == "a"], kept.origin[kept.series_id == "b"]
+    # the last 10 train rows of a are 60..69: inputs from 60, targets up to 69
+    assert a.tolist() == [63, 64, 65, 66, 67]
+    assert b.tolist() == [35, 36, 37, 38, 39]  # rows 32..41 of b
+    assert len(kept.x) == 10 and kept.x[0, 0, 0] == pytest.approx(sine(100)[60])
+    assert data.subset("val").origin.tolist() == data.subset("val").recent(10**6).origin.tolist()
+    with pytest.raises(ValueError, match=r"history_points=5 leaves no training window.*4 \+ 2"):
+        recent_training_windows(train, 5)
+
+
+def test_max_windows_per_epoch_samples_without_replacement_seeded_and_new_each_epoch():
+    from tasks.lstm import window_batches
+
+    data = windows_of(frame_of({"a": sine(200)}), timesteps=4)
+    train = data.subset("train")  # 136 windows
+    batches = window_batches(train, identity_scaler(data), 8, True, 7, max_windows=50)
+    first = batches.order.copy()
+    assert len(first) == 50 and len(set(first.tolist())) == 50  # without replacement
+    assert first.min() >= 0 and first.max() < len(train)
+    again = window_batches(train, identity_scaler(data), 8, True, 7, max_windows=50)
+    assert again.order.tolist() == first.tolist()  # same seed, same sample and order
+    other = window_batches(train, identity_scaler(data), 8, True, 8, max_windows=50)
+    assert other.order.tolist() != first.tolist()
+    batches.on_epoch_end()
+    assert len(batches.order) == 50 and batches.order.tolist() != first.tolist()
+    everything = window_batches(train, identity_scaler(data), 8, True, 7, max_windows=1000)
+    assert sorted(everything.order.tolist()) == list(range(len(train)))  # fewer: all of them
+
+
+def test_fit_windows_trains_on_the_sampled_and_recent_windows_only(monkeypatch):
+    import tasks.train
+    from tasks.lstm import window_batches
+
+    made = []
+
+    def recording(windows, *args):
+        made.append((len(windows), args[2], args[4:]))  # (windows, shuffle, (max, min))
+        return window_batches(windows, *args)
+
+    monkeypatch.setattr(tasks.train, "window_batches", recording)
+    data = windows_of(frame_of({"a": sine(200), "b": sine(200, phase=3)}), timesteps=4)
+    cfg = train_cfg(
+        epochs=1,
+        batch_size=8,
+        min_windows_per_epoch=16,
+        max_windows_per_epoch=40,
+        history_points=60,
+    )
+    fit_windows(data, cfg, identity_scaler(data))
+    # train: the 56 windows within the last 60 train points of each series, an epoch of
+    # at least 16 and at most 40 windows; val: all 30 windows, in order
+    assert made == [(2 * 56, True, (40, 16)), (2 * 30, False, ())]
+    with pytest.raises(ValueError, match="history_points=3"):
+        fit_windows(data, train_cfg(history_points=3), identity_scaler(data))
+
+
+def test_xla_is_used_when_determinism_is_off_and_repeats_for_a_seed_on_cpu():
+    data = windows_of(frame_of({"a": sine(120)}), timesteps=4)
+    weights = []
+    for jit in (True, True, False):
+        cfg = train_cfg(epochs=2, batch_size=16, jit_compile=jit, deterministic=not jit)
+        seed_everything(3, cfg.deterministic)
+        fitted = fit_windows(data, cfg, identity_scaler(data))
+        assert fitted.model.jit_compile is jit  # Keras would drop XLA under op determinism
+        weights.append(np.concatenate([w.ravel() for w in fitted.model.get_weights()]))
+    seed_everything(0)  # op determinism back on for the other tests
+    assert np.array_equal(weights[0], weights[1])  # same seed, XLA on CPU: the same weights
+    # the same training without XLA: equal up to float rounding, not bit for bit
+    assert np.allclose(weights[0], weights[2], atol=1e-4)
+
+
+def test_a_small_training_set_gets_a_smaller_batch_and_a_scaled_rate():
+    from tasks.train import step_plan
+
+    cfg = TrainConfig()  # batch 256 at 1e-3 x sqrt(8), at least 16 steps, batch 32 at least
+    assert (step_plan(cfg, 100).batch_size, step_plan(cfg, 100).learning_rate) == (
+        32,
+        pytest.approx(1e-3, rel=1e-12),
+    )  # a short series: the seed's recipe
+    assert np.float32(step_plan(cfg, 500).learning_rate) == np.float32(1e-3)
+    sample = step_plan(cfg, 3912)
+    assert sample.batch_size == 244 and sample.learning_rate == pytest.approx(
+        cfg.learning_rate * (244 / 256) ** 0.5
+    )
+    assert step_plan(cfg, 4096) is cfg and step_plan(cfg, 10**6) is cfg  # 16+ full batches
+    capped = TrainConfig(max_windows_per_epoch=2048)
+    assert step_plan(capped, 10**6).batch_size == 128  # the epoch's sample decides
+    assert step_plan(TrainConfig(min_steps_per_epoch=0), 100).batch_size == 256
