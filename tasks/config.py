@@ -411,6 +411,13 @@ class EvaluateConfig(FrozenModel):
         "(ets: statsmodels ETSModel per series; costs a fit per series). The gate uses them "
         "only when register.baselines names them too.",
     )
+    baseline_max_series: int = Field(
+        200,
+        ge=0,
+        description="Report the classical baselines only up to this many series (each costs a "
+        "statsmodels fit per series: about 0.1-1 s). Above it they are skipped with a log line; "
+        "a baseline that register.baselines gates on is always fit.",
+    )
     backtest_folds: int = Field(
         0,
         ge=0,

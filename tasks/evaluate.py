@@ -43,6 +43,16 @@ from tasks.scoring import Scored, score_split, scorer_for, with_coverage
 from tasks.window_table import Windows, load_windows
 
 
+def classical_baselines(config: PipelineConfig, n_series: int) -> tuple[str, ...]:
+    """The classical baselines to fit: those the gate uses, always; those only reported,
+    up to ``evaluate.baseline_max_series`` series (a statsmodels fit per series each)."""
+    gated = set(config.register.baselines) & {ETS}
+    reported = set(config.evaluate.baselines) & {ETS}
+    if n_series > config.evaluate.baseline_max_series:
+        reported = set()
+    return tuple(sorted(gated | reported))
+
+
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate(
     windows_path: Path,
@@ -65,7 +75,14 @@ def evaluate(
         champion_out, note = rescore_champion(champion, test, scaler, spec)
         logger.info("%s", note)
 
-    classical = tuple(sorted({*config.evaluate.baselines, *config.register.baselines} & {ETS}))
+    classical = classical_baselines(config, len(set(windows.series_id)))
+    if set(config.evaluate.baselines) - set(classical):
+        logger.info(
+            "Classical baselines %s not fit: %d series > evaluate.baseline_max_series (%d)",
+            sorted(set(config.evaluate.baselines) - set(classical)),
+            len(set(windows.series_id)),
+            config.evaluate.baseline_max_series,
+        )
     scorer = scorer_for(windows, scaler, config.evaluate, classical=classical)
     scored = score_split(test, outputs, scorer, champion_out, config.evaluate.backtest_folds)
     if spec.task != CLASSIFICATION:  # prediction intervals: calibrated on val, checked on test
