@@ -27,18 +27,18 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import tasks  # noqa: E402,F401  (quiet, offline defaults)
-from tasks.config import PipelineConfig  # noqa: E402
-from tasks.ingest import read_series_file  # noqa: E402
-from tasks.lstm import seed_everything  # noqa: E402
-from tasks.normalize import normalize_series  # noqa: E402
-from tasks.report import records_markdown  # noqa: E402
-from tasks.saved_model import forecast_windows  # noqa: E402
-from tasks.schema import MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID, TEST, VALUE  # noqa: E402
-from tasks.scoring import score_split, scorer_for  # noqa: E402
-from tasks.train import fit_windows  # noqa: E402
-from tasks.window import resolve_timesteps, windows_table  # noqa: E402
-from tasks.window_table import SeriesArrays, windows_from_table  # noqa: E402
+import seriesflow  # noqa: E402,F401  (quiet, offline defaults)
+from seriesflow.tasks.config import PipelineConfig  # noqa: E402
+from seriesflow.tasks.ingest import read_series_file  # noqa: E402
+from seriesflow.tasks.lstm import seed_everything  # noqa: E402
+from seriesflow.tasks.normalize import normalize_series  # noqa: E402
+from seriesflow.tasks.report import records_markdown  # noqa: E402
+from seriesflow.tasks.saved_model import forecast_windows  # noqa: E402
+from seriesflow.tasks.schema import MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID, TEST, VALUE  # noqa: E402
+from seriesflow.tasks.scoring import score_split, scorer_for  # noqa: E402
+from seriesflow.tasks.train import fit_windows  # noqa: E402
+from seriesflow.tasks.window import resolve_timesteps, windows_table  # noqa: E402
+from seriesflow.tasks.window_table import SeriesArrays, windows_from_table  # noqa: E402
 
 START = pd.Timestamp("2024-01-01T00:00:00Z")
 

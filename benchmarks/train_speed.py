@@ -36,17 +36,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import tasks  # noqa: F401  (quiet, offline defaults)
+import seriesflow  # noqa: F401  (quiet, offline defaults)
 from benchmarks.accuracy import sample_frame
-from tasks.config import PipelineConfig, TrainConfig
-from tasks.lstm import build_model, seed_everything, window_batches
-from tasks.normalize import normalize_series
-from tasks.report import records_markdown
-from tasks.scaler import Scaler
-from tasks.schema import TRAIN, VAL, VALUE
-from tasks.train import fit_windows, step_plan
-from tasks.window import resolve_timesteps, windows_table
-from tasks.window_table import SeriesArrays, Windows, windows_from_table
+from seriesflow.tasks.config import PipelineConfig, TrainConfig
+from seriesflow.tasks.lstm import build_model, seed_everything, window_batches
+from seriesflow.tasks.normalize import normalize_series
+from seriesflow.tasks.report import records_markdown
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import TRAIN, VAL, VALUE
+from seriesflow.tasks.train import fit_windows, step_plan
+from seriesflow.tasks.window import resolve_timesteps, windows_table
+from seriesflow.tasks.window_table import SeriesArrays, Windows, windows_from_table
 
 
 def sample_windows(cfg: PipelineConfig) -> tuple[Windows, Scaler]:

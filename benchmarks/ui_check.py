@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.datadocs import LOADS  # noqa: E402
+from seriesflow.tasks.datadocs import LOADS  # noqa: E402
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -165,7 +165,13 @@ def main() -> int:
         wait(f"{api}/health", 240)
         wait(f"{reports_url}/", 240)
         retrain = subprocess.run(
-            [sys.executable, "-m", "flows.retrain", "--set", f"train.epochs={args.epochs}"]
+            [
+                sys.executable,
+                "-m",
+                "seriesflow.flows.retrain",
+                "--set",
+                f"train.epochs={args.epochs}",
+            ]
             + ["--set", f"paths.workspace={workspace}", "--set", f"paths.landing={landing}"],
             cwd=ROOT,
             env={**env, "PREFECT_API_URL": api, "SERIESFLOW_REPORTS_URL": reports_url},

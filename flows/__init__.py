@@ -1,3 +1,3 @@
-"""seriesflow flows. Importing ``tasks`` first switches off telemetry and progress bars."""
+"""seriesflow flows. Importing ``seriesflow`` first switches off telemetry and progress bars."""
 
-import tasks  # noqa: F401  (side effect: quiet, offline library defaults)
+import seriesflow  # noqa: F401  (side effect: quiet, offline library defaults)

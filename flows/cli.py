@@ -21,10 +21,13 @@ from pathlib import Path
 
 # subcommand -> (module with a ``main(argv) -> int``, what it does)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "retrain": ("flows.retrain", "retrain once on what has landed (the summary JSON last)"),
-    "forecast": ("flows.forecast", "batch forecasts from the champion"),
-    "watch": ("flows.watch", "look at the landing folder once; announce new files"),
-    "tune": ("flows.tune", "hyperparameter search, one Prefect task per trial"),
+    "retrain": (
+        "seriesflow.flows.retrain",
+        "retrain once on what has landed (the summary JSON last)",
+    ),
+    "forecast": ("seriesflow.flows.forecast", "batch forecasts from the champion"),
+    "watch": ("seriesflow.flows.watch", "look at the landing folder once; announce new files"),
+    "tune": ("seriesflow.flows.tune", "hyperparameter search, one Prefect task per trial"),
     "serve": ("", "Prefect server + deployments + worker + reports server (make serve)"),
 }
 NOT_INSTALLED = 3

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from tasks.config import add_config_arguments, load_config
+from seriesflow.tasks.config import add_config_arguments, load_config
 
 WORKFLOW = "workflowType=machine_learning"
 

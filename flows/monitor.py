@@ -21,14 +21,14 @@ from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.events import emit_event
 
-from flows.outcome import model_resource
-from tasks.accepted import load_history
-from tasks.config import PipelineConfig
-from tasks.io import RunDir, Workspace, read_parquet
-from tasks.live import accuracy_path, degraded, score_new_actuals
-from tasks.registry import champion_version, mlflow_module, tag_version, use_tracking
-from tasks.schema import ALL_SERIES, SERIES_ID
-from tasks.secrets import redact_text
+from seriesflow.flows.outcome import model_resource
+from seriesflow.tasks.accepted import load_history
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.io import RunDir, Workspace, read_parquet
+from seriesflow.tasks.live import accuracy_path, degraded, score_new_actuals
+from seriesflow.tasks.registry import champion_version, mlflow_module, tag_version, use_tracking
+from seriesflow.tasks.schema import ALL_SERIES, SERIES_ID
+from seriesflow.tasks.secrets import redact_text
 
 ACCURACY_DEGRADED = "seriesflow.accuracy.degraded"
 

@@ -28,10 +28,10 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
-from flows.watch import arrival_resource
-from tasks.artifacts import outcome_markdown, reports_link
-from tasks.config import PipelineConfig
-from tasks.io import RunDir, Workspace, read_json
+from seriesflow.flows.watch import arrival_resource
+from seriesflow.tasks.artifacts import outcome_markdown, reports_link
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.io import RunDir, Workspace, read_json
 
 MODEL_PROMOTED = "seriesflow.model.promoted"
 MODEL_REJECTED = "seriesflow.model.rejected"

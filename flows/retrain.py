@@ -25,26 +25,26 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as prefect_flow_run
 from prefect.states import Completed, Failed, State
 
-from flows.fanout import train_split
-from flows.monitor import score_live
-from flows.outcome import report_outcome
-from tasks.commit import REGISTERED, commit, input_key, recover
-from tasks.commit import begin as begin_commit
-from tasks.commit import load as load_journal
-from tasks.commit import update as update_journal
-from tasks.config import PipelineConfig, add_config_arguments, load_config
-from tasks.errors import DataRejected
-from tasks.evaluate import evaluate as evaluate_task
-from tasks.faults import fault_point
-from tasks.ingest import ingest as ingest_task
-from tasks.io import RunDir, Workspace
-from tasks.landing import Landing
-from tasks.ledger import load_ledger
-from tasks.lock import WorkspaceBusy, workspace_lock
-from tasks.manifest import Manifest
-from tasks.normalize import normalize as normalize_task
-from tasks.register import register as register_task
-from tasks.registry import (
+from seriesflow.flows.fanout import train_split
+from seriesflow.flows.monitor import score_live
+from seriesflow.flows.outcome import report_outcome
+from seriesflow.tasks.commit import REGISTERED, commit, input_key, recover
+from seriesflow.tasks.commit import begin as begin_commit
+from seriesflow.tasks.commit import load as load_journal
+from seriesflow.tasks.commit import update as update_journal
+from seriesflow.tasks.config import PipelineConfig, add_config_arguments, load_config
+from seriesflow.tasks.errors import DataRejected
+from seriesflow.tasks.evaluate import evaluate as evaluate_task
+from seriesflow.tasks.faults import fault_point
+from seriesflow.tasks.ingest import ingest as ingest_task
+from seriesflow.tasks.io import RunDir, Workspace
+from seriesflow.tasks.landing import Landing
+from seriesflow.tasks.ledger import load_ledger
+from seriesflow.tasks.lock import WorkspaceBusy, workspace_lock
+from seriesflow.tasks.manifest import Manifest
+from seriesflow.tasks.normalize import normalize as normalize_task
+from seriesflow.tasks.register import register as register_task
+from seriesflow.tasks.registry import (
     champion_run_folder,
     end_run,
     flatten,
@@ -54,13 +54,13 @@ from tasks.registry import (
     use_tracking,
     version_for_inputs,
 )
-from tasks.report import metrics_text
-from tasks.retention import dispose_landed, prune_runs, tidy_landing
-from tasks.schema import CHAMPION
-from tasks.secrets import redact_text, redact_url
-from tasks.train import train as train_task
-from tasks.validate import validate as validate_task
-from tasks.window import window as window_task
+from seriesflow.tasks.report import metrics_text
+from seriesflow.tasks.retention import dispose_landed, prune_runs, tidy_landing
+from seriesflow.tasks.schema import CHAMPION
+from seriesflow.tasks.secrets import redact_text, redact_url
+from seriesflow.tasks.train import train as train_task
+from seriesflow.tasks.validate import validate as validate_task
+from seriesflow.tasks.window import window as window_task
 
 COMPLETED, SKIPPED, REJECTED, FAILED = "completed", "skipped", "rejected", "failed"
 EXIT_CODES = {COMPLETED: 0, SKIPPED: 0, REJECTED: 2, FAILED: 1}

@@ -48,10 +48,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.settings import get_current_settings
 
-from tasks.config import PipelineConfig, add_config_arguments, load_config
-from tasks.io import Workspace
-from tasks.landing import Landing
-from tasks.ledger import LandedFile, find_new, load_ledger, settle
+from seriesflow.tasks.config import PipelineConfig, add_config_arguments, load_config
+from seriesflow.tasks.io import Workspace
+from seriesflow.tasks.landing import Landing
+from seriesflow.tasks.ledger import LandedFile, find_new, load_ledger, settle
 
 EVENT_NAME = "series.data.arrived"
 RESOURCE_PREFIX = "seriesflow.landing."

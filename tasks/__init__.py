@@ -1,26 +1,3 @@
-"""seriesflow stages: each module is a pure function plus a thin Prefect task.
-
-Importing this package turns off every phone-home and progress bar of the
-libraries we use: the pipeline runs on machines with no network, and a
-retrain log is read by people, not terminals.
-"""
-
-import os
-
-_QUIET_DEFAULTS = {
-    # Prefect, Great Expectations and generic opt-outs: no network at run time.
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "GX_ANALYTICS_ENABLED": "false",
-    # A cold temporary Prefect server on 2 cores comes close to the 20 s default.
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-    # TensorFlow: no C++ info banners, no oneDNN notice on every import.
-    "TF_CPP_MIN_LOG_LEVEL": "2",
-    "TF_ENABLE_ONEDNN_OPTS": "0",
-    # MLflow: no background telemetry; keep model logging offline and quiet.
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-    "TQDM_DISABLE": "1",
-}
-for _name, _value in _QUIET_DEFAULTS.items():
-    os.environ.setdefault(_name, _value)
+"""seriesflow stages (``seriesflow.tasks``): each module is a pure function plus a thin
+Prefect task, or a contract the stages share. Importing ``seriesflow`` first
+switches off telemetry and progress bars."""

@@ -12,9 +12,9 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from tasks.config import ColumnsConfig
-from tasks.io import Workspace, read_parquet
-from tasks.schema import series_schema
+from seriesflow.tasks.config import ColumnsConfig
+from seriesflow.tasks.io import Workspace, read_parquet
+from seriesflow.tasks.schema import series_schema
 
 # The source tag of history rows in the stacked ingest table (new rows carry their file name).
 HISTORY_SOURCE = "<history>"

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tasks.report import metrics_markdown
+from seriesflow.tasks.report import metrics_markdown
 
 # A markdown artifact is stored in the Prefect database and sent whole to every browser
 # that opens it: keep each inline plot small and the whole report well under 1 MB.

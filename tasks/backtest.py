@@ -15,8 +15,15 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from tasks.schema import ALL_SERIES, ALL_WINDOWS, CHAMPION, CHAMPION_WINDOWS, FOLD, SERIES_ID
-from tasks.window_table import Windows
+from seriesflow.tasks.schema import (
+    ALL_SERIES,
+    ALL_WINDOWS,
+    CHAMPION,
+    CHAMPION_WINDOWS,
+    FOLD,
+    SERIES_ID,
+)
+from seriesflow.tasks.window_table import Windows
 
 
 def backtest_folds(windows: Windows, folds: int) -> np.ndarray:

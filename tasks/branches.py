@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from tasks.config import GroupsConfig, PipelineConfig, TrainConfig
-from tasks.lstm import build_model, route_series
-from tasks.saved_model import ModelSpec
-from tasks.schema import SERIES_ID
-from tasks.window_table import Windows
+from seriesflow.tasks.config import GroupsConfig, PipelineConfig, TrainConfig
+from seriesflow.tasks.lstm import build_model, route_series
+from seriesflow.tasks.saved_model import ModelSpec
+from seriesflow.tasks.schema import SERIES_ID
+from seriesflow.tasks.window_table import Windows
 
 
 def group_of_series(

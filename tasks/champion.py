@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from tasks.config import PipelineConfig
-from tasks.intervals import Intervals
-from tasks.registry import (
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.intervals import Intervals
+from seriesflow.tasks.registry import (
     CONFIG_ARTIFACT,
     SCALER_ARTIFACT,
     champion_version,
@@ -23,9 +23,9 @@ from tasks.registry import (
     run_json,
     use_tracking,
 )
-from tasks.saved_model import SPEC_FILE, ModelSpec, forecast_windows, spec_or_infer
-from tasks.scaler import Scaler
-from tasks.window_table import Windows
+from seriesflow.tasks.saved_model import SPEC_FILE, ModelSpec, forecast_windows, spec_or_infer
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.window_table import Windows
 
 
 @dataclass(frozen=True)

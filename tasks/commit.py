@@ -40,12 +40,20 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from tasks.config import PipelineConfig
-from tasks.faults import fault_point
-from tasks.io import RunDir, Workspace, atomic_path, fsync_dir, read_json, sha256_file, utcnow
-from tasks.io import write_json as _write_json
-from tasks.ledger import INGESTED, LandedFile, append_ledger, ledger_rows
-from tasks.registry import (
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.faults import fault_point
+from seriesflow.tasks.io import (
+    RunDir,
+    Workspace,
+    atomic_path,
+    fsync_dir,
+    read_json,
+    sha256_file,
+    utcnow,
+)
+from seriesflow.tasks.io import write_json as _write_json
+from seriesflow.tasks.ledger import INGESTED, LandedFile, append_ledger, ledger_rows
+from seriesflow.tasks.registry import (
     DONE,
     PENDING,
     TAG_COMMIT,
@@ -60,8 +68,8 @@ from tasks.registry import (
     tag_version,
     versions_of_run,
 )
-from tasks.schema import SERIES_ID, TIMESTAMP
-from tasks.secrets import redact_url
+from seriesflow.tasks.schema import SERIES_ID, TIMESTAMP
+from seriesflow.tasks.secrets import redact_url
 
 PREPARED, REGISTERING, REGISTERED, COMMITTED = "prepared", "registering", "registered", "committed"
 

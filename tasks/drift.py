@@ -11,9 +11,9 @@ import math
 
 import pandas as pd
 
-from tasks.config import ValidationConfig
-from tasks.errors import CheckFailure
-from tasks.schema import SERIES_ID, VALUE
+from seriesflow.tasks.config import ValidationConfig
+from seriesflow.tasks.errors import CheckFailure
+from seriesflow.tasks.schema import SERIES_ID, VALUE
 
 DRIFT_COLUMNS = [
     "file",

@@ -16,19 +16,19 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.artifacts import plots_markdown
-from tasks.backtest import backtest_summary
-from tasks.champion import champion_of, rescore_champion
-from tasks.config import PipelineConfig
-from tasks.forecasting import fit_intervals, longest_steps, settings_of
-from tasks.io import RunDir, read_parquet, write_json, write_parquet
-from tasks.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
-from tasks.report import metrics_markdown, records_markdown
-from tasks.results import EvaluationResult
-from tasks.runtime import stage_logger
-from tasks.saved_model import forecast_windows, load_model_dir
-from tasks.scaler import Scaler
-from tasks.schema import (
+from seriesflow.tasks.artifacts import plots_markdown
+from seriesflow.tasks.backtest import backtest_summary
+from seriesflow.tasks.champion import champion_of, rescore_champion
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.forecasting import fit_intervals, longest_steps, settings_of
+from seriesflow.tasks.io import RunDir, read_parquet, write_json, write_parquet
+from seriesflow.tasks.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
+from seriesflow.tasks.report import metrics_markdown, records_markdown
+from seriesflow.tasks.results import EvaluationResult
+from seriesflow.tasks.runtime import stage_logger
+from seriesflow.tasks.saved_model import forecast_windows, load_model_dir
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import (
     CHAMPION_WINDOWS,
     CLASSIFICATION,
     ETS,
@@ -39,8 +39,8 @@ from tasks.schema import (
     SEASONAL_NAIVE,
     TEST,
 )
-from tasks.scoring import Scored, score_split, scorer_for, with_coverage
-from tasks.window_table import Windows, load_windows
+from seriesflow.tasks.scoring import Scored, score_split, scorer_for, with_coverage
+from seriesflow.tasks.window_table import Windows, load_windows
 
 
 def classical_baselines(config: PipelineConfig, n_series: int) -> tuple[str, ...]:

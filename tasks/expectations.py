@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
-from tasks.datadocs import make_offline
-from tasks.errors import CheckFailure, example_rows
-from tasks.frequency import Frequency, steps_found
-from tasks.schema import (
+from seriesflow.tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
+from seriesflow.tasks.datadocs import make_offline
+from seriesflow.tasks.errors import CheckFailure, example_rows
+from seriesflow.tasks.frequency import Frequency, steps_found
+from seriesflow.tasks.schema import (
     LABEL,
     MAX_SERIES_ID_LENGTH,
     RESERVED_SERIES_IDS,
@@ -28,7 +28,7 @@ from tasks.schema import (
     TIMESTAMP,
     VALUE,
 )
-from tasks.series_grid import SeriesRows, fit_grids
+from seriesflow.tasks.series_grid import SeriesRows, fit_grids
 
 # The model computes in float32: a value beyond its finite range becomes inf in training
 # (and would stay in the accepted history for good), so no file may carry one.

@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.config import AUTO, PipelineConfig
-from tasks.frequency import Frequency, fill_gaps
-from tasks.intervals import Intervals, calibrate
-from tasks.saved_model import ModelSpec, predict
-from tasks.scaler import Scaler
-from tasks.schema import ALL_SERIES, SERIES_ID, TEST, TIMESTAMP, VAL, VALUE_ORIGINAL
-from tasks.window_table import SeriesArrays, Windows
+from seriesflow.tasks.config import AUTO, PipelineConfig
+from seriesflow.tasks.frequency import Frequency, fill_gaps
+from seriesflow.tasks.intervals import Intervals, calibrate
+from seriesflow.tasks.saved_model import ModelSpec, predict
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import ALL_SERIES, SERIES_ID, TEST, TIMESTAMP, VAL, VALUE_ORIGINAL
+from seriesflow.tasks.window_table import SeriesArrays, Windows
 
 
 def forecast_paths(

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
-from tasks.schema import FILLED, LABEL, TIMESTAMP
+from seriesflow.tasks.schema import FILLED, LABEL, TIMESTAMP
 
 _DAY_US = 86_400_000_000
 _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.config import RegisterConfig
-from tasks.schema import (
+from seriesflow.tasks.config import RegisterConfig
+from seriesflow.tasks.schema import (
     ALL_WINDOWS,
     CHAMPION,
     CHAMPION_WINDOWS,
@@ -29,7 +29,7 @@ from tasks.schema import (
     REGRESSION,
     SEASONAL_NAIVE,
 )
-from tasks.scoring import overall
+from seriesflow.tasks.scoring import overall
 
 BASELINE_LABELS = {
     NAIVE: "naive (last value)",

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.schema import SERIES_ID
+from seriesflow.tasks.schema import SERIES_ID
 
 DEFAULT_LEVELS = (80, 95)
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.io import atomic_path, sha256_file
-from tasks.secrets import redact_url
+from seriesflow.tasks.io import atomic_path, sha256_file
+from seriesflow.tasks.secrets import redact_url
 
 FILE, SYMLINK, SPECIAL = "file", "symlink", "special"
 

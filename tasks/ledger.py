@@ -29,9 +29,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.io import atomic_path, utcnow, write_table
-from tasks.landing import FILE, Landing, is_temporary_name
-from tasks.schema import LEDGER_SCHEMA
+from seriesflow.tasks.io import atomic_path, utcnow, write_table
+from seriesflow.tasks.landing import FILE, Landing, is_temporary_name
+from seriesflow.tasks.schema import LEDGER_SCHEMA
 
 __all__ = ["is_temporary_name"]  # re-exported: the landing filter, by its old name
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks.io import Workspace, read_parquet, utcnow, write_parquet
-from tasks.schema import ALL_SERIES, SERIES_ID, TIMESTAMP, VALUE
+from seriesflow.tasks.io import Workspace, read_parquet, utcnow, write_parquet
+from seriesflow.tasks.schema import ALL_SERIES, SERIES_ID, TIMESTAMP, VALUE
 
 FORECAST_RUN = "forecast_run"
 POINT_KEY = [FORECAST_RUN, SERIES_ID, TIMESTAMP, "level"]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from tasks.io import Workspace, utcnow
+from seriesflow.tasks.io import Workspace, utcnow
 
 OWNER_SUFFIX = ".owner"
 

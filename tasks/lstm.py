@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.config import TrainConfig
-from tasks.saved_model import SERIES_INPUT, X_INPUT, ModelSpec
-from tasks.scaler import Scaler
-from tasks.schema import CLASSIFICATION
-from tasks.window_table import Windows
+from seriesflow.tasks.config import TrainConfig
+from seriesflow.tasks.saved_model import SERIES_INPUT, X_INPUT, ModelSpec
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import CLASSIFICATION
+from seriesflow.tasks.window_table import Windows
 
 
 def _keras() -> Any:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from tasks.io import RunDir, utcnow, write_json
+from seriesflow.tasks.io import RunDir, utcnow, write_json
 
 PACKAGES = (
     "prefect",

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from tasks.schema import ALL_SERIES, SERIES_ID
+from seriesflow.tasks.schema import ALL_SERIES, SERIES_ID
 
 METRICS = ("mse", "mae", "rmse", "mape", "mase")
 CLASS_METRICS = ("accuracy", "precision", "recall", "f1")

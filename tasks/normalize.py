@@ -16,12 +16,12 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.config import PipelineConfig, SplitConfig
-from tasks.frequency import Frequency, steps_found
-from tasks.io import RunDir, read_parquet, write_json, write_parquet
-from tasks.runtime import stage_logger
-from tasks.scaler import MINMAX, Scaler
-from tasks.schema import (
+from seriesflow.tasks.config import PipelineConfig, SplitConfig
+from seriesflow.tasks.frequency import Frequency, steps_found
+from seriesflow.tasks.io import RunDir, read_parquet, write_json, write_parquet
+from seriesflow.tasks.runtime import stage_logger
+from seriesflow.tasks.scaler import MINMAX, Scaler
+from seriesflow.tasks.schema import (
     FILLED,
     LABEL,
     SERIES_ID,
@@ -35,7 +35,7 @@ from tasks.schema import (
     VALUE_ORIGINAL,
     normalized_schema,
 )
-from tasks.series_grid import SeriesRows, fill_grids, fit_grids, string_column
+from seriesflow.tasks.series_grid import SeriesRows, fill_grids, fit_grids, string_column
 
 
 def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tasks.secrets import refuse_credentials
+from seriesflow.tasks.secrets import refuse_credentials
 
 
 class PathsConfig(BaseModel):

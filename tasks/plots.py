@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.schema import (
+from seriesflow.tasks.schema import (
     CHAMPION,
     MODEL,
     SEASONAL_NAIVE,

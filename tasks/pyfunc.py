@@ -17,6 +17,7 @@ from the scoring server, with a message that says what is wrong.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,13 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from tasks.forecasting import FORECAST_COLUMNS, ForecastSettings, forecast_frame
-from tasks.intervals import Intervals
-from tasks.io import read_json
-from tasks.saved_model import ModelSpec, load_model
-from tasks.scaler import Scaler
-from tasks.schema import SERIES_ID, TIMESTAMP, VALUE
+import seriesflow
+from seriesflow.tasks.forecasting import FORECAST_COLUMNS, ForecastSettings, forecast_frame
+from seriesflow.tasks.intervals import Intervals
+from seriesflow.tasks.io import read_json
+from seriesflow.tasks.saved_model import ModelSpec, load_model
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import SERIES_ID, TIMESTAMP, VALUE
 
 # artifact keys inside the logged model
 KERAS, SCALER, SPEC, INTERVALS, SETTINGS = "keras_model", "scaler", "spec", "intervals", "settings"
@@ -145,8 +147,24 @@ def signature_example(history: pd.DataFrame, features: list[str], rows: int) -> 
 
 
 def package_dir() -> Path:
-    """This package's folder, bundled into the model (``code_paths``)."""
+    """The stages' folder (``seriesflow.tasks``), whose code the model bundles."""
     return Path(__file__).resolve().parent
 
 
-__all__ = ["VALUE", "SeriesForecaster", "bad_input", "history_frame", "package_dir"]
+def bundle_code(dest: Path) -> Path:
+    """Stage ``dest/seriesflow`` (the top package and its ``tasks``) for ``code_paths``.
+
+    MLflow puts the bundled folders on ``sys.path`` when it loads the model, so the
+    model imports ``seriesflow.tasks.pyfunc`` from its own copy of the code, whether or
+    not (or whichever version of) seriesflow is installed where it is served.
+    """
+    top = dest / "seriesflow"
+    top.mkdir(parents=True)
+    shutil.copy2(seriesflow.__file__, top / "__init__.py")  # the quiet, offline defaults
+    shutil.copytree(
+        package_dir(), top / "tasks", ignore=shutil.ignore_patterns("__pycache__", "datadocs-*")
+    )
+    return top
+
+
+__all__ = ["VALUE", "SeriesForecaster", "bad_input", "history_frame", "bundle_code", "package_dir"]

@@ -14,10 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import CheckFailure
-from tasks.io import Workspace, utcnow, write_json
-from tasks.landing import FILE, Landing, is_remote
-from tasks.ledger import FAILED, REJECTED, UNREADABLE, LandedFile, append_ledger, ledger_rows
+from seriesflow.tasks.errors import CheckFailure
+from seriesflow.tasks.io import Workspace, utcnow, write_json
+from seriesflow.tasks.landing import FILE, Landing, is_remote
+from seriesflow.tasks.ledger import (
+    FAILED,
+    REJECTED,
+    UNREADABLE,
+    LandedFile,
+    append_ledger,
+    ledger_rows,
+)
 
 
 def _landing_of(landed: LandedFile) -> Landing | None:

@@ -10,6 +10,7 @@ and leaves the version tagged ``seriesflow.commit=pending``.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,26 +18,26 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.commit import REGISTERED, REGISTERING
-from tasks.commit import update as journal
-from tasks.config import PipelineConfig
-from tasks.faults import fault_point
-from tasks.forecasting import FORECAST_COLUMNS, forecast_frame, settings_of
-from tasks.gate import Decision, decide
-from tasks.intervals import Intervals
-from tasks.io import RunDir, Workspace, read_json, read_parquet, write_json
-from tasks.pyfunc import (
+from seriesflow.tasks.commit import REGISTERED, REGISTERING
+from seriesflow.tasks.commit import update as journal
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.faults import fault_point
+from seriesflow.tasks.forecasting import FORECAST_COLUMNS, forecast_frame, settings_of
+from seriesflow.tasks.gate import Decision, decide
+from seriesflow.tasks.intervals import Intervals
+from seriesflow.tasks.io import RunDir, Workspace, read_json, read_parquet, write_json
+from seriesflow.tasks.pyfunc import (
     INTERVALS,
     KERAS,
     SCALER,
     SETTINGS,
     SPEC,
     SeriesForecaster,
+    bundle_code,
     naive_times,
-    package_dir,
     signature_example,
 )
-from tasks.registry import (
+from seriesflow.tasks.registry import (
     PENDING,
     TAG_COMMIT,
     TAG_INPUT_KEY,
@@ -50,12 +51,19 @@ from tasks.registry import (
     run_tags,
     use_tracking,
 )
-from tasks.report import records_markdown
-from tasks.results import EvaluationResult, Registration
-from tasks.runtime import registry_lock, stage_logger
-from tasks.saved_model import ModelSpec, load_model
-from tasks.scaler import Scaler
-from tasks.schema import ALL_SERIES, ALL_WINDOWS, CLASSIFICATION, FOLD, SERIES_ID, branch_column
+from seriesflow.tasks.report import records_markdown
+from seriesflow.tasks.results import EvaluationResult, Registration
+from seriesflow.tasks.runtime import registry_lock, stage_logger
+from seriesflow.tasks.saved_model import ModelSpec, load_model
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import (
+    ALL_SERIES,
+    ALL_WINDOWS,
+    CLASSIFICATION,
+    FOLD,
+    SERIES_ID,
+    branch_column,
+)
 
 
 @task(name="register", cache_policy=NO_CACHE)
@@ -212,14 +220,15 @@ def log_forecaster(run: RunDir, config: PipelineConfig, model_name: str) -> Any:
             settings,
         )
         signature = infer_signature(example, naive_times(output[FORECAST_COLUMNS]))
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=SeriesForecaster(),
-        artifacts=artifacts,
-        code_paths=[str(package_dir())],
-        signature=signature,
-        input_example=example,
-        registered_model_name=model_name,
-        pip_requirements=pip_requirements(),
-        model_config={"model_version": ""},
-    )
+    with tempfile.TemporaryDirectory(prefix="seriesflow-code-") as code:
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=SeriesForecaster(),
+            artifacts=artifacts,
+            code_paths=[str(bundle_code(Path(code)))],
+            signature=signature,
+            input_example=example,
+            registered_model_name=model_name,
+            pip_requirements=pip_requirements(),
+            model_config={"model_version": ""},
+        )

@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.io import RunDir, Workspace, read_json
-from tasks.secrets import has_credentials
+from seriesflow.tasks.io import RunDir, Workspace, read_json
+from seriesflow.tasks.secrets import has_credentials
 
 CHAMPION_ALIAS = "champion"
 EXPERIMENT_KIND, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"

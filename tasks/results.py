@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks.ledger import LandedFile
-from tasks.schema import REGRESSION
+from seriesflow.tasks.ledger import LandedFile
+from seriesflow.tasks.schema import REGRESSION
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tasks.io import Workspace, utcnow
-from tasks.landing import FILE, Landing, is_remote
-from tasks.ledger import INGESTED, LandedFile, hash_memo
+from seriesflow.tasks.io import Workspace, utcnow
+from seriesflow.tasks.landing import FILE, Landing, is_remote
+from seriesflow.tasks.ledger import INGESTED, LandedFile, hash_memo
 
 Log = Callable[[str], None]
 ARCHIVE, KEEP, DELETE = "archive", "keep", "delete"

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from tasks.io import MODEL_FILE, SPEC_FILE, read_json
-from tasks.scaler import Scaler
-from tasks.schema import CLASSIFICATION, REGRESSION
-from tasks.window_table import Windows
+from seriesflow.tasks.io import MODEL_FILE, SPEC_FILE, read_json
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import CLASSIFICATION, REGRESSION
+from seriesflow.tasks.window_table import Windows
 
 __all__ = [
     "MODEL_FILE",

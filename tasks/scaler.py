@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from tasks.frequency import Frequency
-from tasks.io import read_json
+from seriesflow.tasks.frequency import Frequency
+from seriesflow.tasks.io import read_json
 
 MINMAX, LAST_VALUE, WINDOW = "minmax", "last_value", "window"
 METHODS = (MINMAX, LAST_VALUE, WINDOW)

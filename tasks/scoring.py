@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.backtest import backtest, backtest_folds
-from tasks.classical import ets_forecasts
-from tasks.config import EvaluateConfig
-from tasks.metrics import (
+from seriesflow.tasks.backtest import backtest, backtest_folds
+from seriesflow.tasks.classical import ets_forecasts
+from seriesflow.tasks.config import EvaluateConfig
+from seriesflow.tasks.metrics import (
     CLASS_METRICS,
     METRICS,
     class_metrics_table,
@@ -33,8 +33,8 @@ from tasks.metrics import (
     seasonal_naive_forecast,
     seasonal_naive_scale,
 )
-from tasks.scaler import Scaler
-from tasks.schema import (
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import (
     ALL_SERIES,
     ALL_WINDOWS,
     CHAMPION,
@@ -49,7 +49,7 @@ from tasks.schema import (
     SPLITS,
     TRAIN,
 )
-from tasks.window_table import SeriesArrays, Windows, direction_labels
+from seriesflow.tasks.window_table import SeriesArrays, Windows, direction_labels
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tasks.frequency import _DAY_US, _MONTHS, _WEEKDAYS, Frequency, _micros
+from seriesflow.tasks.frequency import _DAY_US, _MONTHS, _WEEKDAYS, Frequency, _micros
 
 _MONTH_EPOCH = 1970 * 12  # months since year 0 of 1970-01 (positions count months from 0)
 

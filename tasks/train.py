@@ -46,7 +46,7 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.branches import (
+from seriesflow.tasks.branches import (
     Branch,
     build_branch,
     group_of_series,
@@ -54,9 +54,9 @@ from tasks.branches import (
     plan_branches,
     route_branches,
 )
-from tasks.champion import Champion, champion_of
-from tasks.config import PipelineConfig, TrainConfig
-from tasks.io import (
+from seriesflow.tasks.champion import Champion, champion_of
+from seriesflow.tasks.config import PipelineConfig, TrainConfig
+from seriesflow.tasks.io import (
     MODEL_FILE,
     RunDir,
     atomic_path,
@@ -65,19 +65,19 @@ from tasks.io import (
     write_json,
     write_parquet,
 )
-from tasks.lstm import (
+from seriesflow.tasks.lstm import (
     build_model,
     fit_model,
     seed_everything,
     warm_start,
     window_batches,
 )
-from tasks.registry import epoch_steps, log_values, metric_key
-from tasks.runtime import stage_logger
-from tasks.saved_model import ModelSpec, load_model
-from tasks.scaler import LAST_VALUE, Scaler
-from tasks.schema import CLASSIFICATION, GROUP, SERIES_ID, TRAIN, VAL, branch_column
-from tasks.window_table import Windows, load_windows
+from seriesflow.tasks.registry import epoch_steps, log_values, metric_key
+from seriesflow.tasks.runtime import stage_logger
+from seriesflow.tasks.saved_model import ModelSpec, load_model
+from seriesflow.tasks.scaler import LAST_VALUE, Scaler
+from seriesflow.tasks.schema import CLASSIFICATION, GROUP, SERIES_ID, TRAIN, VAL, branch_column
+from seriesflow.tasks.window_table import Windows, load_windows
 
 
 @dataclass(frozen=True)

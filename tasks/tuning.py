@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from tasks.config import FrozenModel, PipelineConfig
-from tasks.metrics import HIGHER_IS_BETTER
-from tasks.schema import CLASSIFICATION, MODEL
+from seriesflow.tasks.config import FrozenModel, PipelineConfig
+from seriesflow.tasks.metrics import HIGHER_IS_BETTER
+from seriesflow.tasks.schema import CLASSIFICATION, MODEL
 
 # Searched setting -> (config section, field).
 SEARCHED = {

@@ -25,13 +25,13 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from tasks.accepted import HISTORY_SOURCE, accepted_schema
-from tasks.artifacts import data_docs_markdown, reports_link
-from tasks.champion import champion_reference
-from tasks.config import PipelineConfig
-from tasks.drift import DRIFT_COLUMNS, drift_failure, drift_table
-from tasks.errors import CheckFailure, DataRejected, example_rows
-from tasks.expectations import (
+from seriesflow.tasks.accepted import HISTORY_SOURCE, accepted_schema
+from seriesflow.tasks.artifacts import data_docs_markdown, reports_link
+from seriesflow.tasks.champion import champion_reference
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.drift import DRIFT_COLUMNS, drift_failure, drift_table
+from seriesflow.tasks.errors import CheckFailure, DataRejected, example_rows
+from seriesflow.tasks.expectations import (
     CheckReport,
     FileVerdict,
     GxSession,
@@ -39,11 +39,11 @@ from tasks.expectations import (
     check_merged,
     robust_outliers,
 )
-from tasks.io import RunDir, Workspace, read_parquet, write_json, write_parquet
-from tasks.quarantine import quarantine_files
-from tasks.results import IngestResult, ValidateResult
-from tasks.runtime import stage_logger
-from tasks.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
+from seriesflow.tasks.io import RunDir, Workspace, read_parquet, write_json, write_parquet
+from seriesflow.tasks.quarantine import quarantine_files
+from seriesflow.tasks.results import IngestResult, ValidateResult
+from seriesflow.tasks.runtime import stage_logger
+from seriesflow.tasks.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 
 # --------------------------------------------------------------------------- pure rules
 

@@ -41,11 +41,11 @@ import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.config import AUTO, PipelineConfig
-from tasks.io import RunDir, write_table
-from tasks.runtime import stage_logger
-from tasks.scaler import Scaler
-from tasks.schema import (
+from seriesflow.tasks.config import AUTO, PipelineConfig
+from seriesflow.tasks.io import RunDir, write_table
+from seriesflow.tasks.runtime import stage_logger
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import (
     CLASSIFICATION,
     LABEL,
     REGRESSION,
@@ -55,7 +55,7 @@ from tasks.schema import (
     VALUE,
     windows_schema,
 )
-from tasks.window_table import (
+from seriesflow.tasks.window_table import (
     DIRECTION_CLASSES,
     WINDOWS_META,
     SeriesArrays,

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.schema import (
+from seriesflow.tasks.schema import (
     CLASSIFICATION,
     FILLED,
     LABEL,

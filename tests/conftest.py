@@ -7,7 +7,7 @@ import os
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-import tasks  # noqa: E402,F401  (quiet, offline defaults before Prefect is imported)
+import seriesflow  # noqa: E402,F401  (quiet, offline defaults before Prefect is imported)
 
 
 @pytest.fixture(scope="session")

@@ -19,10 +19,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "validate", "normalize", "window", "train", "evaluate", "register")
 PREFECT_ALLOWED = {*STAGES, "runtime"}
+PACKAGE = "seriesflow.tasks"  # the repository's tasks/, installed under the seriesflow name
 
 
 def imported_modules(path: Path) -> set[str]:
-    """Top-level package-qualified names imported by a file (``tasks.x``, ``prefect``...)."""
+    """Package-qualified names imported by a file (``seriesflow.tasks.x``, ``prefect``...)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: set[str] = set()
     for node in ast.walk(tree):
@@ -30,8 +31,8 @@ def imported_modules(path: Path) -> set[str]:
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             found.add(node.module)
-            if node.module == "tasks":  # from tasks import x
-                found.update(f"tasks.{alias.name}" for alias in node.names)
+            if node.module == PACKAGE:  # from seriesflow.tasks import x
+                found.update(f"{PACKAGE}.{alias.name}" for alias in node.names)
     return found
 
 
@@ -42,7 +43,11 @@ def task_modules() -> dict[str, set[str]]:
         if path.stem == "__init__":
             continue
         names = imported_modules(path)
-        graph[path.stem] = {n.split(".")[1] for n in names if n.startswith("tasks.")}
+        graph[path.stem] = {
+            n.removeprefix(f"{PACKAGE}.").split(".")[0]
+            for n in names
+            if n.startswith(f"{PACKAGE}.")
+        }
     return graph
 
 
@@ -65,9 +70,12 @@ def test_the_import_parser_sees_lazy_and_sideways_imports(tmp_path):
     """The rule above cannot pass by not looking: a sideways import inside a function counts."""
     sample = tmp_path / "bad.py"
     sample.write_text(
-        "def f():\n    from tasks.train import fit_windows\n    import tasks.window\n"
+        "def f():\n    from seriesflow.tasks.train import fit_windows\n"
+        "    import seriesflow.tasks.window\n    from seriesflow.tasks import evaluate\n"
     )
-    assert {"tasks.train", "tasks.window"} <= imported_modules(sample)
+    assert {"train", "window", "evaluate"} <= {
+        name.removeprefix(f"{PACKAGE}.") for name in imported_modules(sample)
+    }
 
 
 def test_prefect_stays_in_the_stage_wrappers():
@@ -80,7 +88,7 @@ def test_prefect_stays_in_the_stage_wrappers():
     pure = sorted(set(task_modules()) - PREFECT_ALLOWED)
     code = (
         "import sys\n"
-        + "".join(f"import tasks.{name}\n" for name in pure)
+        + "".join(f"import {PACKAGE}.{name}\n" for name in pure)
         + "print(sorted(m for m in sys.modules if m == 'prefect' or m.startswith('prefect.')))"
     )
     out = subprocess.run(

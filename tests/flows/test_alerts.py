@@ -7,7 +7,7 @@ from uuid import UUID
 import pytest
 from prefect.events.schemas.automations import AutomationCore
 
-from flows.alerts import (
+from seriesflow.flows.alerts import (
     BLOCK_ENV,
     BLOCK_PLACEHOLDER,
     DEFAULT_FILE,
@@ -16,7 +16,7 @@ from flows.alerts import (
     target_from_env,
     with_block,
 )
-from flows.outcome import MODEL_PROMOTED
+from seriesflow.flows.outcome import MODEL_PROMOTED
 
 BLOCK = UUID("12345678-1234-5678-1234-567812345678")
 

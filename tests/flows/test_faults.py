@@ -14,8 +14,8 @@ import signal
 
 import pytest
 
-from flows.retrain import retrain
-from tasks.faults import POINTS
+from seriesflow.flows.retrain import retrain
+from seriesflow.tasks.faults import POINTS
 from tests.factories import crash_config, write_csv, zigzag_frame
 from tests.flows.checks import assert_consistent, champion, retrain_process, versions
 

@@ -6,10 +6,10 @@ import mlflow
 import pyarrow.parquet as pq
 import pytest
 
-from flows.retrain import retrain
-from tasks.io import RunDir, read_json
-from tasks.registry import CHAMPION_ALIAS
-from tasks.saved_model import SPEC_FILE
+from seriesflow.flows.retrain import retrain
+from seriesflow.tasks.io import RunDir, read_json
+from seriesflow.tasks.registry import CHAMPION_ALIAS
+from seriesflow.tasks.saved_model import SPEC_FILE
 from tests.factories import series_frame, tiny_config, write_csv
 
 PERIOD = 10

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 
-from flows.outcome import (
+from seriesflow.flows.outcome import (
     DATA_REJECTED,
     MODEL_PROMOTED,
     MODEL_REJECTED,
     outcome_events,
     quarantined_files,
 )
-from flows.watch import landing_resource_id
-from tasks.io import RunDir, write_json
+from seriesflow.flows.watch import landing_resource_id
+from seriesflow.tasks.io import RunDir, write_json
 from tests.factories import tiny_config
 
 QUARANTINED = [

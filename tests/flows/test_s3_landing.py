@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 import json
 
-from flows.retrain import retrain
-from flows.watch import landing_resource_id, watch
-from tasks.io import Workspace, read_json
-from tasks.ledger import load_ledger
+from seriesflow.flows.retrain import retrain
+from seriesflow.flows.watch import landing_resource_id, watch
+from seriesflow.tasks.io import Workspace, read_json
+from seriesflow.tasks.ledger import load_ledger
 from tests.conftest import S3_SECRET
 from tests.factories import crash_config, zigzag_frame
 from tests.flows.checks import assert_consistent

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.watch import (
+from seriesflow.flows.watch import (
     EVENT_NAME,
     MAX_LISTED_FILES,
     arrival_payload,
@@ -18,9 +18,9 @@ from flows.watch import (
     landing_resource_id,
     watch,
 )
-from tasks.config import PipelineConfig
-from tasks.io import Workspace, sha256_file
-from tasks.ledger import INGESTED, LandedFile, append_ledger, ledger_rows, scan_landing
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.io import Workspace, sha256_file
+from seriesflow.tasks.ledger import INGESTED, LandedFile, append_ledger, ledger_rows, scan_landing
 
 
 def _config(workspace: Path, landing: Path, settle_seconds: float = 5) -> PipelineConfig:

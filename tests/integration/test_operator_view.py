@@ -28,10 +28,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from flows.alerts import WEBHOOK_BLOCK, WEBHOOK_ENV, load_automations
-from flows.outcome import DATA_REJECTED, MODEL_PROMOTED, OUTCOME_ARTIFACT
-from tasks.config import PipelineConfig
-from tasks.datadocs import LOADS
+from seriesflow.flows.alerts import WEBHOOK_BLOCK, WEBHOOK_ENV, load_automations
+from seriesflow.flows.outcome import DATA_REJECTED, MODEL_PROMOTED, OUTCOME_ARTIFACT
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.datadocs import LOADS
 from tests.factories import series_frame, write_csv
 from tests.integration.stack import REPO, Stack, free_port, wait_for
 
@@ -202,7 +202,7 @@ def test_serve_applied_the_automations_once_and_applying_again_changes_nothing(
         if target:
             env[WEBHOOK_ENV] = target
         return subprocess.run(
-            [sys.executable, "-m", "flows.alerts", "apply"],
+            [sys.executable, "-m", "seriesflow.flows.alerts", "apply"],
             cwd=REPO,
             env=env,
             capture_output=True,

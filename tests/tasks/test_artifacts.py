@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tasks.artifacts import (
+from seriesflow.tasks.artifacts import (
     PLOT_WIDTH,
     data_docs_markdown,
     outcome_markdown,
@@ -19,8 +19,8 @@ from tasks.artifacts import (
     png_data_uri,
     reports_link,
 )
-from tasks.plots import plot_forecasts
-from tasks.schema import CHAMPION, MODEL, SEASONAL_NAIVE, SERIES_ID
+from seriesflow.tasks.plots import plot_forecasts
+from seriesflow.tasks.schema import CHAMPION, MODEL, SEASONAL_NAIVE, SERIES_ID
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_outcome_says_what_the_run_decided():
 def test_the_reports_url_is_a_setting_and_must_be_http(monkeypatch):
     from pydantic import ValidationError
 
-    from tasks.config import PathsConfig
+    from seriesflow.tasks.config import PathsConfig
 
     monkeypatch.delenv("SERIESFLOW_REPORTS_URL", raising=False)
     assert PathsConfig().resolved_reports_url() is None

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from tasks.branches import group_of_series, groups_for
-from tasks.config import GroupsConfig, PipelineConfig
-from tasks.lstm import seed_everything
-from tasks.saved_model import load_model, predict
-from tasks.schema import GROUP, SERIES_ID
-from tasks.train import fit_windows, model_spec, save_model
+from seriesflow.tasks.branches import group_of_series, groups_for
+from seriesflow.tasks.config import GroupsConfig, PipelineConfig
+from seriesflow.tasks.lstm import seed_everything
+from seriesflow.tasks.saved_model import load_model, predict
+from seriesflow.tasks.schema import GROUP, SERIES_ID
+from seriesflow.tasks.train import fit_windows, model_spec, save_model
 from tests.factories import identity_scaler, windows_of
 from tests.tasks.test_train import frame_of, sine, train_cfg
 

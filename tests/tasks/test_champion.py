@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.champion import Champion, rescore_champion
-from tasks.saved_model import ModelSpec
-from tasks.scaler import Scaler
+from seriesflow.tasks.champion import Champion, rescore_champion
+from seriesflow.tasks.saved_model import ModelSpec
+from seriesflow.tasks.scaler import Scaler
 from tests.factories import window_set
 
 V = np.array([10.0, 12, 11, 13, 12, 14, 13, 15, 14, 16])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
-from tasks.classical import ets_forecasts, fit_ets
+from seriesflow.tasks.classical import ets_forecasts, fit_ets
 
 
 def trending(n: int = 160, season: int = 12, seed: int = 0) -> np.ndarray:

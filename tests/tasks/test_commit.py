@@ -2,9 +2,9 @@
 
 import pytest
 
-from tasks.commit import PREPARED, REGISTERED, begin, input_key, load, update
-from tasks.io import Workspace, write_parquet
-from tasks.ledger import scan_landing
+from seriesflow.tasks.commit import PREPARED, REGISTERED, begin, input_key, load, update
+from seriesflow.tasks.io import Workspace, write_parquet
+from seriesflow.tasks.ledger import scan_landing
 from tests.factories import series_frame, tiny_config
 
 

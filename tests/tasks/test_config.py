@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from tasks.config import PipelineConfig, load_config
+from seriesflow.tasks.config import PipelineConfig, load_config
 
 
 def test_defaults_reproduce_the_seed_model():

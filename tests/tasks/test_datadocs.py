@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
-from tasks.datadocs import (
+from seriesflow.tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
+from seriesflow.tasks.datadocs import (
     ASSETS,
     VENDOR,
     external_loads,
@@ -16,7 +16,7 @@ from tasks.datadocs import (
     offline_page,
     vendor_files,
 )
-from tasks.expectations import GxSession, check_file, check_merged
+from seriesflow.tasks.expectations import GxSession, check_file, check_merged
 from tests.factories import series_frame
 
 

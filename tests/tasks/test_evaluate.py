@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tasks.config import PipelineConfig
-from tasks.evaluate import classical_baselines
-from tasks.schema import ETS
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.evaluate import classical_baselines
+from seriesflow.tasks.schema import ETS
 
 
 def config(**sections) -> PipelineConfig:

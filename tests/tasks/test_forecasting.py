@@ -6,11 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.forecasting import ForecastSettings, forecast_frame, forecast_paths, tail_arrays
-from tasks.intervals import Intervals
-from tasks.saved_model import ModelSpec
-from tasks.scaler import Scaler
-from tasks.schema import SERIES_ID, TIMESTAMP, VALUE
+from seriesflow.tasks.forecasting import (
+    ForecastSettings,
+    forecast_frame,
+    forecast_paths,
+    tail_arrays,
+)
+from seriesflow.tasks.intervals import Intervals
+from seriesflow.tasks.saved_model import ModelSpec
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import SERIES_ID, TIMESTAMP, VALUE
 
 
 def linear_model(weights: list[list[float]]):

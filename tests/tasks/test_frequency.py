@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.frequency import infer_season_length
+from seriesflow.tasks.frequency import infer_season_length
 
 
 @pytest.mark.parametrize(

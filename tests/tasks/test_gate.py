@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tasks.config import RegisterConfig
-from tasks.gate import decide_promotion
-from tasks.metrics import CLASS_METRICS, METRICS
-from tasks.schema import (
+from seriesflow.tasks.config import RegisterConfig
+from seriesflow.tasks.gate import decide_promotion
+from seriesflow.tasks.metrics import CLASS_METRICS, METRICS
+from seriesflow.tasks.schema import (
     ALL_SERIES,
     ALL_WINDOWS,
     CHAMPION,

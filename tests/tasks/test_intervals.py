@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.intervals import Intervals, bounds, calibrate, conformal_quantile, coverage
+from seriesflow.tasks.intervals import Intervals, bounds, calibrate, conformal_quantile, coverage
 
 
 def test_conformal_quantile_by_hand():

@@ -3,7 +3,7 @@ import os
 import pandas as pd
 import pyarrow as pa
 
-from tasks.io import atomic_path, write_table
+from seriesflow.tasks.io import atomic_path, write_table
 
 
 def test_atomic_writes_are_durable_file_then_folder(tmp_path, monkeypatch):

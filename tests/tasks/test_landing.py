@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from tasks.landing import FILE, Landing
-from tasks.ledger import find_new, load_ledger, scan_landing
+from seriesflow.tasks.landing import FILE, Landing
+from seriesflow.tasks.ledger import find_new, load_ledger, scan_landing
 from tests.conftest import S3_SECRET
 
 

@@ -1,8 +1,8 @@
 import os
 import time
 
-from tasks.io import sha256_file
-from tasks.ledger import (
+from seriesflow.tasks.io import sha256_file
+from seriesflow.tasks.ledger import (
     INGESTED,
     REJECTED,
     append_ledger,
@@ -124,7 +124,7 @@ def test_symlinks_and_special_files_are_listed_as_such_and_never_opened(tmp_path
 
 
 def test_a_poll_over_ledgered_files_reads_none_of_them(tmp_path, monkeypatch):
-    import tasks.landing
+    from seriesflow.tasks import landing as landing_module
 
     landing = tmp_path / "landing"
     landing.mkdir()
@@ -134,8 +134,8 @@ def test_a_poll_over_ledgered_files_reads_none_of_them(tmp_path, monkeypatch):
     append_ledger(ledger_path, ledger_rows(scan_landing(landing, 0), INGESTED, "r1"))
 
     reads = []
-    real = tasks.landing.sha256_file
-    monkeypatch.setattr(tasks.landing, "sha256_file", lambda p: reads.append(p) or real(p))
+    real = landing_module.sha256_file
+    monkeypatch.setattr(landing_module, "sha256_file", lambda p: reads.append(p) or real(p))
     ledger = load_ledger(ledger_path)
     assert find_new(scan_landing(landing, 0, ledger=ledger), ledger) == []
     assert reads == []

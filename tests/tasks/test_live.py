@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.io import Workspace, read_parquet, write_parquet
-from tasks.live import accuracy_path, degraded, score_new_actuals
-from tasks.schema import SERIES_ID, TIMESTAMP, VALUE
+from seriesflow.tasks.io import Workspace, read_parquet, write_parquet
+from seriesflow.tasks.live import accuracy_path, degraded, score_new_actuals
+from seriesflow.tasks.schema import SERIES_ID, TIMESTAMP, VALUE
 
 T0 = pd.Timestamp("2026-05-01", tz="UTC")
 

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from tasks.lock import WorkspaceBusy, workspace_lock
+from seriesflow.tasks.lock import WorkspaceBusy, workspace_lock
 
 REPO = __file__.rsplit("/tests/", 1)[0]
 

@@ -16,7 +16,7 @@ from sklearn.metrics import (
     recall_score,
 )
 
-from tasks.metrics import (
+from seriesflow.tasks.metrics import (
     classification_metrics,
     majority_classes,
     metrics_table,
@@ -25,7 +25,7 @@ from tasks.metrics import (
     seasonal_naive_forecast,
     seasonal_naive_scale,
 )
-from tasks.schema import ALL_SERIES
+from seriesflow.tasks.schema import ALL_SERIES
 
 
 def test_regression_metrics_match_scikit_learn():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
-from tasks.schema import CHAMPION, FOLD, MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID
+from seriesflow.tasks.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
+from seriesflow.tasks.schema import CHAMPION, FOLD, MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID
 
 PNG = b"\x89PNG"
 
@@ -69,7 +69,7 @@ def test_forecast_plot_draws_one_panel_per_series(tmp_path):
 def test_forecast_plot_draws_at_most_a_few_series(tmp_path):
     import matplotlib.image
 
-    from tasks.plots import MAX_PLOTTED_SERIES
+    from seriesflow.tasks.plots import MAX_PLOTTED_SERIES
 
     times = pd.date_range("2026-03-01", periods=6, freq="h", tz="UTC")
 

@@ -1,7 +1,7 @@
-from tasks.errors import CheckFailure
-from tasks.io import Workspace, utcnow
-from tasks.ledger import load_ledger, scan_landing
-from tasks.quarantine import quarantine_files
+from seriesflow.tasks.errors import CheckFailure
+from seriesflow.tasks.io import Workspace, utcnow
+from seriesflow.tasks.ledger import load_ledger, scan_landing
+from seriesflow.tasks.quarantine import quarantine_files
 
 
 def test_a_file_that_cannot_be_moved_is_ledgered_failed_and_left_in_place(tmp_path):

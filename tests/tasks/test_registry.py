@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tasks.registry import epoch_steps, flatten, metric_key
-from tasks.schema import SERIES_ID
+from seriesflow.tasks.registry import epoch_steps, flatten, metric_key
+from seriesflow.tasks.schema import SERIES_ID
 
 
 def test_epoch_steps_name_per_series_metrics():

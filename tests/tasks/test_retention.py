@@ -1,7 +1,7 @@
-from tasks.io import Workspace
-from tasks.landing import Landing
-from tasks.ledger import INGESTED, append_ledger, ledger_rows, load_ledger, scan_landing
-from tasks.retention import prune_runs, tidy_landing
+from seriesflow.tasks.io import Workspace
+from seriesflow.tasks.landing import Landing
+from seriesflow.tasks.ledger import INGESTED, append_ledger, ledger_rows, load_ledger, scan_landing
+from seriesflow.tasks.retention import prune_runs, tidy_landing
 
 
 def test_prune_keeps_the_newest_and_every_protected_folder(tmp_path):
@@ -23,7 +23,7 @@ def test_prune_keeps_the_newest_and_every_protected_folder(tmp_path):
 
 
 def test_ingested_files_left_in_landing_are_archived_without_being_read(tmp_path, monkeypatch):
-    import tasks.landing
+    from seriesflow.tasks import landing as landing_module
 
     workspace, landing = Workspace(tmp_path / "work"), tmp_path / "landing"
     landing.mkdir()
@@ -31,7 +31,7 @@ def test_ingested_files_left_in_landing_are_archived_without_being_read(tmp_path
     (landing / "new.csv").write_text("not yet\n")
     old = [f for f in scan_landing(landing, 0) if f.name == "old.csv"]
     append_ledger(workspace.ledger, ledger_rows(old, INGESTED, "r1"))
-    monkeypatch.setattr(tasks.landing, "sha256_file", lambda p: 1 / 0)  # no file is read
+    monkeypatch.setattr(landing_module, "sha256_file", lambda p: 1 / 0)  # no file is read
 
     moved = tidy_landing(workspace, Landing(landing), load_ledger(workspace.ledger), "archive")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.backtest import backtest, backtest_folds, backtest_summary
-from tasks.schema import (
+from seriesflow.tasks.backtest import backtest, backtest_folds, backtest_summary
+from seriesflow.tasks.schema import (
     ALL_SERIES,
     ALL_WINDOWS,
     CHAMPION,
@@ -19,7 +19,7 @@ from tasks.schema import (
     SEASONAL_NAIVE,
     SERIES_ID,
 )
-from tasks.scoring import (
+from seriesflow.tasks.scoring import (
     SeriesContext,
     class_baselines,
     overall,

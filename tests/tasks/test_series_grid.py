@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.frequency import Frequency, best_grid, fill_gaps
-from tasks.series_grid import SeriesRows, fill_grids, fit_grids, times_at
+from seriesflow.tasks.frequency import Frequency, best_grid, fill_gaps
+from seriesflow.tasks.series_grid import SeriesRows, fill_grids, fit_grids, times_at
 
 # (frequency, first timestamp): every calendar family, with anchors other than the default
 CALENDARS = [

@@ -1,0 +1,408 @@
+"""The ``retrain`` flow: ingest -> validate -> normalize -> window -> train -> evaluate -> register.
+
+Ad hoc:   python -m flows.retrain [--config FILE.yaml] [--set train.epochs=5 ...]
+                                  [--no-wait] [--force]
+Deployed: see prefect.yaml (a trigger on new data, a nightly schedule, UI runs).
+
+One run at a time per workspace, whatever started it: a second one waits for the
+first (--no-wait: it ends skipped, "workspace busy"). A run over the same data and
+settings as an existing version reuses that version's decision (--force: trains).
+
+The last line printed by the CLI is one JSON object (the run summary); the exit
+code is 0 for completed and skipped runs, 2 for rejected input, 1 for failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import traceback
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run as prefect_flow_run
+from prefect.states import Completed, Failed, State
+
+from seriesflow.flows.fanout import train_split
+from seriesflow.flows.monitor import score_live
+from seriesflow.flows.outcome import report_outcome
+from seriesflow.tasks.commit import REGISTERED, commit, input_key, recover
+from seriesflow.tasks.commit import begin as begin_commit
+from seriesflow.tasks.commit import load as load_journal
+from seriesflow.tasks.commit import update as update_journal
+from seriesflow.tasks.config import PipelineConfig, add_config_arguments, load_config
+from seriesflow.tasks.errors import DataRejected
+from seriesflow.tasks.evaluate import evaluate as evaluate_task
+from seriesflow.tasks.faults import fault_point
+from seriesflow.tasks.ingest import ingest as ingest_task
+from seriesflow.tasks.io import RunDir, Workspace
+from seriesflow.tasks.landing import Landing
+from seriesflow.tasks.ledger import load_ledger
+from seriesflow.tasks.lock import WorkspaceBusy, workspace_lock
+from seriesflow.tasks.manifest import Manifest
+from seriesflow.tasks.normalize import normalize as normalize_task
+from seriesflow.tasks.register import register as register_task
+from seriesflow.tasks.registry import (
+    champion_run_folder,
+    end_run,
+    flatten,
+    run_status,
+    run_tags,
+    start_training_run,
+    use_tracking,
+    version_for_inputs,
+)
+from seriesflow.tasks.report import metrics_text
+from seriesflow.tasks.retention import dispose_landed, prune_runs, tidy_landing
+from seriesflow.tasks.schema import CHAMPION
+from seriesflow.tasks.secrets import redact_text, redact_url
+from seriesflow.tasks.train import train as train_task
+from seriesflow.tasks.validate import validate as validate_task
+from seriesflow.tasks.window import window as window_task
+
+COMPLETED, SKIPPED, REJECTED, FAILED = "completed", "skipped", "rejected", "failed"
+EXIT_CODES = {COMPLETED: 0, SKIPPED: 0, REJECTED: 2, FAILED: 1}
+
+
+def summary(status: str, run: RunDir | None, **fields: Any) -> dict[str, Any]:
+    """The run summary (the CLI's last line); every key present, null when not reached."""
+    base = {
+        "status": status,
+        "run_dir": None if run is None else str(run.root),
+        "rows": None,
+        "series": None,
+        "new_files": [],
+        "rejected_files": [],
+        "metrics": {},
+        "model_name": None,
+        "model_version": None,
+        "promoted": False,
+        "reused": False,
+        "recovered": [],
+        "live_accuracy": {},
+        "reason": None,
+    }
+    base.update(fields)
+    return base
+
+
+def skipped(result: dict[str, Any]) -> State:
+    return Completed(message=result["reason"], data=result, name="Skipped")
+
+
+@flow(name="retrain", description="Retrain the LSTM forecaster on newly landed series data.")
+def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Prefect form default
+    """One writer per workspace: the whole run holds the workspace lock (tasks/lock.py)."""
+    logger = get_run_logger()
+    workspace = Workspace(cfg.paths.workspace_path())
+    owner = f"retrain flow run {prefect_flow_run.name or prefect_flow_run.id or '(ad hoc)'}"
+    try:
+        with workspace_lock(
+            workspace.root, owner, wait=cfg.run.wait_for_workspace, log=logger.info
+        ) as crashed:
+            return retrain_locked(cfg, workspace, crashed)
+    except WorkspaceBusy as exc:
+        logger.info("%s: skipped (run.wait_for_workspace is off)", exc)
+        return skipped(summary(SKIPPED, None, reason=str(exc)))
+
+
+def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | None) -> State:
+    logger = get_run_logger()
+    tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
+    run = workspace.new_run()
+    manifest = Manifest(run, cfg.dump(), registry=redact_url(tracking_uri))
+    result: dict[str, Any]
+    recovered: list[str] = []
+    mlflow_run_id: str | None = None
+    try:
+        landing = Landing(cfg.paths.landing_location())
+        logger.info(
+            "Run folder %s; landing %s; MLflow %s",
+            run.root,
+            landing.display,
+            redact_url(tracking_uri),
+        )
+        recovered = recover_workspace(cfg, workspace, tracking_uri, crashed)
+        with manifest.timed("ingest"):
+            ingested = ingest_task(workspace.root, run, landing.location, cfg.columns, cfg.ingest)
+        fault_point("after:ingest")
+        manifest.inputs = [
+            {"name": f.name, "sha256": f.sha256, "bytes": f.bytes} for f in ingested.new_files
+        ]
+        if ingested.skip:
+            shutil.rmtree(run.root, ignore_errors=True)  # a skipped run leaves no folder
+            tidy_landing(workspace, landing, load_ledger(workspace.ledger), cfg.retention.landed)
+            result = summary(
+                SKIPPED, None, reason="no new data in the landing folder", recovered=recovered
+            )
+            report_outcome(result, cfg, run)
+            logger.info("Nothing new in %s: skipped, no training", landing.display)
+            return skipped(result)
+
+        with manifest.timed("validate"):
+            validated = validate_task(workspace.root, run, ingested, cfg, tracking_uri)
+        fault_point("after:validate")
+        accepted = [f for f in ingested.new_files if f.name in set(validated.accepted)]
+        for item in manifest.inputs:
+            item["status"] = "accepted" if item["name"] in validated.accepted else "rejected"
+        key = input_key(validated.path, cfg)
+        earlier = None if cfg.run.force else version_trained_on(cfg, workspace, tracking_uri, key)
+        if earlier is not None:
+            result = reuse_version(cfg, workspace, run, accepted, key, tracking_uri, earlier)
+        else:
+            # one MLflow run spans the training: params now, epochs as they run, then the
+            # evaluation, the gate and the model (register ends it)
+            mlflow_run_id = open_tracking_run(cfg, workspace, run, tracking_uri)
+            with manifest.timed("normalize"):
+                normalized = normalize_task(validated.path, run, cfg)
+            fault_point("after:normalize")
+            with manifest.timed("window"):
+                windows = window_task(normalized, run, cfg)
+            fault_point("after:window")
+            with manifest.timed("train"):
+                if cfg.train.splits:  # per series or per group: one task per branch
+                    model_dir = train_split(
+                        windows, normalized, validated.path, run, cfg, tracking_uri, mlflow_run_id
+                    )
+                else:
+                    model_dir = train_task(
+                        windows, normalized, run, cfg, tracking_uri, mlflow_run_id=mlflow_run_id
+                    )
+            fault_point("after:train")
+            with manifest.timed("evaluate"):
+                evaluation = evaluate_task(windows, normalized, model_dir, run, cfg, tracking_uri)
+            fault_point("after:evaluate")
+            # register -> commit -> alias, journaled (tasks/commit.py)
+            begin_commit(workspace, run, accepted, key, cfg, tracking_uri)
+            with manifest.timed("register"):
+                registration = register_task(
+                    run, evaluation, cfg, tracking_uri, manifest.to_dict(), mlflow_run_id
+                )
+            fault_point("before:commit")
+            with manifest.timed("commit"):
+                commit(workspace, load_journal(workspace), logger.info)
+
+            # model + baselines: naive and seasonal naive, or majority and naive (classification)
+            reported = dict(evaluation.scores)
+            if CHAMPION in evaluation.head_to_head:
+                reported[CHAMPION] = evaluation.head_to_head[CHAMPION]
+            result = summary(
+                COMPLETED,
+                run,
+                metrics=reported,
+                model_name=registration.model_name,
+                model_version=registration.model_version,
+                promoted=registration.promoted,
+                reason=registration.reason,
+                gate_rule=registration.rule,
+                champion_note=evaluation.champion_note,
+            )
+        result.update(
+            rows=validated.rows,
+            series=validated.series,
+            new_files=validated.accepted,
+            rejected_files=[r["name"] for r in validated.rejected],
+            recovered=recovered,
+            live_accuracy=score_live(cfg, workspace, run, tracking_uri),
+        )
+        keep_tidy(cfg, workspace, run, landing, tracking_uri, accepted)
+        manifest.outcome = result
+        manifest.write()
+        report_outcome(result, cfg, run)
+        return Completed(message=result["reason"], data=result)
+    except DataRejected as exc:
+        logger.error("Input rejected:\n%s", exc)
+        result = summary(
+            REJECTED, run, reason=str(exc), rejected_files=sorted({f.file for f in exc.failures})
+        )
+        keep_tidy(cfg, workspace, run, landing, tracking_uri, [])
+    except Exception as exc:  # noqa: BLE001 - any failure ends the run with a summary
+        logger.error("Run failed: %s", redact_text(f"{exc}\n{traceback.format_exc()}"))
+        result = summary(FAILED, run, reason=redact_text(f"{type(exc).__name__}: {exc}"))
+        result.update(pending_commit(workspace, run, result["reason"]))
+        close_tracking_run(mlflow_run_id, result["reason"])
+    result["recovered"] = recovered
+    manifest.outcome = result
+    manifest.write()
+    report_outcome(result, cfg, run)
+    # A rejected arrival is a Failed state named Rejected: bad input, not a broken pipeline
+    # (automations and the UI tell the two apart; prefect.flow-run.Rejected is its event).
+    name = "Rejected" if result["status"] == REJECTED else "Failed"
+    return Failed(message=result["reason"], data=result, name=name)
+
+
+# --------------------------------------------------------------------------- around the chain
+
+
+def open_tracking_run(
+    cfg: PipelineConfig, workspace: Workspace, run: RunDir, tracking_uri: str
+) -> str:
+    """The retrain's MLflow run, RUNNING from here to register (tasks/registry.py)."""
+    experiment_id = use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+    params = flatten("", cfg.dump(), {})
+    return start_training_run(experiment_id, run.run_id, run_tags(run, workspace), params)
+
+
+def close_tracking_run(mlflow_run_id: str | None, reason: str) -> None:
+    """A failed retrain's MLflow run ends FAILED (one that registered has ended already)."""
+    if mlflow_run_id is None:
+        return
+    try:
+        if run_status(mlflow_run_id) == "RUNNING":
+            end_run(mlflow_run_id, "FAILED", {"seriesflow.failure": reason[:5000]})
+    except Exception as exc:  # noqa: BLE001 - the run's result stands; recovery tidies later
+        get_run_logger().warning("Could not end MLflow run %s: %s", mlflow_run_id, exc)
+
+
+def recover_workspace(
+    cfg: PipelineConfig, workspace: Workspace, tracking_uri: str, crashed: str | None
+) -> list[str]:
+    """Before reading anything: finish or roll back what a crashed run left (tasks/commit.py)."""
+    logger = get_run_logger()
+    if crashed is None and load_journal(workspace) is None:
+        return []
+    if crashed is not None:
+        logger.warning("The previous run, %s, died holding the workspace: recovering", crashed)
+    use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+    return recover(workspace, tracking_uri, cfg.register.model_name, crashed, logger.warning)
+
+
+def version_trained_on(
+    cfg: PipelineConfig, workspace: Workspace, tracking_uri: str, key: str
+) -> Any | None:
+    """The committed version trained on the same data with the same settings, if any."""
+    use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+    return version_for_inputs(cfg.register.model_name, key)
+
+
+def reuse_version(
+    cfg: PipelineConfig,
+    workspace: Workspace,
+    run: RunDir,
+    accepted: list,
+    key: str,
+    tracking_uri: str,
+    earlier: Any,
+) -> dict[str, Any]:
+    """Commit the data and report the earlier version's decision; register nothing."""
+    logger = get_run_logger()
+    version = str(earlier.version)
+    decided = (earlier.tags or {}).get("gate_reason", "")
+    was = "promoted" if (earlier.tags or {}).get("promoted") == "True" else "not promoted"
+    reason = (
+        f"same data and settings as version {version} (input key {key[:12]}): reused its "
+        f"decision ({was}: {decided}); run.force=true trains anyway"
+    )
+    begin_commit(workspace, run, accepted, key, cfg, tracking_uri)
+    journal = update_journal(
+        workspace, state=REGISTERED, version=version, promote=False, rule="reused", reason=reason
+    )
+    commit(workspace, journal, logger.info)
+    logger.info("%s v%s reused: %s", cfg.register.model_name, version, reason)
+    return summary(
+        COMPLETED,
+        run,
+        model_name=cfg.register.model_name,
+        model_version=version,
+        reused=True,
+        reason=reason,
+    )
+
+
+def keep_tidy(
+    cfg: PipelineConfig,
+    workspace: Workspace,
+    run: RunDir,
+    landing: Landing,
+    tracking_uri: str,
+    taken: list,
+) -> None:
+    """Retention: the committed files leave landing; old run folders go (tasks/retention.py)."""
+    logger = get_run_logger()
+    try:
+        mode = cfg.retention.landed
+        gone = dispose_landed(workspace, taken, mode, logger.warning)
+        gone += tidy_landing(workspace, landing, load_ledger(workspace.ledger), mode)
+        if gone:
+            logger.info("Landed files, retention.landed=%s: %s", mode, gone)
+        use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+        protect = {run.run_id, champion_run_folder(cfg.register.model_name)}
+        journal = load_journal(workspace)
+        if journal is not None:  # a commit to finish needs its run folder
+            protect.add(journal["run_id"])
+        removed = prune_runs(workspace, cfg.retention.keep_runs, {p for p in protect if p})
+        if removed:
+            logger.info("Removed %d old run folder(s) (retention.keep_runs)", len(removed))
+    except Exception as exc:  # noqa: BLE001 - tidying never fails a run that committed
+        logger.warning("Retention skipped: %s", redact_text(str(exc)))
+
+
+def pending_commit(workspace: Workspace, run: RunDir, reason: str) -> dict[str, Any]:
+    """After a failure: say so when this run registered a version whose data is not yet
+    committed (the next run's recovery finishes it)."""
+    journal = load_journal(workspace)
+    if journal is None or journal["run_id"] != run.run_id or not journal.get("version"):
+        return {}
+    return {
+        "model_name": journal["model_name"],
+        "model_version": journal["version"],
+        "reason": f"{reason}; v{journal['version']} is registered but its data is not "
+        "committed and the champion alias has not moved: the next run finishes the commit",
+    }
+
+
+def run_cli(cfg: PipelineConfig) -> tuple[dict[str, Any], int]:
+    state = retrain(cfg, return_state=True)
+    data = state.result(raise_on_failure=False)
+    if not isinstance(data, dict):  # the flow crashed before it could summarize
+        data = {"status": FAILED, "run_dir": None, "reason": f"{state.name}: {state.message}"}
+    return data, EXIT_CODES.get(data.get("status"), 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.retrain",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_arguments(parser)
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="if another run holds the workspace, end skipped instead of waiting",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="train even if a version was trained on the same data and settings",
+    )
+    args = parser.parse_args(argv)
+    overrides = list(args.overrides)
+    overrides += ["run.wait_for_workspace=false"] if args.no_wait else []
+    overrides += ["run.force=true"] if args.force else []
+    try:
+        cfg = load_config(args.config, overrides)
+    except (OSError, ValueError) as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        print(json.dumps({"status": FAILED, "run_dir": None, "reason": f"config error: {exc}"}))
+        return 1
+    result, code = run_cli(cfg)
+    table = metrics_text(result.get("metrics") or {})
+    print()
+    if table:
+        print("Test metrics (original units):")
+        print(table)
+        print()
+    print(
+        f"Status: {result['status']}" + (f" — {result['reason']}" if result.get("reason") else "")
+    )
+    if result.get("run_dir"):
+        print(f"Run folder: {result['run_dir']}")
+    print(json.dumps(result, default=str))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

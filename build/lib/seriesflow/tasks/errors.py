@@ -1,0 +1,77 @@
+"""Errors that carry enough to act on: the file, the check, the column, example rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CheckFailure:
+    """One failed check on one file (or on the merged history)."""
+
+    file: str
+    check: str
+    column: str | None
+    message: str
+    unexpected_count: int | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        where = f"column '{self.column}'" if self.column else "the table"
+        count = f" ({self.unexpected_count} rows)" if self.unexpected_count else ""
+        text = f"{self.file}: check '{self.check}' failed on {where}{count}: {self.message}"
+        if self.examples:
+            text += f"; e.g. {json.dumps(self.examples[0], default=str)}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "check": self.check,
+            "column": self.column,
+            "message": self.message,
+            "unexpected_count": self.unexpected_count,
+            "examples": self.examples,
+        }
+
+
+class DataRejected(ValueError):
+    """Input data failed a check; nothing accepted so far was changed."""
+
+    def __init__(self, failures: list[CheckFailure], hint: str = "") -> None:
+        self.failures = failures
+        lines = [f.describe() for f in failures]
+        if hint:
+            lines.append(hint)
+        super().__init__("\n".join(lines))
+
+
+def example_rows(frame: Any, mask: Any, limit: int = 3) -> list[dict[str, Any]]:
+    """Up to ``limit`` offending rows as dicts, keyed ``row`` by the frame's index.
+
+    Ingest indexes a CSV frame by file line (header = line 1) and a Parquet
+    frame by row position, so ``row`` points at the place to look.
+    """
+    hits = frame[mask].head(limit)
+    rows = []
+    for index, row in hits.iterrows():
+        item: dict[str, Any] = {"row": _plain(index)}
+        item.update({str(k): _plain(v) for k, v in row.items()})
+        rows.append(item)
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly scalar (NaN/inf stay floats; json writes them as NaN/Infinity)."""
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        try:
+            return value.item()
+        except (ValueError, AttributeError):
+            pass
+    return value

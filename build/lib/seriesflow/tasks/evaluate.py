@@ -1,0 +1,207 @@
+"""Evaluate: score the model, the baselines and the current champion on the test windows.
+
+All scores are in original units (``tasks/scoring.py`` says how). The champion
+is re-scored on the *same* windows through its own scaler (``tasks/champion.py``);
+series it has never seen are left out of that comparison. With
+``evaluate.backtest_folds`` = K > 0 the test period is also cut into K
+rolling-origin folds, each scored on its own (the model is re-scored, not refit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from seriesflow.tasks.artifacts import plots_markdown
+from seriesflow.tasks.backtest import backtest_summary
+from seriesflow.tasks.champion import champion_of, rescore_champion
+from seriesflow.tasks.config import PipelineConfig
+from seriesflow.tasks.forecasting import fit_intervals, longest_steps, settings_of
+from seriesflow.tasks.io import RunDir, read_parquet, write_json, write_parquet
+from seriesflow.tasks.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
+from seriesflow.tasks.report import metrics_markdown, records_markdown
+from seriesflow.tasks.results import EvaluationResult
+from seriesflow.tasks.runtime import stage_logger
+from seriesflow.tasks.saved_model import forecast_windows, load_model_dir
+from seriesflow.tasks.scaler import Scaler
+from seriesflow.tasks.schema import (
+    CHAMPION_WINDOWS,
+    CLASSIFICATION,
+    ETS,
+    FOLD,
+    MAJORITY,
+    MODEL,
+    NAIVE,
+    SEASONAL_NAIVE,
+    TEST,
+)
+from seriesflow.tasks.scoring import Scored, score_split, scorer_for, with_coverage
+from seriesflow.tasks.window_table import Windows, load_windows
+
+
+def classical_baselines(config: PipelineConfig, n_series: int) -> tuple[str, ...]:
+    """The classical baselines to fit: those the gate uses, always; those only reported,
+    up to ``evaluate.baseline_max_series`` series (a statsmodels fit per series each)."""
+    gated = set(config.register.baselines) & {ETS}
+    reported = set(config.evaluate.baselines) & {ETS}
+    if n_series > config.evaluate.baseline_max_series:
+        reported = set()
+    return tuple(sorted(gated | reported))
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate(
+    windows_path: Path,
+    normalized: Path,
+    model_dir: Path,
+    run: RunDir,
+    config: PipelineConfig,
+    tracking_uri: str,
+) -> EvaluationResult:
+    logger = stage_logger()
+    scaler = Scaler.load(run.scaler)
+    windows = load_windows(windows_path, normalized)
+    test = windows.subset(TEST)
+    model, spec = load_model_dir(model_dir, scaler.columns)
+    outputs = forecast_windows(model, spec, scaler, test)  # [windows, horizon or classes]
+
+    champion, _ = champion_of(config, tracking_uri)
+    champion_out, note = None, None
+    if champion is not None:
+        champion_out, note = rescore_champion(champion, test, scaler, spec)
+        logger.info("%s", note)
+
+    classical = classical_baselines(config, len(set(windows.series_id)))
+    if set(config.evaluate.baselines) - set(classical):
+        logger.info(
+            "Classical baselines %s not fit: %d series > evaluate.baseline_max_series (%d)",
+            sorted(set(config.evaluate.baselines) - set(classical)),
+            len(set(windows.series_id)),
+            config.evaluate.baseline_max_series,
+        )
+    scorer = scorer_for(windows, scaler, config.evaluate, classical=classical)
+    scored = score_split(test, outputs, scorer, champion_out, config.evaluate.backtest_folds)
+    if spec.task != CLASSIFICATION:  # prediction intervals: calibrated on val, checked on test
+        steps = longest_steps(settings_of(config), scaler, spec.horizon)
+        levels = list(config.forecast.levels)
+        intervals, coverage = fit_intervals(
+            model, spec, scaler, windows, steps, levels, scorer.context.scale
+        )
+        write_json(intervals.to_json(), run.intervals)
+        scored = replace(scored, metrics=with_coverage(scored.metrics, coverage))
+        logger.info(
+            "Prediction intervals (%d steps; split conformal on val): test coverage %s",
+            steps,
+            ", ".join(f"{k}% -> {v:.1%}" for k, v in intervals.coverage.items()),
+        )
+    write_parquet(scored.metrics, run.evaluation)
+    write_parquet(scored.predictions, run.predictions)
+    gate_metric = (
+        config.register.classification_metric
+        if spec.task == CLASSIFICATION
+        else config.register.metric
+    )
+    backtest_path = None
+    if scored.backtest is not None:
+        backtest_path = write_parquet(scored.backtest, run.backtest)
+        logger.info(
+            "Backtest %s per fold:\n%s",
+            gate_metric,
+            backtest_summary(scored.backtest, gate_metric).to_string(),
+        )
+    plots = _plots(run, scored, windows, gate_metric) if config.evaluate.make_plots else []
+    scores, head_to_head = scored.overall(), scored.overall(CHAMPION_WINDOWS)
+    _report(run, scored, len(test), scorer.seasons, spec.task, gate_metric, note, plots)
+    _log_scores(logger, scores, spec.task, gate_metric)
+    return EvaluationResult(
+        run.evaluation,
+        run.predictions,
+        scorer.seasons,
+        plots,
+        champion.version if champion else None,
+        note,
+        spec.task,
+        backtest_path,
+        scores,
+        head_to_head,
+    )
+
+
+def _plots(run: RunDir, scored: Scored, windows: Windows, metric: str) -> list[Path]:
+    plots = [plot_loss(read_parquet(run.epochs), run.plots / "loss_curve.png")]
+    if windows.task == CLASSIFICATION:
+        plots.append(
+            plot_classes(scored.predictions, list(windows.classes), run.plots / "classes.png")
+        )
+    else:
+        plots.append(plot_forecasts(scored.predictions, run.plots / "forecast_vs_actual.png"))
+    if scored.backtest is not None:
+        summary = backtest_summary(scored.backtest, metric)
+        plots.append(plot_backtest(summary, metric, run.plots / "backtest_errors.png"))
+    return plots
+
+
+def _report(
+    run: RunDir,
+    scored: Scored,
+    windows: int,
+    seasons: list[int],
+    task_kind: str,
+    metric: str,
+    note: str | None,
+    plots: list[Path],
+) -> None:
+    """The evaluation table and report as Prefect artifacts."""
+    scores, head_to_head = scored.overall(), scored.overall(CHAMPION_WINDOWS)
+    create_table_artifact(
+        key="evaluation-metrics",
+        table=[
+            {"model": name, **{m: round(v, 6) for m, v in values.items()}}
+            for name, values in scores.items()
+        ],
+        description=f"Test metrics ({task_kind}), {windows} windows, season lengths {seasons}",
+    )
+    text = [
+        f"# Evaluation of run {run.run_id}",
+        "",
+        f"Task: {task_kind}; test windows: {windows}; season lengths: {seasons}.",
+        "",
+        metrics_markdown(scores),
+    ]
+    if head_to_head:
+        text += ["", f"## On the champion's windows ({note})", "", metrics_markdown(head_to_head)]
+    elif note:
+        text += ["", f"Champion: {note}"]
+    if scored.backtest is not None:
+        summary = backtest_summary(scored.backtest, metric)
+        text += [
+            "",
+            f"## Backtest: {metric} per fold (rolling origin, model re-scored, not refit)",
+            "",
+            records_markdown([{FOLD: k, **row.to_dict()} for k, row in summary.iterrows()]),
+        ]
+    text += ["", "## Plots", ""] + plots_markdown(plots)  # inline PNGs: no file:// in a browser
+    create_markdown_artifact(key="evaluation-report", markdown="\n".join(text))
+
+
+def _log_scores(logger, scores: dict[str, dict[str, float]], task_kind: str, metric: str) -> None:
+    if task_kind == CLASSIFICATION:
+        logger.info(
+            "Test %s: model %.4f, majority %.4f, naive %.4f",
+            metric,
+            scores[MODEL][metric],
+            scores[MAJORITY][metric],
+            scores[NAIVE][metric],
+        )
+    else:
+        logger.info(
+            "Test RMSE: model %.4f, naive %.4f, seasonal naive %.4f; MASE %.3f",
+            scores[MODEL]["rmse"],
+            scores[NAIVE]["rmse"],
+            scores[SEASONAL_NAIVE]["rmse"],
+            scores[MODEL]["mase"],
+        )
