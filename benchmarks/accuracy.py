@@ -94,7 +94,7 @@ def evaluate_frame(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
     arrays = SeriesArrays.from_frame(normalized, [VALUE, *cfg.columns.covariates])
     timesteps = resolve_timesteps(cfg, scaler, arrays)
     data = windows_from_table(windows_table(arrays, timesteps, cfg.window.horizon), arrays)
-    seed_everything(cfg.train.seed)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
     fitted = fit_windows(data, cfg.train, scaler)
     test = data.subset(TEST)
     outputs = forecast_windows(fitted.model, fitted.spec, scaler, test)
