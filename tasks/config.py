@@ -151,7 +151,8 @@ class RegisterConfig(FrozenModel):
         description="Baselines a regression model must beat on the test windows, in order: "
         "naive (last value), seasonal_naive, ets (statsmodels exponential smoothing fit on "
         "the training part, AICc form, rolled over the test windows without refitting). "
-        "ets is always reported (evaluate.baselines); add it here to gate on it too.",
+        "ets is reported by evaluate.baselines (up to evaluate.baseline_max_series series); "
+        "add it here to gate on it too (then it is always fit).",
     )
     promote_margin: float = Field(
         0.0,
