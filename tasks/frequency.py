@@ -215,10 +215,16 @@ def _candidates(t: np.ndarray) -> list[Frequency]:
     if not len(diffs):
         return []
     values, counts = np.unique(diffs, return_counts=True)
-    mode = int(values[np.argmax(counts)])
+    return candidates_for(int(values[np.argmax(counts)]), pd.Timestamp(int(t[0]), unit="us"))
+
+
+def candidates_for(mode: int, first: pd.Timestamp) -> list[Frequency]:
+    """Frequencies worth trying for a series whose most common step is ``mode`` (us) and
+    whose first timestamp is ``first`` (the anchors of weeks, quarters and years)."""
     day = _DAY_US
-    first = pd.Timestamp(int(t[0]), unit="us")
     found: list[Frequency] = []
+    if mode <= 0:
+        return found
     if mode < 28 * day:
         # The most common step is the grid: longer steps are gaps, shorter ones are off it.
         if mode == 7 * day:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from seriesflow.tasks.frequency import _DAY_US, _MONTHS, _WEEKDAYS, Frequency, _micros
+from seriesflow.tasks.frequency import _DAY_US, Frequency, _micros, candidates_for
 
 _MONTH_EPOCH = 1970 * 12  # months since year 0 of 1970-01 (positions count months from 0)
 
@@ -111,30 +111,6 @@ def _mode_steps(rows: SeriesRows, keep: np.ndarray) -> np.ndarray:
     return mode
 
 
-def _candidates(mode: int, first: pd.Timestamp) -> list[Frequency]:
-    """``frequency._candidates`` from a series' most common step and first timestamp."""
-    day = _DAY_US
-    found: list[Frequency] = []
-    if mode <= 0:
-        return found
-    if mode < 28 * day:
-        if mode == 7 * day:
-            found.append(Frequency(f"W-{_WEEKDAYS[first.weekday()]}"))
-        if mode == day:
-            found.append(Frequency("B"))
-        found.append(Frequency.of_step(pd.Timedelta(mode, unit="us")))
-    elif mode <= 31 * day:
-        found += [Frequency("MS"), Frequency("ME")]
-    elif 89 * day <= mode <= 92 * day:
-        start_anchor = _MONTHS[(first.month - 1) % 3]
-        end_anchor = _MONTHS[(first.month - 1) % 3 + 9]
-        found += [Frequency(f"QS-{start_anchor}"), Frequency(f"QE-{end_anchor}")]
-    elif 365 * day <= mode <= 366 * day:
-        found += [Frequency(f"YS-{_MONTHS[first.month - 1]}")]
-        found += [Frequency(f"YE-{_MONTHS[first.month - 1]}")]
-    return found
-
-
 def _rows_of(rows: SeriesRows, series: np.ndarray) -> np.ndarray:
     """Row indexes [rows of these series] of the series codes ``series``, in order."""
     lengths = rows.length[series]
@@ -200,7 +176,7 @@ def fit_grids(rows: SeriesRows, configured: Frequency | None = None) -> GridFit:
         firsts = pd.DatetimeIndex(rows.t[rows.start[has]].astype("datetime64[us]"))
         by_frequency: dict[Frequency, list[tuple[int, int]]] = {}
         for k, first in zip(has, firsts, strict=True):
-            for rank, f in enumerate(_candidates(int(mode[k]), first)):
+            for rank, f in enumerate(candidates_for(int(mode[k]), first)):
                 by_frequency.setdefault(f, []).append((int(k), rank))
         best: dict[int, tuple[float, float, int, Frequency]] = {}
         for f, members in by_frequency.items():
