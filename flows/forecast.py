@@ -38,7 +38,7 @@ from seriesflow.tasks.config import PipelineConfig, add_config_arguments, load_c
 from seriesflow.tasks.forecasting import ForecastSettings, forecast_frame
 from seriesflow.tasks.io import Workspace, new_run_id, write_json, write_parquet
 from seriesflow.tasks.plots import plot_forecast_bands
-from seriesflow.tasks.report import records_markdown
+from seriesflow.tasks.report import records_markdown, status_line
 from seriesflow.tasks.schema import SERIES_ID
 from seriesflow.tasks.secrets import redact_text
 
@@ -180,9 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(result, dict):
         result = {"status": FAILED, "reason": f"{state.name}: {state.message}"}
     print()
-    print(
-        f"Status: {result['status']}" + (f" — {result['reason']}" if result.get("reason") else "")
-    )
+    print(status_line(result))
     if result.get("path"):
         print(f"Forecasts: {result['path']}")
     print(json.dumps(result, default=str))

@@ -54,7 +54,7 @@ from seriesflow.tasks.registry import (
     use_tracking,
     version_for_inputs,
 )
-from seriesflow.tasks.report import metrics_text
+from seriesflow.tasks.report import metrics_text, status_line
 from seriesflow.tasks.retention import dispose_landed, prune_runs, tidy_landing
 from seriesflow.tasks.schema import CHAMPION
 from seriesflow.tasks.secrets import redact_text, redact_url
@@ -395,9 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         print("Test metrics (original units):")
         print(table)
         print()
-    print(
-        f"Status: {result['status']}" + (f" — {result['reason']}" if result.get("reason") else "")
-    )
+    print(status_line(result))
     if result.get("run_dir"):
         print(f"Run folder: {result['run_dir']}")
     print(json.dumps(result, default=str))

@@ -53,3 +53,9 @@ def metrics_text(metrics: Mapping[str, Mapping[str, float]], first: str = "model
         cells = [f"{values[n]:>12.4f}" if n in values else " " * 12 for n in names]
         lines.append(f"{model:<16}" + "".join(cells))
     return "\n".join(lines)
+
+
+def status_line(summary: Mapping[str, Any]) -> str:
+    """The CLI's line before the summary JSON: ``Status: completed — <reason>``."""
+    reason = summary.get("reason")
+    return f"Status: {summary['status']}" + (f" — {reason}" if reason else "")
