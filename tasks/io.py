@@ -87,7 +87,19 @@ def write_table(table: pa.Table, path: str | Path) -> Path:
 
 def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """A Parquet file as a frame; ``columns``: only those (the others are never read)."""
-    return pq.read_table(path, columns=columns).to_pandas()
+    frame = pq.read_table(path, columns=columns).to_pandas()
+    release_arrow_memory()
+    return frame
+
+
+def release_arrow_memory() -> None:
+    """Give back what Arrow's allocator kept after a conversion (``release_unused``).
+
+    Arrow's pool (mimalloc) holds on to freed blocks; numpy, pandas and TensorFlow
+    allocate elsewhere and cannot reuse them, so after a 10M-row read the process kept
+    about 100 MB per million rows it no longer used (measured on the scale benchmark).
+    """
+    pa.default_memory_pool().release_unused()
 
 
 def write_json(obj: Any, path: str | Path) -> Path:

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from seriesflow.tasks.io import release_arrow_memory
 from seriesflow.tasks.schema import (
     CLASSIFICATION,
     FILLED,
@@ -150,7 +151,10 @@ class SeriesArrays:
         # ids and splits as dictionaries (categoricals): no Python string per row
         table = pq.read_table(path, columns=wanted, read_dictionary=[SERIES_ID, SPLIT])
         # self_destruct frees each Arrow column as it is converted (no second full copy)
-        return cls.from_frame(table.to_pandas(split_blocks=True, self_destruct=True), features)
+        frame = table.to_pandas(split_blocks=True, self_destruct=True)
+        del table
+        release_arrow_memory()
+        return cls.from_frame(frame, features)
 
     def code_of(self) -> dict[str, int]:
         return {sid: k for k, sid in enumerate(self.series)}
@@ -308,4 +312,7 @@ def load_windows(path: str | Path, normalized: str | Path) -> Windows:
     wanted = [SERIES_ID, ORIGIN_INDEX, SPLIT] + ([LABEL] if LABEL in names else [])
     table = pq.read_table(path, columns=wanted)  # target_time is recomputed from the arrays
     arrays = SeriesArrays.load(normalized, list(windows_meta(table)["features"]))
-    return windows_from_table(table, arrays)
+    windows = windows_from_table(table, arrays)
+    del table
+    release_arrow_memory()
+    return windows
