@@ -75,14 +75,14 @@ lint: $(VENV)/.installed
 # The Prefect UI on past runs, and the reports server their Data Docs links point at.
 ui: $(VENV)/.installed
 	@mkdir -p "$(PREFECT_HOME)" $(WORK)/runs
-	@$(PY) -m flows.reports --directory $(WORK)/runs --port $(REPORTS_PORT) & reports=$$!; \
+	@$(PY) -m seriesflow.ops.reports --directory $(WORK)/runs --port $(REPORTS_PORT) & reports=$$!; \
 	trap 'kill $$reports 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port 4200 --analytics-off
 
 # The registry the pipeline uses: MLFLOW_TRACKING_URI if set, else the workspace's SQLite file.
 # Prints the link that opens on the training runs; an http(s) tracking server has its own UI.
 mlflow-ui: $(VENV)/.installed
-	$(PY) -m flows.mlflow_ui --set paths.workspace=$(WORK) $(ARGS)
+	$(PY) -m seriesflow.ops.mlflow_ui --set paths.workspace=$(WORK) $(ARGS)
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/pipeline.py

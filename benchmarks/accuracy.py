@@ -28,17 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import seriesflow  # noqa: E402,F401  (quiet, offline defaults)
-from seriesflow.tasks.config import PipelineConfig  # noqa: E402
-from seriesflow.tasks.ingest import read_series_file  # noqa: E402
-from seriesflow.tasks.lstm import seed_everything  # noqa: E402
-from seriesflow.tasks.normalize import normalize_series  # noqa: E402
-from seriesflow.tasks.report import records_markdown  # noqa: E402
-from seriesflow.tasks.saved_model import forecast_windows  # noqa: E402
-from seriesflow.tasks.schema import MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID, TEST, VALUE  # noqa: E402
-from seriesflow.tasks.scoring import score_split, scorer_for  # noqa: E402
-from seriesflow.tasks.train import fit_windows  # noqa: E402
-from seriesflow.tasks.window import resolve_timesteps, windows_table  # noqa: E402
-from seriesflow.tasks.window_table import SeriesArrays, windows_from_table  # noqa: E402
+from seriesflow.config.pipeline import PipelineConfig  # noqa: E402
+from seriesflow.data.schema import MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID, TEST, VALUE  # noqa: E402
+from seriesflow.evaluation.scoring import score_split, scorer_for  # noqa: E402
+from seriesflow.evaluation.tables import records_markdown  # noqa: E402
+from seriesflow.model.lstm import seed_everything  # noqa: E402
+from seriesflow.model.saved_model import forecast_windows  # noqa: E402
+from seriesflow.model.windows import SeriesArrays, windows_from_table  # noqa: E402
+from tasks.ingest import read_series_file  # noqa: E402
+from tasks.normalize import normalize_series  # noqa: E402
+from tasks.train import fit_windows  # noqa: E402
+from tasks.window import resolve_timesteps, windows_table  # noqa: E402
 
 START = pd.Timestamp("2024-01-01T00:00:00Z")
 

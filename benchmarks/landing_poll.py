@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seriesflow.tasks.ledger import (  # noqa: E402
+from seriesflow.workspace.ledger import (  # noqa: E402
     INGESTED,
     append_ledger,
     find_new,

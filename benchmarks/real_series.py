@@ -46,10 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import seriesflow  # noqa: F401  (quiet, offline defaults)
-from seriesflow.tasks.frequency import Frequency
-from seriesflow.tasks.io import read_parquet
-from seriesflow.tasks.report import records_markdown
-from seriesflow.tasks.schema import ETS, MODEL, NAIVE, SEASONAL_NAIVE
+from seriesflow.data.frequency import Frequency
+from seriesflow.data.schema import ETS, MODEL, NAIVE, SEASONAL_NAIVE
+from seriesflow.evaluation.tables import records_markdown
+from seriesflow.workspace.files import read_parquet
 
 MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 
@@ -179,7 +179,7 @@ def run_pipeline(
     out = frame.assign(timestamp=frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
     out.to_csv(landing / f"{name}.csv", index=False)
     command = [
-        sys.executable, "-m", "seriesflow.flows.retrain",
+        sys.executable, "-m", "flows.retrain",
         "--set", f"paths.workspace={workspace}", "--set", f"paths.landing={landing}",
         "--set", "ingest.settle_seconds=0", "--set", "split.test_fraction=0.2",
         "--set", f"register.model_name=bench-{name}",

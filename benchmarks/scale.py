@@ -136,7 +136,7 @@ def run_size(series: int, args: argparse.Namespace, api: str, root: Path) -> dic
     workspace, landing = case / "work", case / "landing"
     files = land(landing, series, args.points, args.series_per_file)
     command = [
-        sys.executable, "-m", "seriesflow.flows.retrain",
+        sys.executable, "-m", "flows.retrain",
         "--set", f"paths.workspace={workspace}", "--set", f"paths.landing={landing}",
         "--set", f"register.model_name=scale-{series}",
     ]  # fmt: skip

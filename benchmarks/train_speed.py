@@ -38,15 +38,15 @@ sys.path.insert(0, str(ROOT))
 
 import seriesflow  # noqa: F401  (quiet, offline defaults)
 from benchmarks.accuracy import sample_frame
-from seriesflow.tasks.config import PipelineConfig, TrainConfig
-from seriesflow.tasks.lstm import build_model, seed_everything, window_batches
-from seriesflow.tasks.normalize import normalize_series
-from seriesflow.tasks.report import records_markdown
-from seriesflow.tasks.scaler import Scaler
-from seriesflow.tasks.schema import TRAIN, VAL, VALUE
-from seriesflow.tasks.train import fit_windows, step_plan
-from seriesflow.tasks.window import resolve_timesteps, windows_table
-from seriesflow.tasks.window_table import SeriesArrays, Windows, windows_from_table
+from seriesflow.config.pipeline import PipelineConfig, TrainConfig
+from seriesflow.data.schema import TRAIN, VAL, VALUE
+from seriesflow.evaluation.tables import records_markdown
+from seriesflow.model.lstm import build_model, seed_everything, window_batches
+from seriesflow.model.scaler import Scaler
+from seriesflow.model.windows import SeriesArrays, Windows, windows_from_table
+from tasks.normalize import normalize_series
+from tasks.train import fit_windows, step_plan
+from tasks.window import resolve_timesteps, windows_table
 
 
 def sample_windows(cfg: PipelineConfig) -> tuple[Windows, Scaler]:

@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from seriesflow.tasks.datadocs import LOADS  # noqa: E402
+from seriesflow.data.datadocs import LOADS  # noqa: E402
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -168,7 +168,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "seriesflow.flows.retrain",
+                "flows.retrain",
                 "--set",
                 f"train.epochs={args.epochs}",
             ]

@@ -34,14 +34,14 @@ sys.path.insert(0, str(ROOT))
 
 import seriesflow  # noqa: F401  (quiet, offline defaults)
 from benchmarks.accuracy import sample_frame
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.lstm import seed_everything
-from seriesflow.tasks.normalize import normalize_series
-from seriesflow.tasks.report import records_markdown
-from seriesflow.tasks.schema import SERIES_ID, VALUE
-from seriesflow.tasks.train import Fitted, WarmSource, fit_windows
-from seriesflow.tasks.window import resolve_timesteps, windows_table
-from seriesflow.tasks.window_table import SeriesArrays, windows_from_table
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.schema import SERIES_ID, VALUE
+from seriesflow.evaluation.tables import records_markdown
+from seriesflow.model.lstm import seed_everything
+from seriesflow.model.windows import SeriesArrays, windows_from_table
+from tasks.normalize import normalize_series
+from tasks.train import Fitted, WarmSource, fit_windows
+from tasks.window import resolve_timesteps, windows_table
 
 
 def windows_of(frame: pd.DataFrame, cfg: PipelineConfig) -> tuple[Any, Any]:

@@ -4,6 +4,7 @@
     seriesflow forecast ...                                     python -m flows.forecast
     seriesflow watch   [--config FILE] [--set key=value ...]   python -m flows.watch
     seriesflow tune    [--config FILE] [--set key=value ...]   python -m flows.tune
+    seriesflow alerts apply [automations.yaml]                 notifications (automations)
     seriesflow serve                                           make serve (scripts/serve.sh)
 
 Each subcommand hands the rest of the command line to that module's ``main`` (its
@@ -13,24 +14,119 @@ subcommand runs: ``seriesflow --help`` answers at once, without TensorFlow or Pr
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from uuid import UUID
+
+from seriesflow.ops.alerts import (
+    BLOCK_ENV,
+    DEFAULT_FILE,
+    WEBHOOK_BLOCK,
+    WEBHOOK_ENV,
+    WEBHOOK_JSON,
+    load_automations,
+    target_from_env,
+    with_block,
+)
 
 # subcommand -> (module with a ``main(argv) -> int``, what it does)
 COMMANDS: dict[str, tuple[str, str]] = {
     "retrain": (
-        "seriesflow.flows.retrain",
+        "flows.retrain",
         "retrain once on what has landed (the summary JSON last)",
     ),
-    "forecast": ("seriesflow.flows.forecast", "batch forecasts from the champion"),
-    "watch": ("seriesflow.flows.watch", "look at the landing folder once; announce new files"),
-    "tune": ("seriesflow.flows.tune", "hyperparameter search, one Prefect task per trial"),
+    "forecast": ("flows.forecast", "batch forecasts from the champion"),
+    "watch": ("flows.watch", "look at the landing folder once; announce new files"),
+    "tune": ("flows.tune", "hyperparameter search, one Prefect task per trial"),
+    "alerts": ("flows.cli:alerts_main", "apply automations.yaml (notifications) to the server"),
     "serve": ("", "Prefect server + deployments + worker + reports server (make serve)"),
 }
 NOT_INSTALLED = 3
+
+
+# --------------------------------------------------------------------------- alerts
+# ``seriesflow alerts apply``: the Prefect client side of seriesflow/ops/alerts.py (the
+# automations file, the block target); Prefect is imported only when it runs.
+
+
+def save_webhook_block(url: str) -> UUID:
+    """Create or update the Custom Webhook block ``seriesflow-alerts`` (the URL a secret)."""
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    block = CustomWebhookNotificationBlock(
+        name="seriesflow",
+        url="{{webhook_url}}",
+        secrets={"webhook_url": url},
+        json_data=WEBHOOK_JSON,
+        timeout=10,
+    )
+    return block.save(WEBHOOK_BLOCK, overwrite=True)
+
+
+def existing_block(reference: str) -> UUID:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    slug, name = reference.split("/")
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_block_document_by_name(name, block_type_slug=slug).id
+        except ObjectNotFound:
+            raise ValueError(f"{BLOCK_ENV}={reference}: no such block on the server") from None
+
+
+def apply(path: Path, target: tuple[str, str] | None) -> list[str]:
+    """Upsert (or, without a target, pause) the automations of ``path``; one line per action."""
+    from prefect.client.orchestration import get_client
+    from prefect.events.schemas.automations import AutomationCore
+
+    items = load_automations(path)
+    done = []
+    with get_client(sync_client=True) as client:
+        if target is None:
+            for item in items:
+                for automation in client.read_automations_by_name(item["name"]):
+                    if automation.enabled:
+                        client.pause_automation(automation.id)
+                        done.append(f"paused {item['name']!r}")
+            done.append(
+                f"alerts are off: set {WEBHOOK_ENV} (or {BLOCK_ENV}) and run again to send them"
+            )
+            return done
+        kind, value = target
+        block_id = save_webhook_block(value) if kind == "webhook" else existing_block(value)
+        target_text = f"block {WEBHOOK_BLOCK} (${WEBHOOK_ENV})" if kind == "webhook" else value
+        for item in with_block(items, block_id):
+            automation = AutomationCore.model_validate(item)
+            found = client.read_automations_by_name(automation.name)
+            if found:
+                client.update_automation(found[0].id, automation)
+                for extra in found[1:]:
+                    client.delete_automation(extra.id)
+                done.append(f"updated {automation.name!r} -> {target_text}")
+            else:
+                client.create_automation(automation)
+                done.append(f"created {automation.name!r} -> {target_text}")
+    return done
+
+
+def alerts_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seriesflow alerts", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    apply_cmd = commands.add_parser("apply", help="create or update the automations of a file")
+    apply_cmd.add_argument("file", nargs="?", type=Path, default=DEFAULT_FILE)
+    args = parser.parse_args(argv)
+    try:
+        for line in apply(args.file, target_from_env()):
+            print(line)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def usage(commands: Mapping[str, tuple[str, str]] = COMMANDS) -> str:
@@ -61,8 +157,9 @@ def serve(argv: list[str]) -> int:
 
 def load_main(module: str) -> Callable[[list[str]], int] | None:
     """``module.main``, or None when the module is not part of this installation."""
+    module, _, function = module.partition(":")
     try:
-        return importlib.import_module(module).main
+        return getattr(importlib.import_module(module), function or "main")
     except ModuleNotFoundError as exc:
         if exc.name != module:  # the module exists but something it imports is missing
             raise

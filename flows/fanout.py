@@ -20,9 +20,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.io import RunDir
-from seriesflow.tasks.train import combine_branches, plan_training, train_branch
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.workspace.files import RunDir
+from tasks.train import combine_branches, plan_training, train_branch
 
 
 def task_runner(address: str | None, max_workers: int | None = None) -> Any:

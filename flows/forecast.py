@@ -31,16 +31,16 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
-from seriesflow.tasks.accepted import load_history
-from seriesflow.tasks.artifacts import plots_markdown
-from seriesflow.tasks.champion import champion_of
-from seriesflow.tasks.config import PipelineConfig, add_config_arguments, load_config
-from seriesflow.tasks.forecasting import ForecastSettings, forecast_frame
-from seriesflow.tasks.io import Workspace, new_run_id, write_json, write_parquet
-from seriesflow.tasks.plots import plot_forecast_bands
-from seriesflow.tasks.report import records_markdown, status_line
-from seriesflow.tasks.schema import SERIES_ID
-from seriesflow.tasks.secrets import redact_text
+from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, load_config
+from seriesflow.data.schema import SERIES_ID
+from seriesflow.evaluation.champion import champion_of
+from seriesflow.evaluation.plots import plot_forecast_bands
+from seriesflow.evaluation.tables import records_markdown, status_line
+from seriesflow.model.forecasting import ForecastSettings, forecast_frame
+from seriesflow.ops.artifacts import plots_markdown
+from seriesflow.ops.secrets import redact_text
+from seriesflow.workspace.files import Workspace, new_run_id, write_json, write_parquet
+from seriesflow.workspace.history import load_history
 
 COMPLETED, SKIPPED, FAILED = "completed", "skipped", "failed"
 EXIT_CODES = {COMPLETED: 0, SKIPPED: 0, FAILED: 1}

@@ -1,7 +1,8 @@
 """Live accuracy, from the retrain flow: issued forecasts scored when their actuals arrive.
 
 After a retrain run commits new data (``flows/retrain.py``), ``score_live`` scores every
-issued forecast point whose actual is now in the accepted history (``tasks/live.py``):
+issued forecast point whose actual is now in the accepted history
+(``seriesflow/evaluation/live_accuracy.py``):
 MASE and interval coverage per series and overall, against the naive forecast issued
 at the same origin. It appends to ``live_accuracy.parquet``, logs ``live_*`` metrics on
 the MLflow run of the model version that made the forecasts (and tags the version),
@@ -21,14 +22,14 @@ from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.events import emit_event
 
-from seriesflow.flows.outcome import model_resource
-from seriesflow.tasks.accepted import load_history
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.io import RunDir, Workspace, read_parquet
-from seriesflow.tasks.live import accuracy_path, degraded, score_new_actuals
-from seriesflow.tasks.registry import champion_version, mlflow_module, tag_version, use_tracking
-from seriesflow.tasks.schema import ALL_SERIES, SERIES_ID
-from seriesflow.tasks.secrets import redact_text
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.schema import ALL_SERIES, SERIES_ID
+from seriesflow.evaluation.live_accuracy import accuracy_path, degraded, score_new_actuals
+from seriesflow.ops.events import model_resource
+from seriesflow.ops.secrets import redact_text
+from seriesflow.tracking.registry import champion_version, mlflow_module, tag_version, use_tracking
+from seriesflow.workspace.files import RunDir, Workspace, read_parquet
+from seriesflow.workspace.history import load_history
 
 ACCURACY_DEGRADED = "seriesflow.accuracy.degraded"
 

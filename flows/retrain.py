@@ -22,29 +22,22 @@ import traceback
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.events import emit_event
 from prefect.runtime import flow_run as prefect_flow_run
 from prefect.states import Completed, Failed, State
 
-from seriesflow.flows.fanout import train_split
-from seriesflow.flows.monitor import score_live
-from seriesflow.flows.outcome import report_outcome
-from seriesflow.tasks.commit import REGISTERED, commit, input_key, recover
-from seriesflow.tasks.commit import begin as begin_commit
-from seriesflow.tasks.commit import load as load_journal
-from seriesflow.tasks.commit import update as update_journal
-from seriesflow.tasks.config import PipelineConfig, add_config_arguments, load_config
-from seriesflow.tasks.errors import DataRejected
-from seriesflow.tasks.evaluate import evaluate as evaluate_task
-from seriesflow.tasks.faults import fault_point
-from seriesflow.tasks.ingest import ingest as ingest_task
-from seriesflow.tasks.io import RunDir, Workspace
-from seriesflow.tasks.landing import Landing
-from seriesflow.tasks.ledger import load_ledger
-from seriesflow.tasks.lock import WorkspaceBusy, workspace_lock
-from seriesflow.tasks.manifest import Manifest
-from seriesflow.tasks.normalize import normalize as normalize_task
-from seriesflow.tasks.register import register as register_task
-from seriesflow.tasks.registry import (
+from flows.fanout import train_split
+from flows.monitor import score_live
+from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, load_config
+from seriesflow.data.errors import DataRejected
+from seriesflow.data.schema import CHAMPION
+from seriesflow.evaluation.tables import metrics_text, status_line
+from seriesflow.ops.artifacts import outcome_markdown, reports_link
+from seriesflow.ops.events import OUTCOME_ARTIFACT, outcome_events, quarantined_files
+from seriesflow.ops.faults import fault_point
+from seriesflow.ops.secrets import redact_text, redact_url
+from seriesflow.tracking.registry import (
     champion_run_folder,
     end_run,
     flatten,
@@ -54,13 +47,23 @@ from seriesflow.tasks.registry import (
     use_tracking,
     version_for_inputs,
 )
-from seriesflow.tasks.report import metrics_text, status_line
-from seriesflow.tasks.retention import dispose_landed, prune_runs, tidy_landing
-from seriesflow.tasks.schema import CHAMPION
-from seriesflow.tasks.secrets import redact_text, redact_url
-from seriesflow.tasks.train import train as train_task
-from seriesflow.tasks.validate import validate as validate_task
-from seriesflow.tasks.window import window as window_task
+from seriesflow.workspace.commit import REGISTERED, commit, input_key, recover
+from seriesflow.workspace.commit import begin as begin_commit
+from seriesflow.workspace.commit import load as load_journal
+from seriesflow.workspace.commit import update as update_journal
+from seriesflow.workspace.files import RunDir, Workspace
+from seriesflow.workspace.landing import Landing
+from seriesflow.workspace.ledger import load_ledger
+from seriesflow.workspace.lock import WorkspaceBusy, workspace_lock
+from seriesflow.workspace.manifest import Manifest
+from seriesflow.workspace.retention import dispose_landed, prune_runs, tidy_landing
+from tasks.evaluate import evaluate as evaluate_task
+from tasks.ingest import ingest as ingest_task
+from tasks.normalize import normalize as normalize_task
+from tasks.register import register as register_task
+from tasks.train import train as train_task
+from tasks.validate import validate as validate_task
+from tasks.window import window as window_task
 
 COMPLETED, SKIPPED, REJECTED, FAILED = "completed", "skipped", "rejected", "failed"
 EXIT_CODES = {COMPLETED: 0, SKIPPED: 0, REJECTED: 2, FAILED: 1}
@@ -94,7 +97,7 @@ def skipped(result: dict[str, Any]) -> State:
 
 @flow(name="retrain", description="Retrain the LSTM forecaster on newly landed series data.")
 def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Prefect form default
-    """One writer per workspace: the whole run holds the workspace lock (tasks/lock.py)."""
+    """One writer per workspace: the whole run holds the workspace lock (workspace/lock.py)."""
     logger = get_run_logger()
     workspace = Workspace(cfg.paths.workspace_path())
     owner = f"retrain flow run {prefect_flow_run.name or prefect_flow_run.id or '(ad hoc)'}"
@@ -174,7 +177,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             with manifest.timed("evaluate"):
                 evaluation = evaluate_task(windows, normalized, model_dir, run, cfg, tracking_uri)
             fault_point("after:evaluate")
-            # register -> commit -> alias, journaled (tasks/commit.py)
+            # register -> commit -> alias, journaled (seriesflow/workspace/commit.py)
             begin_commit(workspace, run, accepted, key, cfg, tracking_uri)
             with manifest.timed("register"):
                 registration = register_task(
@@ -239,7 +242,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
 def open_tracking_run(
     cfg: PipelineConfig, workspace: Workspace, run: RunDir, tracking_uri: str
 ) -> str:
-    """The retrain's MLflow run, RUNNING from here to register (tasks/registry.py)."""
+    """The retrain's MLflow run, RUNNING from here to register (seriesflow/tracking/registry.py)."""
     experiment_id = use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
     params = flatten("", cfg.dump(), {})
     return start_training_run(experiment_id, run.run_id, run_tags(run, workspace), params)
@@ -259,7 +262,7 @@ def close_tracking_run(mlflow_run_id: str | None, reason: str) -> None:
 def recover_workspace(
     cfg: PipelineConfig, workspace: Workspace, tracking_uri: str, crashed: str | None
 ) -> list[str]:
-    """Before reading anything: finish or roll back what a crashed run left (tasks/commit.py)."""
+    """Before reading anything: finish or roll back what a crashed run left (workspace/commit)."""
     logger = get_run_logger()
     if crashed is None and load_journal(workspace) is None:
         return []
@@ -319,7 +322,7 @@ def keep_tidy(
     tracking_uri: str,
     taken: list,
 ) -> None:
-    """Retention: the committed files leave landing; old run folders go (tasks/retention.py)."""
+    """Retention: the committed files leave landing; old run folders go (workspace/retention)."""
     logger = get_run_logger()
     try:
         mode = cfg.retention.landed
@@ -351,6 +354,38 @@ def pending_commit(workspace: Workspace, run: RunDir, reason: str) -> dict[str, 
         "reason": f"{reason}; v{journal['version']} is registered but its data is not "
         "committed and the champion alias has not moved: the next run finishes the commit",
     }
+
+
+def report_outcome(result: dict[str, Any], cfg: PipelineConfig, run: RunDir) -> list[str]:
+    """Create the run's outcome artifact and emit its events; returns the event names.
+
+    Never raises: telling about the outcome must not change it (a failure is logged)."""
+    try:
+        return _report_outcome(result, cfg, run)
+    except Exception as exc:  # noqa: BLE001 - the run's result stands either way
+        get_run_logger().warning("Could not report the outcome: %s: %s", type(exc).__name__, exc)
+        return []
+
+
+def _report_outcome(result: dict[str, Any], cfg: PipelineConfig, run: RunDir) -> list[str]:
+    index = run.validation_dir / "data_docs" / "index.html"
+    runs = Workspace(cfg.paths.workspace_path()).runs
+    try:
+        url = (
+            reports_link(cfg.paths.resolved_reports_url(), runs, index) if index.exists() else None
+        )
+    except ValueError:  # validate logged why
+        url = None
+    create_markdown_artifact(
+        key=OUTCOME_ARTIFACT,
+        markdown=outcome_markdown(result, url),
+        description=f"What retrain run {run.run_id} decided",
+    )
+    emitted = []
+    for name, resource, payload in outcome_events(result, cfg, run, quarantined_files(run)):
+        emit_event(event=name, resource=resource, payload=payload)
+        emitted.append(name)
+    return emitted
 
 
 def run_cli(cfg: PipelineConfig) -> tuple[dict[str, Any], int]:

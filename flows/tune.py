@@ -54,21 +54,13 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from seriesflow.flows.fanout import task_runner
-from seriesflow.tasks.accepted import load_history
-from seriesflow.tasks.config import PipelineConfig, add_config_arguments, load_config_tree
-from seriesflow.tasks.ingest import read_series_file
-from seriesflow.tasks.io import Workspace, new_run_id, read_parquet, write_json, write_parquet
-from seriesflow.tasks.landing import FILE, Landing
-from seriesflow.tasks.ledger import find_new, load_ledger, scan_landing
-from seriesflow.tasks.normalize import normalize_series
-from seriesflow.tasks.registry import mlflow_module, use_tracking
-from seriesflow.tasks.saved_model import forecast_windows
-from seriesflow.tasks.scaler import Scaler
-from seriesflow.tasks.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL, VALUE
-from seriesflow.tasks.scoring import score_split, scorer_for
-from seriesflow.tasks.train import fit_windows
-from seriesflow.tasks.tuning import (
+from flows.fanout import task_runner
+from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, load_config_tree
+from seriesflow.data.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL, VALUE
+from seriesflow.evaluation.scoring import score_split, scorer_for
+from seriesflow.model.saved_model import forecast_windows
+from seriesflow.model.scaler import Scaler
+from seriesflow.model.tuning import (
     TrialResult,
     TuneConfig,
     best_trial,
@@ -78,8 +70,22 @@ from seriesflow.tasks.tuning import (
     trials_frame,
     with_params,
 )
-from seriesflow.tasks.window import resolve_timesteps, windows_table
-from seriesflow.tasks.window_table import SeriesArrays, windows_from_table
+from seriesflow.model.windows import SeriesArrays, windows_from_table
+from seriesflow.tracking.registry import mlflow_module, use_tracking
+from seriesflow.workspace.files import (
+    Workspace,
+    new_run_id,
+    read_parquet,
+    write_json,
+    write_parquet,
+)
+from seriesflow.workspace.history import load_history
+from seriesflow.workspace.landing import FILE, Landing
+from seriesflow.workspace.ledger import find_new, load_ledger, scan_landing
+from tasks.ingest import read_series_file
+from tasks.normalize import normalize_series
+from tasks.train import fit_windows
+from tasks.window import resolve_timesteps, windows_table
 
 # --------------------------------------------------------------------------- pure trial
 
@@ -347,7 +353,7 @@ def tune(
         "retrain": None,
     }
     if retrain_best:
-        from seriesflow.flows.retrain import retrain
+        from flows.retrain import retrain
 
         forced = best_cfg.model_copy(
             update={"ingest": best_cfg.ingest.model_copy(update={"retrain_without_new_data": True})}

@@ -48,44 +48,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.settings import get_current_settings
 
-from seriesflow.tasks.config import PipelineConfig, add_config_arguments, load_config
-from seriesflow.tasks.io import Workspace
-from seriesflow.tasks.landing import Landing
-from seriesflow.tasks.ledger import LandedFile, find_new, load_ledger, settle
+from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, load_config
+from seriesflow.ops.events import EVENT_NAME, arrival_payload, arrival_resource
+from seriesflow.workspace.files import Workspace
+from seriesflow.workspace.landing import Landing
+from seriesflow.workspace.ledger import LandedFile, find_new, load_ledger, settle
 
-EVENT_NAME = "series.data.arrived"
-RESOURCE_PREFIX = "seriesflow.landing."
-# An event must stay under the server's 1.5 MB limit (PREFECT_EVENTS_MAXIMUM_SIZE_BYTES);
-# one listed file costs ~150 bytes, so list the first ones and keep exact totals.
-MAX_LISTED_FILES = 500
 # The flow's default parameter (frozen, so one shared instance is safe).
 DEFAULT_CONFIG = PipelineConfig()
-
-
-def landing_resource_id(landing: Path | str) -> str:
-    """The event's resource id for a landing folder or URL (the trigger matches on it)."""
-    return f"{RESOURCE_PREFIX}{landing}"
-
-
-def arrival_resource(landing: Path | str, workspace: Path, model_name: str) -> dict[str, str]:
-    return {
-        "prefect.resource.id": landing_resource_id(landing),
-        "prefect.resource.name": f"landing folder {landing}",
-        "seriesflow.landing": str(landing),
-        "seriesflow.workspace": str(workspace),
-        "seriesflow.model": model_name,
-    }
-
-
-def arrival_payload(new: list[LandedFile]) -> dict[str, Any]:
-    """What the event says about the new files: a bounded list plus exact totals."""
-    listed = new[:MAX_LISTED_FILES]
-    return {
-        "files": [{"name": f.name, "sha256": f.sha256, "bytes": f.bytes} for f in listed],
-        "count": len(new),
-        "bytes": sum(f.bytes for f in new),
-        "truncated": len(listed) < len(new),
-    }
 
 
 # The result depends on the folder's contents, not on the arguments: never cache it.

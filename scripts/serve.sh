@@ -264,7 +264,7 @@ fi
 log "deployed retrain/on-new-data, retrain/scheduled, watch/poll"
 
 # Upserted by name: running make serve again updates them, never duplicates them.
-"$PY" -m flows.alerts apply "$SERIESFLOW_HOME/automations.yaml" 2>&1 | sed 's/^/[serve alerts] /' >&2 ||
+"$PY" -m flows.cli alerts apply "$SERIESFLOW_HOME/automations.yaml" 2>&1 | sed 's/^/[serve alerts] /' >&2 ||
     die "could not apply automations.yaml (output above)"
 
 reports_port="${SERIESFLOW_REPORTS_PORT:-4201}"
@@ -275,7 +275,7 @@ if [[ "$reports_port" != off ]]; then
     if wait_for_url "http://127.0.0.1:$reports_port/" 1 2>/dev/null; then
         die "something already answers on 127.0.0.1:$reports_port: set SERIESFLOW_REPORTS_PORT to a free port (or off)"
     fi
-    "$PY" -m flows.reports --directory "$SERIESFLOW_WORKSPACE/runs" --host "$reports_host" \
+    "$PY" -m seriesflow.ops.reports --directory "$SERIESFLOW_WORKSPACE/runs" --host "$reports_host" \
         --port "$reports_port" </dev/null >/dev/null &
     reports_pid=$!
     wait_for_url "http://127.0.0.1:$reports_port/" 30 "$reports_pid" ||

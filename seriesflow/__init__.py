@@ -1,7 +1,8 @@
 """seriesflow: a Prefect-orchestrated pipeline that keeps an LSTM forecaster fresh.
 
-The stages live in ``seriesflow.tasks`` (the repository's ``tasks/``), the flows in
-``seriesflow.flows`` (``flows/``). Importing the package turns off every phone-home and
+The library, in sub-packages by concern (``config``, ``data``, ``model``, ``evaluation``,
+``workspace``, ``tracking``, ``ops``), with no Prefect import; the Prefect tasks are in
+``tasks/`` and the flows in ``flows/``. Importing the package turns off every phone-home and
 progress bar of the libraries we use: the pipeline runs on machines with no network,
 and a retrain log is read by people, not terminals.
 """

@@ -1,7 +1,7 @@
 """Evaluate: score the model, the baselines and the current champion on the test windows.
 
-All scores are in original units (``tasks/scoring.py`` says how). The champion
-is re-scored on the *same* windows through its own scaler (``tasks/champion.py``);
+All scores are in original units (``seriesflow/evaluation/scoring.py`` says how). The champion
+is re-scored on the *same* windows through its own scaler (``seriesflow/evaluation/champion.py``);
 series it has never seen are left out of that comparison. With
 ``evaluate.backtest_folds`` = K > 0 the test period is also cut into K
 rolling-origin folds, each scored on its own (the model is re-scored, not refit).
@@ -16,19 +16,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from seriesflow.tasks.artifacts import plots_markdown
-from seriesflow.tasks.backtest import backtest_summary
-from seriesflow.tasks.champion import champion_of, rescore_champion
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.forecasting import fit_intervals, longest_steps, settings_of
-from seriesflow.tasks.io import RunDir, read_parquet, write_json, write_parquet
-from seriesflow.tasks.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
-from seriesflow.tasks.report import metrics_markdown, records_markdown
-from seriesflow.tasks.results import EvaluationResult
-from seriesflow.tasks.runtime import stage_logger
-from seriesflow.tasks.saved_model import forecast_windows, load_model_dir
-from seriesflow.tasks.scaler import Scaler
-from seriesflow.tasks.schema import (
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.schema import (
     CHAMPION_WINDOWS,
     CLASSIFICATION,
     ETS,
@@ -39,8 +28,19 @@ from seriesflow.tasks.schema import (
     SEASONAL_NAIVE,
     TEST,
 )
-from seriesflow.tasks.scoring import Scored, score_split, scorer_for, with_coverage
-from seriesflow.tasks.window_table import Windows, load_windows
+from seriesflow.evaluation.backtest import backtest_summary
+from seriesflow.evaluation.champion import champion_of, rescore_champion
+from seriesflow.evaluation.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
+from seriesflow.evaluation.scoring import Scored, score_split, scorer_for, with_coverage
+from seriesflow.evaluation.tables import metrics_markdown, records_markdown
+from seriesflow.model.forecasting import fit_intervals, longest_steps, settings_of
+from seriesflow.model.saved_model import forecast_windows, load_model_dir
+from seriesflow.model.scaler import Scaler
+from seriesflow.model.windows import Windows, load_windows
+from seriesflow.ops.artifacts import plots_markdown
+from seriesflow.workspace.files import RunDir, read_parquet, write_json, write_parquet
+from seriesflow.workspace.results import EvaluationResult
+from tasks.stage import stage_logger
 
 
 def classical_baselines(config: PipelineConfig, n_series: int) -> tuple[str, ...]:

@@ -19,15 +19,9 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from seriesflow.tasks.accepted import HISTORY_SOURCE, accepted_schema, load_history
-from seriesflow.tasks.config import ColumnsConfig, IngestConfig
-from seriesflow.tasks.errors import CheckFailure, DataRejected, example_rows
-from seriesflow.tasks.io import RunDir, Workspace, sha256_file, write_parquet
-from seriesflow.tasks.landing import SPECIAL, SYMLINK, Landing
-from seriesflow.tasks.ledger import UNREADABLE, LandedFile, find_new, load_ledger, settle
-from seriesflow.tasks.results import IngestResult
-from seriesflow.tasks.runtime import stage_logger
-from seriesflow.tasks.schema import (
+from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
+from seriesflow.data.errors import CheckFailure, DataRejected, example_rows
+from seriesflow.data.schema import (
     LABEL,
     SERIES_ID,
     SOURCE_FILE,
@@ -35,7 +29,13 @@ from seriesflow.tasks.schema import (
     TIMESTAMP,
     VALUE,
 )
-from seriesflow.tasks.secrets import redact_text
+from seriesflow.ops.secrets import redact_text
+from seriesflow.workspace.files import RunDir, Workspace, sha256_file, write_parquet
+from seriesflow.workspace.history import HISTORY_SOURCE, accepted_schema, load_history
+from seriesflow.workspace.landing import SPECIAL, SYMLINK, Landing
+from seriesflow.workspace.ledger import UNREADABLE, LandedFile, find_new, load_ledger, settle
+from seriesflow.workspace.results import IngestResult
+from tasks.stage import stage_logger
 
 # An explicit UTC offset or "Z" after a clock time ("2026-01-01" alone has none).
 _OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.I)

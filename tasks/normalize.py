@@ -1,6 +1,6 @@
 """Normalize: fill short gaps, split each series in time, scale per series (vectorized).
 
-The scaler (``tasks/scaler.py``) is fit on each series' *training part only*
+The scaler (``seriesflow/model/scaler.py``) is fit on each series' *training part only*
 (the seed fit it on all data, which leaks the test range into training) and
 saved as JSON next to the model, so a forecast can be scaled and un-scaled
 exactly as in training.
@@ -16,12 +16,10 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from seriesflow.tasks.config import PipelineConfig, SplitConfig
-from seriesflow.tasks.frequency import Frequency, steps_found
-from seriesflow.tasks.io import RunDir, read_parquet, write_json, write_parquet
-from seriesflow.tasks.runtime import stage_logger
-from seriesflow.tasks.scaler import MINMAX, Scaler
-from seriesflow.tasks.schema import (
+from seriesflow.config.pipeline import PipelineConfig, SplitConfig
+from seriesflow.data.frequency import Frequency, steps_found
+from seriesflow.data.grid import SeriesRows, fill_grids, fit_grids, string_column
+from seriesflow.data.schema import (
     FILLED,
     LABEL,
     SERIES_ID,
@@ -35,7 +33,9 @@ from seriesflow.tasks.schema import (
     VALUE_ORIGINAL,
     normalized_schema,
 )
-from seriesflow.tasks.series_grid import SeriesRows, fill_grids, fit_grids, string_column
+from seriesflow.model.scaler import MINMAX, Scaler
+from seriesflow.workspace.files import RunDir, read_parquet, write_json, write_parquet
+from tasks.stage import stage_logger
 
 
 def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
@@ -100,7 +100,7 @@ def fit_affines(
 def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, Scaler]:
     """Scaled long frame (+ ``value_original``, ``split``, ``filled``) and its scaler.
 
-    Every series at once, in array passes (``tasks/series_grid.py`` puts them on their
+    Every series at once, in array passes (``seriesflow/data/grid.py`` puts them on their
     calendars): no Python loop over rows or per-series pandas work.
     """
     features = [VALUE, *config.columns.covariates]

@@ -1,10 +1,10 @@
 """Register: log the run to MLflow and add a model version, decided by the gate.
 
-Every version is registered; the promotion gate (``tasks/gate.py``) decides
+Every version is registered; the promotion gate (``seriesflow/evaluation/gate.py``) decides
 whether the ``champion`` alias is to move to it. The rule that decided, the reason
 and every rule's outcome are written to ``gate.json``, logged as tags and
 artifacts, and returned. The alias itself moves only after the run's data is
-committed (``tasks/commit.py``): register records each step in the commit journal
+committed (``seriesflow/workspace/commit.py``): register records each step in the commit journal
 and leaves the version tagged ``seriesflow.commit=pending``.
 """
 
@@ -18,15 +18,23 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from seriesflow.tasks.commit import REGISTERED, REGISTERING
-from seriesflow.tasks.commit import update as journal
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.faults import fault_point
-from seriesflow.tasks.forecasting import FORECAST_COLUMNS, forecast_frame, settings_of
-from seriesflow.tasks.gate import Decision, decide
-from seriesflow.tasks.intervals import Intervals
-from seriesflow.tasks.io import RunDir, Workspace, read_json, read_parquet, write_json
-from seriesflow.tasks.pyfunc import (
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.schema import (
+    ALL_SERIES,
+    ALL_WINDOWS,
+    CLASSIFICATION,
+    FOLD,
+    SERIES_ID,
+    branch_column,
+)
+from seriesflow.evaluation.gate import Decision, decide
+from seriesflow.evaluation.tables import records_markdown
+from seriesflow.model.forecasting import FORECAST_COLUMNS, forecast_frame, settings_of
+from seriesflow.model.intervals import Intervals
+from seriesflow.model.saved_model import ModelSpec, load_model
+from seriesflow.model.scaler import Scaler
+from seriesflow.ops.faults import fault_point
+from seriesflow.tracking.pyfunc import (
     INTERVALS,
     KERAS,
     SCALER,
@@ -37,7 +45,7 @@ from seriesflow.tasks.pyfunc import (
     naive_times,
     signature_example,
 )
-from seriesflow.tasks.registry import (
+from seriesflow.tracking.registry import (
     PENDING,
     TAG_COMMIT,
     TAG_INPUT_KEY,
@@ -51,19 +59,11 @@ from seriesflow.tasks.registry import (
     run_tags,
     use_tracking,
 )
-from seriesflow.tasks.report import records_markdown
-from seriesflow.tasks.results import EvaluationResult, Registration
-from seriesflow.tasks.runtime import registry_lock, stage_logger
-from seriesflow.tasks.saved_model import ModelSpec, load_model
-from seriesflow.tasks.scaler import Scaler
-from seriesflow.tasks.schema import (
-    ALL_SERIES,
-    ALL_WINDOWS,
-    CLASSIFICATION,
-    FOLD,
-    SERIES_ID,
-    branch_column,
-)
+from seriesflow.workspace.commit import REGISTERED, REGISTERING
+from seriesflow.workspace.commit import update as journal
+from seriesflow.workspace.files import RunDir, Workspace, read_json, read_parquet, write_json
+from seriesflow.workspace.results import EvaluationResult, Registration
+from tasks.stage import registry_lock, stage_logger
 
 
 @task(name="register", cache_policy=NO_CACHE)
@@ -164,7 +164,7 @@ def _log_version(
             "gate_reason": decision.reason,
             TAG_INPUT_KEY: started["input_key"],
             TAG_RUN_ID: run.run_id,
-            TAG_COMMIT: PENDING,  # "done" once the data is committed (tasks/commit.py)
+            TAG_COMMIT: PENDING,  # "done" once the data is committed (workspace/commit.py)
         }
         for key, value in tags.items():
             client.set_model_version_tag(cfg.model_name, version, key, value)
@@ -191,7 +191,7 @@ def _report(decision: Decision, model_name: str, version: str, verb: str) -> Non
 
 
 def log_forecaster(run: RunDir, config: PipelineConfig, model_name: str) -> Any:
-    """Log and register the self-contained forecaster (``tasks/pyfunc.py``) of this run."""
+    """Log and register this run's self-contained forecaster (``tracking/pyfunc.py``)."""
     mlflow = mlflow_module()
     from mlflow.models import infer_signature
 

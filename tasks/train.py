@@ -3,7 +3,7 @@
 Defaults are the seed's model (LSTM(50) -> Dense(horizon), Adam, MSE) at batch
 256 with XLA and a sqrt-scaled learning rate (``step_plan``: a small training set keeps the
 seed's batch 32 at 1e-3), with EarlyStopping(restore_best_weights) and a
-ReduceLROnPlateau that can actually fire (``tasks/lstm.py``). An epoch samples at
+ReduceLROnPlateau that can actually fire (``seriesflow/model/lstm.py``). An epoch samples at
 most ``max_windows_per_epoch`` windows from each series' last ``history_points``
 training points. Validation data is the chronological val split, never a shuffled
 slice of the training windows. Seeds are fixed; TensorFlow op determinism is an
@@ -28,7 +28,7 @@ Options (``TrainConfig``):
   scratch and say why.
 
 ``model_spec.json`` beside ``model.keras`` says which of these a model is
-(``tasks/saved_model.py``).
+(``seriesflow/model/saved_model.py``).
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from seriesflow.tasks.branches import (
+from seriesflow.config.pipeline import PipelineConfig, TrainConfig
+from seriesflow.data.schema import CLASSIFICATION, GROUP, SERIES_ID, TRAIN, VAL, branch_column
+from seriesflow.evaluation.champion import Champion, champion_of
+from seriesflow.model.branches import (
     Branch,
     build_branch,
     group_of_series,
@@ -54,9 +57,18 @@ from seriesflow.tasks.branches import (
     plan_branches,
     route_branches,
 )
-from seriesflow.tasks.champion import Champion, champion_of
-from seriesflow.tasks.config import PipelineConfig, TrainConfig
-from seriesflow.tasks.io import (
+from seriesflow.model.lstm import (
+    build_model,
+    fit_model,
+    seed_everything,
+    warm_start,
+    window_batches,
+)
+from seriesflow.model.saved_model import ModelSpec, load_model
+from seriesflow.model.scaler import LAST_VALUE, Scaler
+from seriesflow.model.windows import Windows, load_windows
+from seriesflow.tracking.registry import epoch_steps, log_values, metric_key
+from seriesflow.workspace.files import (
     MODEL_FILE,
     RunDir,
     atomic_path,
@@ -65,19 +77,7 @@ from seriesflow.tasks.io import (
     write_json,
     write_parquet,
 )
-from seriesflow.tasks.lstm import (
-    build_model,
-    fit_model,
-    seed_everything,
-    warm_start,
-    window_batches,
-)
-from seriesflow.tasks.registry import epoch_steps, log_values, metric_key
-from seriesflow.tasks.runtime import stage_logger
-from seriesflow.tasks.saved_model import ModelSpec, load_model
-from seriesflow.tasks.scaler import LAST_VALUE, Scaler
-from seriesflow.tasks.schema import CLASSIFICATION, GROUP, SERIES_ID, TRAIN, VAL, branch_column
-from seriesflow.tasks.window_table import Windows, load_windows
+from tasks.stage import stage_logger
 
 
 @dataclass(frozen=True)

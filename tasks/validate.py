@@ -6,7 +6,7 @@ merged result is checked per series (length, not constant, regular frequency,
 gaps, no silent revision of accepted values, no back-fill). A file that fails
 is left out (or, with ``on_bad_file=reject_arrival``, the whole arrival) and
 quarantined; data already accepted is never changed by it. The suites live in
-``tasks/expectations.py``, the drift check in ``tasks/drift.py``.
+``seriesflow/data/expectations.py``, the drift check in ``seriesflow/data/drift.py``.
 """
 
 from __future__ import annotations
@@ -25,13 +25,10 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from seriesflow.tasks.accepted import HISTORY_SOURCE, accepted_schema
-from seriesflow.tasks.artifacts import data_docs_markdown, reports_link
-from seriesflow.tasks.champion import champion_reference
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.drift import DRIFT_COLUMNS, drift_failure, drift_table
-from seriesflow.tasks.errors import CheckFailure, DataRejected, example_rows
-from seriesflow.tasks.expectations import (
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.drift import DRIFT_COLUMNS, drift_failure, drift_table
+from seriesflow.data.errors import CheckFailure, DataRejected, example_rows
+from seriesflow.data.expectations import (
     CheckReport,
     FileVerdict,
     GxSession,
@@ -39,11 +36,14 @@ from seriesflow.tasks.expectations import (
     check_merged,
     robust_outliers,
 )
-from seriesflow.tasks.io import RunDir, Workspace, read_parquet, write_json, write_parquet
-from seriesflow.tasks.quarantine import quarantine_files
-from seriesflow.tasks.results import IngestResult, ValidateResult
-from seriesflow.tasks.runtime import stage_logger
-from seriesflow.tasks.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
+from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
+from seriesflow.evaluation.champion import champion_reference
+from seriesflow.ops.artifacts import data_docs_markdown, reports_link
+from seriesflow.workspace.files import RunDir, Workspace, read_parquet, write_json, write_parquet
+from seriesflow.workspace.history import HISTORY_SOURCE, accepted_schema
+from seriesflow.workspace.quarantine import quarantine_files
+from seriesflow.workspace.results import IngestResult, ValidateResult
+from tasks.stage import stage_logger
 
 # --------------------------------------------------------------------------- pure rules
 

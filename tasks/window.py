@@ -16,7 +16,7 @@ observations only.
 
 The stage writes only what identifies a window (series, origin, target time,
 split); inputs and targets are gathered from the normalized values when needed
-(``tasks/window_table.py``), so nothing is copied ``timesteps`` times.
+(``seriesflow/model/windows.py``), so nothing is copied ``timesteps`` times.
 
 ``window.timesteps: auto`` resolves here: two seasons of the series' frequency,
 bounded by the shortest training part (``window_table.auto_timesteps``).
@@ -41,11 +41,8 @@ import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from seriesflow.tasks.config import AUTO, PipelineConfig
-from seriesflow.tasks.io import RunDir, write_table
-from seriesflow.tasks.runtime import stage_logger
-from seriesflow.tasks.scaler import Scaler
-from seriesflow.tasks.schema import (
+from seriesflow.config.pipeline import AUTO, PipelineConfig
+from seriesflow.data.schema import (
     CLASSIFICATION,
     LABEL,
     REGRESSION,
@@ -55,7 +52,8 @@ from seriesflow.tasks.schema import (
     VALUE,
     windows_schema,
 )
-from seriesflow.tasks.window_table import (
+from seriesflow.model.scaler import Scaler
+from seriesflow.model.windows import (
     DIRECTION_CLASSES,
     WINDOWS_META,
     SeriesArrays,
@@ -64,6 +62,8 @@ from seriesflow.tasks.window_table import (
     input_offsets,
     target_offsets,
 )
+from seriesflow.workspace.files import RunDir, write_table
+from tasks.stage import stage_logger
 
 
 @dataclass(frozen=True)

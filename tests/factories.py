@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.window_table import Windows
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.model.windows import Windows
 
 START = pd.Timestamp("2026-03-01T00:00:00Z")
 TIMES = np.array(pd.date_range("2026-03-01", periods=60, freq="h").to_numpy())
@@ -88,7 +88,7 @@ def window_set(
     values: dict[str, np.ndarray] | None = None,
 ) -> Windows:
     """Hand-made test windows over series on ``TIMES`` (``values``: scaled, default zeros)."""
-    from seriesflow.tasks.window_table import SeriesArrays
+    from seriesflow.model.windows import SeriesArrays
 
     n = len(origins)
     series = series or ["a"] * n
@@ -122,8 +122,8 @@ def window_set(
 
 def windows_of(frame, features=("value",), timesteps=6, horizon=1, task="regression"):
     """The window set of a normalized frame, as the window stage would index it."""
-    from seriesflow.tasks.window import windows_table
-    from seriesflow.tasks.window_table import SeriesArrays, windows_from_table
+    from seriesflow.model.windows import SeriesArrays, windows_from_table
+    from tasks.window import windows_table
 
     arrays = SeriesArrays.from_frame(frame, list(features))
     return windows_from_table(windows_table(arrays, timesteps, horizon, task), arrays)
@@ -131,7 +131,7 @@ def windows_of(frame, features=("value",), timesteps=6, horizon=1, task="regress
 
 def identity_scaler(windows, method: str = "minmax"):
     """A scaler that leaves the (already scaled) test values as they are."""
-    from seriesflow.tasks.scaler import Scaler
+    from seriesflow.model.scaler import Scaler
 
     series = windows.arrays.series
     features = windows.features

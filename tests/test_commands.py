@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seriesflow.flows.mlflow_ui import experiment_link
+from seriesflow.ops.mlflow_ui import experiment_link
 from tests.integration.stack import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_mlflow_ui_uses_the_tracking_server_it_is_given():
     closed = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": closed}
     done = subprocess.run(
-        [sys.executable, "-m", "seriesflow.flows.mlflow_ui"],
+        [sys.executable, "-m", "seriesflow.ops.mlflow_ui"],
         cwd=REPO,
         env=env,
         capture_output=True,

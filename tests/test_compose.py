@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from seriesflow.flows.cli import COMMANDS
+from flows.cli import COMMANDS
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = re.compile(r"\$\{(\w+):-([^}]*)\}")
@@ -88,7 +88,7 @@ def test_the_image_installs_the_locked_packages_and_this_checkout():
 def test_the_worker_runs_the_console_script_make_serve_runs(services):
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert command(services["worker"]) == ["seriesflow", "serve"]
-    assert pyproject["project"]["scripts"]["seriesflow"] == "seriesflow.flows.cli:main"
+    assert pyproject["project"]["scripts"]["seriesflow"] == "flows.cli:main"
     assert COMMANDS["serve"][0] == ""  # seriesflow serve runs scripts/serve.sh
     assert (REPO / "scripts" / "serve.sh").is_file()
 

@@ -25,9 +25,9 @@ import mlflow
 import pandas as pd
 import pyarrow.parquet as pq
 
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.io import RunDir, Workspace
-from seriesflow.tasks.ledger import load_ledger
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.workspace.files import RunDir, Workspace
+from seriesflow.workspace.ledger import load_ledger
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = ["series_id", "timestamp"]
@@ -146,7 +146,7 @@ def retrain_process(
     log = config_file.with_name(f"{config_file.stem}.{time.monotonic_ns()}.log")
     with open(log, "w") as out:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "seriesflow.flows.retrain", "--config", str(config_file)],
+            [sys.executable, "-m", "flows.retrain", "--config", str(config_file)],
             cwd=REPO,
             env=environ,
             stdout=out,

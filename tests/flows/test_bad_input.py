@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from seriesflow.flows.retrain import retrain
-from seriesflow.tasks.io import Workspace, read_json, sha256_file
-from seriesflow.tasks.ledger import load_ledger
+from flows.retrain import retrain
+from seriesflow.workspace.files import Workspace, read_json, sha256_file
+from seriesflow.workspace.ledger import load_ledger
 from tests.factories import series_frame, tiny_config, write_csv
 
 PERIOD = 10

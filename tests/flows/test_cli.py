@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seriesflow.flows.cli import COMMANDS, NOT_INSTALLED, main
+from flows.cli import COMMANDS, NOT_INSTALLED, main
 
 
 def test_the_installed_script_lists_every_subcommand():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
-from seriesflow.flows.retrain import retrain
-from seriesflow.tasks.io import Workspace
-from seriesflow.tasks.ledger import load_ledger
+from flows.retrain import retrain
+from seriesflow.workspace.files import Workspace
+from seriesflow.workspace.ledger import load_ledger
 from tests.factories import crash_config, write_csv, zigzag_frame
 from tests.flows.checks import assert_consistent, retrain_process
 
@@ -58,7 +58,7 @@ def test_two_adhoc_runs_at_once_both_finish_and_lose_nothing(prefect_api_url, tm
 
 
 def test_no_wait_ends_skipped_when_the_workspace_is_busy(prefect_server, tmp_path):
-    from seriesflow.tasks.lock import workspace_lock
+    from seriesflow.workspace.lock import workspace_lock
 
     landing = tmp_path / "landing"
     write_csv(zigzag_frame(), landing / "base.csv")

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seriesflow.flows.retrain import retrain
-from seriesflow.tasks.io import RunDir, read_json, read_parquet
-from seriesflow.tasks.saved_model import SERIES_INPUT, X_INPUT, ModelSpec, load_model
-from seriesflow.tasks.schema import GROUP, SERIES_ID, TIMESTAMP
-from seriesflow.tasks.train import BRANCHES_DIR
+from flows.retrain import retrain
+from seriesflow.data.schema import GROUP, SERIES_ID, TIMESTAMP
+from seriesflow.model.saved_model import SERIES_INPUT, X_INPUT, ModelSpec, load_model
+from seriesflow.workspace.files import RunDir, read_json, read_parquet
+from tasks.train import BRANCHES_DIR
 from tests.factories import series_frame, tiny_config, write_csv
 
 # sha256 mod 2 puts a, b in hash-0 and d, g in hash-1 (tests/tasks/test_train_groups.py)

@@ -1,7 +1,7 @@
 """Crashes at every step of a retrain, a full disk at commit: nothing lost, nothing wrong.
 
 Each case runs ``python -m flows.retrain`` as a real process that SIGKILLs itself at a
-named point (``tasks/faults.py``), then a normal run in this process, then checks the
+named point (``seriesflow/ops/faults.py``), then a normal run in this process, then checks the
 workspace invariants (``tests/flows/checks.py``): every accepted row in history exactly
 once, ledger and history agree, the champion's data is in history, no temporary files,
 no MLflow run left RUNNING, no two versions trained on the same data.
@@ -14,8 +14,8 @@ import signal
 
 import pytest
 
-from seriesflow.flows.retrain import retrain
-from seriesflow.tasks.faults import POINTS
+from flows.retrain import retrain
+from seriesflow.ops.faults import POINTS
 from tests.factories import crash_config, write_csv, zigzag_frame
 from tests.flows.checks import assert_consistent, champion, retrain_process, versions
 

@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from seriesflow.flows.forecast import forecast
-from seriesflow.flows.forecast import main as forecast_cli
-from seriesflow.flows.retrain import retrain
-from seriesflow.tasks.accepted import load_history
-from seriesflow.tasks.io import Workspace, read_json
-from seriesflow.tasks.live import accuracy_path
-from seriesflow.tasks.schema import SERIES_ID, TIMESTAMP, VALUE
+from flows.forecast import forecast
+from flows.forecast import main as forecast_cli
+from flows.retrain import retrain
+from seriesflow.data.schema import SERIES_ID, TIMESTAMP, VALUE
+from seriesflow.evaluation.live_accuracy import accuracy_path
+from seriesflow.workspace.files import Workspace, read_json
+from seriesflow.workspace.history import load_history
 from tests.factories import series_frame, tiny_config, write_csv
 from tests.integration.stack import free_port
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import mlflow
 
-from seriesflow.flows.retrain import retrain
-from seriesflow.tasks.io import Workspace
-from seriesflow.tasks.ledger import load_ledger
+from flows.retrain import retrain
+from seriesflow.workspace.files import Workspace
+from seriesflow.workspace.ledger import load_ledger
 from tests.factories import crash_config, write_csv, zigzag_frame
 
 ODD_IDS = ("a/b", "..", "/", "x  y", "münchen-süd", "a//b:c")

@@ -6,10 +6,10 @@ import mlflow
 import pyarrow.parquet as pq
 import pytest
 
-from seriesflow.flows.retrain import retrain
-from seriesflow.tasks.io import RunDir, read_json
-from seriesflow.tasks.registry import CHAMPION_ALIAS
-from seriesflow.tasks.saved_model import SPEC_FILE
+from flows.retrain import retrain
+from seriesflow.model.saved_model import SPEC_FILE
+from seriesflow.tracking.registry import CHAMPION_ALIAS
+from seriesflow.workspace.files import RunDir, read_json
 from tests.factories import series_frame, tiny_config, write_csv
 
 PERIOD = 10

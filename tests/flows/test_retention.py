@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from seriesflow.flows.retrain import retrain
-from seriesflow.tasks.io import Workspace
+from flows.retrain import retrain
+from seriesflow.workspace.files import Workspace
 from tests.factories import crash_config, write_csv, zigzag_frame
 from tests.flows.checks import assert_consistent, champion, versions
 

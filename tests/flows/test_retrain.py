@@ -8,12 +8,12 @@ import mlflow
 import pyarrow.parquet as pq
 import pytest
 
-from seriesflow.flows.retrain import main as cli_main
-from seriesflow.flows.retrain import retrain
-from seriesflow.tasks.io import RunDir, Workspace, read_json
-from seriesflow.tasks.ledger import load_ledger
-from seriesflow.tasks.schema import ORIGIN_INDEX, SERIES_ID, SPLIT, TARGET_TIME, TIMESTAMP, VALUE
-from seriesflow.tasks.window_table import windows_meta
+from flows.retrain import main as cli_main
+from flows.retrain import retrain
+from seriesflow.data.schema import ORIGIN_INDEX, SERIES_ID, SPLIT, TARGET_TIME, TIMESTAMP, VALUE
+from seriesflow.model.windows import windows_meta
+from seriesflow.workspace.files import RunDir, Workspace, read_json
+from seriesflow.workspace.ledger import load_ledger
 from tests.factories import series_frame, tiny_config, write_csv
 
 PERIOD = 10  # does not divide the inferred season (24 h): seasonal naive is a fair rival

@@ -6,10 +6,11 @@ from __future__ import annotations
 import io
 import json
 
-from seriesflow.flows.retrain import retrain
-from seriesflow.flows.watch import landing_resource_id, watch
-from seriesflow.tasks.io import Workspace, read_json
-from seriesflow.tasks.ledger import load_ledger
+from flows.retrain import retrain
+from flows.watch import watch
+from seriesflow.ops.events import landing_resource_id
+from seriesflow.workspace.files import Workspace, read_json
+from seriesflow.workspace.ledger import load_ledger
 from tests.conftest import S3_SECRET
 from tests.factories import crash_config, zigzag_frame
 from tests.flows.checks import assert_consistent

@@ -17,7 +17,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from seriesflow.flows.retrain import retrain
+from flows.retrain import retrain
 from tests.factories import crash_config, write_csv, zigzag_frame
 
 PASSWORD = "hunter2-Secret"
@@ -103,7 +103,7 @@ def test_tracking_uri_password_is_never_written_anywhere(
 
 
 def test_redaction_of_uris_and_free_text():
-    from seriesflow.tasks.secrets import redact_text, redact_url
+    from seriesflow.ops.secrets import redact_text, redact_url
 
     assert (
         redact_url("https://ops:hunter2@mlflow.internal/x") == "https://ops:***@mlflow.internal/x"

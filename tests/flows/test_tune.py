@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import yaml
 
-from seriesflow.flows.tune import evaluate_trial, load_tune_config, tune
-from seriesflow.tasks.config import PipelineConfig, load_config
-from seriesflow.tasks.lstm import seed_everything
-from seriesflow.tasks.normalize import normalize_series
-from seriesflow.tasks.schema import MODEL, NAIVE, SERIES_ID, VALUE
-from seriesflow.tasks.tuning import SearchSpace, TuneConfig, trial_params, with_params
+from flows.tune import evaluate_trial, load_tune_config, tune
+from seriesflow.config.pipeline import PipelineConfig, load_config
+from seriesflow.data.schema import MODEL, NAIVE, SERIES_ID, VALUE
+from seriesflow.model.lstm import seed_everything
+from seriesflow.model.tuning import SearchSpace, TuneConfig, trial_params, with_params
+from tasks.normalize import normalize_series
 from tests.factories import series_frame, tiny_config, write_csv
 
 PERIOD = 10

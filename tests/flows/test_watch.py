@@ -10,17 +10,23 @@ from pathlib import Path
 import httpx
 import pytest
 
-from seriesflow.flows.watch import (
+from flows.watch import watch
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.ops.events import (
     EVENT_NAME,
     MAX_LISTED_FILES,
     arrival_payload,
     arrival_resource,
     landing_resource_id,
-    watch,
 )
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.io import Workspace, sha256_file
-from seriesflow.tasks.ledger import INGESTED, LandedFile, append_ledger, ledger_rows, scan_landing
+from seriesflow.workspace.files import Workspace, sha256_file
+from seriesflow.workspace.ledger import (
+    INGESTED,
+    LandedFile,
+    append_ledger,
+    ledger_rows,
+    scan_landing,
+)
 
 
 def _config(workspace: Path, landing: Path, settle_seconds: float = 5) -> PipelineConfig:

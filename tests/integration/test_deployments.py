@@ -25,15 +25,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from seriesflow.flows.watch import (
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.ops.events import (
     EVENT_NAME,
     arrival_payload,
     arrival_resource,
     landing_resource_id,
 )
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.io import Workspace, sha256_file
-from seriesflow.tasks.ledger import find_new, load_ledger, scan_landing
+from seriesflow.workspace.files import Workspace, sha256_file
+from seriesflow.workspace.ledger import find_new, load_ledger, scan_landing
 from tests.factories import series_frame, write_csv
 from tests.integration.stack import DEPLOYMENTS, REPO, Stack, wait_for
 
@@ -325,7 +325,7 @@ def test_a_promotion_triggers_the_forecast_deployment(tiny: Stack) -> None:
     """The retrain above registered v1; when it was promoted, its seriesflow.model.promoted
     event has started forecast/on-promotion. (Tiny training may lose the gate: then crown v1
     by hand and send the event the retrain flow sends, to the same effect.)"""
-    from seriesflow.flows.outcome import MODEL_PROMOTED, model_resource
+    from seriesflow.ops.events import MODEL_PROMOTED, model_resource
 
     stack = tiny
     mlflow.set_tracking_uri(f"sqlite:///{stack.workspace / 'mlflow.db'}")

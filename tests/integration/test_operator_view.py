@@ -28,10 +28,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from seriesflow.flows.alerts import WEBHOOK_BLOCK, WEBHOOK_ENV, load_automations
-from seriesflow.flows.outcome import DATA_REJECTED, MODEL_PROMOTED, OUTCOME_ARTIFACT
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.datadocs import LOADS
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.datadocs import LOADS
+from seriesflow.ops.alerts import WEBHOOK_BLOCK, WEBHOOK_ENV, load_automations
+from seriesflow.ops.events import DATA_REJECTED, MODEL_PROMOTED, OUTCOME_ARTIFACT
 from tests.factories import series_frame, write_csv
 from tests.integration.stack import REPO, Stack, free_port, wait_for
 
@@ -202,7 +202,7 @@ def test_serve_applied_the_automations_once_and_applying_again_changes_nothing(
         if target:
             env[WEBHOOK_ENV] = target
         return subprocess.run(
-            [sys.executable, "-m", "seriesflow.flows.alerts", "apply"],
+            [sys.executable, "-m", "flows.cli", "alerts", "apply"],
             cwd=REPO,
             env=env,
             capture_output=True,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from seriesflow.tasks.config import PipelineConfig
-from seriesflow.tasks.evaluate import classical_baselines
-from seriesflow.tasks.schema import ETS
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.schema import ETS
+from tasks.evaluate import classical_baselines
 
 
 def config(**sections) -> PipelineConfig:

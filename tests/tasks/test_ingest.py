@@ -1,11 +1,11 @@
 import pandas as pd
 import pytest
 
-from seriesflow.tasks.accepted import HISTORY_SOURCE
-from seriesflow.tasks.config import ColumnsConfig, IngestConfig
-from seriesflow.tasks.errors import DataRejected
-from seriesflow.tasks.ingest import read_series_file, stack_with_history
-from seriesflow.tasks.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
+from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
+from seriesflow.data.errors import DataRejected
+from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
+from seriesflow.workspace.history import HISTORY_SOURCE
+from tasks.ingest import read_series_file, stack_with_history
 from tests.factories import series_frame, write_csv
 
 COLUMNS = ColumnsConfig()
@@ -109,7 +109,7 @@ def test_date_only_values_are_naive_not_offsets(tmp_path):
 
 
 def test_label_column_is_read_as_text(tmp_path):
-    from seriesflow.tasks.schema import LABEL
+    from seriesflow.data.schema import LABEL
 
     path = tmp_path / "l.csv"
     path.write_text("series_id,timestamp,value,state\na,2026-01-01T00:00:00Z,1,up\n")

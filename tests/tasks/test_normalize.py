@@ -5,11 +5,9 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import MinMaxScaler
 
-from seriesflow.tasks.config import PipelineConfig, SplitConfig
-from seriesflow.tasks.frequency import Frequency, fill_gaps
-from seriesflow.tasks.normalize import normalize_series, split_sizes
-from seriesflow.tasks.scaler import Scaler
-from seriesflow.tasks.schema import (
+from seriesflow.config.pipeline import PipelineConfig, SplitConfig
+from seriesflow.data.frequency import Frequency, fill_gaps
+from seriesflow.data.schema import (
     FILLED,
     SERIES_ID,
     SPLIT,
@@ -20,6 +18,8 @@ from seriesflow.tasks.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
+from seriesflow.model.scaler import Scaler
+from tasks.normalize import normalize_series, split_sizes
 from tests.factories import series_frame, windows_of
 
 
@@ -99,7 +99,7 @@ def test_inputs_are_not_mutated():
 
 
 def test_label_column_is_carried_unscaled_and_labels_windows():
-    from seriesflow.tasks.schema import CLASSIFICATION, LABEL
+    from seriesflow.data.schema import CLASSIFICATION, LABEL
 
     frame = series_frame(series=("a",), n=60)
     frame[LABEL] = np.where(np.arange(60) % 3 == 0, "peak", "calm")

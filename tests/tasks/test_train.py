@@ -6,10 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seriesflow.tasks.config import TrainConfig
-from seriesflow.tasks.lstm import build_model, fit_model, route_series, seed_everything, warm_start
-from seriesflow.tasks.saved_model import ModelSpec, predict
-from seriesflow.tasks.schema import (
+from seriesflow.config.pipeline import TrainConfig
+from seriesflow.data.schema import (
     CLASSIFICATION,
     SERIES_ID,
     SPLIT,
@@ -17,7 +15,9 @@ from seriesflow.tasks.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
-from seriesflow.tasks.train import WarmSource, fit_windows
+from seriesflow.model.lstm import build_model, fit_model, route_series, seed_everything, warm_start
+from seriesflow.model.saved_model import ModelSpec, predict
+from tasks.train import WarmSource, fit_windows
 from tests.factories import START, identity_scaler, windows_of
 
 TINY = {
@@ -295,7 +295,7 @@ def test_linear_skip_adds_a_linear_map_of_the_window_and_a_zero_head_is_naive():
 
 
 def test_short_training_sets_are_repeated_to_the_minimum_epoch_size():
-    from seriesflow.tasks.lstm import window_batches
+    from seriesflow.model.lstm import window_batches
 
     data = windows_of(frame_of({"a": sine(40)}), timesteps=4)
     train = data.subset("train")
@@ -312,7 +312,7 @@ def test_short_training_sets_are_repeated_to_the_minimum_epoch_size():
 
 
 def test_history_points_keeps_only_windows_within_the_most_recent_training_points():
-    from seriesflow.tasks.train import recent_training_windows
+    from tasks.train import recent_training_windows
 
     # a: 100 points -> 70 train rows 0..69; b: 60 points -> 42 train rows (60 + 0..41)
     data = windows_of(frame_of({"a": sine(100), "b": sine(60)}), timesteps=4, horizon=2)
@@ -329,7 +329,7 @@ def test_history_points_keeps_only_windows_within_the_most_recent_training_point
 
 
 def test_max_windows_per_epoch_samples_without_replacement_seeded_and_new_each_epoch():
-    from seriesflow.tasks.lstm import window_batches
+    from seriesflow.model.lstm import window_batches
 
     data = windows_of(frame_of({"a": sine(200)}), timesteps=4)
     train = data.subset("train")  # 136 windows
@@ -348,8 +348,8 @@ def test_max_windows_per_epoch_samples_without_replacement_seeded_and_new_each_e
 
 
 def test_fit_windows_trains_on_the_sampled_and_recent_windows_only(monkeypatch):
-    from seriesflow.tasks import train as train_module
-    from seriesflow.tasks.lstm import window_batches
+    import tasks.train as train_module
+    from seriesflow.model.lstm import window_batches
 
     made = []
 
@@ -390,7 +390,7 @@ def test_xla_is_used_when_determinism_is_off_and_repeats_for_a_seed_on_cpu():
 
 
 def test_a_small_training_set_gets_a_smaller_batch_and_a_scaled_rate():
-    from seriesflow.tasks.train import step_plan
+    from tasks.train import step_plan
 
     cfg = TrainConfig()  # batch 256 at 1e-3 x sqrt(8), at least 16 steps, batch 32 at least
     assert (step_plan(cfg, 100).batch_size, step_plan(cfg, 100).learning_rate) == (

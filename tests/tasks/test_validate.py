@@ -2,10 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seriesflow.tasks.accepted import HISTORY_SOURCE
-from seriesflow.tasks.config import ColumnsConfig, PipelineConfig, ValidationConfig
-from seriesflow.tasks.drift import drift_table
-from seriesflow.tasks.expectations import (
+from seriesflow.config.pipeline import ColumnsConfig, PipelineConfig, ValidationConfig
+from seriesflow.data.drift import drift_table
+from seriesflow.data.expectations import (
     FREQUENCY,
     IN_TIME_ORDER,
     MAX_GAP_STEPS,
@@ -18,8 +17,9 @@ from seriesflow.tasks.expectations import (
     series_profile,
     with_time_order,
 )
-from seriesflow.tasks.ingest import stack_with_history
-from seriesflow.tasks.validate import merge_file, validate_arrival
+from seriesflow.workspace.history import HISTORY_SOURCE
+from tasks.ingest import stack_with_history
+from tasks.validate import merge_file, validate_arrival
 from tests.factories import series_frame
 
 COLUMNS = ColumnsConfig()
@@ -202,8 +202,8 @@ def test_data_docs_are_built_into_the_given_folder(tmp_path):
 
 
 def test_robust_outliers_name_the_rows_and_spare_new_series_and_flat_ones():
-    from seriesflow.tasks.config import ValidationConfig
-    from seriesflow.tasks.expectations import robust_outliers
+    from seriesflow.config.pipeline import ValidationConfig
+    from seriesflow.data.expectations import robust_outliers
 
     history = series_frame(series=("a", "flat"), n=100, period=10)
     history.loc[history["series_id"] == "flat", "value"] = 5.0

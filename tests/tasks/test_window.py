@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seriesflow.tasks.schema import (
+from seriesflow.data.schema import (
     CLASSIFICATION,
     LABEL,
     SERIES_ID,
@@ -15,8 +15,8 @@ from seriesflow.tasks.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
-from seriesflow.tasks.window import make_windows, window_origins
-from seriesflow.tasks.window_table import DIRECTION_CLASSES, direction_labels
+from seriesflow.model.windows import DIRECTION_CLASSES, direction_labels
+from tasks.window import make_windows, window_origins
 from tests.factories import START, windows_of
 
 TRAIN, VAL, TEST = 0, 1, 2
@@ -158,7 +158,7 @@ def test_windows_gather_exactly_what_make_windows_cuts():
 
 
 def test_series_arrays_from_a_shuffled_categorical_frame_match_the_sorted_one(tmp_path):
-    from seriesflow.tasks.window_table import SeriesArrays
+    from seriesflow.model.windows import SeriesArrays
 
     frame = normalized_frame(series=("b", "a", "c"))
     shuffled = frame.sample(frac=1.0, random_state=0).reset_index(drop=True)

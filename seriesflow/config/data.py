@@ -1,0 +1,152 @@
+"""The data sections of the configuration: columns, ingest, validation, normalize, split.
+
+What the data is, how it is read and checked, and how it is scaled and split. Imported
+from ``seriesflow.config.pipeline``, which holds the root model.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class FrozenModel(BaseModel):
+    """A config section: immutable, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ColumnsConfig(FrozenModel):
+    """Column names in the landed files (renamed to the canonical names on ingest)."""
+
+    series_id: str = "series_id"
+    timestamp: str = "timestamp"
+    value: str = "value"
+    covariates: list[str] = Field(
+        default_factory=list,
+        description="Extra numeric columns used as input features (scaled like the value).",
+    )
+    label: str | None = Field(
+        None,
+        description="Class label column for train.task=classification: a window's class is "
+        "the label at its last target step. Unset: the class is the direction of change "
+        "over the horizon (up / down).",
+    )
+
+
+class IngestConfig(FrozenModel):
+    extensions: list[str] = Field(
+        default_factory=lambda: [".csv", ".parquet"],
+        description="File types read from the landing folder.",
+    )
+    settle_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="A file is taken only when two looks at least this far apart see the same "
+        "size and modification time (writers should write NAME.part and rename it when done).",
+    )
+    second_look: bool = Field(
+        True,
+        description="A run that sees files it has not yet seen settle looks again once, "
+        "settle_seconds later, instead of leaving them for the next run.",
+    )
+    timezone: str = Field(
+        "UTC", description="Timezone assumed for timestamps that carry no offset."
+    )
+    retrain_without_new_data: bool = Field(
+        False,
+        description="Retrain on the accepted history even when no new file arrived "
+        "(e.g. a UI run with a changed config); off: such a run ends as skipped.",
+    )
+
+
+class ValidationConfig(FrozenModel):
+    on_bad_file: Literal["skip_file", "reject_arrival"] = Field(
+        "skip_file",
+        description="skip_file: quarantine a bad file and use the good files of the same "
+        "arrival; reject_arrival: quarantine every file of an arrival that holds a bad one.",
+    )
+    max_value_null_fraction: float = Field(
+        0.0, ge=0, le=1, description="Largest share of missing values allowed in a file."
+    )
+    value_min: float | None = Field(None, description="Optional lower bound for values.")
+    value_max: float | None = Field(None, description="Optional upper bound for values.")
+    frequency: str | None = Field(
+        None,
+        description="Calendar of every series as a pandas offset alias: 'h', '30min', 'D', "
+        "'B' (business days), 'W-SUN', 'MS'/'ME' (month start/end), 'QS-JAN'/'QE-DEC', "
+        "'YS-JAN'/'YE-DEC'. Default: inferred per series (the one that fits every "
+        "timestamp with the fewest missing steps).",
+    )
+
+    @field_validator("frequency")
+    @classmethod
+    def _known_frequency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from seriesflow.data.frequency import Frequency  # pandas; config itself stays light
+
+        return Frequency.parse(value).code
+
+    max_gap_steps: int = Field(
+        3,
+        ge=0,
+        description="Missing steps in a row that normalize may fill by time interpolation; "
+        "a longer gap rejects the file that leaves it.",
+    )
+    allow_history_revisions: bool = Field(
+        False,
+        description="Let a new file change values already accepted (later file wins). "
+        "Off: such a file is rejected, so accepted data never changes silently.",
+    )
+    drift: Literal["warn", "reject", "off"] = Field(
+        "warn",
+        description="Compare each arriving file with the champion's training data per series: "
+        "warn (report it), reject (quarantine the file) or off.",
+    )
+    drift_max_mean_shift: float = Field(
+        3.0, gt=0, description="Level shift, in the reference's standard deviations, that is drift."
+    )
+    drift_max_sd_ratio: float = Field(
+        3.0,
+        gt=1,
+        description="Spread ratio (batch SD / reference SD, or its inverse) that is drift.",
+    )
+    min_points_per_series: int | None = Field(
+        None,
+        ge=1,
+        description="Minimum rows per series. Default: enough for every split to hold "
+        "at least one window (timesteps + horizon per split).",
+    )
+    outlier_max_robust_z: float | None = Field(
+        20.0,
+        gt=0,
+        description="Reject a file whose values lie further than this many robust standard "
+        "deviations (1.4826 x MAD) from the median of the series' accepted history; None: off.",
+    )
+    outlier_min_history: int = Field(
+        30,
+        ge=3,
+        description="Accepted points a series needs before the outlier check applies "
+        "(a new series is not checked).",
+    )
+    build_data_docs: bool = Field(True, description="Write GX Data Docs HTML into the run folder.")
+
+
+class NormalizeConfig(FrozenModel):
+    method: Literal["minmax", "last_value", "window"] = Field(
+        "last_value",
+        description="How the model sees a window: last_value (inputs and targets relative to "
+        "the last input value, scaled by the training part's one-step changes: the model "
+        "learns corrections to the naive forecast, robust to level and trend), window "
+        "(each window standardized by its own mean and spread, as RevIN), or minmax "
+        "(the seed's per-series MinMax on the training range).",
+    )
+
+
+class SplitConfig(FrozenModel):
+    """Chronological split of each series (fractions of its points)."""
+
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.15, gt=0, lt=0.5)

@@ -1,0 +1,327 @@
+"""The pipeline configuration: one root model, one frozen sub-model per stage.
+
+``PipelineConfig`` is the ``retrain`` flow's only parameter, so the Prefect UI
+renders it as a typed form; the CLI reads the same model from YAML
+(``configs/default.yaml`` mirrors the defaults) with ``--set a.b=value``
+overrides. Defaults reproduce the seed's model: LSTM(50) -> Dense, Adam, MSE --
+trained at batch 256 with a scaled learning rate and XLA (over 2x the seed's batch-32
+samples/s, ``benchmarks/train_speed.py``), and with the seed's ReduceLROnPlateau
+mistake fixed (its ``min_lr`` equalled Adam's starting rate, so it could never fire).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from seriesflow.config.data import (
+    ColumnsConfig,
+    FrozenModel,
+    IngestConfig,
+    NormalizeConfig,
+    SplitConfig,
+    ValidationConfig,
+)
+from seriesflow.config.file import add_config_arguments, load_config_tree
+from seriesflow.config.model import (
+    AUTO,
+    MIN_AUTO_TIMESTEPS,
+    GroupsConfig,
+    TrainConfig,
+    WindowConfig,
+)
+from seriesflow.config.paths import PathsConfig
+from seriesflow.ops.secrets import refuse_credentials
+
+# Defined elsewhere, imported from here: the paths, data and model sections, the YAML and
+# --set plumbing.
+__all__ = [
+    "AUTO",
+    "MIN_AUTO_TIMESTEPS",
+    "ColumnsConfig",
+    "FrozenModel",
+    "GroupsConfig",
+    "IngestConfig",
+    "NormalizeConfig",
+    "SplitConfig",
+    "TrainConfig",
+    "ValidationConfig",
+    "WindowConfig",
+    "PathsConfig",
+    "PipelineConfig",
+    "add_config_arguments",
+    "load_config",
+    "load_config_tree",
+]
+
+
+class EvaluateConfig(FrozenModel):
+    season_length: int | None = Field(
+        None,
+        ge=1,
+        description="Seasonal period in steps for seasonal-naive and MASE. "
+        "Default: inferred from the frequency (hourly -> 24, daily -> 7, ...).",
+    )
+    make_plots: bool = True
+    baselines: list[Literal["ets"]] = Field(
+        default_factory=lambda: ["ets"],
+        description="Classical baselines to fit and report beside naive and seasonal naive "
+        "(ets: statsmodels ETSModel per series; costs a fit per series). The gate uses them "
+        "only when register.baselines names them too.",
+    )
+    baseline_max_series: int = Field(
+        200,
+        ge=0,
+        description="Report the classical baselines only up to this many series (each costs a "
+        "statsmodels fit per series: about 0.1-1 s). Above it they are skipped with a log line; "
+        "a baseline that register.baselines gates on is always fit.",
+    )
+    backtest_folds: int = Field(
+        0,
+        ge=0,
+        le=100,
+        description="Rolling-origin backtest: split the test windows into this many "
+        "consecutive folds and score each (the fitted model is re-scored, not refit). "
+        "0 = off.",
+    )
+
+
+class ForecastConfig(FrozenModel):
+    """Forecasts of the future from the champion (flows/forecast.py) and their live accuracy."""
+
+    steps: int | Literal["auto"] = Field(
+        "auto",
+        description="Steps to forecast after each series' last observation: direct within "
+        "the model's horizon, recursive beyond. auto: one season of the series' frequency "
+        "(hourly 24, daily 7, monthly 12, quarterly 4; at least the horizon).",
+    )
+    levels: list[int] = Field(
+        default_factory=lambda: [80, 95],
+        min_length=1,
+        description="Prediction interval levels in percent (split conformal, calibrated on "
+        "periods the model never trained on).",
+    )
+    live_mase_alert: float = Field(
+        1.0,
+        gt=0,
+        description="Live accuracy: emit seriesflow.accuracy.degraded when the champion's live "
+        "MASE stays above this for forecast.live_alert_after consecutive scorings.",
+    )
+    live_alert_after: int = Field(3, ge=1, description="Consecutive scorings above the alert.")
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"forecast.steps must be at least 1 or 'auto', got {value}")
+        return value
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_are_percentages(cls, value: list[int]) -> list[int]:
+        if any(not 0 < level < 100 for level in value):
+            raise ValueError(f"forecast.levels are percentages between 0 and 100, got {value}")
+        return sorted(set(value))
+
+
+class RegisterConfig(FrozenModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    model_name: str = Field("seriesflow-lstm", min_length=1)
+    experiment: str = Field("seriesflow", min_length=1)
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI, without credentials. Default: $MLFLOW_TRACKING_URI, "
+        "else sqlite:///<workspace>/mlflow.db.",
+    )
+    metric: Literal["mse", "mae", "rmse", "mape", "mase"] = Field(
+        "rmse", description="Metric the promotion gate compares (lower is better)."
+    )
+    baselines: list[Literal["naive", "seasonal_naive", "ets"]] = Field(
+        default_factory=lambda: ["naive", "seasonal_naive"],
+        description="Baselines a regression model must beat on the test windows, in order: "
+        "naive (last value), seasonal_naive, ets (statsmodels exponential smoothing fit on "
+        "the training part, AICc form, rolled over the test windows without refitting). "
+        "ets is reported by evaluate.baselines (up to evaluate.baseline_max_series series); "
+        "add it here to gate on it too (then it is always fit).",
+    )
+    promote_margin: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Relative improvement over the champion required to promote (0.02 = 2%).",
+    )
+    max_mase: float | None = Field(
+        1.0,
+        gt=0,
+        description="Regression: promote only when the test MASE is below this (1 = the "
+        "in-sample seasonal-naive error). None switches the rule off.",
+    )
+    classification_metric: Literal["accuracy", "precision", "recall", "f1"] = Field(
+        "f1",
+        description="Classification: metric the gate compares (higher is better; "
+        "precision, recall and F1 are macro averages over the classes).",
+    )
+    concurrency_limit: str | None = Field(
+        None,
+        description="Prefect global concurrency limit held (strict) around the registry "
+        "write; deployments set it, ad-hoc runs without a server leave it empty. Unset, "
+        "$SERIESFLOW_REGISTRY_LIMIT applies (make serve sets it for its worker).",
+    )
+
+    @field_validator("tracking_uri")
+    @classmethod
+    def _no_credentials_in_tracking_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        return refuse_credentials(
+            value,
+            "register.tracking_uri",
+            "MLFLOW_TRACKING_URI, or MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD",
+        )
+
+    def resolved_concurrency_limit(self) -> str | None:
+        return self.concurrency_limit or os.environ.get("SERIESFLOW_REGISTRY_LIMIT") or None
+
+    def resolved_tracking_uri(self, workspace: Path) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        return f"sqlite:///{workspace / 'mlflow.db'}"
+
+
+class RetentionConfig(FrozenModel):
+    """What the workspace keeps: landed files after ingest, and how many run folders."""
+
+    landed: Literal["archive", "keep", "delete"] = Field(
+        "archive",
+        description="Files accepted into history: archive (move to <workspace>/archive/<date>/), "
+        "keep (leave them in landing; the ledger remembers them) or delete.",
+    )
+    keep_runs: int = Field(
+        20,
+        ge=1,
+        description="Run folders kept (the newest); the champion's is never deleted.",
+    )
+
+
+class RunConfig(FrozenModel):
+    """How this run behaves towards other runs and earlier versions."""
+
+    wait_for_workspace: bool = Field(
+        True,
+        description="Another run holds the workspace: wait for it (true) or end skipped, "
+        "'workspace busy' (false; the CLI's --no-wait).",
+    )
+    force: bool = Field(
+        False,
+        description="Train and register even when a version was already trained on the same "
+        "data with the same settings (default: reuse that version's decision).",
+    )
+
+
+# The stage is called "register"; pydantic notes that BaseModel's metaclass (ABCMeta) has a
+# classmethod of that name. Instances never use ABCMeta.register, so the shadowing is harmless.
+warnings.filterwarnings("ignore", message='Field name "register" in "PipelineConfig" shadows')
+
+
+# The sections (and register settings) that make two runs on the same data the same model.
+MODEL_SECTIONS = ("columns", "split", "window", "train", "evaluate", "register")
+REGISTRY_LOCATION = ("tracking_uri", "concurrency_limit")
+TRAIN_LOCATION = ("dask_address",)  # where training runs, not what it makes
+
+
+class PipelineConfig(FrozenModel):
+    """Everything a retrain run needs; the Prefect UI form and the YAML mirror it."""
+
+    # errors name the setting and the problem, never echo a value (it may be a password)
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    register: RegisterConfig = Field(default_factory=RegisterConfig)
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="after")
+    def _group_column_is_kept(self) -> PipelineConfig:
+        groups = self.train.groups
+        kept = self.columns.covariates
+        if groups is not None and groups.by == "column" and groups.column not in kept:
+            raise ValueError(
+                f"train.groups.column '{groups.column}' is not a column the pipeline keeps: "
+                f"list it in columns.covariates (now {kept})"
+            )
+        return self
+
+    def min_points(self) -> int:
+        """Rows a series needs so that train, val and test each hold a window."""
+        if self.validation.min_points_per_series is not None:
+            return self.validation.min_points_per_series
+        # Train must hold a whole window (inputs and targets); val and test must each
+        # hold `horizon` targets (their inputs may reach back into the earlier split).
+        train_fraction = 1 - self.split.val_fraction - self.split.test_fraction
+        timesteps = self.window.timesteps
+        if timesteps == AUTO:
+            timesteps = MIN_AUTO_TIMESTEPS  # auto shortens the input to what a series holds
+        needs = (
+            (timesteps + self.window.horizon) / train_fraction,
+            self.window.horizon / self.split.val_fraction,
+            self.window.horizon / self.split.test_fraction,
+        )
+        return math.ceil(max(needs)) + 1
+
+    def dump(self) -> dict[str, Any]:
+        """Plain JSON-able dict, keyed like the YAML file."""
+        return self.model_dump(mode="json")
+
+    def training_key(self) -> str:
+        """A hash of the settings that shape a model and its gate, given the data: not where
+        files are, how they are read or checked, what is kept, nor where the registry is."""
+        tree = self.dump()
+        kept = {name: tree[name] for name in MODEL_SECTIONS}
+        kept["register"] = {k: v for k, v in kept["register"].items() if k not in REGISTRY_LOCATION}
+        kept["train"] = {k: v for k, v in kept["train"].items() if k not in TRAIN_LOCATION}
+        return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> PipelineConfig:
+    """Read a YAML config (optional) and apply ``key.sub=value`` overrides."""
+    return PipelineConfig.model_validate(load_config_tree(path, overrides))
+
+
+DEFAULT_YAML_HEADER = """\
+# seriesflow default configuration: mirrors seriesflow/config/pipeline.py:PipelineConfig.
+# Copy it, change what you need, run:  python -m flows.retrain --config my.yaml
+# Any key can also be set on the command line: --set train.epochs=5
+# Regenerate after changing the model:  python -m seriesflow.config.pipeline > configs/default.yaml
+"""
+
+
+def default_yaml() -> str:
+    return DEFAULT_YAML_HEADER + yaml.safe_dump(PipelineConfig().dump(), sort_keys=False)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(default_yaml())

@@ -1,0 +1,1 @@
+"""The input contract: schema, calendars, the expectations, drift, Data Docs, input errors."""

@@ -1,0 +1,149 @@
+"""The champion: loading it from the registry and adapting it to a run's data.
+
+One place for everything a stage needs of the current champion: the model with
+its scaler and spec (``load_champion``), its training statistics for drift
+checks (``champion_reference``), its predictions on this run's windows mapped
+through both scalers (``rescore_champion``), and it as a warm-start source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.model.intervals import Intervals
+from seriesflow.model.saved_model import SPEC_FILE, ModelSpec, forecast_windows, spec_or_infer
+from seriesflow.model.scaler import Scaler
+from seriesflow.model.windows import Windows
+from seriesflow.tracking.registry import (
+    CONFIG_ARTIFACT,
+    SCALER_ARTIFACT,
+    champion_version,
+    mlflow_module,
+    run_json,
+    use_tracking,
+)
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    run_id: str
+    model: Any
+    scaler: dict[str, Any]
+    config: dict[str, Any]
+    spec_json: dict[str, Any] | None = None  # None: logged before specs existed
+    intervals: Intervals | None = None  # None: registered before forecasts existed
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The saved spec, or the one inferred for a model logged without one."""
+        return spec_or_infer(self.spec_json, self.model, list(self.scaler["columns"]))
+
+    @property
+    def scaler_object(self) -> Scaler:
+        return Scaler.from_json(self.scaler)
+
+
+def load_champion(model_name: str) -> Champion | None:
+    """The champion's model, scaler, config, spec and intervals (tracking URI set first).
+
+    A version is a self-contained pyfunc model (``seriesflow/tracking/pyfunc.py``): everything comes
+    from inside it. Versions registered as bare Keras models (before forecasts existed)
+    are read the old way: the model, and the scaler and spec from their run.
+    """
+    version = champion_version(model_name)
+    if version is None:
+        return None
+    mlflow = mlflow_module()
+    uri = f"models:/{model_name}/{version.version}"
+    config = run_json(version.run_id, CONFIG_ARTIFACT)
+    flavors = mlflow.models.get_model_info(uri).flavors
+    if "keras" in flavors:
+        model = mlflow.keras.load_model(uri)
+        scaler = run_json(version.run_id, SCALER_ARTIFACT)
+        logged = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
+        spec = run_json(version.run_id, SPEC_FILE) if SPEC_FILE in logged else None
+        return Champion(str(version.version), version.run_id, model, scaler, config, spec)
+    forecaster = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    return Champion(
+        str(version.version),
+        version.run_id,
+        forecaster.model,
+        forecaster.scaler.to_json(),
+        config,
+        forecaster.spec.to_json(),
+        forecaster.intervals,
+    )
+
+
+def champion_of(config: PipelineConfig, tracking_uri: str | None) -> tuple[Champion | None, str]:
+    """The configured model's champion, or None and why there is none."""
+    if tracking_uri is None:
+        return None, "no MLflow tracking URI given"
+    use_tracking(tracking_uri, config.register.experiment, config.paths.workspace_path())
+    champion = load_champion(config.register.model_name)
+    if champion is None:
+        return None, f"'{config.register.model_name}' has no champion yet"
+    return champion, ""
+
+
+def champion_reference(config: PipelineConfig, tracking_uri: str) -> dict[str, dict[str, float]]:
+    """Per-series training statistics of the current champion ({} when there is none)."""
+    use_tracking(tracking_uri, config.register.experiment, config.paths.workspace_path())
+    version = champion_version(config.register.model_name)
+    if version is None:
+        return {}
+    scaler = run_json(version.run_id, SCALER_ARTIFACT)
+    return {sid: item["stats"] for sid, item in scaler["series"].items() if "stats" in item}
+
+
+def rescore_champion(
+    champion: Champion, windows: Windows, scaler: Scaler, spec: ModelSpec | None = None
+) -> tuple[np.ndarray, str]:
+    """The champion's outputs for ``windows`` (NaN rows where it cannot score) + a note.
+
+    ``windows`` are scaled with this run's ``scaler``. The champion gets its *own*
+    inputs at the same origins: the values are mapped back to original units and
+    through the champion's scaler, and gathered at the champion's input length, so a
+    champion trained on older data, or with another input length or normalization,
+    is judged fairly on the same targets. Regression: forecasts [windows, horizon] in
+    original units. Classification: class probabilities [windows, classes].
+    """
+    spec = spec or ModelSpec.of_windows(windows, False, scaler.method)
+    out = np.full((len(windows), spec.outputs), np.nan)
+    theirs = champion.spec
+    why = spec.comparable(theirs)
+    if why is not None:
+        return out, f"champion v{champion.version} is not comparable: {why}"
+    c_scaler = Scaler.from_json(champion.scaler)
+    if c_scaler.columns != windows.features:
+        return out, (
+            f"champion v{champion.version} used features {c_scaler.columns}, this run "
+            f"{windows.features}: not comparable"
+        )
+    known = np.isin(windows.series_id, c_scaler.series)
+    if theirs.per_series:
+        known &= np.isin(windows.series_id, theirs.series)
+    arrays = windows.arrays
+    values = arrays.values.copy()
+    for code in np.unique(windows.code[known]):
+        sid, rows = arrays.series[code], arrays.rows_of(code)
+        values[rows] = c_scaler.transform(sid, scaler.inverse_all(sid, values[rows]))
+    mine = replace(windows, arrays=arrays.with_values(values)).select(known)
+    theirs_windows, fits = mine.with_timesteps(theirs.timesteps)
+    scored = np.flatnonzero(known)[fits]
+    out[scored] = forecast_windows(champion.model, theirs, c_scaler, theirs_windows)
+    unknown = sorted(set(windows.series_id[~known]))
+    note = f"champion v{champion.version} re-scored on {len(scored)} test windows"
+    if unknown:
+        note += f" (series it never saw, left out of the comparison: {unknown})"
+    if len(scored) < int(known.sum()):
+        note += (
+            f" ({int(known.sum()) - len(scored)} windows too close to a series start for its "
+            f"{theirs.timesteps} input steps)"
+        )
+    return out, note

@@ -1,0 +1,367 @@
+"""Scoring forecasts on windows: baselines, metric tables, the backtest (pure, no Prefect).
+
+All scores are in original units. Regression: MSE, MAE, RMSE, MAPE and MASE
+against the naive (last value) and seasonal-naive baselines; MASE divides by
+each series' in-sample (training part) seasonal-naive MAE. Classification:
+accuracy and macro precision, recall and F1 against the majority class (per
+series, from the training windows) and the naive class (the latest class
+already known at the window's origin).
+
+The backtest folds are in ``seriesflow/evaluation/backtest.py``.
+
+Used by the evaluate stage, the tune flow and the benchmarks alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seriesflow.config.pipeline import EvaluateConfig
+from seriesflow.data.schema import (
+    ALL_SERIES,
+    ALL_WINDOWS,
+    CHAMPION,
+    CHAMPION_WINDOWS,
+    CLASSIFICATION,
+    ETS,
+    MAJORITY,
+    MODEL,
+    NAIVE,
+    SEASONAL_NAIVE,
+    SERIES_ID,
+    SPLITS,
+    TRAIN,
+)
+from seriesflow.evaluation.backtest import backtest, backtest_folds
+from seriesflow.evaluation.metrics import (
+    CLASS_METRICS,
+    METRICS,
+    class_metrics_table,
+    majority_classes,
+    metrics_table,
+    naive_forecast,
+    seasonal_naive_forecast,
+    seasonal_naive_scale,
+)
+from seriesflow.model.classical import ets_forecasts
+from seriesflow.model.scaler import Scaler
+from seriesflow.model.windows import SeriesArrays, Windows, direction_labels
+
+
+@dataclass(frozen=True)
+class SeriesContext:
+    """What scoring needs of each series besides the windows."""
+
+    values: dict[str, np.ndarray]  # original-unit values, [steps]
+    times: dict[str, np.ndarray]  # timestamps, [steps]
+    scale: dict[str, float]  # in-sample seasonal-naive MAE on the training part
+    labels: dict[str, np.ndarray] = field(default_factory=dict)  # class per step, if labelled
+    season: dict[str, int] = field(default_factory=dict)  # season length per series
+    train_length: dict[str, int] = field(default_factory=dict)  # points in the training part
+
+    @classmethod
+    def from_arrays(cls, arrays: SeriesArrays, seasons: dict[str, int] | int) -> SeriesContext:
+        """Per series: values, times, the MASE scale and season (one for all, or per series)."""
+        values, times, scale, labels, season, train_length = {}, {}, {}, {}, {}, {}
+        train_code = SPLITS.index(TRAIN)
+        for code, sid in enumerate(arrays.series):
+            rows = arrays.rows_of(code)
+            season[sid] = seasons if isinstance(seasons, int) else seasons[sid]
+            values[sid] = arrays.original[rows]
+            times[sid] = arrays.times[rows]
+            train_values = values[sid][arrays.split[rows] == train_code]
+            train_length[sid] = len(train_values)
+            scale[sid] = seasonal_naive_scale(train_values, season[sid])
+            if arrays.labels is not None:
+                labels[sid] = arrays.labels[rows].astype(str).astype(object)
+        return cls(values, times, scale, labels, season, train_length)
+
+
+def season_lengths(cfg: EvaluateConfig, scaler: Scaler) -> dict[str, int]:
+    """Season length per series: the configured one, else its frequency's (monthly -> 12)."""
+    return {
+        sid: cfg.season_length or scaler.frequency_of(sid).season_length() for sid in scaler.series
+    }
+
+
+def _per_window(windows: Windows, context: SeriesContext, horizon: int, fn) -> np.ndarray:
+    out = np.full((len(windows), horizon), np.nan)
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, mask in windows.by_series():  # mask: the series' window indexes
+        out[mask] = fn(context.values[sid], origin[mask])
+    return out
+
+
+def actuals(windows: Windows, context: SeriesContext) -> np.ndarray:
+    horizon = windows.horizon
+    steps = np.arange(1, horizon + 1)
+    return _per_window(windows, context, horizon, lambda v, o: v[o[:, None] + steps[None, :]])
+
+
+def baselines(
+    windows: Windows, context: SeriesContext, classical: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
+    """Naive (last value) and seasonal-naive forecasts [windows, horizon], per series' season;
+    with ``classical=("ets",)`` also exponential smoothing fit on each training part."""
+    horizon = windows.horizon
+    naive = _per_window(windows, context, horizon, lambda v, o: naive_forecast(v, o, horizon))
+    seasonal = np.full((len(windows), horizon), np.nan)
+    ets = np.full((len(windows), horizon), np.nan)
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, mask in windows.by_series():  # mask: the series' window indexes
+        season = context.season.get(str(sid), 1)
+        values, origins = context.values[sid], origin[mask]
+        seasonal[mask] = seasonal_naive_forecast(values, origins, horizon, season)
+        if ETS in classical:
+            n_train = context.train_length.get(str(sid), len(values))
+            ets[mask] = ets_forecasts(values, n_train, origins, horizon, season)[0]
+    found = {NAIVE: naive, SEASONAL_NAIVE: seasonal}
+    if ETS in classical:  # a series no ETS form could be fit to keeps the naive forecast
+        found[ETS] = np.where(np.isnan(ets), naive, ets)
+    return found
+
+
+def score(
+    windows: Windows,
+    model_pred: np.ndarray,
+    context: SeriesContext,
+    champion_pred: np.ndarray | None = None,
+    classical: tuple[str, ...] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics table and long predictions table for regression forecasts in original units."""
+    actual = actuals(windows, context)
+    forecasts = {MODEL: model_pred, **baselines(windows, context, classical)}
+    scale = np.array([context.scale[str(s)] for s in windows.series_id])
+    table = metrics_table(windows.series_id, actual, forecasts, scale).assign(scope=ALL_WINDOWS)
+    parts = [table]
+    if champion_pred is not None:
+        mask = ~np.isnan(champion_pred).any(axis=1)
+        if mask.any():
+            both = {CHAMPION: champion_pred[mask], MODEL: model_pred[mask]}
+            parts.append(
+                metrics_table(windows.series_id[mask], actual[mask], both, scale[mask]).assign(
+                    scope=CHAMPION_WINDOWS
+                )
+            )
+    metrics = pd.concat(parts, ignore_index=True)
+    metrics = metrics[["model", "scope", SERIES_ID, "windows", *METRICS]]
+
+    horizon = actual.shape[1]
+    steps = np.arange(1, horizon + 1)
+    target_times = np.empty((len(windows), horizon), dtype="datetime64[us]")
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, mask in windows.by_series():  # mask: the series' window indexes
+        t = context.times[str(sid)]
+        target_times[mask] = t[origin[mask][:, None] + steps[None, :]]
+    columns = {
+        SERIES_ID: np.repeat(windows.series_id, horizon),
+        "origin_index": np.repeat(windows.origin, horizon),
+        "step": np.tile(steps, len(windows)),
+        "target_time": pd.to_datetime(target_times.ravel(), utc=True),
+        "actual": actual.ravel(),
+    }
+    for name, predicted in forecasts.items():
+        columns[name] = predicted.ravel()
+    if champion_pred is not None:
+        columns[CHAMPION] = champion_pred.ravel()
+    return metrics, pd.DataFrame(columns)
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def class_baselines(
+    windows: Windows, context: SeriesContext, majority: dict[str, int]
+) -> dict[str, np.ndarray]:
+    """Majority class per series and the naive class: class indexes [windows] each.
+
+    The naive class is the latest one known at the origin: the label at the
+    origin (label column), or the direction over the ``horizon`` steps that end
+    at the origin (derived direction); the majority class where neither exists.
+    """
+    classes = np.asarray(windows.classes, dtype=object)
+    horizon = windows.horizon
+    fallback = np.array([majority.get(str(s), 0) for s in windows.series_id])  # [windows]
+    naive = fallback.copy()
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, mask in windows.by_series():  # mask: the series' window indexes
+        origins = origin[mask]
+        if context.labels:
+            known = context.labels[str(sid)][origins]
+        else:
+            back = np.clip(origins - horizon, 0, None)
+            known = direction_labels(context.values[str(sid)], back, horizon)
+            known = np.where(origins >= horizon, known, None)
+        found = np.array([k is not None and k in set(classes) for k in known], dtype=bool)
+        codes = naive[mask]
+        codes[found] = np.searchsorted(classes, known[found].astype(object))
+        naive[mask] = codes
+    return {MAJORITY: fallback, NAIVE: naive}
+
+
+def score_classification(
+    windows: Windows,
+    model_prob: np.ndarray,
+    context: SeriesContext,
+    majority: dict[str, int],
+    champion_prob: np.ndarray | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Metrics table and predictions table (one row per window) for class forecasts."""
+    actual = windows.codes  # [windows]
+    predicted = np.argmax(model_prob, axis=1)  # [windows]
+    forecasts = {MODEL: predicted, **class_baselines(windows, context, majority)}
+    table = class_metrics_table(windows.series_id, actual, forecasts).assign(scope=ALL_WINDOWS)
+    parts = [table]
+    if champion_prob is not None:
+        mask = ~np.isnan(champion_prob).any(axis=1)
+        if mask.any():
+            both = {CHAMPION: np.argmax(champion_prob[mask], axis=1), MODEL: forecasts[MODEL][mask]}
+            parts.append(
+                class_metrics_table(windows.series_id[mask], actual[mask], both).assign(
+                    scope=CHAMPION_WINDOWS
+                )
+            )
+    metrics = pd.concat(parts, ignore_index=True)
+    metrics = metrics[["model", "scope", SERIES_ID, "windows", *CLASS_METRICS]]
+
+    classes = np.asarray(windows.classes, dtype=object)
+    horizon = windows.horizon
+    target_times = np.empty(len(windows), dtype="datetime64[us]")
+    origin = windows.origin  # [windows], computed once, not per series
+    for sid, mask in windows.by_series():  # mask: the series' window indexes
+        target_times[mask] = context.times[str(sid)][origin[mask] + horizon]
+    columns: dict[str, Any] = {
+        SERIES_ID: windows.series_id,
+        "origin_index": windows.origin,
+        "target_time": pd.to_datetime(target_times, utc=True),
+        "actual": classes[actual],
+    }
+    for name, codes in forecasts.items():
+        columns[name] = classes[codes]
+    for k, name in enumerate(classes):
+        columns[f"p_{name}"] = model_prob[:, k]
+    if champion_prob is not None:
+        known = ~np.isnan(champion_prob).any(axis=1)
+        picked = np.where(known, np.argmax(np.nan_to_num(champion_prob), axis=1), 0)
+        columns[CHAMPION] = np.where(known, classes[picked], None)
+    return metrics, pd.DataFrame(columns)
+
+
+# --------------------------------------------------------------------------- one scorer
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Scores forecasts on windows of one split, in original units.
+
+    ``outputs`` and ``champion`` are what ``saved_model.forecast_windows`` returns:
+    forecasts in original units, or class probabilities. Returns (metrics table,
+    predictions table).
+    """
+
+    context: SeriesContext
+    majority: dict[str, int] | None = None  # classification: each series' majority class
+    classical: tuple[str, ...] = ()  # classical baselines to fit as well (``ets``)
+
+    @property
+    def seasons(self) -> list[int]:
+        """The distinct season lengths in use (for reports)."""
+        return sorted(set(self.context.season.values()))
+
+    def __call__(
+        self, windows: Windows, outputs: np.ndarray, champion: np.ndarray | None = None
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if windows.task == CLASSIFICATION:
+            if self.majority is None:
+                raise ValueError("a classification scorer needs the majority classes")
+            return score_classification(windows, outputs, self.context, self.majority, champion)
+        return score(windows, outputs, self.context, champion, self.classical)
+
+
+def scorer_for(
+    windows: Windows,
+    scaler: Scaler,
+    cfg: EvaluateConfig,
+    season_length: int | None = None,
+    classical: tuple[str, ...] = (),
+) -> Scorer:
+    """The scorer of one run: seasons, per-series context, majority classes of train."""
+    seasons = season_length or season_lengths(cfg, scaler)
+    context = SeriesContext.from_arrays(windows.arrays, seasons)
+    majority = None
+    if windows.task == CLASSIFICATION:
+        train = windows.subset(TRAIN)
+        majority = majority_classes(train.series_id, train.codes, len(windows.classes))
+    return Scorer(context, majority, tuple(classical))
+
+
+COVERAGE = "coverage_"  # prefix of the interval coverage columns: coverage_80, coverage_95
+
+
+def overall(metrics: pd.DataFrame, scope: str = ALL_WINDOWS) -> dict[str, dict[str, float]]:
+    """{model: {metric: value}} for the pooled ``__all__`` rows of one scope.
+
+    Interval coverage (``coverage_<level>``, the model's only) is included where measured.
+    """
+    rows = metrics[(metrics[SERIES_ID] == ALL_SERIES) & (metrics["scope"] == scope)]
+    names = [m for m in (*METRICS, *CLASS_METRICS) if m in metrics.columns]
+    extra = [c for c in metrics.columns if c.startswith(COVERAGE)]
+    found = {}
+    for _, r in rows.iterrows():
+        values = {m: float(r[m]) for m in names}
+        values |= {c: float(r[c]) for c in extra if pd.notna(r[c])}
+        found[r["model"]] = values
+    return found
+
+
+def with_coverage(metrics: pd.DataFrame, coverage: pd.DataFrame) -> pd.DataFrame:
+    """The metrics table with the model's interval coverage per series (and pooled) added.
+
+    ``coverage``: one row per series id (and ``__all__``), one ``coverage_<level>`` column
+    per level; only the model's rows on all windows get values.
+    """
+    out = metrics.copy()
+    mine = (out["model"] == MODEL) & (out["scope"] == ALL_WINDOWS)
+    for column in coverage.columns:
+        out[column] = np.nan
+        out.loc[mine, column] = out.loc[mine, SERIES_ID].map(coverage[column]).to_numpy()
+    return out
+
+
+# --------------------------------------------------------------------------- a split, scored
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A model scored on one split: metrics, predictions and (optionally) the backtest."""
+
+    metrics: pd.DataFrame
+    predictions: pd.DataFrame
+    backtest: pd.DataFrame | None = None
+
+    def overall(self, scope: str = ALL_WINDOWS) -> dict[str, dict[str, float]]:
+        return overall(self.metrics, scope)
+
+
+def score_split(
+    windows: Windows,
+    outputs: np.ndarray,
+    scorer: Scorer,
+    champion: np.ndarray | None = None,
+    folds: int = 0,
+) -> Scored:
+    """Score ``outputs`` (and the champion's) on ``windows``; backtest over ``folds`` if > 0."""
+    metrics, predictions = scorer(windows, outputs, champion)
+    table = None
+    if folds > 0:
+
+        def fold_metrics(mask: np.ndarray) -> pd.DataFrame:
+            theirs = None if champion is None else champion[mask]
+            return scorer(windows.select(mask), outputs[mask], theirs)[0]
+
+        table = backtest(windows, backtest_folds(windows, folds), fold_metrics)
+    return Scored(metrics, predictions, table)

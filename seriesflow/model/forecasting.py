@@ -1,0 +1,367 @@
+"""Forecasting the future from a saved model: direct within its horizon, recursive beyond.
+
+Pure (no Prefect): the forecast flow, the evaluate stage (to calibrate and check
+prediction intervals on multi-step paths) and the self-contained MLflow model use
+the same functions.
+
+``forecast_paths`` forecasts ``steps`` values after each window's origin. Up to
+the model's horizon it is one call (direct multi-output). Beyond it, each block
+of ``horizon`` forecasts is appended to the window as if observed and the model
+is called again (recursive); covariates have no future values, so the last
+known ones are carried forward (documented; calendar-like covariates should be
+made part of the data, not forecast).
+
+``tail_arrays`` turns recent history (the accepted rows, or a caller's frame)
+into the arrays a model reads: each series put on its calendar grid (short gaps
+interpolated), scaled by the model's own scaler, with one window ending at the
+last observation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seriesflow.config.pipeline import AUTO, PipelineConfig
+from seriesflow.data.frequency import Frequency, fill_gaps
+from seriesflow.data.schema import ALL_SERIES, SERIES_ID, TEST, TIMESTAMP, VAL, VALUE_ORIGINAL
+from seriesflow.model.intervals import Intervals, calibrate
+from seriesflow.model.saved_model import ModelSpec, predict
+from seriesflow.model.scaler import Scaler
+from seriesflow.model.windows import SeriesArrays, Windows
+
+
+def forecast_paths(
+    model: Any, spec: ModelSpec, scaler: Scaler, windows: Windows, steps: int
+) -> np.ndarray:
+    """Forecasts [windows, steps] in original units after each window's origin."""
+    if steps < 1:
+        raise ValueError(f"forecast steps must be at least 1, got {steps}")
+    count = len(windows)
+    if not count:
+        return np.empty((0, steps))
+    arrays = windows.arrays
+    center = np.array([scaler.affine(arrays.series[c])[0][0] for c in windows.code])  # [w]
+    scale = np.array([scaler.affine(arrays.series[c])[1][0] for c in windows.code])  # [w]
+    x = windows.gather_x().astype(np.float32)  # [w, timesteps, features], scaled
+    series_ids = windows.series_id
+    blocks, done = [], 0
+    while done < steps:
+        inputs, loc, spread = scaler.window_inputs(x)
+        block = scaler.window_outputs(predict(model, spec, inputs, series_ids), loc, spread)
+        blocks.append(block)  # [w, horizon], scaled
+        done += spec.horizon
+        if done < steps:  # slide: the forecasts become the latest inputs
+            new = np.repeat(x[:, -1:, :], spec.horizon, axis=1)  # covariates carried forward
+            new[:, :, 0] = block
+            x = np.concatenate([x, new], axis=1)[:, -spec.timesteps :, :]
+    scaled = np.concatenate(blocks, axis=1)[:, :steps]  # [w, steps]
+    return scaled * scale[:, None] + center[:, None]
+
+
+@dataclass(frozen=True)
+class Tails:
+    """Recent history ready for a model, and what could not be used, per series."""
+
+    arrays: SeriesArrays
+    windows: Windows  # one window per usable series, ending at its last observation
+    last_time: dict[str, pd.Timestamp]
+    skipped: dict[str, str] = field(default_factory=dict)  # series_id -> why
+
+
+def tail_arrays(
+    history: pd.DataFrame,
+    scaler: Scaler,
+    spec: ModelSpec,
+    max_gap_steps: int | None = None,
+) -> Tails:
+    """The last observations of each series as model input (one window per series).
+
+    Series the model does not know (not in its scaler, or not one of a per-series
+    model's branches), with fewer observations than its input length, or whose
+    timestamps fall off its calendar, are skipped with the reason.
+    """
+    features = list(spec.features)
+    skipped: dict[str, str] = {}
+    parts, last_time = [], {}
+    for sid, group in history.groupby(SERIES_ID, sort=True):
+        sid = str(sid)
+        if sid not in scaler.series or (spec.per_series and sid not in spec.series):
+            skipped[sid] = "unknown to the model (not in its training data)"
+            continue
+        missing = [c for c in features if c not in group.columns]
+        if missing:
+            skipped[sid] = f"missing column(s) {missing}"
+            continue
+        frequency = scaler.frequency_of(sid)
+        group = group.sort_values(TIMESTAMP)
+        times = group[TIMESTAMP]
+        position, on_grid = frequency.positions(times.to_numpy())
+        if not on_grid.all():
+            bad = times[~on_grid].iloc[0]
+            skipped[sid] = f"timestamp {bad} is off the series' {frequency.describe()} calendar"
+            continue
+        steps = np.diff(position)
+        if (steps <= 0).any():
+            skipped[sid] = "timestamps repeat or go back in time"
+            continue
+        if max_gap_steps is not None and len(steps) and steps.max() - 1 > max_gap_steps:
+            skipped[sid] = f"a gap of {int(steps.max() - 1)} steps (at most {max_gap_steps})"
+            continue
+        # enough of the latest rows to fill the input window after gaps are interpolated
+        keep = group.iloc[-(spec.timesteps + 1) * 2 :] if len(group) > 2 * spec.timesteps else group
+        filled = fill_gaps(keep.drop(columns=[SERIES_ID]), frequency, features)
+        if filled[features].isna().to_numpy().any():
+            skipped[sid] = "missing values that cannot be interpolated"
+            continue
+        tail = filled.iloc[-spec.timesteps :]
+        if len(tail) < spec.timesteps:
+            skipped[sid] = (
+                f"too short: {len(tail)} points on its calendar, the model needs "
+                f"{spec.timesteps} (its input length)"
+            )
+            continue
+        raw = tail[features].to_numpy(dtype=float)
+        frame = pd.DataFrame(scaler.transform(sid, raw), columns=features)
+        frame.insert(0, TIMESTAMP, tail[TIMESTAMP].to_numpy())
+        frame.insert(0, SERIES_ID, sid)
+        frame[VALUE_ORIGINAL] = raw[:, 0]
+        frame["split"] = TEST
+        parts.append(frame)
+        last_time[sid] = pd.Timestamp(tail[TIMESTAMP].iloc[-1])
+    columns = [SERIES_ID, TIMESTAMP, *features, VALUE_ORIGINAL, "split"]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    if not parts:
+        frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
+    arrays = SeriesArrays.from_frame(frame, features)
+    rows = arrays.start + arrays.length - 1  # the last observation of each series
+    windows = Windows(
+        arrays=arrays,
+        row=rows.astype(np.int64),
+        code=np.arange(len(arrays.series)),
+        split=np.full(len(arrays.series), TEST, dtype=object),
+        timesteps=spec.timesteps,
+        horizon=spec.horizon,
+    )
+    return Tails(arrays, windows, last_time, skipped)
+
+
+def future_times(frequency: Frequency, last: pd.Timestamp, steps: int) -> pd.DatetimeIndex:
+    """The ``steps`` timestamps after ``last`` on the series' calendar."""
+    return frequency.future(last, steps)
+
+
+@dataclass(frozen=True)
+class ForecastSettings:
+    """How far and how wide to forecast; saved with the model (``forecast.json``)."""
+
+    steps: int | None = None  # None: one season of each series' frequency (at least the horizon)
+    levels: list[int] = field(default_factory=lambda: [80, 95])
+    max_gap_steps: int = 3
+    model_name: str = ""
+    model_version: str = ""
+
+    def steps_for(self, frequency: Frequency, horizon: int) -> int:
+        return self.steps or max(horizon, frequency.season_length())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "levels": list(self.levels),
+            "max_gap_steps": self.max_gap_steps,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ForecastSettings:
+        return cls(
+            steps=data.get("steps"),
+            levels=[int(v) for v in data.get("levels", [80, 95])],
+            max_gap_steps=int(data.get("max_gap_steps", 3)),
+            model_name=data.get("model_name", ""),
+            model_version=str(data.get("model_version", "")),
+        )
+
+
+def settings_of(config: PipelineConfig, model_version: str = "") -> ForecastSettings:
+    """The forecast settings of a pipeline config (``forecast.*``)."""
+    steps = None if config.forecast.steps == AUTO else int(config.forecast.steps)
+    return ForecastSettings(
+        steps,
+        list(config.forecast.levels),
+        config.validation.max_gap_steps,
+        config.register.model_name,
+        model_version,
+    )
+
+
+def longest_steps(settings: ForecastSettings, scaler: Scaler, horizon: int) -> int:
+    """The most steps any series of ``scaler`` is forecast (what intervals must cover)."""
+    return max(
+        (settings.steps_for(scaler.frequency_of(s), horizon) for s in scaler.series), default=1
+    )
+
+
+FORECAST_COLUMNS = [
+    SERIES_ID,
+    TIMESTAMP,
+    "step",
+    "forecast",
+    "lower",
+    "upper",
+    "level",
+    "model_version",
+    "created_at",
+]
+# kept beside each forecast to score it later (live accuracy): the naive forecast issued at
+# the same origin, and the series' MASE scale
+LIVE_COLUMNS = ["last_value", "scale"]
+
+
+def forecast_frame(
+    model: Any,
+    spec: ModelSpec,
+    scaler: Scaler,
+    intervals: Intervals,
+    history: pd.DataFrame,
+    settings: ForecastSettings,
+    model_version: str = "",
+    steps: int | None = None,
+    created_at: pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The forecast frame of every usable series in ``history``, and the skipped ones (why).
+
+    One row per series, future step and interval level: ``FORECAST_COLUMNS`` plus
+    ``LIVE_COLUMNS``. Timestamps continue each series' calendar.
+    """
+    created_at = created_at or pd.Timestamp.now(tz="UTC").floor("s")
+    tails = tail_arrays(history, scaler, spec, settings.max_gap_steps)
+    series = tails.arrays.series
+    wanted = {
+        sid: steps or settings.steps_for(scaler.frequency_of(sid), spec.horizon) for sid in series
+    }
+    horizon = max(wanted.values(), default=0)
+    paths = forecast_paths(model, spec, scaler, tails.windows, horizon) if series else None
+    parts = []
+    for k, sid in enumerate(series):
+        count = wanted[sid]
+        forecast = paths[k, :count]
+        times = future_times(scaler.frequency_of(sid), tails.last_time[sid], count)
+        last = float(tails.arrays.original[tails.windows.row[k]])
+        for level in settings.levels:
+            width = intervals.widths(sid, level, count)
+            parts.append(
+                pd.DataFrame(
+                    {
+                        SERIES_ID: sid,
+                        TIMESTAMP: times,
+                        "step": np.arange(1, count + 1),
+                        "forecast": forecast,
+                        "lower": forecast - width,
+                        "upper": forecast + width,
+                        "level": level,
+                        "model_version": model_version,
+                        "created_at": created_at,
+                        "last_value": last,
+                        "scale": intervals.scale.get(sid, np.nan),
+                    }
+                )
+            )
+    columns = FORECAST_COLUMNS + LIVE_COLUMNS
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return frame[columns], tails.skipped
+
+
+# Calibration forecasts from at most this many origins per split: a few thousand residuals per
+# step pin a quantile down; more only costs time on big data.
+MAX_CALIBRATION_ORIGINS = 4000
+
+
+def path_residuals(
+    model: Any,
+    spec: ModelSpec,
+    scaler: Scaler,
+    windows: Windows,
+    steps: int,
+    max_origins: int = MAX_CALIBRATION_ORIGINS,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Forecast ``steps`` ahead from each window's origin and compare with what followed.
+
+    Rows (``series_id``, ``step``, ``forecast``, ``actual``, ``residual`` = actual - forecast)
+    for every step whose actual exists in the same series and was observed (not filled).
+    """
+    if len(windows) > max_origins:
+        pick = np.random.default_rng(seed).choice(len(windows), max_origins, replace=False)
+        mask = np.zeros(len(windows), dtype=bool)
+        mask[pick] = True
+        windows = windows.select(mask)
+    columns = [SERIES_ID, "step", "forecast", "actual", "residual"]
+    if not len(windows):
+        return pd.DataFrame(columns=columns)
+    paths = forecast_paths(model, spec, scaler, windows, steps)  # [w, steps]
+    arrays = windows.arrays
+    rows = windows.row[:, None] + np.arange(1, steps + 1)[None, :]  # [w, steps]
+    end = (arrays.start + arrays.length)[windows.code]  # exclusive end of each window's series
+    valid = rows < end[:, None]
+    safe = np.where(valid, rows, 0)
+    if arrays.filled is not None:
+        valid &= ~arrays.filled[safe]
+    actual = np.where(valid, arrays.original[safe], np.nan)
+    table = pd.DataFrame(
+        {
+            SERIES_ID: np.repeat(windows.series_id, steps),
+            "step": np.tile(np.arange(1, steps + 1), len(windows)),
+            "forecast": paths.ravel(),
+            "actual": actual.ravel(),
+        }
+    )
+    table = table[valid.ravel()].reset_index(drop=True)
+    table["residual"] = table["actual"] - table["forecast"]
+    return table[columns]
+
+
+def interval_coverage(residuals: pd.DataFrame, intervals: Intervals, level: int) -> pd.Series:
+    """Share of residual rows within the level's half-width, per series (+ ``__all__``)."""
+    steps = int(residuals["step"].max()) if len(residuals) else 0
+    widths = {
+        sid: intervals.widths(str(sid), level, steps) for sid in residuals[SERIES_ID].unique()
+    }
+    width = np.array(
+        [widths[s][k - 1] for s, k in zip(residuals[SERIES_ID], residuals["step"], strict=True)]
+    )
+    inside = pd.Series(np.abs(residuals["residual"].to_numpy()) <= width, index=residuals.index)
+    per = inside.groupby(residuals[SERIES_ID]).mean()
+    per.loc[ALL_SERIES] = inside.mean() if len(inside) else np.nan
+    return per
+
+
+def fit_intervals(
+    model: Any,
+    spec: ModelSpec,
+    scaler: Scaler,
+    windows: Windows,
+    steps: int,
+    levels: list[int],
+    scale: dict[str, float],
+) -> tuple[Intervals, pd.DataFrame]:
+    """Intervals for the registered model, and their coverage measured honestly.
+
+    Calibrated on the validation windows, the intervals' coverage is measured on the
+    test windows (per level, per series and pooled). The intervals shipped with the
+    model are then calibrated on validation and test residuals together (both periods
+    the model never fit), and carry the measured coverage.
+    """
+    val = path_residuals(model, spec, scaler, windows.subset(VAL), steps)
+    test = path_residuals(model, spec, scaler, windows.subset(TEST), steps)
+    on_val = calibrate(val, scale, levels, steps, "val")
+    columns = {f"coverage_{level}": interval_coverage(test, on_val, level) for level in levels}
+    table = pd.DataFrame(columns)
+    shipped = calibrate(pd.concat([val, test], ignore_index=True), scale, levels, steps, "val+test")
+    pooled = table.loc[ALL_SERIES] if ALL_SERIES in table.index else pd.Series(dtype=float)
+    measured = {str(level): float(pooled.get(f"coverage_{level}", np.nan)) for level in levels}
+    return replace(shipped, coverage=measured), table

@@ -1,0 +1,133 @@
+"""Prediction intervals from residuals the model never trained on (split conformal, pure).
+
+For each series and forecast step k, the interval at level L is the forecast
++- q, where q is the ceil((n + 1) * L)-th smallest absolute residual of that
+series at step k among the calibration forecasts (split-conformal prediction:
+with exchangeable errors, the interval covers the truth with probability >= L).
+A series with too few residuals for a level (n < 1 / (1 - L) - 1) borrows the
+pooled quantile of every series' residuals in units of its own scale (the
+in-sample seasonal-naive MAE), multiplied by its scale. Steps beyond those
+calibrated widen with the square root of the step (a random walk's growth).
+
+Calibration residuals come from validation (and, for the registered model, test)
+windows: periods the model never fit. ``coverage`` measures how often actuals
+fall inside.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seriesflow.data.schema import SERIES_ID
+
+DEFAULT_LEVELS = (80, 95)
+
+
+def conformal_quantile(residuals: np.ndarray, level: float) -> float:
+    """The split-conformal quantile of |residuals| at ``level`` (0-1); inf if too few."""
+    values = np.abs(np.asarray(residuals, dtype=float))
+    values = np.sort(values[np.isfinite(values)])
+    n = len(values)
+    rank = math.ceil((n + 1) * level)
+    return float(values[rank - 1]) if 0 < rank <= n else math.inf
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Half-widths per series, level and step; pooled ones in scale units as a fallback."""
+
+    levels: list[int]  # percent, e.g. [80, 95]
+    steps: int  # steps calibrated
+    half_width: dict[str, dict[str, list[float]]]  # series -> str(level) -> [steps]
+    pooled: dict[str, list[float]]  # str(level) -> [steps], in units of a series' scale
+    scale: dict[str, float]  # series -> scale (MASE denominator)
+    calibrated_on: str = ""
+    coverage: dict[str, float] = field(default_factory=dict)  # str(level) -> measured
+
+    def widths(self, series_id: str, level: int, steps: int) -> np.ndarray:
+        """Half-widths [steps] for one series (pooled, then widened, where not calibrated)."""
+        key = str(level)
+        own = self.half_width.get(series_id, {}).get(key, [])
+        scale = self.scale.get(series_id, math.nan)
+        out = np.full(steps, math.nan)
+        for k in range(steps):
+            value = own[k] if k < len(own) else math.inf
+            if not math.isfinite(value) and k < len(self.pooled.get(key, [])):
+                value = self.pooled[key][k] * scale
+            out[k] = value
+        calibrated = min(self.steps, steps)
+        if steps > calibrated and calibrated > 0:  # beyond the calibrated steps: sqrt growth
+            last = out[calibrated - 1]
+            k = np.arange(calibrated + 1, steps + 1)
+            out[calibrated:] = last * np.sqrt(k / calibrated)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "method": "split conformal: |residual| quantile per series and step",
+            "levels": self.levels,
+            "steps": self.steps,
+            "half_width": self.half_width,
+            "pooled": self.pooled,
+            "scale": self.scale,
+            "calibrated_on": self.calibrated_on,
+            "coverage": self.coverage,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Intervals:
+        return cls(
+            levels=[int(v) for v in data["levels"]],
+            steps=int(data["steps"]),
+            half_width=data["half_width"],
+            pooled=data["pooled"],
+            scale={k: float(v) for k, v in data["scale"].items()},
+            calibrated_on=data.get("calibrated_on", ""),
+            coverage=data.get("coverage", {}),
+        )
+
+
+def calibrate(
+    residuals: pd.DataFrame, scale: dict[str, float], levels: list[int], steps: int, on: str
+) -> Intervals:
+    """Intervals from a residual table (``series_id``, ``step`` 1..steps, ``residual``)."""
+    half: dict[str, dict[str, list[float]]] = {}
+    pooled: dict[str, list[float]] = {}
+    table = residuals.assign(abs=residuals["residual"].abs())
+    table["scaled"] = table["abs"] / table[SERIES_ID].map(scale)
+    for level in levels:
+        key = str(level)
+        pooled[key] = [
+            conformal_quantile(table.loc[table["step"] == k, "scaled"].to_numpy(), level / 100)
+            for k in range(1, steps + 1)
+        ]
+        for sid, part in table.groupby(SERIES_ID, sort=True):
+            by_step = part.groupby("step")["abs"]
+            half.setdefault(str(sid), {})[key] = [
+                conformal_quantile(by_step.get_group(k).to_numpy(), level / 100)
+                if k in by_step.groups
+                else math.inf
+                for k in range(1, steps + 1)
+            ]
+    return Intervals(list(levels), steps, half, pooled, dict(scale), on)
+
+
+def bounds(
+    forecast: np.ndarray, series_ids: np.ndarray, intervals: Intervals, level: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) [windows, steps] around ``forecast`` [windows, steps]."""
+    steps = forecast.shape[1]
+    width = np.vstack([intervals.widths(str(s), level, steps) for s in series_ids])
+    return forecast - width, forecast + width
+
+
+def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
+    """Share of finite actuals inside [lower, upper]."""
+    inside = (actual >= lower) & (actual <= upper)
+    known = np.isfinite(actual)
+    return float(inside[known].mean()) if known.any() else math.nan

@@ -1,0 +1,198 @@
+"""What a saved model is and how to call it.
+
+A trained model is ``model.keras`` plus ``model_spec.json`` (``ModelSpec``): the
+model file alone cannot say whether it is a regression or a classification
+model, which features it takes, or -- for a per-series model -- which branch
+serves which series. Train writes both; evaluate, register, the champion
+re-score, warm starts and forecasts read them here, and call the model through
+``predict`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seriesflow.data.schema import CLASSIFICATION, REGRESSION
+from seriesflow.model.scaler import Scaler
+from seriesflow.model.windows import Windows
+from seriesflow.workspace.files import MODEL_FILE, SPEC_FILE, read_json
+
+__all__ = [
+    "MODEL_FILE",
+    "SERIES_INPUT",
+    "SPEC_FILE",
+    "X_INPUT",
+    "forecast_windows",
+    "ModelSpec",
+    "load_model",
+    "load_model_dir",
+    "predict",
+    "spec_or_infer",
+]
+# Input names of a per-series (routed) model: the windows and each window's series code.
+X_INPUT, SERIES_INPUT = "x", "series"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a saved model is: its task, inputs, outputs and (per-series) branch order."""
+
+    task: str
+    timesteps: int
+    features: list[str]
+    horizon: int
+    classes: list[str] = field(default_factory=list)  # classification: output-unit order
+    series: list[str] = field(default_factory=list)  # per-series branch order; [] = global
+    # train.groups: each series' group, parallel to ``series`` (the routed model sends a
+    # series to its group's branch); [] = one branch per series
+    groups: list[str] = field(default_factory=list)
+    warm_start: str | None = None  # how the weights were initialised (a note)
+    # how windows are normalized for the model (normalize.method; scaler.json has the rest)
+    normalization: str = "minmax"
+
+    @property
+    def outputs(self) -> int:
+        return len(self.classes) if self.task == CLASSIFICATION else self.horizon
+
+    @property
+    def per_series(self) -> bool:
+        """A routed model: windows go to their series' branch (its own or its group's)."""
+        return bool(self.series)
+
+    @property
+    def branches(self) -> list[str]:
+        """The branch names in branch order: the series, or the distinct groups (sorted)."""
+        return sorted(set(self.groups)) if self.groups else list(self.series)
+
+    def comparable(self, other: ModelSpec) -> str | None:
+        """None when ``other`` forecasts the same targets from the same features, else why not.
+
+        The input length and normalization may differ: each model gets its own inputs
+        at the same origins (``seriesflow/evaluation/champion.py``).
+        """
+        for name in ("task", "features", "horizon", "classes"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine != theirs:
+                return f"{name} {theirs} vs {mine} in this run"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelSpec:
+        return cls.from_json(read_json(path))
+
+    def same_inputs(self, other: ModelSpec) -> str | None:
+        """None when ``other`` also takes the same inputs (length, normalization), else why not."""
+        why = self.comparable(other)
+        for name in ("timesteps", "normalization"):
+            if why is None and getattr(self, name) != getattr(other, name):
+                why = f"{name} {getattr(other, name)} vs {getattr(self, name)} in this run"
+        return why
+
+    @classmethod
+    def of_windows(
+        cls,
+        data: Windows,
+        per_series: bool,
+        normalization: str,
+        group_of: dict[str, str] | None = None,
+    ) -> ModelSpec:
+        """The spec of a model for ``data``; ``group_of`` (series -> group) makes it grouped."""
+        routed = per_series or group_of is not None
+        series = sorted(str(s) for s in set(data.series_id)) if routed else []
+        return cls(
+            task=data.task,
+            timesteps=data.timesteps,
+            features=list(data.features),
+            horizon=data.horizon,
+            classes=list(data.classes),
+            series=series,
+            groups=[group_of[s] for s in series] if group_of is not None else [],
+            normalization=normalization,
+        )
+
+    @classmethod
+    def infer(cls, model: Any, features: list[str]) -> ModelSpec:
+        """The spec of a model saved without one: a global regression model."""
+        _, timesteps, n_features = model.input_shape
+        if n_features != len(features):
+            raise ValueError(f"model takes {n_features} features, scaler names {features}")
+        return cls(REGRESSION, int(timesteps), list(features), int(model.output_shape[-1]))
+
+
+def spec_or_infer(spec: dict[str, Any] | None, model: Any, features: list[str]) -> ModelSpec:
+    """The saved spec, or -- for a model logged before specs existed -- the inferred one."""
+    return ModelSpec.from_json(spec) if spec is not None else ModelSpec.infer(model, features)
+
+
+def load_model(path: str | Path) -> Any:
+    """A saved Keras model, in safe mode (no arbitrary code from the file)."""
+    import keras  # lazily: TensorFlow takes seconds to import
+
+    return keras.models.load_model(path, safe_mode=True)
+
+
+def load_model_dir(model_dir: str | Path, features: list[str]) -> tuple[Any, ModelSpec]:
+    """The model and its spec from a run's ``05_model/`` folder."""
+    model_dir = Path(model_dir)
+    model = load_model(model_dir / MODEL_FILE)
+    path = model_dir / SPEC_FILE
+    spec = read_json(path) if path.exists() else None
+    return model, spec_or_infer(spec, model, features)
+
+
+def predict(model: Any, spec: ModelSpec, x: np.ndarray, series_ids: np.ndarray) -> np.ndarray:
+    """Model outputs [windows, outputs]; NaN rows for series a per-series model lacks."""
+    if len(x) == 0:
+        return np.empty((0, spec.outputs))
+    if not spec.per_series:
+        return np.asarray(model.predict(x, batch_size=1024, verbose=0), dtype=float)
+    index = {sid: i for i, sid in enumerate(spec.series)}
+    codes = np.array([index.get(str(s), -1) for s in series_ids])  # [windows]
+    out = np.full((len(x), spec.outputs), np.nan)
+    known = codes >= 0
+    if known.any():
+        inputs = {X_INPUT: x[known], SERIES_INPUT: codes[known].astype(np.int32)}
+        out[known] = model.predict(inputs, batch_size=1024, verbose=0)
+    return out
+
+
+def forecast_windows(
+    model: Any, spec: ModelSpec, scaler: Scaler, windows: Windows, batch_size: int = 8192
+) -> np.ndarray:
+    """The model on ``windows``, in batches gathered from the arrays (never all at once).
+
+    Regression: forecasts [windows, horizon] in original units (``scaler`` maps the
+    window inputs in and the outputs back). Classification: probabilities
+    [windows, classes]. NaN rows for series a per-series model lacks.
+    """
+    out = np.full((len(windows), spec.outputs), np.nan)
+    if not len(windows):
+        return out
+    regression = spec.task != CLASSIFICATION
+    if regression:  # the target's affine map per series code (only the series in use)
+        center, scale = np.zeros(len(windows.arrays.series)), np.ones(len(windows.arrays.series))
+        for code in np.unique(windows.code):
+            affine = scaler.affine(windows.arrays.series[code])
+            center[code], scale[code] = affine[0][0], affine[1][0]
+    series_ids = windows.series_id
+    for start in range(0, len(windows), batch_size):
+        index = slice(start, start + batch_size)
+        x, loc, spread = scaler.window_inputs(windows.gather_x(index))
+        outputs = predict(model, spec, x, series_ids[index])  # [batch, outputs]
+        if regression:
+            codes = windows.code[index]
+            scaled = scaler.window_outputs(outputs, loc, spread)
+            outputs = scaled * scale[codes][:, None] + center[codes][:, None]
+        out[index] = outputs
+    return out

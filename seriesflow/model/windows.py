@@ -1,0 +1,318 @@
+"""Windows by index: what the window stage writes and train, evaluate and tune read.
+
+A window is identified, not copied: ``04_windows.parquet`` holds one row per window
+(``series_id``, ``origin_index`` = position of its last input step in the series,
+``target_time``, ``split``, + ``label`` for classification) and the schema metadata
+(``WINDOWS_META``: timesteps, horizon, feature names, classes). The values live once,
+in ``03_normalized.parquet``, loaded as contiguous arrays (``SeriesArrays``); a
+window's inputs and targets are gathered from them when a batch needs them:
+
+    x = values[row - timesteps + 1 : row + 1]       # [timesteps, features]
+    y = values[row + 1 : row + 1 + horizon, 0]      # [horizon]  (feature 0 is the target)
+
+where ``row`` is the origin's row in the arrays. Memory and disk grow with rows x
+features, not rows x timesteps. ``INPUT_OFFSETS``/``TARGET_OFFSETS`` are the one
+definition of these offsets (the window stage's ``make_windows`` uses them too).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from seriesflow.data.schema import (
+    CLASSIFICATION,
+    FILLED,
+    LABEL,
+    ORIGIN_INDEX,
+    REGRESSION,
+    SERIES_ID,
+    SPLIT,
+    SPLITS,
+    TIMESTAMP,
+    VALUE_ORIGINAL,
+)
+from seriesflow.workspace.files import release_arrow_memory
+
+WINDOWS_META = b"seriesflow.windows"
+DIRECTION_CLASSES = ("down", "up")
+# The shortest input auto picks is config.MIN_AUTO_TIMESTEPS; below this floor a season-based
+# input is lengthened (a yearly series has a season of 1), above a third of the shortest
+# training part it is shortened.
+AUTO_FLOOR = 12
+
+
+def input_offsets(timesteps: int) -> np.ndarray:
+    """Rows of a window's inputs relative to its origin: -timesteps+1 .. 0."""
+    return np.arange(-timesteps + 1, 1)
+
+
+def target_offsets(horizon: int) -> np.ndarray:
+    """Rows of a window's targets relative to its origin: 1 .. horizon."""
+    return np.arange(1, horizon + 1)
+
+
+AUTO_SEASONS = 4  # seasons of input that auto asks for (measured: benchmarks/real_series.py)
+
+
+def auto_timesteps(seasons: list[int], shortest_train: int, horizon: int) -> int:
+    """Input length for ``window.timesteps: auto``: ``AUTO_SEASONS`` seasons (at least
+    ``AUTO_FLOOR``), at most a third of the shortest training part, so it still holds windows."""
+    wanted = max(AUTO_SEASONS * max(seasons, default=1), AUTO_FLOOR)
+    cap = max(1, (shortest_train - horizon) // 3)
+    return int(max(1, min(wanted, cap)))
+
+
+def direction_labels(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
+    """``up`` where ``values[o + horizon] > values[o]``, else ``down``: [windows] strings.
+
+    ``values`` [steps] should be in original units: scaling keeps the order of
+    values, but float32 rounding of scaled values could turn a tiny rise flat.
+    """
+    values = np.asarray(values, dtype=float)
+    rise = values[origins + horizon] > values[origins]  # [windows]
+    return np.where(rise, DIRECTION_CLASSES[1], DIRECTION_CLASSES[0]).astype(object)
+
+
+@dataclass(frozen=True)
+class SeriesArrays:
+    """Every series of a normalized table as contiguous arrays, one row per step."""
+
+    series: list[str]  # series ids, in row order
+    start: np.ndarray  # [series] first row of each series
+    length: np.ndarray  # [series]
+    values: np.ndarray  # [rows, features] float32, scaled (the run's scaler)
+    original: np.ndarray  # [rows] float64, the target in original units
+    times: np.ndarray  # [rows] datetime64[us], UTC without a timezone
+    split: np.ndarray  # [rows] int8 index into SPLITS
+    features: list[str]
+    labels: np.ndarray | None = None  # [rows] class names (a label column), else None
+    filled: np.ndarray | None = None  # [rows] True where normalize interpolated a gap
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, features: list[str]) -> SeriesArrays:
+        """From a normalized frame (rows of a series together, in time order).
+
+        At scale (10M rows) no per-row Python object is made: series ids become integer
+        codes (``factorize``, sorted ids), splits int8 codes, and the frame is reordered
+        only when it is not already sorted by (series, time).
+        """
+        ids = frame[SERIES_ID]
+        if isinstance(ids.dtype, pd.CategoricalDtype):  # factorized already; ids in text order
+            ids = ids.cat.reorder_categories(sorted(ids.cat.categories))
+        else:
+            ids = ids.astype(str)
+        codes, uniques = pd.factorize(ids, sort=True)  # [rows]
+        times = frame[TIMESTAMP]
+        if isinstance(times.dtype, pd.DatetimeTZDtype):
+            times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+        stamps = times.to_numpy().astype("datetime64[us]")  # [rows]
+        order = None
+        if len(codes) > 1:
+            step = np.diff(codes)
+            same = step == 0
+            if (step < 0).any() or (same & (np.diff(stamps) < np.timedelta64(0))).any():
+                order = np.lexsort((stamps, codes))  # stable: by series, then time
+
+        def column(values: np.ndarray) -> np.ndarray:
+            return values if order is None else values[order]
+
+        codes, stamps = column(codes), column(stamps)
+        start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else codes
+        start = start.astype(np.int64)
+        length = np.diff(np.r_[start, len(codes)]).astype(np.int64)
+        split = pd.Categorical(frame[SPLIT], categories=list(SPLITS)).codes
+        return cls(
+            series=[str(uniques[codes[i]]) for i in start],
+            start=start,
+            length=length,
+            values=column(frame[features].to_numpy(dtype=np.float32)),
+            original=column(frame[VALUE_ORIGINAL].to_numpy(dtype=float)),
+            times=stamps,
+            split=column(np.asarray(split, dtype=np.int8)),
+            features=list(features),
+            labels=column(frame[LABEL].astype(object).to_numpy()) if LABEL in frame else None,
+            filled=column(frame[FILLED].to_numpy(dtype=bool)) if FILLED in frame else None,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, features: list[str]) -> SeriesArrays:
+        """From ``03_normalized.parquet``, reading only the columns windows need."""
+        names = pq.read_schema(path).names
+        wanted = [SERIES_ID, TIMESTAMP, *features, VALUE_ORIGINAL, SPLIT]
+        wanted += [name for name in (LABEL, FILLED) if name in names]
+        # ids and splits as dictionaries (categoricals): no Python string per row
+        table = pq.read_table(path, columns=wanted, read_dictionary=[SERIES_ID, SPLIT])
+        # self_destruct frees each Arrow column as it is converted (no second full copy)
+        frame = table.to_pandas(split_blocks=True, self_destruct=True)
+        del table
+        release_arrow_memory()
+        return cls.from_frame(frame, features)
+
+    def code_of(self) -> dict[str, int]:
+        return {sid: k for k, sid in enumerate(self.series)}
+
+    def rows_of(self, code: int) -> slice:
+        return slice(int(self.start[code]), int(self.start[code] + self.length[code]))
+
+    def with_values(self, values: np.ndarray) -> SeriesArrays:
+        """The same series with other feature values (e.g. through another scaler)."""
+        return replace(self, values=np.asarray(values, dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class Windows:
+    """A set of windows over ``arrays``: indexes only; inputs and targets are gathered."""
+
+    arrays: SeriesArrays
+    row: np.ndarray  # [windows] row of each window's origin (its last input step)
+    code: np.ndarray  # [windows] series index into arrays.series
+    split: np.ndarray  # [windows] split names
+    timesteps: int
+    horizon: int
+    labels: np.ndarray | None = None  # [windows] class names (classification only)
+    classes: tuple[str, ...] = ()  # the label vocabulary, in output-unit order
+
+    @property
+    def features(self) -> list[str]:
+        return self.arrays.features
+
+    @property
+    def series_id(self) -> np.ndarray:
+        return np.asarray(self.arrays.series, dtype=object)[self.code]
+
+    @property
+    def origin(self) -> np.ndarray:
+        """Position of each window's last input step within its series [windows]."""
+        return self.row - self.arrays.start[self.code]
+
+    @property
+    def target_time(self) -> np.ndarray:
+        return self.arrays.times[self.row + 1]
+
+    @property
+    def task(self) -> str:
+        return CLASSIFICATION if self.labels is not None else REGRESSION
+
+    @property
+    def codes(self) -> np.ndarray:
+        """Class indexes [windows] (into ``classes``) of a classification window set."""
+        if self.labels is None:
+            raise ValueError("these windows carry no class labels (train.task is regression)")
+        return np.searchsorted(np.asarray(self.classes, dtype=object), self.labels)
+
+    def gather_x(self, index: np.ndarray | slice | None = None) -> np.ndarray:
+        """Inputs [len(index), timesteps, features] (scaled) of the windows at ``index``."""
+        rows = self.row if index is None else self.row[index]
+        return self.arrays.values[rows[:, None] + input_offsets(self.timesteps)[None, :]]
+
+    def gather_y(self, index: np.ndarray | slice | None = None) -> np.ndarray:
+        """Targets [len(index), horizon] (scaled) of the windows at ``index``."""
+        rows = self.row if index is None else self.row[index]
+        return self.arrays.values[rows[:, None] + target_offsets(self.horizon)[None, :], 0]
+
+    @property
+    def x(self) -> np.ndarray:
+        """Every window's inputs [windows, timesteps, features]: for small sets and tests."""
+        return self.gather_x()
+
+    @property
+    def y(self) -> np.ndarray:
+        """Every window's targets [windows, horizon]."""
+        return self.gather_y()
+
+    def by_series(self) -> Iterator[tuple[str, np.ndarray]]:
+        """(series id, indexes of its windows) for each series present: one sort, not a
+        scan of every window per series (1,000 series x 1M windows at scale)."""
+        order = np.argsort(self.code, kind="stable")  # [windows]
+        cuts = np.flatnonzero(np.diff(self.code[order])) + 1
+        for part in np.split(order, cuts) if len(order) else []:
+            yield self.arrays.series[int(self.code[part[0]])], part
+
+    def select(self, mask: np.ndarray) -> Windows:
+        return replace(
+            self,
+            row=self.row[mask],
+            code=self.code[mask],
+            split=self.split[mask],
+            labels=None if self.labels is None else self.labels[mask],
+        )
+
+    def subset(self, split: str) -> Windows:
+        return self.select(self.split == split)
+
+    def recent(self, points: int) -> Windows:
+        """The windows that lie wholly within the last ``points`` points of their series
+        in this set (the rows from the set's last target row - points + 1 on).
+
+        On a training subset: windows made of only the most recent ``points`` training
+        points of each series (``train.history_points``); older windows are dropped.
+        """
+        if points < 1:
+            raise ValueError(f"points must be at least 1, got {points}")
+        last = np.full(len(self.arrays.series), -1, dtype=np.int64)
+        np.maximum.at(last, self.code, self.row + self.horizon)  # [series] last target row
+        first_input = self.row - self.timesteps + 1  # [windows]
+        return self.select(first_input >= last[self.code] - points + 1)
+
+    def with_timesteps(self, timesteps: int) -> tuple[Windows, np.ndarray]:
+        """The same origins with ``timesteps`` inputs, and which windows still fit [windows]."""
+        fits = self.origin >= timesteps - 1
+        return replace(self.select(fits), timesteps=timesteps), fits
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+
+def windows_meta(table: pa.Table) -> dict:
+    return json.loads(table.schema.metadata[WINDOWS_META])
+
+
+def windows_from_table(table: pa.Table, arrays: SeriesArrays) -> Windows:
+    """The windows of an index table over ``arrays`` (the normalized values)."""
+    meta = windows_meta(table)
+    # dictionary codes, not a Python string per window (10M windows at scale)
+    ids = table[SERIES_ID].combine_chunks().dictionary_encode()
+    names = ids.dictionary.to_pylist()
+    code_of = arrays.code_of()
+    unknown = sorted(set(names) - set(code_of))
+    if unknown:
+        raise ValueError(f"windows name series that the normalized table lacks: {unknown[:5]}")
+    lookup = np.array([code_of[name] for name in names], dtype=np.int64)  # [distinct ids]
+    code = lookup[ids.indices.to_numpy(zero_copy_only=False)] if len(ids) else np.empty(0, int)
+    splits = table[SPLIT].combine_chunks().dictionary_encode()
+    split_names = np.asarray(splits.dictionary.to_pylist(), dtype=object)
+    split = split_names[splits.indices.to_numpy(zero_copy_only=False)] if len(splits) else []
+    row = arrays.start[code] + table[ORIGIN_INDEX].to_numpy()
+    labels = None
+    if LABEL in table.column_names:
+        labels = table[LABEL].to_numpy(zero_copy_only=False).astype(object)
+    return Windows(
+        arrays=arrays,
+        row=row.astype(np.int64),
+        code=code,
+        split=np.asarray(split, dtype=object),  # [windows] shared str objects
+        timesteps=int(meta["timesteps"]),
+        horizon=int(meta["horizon"]),
+        labels=labels,
+        classes=tuple(meta.get("classes", ())),
+    )
+
+
+def load_windows(path: str | Path, normalized: str | Path) -> Windows:
+    """The window index at ``path`` over the values of ``normalized``."""
+    names = pq.read_schema(path).names
+    wanted = [SERIES_ID, ORIGIN_INDEX, SPLIT] + ([LABEL] if LABEL in names else [])
+    table = pq.read_table(path, columns=wanted)  # target_time is recomputed from the arrays
+    arrays = SeriesArrays.load(normalized, list(windows_meta(table)["features"]))
+    windows = windows_from_table(table, arrays)
+    del table
+    release_arrow_memory()
+    return windows

@@ -1,0 +1,1 @@
+"""MLflow: the registry plumbing and the self-contained pyfunc model."""

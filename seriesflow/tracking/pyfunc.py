@@ -1,0 +1,166 @@
+"""The registered model, self-contained: an MLflow pyfunc that forecasts from recent history.
+
+``mlflow.pyfunc.load_model("models:/seriesflow-lstm@champion").predict(history)`` and
+``mlflow models serve -m models:/seriesflow-lstm@champion --env-manager local`` take a
+long frame of recent history -- ``series_id``, ``timestamp`` (UTC, without a timezone,
+as MLflow's schema has none), ``value`` [, covariates] -- and return the forecast frame:
+``series_id, timestamp, step, forecast, lower, upper, level, model_version, created_at``
+(one row per series, step and interval level). Everything it needs travels inside the
+model: the Keras file (loaded in safe mode), the scaler with each series' calendar, the
+spec, the prediction intervals and the forecast settings; the code is this package,
+bundled with ``code_paths``.
+
+Bad input -- a missing column, NaN, an unknown series, too few points, timestamps off
+the series' calendar -- raises ``MlflowException(INVALID_PARAMETER_VALUE)``: HTTP 400
+from the scoring server, with a message that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+import seriesflow
+from seriesflow.data.schema import SERIES_ID, TIMESTAMP, VALUE
+from seriesflow.model.forecasting import FORECAST_COLUMNS, ForecastSettings, forecast_frame
+from seriesflow.model.intervals import Intervals
+from seriesflow.model.saved_model import ModelSpec, load_model
+from seriesflow.model.scaler import Scaler
+from seriesflow.workspace.files import read_json
+
+# artifact keys inside the logged model
+KERAS, SCALER, SPEC, INTERVALS, SETTINGS = "keras_model", "scaler", "spec", "intervals", "settings"
+
+
+def bad_input(message: str) -> MlflowException:
+    """An error the scoring server answers with HTTP 400 and this message."""
+    return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+
+
+def history_frame(model_input: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The caller's frame checked and typed: timestamps in UTC, numbers finite."""
+    if not isinstance(model_input, pd.DataFrame):
+        raise bad_input("input must be a table of rows: series_id, timestamp, value")
+    missing = [c for c in (SERIES_ID, TIMESTAMP, *features) if c not in model_input.columns]
+    if missing:
+        raise bad_input(
+            f"missing column(s) {missing}; the model needs {[SERIES_ID, TIMESTAMP, *features]}"
+        )
+    frame = model_input[[SERIES_ID, TIMESTAMP, *features]].copy()
+    frame[SERIES_ID] = frame[SERIES_ID].astype(str)
+    try:
+        stamps = pd.to_datetime(frame[TIMESTAMP], utc=True)
+    except (ValueError, TypeError) as exc:
+        raise bad_input(f"timestamp: not a date/time ({exc})") from exc
+    frame[TIMESTAMP] = stamps.dt.as_unit("us")
+    for column in features:
+        values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        bad = ~np.isfinite(values.to_numpy())
+        if bad.any():
+            row = frame[bad].iloc[0]
+            raise bad_input(
+                f"{column}: {int(bad.sum())} missing or non-finite value(s), e.g. series "
+                f"'{row[SERIES_ID]}' at {row[TIMESTAMP]}"
+            )
+        frame[column] = values
+    duplicated = frame.duplicated([SERIES_ID, TIMESTAMP])
+    if duplicated.any():
+        row = frame[duplicated].iloc[0]
+        raise bad_input(f"series '{row[SERIES_ID]}' has {row[TIMESTAMP]} more than once")
+    return frame
+
+
+def registered_version(artifact: str) -> str:
+    """The registry version of the model holding ``artifact`` ('' when it cannot be told).
+
+    The model's run is in its MLmodel file; the version is the one registered from it.
+    """
+    try:
+        model_dir = Path(artifact).resolve().parents[1]
+        info = mlflow.models.Model.load(str(model_dir))
+        found = mlflow.MlflowClient().search_model_versions(f"run_id='{info.run_id}'")
+        return str(found[0].version) if len(found) == 1 else ""
+    except Exception:  # noqa: BLE001 - no registry reachable: the version stays unknown
+        return ""
+
+
+class SeriesForecaster(mlflow.pyfunc.PythonModel):
+    """The champion as a forecaster of the next ``steps`` values of every given series."""
+
+    def load_context(self, context: Any) -> None:
+        artifacts = context.artifacts
+        self.model = load_model(artifacts[KERAS])
+        self.spec = ModelSpec.load(artifacts[SPEC])
+        self.scaler = Scaler.load(artifacts[SCALER])
+        # a classifier has no intervals (and forecasts nothing: predict says so)
+        intervals = artifacts.get(INTERVALS)
+        self.intervals = Intervals.from_json(read_json(intervals)) if intervals else None
+        self.settings = ForecastSettings.from_json(read_json(artifacts[SETTINGS]))
+        config = getattr(context, "model_config", None) or {}
+        self.version = str(config.get("model_version") or registered_version(artifacts[SPEC]))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        if self.intervals is None:
+            raise bad_input("this model is a classifier: it forecasts no values")
+        history = history_frame(model_input, list(self.spec.features))
+        steps = int((params or {}).get("steps") or 0) or None
+        forecasts, skipped = forecast_frame(
+            self.model,
+            self.spec,
+            self.scaler,
+            self.intervals,
+            history,
+            self.settings,
+            model_version=self.version,
+            steps=steps,
+        )
+        if skipped:
+            problems = "; ".join(f"series '{sid}': {why}" for sid, why in sorted(skipped.items()))
+            raise bad_input(f"cannot forecast {problems}")
+        return naive_times(forecasts[FORECAST_COLUMNS])
+
+
+def naive_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """MLflow's datetime type has no timezone: UTC timestamps without one."""
+    out = frame.copy()
+    for column in (TIMESTAMP, "created_at"):
+        out[column] = pd.to_datetime(out[column], utc=True).dt.tz_localize(None)
+    return out
+
+
+def signature_example(history: pd.DataFrame, features: list[str], rows: int) -> pd.DataFrame:
+    """An input example: the latest ``rows`` rows of one series, timestamps without a zone."""
+    first = str(history[SERIES_ID].iloc[0])
+    part = history[history[SERIES_ID].astype(str) == first].sort_values(TIMESTAMP).tail(rows)
+    example = part[[SERIES_ID, TIMESTAMP, *features]].reset_index(drop=True)
+    example[TIMESTAMP] = example[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None)
+    return example
+
+
+def package_dir() -> Path:
+    """The library's folder (``seriesflow/``), whose code the model bundles."""
+    return Path(seriesflow.__file__).resolve().parent
+
+
+def bundle_code(dest: Path) -> Path:
+    """Stage ``dest/seriesflow`` (the library, without Prefect) for ``code_paths``.
+
+    MLflow puts the bundled folders on ``sys.path`` when it loads the model, so the
+    model imports ``seriesflow.tracking.pyfunc`` from its own copy of the code, whether or
+    not (or whichever version of) seriesflow is installed where it is served.
+    """
+    top = dest / "seriesflow"
+    shutil.copytree(package_dir(), top, ignore=shutil.ignore_patterns("__pycache__", "datadocs-*"))
+    return top
+
+
+__all__ = ["VALUE", "SeriesForecaster", "bad_input", "history_frame", "bundle_code", "package_dir"]

@@ -1,0 +1,203 @@
+"""The landing area: a local folder or an object store (any fsspec URL), as a flat listing.
+
+``Landing("data/landing")`` or ``Landing("s3://bucket/prefix")`` lists the files directly
+under the location (not recursive, temporary names left out), hashes them, fetches a
+remote one into a local file, and moves or deletes one once the pipeline is done with
+it. Everything else in the pipeline reads local files: a remote file is fetched into the
+run folder first, and its hash checked against the one taken when it was listed.
+
+A local landing is never read through a link: symlinks and special files (FIFOs,
+sockets, devices) are listed with their kind and never opened, so a link to a secret
+cannot be ingested, quoted in an error, or block a run (a FIFO would).
+
+Object stores: credentials and the endpoint come from the environment (``AWS_*``,
+``AWS_ENDPOINT_URL_S3``), never from the URL (the config refuses that); listings are
+always fresh (s3fs caches them per instance otherwise); a move is copy-then-delete,
+done only after the local copy is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat as stat_kind
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seriesflow.ops.secrets import redact_url
+from seriesflow.workspace.files import atomic_path, sha256_file
+
+FILE, SYMLINK, SPECIAL = "file", "symlink", "special"
+
+# Names that writers use while a file is still being produced.
+_TEMP_PREFIXES = (".", "~", "_")
+_TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", ".swp", ".lock")
+
+
+def is_temporary_name(name: str) -> bool:
+    lower = name.lower()
+    return lower.startswith(_TEMP_PREFIXES) or lower.endswith(_TEMP_SUFFIXES)
+
+
+def is_remote(location: str) -> bool:
+    head, sep, _ = location.partition("://")
+    return bool(sep) and len(head) > 1 and head != "file"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One listed name: its kind, size and modification time (ns); an ETag for objects."""
+
+    name: str
+    kind: str
+    size: int
+    mtime_ns: int
+    etag: str = ""
+
+    @property
+    def fingerprint(self) -> list[Any]:
+        """What must not change between two looks (and what the hash memo is keyed by)."""
+        return [self.size, self.mtime_ns, self.etag]
+
+
+class Landing:
+    """Where files land: a local folder, or an fsspec URL (``s3://bucket/prefix``)."""
+
+    def __init__(self, location: str | Path) -> None:
+        location = str(location)
+        if location.startswith("file://"):
+            location = location[len("file://") :]
+        self.location = location.rstrip("/") if is_remote(location) else location
+        self.remote = is_remote(location)
+        self._fs: Any = None
+        self._root = location
+        if self.remote:
+            from fsspec.core import url_to_fs
+
+            try:
+                self._fs, self._root = url_to_fs(self.location)
+            except (ImportError, ValueError) as exc:
+                protocol = self.location.split("://", 1)[0]
+                raise ValueError(
+                    f"paths.landing {self.display}: no filesystem for '{protocol}://' "
+                    f"({exc}); s3:// works out of the box, others need their fsspec package "
+                    "(gcsfs for gs://, adlfs for az://)"
+                ) from None
+            self._root = self._root.rstrip("/")
+
+    @property
+    def display(self) -> str:
+        """The location for logs and events (credentials, if any, masked)."""
+        return redact_url(self.location) if self.remote else self.location
+
+    def exists(self) -> bool:
+        if not self.remote:
+            return Path(self.location).is_dir()
+        # an object-store "folder" is only a key prefix: empty once everything is archived,
+        # so the landing exists when its bucket does
+        bucket = self._root.split("/", 1)[0]
+        self._fs.invalidate_cache(bucket)
+        return bool(self._fs.exists(bucket))
+
+    def source(self, name: str) -> str:
+        """Where ``name`` is: a local path, or its URL."""
+        if not self.remote:
+            return str(Path(self.location) / name)
+        protocol = self.location.split("://", 1)[0]
+        return f"{protocol}://{self._root}/{name}"
+
+    def path(self, name: str) -> Path:
+        """The local file of ``name`` (a local landing only)."""
+        if self.remote:
+            raise ValueError(f"{self.display} is an object store: fetch the file first")
+        return Path(self.location) / name
+
+    # ------------------------------------------------------------------ listing and hashing
+
+    def entries(self) -> list[Entry]:
+        """Every name directly under the location, temporary names left out."""
+        return self._remote_entries() if self.remote else self._local_entries()
+
+    def _local_entries(self) -> list[Entry]:
+        root = Path(self.location)
+        if not root.is_dir():
+            return []
+        found = []
+        with os.scandir(root) as listing:
+            for item in listing:
+                if is_temporary_name(item.name):
+                    continue
+                info = item.stat(follow_symlinks=False)  # the link itself, never its target
+                if stat_kind.S_ISDIR(info.st_mode):
+                    continue
+                if stat_kind.S_ISLNK(info.st_mode):
+                    kind = SYMLINK
+                elif stat_kind.S_ISREG(info.st_mode):
+                    kind = FILE
+                else:
+                    kind = SPECIAL
+                found.append(Entry(item.name, kind, info.st_size, info.st_mtime_ns))
+        return found
+
+    def _remote_entries(self) -> list[Entry]:
+        self._fs.invalidate_cache(self._root)  # s3fs caches listings per instance
+        try:
+            listing = self._fs.ls(self._root, detail=True, refresh=True)
+        except FileNotFoundError:
+            return []
+        found = []
+        for item in listing:
+            if item.get("type") != "file":
+                continue
+            name = item["name"].rstrip("/").rsplit("/", 1)[-1]
+            if is_temporary_name(name):
+                continue
+            modified = item.get("LastModified") or item.get("mtime") or item.get("updated")
+            mtime_ns = int(modified.timestamp() * 1e9) if hasattr(modified, "timestamp") else 0
+            etag = str(item.get("ETag") or item.get("etag") or "").strip('"')
+            found.append(Entry(name, FILE, int(item.get("size") or 0), mtime_ns, etag))
+        return found
+
+    def sha256(self, name: str) -> str:
+        if not self.remote:
+            return sha256_file(self.path(name))
+        digest = hashlib.sha256()
+        with self._fs.open(f"{self._root}/{name}", "rb", block_size=8 << 20) as handle:
+            while block := handle.read(8 << 20):
+                digest.update(block)
+        return digest.hexdigest()
+
+    # ------------------------------------------------------------------ reading and moving
+
+    def fetch(self, name: str, dest: Path) -> Path:
+        """A local file with ``name``'s bytes: the file itself when local, else a copy at
+        ``dest`` (written atomically)."""
+        if not self.remote:
+            return self.path(name)
+        with atomic_path(dest) as tmp:
+            self._fs.get_file(f"{self._root}/{name}", str(tmp))
+        return dest
+
+    def move_out(self, name: str, local: Path | None, dest: Path) -> None:
+        """Move ``name`` out of landing to the local ``dest``. For an object store, ``local``
+        is the fetched copy: it is moved to ``dest``, then the object is deleted."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not self.remote:
+            shutil.move(str(self.path(name)), dest)
+            return
+        if local is not None and local.exists():
+            shutil.move(str(local), dest)
+        else:
+            self.fetch(name, dest)
+        self.remove(name)
+
+    def remove(self, name: str) -> None:
+        if not self.remote:
+            self.path(name).unlink(missing_ok=True)
+            return
+        try:
+            self._fs.rm_file(f"{self._root}/{name}")
+        except FileNotFoundError:
+            pass

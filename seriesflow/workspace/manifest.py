@@ -1,0 +1,84 @@
+"""The run manifest: what went in, with which code and settings, how long, what came out."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from seriesflow.workspace.files import RunDir, utcnow, write_json
+
+PACKAGES = (
+    "prefect",
+    "tensorflow-cpu",
+    "keras",
+    "great-expectations",
+    "mlflow",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "scikit-learn",
+    "pydantic",
+)
+
+
+def package_versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, MiB (a high-water mark: read after each
+    stage, it says which stage raised it)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+@dataclass
+class Manifest:
+    run: RunDir
+    config: dict[str, Any]
+    started_at: str = field(default_factory=lambda: utcnow().isoformat())
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    peak_rss: dict[str, float] = field(default_factory=dict)  # MiB, high-water mark per stage
+    outcome: dict[str, Any] = field(default_factory=dict)
+    registry: str | None = None  # the tracking URI, credentials masked
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = round(time.perf_counter() - start, 3)
+            self.peak_rss[stage] = peak_rss_mib()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run.run_id,
+            "run_dir": str(self.run.root),
+            "started_at": self.started_at,
+            "finished_at": utcnow().isoformat(),
+            "inputs": self.inputs,
+            "config": self.config,
+            "registry": self.registry,
+            "versions": package_versions(),
+            "timings_seconds": self.timings,
+            "peak_rss_mib": self.peak_rss,
+            "outcome": self.outcome,
+        }
+
+    def write(self) -> None:
+        write_json(self.to_dict(), self.run.manifest)

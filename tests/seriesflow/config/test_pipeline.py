@@ -1,0 +1,129 @@
+import pytest
+from pydantic import ValidationError
+
+from seriesflow.config.pipeline import PipelineConfig, load_config
+
+
+def test_defaults_reproduce_the_seed_model():
+    cfg = PipelineConfig()
+    assert (cfg.train.units, cfg.train.layers, cfg.train.activation) == (50, 1, "tanh")
+    # the seed's batch 32 at Adam's 1e-3, scaled to batch 256 (x sqrt 8 ~ 3e-3): the
+    # same model about 2.5x faster (benchmarks/train_speed.py), 32+ steps per epoch as before
+    assert cfg.train.batch_size == 256
+    assert cfg.train.learning_rate == pytest.approx(1e-3 * (256 / 32) ** 0.5)
+    assert (cfg.train.jit_compile, cfg.train.deterministic) == (True, False)  # XLA
+    assert (cfg.train.min_steps_per_epoch, cfg.train.min_batch_size) == (16, 32)
+    # the seed's ReduceLROnPlateau could never fire (min_lr 0.001 == Adam's rate, and a
+    # patience of 5 against no early stop); ours halves the rate after 3 flat epochs, down
+    # to 1e-5, and stops after 8
+    assert (cfg.train.reduce_lr_factor, cfg.train.reduce_lr_patience) == (0.5, 3)
+    assert (cfg.train.min_lr, cfg.train.early_stopping_patience) == (1e-5, 8)
+
+
+def test_lr_schedule_that_cannot_fire_is_rejected():
+    with pytest.raises(ValidationError, match="min_lr"):
+        PipelineConfig.model_validate({"train": {"learning_rate": 0.001, "min_lr": 0.001}})
+    with pytest.raises(ValidationError, match="reduce_lr_patience"):
+        PipelineConfig.model_validate(
+            {"train": {"reduce_lr_patience": 5, "early_stopping_patience": 5}}
+        )
+
+
+def test_yaml_and_overrides(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("train:\n  epochs: 7\nwindow:\n  timesteps: 12\n")
+    cfg = load_config(path, ["train.epochs=3", "columns.covariates=[temperature]"])
+    assert cfg.train.epochs == 3
+    assert cfg.window.timesteps == 12
+    assert cfg.columns.covariates == ["temperature"]
+
+
+def test_unknown_keys_and_bad_overrides_are_errors(tmp_path):
+    with pytest.raises(ValidationError, match="epoch"):
+        load_config(None, ["train.epoch=3"])
+    with pytest.raises(ValueError, match="key=value"):
+        load_config(None, ["train.epochs"])
+
+
+def test_config_is_frozen():
+    cfg = PipelineConfig()
+    with pytest.raises(ValidationError):
+        cfg.train.units = 3
+
+
+def test_min_points_covers_every_split():
+    cfg = PipelineConfig.model_validate({"window": {"timesteps": 24, "horizon": 1}})
+    n = cfg.min_points()
+    train = n - int(n * cfg.split.val_fraction) - int(n * cfg.split.test_fraction)
+    assert train >= 25 and int(n * 0.15) >= 1
+
+
+def test_default_yaml_mirrors_the_model():
+    cfg = load_config("configs/default.yaml")
+    assert cfg == PipelineConfig()
+
+
+@pytest.mark.parametrize(
+    ("workspace", "landing"),
+    [
+        ("work", "work"),  # landing is the workspace: ledger.parquet, mlflow.db get quarantined
+        ("work", "."),  # landing contains the workspace
+        ("work", "work/landing"),  # landing inside the workspace (its runs/, quarantine/...)
+    ],
+)
+def test_landing_must_not_be_contain_or_sit_inside_the_workspace(tmp_path, workspace, landing):
+    with pytest.raises(ValidationError) as caught:
+        PipelineConfig.model_validate(
+            {"paths": {"workspace": str(tmp_path / workspace), "landing": str(tmp_path / landing)}}
+        )
+    message = str(caught.value)
+    assert str((tmp_path / workspace).resolve()) in message
+    assert str((tmp_path / landing).resolve()) in message
+    with pytest.raises(ValidationError, match="sits inside the workspace"):
+        PipelineConfig.model_validate(
+            {"paths": {"workspace": str(tmp_path / "work"), "landing": f"file://{tmp_path}/work/x"}}
+        )
+    ok = PipelineConfig.model_validate(
+        {"paths": {"workspace": str(tmp_path / "work"), "landing": str(tmp_path / "in")}}
+    )
+    assert ok.paths.landing_path() == tmp_path / "in"
+    as_url = PipelineConfig.model_validate(
+        {"paths": {"workspace": str(tmp_path / "work"), "landing": f"file://{tmp_path}/in/"}}
+    )
+    assert as_url.paths.landing_location() == str(tmp_path / "in")
+
+
+def test_files_settle_over_two_looks_at_least_30_s_apart_by_default():
+    assert PipelineConfig().ingest.settle_seconds >= 30
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("register.tracking_uri", "https://ops:hunter2@mlflow.internal"),
+        ("paths.landing", "s3://AKIAIOSFODNN7EXAMPLE:hunter2@bucket/in"),
+    ],
+)
+def test_credentials_in_config_uris_are_refused_and_never_echoed(key, value):
+    # the config is the flow's parameter: Prefect would store it with every run
+    with pytest.raises(ValidationError) as caught:
+        load_config(None, [f"{key}={value}"])
+    assert "hunter2" not in str(caught.value)
+    assert "environment" in str(caught.value)
+
+
+def test_an_epoch_maximum_below_its_minimum_is_rejected():
+    with pytest.raises(ValidationError, match="max_windows_per_epoch"):
+        PipelineConfig.model_validate(
+            {"train": {"min_windows_per_epoch": 4096, "max_windows_per_epoch": 4000}}
+        )
+    ok = PipelineConfig.model_validate(
+        {"train": {"min_windows_per_epoch": 4096, "max_windows_per_epoch": 4096}}
+    )
+    assert ok.train.max_windows_per_epoch == 4096
+    with pytest.raises(ValidationError, match="jit_compile needs train.deterministic"):
+        PipelineConfig.model_validate({"train": {"deterministic": True}})
+    strict = PipelineConfig.model_validate({"train": {"jit_compile": False, "deterministic": True}})
+    assert strict.train.deterministic
+    with pytest.raises(ValidationError, match="history_points"):
+        PipelineConfig.model_validate({"train": {"history_points": 0}})

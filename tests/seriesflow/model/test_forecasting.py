@@ -1,0 +1,135 @@
+"""Forecasting the future: recursive paths by hand, calendar timestamps, skipped series."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seriesflow.data.schema import SERIES_ID, TIMESTAMP, VALUE
+from seriesflow.model.forecasting import (
+    ForecastSettings,
+    forecast_frame,
+    forecast_paths,
+    tail_arrays,
+)
+from seriesflow.model.intervals import Intervals
+from seriesflow.model.saved_model import ModelSpec
+from seriesflow.model.scaler import Scaler
+
+
+def linear_model(weights: list[list[float]]):
+    """A model whose output is a fixed linear map of the (flattened) input window."""
+    import keras
+
+    kernel = np.array(weights, dtype="float32")  # [timesteps, horizon]
+    model = keras.Sequential(
+        [
+            keras.Input((kernel.shape[0], 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(kernel.shape[1]),
+        ]
+    )
+    model.set_weights([kernel, np.zeros(kernel.shape[1], "float32")])
+    return model
+
+
+def identity_scaler(series=("a",), frequency="h", method="minmax") -> Scaler:
+    def each(value):
+        return {s: value for s in series}
+
+    return Scaler(
+        ["value"], each([0.0]), each([1.0]), each(frequency), each(""), each(""), method=method
+    )
+
+
+def history(values: dict[str, list[float]], freq: str = "h", start="2026-01-01") -> pd.DataFrame:
+    parts = [
+        pd.DataFrame(
+            {
+                SERIES_ID: sid,
+                TIMESTAMP: pd.date_range(start, periods=len(v), freq=freq, tz="UTC"),
+                VALUE: v,
+            }
+        )
+        for sid, v in values.items()
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_recursive_forecasts_feed_each_forecast_back_by_hand():
+    # y[t+1] = 0.5 * y[t-1] + 0.25 * y[t]; from (4, 8): 4, then (8, 4) -> 5, then (4, 5) -> 3.25
+    model = linear_model([[0.5], [0.25]])
+    spec = ModelSpec("regression", 2, ["value"], 1)
+    tails = tail_arrays(history({"a": [1.0, 4.0, 8.0]}), identity_scaler(), spec)
+    paths = forecast_paths(model, spec, identity_scaler(), tails.windows, steps=3)
+    np.testing.assert_allclose(paths, [[4.0, 5.0, 3.25]], rtol=1e-6)
+
+
+def test_direct_blocks_of_the_horizon_then_recursion_by_hand():
+    # horizon 2: (y1, y2) = (x[-1] + 1, x[-2] + x[-1]); from (2, 3): (4, 5); then from (4, 5):
+    # (6, 9); steps=3 keeps 4, 5, 6
+    model = linear_model([[0.0, 1.0], [1.0, 1.0]])
+    model.set_weights([np.array([[0.0, 1.0], [1.0, 1.0]], "float32"), np.array([1.0, 0.0], "f")])
+    spec = ModelSpec("regression", 2, ["value"], 2)
+    tails = tail_arrays(history({"a": [2.0, 3.0]}), identity_scaler(), spec)
+    paths = forecast_paths(model, spec, identity_scaler(), tails.windows, steps=3)
+    np.testing.assert_allclose(paths, [[4.0, 5.0, 6.0]], rtol=1e-6)
+
+
+def test_last_value_windows_forecast_changes_from_the_last_value():
+    # relative to the last input: inputs (x[-2] - x[-1], 0); output = last change, so the
+    # recursion continues the last step: 10, 13 -> 16, 19, 22 (scale 2, center 5: units cancel)
+    model = linear_model([[-1.0], [0.0]])
+    spec = ModelSpec("regression", 2, ["value"], 1, normalization="last_value")
+    scaler = Scaler(["value"], {"a": [5.0]}, {"a": [2.0]}, {"a": "h"}, {"a": ""}, {"a": ""},
+                    method="last_value")  # fmt: skip
+    tails = tail_arrays(history({"a": [10.0, 13.0]}), scaler, spec)
+    np.testing.assert_allclose(
+        forecast_paths(model, spec, scaler, tails.windows, 3), [[16, 19, 22]]
+    )
+
+
+def test_forecast_frame_continues_each_calendar_with_interval_rows():
+    model = linear_model([[0.0], [1.0]])  # the last value
+    spec = ModelSpec("regression", 2, ["value"], 1)
+    scaler = identity_scaler(("m", "q"), "MS")
+    scaler = Scaler(["value"], scaler.center, scaler.scale, {"m": "MS", "q": "QS-JAN"},
+                    scaler.val_start, scaler.test_start)  # fmt: skip
+    frame = pd.concat(
+        [history({"m": [1.0, 2.0, 3.0]}, "MS", "2024-01-01"), history({"q": [5.0, 6.0]}, "QS")]
+    )
+    intervals = Intervals([80, 95], 2, {}, {"80": [1.0, 2.0], "95": [2.0, 3.0]},
+                          {"m": 1.0, "q": 0.5})  # fmt: skip
+    settings = ForecastSettings(steps=None, levels=[80, 95])
+    out, skipped = forecast_frame(model, spec, scaler, intervals, frame, settings, "7")
+    assert not skipped
+    m = out[(out[SERIES_ID] == "m") & (out["level"] == 80)]
+    # monthly: auto steps = 12 months, from April 2024, on month starts
+    assert len(m) == 12 and m[TIMESTAMP].iloc[0] == pd.Timestamp("2024-04-01", tz="UTC")
+    assert m[TIMESTAMP].iloc[-1] == pd.Timestamp("2025-03-01", tz="UTC")
+    assert (m["forecast"] == 3.0).all() and (m["last_value"] == 3.0).all()
+    # pooled half-widths x the series' scale, then sqrt growth beyond the calibrated 2 steps
+    np.testing.assert_allclose(m["upper"].iloc[:3] - 3.0, [1.0, 2.0, 2.0 * np.sqrt(3 / 2)])
+    q = out[(out[SERIES_ID] == "q") & (out["level"] == 95)]
+    assert q[TIMESTAMP].tolist() == list(
+        pd.date_range("2026-07-01", periods=4, freq="QS", tz="UTC")
+    )
+    np.testing.assert_allclose(q["upper"].iloc[:2] - 6.0, [1.0, 1.5])
+    assert set(out["model_version"]) == {"7"} and set(out["level"]) == {80, 95}
+
+
+def test_series_the_model_cannot_forecast_are_skipped_with_the_reason():
+    model = linear_model([[0.0], [0.0], [1.0]])
+    spec = ModelSpec("regression", 3, ["value"], 1)
+    scaler = identity_scaler(("a", "short", "odd"))
+    frame = history({"a": [1.0, 2.0, 3.0], "short": [1.0, 2.0], "new": [1.0, 2.0, 3.0]})
+    odd = history({"odd": [1.0, 2.0, 3.0]})
+    odd.loc[1, TIMESTAMP] += pd.Timedelta("30min")
+    tails = tail_arrays(pd.concat([frame, odd], ignore_index=True), scaler, spec)
+    assert tails.arrays.series == ["a"]
+    assert "unknown to the model" in tails.skipped["new"]
+    assert "too short: 2 points" in tails.skipped["short"] and "needs 3" in tails.skipped["short"]
+    assert "off the series' h" in tails.skipped["odd"]
+    with pytest.raises(ValueError, match="at least 1"):
+        forecast_paths(model, spec, scaler, tails.windows, 0)

@@ -1,0 +1,74 @@
+"""Split-conformal intervals: quantiles by hand, the pooled fallback, coverage near nominal."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seriesflow.model.intervals import Intervals, bounds, calibrate, conformal_quantile, coverage
+
+
+def test_conformal_quantile_by_hand():
+    residuals = np.arange(1.0, 20.0)  # 19 residuals 1..19
+    assert conformal_quantile(residuals, 0.95) == 19  # rank ceil(20 * 0.95) = 19
+    assert conformal_quantile(residuals, 0.80) == 16  # rank ceil(20 * 0.8) = 16
+    assert conformal_quantile(-residuals, 0.80) == 16  # absolute values
+    assert math.isinf(conformal_quantile(np.arange(10.0), 0.95))  # rank 11 > 10: too few
+
+
+def residual_table(rng, series: dict[str, tuple[int, float]], steps: int) -> pd.DataFrame:
+    """``series``: id -> (residuals per step, sd); errors grow with the step."""
+    parts = []
+    for sid, (count, sd) in series.items():
+        for k in range(1, steps + 1):
+            parts.append(
+                pd.DataFrame(
+                    {"series_id": sid, "step": k, "residual": rng.normal(0, sd * k, count)}
+                )
+            )
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_intervals_cover_about_their_level_on_fresh_residuals():
+    rng = np.random.default_rng(0)
+    spec = {"a": (400, 1.0), "b": (400, 5.0)}
+    calibration = residual_table(rng, spec, steps=3)
+    intervals = calibrate(calibration, {"a": 1.0, "b": 5.0}, [80, 95], 3, "val")
+    fresh = residual_table(rng, spec, steps=3)
+    for level in (80, 95):
+        forecast = np.zeros((len(fresh), 1))
+        width = np.array(
+            [
+                intervals.widths(s, level, 3)[k - 1]
+                for s, k in zip(fresh.series_id, fresh.step, strict=True)
+            ]
+        )
+        inside = np.abs(fresh["residual"].to_numpy()) <= width
+        assert abs(inside.mean() - level / 100) < 0.03
+        lower, upper = bounds(forecast[:1], np.array(["b"]), intervals, level)
+        assert upper[0, 0] == pytest.approx(intervals.half_width["b"][str(level)][0])
+    # errors grow with the step and with the series' scale
+    w = intervals.widths("b", 95, 3)
+    assert w[0] < w[1] < w[2] and intervals.widths("a", 95, 3)[0] < w[0] / 3
+
+
+def test_a_series_with_few_residuals_borrows_the_pooled_quantile_in_its_scale():
+    rng = np.random.default_rng(1)
+    calibration = residual_table(rng, {"big": (500, 2.0), "tiny": (5, 2.0)}, steps=1)
+    intervals = calibrate(calibration, {"big": 2.0, "tiny": 10.0}, [95], 1, "val")
+    assert math.isinf(intervals.half_width["tiny"]["95"][0])  # 5 residuals: no 95% quantile
+    pooled = intervals.pooled["95"][0]  # in units of each series' scale
+    assert intervals.widths("tiny", 95, 1)[0] == pytest.approx(pooled * 10.0)
+    # and beyond the calibrated steps, half-widths grow with the square root of the step
+    big = intervals.widths("big", 95, 4)
+    np.testing.assert_allclose(big[1:], big[0] * np.sqrt([2, 3, 4]))
+
+
+def test_coverage_and_json_round_trip():
+    assert coverage(np.array([1.0, 5.0, np.nan]), np.zeros(3), np.full(3, 2.0)) == 0.5
+    intervals = Intervals([80], 1, {"a": {"80": [1.5]}}, {"80": [1.0]}, {"a": 2.0}, "val")
+    again = Intervals.from_json(intervals.to_json())
+    assert again == intervals and again.widths("a", 80, 1)[0] == 1.5
