@@ -40,7 +40,10 @@ REGRESSION, CLASSIFICATION = "regression", "classification"
 
 # Model / baseline names in evaluation tables and the summary line.
 MODEL, NAIVE, SEASONAL_NAIVE, CHAMPION = "model", "naive", "seasonal_naive", "champion"
-ETS = "ets"  # exponential smoothing baseline (seriesflow/model/classical.py)
+ETS = "ets"  # statsforecast AutoETS (seriesflow/model/classical.py)
+THETA = "theta"  # statsforecast AutoTheta
+LSTM = "lstm"  # the LSTM, as a candidate of the per-series router
+ROUTED = "routed"  # the registered model: per series, the LSTM or a classical candidate
 MAJORITY = "majority"  # classification baseline: each series' most common training class
 ALL_SERIES = "__all__"  # the pooled row of a metrics table
 

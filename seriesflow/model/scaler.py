@@ -17,6 +17,15 @@ scaler on all data, which leaks the test range into training):
    - ``window``: inputs and targets standardized by the window's own mean and
      standard deviation (instance normalization, as RevIN and NeuralForecast's
      temporal scalers); the model's output is mapped back by the same statistics.
+   - ``seasonal_log`` (the default; Smyl's ES-RNN preprocessing, the M4 winner's): each
+     series is divided by its multiplicative seasonal indices (classical decomposition
+     on the training part, only where a 90% autocorrelation test finds seasonality) and
+     logged; windows are then taken relative to their last input, as ``last_value``, so
+     the model predicts log-ratios to the last deseasonalized level. The indices continue
+     on the calendar (a season slot is a grid position counted from 1970 modulo the
+     season length), so a forecast re-seasonalizes its own future steps. A series with a
+     value <= 0 cannot be logged: it is scaled as ``last_value`` instead (said in
+     ``scaler.json``: ``logged`` false).
 
 Covariates always use MinMax (they are inputs, never forecast). Every stage and
 flow that feeds the model or reads its outputs goes through this module, so
@@ -36,7 +45,11 @@ from seriesflow.data.frequency import Frequency
 from seriesflow.workspace.files import read_json
 
 MINMAX, LAST_VALUE, WINDOW = "minmax", "last_value", "window"
-METHODS = (MINMAX, LAST_VALUE, WINDOW)
+SEASONAL_LOG = "seasonal_log"
+METHODS = (MINMAX, LAST_VALUE, WINDOW, SEASONAL_LOG)
+# Windows relative to their last input value (the model predicts changes from it).
+RELATIVE = (LAST_VALUE, SEASONAL_LOG)
+EPOCH = np.datetime64("1970-01-01T00:00:00", "us")  # where season slots are counted from
 SCALER_KIND = "affine"
 # Smallest window spread (in scaled units) for the window method: a flat window is not
 # blown up into noise.
@@ -77,6 +90,10 @@ class Scaler:
     # mean/sd/n of the value on each series' training part: the drift reference
     stats: dict[str, dict[str, float]] = field(default_factory=dict)
     method: str = MINMAX
+    # seasonal_log: per series, the multiplicative index of each season slot ([] = none),
+    # and whether its target is logged (False: scaled as last_value)
+    seasonal: dict[str, list[float]] = field(default_factory=dict)
+    logged: dict[str, bool] = field(default_factory=dict)
 
     @property
     def series(self) -> list[str]:
@@ -108,6 +125,75 @@ class Scaler:
         center, scale = self.affine(series_id)
         return values * scale + center
 
+    # ------------------------------------------------------------------ seasons, logs
+
+    def slots(self, series_id: str, times: np.ndarray) -> np.ndarray:
+        """Season slot [n] of each timestamp: its calendar grid position mod the season."""
+        index = self.seasonal.get(series_id) or []
+        if len(index) <= 1:
+            return np.zeros(len(times), dtype=np.int64)
+        positions, _ = self.frequency_of(series_id).positions(
+            np.asarray(times, dtype="datetime64[us]"), origin=EPOCH
+        )
+        return positions % len(index)
+
+    def factors(self, series_id: str, times: np.ndarray) -> np.ndarray:
+        """Multiplicative seasonal factor [n] at each timestamp (1 without seasonality)."""
+        index = self.seasonal.get(series_id) or []
+        if len(index) <= 1:
+            return np.ones(len(times))
+        return np.asarray(index, dtype=float)[self.slots(series_id, times)]
+
+    def factors_after(self, series_id: str, origin_time: Any, steps: int) -> np.ndarray:
+        """Seasonal factors [steps] of the ``steps`` grid points after ``origin_time``."""
+        index = self.seasonal.get(series_id) or []
+        if len(index) <= 1:
+            return np.ones(steps)
+        first = self.slots(series_id, np.array([origin_time], dtype="datetime64[us]"))[0]
+        return np.asarray(index, dtype=float)[(first + np.arange(1, steps + 1)) % len(index)]
+
+    def to_model(self, series_id: str, values: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Original values [n, features] at ``times`` [n] -> what the model reads (scaled)."""
+        values = np.array(values, dtype=float, copy=True)
+        if self.logged.get(series_id):
+            values[..., 0] = np.log(values[..., 0] / self.factors(series_id, times))
+        return self.transform(series_id, values)
+
+    def from_model(self, series_id: str, scaled: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """The model's scale of the target -> original units (``times`` as ``scaled``'s shape)."""
+        values = self.inverse(series_id, np.asarray(scaled, dtype=float))
+        if self.logged.get(series_id):
+            shape = values.shape
+            flat_times = np.asarray(times, dtype="datetime64[us]").reshape(-1)
+            values = np.exp(values) * self.factors(series_id, flat_times).reshape(shape)
+        return values
+
+    def restore(
+        self, series_ids: np.ndarray, scaled: np.ndarray, origin_times: np.ndarray
+    ) -> np.ndarray:
+        """Scaled forecasts [w, steps] made at ``origin_times`` [w] -> original units.
+
+        Step k of window i is the k-th grid point after its origin: its seasonal factor
+        continues the calendar, whether or not that time has been observed.
+        """
+        scaled = np.asarray(scaled, dtype=float)
+        out = np.empty_like(scaled)
+        steps = scaled.shape[1]
+        series_ids = np.asarray(series_ids).astype(str)
+        for sid in np.unique(series_ids):
+            mask = series_ids == sid
+            values = self.inverse(sid, scaled[mask])
+            if self.logged.get(sid):
+                index = self.seasonal.get(sid) or []
+                if len(index) > 1:
+                    first = self.slots(sid, np.asarray(origin_times)[mask])  # [w]
+                    slot = (first[:, None] + np.arange(1, steps + 1)[None, :]) % len(index)
+                    values = np.exp(values) * np.asarray(index, dtype=float)[slot]
+                else:
+                    values = np.exp(values)
+            out[mask] = values
+        return out
+
     # ------------------------------------------------------------------ windows
 
     def window_inputs(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,7 +202,7 @@ class Scaler:
         x = np.asarray(x, dtype=np.float32)
         count = len(x)
         loc, spread = np.zeros(count, np.float32), np.ones(count, np.float32)
-        if self.method == LAST_VALUE:
+        if self.method in RELATIVE:
             loc = x[:, -1, 0].copy()
         elif self.method == WINDOW:
             loc = x[:, :, 0].mean(axis=1)
@@ -151,6 +237,8 @@ class Scaler:
                     "val_start": self.val_start[sid],
                     "test_start": self.test_start[sid],
                     **({"stats": self.stats[sid]} if sid in self.stats else {}),
+                    **({"seasonal": self.seasonal[sid]} if self.seasonal.get(sid) else {}),
+                    **({"logged": True} if self.logged.get(sid) else {}),
                 }
                 for sid in self.center
             },
@@ -188,6 +276,8 @@ class Scaler:
             test_start={k: v["test_start"] for k, v in series.items()},
             stats={k: v["stats"] for k, v in series.items() if "stats" in v},
             method=method,
+            seasonal={k: v["seasonal"] for k, v in series.items() if v.get("seasonal")},
+            logged={k: True for k, v in series.items() if v.get("logged")},
         )
 
     @classmethod
@@ -201,3 +291,54 @@ def _legacy_frequency(step_seconds: float | None) -> str:
     if step_seconds is None or not math.isfinite(step_seconds) or step_seconds <= 0:
         return "h"
     return Frequency.of_step(pd.Timedelta(seconds=step_seconds)).code
+
+
+def seasonal_indices(values: np.ndarray, slots: np.ndarray, season: int) -> list[float]:
+    """Multiplicative seasonal indices [season] of a positive series, or [] when none.
+
+    Classical decomposition, as the Theta method and the M4 benchmarks deseasonalize:
+    a centred moving average of one season (2 x m for even m) gives the trend, each
+    value's ratio to it is averaged per season slot (``slots`` [n], the calendar slot
+    of each value), and the indices are normalized to mean 1. Applied only where the
+    90% autocorrelation test finds seasonality (``seasonal_strength_test``), with at
+    least three seasons of data; [] otherwise.
+    """
+    from seriesflow.model.classical import seasonal_strength_test
+
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if season <= 1 or n < 3 * season or (values <= 0).any() or not np.isfinite(values).all():
+        return []
+    if not seasonal_strength_test(values, season):
+        return []
+    weights = np.ones(season + 1 if season % 2 == 0 else season)
+    if season % 2 == 0:
+        weights[0] = weights[-1] = 0.5
+    weights /= season
+    trend = np.convolve(values, weights, mode="valid")  # [n - len(weights) + 1]
+    offset = (len(weights) - 1) // 2
+    ratio = values[offset : offset + len(trend)] / trend
+    slot = np.asarray(slots)[offset : offset + len(trend)] % season
+    total = np.bincount(slot, weights=ratio, minlength=season)
+    count = np.bincount(slot, minlength=season)
+    if (count == 0).any():
+        return []
+    index = total / count
+    index = index / index.mean()
+    if not np.isfinite(index).all() or (index <= 0).any():
+        return []
+    return [float(v) for v in index]
+
+
+def seasonal_log_fit(
+    scaler_method: str, values: np.ndarray, slots: np.ndarray, season: int
+) -> tuple[list[float], bool]:
+    """(indices, logged) of one series' training part for ``normalize.method``.
+
+    Only ``seasonal_log`` deseasonalizes and logs, and only a series whose training values
+    are all > 0 (a log needs them); anything else is scaled as ``last_value``.
+    """
+    values = np.asarray(values, dtype=float)
+    if scaler_method != SEASONAL_LOG or not len(values) or (values <= 0).any():
+        return [], False
+    return seasonal_indices(values, slots, season), True

@@ -16,7 +16,7 @@ def test_the_installed_script_lists_every_subcommand():
     assert script.is_file(), "run make install: pyproject.toml declares the script"
     out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
-    assert listed == ["retrain", "forecast", "watch", "tune", "serve"] == list(COMMANDS)
+    assert listed == ["retrain", "forecast", "watch", "tune", "alerts", "serve"] == list(COMMANDS)
 
 
 def test_a_subcommand_gets_the_rest_of_the_command_line(capsys):
@@ -47,3 +47,10 @@ def test_serve_outside_a_checkout_says_where_to_point(tmp_path, monkeypatch, cap
     monkeypatch.setenv("SERIESFLOW_HOME", str(tmp_path))
     assert main(["serve"]) == NOT_INSTALLED
     assert f"{tmp_path}/scripts/serve.sh not found" in capsys.readouterr().err
+
+
+def test_alerts_apply_is_a_subcommand_with_its_own_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["alerts", "apply", "--help"])
+    assert exit_info.value.code == 0
+    assert "automations" in capsys.readouterr().out

@@ -1,0 +1,180 @@
+"""The per-series router: which model serves each series (pure, no Prefect).
+
+The registered model is one forecaster that routes per series: a series is served by
+the LSTM where the LSTM beat the best classical candidate (AutoETS, AutoTheta, seasonal
+naive, naive; ``seriesflow/model/classical.py``) on that series' *validation* windows,
+and by that candidate otherwise. Test windows never take part in the choice: they
+score it. ``register.models: lstm_only`` keeps the pure LSTM (every series routed to it).
+
+The errors compared are each candidate's MAE on the series' validation windows (all
+steps of the horizon), divided by the series' in-sample seasonal-naive MAE: a MASE per
+series, so the choice is the MAE choice and the stored errors are comparable across
+series. Saved as ``router.json`` beside the model, and inside the registered model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seriesflow.data.schema import LSTM
+from seriesflow.model.classical import CLASSICAL
+from seriesflow.workspace.files import read_json
+
+ROUTER_FILE = "router.json"
+LSTM_ONLY, ROUTED_MODELS = "lstm_only", "routed"
+
+
+@dataclass(frozen=True)
+class Router:
+    """Each series' model, and the validation errors it was chosen on."""
+
+    choice: dict[str, str]  # series_id -> lstm | ets | theta | seasonal_naive | naive
+    val_mase: dict[str, dict[str, float]] = field(default_factory=dict)  # series -> model -> MASE
+    candidates: tuple[str, ...] = (LSTM, *CLASSICAL)
+    seasons: dict[str, int] = field(default_factory=dict)  # series -> season length
+
+    def model_of(self, series_id: str) -> str:
+        """The series' model; a series the router never saw is served by the LSTM."""
+        return self.choice.get(str(series_id), LSTM)
+
+    @property
+    def lstm_share(self) -> float:
+        """Share of series served by the LSTM (1.0 for an LSTM-only model)."""
+        if not self.choice:
+            return math.nan
+        return sum(model == LSTM for model in self.choice.values()) / len(self.choice)
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for model in self.choice.values():
+            found[model] = found.get(model, 0) + 1
+        return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
+
+    def describe(self) -> str:
+        total = len(self.choice)
+        parts = [f"{model} {n}" for model, n in self.counts().items()]
+        return f"{total} series: " + ", ".join(parts) + f" (lstm_share {self.lstm_share:.0%})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "candidates": list(self.candidates),
+            "lstm_share": self.lstm_share,
+            "series": {
+                sid: {
+                    "model": self.choice[sid],
+                    "season": self.seasons.get(sid, 1),
+                    "val_mase": self.val_mase.get(sid, {}),
+                }
+                for sid in sorted(self.choice)
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Router:
+        series = data.get("series", {})
+        return cls(
+            choice={sid: item["model"] for sid, item in series.items()},
+            val_mase={sid: dict(item.get("val_mase", {})) for sid, item in series.items()},
+            candidates=tuple(data.get("candidates", (LSTM, *CLASSICAL))),
+            seasons={sid: int(item.get("season", 1)) for sid, item in series.items()},
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Router:
+        return cls.from_json(read_json(path))
+
+    @classmethod
+    def lstm_only(cls, series: list[str], seasons: dict[str, int] | None = None) -> Router:
+        return cls({str(s): LSTM for s in series}, {}, (LSTM,), dict(seasons or {}))
+
+
+def validation_mase(
+    series_ids: np.ndarray,
+    actual: np.ndarray,
+    forecasts: dict[str, np.ndarray],
+    scale: dict[str, float],
+) -> dict[str, dict[str, float]]:
+    """Per series and candidate: MAE over its windows and steps / the series' MASE scale.
+
+    ``actual`` and each forecast are [windows, horizon] in original units; a candidate
+    with no finite forecast for a series gets inf (it cannot be chosen there).
+    """
+    errors: dict[str, dict[str, float]] = {}
+    series_ids = np.asarray(series_ids).astype(str)
+    for sid in np.unique(series_ids):
+        mask = series_ids == sid
+        truth = actual[mask]
+        known = np.isfinite(truth)
+        denominator = scale.get(sid, math.nan)
+        if not math.isfinite(denominator) or denominator <= 0:
+            denominator = 1.0  # a flat training part: plain MAE still ranks the candidates
+        row = {}
+        for name, predicted in forecasts.items():
+            error = np.abs(predicted[mask] - truth)[known]
+            row[name] = (
+                float(error.mean() / denominator)
+                if len(error) and np.isfinite(error).all()
+                else math.inf
+            )
+        errors[str(sid)] = row
+    return errors
+
+
+def choose(
+    val_mase: dict[str, dict[str, float]],
+    series: list[str],
+    seasons: dict[str, int] | None = None,
+    candidates: tuple[str, ...] = (LSTM, *CLASSICAL),
+) -> Router:
+    """The router: per series the LSTM if it beats every classical candidate on validation,
+    else the best classical candidate (ties go to the earlier candidate in ``candidates``).
+
+    A series with no validation windows is served by the best candidate over all series
+    (the lowest mean validation MASE), so every series gets a model.
+    """
+    classical = [c for c in candidates if c != LSTM]
+    choice: dict[str, str] = {}
+    for sid, row in val_mase.items():
+        best = min(classical, key=lambda c: row.get(c, math.inf), default=None)
+        lstm = row.get(LSTM, math.inf)
+        if LSTM in candidates and (best is None or lstm < row.get(best, math.inf)):
+            choice[sid] = LSTM
+        elif best is not None and math.isfinite(row.get(best, math.inf)):
+            choice[sid] = best
+        else:
+            choice[sid] = LSTM if LSTM in candidates else classical[0]
+    overall = _best_overall(val_mase, candidates)
+    for sid in series:
+        choice.setdefault(str(sid), overall)
+    return Router(choice, val_mase, tuple(candidates), dict(seasons or {}))
+
+
+def _best_overall(val_mase: dict[str, dict[str, float]], candidates: tuple[str, ...]) -> str:
+    means = {}
+    for name in candidates:
+        values = [row.get(name, math.inf) for row in val_mase.values()]
+        finite = [v for v in values if math.isfinite(v)]
+        means[name] = float(np.mean(finite)) if finite else math.inf
+    return min(candidates, key=lambda c: means[c]) if candidates else LSTM
+
+
+def route(router: Router, series_ids: np.ndarray, forecasts: dict[str, np.ndarray]) -> np.ndarray:
+    """The routed forecasts [windows, steps]: each window takes its series' model's row."""
+    names = np.array([router.model_of(s) for s in np.asarray(series_ids).astype(str)])
+    first = next(iter(forecasts.values()))
+    out = np.full(first.shape, np.nan)
+    for name, predicted in forecasts.items():
+        mask = names == name
+        out[mask] = predicted[mask]
+    missing = ~np.isin(names, list(forecasts))
+    if missing.any():
+        raise ValueError(
+            f"the router serves {sorted(set(names[missing]))} but no forecasts of those "
+            f"models were given (have {sorted(forecasts)})"
+        )
+    return out
