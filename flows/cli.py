@@ -118,7 +118,9 @@ def alerts_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seriesflow alerts", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     apply_cmd = commands.add_parser("apply", help="create or update the automations of a file")
-    apply_cmd.add_argument("file", nargs="?", type=Path, default=DEFAULT_FILE)
+    apply_cmd.add_argument(
+        "file", nargs="?", type=Path, default=DEFAULT_FILE, help="the automations file"
+    )
     args = parser.parse_args(argv)
     try:
         for line in apply(args.file, target_from_env()):

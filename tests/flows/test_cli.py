@@ -53,4 +53,4 @@ def test_alerts_apply_is_a_subcommand_with_its_own_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["alerts", "apply", "--help"])
     assert exit_info.value.code == 0
-    assert "automations" in capsys.readouterr().out
+    assert "the automations file" in capsys.readouterr().out
