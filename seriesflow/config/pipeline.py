@@ -72,18 +72,19 @@ class EvaluateConfig(FrozenModel):
         "Default: inferred from the frequency (hourly -> 24, daily -> 7, ...).",
     )
     make_plots: bool = True
-    baselines: list[Literal["ets"]] = Field(
-        default_factory=lambda: ["ets"],
+    baselines: list[Literal["ets", "theta"]] = Field(
+        default_factory=lambda: ["ets", "theta"],
         description="Classical baselines to fit and report beside naive and seasonal naive "
-        "(ets: statsmodels ETSModel per series; costs a fit per series). The gate uses them "
-        "only when register.baselines names them too.",
+        "(ets: statsforecast AutoETS, theta: AutoTheta; a fit per series). The routed model's "
+        "candidates (register.candidates) are always fit; the gate uses baselines only when "
+        "register.baselines names them too.",
     )
     baseline_max_series: int = Field(
         200,
         ge=0,
-        description="Report the classical baselines only up to this many series (each costs a "
-        "statsmodels fit per series: about 0.1-1 s). Above it they are skipped with a log line; "
-        "a baseline that register.baselines gates on is always fit.",
+        description="Report the classical baselines only up to this many series. Above it they "
+        "are skipped with a log line; candidates of the routed model and baselines the gate "
+        "uses are always fit.",
     )
     backtest_folds: int = Field(
         0,
@@ -143,16 +144,33 @@ class RegisterConfig(FrozenModel):
         description="MLflow tracking URI, without credentials. Default: $MLFLOW_TRACKING_URI, "
         "else sqlite:///<workspace>/mlflow.db.",
     )
-    metric: Literal["mse", "mae", "rmse", "mape", "mase"] = Field(
-        "rmse", description="Metric the promotion gate compares (lower is better)."
+    models: Literal["routed", "lstm_only"] = Field(
+        "routed",
+        description="routed: the registered model serves each series from the LSTM where the "
+        "LSTM beat the best classical candidate (register.candidates) on that series' "
+        "validation windows, else from that candidate; a workspace with valid data always "
+        "gets a champion. lstm_only: the pure LSTM, which must beat register.baselines.",
     )
-    baselines: list[Literal["naive", "seasonal_naive", "ets"]] = Field(
+    candidates: list[Literal["ets", "theta", "seasonal_naive", "naive"]] = Field(
+        default_factory=lambda: ["ets", "theta", "seasonal_naive", "naive"],
+        description="The classical candidates the router weighs against the LSTM per series: "
+        "ets (statsforecast AutoETS), theta (AutoTheta), seasonal_naive, naive.",
+    )
+    metric: Literal["mse", "mae", "rmse", "mape", "mase"] = Field(
+        "mase", description="Metric the promotion gate compares (lower is better)."
+    )
+    aggregate: Literal["series_mean", "pooled"] = Field(
+        "series_mean",
+        description="How the gate aggregates over series: series_mean (each series' own score, "
+        "averaged: with metric mase, scale-free, so one large series cannot decide) or pooled "
+        "(all windows together in original units; reported either way).",
+    )
+    baselines: list[Literal["naive", "seasonal_naive", "ets", "theta"]] = Field(
         default_factory=lambda: ["naive", "seasonal_naive"],
-        description="Baselines a regression model must beat on the test windows, in order: "
-        "naive (last value), seasonal_naive, ets (statsmodels exponential smoothing fit on "
-        "the training part, AICc form, rolled over the test windows without refitting). "
-        "ets is reported by evaluate.baselines (up to evaluate.baseline_max_series series); "
-        "add it here to gate on it too (then it is always fit).",
+        description="Baselines the model must beat on the test windows, in order (binding for "
+        "models: lstm_only; reported for the routed model): naive (last value), "
+        "seasonal_naive, ets (AutoETS) and theta (AutoTheta), fit on the training part and "
+        "rolled over the test windows without refitting.",
     )
     promote_margin: float = Field(
         0.0,

@@ -132,7 +132,9 @@ def rescore_champion(
     values = arrays.values.copy()
     for code in np.unique(windows.code[known]):
         sid, rows = arrays.series[code], arrays.rows_of(code)
-        values[rows] = c_scaler.transform(sid, scaler.inverse_all(sid, values[rows]))
+        raw = scaler.inverse_all(sid, values[rows])
+        raw[:, 0] = arrays.original[rows]  # the target as observed (this run may log it)
+        values[rows] = c_scaler.to_model(sid, raw, arrays.times[rows])
     mine = replace(windows, arrays=arrays.with_values(values)).select(known)
     theirs_windows, fits = mine.with_timesteps(theirs.timesteps)
     scored = np.flatnonzero(known)[fits]

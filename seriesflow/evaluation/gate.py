@@ -1,11 +1,27 @@
 """The promotion gate: a pure decision over the evaluation table (no Prefect, no MLflow).
 
-Regression, in order: a finite score; beat each of ``register.baselines`` (naive,
-seasonal naive, ETS) on ``register.metric``; MASE below ``register.max_mase`` (1 = the
-in-sample seasonal-naive error); beat the champion -- re-scored on the same
-windows -- by ``register.promote_margin``. Classification: a finite score; beat
-the majority class on ``register.classification_metric``; beat the champion.
-The first rule that fails decides; every rule's outcome is reported.
+Scores are aggregated over series by ``register.aggregate``: ``series_mean`` (the
+default) averages each series' own score, so with ``register.metric: mase`` (the
+default) the rule is scale-free and a series ten times larger weighs as much as any
+other; ``pooled`` takes the ``__all__`` rows (all windows together, original units).
+
+The candidate is the registered model: ``routed`` (the default: per series the LSTM or
+the classical candidate that beat it on validation; ``seriesflow/evaluation/router.py``)
+or ``lstm_only``. In order:
+
+- a finite score;
+- routed: beat the champion, re-scored on the same windows, by ``register.promote_margin``;
+  with no champion yet it is promoted (a workspace with valid data always ends with a
+  champion: where the LSTM loses everywhere, the champion serves classical forecasts,
+  and the reason says so). The baseline and MASE rules are reported, not binding: the
+  router already chose, per series, between the LSTM and those baselines.
+- lstm_only: beat each of ``register.baselines`` (naive, seasonal naive, ETS, Theta) on
+  ``register.metric``; MASE below ``register.max_mase`` (1 = the in-sample
+  seasonal-naive error); beat the champion by ``register.promote_margin``.
+
+Classification: a finite score; beat the majority class on
+``register.classification_metric``; beat the champion. The first binding rule that fails
+decides; every rule's outcome is reported.
 """
 
 from __future__ import annotations
@@ -18,6 +34,7 @@ import pandas as pd
 
 from seriesflow.config.pipeline import RegisterConfig
 from seriesflow.data.schema import (
+    ALL_SERIES,
     ALL_WINDOWS,
     CHAMPION,
     CHAMPION_WINDOWS,
@@ -27,15 +44,42 @@ from seriesflow.data.schema import (
     MODEL,
     NAIVE,
     REGRESSION,
+    ROUTED,
     SEASONAL_NAIVE,
+    SERIES_ID,
+    THETA,
 )
+from seriesflow.evaluation.metrics import CLASS_METRICS, METRICS
 from seriesflow.evaluation.scoring import overall
 
 BASELINE_LABELS = {
     NAIVE: "naive (last value)",
     SEASONAL_NAIVE: "seasonal naive",
-    ETS: "exponential smoothing (statsmodels ETS, fit on the training part)",
+    ETS: "AutoETS (statsforecast, fit on the training part)",
+    THETA: "AutoTheta (statsforecast, fit on the training part)",
 }
+SERIES_MEAN, POOLED = "series_mean", "pooled"
+
+
+def aggregate(
+    metrics: pd.DataFrame, scope: str = ALL_WINDOWS, how: str = SERIES_MEAN
+) -> dict[str, dict[str, float]]:
+    """{model: {metric: value}}: each series' score averaged over series (``series_mean``),
+    or the pooled ``__all__`` rows (``pooled``). Series a model has no score for are left
+    out of its mean (a model scored on no series gets NaN)."""
+    if how == POOLED:
+        return overall(metrics, scope)
+    rows = metrics[(metrics[SERIES_ID] != ALL_SERIES) & (metrics["scope"] == scope)]
+    names = [m for m in (*METRICS, *CLASS_METRICS) if m in metrics.columns]
+    found = {}
+    for model, part in rows.groupby("model", sort=False):
+        found[str(model)] = {m: float(part[m].astype(float).mean()) for m in names}
+    return found
+
+
+def candidate_name(scores: dict[str, dict[str, float]], cfg: RegisterConfig) -> str:
+    """The model the gate decides on: the routed model, or the LSTM alone (``lstm_only``)."""
+    return ROUTED if cfg.models == "routed" and ROUTED in scores else MODEL
 
 
 @dataclass(frozen=True)
@@ -45,6 +89,7 @@ class Check:
     rule: str
     passed: bool
     detail: str
+    binding: bool = True  # False: reported only (the routed model's baseline rules)
 
 
 @dataclass(frozen=True)
@@ -56,7 +101,10 @@ class Decision:
     checks: tuple[Check, ...] = ()
 
     def table(self) -> list[dict[str, Any]]:
-        return [{"rule": c.rule, "passed": c.passed, "detail": c.detail} for c in self.checks]
+        return [
+            {"rule": c.rule, "passed": c.passed, "detail": c.detail, "binding": c.binding}
+            for c in self.checks
+        ]
 
     def to_json(self) -> dict[str, Any]:
         """What ``gate.json`` holds."""
@@ -66,23 +114,29 @@ class Decision:
 
 def _regression_checks(scores: dict[str, dict[str, float]], cfg: RegisterConfig) -> list[Check]:
     metric = cfg.metric
-    model = scores[MODEL][metric]
-    checks = [Check("model", math.isfinite(model), f"the model's test {metric} is {model:.4g}")]
+    name = candidate_name(scores, cfg)
+    binding = name == MODEL  # the routed model already chose between LSTM and baselines
+    model = scores[name][metric]
+    what = "routed model" if name == ROUTED else "model"
+    checks = [Check("model", math.isfinite(model), f"the {what}'s test {metric} is {model:.4g}")]
     for baseline in cfg.baselines:
         label = BASELINE_LABELS[baseline]
         if baseline not in scores:
-            checks.append(Check(baseline, False, f"the {label} baseline was not scored"))
+            checks.append(Check(baseline, False, f"the {label} baseline was not scored", binding))
             continue
         other = scores[baseline][metric]
         ok = model < other
         verb = "beats" if ok else "does not beat"
         checks.append(
             Check(
-                baseline, ok, f"test {metric} {model:.4g} {verb} the {label} baseline ({other:.4g})"
+                baseline,
+                ok,
+                f"test {metric} {model:.4g} {verb} the {label} baseline ({other:.4g})",
+                binding,
             )
         )
     if cfg.max_mase is not None:
-        mase = scores[MODEL]["mase"]
+        mase = scores[name]["mase"]
         ok = math.isfinite(mase) and mase < cfg.max_mase
         checks.append(
             Check(
@@ -90,6 +144,7 @@ def _regression_checks(scores: dict[str, dict[str, float]], cfg: RegisterConfig)
                 ok,
                 f"test MASE {mase:.4g} {'<' if ok else 'is not below'} {cfg.max_mase:g} "
                 "(1 = the in-sample seasonal-naive error)",
+                binding,
             )
         )
     return checks
@@ -112,7 +167,7 @@ def _champion_check(metrics: pd.DataFrame, cfg: RegisterConfig, task: str) -> Ch
     """The head-to-head on the champion's windows."""
     higher = task == CLASSIFICATION
     metric = cfg.classification_metric if higher else cfg.metric
-    head_to_head = overall(metrics, CHAMPION_WINDOWS)
+    head_to_head = aggregate(metrics, CHAMPION_WINDOWS, cfg.aggregate)
     if CHAMPION not in head_to_head:
         return Check(
             "champion",
@@ -120,7 +175,8 @@ def _champion_check(metrics: pd.DataFrame, cfg: RegisterConfig, task: str) -> Ch
             "the champion could not be re-scored on this run's test windows "
             "(see the evaluation note); promote by hand if this model should replace it",
         )
-    ours, theirs = head_to_head[MODEL][metric], head_to_head[CHAMPION][metric]
+    name = MODEL if higher else candidate_name(head_to_head, cfg)
+    ours, theirs = head_to_head[name][metric], head_to_head[CHAMPION][metric]
     margin = cfg.promote_margin
     if higher:
         # The margin is a relative cut of the champion's shortfall (1 - metric): a
@@ -152,7 +208,7 @@ def decide_promotion(
     ``register.promote_margin``. Classification: a finite score; beat the
     majority class on ``register.classification_metric``; beat the champion.
     """
-    scores = overall(metrics, ALL_WINDOWS)
+    scores = aggregate(metrics, ALL_WINDOWS, cfg.aggregate if task != CLASSIFICATION else POOLED)
     if task == CLASSIFICATION:
         checks = _classification_checks(scores, cfg)
     else:
@@ -160,9 +216,12 @@ def decide_promotion(
     if champion_known:
         checks.append(_champion_check(metrics, cfg, task))
     for check in checks:
-        if not check.passed:
+        if check.binding and not check.passed:
             return Decision(False, check.rule, check.detail, tuple(checks))
-    passed = "; ".join(c.detail for c in checks[1:])
+    passed = "; ".join(c.detail for c in checks[1:] if c.binding)
+    if task != CLASSIFICATION and candidate_name(scores, cfg) == ROUTED:
+        noted = "; ".join(c.detail for c in checks[1:] if not c.binding)
+        passed = "; ".join(p for p in (passed, f"reported: {noted}" if noted else "") if p)
     if not champion_known:
         return Decision(True, "no_champion", f"first champion: {passed}", tuple(checks))
     return Decision(True, "champion", passed, tuple(checks))

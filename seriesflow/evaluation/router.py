@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from seriesflow.data.schema import LSTM
+from seriesflow.data.schema import LSTM, ROUTED
 from seriesflow.model.classical import CLASSICAL
 from seriesflow.workspace.files import read_json
 
@@ -178,3 +178,54 @@ def route(router: Router, series_ids: np.ndarray, forecasts: dict[str, np.ndarra
             f"models were given (have {sorted(forecasts)})"
         )
     return out
+
+
+@dataclass(frozen=True)
+class RoutedRun:
+    """A run's router and every candidate's paths [windows, steps] on val and test windows
+    (``routed``: each window from its series' model), in original units."""
+
+    router: Router
+    val: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
+
+
+def route_run(
+    val: Any,
+    test: Any,
+    lstm_val: np.ndarray,
+    lstm_test: np.ndarray,
+    context: Any,
+    candidates: tuple[str, ...],
+    lstm_only: bool = False,
+) -> RoutedRun:
+    """Fit the classical candidates, choose each series' model on ``val``, route ``test``.
+
+    ``val``/``test`` are window sets (``seriesflow/model/windows.py``), ``lstm_val`` and
+    ``lstm_test`` the LSTM's paths [windows, steps] from their origins, ``context`` the
+    run's ``SeriesContext`` (values, seasons, training lengths, MASE scales). Candidates
+    are fit on each series' training part only; the choice compares the first
+    ``horizon`` steps of the validation windows (never the test windows).
+    """
+    from seriesflow.evaluation.scoring import actuals, classical_forecasts
+
+    steps = lstm_val.shape[1]
+    classical = tuple(c for c in candidates if c != LSTM)
+    on_val = {LSTM: lstm_val, **classical_forecasts(val, context, steps, classical)}
+    on_test = {LSTM: lstm_test, **classical_forecasts(test, context, steps, classical)}
+    seasons = {str(s): int(context.season.get(str(s), 1)) for s in context.values}
+    series = sorted(str(s) for s in context.values)
+    if lstm_only:
+        router = Router.lstm_only(series, seasons)
+    else:
+        horizon = val.horizon
+        errors = validation_mase(
+            val.series_id,
+            actuals(val, context),
+            {name: on_val[name][:, :horizon] for name in (LSTM, *classical)},
+            context.scale,
+        )
+        router = choose(errors, series, seasons, (LSTM, *classical))
+    on_val[ROUTED] = route(router, val.series_id, on_val)
+    on_test[ROUTED] = route(router, test.series_id, on_test)
+    return RoutedRun(router, on_val, on_test)

@@ -27,10 +27,10 @@ from seriesflow.data.schema import (
     CHAMPION,
     CHAMPION_WINDOWS,
     CLASSIFICATION,
-    ETS,
     MAJORITY,
     MODEL,
     NAIVE,
+    ROUTED,
     SEASONAL_NAIVE,
     SERIES_ID,
     SPLITS,
@@ -43,11 +43,9 @@ from seriesflow.evaluation.metrics import (
     class_metrics_table,
     majority_classes,
     metrics_table,
-    naive_forecast,
-    seasonal_naive_forecast,
     seasonal_naive_scale,
 )
-from seriesflow.model.classical import ets_forecasts
+from seriesflow.model.classical import FITTED, classical_paths
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import SeriesArrays, Windows, direction_labels
 
@@ -106,22 +104,25 @@ def baselines(
     windows: Windows, context: SeriesContext, classical: tuple[str, ...] = ()
 ) -> dict[str, np.ndarray]:
     """Naive (last value) and seasonal-naive forecasts [windows, horizon], per series' season;
-    with ``classical=("ets",)`` also exponential smoothing fit on each training part."""
-    horizon = windows.horizon
-    naive = _per_window(windows, context, horizon, lambda v, o: naive_forecast(v, o, horizon))
-    seasonal = np.full((len(windows), horizon), np.nan)
-    ets = np.full((len(windows), horizon), np.nan)
+    with ``classical=("ets", "theta")`` also statsforecast's AutoETS / AutoTheta, fit on each
+    series' training part and rolled over the windows without refitting."""
+    return classical_forecasts(windows, context, windows.horizon, classical)
+
+
+def classical_forecasts(
+    windows: Windows, context: SeriesContext, steps: int, classical: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
+    """``baselines`` for ``steps`` ahead of each window's origin [windows, steps] (longer
+    paths than the horizon: what prediction intervals are calibrated on)."""
+    names = (NAIVE, SEASONAL_NAIVE, *[c for c in FITTED if c in classical])
+    found = {name: np.full((len(windows), steps), np.nan) for name in names}
     origin = windows.origin  # [windows], computed once, not per series
     for sid, mask in windows.by_series():  # mask: the series' window indexes
         season = context.season.get(str(sid), 1)
         values, origins = context.values[sid], origin[mask]
-        seasonal[mask] = seasonal_naive_forecast(values, origins, horizon, season)
-        if ETS in classical:
-            n_train = context.train_length.get(str(sid), len(values))
-            ets[mask] = ets_forecasts(values, n_train, origins, horizon, season)[0]
-    found = {NAIVE: naive, SEASONAL_NAIVE: seasonal}
-    if ETS in classical:  # a series no ETS form could be fit to keeps the naive forecast
-        found[ETS] = np.where(np.isnan(ets), naive, ets)
+        n_train = context.train_length.get(str(sid), len(values))
+        for name in names:
+            found[name][mask] = classical_paths(name, values, n_train, origins, steps, season)[0]
     return found
 
 
@@ -131,10 +132,18 @@ def score(
     context: SeriesContext,
     champion_pred: np.ndarray | None = None,
     classical: tuple[str, ...] = (),
+    others: dict[str, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Metrics table and long predictions table for regression forecasts in original units."""
+    """Metrics table and long predictions table for regression forecasts in original units.
+
+    ``others``: forecasts [windows, horizon] already made for these windows (the baselines,
+    the routed model); the baselines are fit here only when it lacks them.
+    """
     actual = actuals(windows, context)
-    forecasts = {MODEL: model_pred, **baselines(windows, context, classical)}
+    others = dict(others or {})
+    if NAIVE not in others:
+        others = {**baselines(windows, context, classical), **others}
+    forecasts = {MODEL: model_pred, **others}
     scale = np.array([context.scale[str(s)] for s in windows.series_id])
     table = metrics_table(windows.series_id, actual, forecasts, scale).assign(scope=ALL_WINDOWS)
     parts = [table]
@@ -142,6 +151,8 @@ def score(
         mask = ~np.isnan(champion_pred).any(axis=1)
         if mask.any():
             both = {CHAMPION: champion_pred[mask], MODEL: model_pred[mask]}
+            if ROUTED in forecasts:
+                both[ROUTED] = forecasts[ROUTED][mask]
             parts.append(
                 metrics_table(windows.series_id[mask], actual[mask], both, scale[mask]).assign(
                     scope=CHAMPION_WINDOWS
@@ -273,13 +284,17 @@ class Scorer:
         return sorted(set(self.context.season.values()))
 
     def __call__(
-        self, windows: Windows, outputs: np.ndarray, champion: np.ndarray | None = None
+        self,
+        windows: Windows,
+        outputs: np.ndarray,
+        champion: np.ndarray | None = None,
+        others: dict[str, np.ndarray] | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         if windows.task == CLASSIFICATION:
             if self.majority is None:
                 raise ValueError("a classification scorer needs the majority classes")
             return score_classification(windows, outputs, self.context, self.majority, champion)
-        return score(windows, outputs, self.context, champion, self.classical)
+        return score(windows, outputs, self.context, champion, self.classical, others)
 
 
 def scorer_for(
@@ -353,15 +368,35 @@ def score_split(
     scorer: Scorer,
     champion: np.ndarray | None = None,
     folds: int = 0,
+    others: dict[str, np.ndarray] | None = None,
 ) -> Scored:
-    """Score ``outputs`` (and the champion's) on ``windows``; backtest over ``folds`` if > 0."""
-    metrics, predictions = scorer(windows, outputs, champion)
+    """Score ``outputs`` (and the champion's, and ``others``' forecasts) on ``windows``;
+    backtest over ``folds`` if > 0."""
+    metrics, predictions = scorer(windows, outputs, champion, others)
     table = None
     if folds > 0:
 
         def fold_metrics(mask: np.ndarray) -> pd.DataFrame:
             theirs = None if champion is None else champion[mask]
-            return scorer(windows.select(mask), outputs[mask], theirs)[0]
+            mine = None if others is None else {k: v[mask] for k, v in others.items()}
+            return scorer(windows.select(mask), outputs[mask], theirs, mine)[0]
 
         table = backtest(windows, backtest_folds(windows, folds), fold_metrics)
     return Scored(metrics, predictions, table)
+
+
+def spread_windows(windows: Windows, per_series: int | None) -> Windows:
+    """At most ``per_series`` windows of each series, spread evenly over its windows in time
+    order (first and last kept); all of them when ``per_series`` is None or enough."""
+    if per_series is None or not len(windows):
+        return windows
+    keep = np.zeros(len(windows), dtype=bool)
+    origin = windows.origin
+    for _, mask in windows.by_series():
+        if len(mask) <= per_series:
+            keep[mask] = True
+            continue
+        ordered = mask[np.argsort(origin[mask], kind="stable")]
+        picks = np.unique(np.round(np.linspace(0, len(ordered) - 1, per_series)).astype(int))
+        keep[ordered[picks]] = True
+    return windows.select(keep)

@@ -27,7 +27,17 @@ import pandas as pd
 
 from seriesflow.config.pipeline import AUTO, PipelineConfig
 from seriesflow.data.frequency import Frequency, fill_gaps
-from seriesflow.data.schema import ALL_SERIES, SERIES_ID, TEST, TIMESTAMP, VAL, VALUE_ORIGINAL
+from seriesflow.data.schema import (
+    ALL_SERIES,
+    LSTM,
+    SERIES_ID,
+    TEST,
+    TIMESTAMP,
+    VAL,
+    VALUE,
+    VALUE_ORIGINAL,
+)
+from seriesflow.model.classical import classical_forecast
 from seriesflow.model.intervals import Intervals, calibrate
 from seriesflow.model.saved_model import ModelSpec, predict
 from seriesflow.model.scaler import Scaler
@@ -44,8 +54,6 @@ def forecast_paths(
     if not count:
         return np.empty((0, steps))
     arrays = windows.arrays
-    center = np.array([scaler.affine(arrays.series[c])[0][0] for c in windows.code])  # [w]
-    scale = np.array([scaler.affine(arrays.series[c])[1][0] for c in windows.code])  # [w]
     x = windows.gather_x().astype(np.float32)  # [w, timesteps, features], scaled
     series_ids = windows.series_id
     blocks, done = [], 0
@@ -59,7 +67,7 @@ def forecast_paths(
             new[:, :, 0] = block
             x = np.concatenate([x, new], axis=1)[:, -spec.timesteps :, :]
     scaled = np.concatenate(blocks, axis=1)[:, :steps]  # [w, steps]
-    return scaled * scale[:, None] + center[:, None]
+    return scaler.restore(series_ids, scaled, arrays.times[windows.row])
 
 
 @dataclass(frozen=True)
@@ -125,7 +133,8 @@ def tail_arrays(
             )
             continue
         raw = tail[features].to_numpy(dtype=float)
-        frame = pd.DataFrame(scaler.transform(sid, raw), columns=features)
+        stamps = pd.to_datetime(tail[TIMESTAMP], utc=True).dt.tz_localize(None).to_numpy()
+        frame = pd.DataFrame(scaler.to_model(sid, raw, stamps), columns=features)
         frame.insert(0, TIMESTAMP, tail[TIMESTAMP].to_numpy())
         frame.insert(0, SERIES_ID, sid)
         frame[VALUE_ORIGINAL] = raw[:, 0]
@@ -232,26 +241,45 @@ def forecast_frame(
     model_version: str = "",
     steps: int | None = None,
     created_at: pd.Timestamp | None = None,
+    router: Any | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """The forecast frame of every usable series in ``history``, and the skipped ones (why).
 
     One row per series, future step and interval level: ``FORECAST_COLUMNS`` plus
-    ``LIVE_COLUMNS``. Timestamps continue each series' calendar.
+    ``LIVE_COLUMNS``. Timestamps continue each series' calendar. With a ``router``
+    (``seriesflow/evaluation/router.py``) each series is forecast by its own model: the LSTM,
+    or a classical candidate fit on the series' history in ``history`` (all of it that was
+    given, on its calendar); without one, every series by the LSTM.
     """
     created_at = created_at or pd.Timestamp.now(tz="UTC").floor("s")
-    tails = tail_arrays(history, scaler, spec, settings.max_gap_steps)
+    known = history[SERIES_ID].astype(str)
+    classical_ids = set()
+    if router is not None:
+        classical_ids = {s for s in set(known) if router.model_of(s) != LSTM}
+    lstm_history = history[~known.isin(classical_ids)] if classical_ids else history
+    tails = tail_arrays(lstm_history, scaler, spec, settings.max_gap_steps)
     series = tails.arrays.series
     wanted = {
         sid: steps or settings.steps_for(scaler.frequency_of(sid), spec.horizon) for sid in series
     }
     horizon = max(wanted.values(), default=0)
     paths = forecast_paths(model, spec, scaler, tails.windows, horizon) if series else None
-    parts = []
+    made: dict[str, tuple[np.ndarray, pd.Timestamp, float]] = {}
     for k, sid in enumerate(series):
-        count = wanted[sid]
-        forecast = paths[k, :count]
-        times = future_times(scaler.frequency_of(sid), tails.last_time[sid], count)
         last = float(tails.arrays.original[tails.windows.row[k]])
+        made[sid] = (paths[k, : wanted[sid]], tails.last_time[sid], last)
+    skipped = dict(tails.skipped)
+    for sid in sorted(classical_ids):
+        found = classical_path(history[known == sid], sid, scaler, router, settings, steps)
+        if isinstance(found, str):
+            skipped[sid] = found
+        else:
+            made[sid] = found
+    parts = []
+    for sid in sorted(made):
+        forecast, last_time, last = made[sid]
+        count = len(forecast)
+        times = future_times(scaler.frequency_of(sid), last_time, count)
         for level in settings.levels:
             width = intervals.widths(sid, level, count)
             parts.append(
@@ -273,7 +301,37 @@ def forecast_frame(
             )
     columns = FORECAST_COLUMNS + LIVE_COLUMNS
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-    return frame[columns], tails.skipped
+    return frame[columns], skipped
+
+
+def classical_path(
+    group: pd.DataFrame,
+    sid: str,
+    scaler: Scaler,
+    router: Any,
+    settings: ForecastSettings,
+    steps: int | None,
+) -> tuple[np.ndarray, pd.Timestamp, float] | str:
+    """(forecast [steps], last time, last value) of a series its router serves by a classical
+    model, fit on all of ``group`` (the series' rows) on its calendar; or why it cannot."""
+    if sid not in scaler.series:
+        return "unknown to the model (not in its training data)"
+    frequency = scaler.frequency_of(sid)
+    position, on_grid = frequency.positions(group[TIMESTAMP].to_numpy())
+    if not on_grid.all():
+        bad = group[TIMESTAMP][~on_grid].iloc[0]
+        return f"timestamp {bad} is off the series' {frequency.describe()} calendar"
+    if len(np.unique(position)) != len(position):
+        return "timestamps repeat"
+    filled = fill_gaps(group.drop(columns=[SERIES_ID])[[TIMESTAMP, VALUE]], frequency, [VALUE])
+    values = filled[VALUE].to_numpy(dtype=float)
+    if not len(values) or not np.isfinite(values).all():
+        return "missing values that cannot be interpolated"
+    count = steps or settings.steps_for(frequency, 1)
+    name = router.model_of(sid)
+    season = router.seasons.get(sid) or frequency.season_length()
+    path = classical_forecast(name, values, count, season)
+    return path, pd.Timestamp(filled[TIMESTAMP].iloc[-1]), float(values[-1])
 
 
 # Calibration forecasts from at most this many origins per split: a few thousand residuals per

@@ -180,19 +180,14 @@ def forecast_windows(
     if not len(windows):
         return out
     regression = spec.task != CLASSIFICATION
-    if regression:  # the target's affine map per series code (only the series in use)
-        center, scale = np.zeros(len(windows.arrays.series)), np.ones(len(windows.arrays.series))
-        for code in np.unique(windows.code):
-            affine = scaler.affine(windows.arrays.series[code])
-            center[code], scale[code] = affine[0][0], affine[1][0]
     series_ids = windows.series_id
+    origin_times = windows.arrays.times[windows.row]  # [windows]
     for start in range(0, len(windows), batch_size):
         index = slice(start, start + batch_size)
         x, loc, spread = scaler.window_inputs(windows.gather_x(index))
         outputs = predict(model, spec, x, series_ids[index])  # [batch, outputs]
-        if regression:
-            codes = windows.code[index]
+        if regression:  # back through the window map, then the series' own map
             scaled = scaler.window_outputs(outputs, loc, spread)
-            outputs = scaled * scale[codes][:, None] + center[codes][:, None]
+            outputs = scaler.restore(series_ids[index], scaled, origin_times[index])
         out[index] = outputs
     return out
