@@ -64,3 +64,13 @@ def write_block(name: str, markdown: str, path: Path | str = DOCS_BENCHMARKS) ->
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def variant(base: str, *settings: str) -> str:
+    """The block name of a run with non-default settings, so it does not overwrite the default's.
+
+    ``variant("scale")`` is ``scale``; ``variant("scale", "window.stride=1")`` is
+    ``scale-window.stride-1``.
+    """
+    extra = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "-", s).strip("-") for s in settings if s)
+    return f"{base}-{extra}" if extra else base

@@ -1,4 +1,4 @@
-"""benchmarks/docs_table.py: a benchmark rewrites its own block of docs/benchmarks.md, nothing else."""
+"""benchmarks/docs_table.py: a benchmark rewrites its own block of docs/benchmarks.md only."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def test_write_block_replaces_only_its_block(tmp_path):
     text = page.read_text(encoding="utf-8")
     assert "old pipeline table" not in text
     assert (
-        "<!-- benchmark:pipeline -->\n_Measured on 2026-12-04._\n\n| stage | s |\n| ingest | 1.9 |\n"
-        "<!-- /benchmark:pipeline -->"
+        "<!-- benchmark:pipeline -->\n_Measured on 2026-12-04._\n\n"
+        "| stage | s |\n| ingest | 1.9 |\n<!-- /benchmark:pipeline -->"
     ) in text
     # everything outside the block is byte for byte as it was
     before, after = PAGE.split("old pipeline table\n")
@@ -66,6 +66,7 @@ def test_write_block_adds_a_missing_block_at_the_end(tmp_path):
 def test_write_block_creates_the_page_and_refuses_odd_names(tmp_path):
     page = tmp_path / "docs" / "benchmarks.md"
     write_block("scale", "x", page)
-    assert page.read_text(encoding="utf-8") == "<!-- benchmark:scale -->\nx\n<!-- /benchmark:scale -->\n"
+    expected = "<!-- benchmark:scale -->\nx\n<!-- /benchmark:scale -->\n"
+    assert page.read_text(encoding="utf-8") == expected
     with pytest.raises(ValueError, match="benchmark block name"):
         write_block("a -->", "x", page)
