@@ -8,8 +8,8 @@ windows -> fit -> score; no Prefect, no MLflow): the shipped sample
 hourly series with a trend, daily and weekly seasonality and noise of three
 kinds. The model is the default config (LSTM(50), the ``auto`` input of four
 seasons: 96 hourly steps, batch 256 with XLA, early stopping on the validation part)
-with the epochs capped by ``--epochs``. Scores are on each series' test part (the last 15%), in original
-units; MASE divides by the in-sample (training part) seasonal-naive MAE with
+with the epochs capped by ``--epochs``. Scores are on each series' test part (the
+last 15%), in original units; MASE divides by the in-sample (training part) seasonal-naive MAE with
 the season inferred from the step (hourly -> 24), so a MASE below 1 beats that
 in-sample baseline. Prints one table and the seconds each data set took, and writes
 the table to docs/benchmarks.md (block ``accuracy``).
