@@ -1,4 +1,4 @@
-# seriesflow: two commands on a fresh machine with python3 and make.
+# seriesflow: two commands on a fresh machine with python3 (3.11 or 3.12) and make.
 #   make run   - set up .venv and retrain on the shipped sample data
 #   make test  - the test suite
 SHELL := /bin/bash
@@ -20,17 +20,20 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 help:
 	@echo "make run        set up .venv, retrain on the sample data (again: skipped unless new data)"
+	@echo "make test       run the test suite (what .ci/run calls)"
 	@echo "make forecast   forecast every series with the champion (data/work/forecasts/latest.json)"
 	@echo "make chunk      write the next week of sample data into $(LANDING)"
-	@echo "make test       run the test suite"
 	@echo "make serve      local Prefect server + deployments + worker (retrain on new data)"
 	@echo "make ui         Prefect UI on the workspace's runs (http://127.0.0.1:4200) + Data Docs (:$(REPORTS_PORT))"
 	@echo "make mlflow-ui  MLflow UI on the pipeline's registry (MLFLOW_TRACKING_URI, else the workspace's)"
 	@echo "make tune       hyperparameter search (ARGS='--set tune.strategy=grid ...')"
-	@echo "make bench      benchmarks/ tables (make bench-real: public real series vs classical models)"
+	@echo "make bench      benchmarks/ tables, written into docs/benchmarks.md"
+	@echo "make bench-real  public real series vs classical models (installs the bench extra once)"
 	@echo "make bench-scale  the whole retrain on 10/100/1,000 series x 10,000 points (ARGS='--sizes 10 100')"
+	@echo "make install    only set up .venv (make run and make test do it first)"
+	@echo "make lint       ruff check"
 	@echo "make clean      delete the workspace $(WORK) but keep the model registry (ALL=1: that too, asked first)"
-	@echo "After make install, .venv/bin/seriesflow retrain|forecast|watch|tune|serve runs the same CLIs."
+	@echo "After make install, .venv/bin/seriesflow retrain|forecast|watch|tune|serve|alerts runs the same CLIs."
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)

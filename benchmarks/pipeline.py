@@ -21,6 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig, PipelineConfig  # noqa: E402
 from seriesflow.data.expectations import GxSession  # noqa: E402
 from seriesflow.workspace.history import HISTORY_SOURCE  # noqa: E402
@@ -125,9 +126,16 @@ def main() -> None:
          f"{slow / index:.0f}x faster")
     )  # fmt: skip
 
-    print(f"{'stage':<44}{'rows':>10}{'seconds':>10}{'peak MiB':>10}  note")
+    lines = [f"{'stage':<44}{'rows':>10}{'seconds':>10}{'peak MiB':>10}  note"]
     for label, n, seconds, mem, note in rows_out:
-        print(f"{label:<44}{n:>10,}{seconds:>10.3f}{mem:>10.1f}  {note}")
+        lines.append(f"{label:<44}{n:>10,}{seconds:>10.3f}{mem:>10.1f}  {note}")
+    print("\n".join(lines))
+    settings = f"--rows {args.rows} --series {args.series} --repeat {args.repeat} (best of repeats)"
+    defaults = (args.rows, args.series) == (1_000_000, 100)
+    write_block(
+        variant("pipeline", "" if defaults else f"{args.rows}rows-{args.series}series"),
+        measured(settings) + "\n\n```\n" + "\n".join(lines) + "\n```",
+    )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
 from benchmarks.real_series import start_prefect  # noqa: E402
 
 BENCH_SETTINGS = (
@@ -235,9 +236,15 @@ def main() -> None:
         server.wait(timeout=30)
         if not args.keep and args.root is None:
             shutil.rmtree(root, ignore_errors=True)
+    settings = f"{', '.join((*BENCH_SETTINGS, *args.sets))}; hourly, {args.points} points"
     print()
-    print(f"Settings: {', '.join((*BENCH_SETTINGS, *args.sets))}; hourly, {args.points} points")
+    print(f"Settings: {settings}")
     print(table(results))
+    sizes = "" if args.sizes == [10, 100, 1000] else "sizes-" + "-".join(map(str, args.sizes))
+    write_block(
+        variant("scale", *args.sets, sizes, "" if args.points == 10_000 else f"{args.points}pt"),
+        measured(settings) + "\n\n" + table(results),
+    )
 
 
 if __name__ == "__main__":

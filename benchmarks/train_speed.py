@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 import seriesflow  # noqa: F401  (quiet, offline defaults)
 from benchmarks.accuracy import sample_frame
+from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
 from seriesflow.config.pipeline import PipelineConfig, TrainConfig
 from seriesflow.data.schema import TRAIN, VAL, VALUE
 from seriesflow.evaluation.tables import records_markdown
@@ -223,8 +224,19 @@ def main() -> None:
              "epochs in budget": epochs, "best val_loss": loss}
         )  # fmt: skip
         print(table[-1], flush=True)
+    markdown = records_markdown(table, digits=".4g")
     print()
-    print(records_markdown(table, digits=".4g"))
+    print(markdown)
+    settings = (
+        f"--budget {args.budget:g} --rounds {args.rounds}; {len(data.subset(TRAIN))} training "
+        f"windows, timesteps {data.timesteps}"
+    )
+    defaults = (args.budget, args.rounds) == (60.0, 3)
+    extra = [] if defaults else [f"budget{args.budget:g}-rounds{args.rounds}"]
+    write_block(
+        variant("train_speed", *extra, *(t.split("=", 1)[0] for t in args.tries)),
+        measured(settings + "".join(f", --try {t}" for t in args.tries)) + "\n\n" + markdown,
+    )
 
 
 if __name__ == "__main__":

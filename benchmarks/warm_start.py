@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import seriesflow  # noqa: F401  (quiet, offline defaults)
 from benchmarks.accuracy import sample_frame
+from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import SERIES_ID, VALUE
 from seriesflow.evaluation.tables import records_markdown
@@ -120,17 +121,29 @@ def main() -> None:
             "x cold time": warm_seconds / cold_seconds,
         },
     ]
+    markdown = records_markdown(rows, digits=".4g")
     print()
-    print(records_markdown(rows, digits=".4g"))
+    print(markdown)
     print()
     if reached:
-        print(
+        verdict = (
             f"warm start reached the cold start's val_loss at epoch {reached[0] + 1} "
             f"({warm_ends[reached[0]]:.1f} s into the warm run); whole warm run / cold run = "
             f"{warm_seconds / cold_seconds:.2f}"
         )
     else:
-        print(f"warm start did NOT reach the cold start's val_loss {target:.5f}")
+        verdict = f"warm start did NOT reach the cold start's val_loss {target:.5f}"
+    print(verdict)
+    settings = (
+        f"the sample, {args.new_fraction:.0%} new points, batch {cfg.train.batch_size}, "
+        f"jit {cfg.train.jit_compile}, cold up to {cfg.train.epochs} epochs, "
+        f"warm {args.warm_epochs}"
+    )
+    defaults = (args.new_fraction, args.warm_epochs) == (0.01, 5)
+    write_block(
+        variant("warm_start", "" if defaults else f"{args.new_fraction:g}new-{args.warm_epochs}ep"),
+        measured(settings) + "\n\n" + markdown + "\n\n" + verdict,
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ the MLflow run of the model version that made the forecasts (and tags the versio
 creates the ``live-accuracy`` table artifact, and emits ``seriesflow.accuracy.degraded``
 when the champion's live MASE stayed above ``forecast.live_mase_alert`` for
 ``forecast.live_alert_after`` consecutive scorings. A deployment can retrain on that
-event (README: "When live accuracy drops").
+event (docs/forecasts.md, "Live accuracy").
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ nothing else: the ``retrain/on-new-data`` deployment's trigger (``prefect.yaml``
 turns the event into a retrain run, and the retrain run reads the landing folder
 itself, so the event is a nudge, not a work order.
 
-The event (the contract upstream jobs may emit themselves, see README.md,
+The event (the contract upstream jobs may emit themselves, see docs/operations.md,
 "Announcing new data from an upstream job"):
 
 - ``event``: ``series.data.arrived``

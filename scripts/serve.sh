@@ -7,7 +7,8 @@
 #      (concurrency 1: retrain runs never overlap) and the global concurrency limit
 #      `seriesflow-registry` that the register step holds around the MLflow registry write;
 #      marks runs that a hard-stopped earlier session left Running as Crashed;
-#   3. deploys prefect.yaml (retrain/on-new-data, retrain/scheduled, watch/poll) and applies
+#   3. deploys prefect.yaml (retrain/on-new-data, retrain/scheduled, watch/poll,
+#      forecast/on-promotion, forecast/daily) and applies
 #      automations.yaml (notifications for failed, crashed and rejected retrains and for
 #      promotions; sent only when SERIESFLOW_ALERT_WEBHOOK_URL or SERIESFLOW_ALERT_BLOCK is set);
 #   4. starts the reports server (the run folders over http: the UI's Data Docs links) and a
@@ -261,7 +262,7 @@ if ! deploy_output="$(prefect --no-prompt deploy --all --prefect-file "$SERIESFL
     printf '%s\n' "$deploy_output" >&2
     die "prefect deploy failed (output above)"
 fi
-log "deployed retrain/on-new-data, retrain/scheduled, watch/poll"
+log "deployed retrain/on-new-data, retrain/scheduled, watch/poll, forecast/on-promotion, forecast/daily"
 
 # Upserted by name: running make serve again updates them, never duplicates them.
 "$PY" -m flows.cli alerts apply "$SERIESFLOW_HOME/automations.yaml" 2>&1 | sed 's/^/[serve alerts] /' >&2 ||

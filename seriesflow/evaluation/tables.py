@@ -1,4 +1,4 @@
-"""Tables for people: markdown for Prefect artifacts and the README, fixed-width text for the CLI.
+"""Tables for people: markdown for Prefect artifacts and docs, fixed-width text for the CLI.
 
 One formatter per shape, so a metrics table reads the same in the UI, the
 terminal and the benchmarks (pure, no Prefect).

@@ -389,7 +389,8 @@ def test_burst_of_events_starts_one_run_and_retrains_never_overlap(tiny: Stack) 
     wait_out_trigger_window(stack)
     started = datetime.now().astimezone()
 
-    # An upstream job announcing each file itself, twice in a row (README: "Announcing new data"),
+    # An upstream job announcing each file itself, twice in a row (docs/operations.md:
+    # "Announcing new data"),
     # while the nightly run happens to start too.
     new = find_new(scan_landing(stack.landing, 0), load_ledger(Workspace(stack.workspace).ledger))
     assert {f.name for f in new} == {p.name for p in paths}
