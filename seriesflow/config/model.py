@@ -98,6 +98,27 @@ class TrainConfig(FrozenModel):
         "(fast retraining on new data); otherwise train from scratch and say why.",
     )
     units: int = Field(50, ge=1, description="LSTM units per layer.")
+    loss: Literal["mse", "mae"] = Field(
+        "mae",
+        description="Regression loss on the model's scale. mae: with normalize.method "
+        "seasonal_log, the mean absolute log-ratio, close to the sMAPE the M4 winners trained "
+        "on; mse: the seed's.",
+    )
+    ensemble: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Members of the ensemble: LSTMs trained side by side on input lengths "
+        "from window.timesteps down to half of it, each with its own seed; the forecast is "
+        "their median. Each member costs about one model's training time.",
+    )
+    final_epochs: int = Field(
+        0,
+        ge=0,
+        description="After early stopping, train this many more epochs on every window, "
+        "validation and test targets included, before the model is registered (evaluation "
+        "scores the model as it was before). 0: the registered model is the evaluated one.",
+    )
     linear_skip: bool = Field(
         False,
         description="Regression: add a linear map of the whole input window to the LSTM's "

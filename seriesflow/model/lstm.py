@@ -38,6 +38,7 @@ def build_model(
     name: str = "seriesflow_lstm",
     seed: int | None = None,
     zero_head: bool = False,
+    compiled: bool = True,
 ) -> Any:
     """LSTM stack -> Dense head. Input [batch, timesteps, features] -> [batch, outputs].
 
@@ -93,8 +94,57 @@ def build_model(
         )(flat)
         outputs_ = keras.layers.Add(name="forecast_sum")([outputs_, linear])
     model = keras.Model(inputs, outputs_, name=name)
+    if compiled:
+        compile_model(model, cfg)
+    return model
+
+
+def build_ensemble(
+    timesteps: int, features: int, horizon: int, cfg: TrainConfig, zero_head: bool = False
+) -> Any:
+    """``cfg.ensemble`` LSTMs side by side, one output: [batch, members * horizon].
+
+    Member k reads the last ``lengths[k]`` of the ``timesteps`` inputs (a stock Cropping1D
+    layer: saves and loads in safe mode) and has its own seed, so the members differ in
+    what they see and where they start; each has its own LSTM and head. Training on the
+    targets tiled ``members`` times fits every member at once (the loss is the mean of the
+    members' losses, so their gradients do not mix); ``saved_model.predict`` takes the
+    median of the members' forecasts, as the M4 ensembles combined theirs.
+    """
+    keras = _keras()
+    lengths = member_lengths(timesteps, cfg.ensemble)
+    inputs = keras.Input(shape=(timesteps, features), name="window")  # [batch, timesteps, feat]
+    outputs = []
+    for k, length in enumerate(lengths):
+        seen = inputs
+        if length < timesteps:  # [batch, length, features]: the member's own input length
+            seen = keras.layers.Cropping1D((timesteps - length, 0), name=f"member_{k}_input")(
+                inputs
+            )
+        member = build_model(
+            length,
+            features,
+            horizon,
+            cfg,
+            name=f"member_{k}",
+            seed=cfg.seed + 1000 * k,
+            zero_head=zero_head,
+            compiled=False,
+        )
+        outputs.append(member(seen))  # [batch, horizon]
+    out = outputs[0] if len(outputs) == 1 else keras.layers.Concatenate(name="members")(outputs)
+    model = keras.Model(inputs, out, name="seriesflow_ensemble")
     compile_model(model, cfg)
     return model
+
+
+def member_lengths(timesteps: int, members: int) -> list[int]:
+    """Input lengths of an ensemble's members: from the full ``timesteps`` down to half of it,
+    evenly (one member: the full length)."""
+    if members <= 1:
+        return [timesteps]
+    low = max(1, int(round(timesteps / 2)))
+    return [int(round(v)) for v in np.linspace(timesteps, low, members)]
 
 
 def compile_model(model: Any, cfg: TrainConfig) -> None:
@@ -108,7 +158,7 @@ def compile_model(model: Any, cfg: TrainConfig) -> None:
             jit_compile=cfg.jit_compile,
         )
     else:
-        model.compile(optimizer=optimizer, loss="mse", jit_compile=cfg.jit_compile)
+        model.compile(optimizer=optimizer, loss=cfg.loss, jit_compile=cfg.jit_compile)
 
 
 def route_series(

@@ -53,6 +53,11 @@ class ModelSpec:
     warm_start: str | None = None  # how the weights were initialised (a note)
     # how windows are normalized for the model (normalize.method; scaler.json has the rest)
     normalization: str = "minmax"
+    # an ensemble: the model outputs ``members`` forecasts [batch, members * horizon] (each
+    # member an LSTM on its own input length and seed); ``predict`` takes their median
+    members: int = 1
+    # windows need at least this many observed inputs; earlier ones repeat the first value
+    min_inputs: int | None = None
 
     @property
     def outputs(self) -> int:
@@ -156,7 +161,8 @@ def predict(model: Any, spec: ModelSpec, x: np.ndarray, series_ids: np.ndarray) 
     if len(x) == 0:
         return np.empty((0, spec.outputs))
     if not spec.per_series:
-        return np.asarray(model.predict(x, batch_size=1024, verbose=0), dtype=float)
+        out = np.asarray(model.predict(x, batch_size=4096, verbose=0), dtype=float)
+        return combine_members(out, spec)
     index = {sid: i for i, sid in enumerate(spec.series)}
     codes = np.array([index.get(str(s), -1) for s in series_ids])  # [windows]
     out = np.full((len(x), spec.outputs), np.nan)
@@ -165,6 +171,14 @@ def predict(model: Any, spec: ModelSpec, x: np.ndarray, series_ids: np.ndarray) 
         inputs = {X_INPUT: x[known], SERIES_INPUT: codes[known].astype(np.int32)}
         out[known] = model.predict(inputs, batch_size=1024, verbose=0)
     return out
+
+
+def combine_members(outputs: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """[windows, members * horizon] -> the members' median [windows, horizon] (an ensemble)."""
+    if spec.members <= 1 or spec.task == CLASSIFICATION:
+        return outputs
+    stacked = outputs.reshape(len(outputs), spec.members, spec.horizon)  # [w, members, h]
+    return np.median(stacked, axis=1)
 
 
 def forecast_windows(
