@@ -1,54 +1,65 @@
-"""The ETS baseline: fit on the training part, rolled over later origins without refitting."""
+"""The classical candidates: statsforecast fits on the training part, rolled without refitting."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+from statsforecast.models import AutoETS, AutoTheta
 
-from seriesflow.model.classical import ets_forecasts, fit_ets
+from seriesflow.data.schema import ETS, NAIVE, SEASONAL_NAIVE, THETA
+from seriesflow.model.classical import (
+    classical_forecast,
+    classical_paths,
+    seasonal_strength_test,
+)
 
 
-def trending(n: int = 160, season: int = 12, seed: int = 0) -> np.ndarray:
+def seasonal(n: int = 120, season: int = 12, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n)
-    return 50 + 0.8 * t + 6 * np.sin(2 * np.pi * t / season) + rng.normal(0, 1, n)
+    return 50 + 0.3 * t + 8 * np.sin(2 * np.pi * t / season) + rng.normal(0, 0.5, n)
 
 
-def test_one_step_forecasts_are_the_fitted_model_filtering_the_actuals():
-    values, n_train = trending(), 110
-    origins = np.arange(120, 159)
-    forecasts, name = ets_forecasts(values, n_train, origins, horizon=1, season=12)
-    fit = fit_ets(values[:n_train], 12)
-    assert name == fit.name and name.endswith("A)")  # a seasonal form wins on this series
-    reference = ETSModel(values[: origins.max() + 1], error="add", **fit.form).smooth(fit.params)
-    inside = origins[:-1]  # the last origin is the end of the data: a forecast proper
-    np.testing.assert_allclose(forecasts[:-1, 0], reference.fittedvalues[inside + 1], rtol=1e-9)
-    assert forecasts[-1, 0] == pytest.approx(reference.forecast(1)[0])
-    # no look-ahead: what happens after an origin changes nothing before it
+@pytest.mark.parametrize(("name", "model"), [(ETS, AutoETS), (THETA, AutoTheta)])
+def test_paths_are_the_training_fit_rolled_forward_not_refit(name, model):
+    values, n_fit = seasonal(), 84
+    origins = np.array([83, 95, 107])
+    paths, form = classical_paths(name, values, n_fit, origins, 6, 12)
+    assert form == name and paths.shape == (3, 6)
+    fitted = model(season_length=12).fit(values[:n_fit])
+    for row, origin in zip(paths, origins, strict=True):  # by hand: forward from each origin
+        expected = fitted.forward(y=values[: origin + 1], h=6)["mean"]
+        np.testing.assert_allclose(row, expected, rtol=1e-9)
+    # what follows an origin never changes its forecast (no look-ahead)
     later = values.copy()
-    later[140:] += 500
-    again, _ = ets_forecasts(later, n_train, origins, horizon=1, season=12)
-    np.testing.assert_allclose(again[origins < 139], forecasts[origins < 139])
-    # and it is worth having: on a trend with a season it beats the last value
-    actual = values[origins + 1]
-    assert np.abs(forecasts[:, 0] - actual).mean() < 0.5 * np.abs(values[origins] - actual).mean()
+    later[96:] += 1000
+    again, _ = classical_paths(name, later, n_fit, origins[:2], 6, 12)
+    np.testing.assert_allclose(again, paths[:2], rtol=1e-9)
 
 
-def test_multi_step_forecasts_continue_from_each_origin():
-    values, n_train = trending(), 110
-    origins = np.array([115, 130])
-    forecasts, _ = ets_forecasts(values, n_train, origins, horizon=3, season=12)
-    fit = fit_ets(values[:n_train], 12)
-    for row, origin in enumerate(origins):
-        known = ETSModel(values[: origin + 1], error="add", **fit.form).smooth(fit.params)
-        np.testing.assert_allclose(forecasts[row], known.forecast(3), rtol=1e-9)
+def test_a_seasonal_fit_beats_the_naive_forecast_on_a_seasonal_series():
+    values = seasonal()
+    truth = values[96:108]
+    ets = classical_forecast(ETS, values[:96], 12, 12)
+    naive = classical_forecast(NAIVE, values[:96], 12, 12)
+    assert np.abs(ets - truth).mean() < 0.5 * np.abs(naive - truth).mean()
+    np.testing.assert_allclose(naive, np.repeat(values[95], 12))
+    np.testing.assert_allclose(
+        classical_forecast(SEASONAL_NAIVE, values[:96], 12, 12), values[84:96]
+    )
 
 
-def test_short_or_seasonless_series_use_the_forms_they_can_hold():
-    values = trending(n=30, season=12)  # 20 training points: fewer than two seasons + 2
-    forecasts, name = ets_forecasts(values, 20, np.array([25]), horizon=1, season=12)
-    assert name.endswith("N)") and np.isfinite(forecasts).all()
-    assert fit_ets(np.ones(3), 1) is None  # nothing to fit: callers fall back to naive
-    nothing, name = ets_forecasts(np.ones(3), 2, np.array([1]), horizon=1, season=1)
-    assert name == "none" and np.isnan(nothing).all()
+def test_a_series_too_short_to_fit_falls_back_and_says_so():
+    values = np.array([5.0, 6.0, 7.0, 6.5, 8.0])
+    paths, form = classical_paths(ETS, values, 3, np.array([3]), 2, 12)
+    assert form == "naive (no ets fit)"
+    np.testing.assert_allclose(paths, [[6.5, 6.5]])
+    assert np.isfinite(classical_forecast(ETS, values[:3], 4, 12)).all()
+
+
+def test_the_seasonality_test_needs_three_seasons_and_a_real_season():
+    assert seasonal_strength_test(seasonal(), 12)
+    flat = np.random.default_rng(1).normal(10, 1, 120)
+    assert not seasonal_strength_test(flat, 12)
+    assert not seasonal_strength_test(seasonal(30), 12)  # 2.5 seasons: not tested
+    assert not seasonal_strength_test(seasonal(), 1)
