@@ -7,8 +7,9 @@ as MLflow's schema has none), ``value`` [, covariates] -- and return the forecas
 ``series_id, timestamp, step, forecast, lower, upper, level, model_version, created_at``
 (one row per series, step and interval level). Everything it needs travels inside the
 model: the Keras file (loaded in safe mode), the scaler with each series' calendar, the
-spec, the prediction intervals and the forecast settings; the code is this package,
-bundled with ``code_paths``.
+spec, the prediction intervals, the forecast settings and the router (which series the
+LSTM serves, and which classical model serves the others: those are fit on the history
+given, so pass a few seasons of it); the code is this package, bundled with ``code_paths``.
 
 Bad input -- a missing column, NaN, an unknown series, too few points, timestamps off
 the series' calendar -- raises ``MlflowException(INVALID_PARAMETER_VALUE)``: HTTP 400
@@ -29,6 +30,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 import seriesflow
 from seriesflow.data.schema import SERIES_ID, TIMESTAMP, VALUE
+from seriesflow.evaluation.router import Router
 from seriesflow.model.forecasting import FORECAST_COLUMNS, ForecastSettings, forecast_frame
 from seriesflow.model.intervals import Intervals
 from seriesflow.model.saved_model import ModelSpec, load_model
@@ -37,6 +39,7 @@ from seriesflow.workspace.files import read_json
 
 # artifact keys inside the logged model
 KERAS, SCALER, SPEC, INTERVALS, SETTINGS = "keras_model", "scaler", "spec", "intervals", "settings"
+ROUTER = "router"  # which model serves each series (seriesflow/evaluation/router.py)
 
 
 def bad_input(message: str) -> MlflowException:
@@ -103,6 +106,8 @@ class SeriesForecaster(mlflow.pyfunc.PythonModel):
         intervals = artifacts.get(INTERVALS)
         self.intervals = Intervals.from_json(read_json(intervals)) if intervals else None
         self.settings = ForecastSettings.from_json(read_json(artifacts[SETTINGS]))
+        router = artifacts.get(ROUTER)  # None: registered before per-series routing
+        self.router = Router.load(router) if router else None
         config = getattr(context, "model_config", None) or {}
         self.version = str(config.get("model_version") or registered_version(artifacts[SPEC]))
 
@@ -122,6 +127,7 @@ class SeriesForecaster(mlflow.pyfunc.PythonModel):
             self.settings,
             model_version=self.version,
             steps=steps,
+            router=self.router,
         )
         if skipped:
             problems = "; ".join(f"series '{sid}': {why}" for sid, why in sorted(skipped.items()))

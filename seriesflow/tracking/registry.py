@@ -168,7 +168,18 @@ def finite(values: dict[str, Any]) -> dict[str, float]:
 def pip_requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("tensorflow-cpu", "keras", "numpy")]
+    # the framework, and what the bundled code imports (the classical candidates included)
+    packages = (
+        "tensorflow-cpu",
+        "keras",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "pydantic",
+        "pyyaml",
+        "statsforecast",
+    )
+    return [f"{pkg}=={version(pkg)}" for pkg in packages]
 
 
 # --------------------------------------------------------------------------- the commit protocol
