@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seriesflow.config.pipeline import EvaluateConfig
+from seriesflow.config.pipeline import EvaluateConfig, PipelineConfig
 from seriesflow.data.schema import (
     ALL_SERIES,
     ALL_WINDOWS,
@@ -365,3 +365,13 @@ def score_split(
 
         table = backtest(windows, backtest_folds(windows, folds), fold_metrics)
     return Scored(metrics, predictions, table)
+
+
+def classical_baselines(config: PipelineConfig, n_series: int) -> tuple[str, ...]:
+    """The classical baselines to fit: those the gate uses, always; those only reported,
+    up to ``evaluate.baseline_max_series`` series (a statsmodels fit per series each)."""
+    gated = set(config.register.baselines) & {ETS}
+    reported = set(config.evaluate.baselines) & {ETS}
+    if n_series > config.evaluate.baseline_max_series:
+        reported = set()
+    return tuple(sorted(gated | reported))
