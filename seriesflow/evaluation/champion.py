@@ -91,14 +91,12 @@ def champion_of(config: PipelineConfig, tracking_uri: str | None) -> tuple[Champ
     return champion, ""
 
 
-def champion_reference(config: PipelineConfig, tracking_uri: str) -> dict[str, dict[str, float]]:
-    """Per-series training statistics of the current champion ({} when there is none)."""
-    use_tracking(tracking_uri, config.register.experiment, config.paths.workspace_path())
-    version = champion_version(config.register.model_name)
-    if version is None:
+def champion_reference(champion: Champion | None) -> dict[str, dict[str, float]]:
+    """Per-series training statistics of the champion ({} when there is none)."""
+    if champion is None:
         return {}
-    scaler = run_json(version.run_id, SCALER_ARTIFACT)
-    return {sid: item["stats"] for sid, item in scaler["series"].items() if "stats" in item}
+    series = champion.scaler["series"]
+    return {sid: item["stats"] for sid, item in series.items() if "stats" in item}
 
 
 def rescore_champion(
