@@ -31,16 +31,20 @@ sys.path.insert(0, str(ROOT))
 import seriesflow  # noqa: E402,F401  (quiet, offline defaults)
 from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
 from seriesflow.config.pipeline import PipelineConfig  # noqa: E402
+from seriesflow.data.reading import read_series_file  # noqa: E402
 from seriesflow.data.schema import MODEL, NAIVE, SEASONAL_NAIVE, SERIES_ID, TEST, VALUE  # noqa: E402
 from seriesflow.evaluation.scoring import score_split, scorer_for  # noqa: E402
 from seriesflow.evaluation.tables import records_markdown  # noqa: E402
 from seriesflow.model.lstm import seed_everything  # noqa: E402
+from seriesflow.model.normalize import normalize_series  # noqa: E402
 from seriesflow.model.saved_model import forecast_windows  # noqa: E402
-from seriesflow.model.windows import SeriesArrays, windows_from_table  # noqa: E402
-from tasks.ingest import read_series_file  # noqa: E402
-from tasks.normalize import normalize_series  # noqa: E402
-from tasks.train import fit_windows  # noqa: E402
-from tasks.window import resolve_timesteps, windows_table  # noqa: E402
+from seriesflow.model.training import fit_windows  # noqa: E402
+from seriesflow.model.windows import (  # noqa: E402  # noqa: E402
+    SeriesArrays,
+    resolve_timesteps,
+    windows_from_table,
+    windows_table,
+)
 
 START = pd.Timestamp("2024-01-01T00:00:00Z")
 

@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig, PipelineConfig  # noqa: E402
+from seriesflow.data.arrival import validate_arrival  # noqa: E402
 from seriesflow.data.expectations import GxSession  # noqa: E402
+from seriesflow.data.reading import read_series_file, stack_with_history  # noqa: E402
+from seriesflow.model.normalize import normalize_series  # noqa: E402
+from seriesflow.model.windows import make_windows, window_origins  # noqa: E402
 from seriesflow.workspace.history import HISTORY_SOURCE  # noqa: E402
-from tasks.ingest import read_series_file, stack_with_history  # noqa: E402
-from tasks.normalize import normalize_series  # noqa: E402
-from tasks.validate import validate_arrival  # noqa: E402
-from tasks.window import make_windows, window_origins  # noqa: E402
 
 
 def frame(rows: int, series: int) -> pd.DataFrame:

@@ -43,11 +43,16 @@ from seriesflow.config.pipeline import PipelineConfig, TrainConfig
 from seriesflow.data.schema import TRAIN, VAL, VALUE
 from seriesflow.evaluation.tables import records_markdown
 from seriesflow.model.lstm import build_model, seed_everything, window_batches
+from seriesflow.model.normalize import normalize_series
 from seriesflow.model.scaler import Scaler
-from seriesflow.model.windows import SeriesArrays, Windows, windows_from_table
-from tasks.normalize import normalize_series
-from tasks.train import fit_windows, step_plan
-from tasks.window import resolve_timesteps, windows_table
+from seriesflow.model.training import fit_windows, step_plan
+from seriesflow.model.windows import (
+    SeriesArrays,
+    Windows,
+    resolve_timesteps,
+    windows_from_table,
+    windows_table,
+)
 
 
 def sample_windows(cfg: PipelineConfig) -> tuple[Windows, Scaler]:

@@ -39,10 +39,14 @@ from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import SERIES_ID, VALUE
 from seriesflow.evaluation.tables import records_markdown
 from seriesflow.model.lstm import seed_everything
-from seriesflow.model.windows import SeriesArrays, windows_from_table
-from tasks.normalize import normalize_series
-from tasks.train import Fitted, WarmSource, fit_windows
-from tasks.window import resolve_timesteps, windows_table
+from seriesflow.model.normalize import normalize_series
+from seriesflow.model.training import Fitted, WarmSource, fit_windows
+from seriesflow.model.windows import (
+    SeriesArrays,
+    resolve_timesteps,
+    windows_from_table,
+    windows_table,
+)
 
 
 def windows_of(frame: pd.DataFrame, cfg: PipelineConfig) -> tuple[Any, Any]:

@@ -21,6 +21,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.workspace.context import RunContext
 from seriesflow.workspace.files import RunDir
 from tasks.train import combine_branches, plan_training, train_branch
 
@@ -36,10 +37,15 @@ def task_runner(address: str | None, max_workers: int | None = None) -> Any:
 
 @flow(name="train-branches", description="Train every branch as its own task, then collect.")
 def train_branches(
-    folders: list[Path], windows: Path, normalized: Path, run: RunDir, cfg: PipelineConfig
+    folders: list[Path],
+    windows: Path,
+    normalized: Path,
+    scaler: Path,
+    run: RunDir,
+    cfg: PipelineConfig,
 ) -> list[Path]:
     futures = [
-        train_branch.submit(folder, f"branch-{k}", windows, normalized, run, cfg)
+        train_branch.submit(folder, f"branch-{k}", windows, normalized, scaler, run, cfg)
         for k, folder in enumerate(folders)
     ]
     return [future.result() for future in futures]
@@ -48,15 +54,16 @@ def train_branches(
 def train_split(
     windows: Path,
     normalized: Path,
+    scaler: Path,
     validated: Path,
-    run: RunDir,
     cfg: PipelineConfig,
-    tracking_uri: str | None = None,
+    context: RunContext,
     mlflow_run_id: str | None = None,
 ) -> Path:
     """Plan -> one task per branch (threads or Dask) -> one routed model in ``05_model/``."""
     logger = get_run_logger()
-    folders = plan_training(windows, normalized, validated, run, cfg, tracking_uri)
+    run = context.run
+    folders = plan_training(windows, normalized, scaler, validated, cfg, context)
     address = cfg.train.dask_address
     logger.info(
         "Training %d branches on %s",
@@ -65,6 +72,6 @@ def train_split(
     )
     runner = task_runner(address)
     trained = train_branches.with_options(task_runner=runner)(
-        folders, windows, normalized, run, cfg
+        folders, windows, normalized, scaler, run, cfg
     )
     return combine_branches(trained, run, cfg, mlflow_run_id)

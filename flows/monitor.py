@@ -24,31 +24,31 @@ from prefect.events import emit_event
 
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import ALL_SERIES, SERIES_ID
-from seriesflow.evaluation.live_accuracy import accuracy_path, degraded, score_new_actuals
+from seriesflow.evaluation.live_accuracy import degraded, score_new_actuals
 from seriesflow.ops.events import model_resource
 from seriesflow.ops.secrets import redact_text
-from seriesflow.tracking.registry import champion_version, mlflow_module, tag_version, use_tracking
-from seriesflow.workspace.files import RunDir, Workspace, read_parquet
+from seriesflow.tracking.registry import champion_version, mlflow_module, tag_version
+from seriesflow.workspace.context import RunContext
 from seriesflow.workspace.history import load_history
 
 ACCURACY_DEGRADED = "seriesflow.accuracy.degraded"
 
 
-def score_live(
-    cfg: PipelineConfig, workspace: Workspace, run: RunDir, tracking_uri: str
-) -> dict[str, Any]:
-    """Score what became scorable; report it. Never raises (a run's outcome stands)."""
+def score_live(cfg: PipelineConfig, context: RunContext) -> dict[str, Any]:
+    """Score what became scorable; report it. Never raises (a run's outcome stands).
+
+    MLflow is set up by ``context``; the champion is looked up again (the run's commit may
+    just have moved it)."""
     try:
-        return _score_live(cfg, workspace, run, tracking_uri)
+        return _score_live(cfg, context)
     except Exception as exc:  # noqa: BLE001 - monitoring must not fail a committed run
         get_run_logger().warning("Live accuracy not scored: %s", redact_text(str(exc)))
         return {}
 
 
-def _score_live(
-    cfg: PipelineConfig, workspace: Workspace, run: RunDir, tracking_uri: str
-) -> dict[str, Any]:
+def _score_live(cfg: PipelineConfig, context: RunContext) -> dict[str, Any]:
     logger = get_run_logger()
+    workspace, run = context.workspace, context.run
     history = load_history(workspace, cfg.columns)
     scoring = score_new_actuals(workspace, history, run.run_id)
     if not scoring.points:
@@ -69,7 +69,6 @@ def _score_live(
         table=[{k: _plain(v) for k, v in r.items()} for r in rows.to_dict("records")],
         description=f"Issued forecasts scored on the actuals run {run.run_id} committed",
     )
-    use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
     log_to_versions(cfg.register.model_name, overall)
     result = {
         "points": scoring.points,
@@ -83,7 +82,7 @@ def _score_live(
         },
     }
     champion = champion_version(cfg.register.model_name)
-    every = read_parquet(accuracy_path(workspace))
+    every = scoring.table  # as appended to live_accuracy.parquet
     if champion is not None and degraded(
         every, str(champion.version), cfg.forecast.live_mase_alert, cfg.forecast.live_alert_after
     ):

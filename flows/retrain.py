@@ -51,6 +51,7 @@ from seriesflow.workspace.commit import REGISTERED, commit, input_key, recover
 from seriesflow.workspace.commit import begin as begin_commit
 from seriesflow.workspace.commit import load as load_journal
 from seriesflow.workspace.commit import update as update_journal
+from seriesflow.workspace.context import RunContext, open_run_context
 from seriesflow.workspace.files import RunDir, Workspace
 from seriesflow.workspace.landing import Landing
 from seriesflow.workspace.ledger import load_ledger
@@ -144,44 +145,47 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             logger.info("Nothing new in %s: skipped, no training", landing.display)
             return skipped(result)
 
+        # load once, pass down: MLflow set up once, the champion loaded once
+        context = open_run_context(cfg, workspace, run, tracking_uri)
         with manifest.timed("validate"):
-            validated = validate_task(workspace.root, run, ingested, cfg, tracking_uri)
+            validated = validate_task(ingested, cfg, context)
         fault_point("after:validate")
         accepted = [f for f in ingested.new_files if f.name in set(validated.accepted)]
         for item in manifest.inputs:
             item["status"] = "accepted" if item["name"] in validated.accepted else "rejected"
         key = input_key(validated.path, cfg)
-        earlier = None if cfg.run.force else version_trained_on(cfg, workspace, tracking_uri, key)
+        earlier = None if cfg.run.force else version_for_inputs(cfg.register.model_name, key)
         if earlier is not None:
             result = reuse_version(cfg, workspace, run, accepted, key, tracking_uri, earlier)
         else:
             # one MLflow run spans the training: params now, epochs as they run, then the
             # evaluation, the gate and the model (register ends it)
-            mlflow_run_id = open_tracking_run(cfg, workspace, run, tracking_uri)
+            mlflow_run_id = open_tracking_run(cfg, context)
             with manifest.timed("normalize"):
                 normalized = normalize_task(validated.path, run, cfg)
+            scaler = run.scaler  # normalize wrote it, next to the normalized values
             fault_point("after:normalize")
             with manifest.timed("window"):
-                windows = window_task(normalized, run, cfg)
+                windows = window_task(normalized, scaler, run, cfg)
             fault_point("after:window")
             with manifest.timed("train"):
                 if cfg.train.splits:  # per series or per group: one task per branch
                     model_dir = train_split(
-                        windows, normalized, validated.path, run, cfg, tracking_uri, mlflow_run_id
+                        windows, normalized, scaler, validated.path, cfg, context, mlflow_run_id
                     )
                 else:
                     model_dir = train_task(
-                        windows, normalized, run, cfg, tracking_uri, mlflow_run_id=mlflow_run_id
+                        windows, normalized, scaler, cfg, context, mlflow_run_id=mlflow_run_id
                     )
             fault_point("after:train")
             with manifest.timed("evaluate"):
-                evaluation = evaluate_task(windows, normalized, model_dir, run, cfg, tracking_uri)
+                evaluation = evaluate_task(windows, normalized, scaler, model_dir, cfg, context)
             fault_point("after:evaluate")
             # register -> commit -> alias, journaled (seriesflow/workspace/commit.py)
             begin_commit(workspace, run, accepted, key, cfg, tracking_uri)
             with manifest.timed("register"):
                 registration = register_task(
-                    run, evaluation, cfg, tracking_uri, manifest.to_dict(), mlflow_run_id
+                    evaluation, scaler, cfg, context, manifest.to_dict(), mlflow_run_id
                 )
             fault_point("before:commit")
             with manifest.timed("commit"):
@@ -208,7 +212,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             new_files=validated.accepted,
             rejected_files=[r["name"] for r in validated.rejected],
             recovered=recovered,
-            live_accuracy=score_live(cfg, workspace, run, tracking_uri),
+            live_accuracy=score_live(cfg, context),
         )
         keep_tidy(cfg, workspace, run, landing, tracking_uri, accepted)
         manifest.outcome = result
@@ -239,13 +243,11 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
 # --------------------------------------------------------------------------- around the chain
 
 
-def open_tracking_run(
-    cfg: PipelineConfig, workspace: Workspace, run: RunDir, tracking_uri: str
-) -> str:
+def open_tracking_run(cfg: PipelineConfig, context: RunContext) -> str:
     """The retrain's MLflow run, RUNNING from here to register (seriesflow/tracking/registry.py)."""
-    experiment_id = use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
     params = flatten("", cfg.dump(), {})
-    return start_training_run(experiment_id, run.run_id, run_tags(run, workspace), params)
+    run, workspace = context.run, context.workspace
+    return start_training_run(context.experiment_id, run.run_id, run_tags(run, workspace), params)
 
 
 def close_tracking_run(mlflow_run_id: str | None, reason: str) -> None:
@@ -270,14 +272,6 @@ def recover_workspace(
         logger.warning("The previous run, %s, died holding the workspace: recovering", crashed)
     use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
     return recover(workspace, tracking_uri, cfg.register.model_name, crashed, logger.warning)
-
-
-def version_trained_on(
-    cfg: PipelineConfig, workspace: Workspace, tracking_uri: str, key: str
-) -> Any | None:
-    """The committed version trained on the same data with the same settings, if any."""
-    use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
-    return version_for_inputs(cfg.register.model_name, key)
 
 
 def reuse_version(

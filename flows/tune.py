@@ -56,10 +56,13 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.fanout import task_runner
 from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, load_config_tree
+from seriesflow.data.reading import read_series_file
 from seriesflow.data.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL, VALUE
 from seriesflow.evaluation.scoring import score_split, scorer_for
+from seriesflow.model.normalize import normalize_series
 from seriesflow.model.saved_model import forecast_windows
 from seriesflow.model.scaler import Scaler
+from seriesflow.model.training import fit_windows
 from seriesflow.model.tuning import (
     TrialResult,
     TuneConfig,
@@ -70,7 +73,12 @@ from seriesflow.model.tuning import (
     trials_frame,
     with_params,
 )
-from seriesflow.model.windows import SeriesArrays, windows_from_table
+from seriesflow.model.windows import (
+    SeriesArrays,
+    resolve_timesteps,
+    windows_from_table,
+    windows_table,
+)
 from seriesflow.tracking.registry import mlflow_module, use_tracking
 from seriesflow.workspace.files import (
     Workspace,
@@ -82,10 +90,6 @@ from seriesflow.workspace.files import (
 from seriesflow.workspace.history import load_history
 from seriesflow.workspace.landing import FILE, Landing
 from seriesflow.workspace.ledger import find_new, load_ledger, scan_landing
-from tasks.ingest import read_series_file
-from tasks.normalize import normalize_series
-from tasks.train import fit_windows
-from tasks.window import resolve_timesteps, windows_table
 
 # --------------------------------------------------------------------------- pure trial
 

@@ -20,8 +20,6 @@ from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import (
     CHAMPION_WINDOWS,
     CLASSIFICATION,
-    ETS,
-    FOLD,
     MAJORITY,
     MODEL,
     NAIVE,
@@ -29,47 +27,46 @@ from seriesflow.data.schema import (
     TEST,
 )
 from seriesflow.evaluation.backtest import backtest_summary
-from seriesflow.evaluation.champion import champion_of, rescore_champion
+from seriesflow.evaluation.champion import rescore_champion
 from seriesflow.evaluation.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
-from seriesflow.evaluation.scoring import Scored, score_split, scorer_for, with_coverage
-from seriesflow.evaluation.tables import metrics_markdown, records_markdown
+from seriesflow.evaluation.report import evaluation_markdown
+from seriesflow.evaluation.scoring import (
+    Scored,
+    classical_baselines,
+    score_split,
+    scorer_for,
+    with_coverage,
+)
 from seriesflow.model.forecasting import fit_intervals, longest_steps, settings_of
 from seriesflow.model.saved_model import forecast_windows, load_model_dir
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows, load_windows
 from seriesflow.ops.artifacts import plots_markdown
+from seriesflow.workspace.context import RunContext
 from seriesflow.workspace.files import RunDir, read_parquet, write_json, write_parquet
 from seriesflow.workspace.results import EvaluationResult
 from tasks.stage import stage_logger
-
-
-def classical_baselines(config: PipelineConfig, n_series: int) -> tuple[str, ...]:
-    """The classical baselines to fit: those the gate uses, always; those only reported,
-    up to ``evaluate.baseline_max_series`` series (a statsmodels fit per series each)."""
-    gated = set(config.register.baselines) & {ETS}
-    reported = set(config.evaluate.baselines) & {ETS}
-    if n_series > config.evaluate.baseline_max_series:
-        reported = set()
-    return tuple(sorted(gated | reported))
 
 
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate(
     windows_path: Path,
     normalized: Path,
+    scaler_path: Path,
     model_dir: Path,
-    run: RunDir,
     config: PipelineConfig,
-    tracking_uri: str,
+    context: RunContext,
 ) -> EvaluationResult:
+    """Score the model, the baselines and ``context``'s champion on the test windows."""
     logger = stage_logger()
-    scaler = Scaler.load(run.scaler)
+    run = context.run
+    scaler = Scaler.load(scaler_path)
     windows = load_windows(windows_path, normalized)
     test = windows.subset(TEST)
     model, spec = load_model_dir(model_dir, scaler.columns)
     outputs = forecast_windows(model, spec, scaler, test)  # [windows, horizon or classes]
 
-    champion, _ = champion_of(config, tracking_uri)
+    champion = context.champion
     champion_out, note = None, None
     if champion is not None:
         champion_out, note = rescore_champion(champion, test, scaler, spec)
@@ -165,27 +162,20 @@ def _report(
         ],
         description=f"Test metrics ({task_kind}), {windows} windows, season lengths {seasons}",
     )
-    text = [
-        f"# Evaluation of run {run.run_id}",
-        "",
-        f"Task: {task_kind}; test windows: {windows}; season lengths: {seasons}.",
-        "",
-        metrics_markdown(scores),
-    ]
-    if head_to_head:
-        text += ["", f"## On the champion's windows ({note})", "", metrics_markdown(head_to_head)]
-    elif note:
-        text += ["", f"Champion: {note}"]
-    if scored.backtest is not None:
-        summary = backtest_summary(scored.backtest, metric)
-        text += [
-            "",
-            f"## Backtest: {metric} per fold (rolling origin, model re-scored, not refit)",
-            "",
-            records_markdown([{FOLD: k, **row.to_dict()} for k, row in summary.iterrows()]),
-        ]
-    text += ["", "## Plots", ""] + plots_markdown(plots)  # inline PNGs: no file:// in a browser
-    create_markdown_artifact(key="evaluation-report", markdown="\n".join(text))
+    summary = None if scored.backtest is None else backtest_summary(scored.backtest, metric)
+    text = evaluation_markdown(
+        run.run_id,
+        scores,
+        head_to_head,
+        windows,
+        seasons,
+        task_kind,
+        note,
+        summary,
+        metric,
+        plots_markdown(plots),  # inline PNGs: no file:// in a browser
+    )
+    create_markdown_artifact(key="evaluation-report", markdown=text)
 
 
 def _log_scores(logger, scores: dict[str, dict[str, float]], task_kind: str, metric: str) -> None:

@@ -1,245 +1,29 @@
 """Ingest: read the new files in the landing folder and coerce them to the schema.
 
-Pure part: ``read_series_file`` turns one CSV/Parquet file into the canonical
-long frame or raises ``DataRejected`` naming the file, the check, the column and
-example rows. ``stack_with_history`` lays the new rows after the accepted
-history, tagged by source file; de-duplication happens in validate, after each
-file has passed its own checks, so a rejected file never touches accepted rows.
+Each new (by content hash) settled file is fetched and read on its own
+(``seriesflow/data/reading.py``); the rows are stacked after the accepted history.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
-from seriesflow.data.errors import CheckFailure, DataRejected, example_rows
-from seriesflow.data.schema import (
-    LABEL,
-    SERIES_ID,
-    SOURCE_FILE,
-    SOURCE_ROW,
-    TIMESTAMP,
-    VALUE,
-)
+from seriesflow.data.errors import DataRejected
+from seriesflow.data.reading import read_series_file, stack_with_history, unreadable
+from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW
 from seriesflow.ops.secrets import redact_text
 from seriesflow.workspace.files import RunDir, Workspace, sha256_file, write_parquet
-from seriesflow.workspace.history import HISTORY_SOURCE, accepted_schema, load_history
+from seriesflow.workspace.history import accepted_schema, load_history
 from seriesflow.workspace.landing import SPECIAL, SYMLINK, Landing
-from seriesflow.workspace.ledger import UNREADABLE, LandedFile, find_new, load_ledger, settle
+from seriesflow.workspace.ledger import UNREADABLE, find_new, load_ledger, settle
 from seriesflow.workspace.results import IngestResult
 from tasks.stage import stage_logger
-
-# An explicit UTC offset or "Z" after a clock time ("2026-01-01" alone has none).
-_OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.I)
-
-
-def _reject(
-    file: str,
-    check: str,
-    column: str | None,
-    message: str,
-    frame=None,
-    mask=None,
-    count: int | None = None,
-) -> DataRejected:
-    examples = example_rows(frame, mask) if frame is not None and mask is not None else []
-    return DataRejected([CheckFailure(file, check, column, message, count, examples)])
-
-
-def _read_raw(path: Path, name: str) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        try:
-            # Strings first: coercion below reports the raw text that failed.
-            frame = pd.read_csv(path, dtype=str, encoding="utf-8", skipinitialspace=True)
-        except UnicodeDecodeError as exc:
-            raise _reject(
-                name,
-                "utf8_encoding",
-                None,
-                f"the file is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                "re-export it as UTF-8",
-            ) from exc
-        except pd.errors.EmptyDataError as exc:
-            raise _reject(
-                name, "not_empty", None, "the file is empty (no header, no rows)"
-            ) from exc
-        except pd.errors.ParserError as exc:
-            raise _reject(
-                name,
-                "csv_parses",
-                None,
-                f"malformed CSV: {str(exc).strip()}; check quoting and the "
-                "number of fields per line",
-            ) from exc
-        frame.index = frame.index + 2  # file line numbers: the header is line 1
-        return frame
-    if suffix in (".parquet", ".pq"):
-        try:
-            return pq.read_table(path).to_pandas()
-        except (pa.ArrowException, OSError) as exc:
-            raise _reject(
-                name,
-                "parquet_readable",
-                None,
-                f"not a readable Parquet file ({exc}); it may be truncated or still being copied",
-            ) from exc
-    raise _reject(
-        name,
-        "file_readable",
-        None,
-        f"'{suffix}' is in ingest.extensions, but the reader knows only .csv, .parquet and "
-        ".pq; rename the file to its format's extension, or drop the type from the list",
-    )
-
-
-def _parse_timestamps(raw: pd.Series, tz: str, name: str, frame: pd.DataFrame) -> pd.Series:
-    if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-        return raw.dt.tz_localize(tz).dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    text = raw.astype("string").str.strip()
-    present = text.notna()
-    # Parse first: a value that is no timestamp at all is the error to report.
-    unparsed = present & pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce").isna()
-    if unparsed.any():
-        raise _reject(
-            name,
-            "timestamp_parses",
-            TIMESTAMP,
-            "timestamps that are not ISO 8601 dates/times (e.g. 2026-01-01T13:00:00Z)",
-            frame,
-            unparsed,
-            int(unparsed.sum()),
-        )
-    has_offset = text.str.contains(_OFFSET, na=False)
-    if has_offset[present].any() and not has_offset[present].all():
-        raise _reject(
-            name,
-            "single_timezone_convention",
-            TIMESTAMP,
-            "some timestamps carry a UTC offset and some do not; write all of "
-            "them with an offset (e.g. 2026-01-01T00:00:00Z) or none",
-            frame,
-            present & ~has_offset,
-            int((present & ~has_offset).sum()),
-        )
-    parsed = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
-    aware = present & has_offset
-    naive = present & ~has_offset
-    if aware.any():
-        parsed[aware] = pd.to_datetime(text[aware], utc=True, format="ISO8601", errors="coerce")
-    if naive.any():
-        local = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
-        parsed[naive] = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert(
-            "UTC"
-        )
-    bad = present & parsed.isna()
-    if bad.any():
-        raise _reject(
-            name,
-            "timestamp_parses",
-            TIMESTAMP,
-            f"local times that do not exist or are ambiguous in {tz} (a daylight-saving "
-            "change); write them with a UTC offset",
-            frame,
-            bad,
-            int(bad.sum()),
-        )
-    return parsed
-
-
-def read_series_file(
-    path: Path, columns: ColumnsConfig, cfg: IngestConfig, name: str | None = None
-) -> pd.DataFrame:
-    """One landed file as the canonical frame (series_id, timestamp, value, covariates).
-
-    Raises ``DataRejected`` for anything that is not a table of series rows:
-    unknown type, unreadable bytes, no rows, missing columns, text where numbers
-    belong, timestamps that do not parse or mix timezone conventions.
-    """
-    name = name or path.name
-    if path.suffix.lower() not in {e.lower() for e in cfg.extensions}:
-        raise _reject(
-            name,
-            "known_file_type",
-            None,
-            f"unknown file type '{path.suffix or '(none)'}'; the landing folder "
-            f"takes {', '.join(cfg.extensions)} (add the type to ingest.extensions "
-            "if it is one of these formats under another name)",
-        )
-    raw = _read_raw(path, name)
-    wanted = {columns.series_id: SERIES_ID, columns.timestamp: TIMESTAMP, columns.value: VALUE}
-    wanted.update({c: c for c in columns.covariates})
-    if columns.label:
-        wanted[columns.label] = LABEL
-    missing = [c for c in wanted if c not in raw.columns]
-    if missing:
-        raise _reject(
-            name,
-            "required_columns",
-            missing[0],
-            f"missing column(s) {missing}; the file has {list(map(str, raw.columns))}. "
-            "Rename them in the file or set columns.* in the config",
-            raw,
-            pd.Series(True, index=raw.index),
-        )
-    if raw.empty:
-        raise _reject(name, "not_empty", None, "the file has a header but no rows")
-    frame = raw[list(wanted)].rename(columns=wanted)
-
-    out = pd.DataFrame(index=frame.index)
-    out[SERIES_ID] = frame[SERIES_ID].astype("string").str.strip().astype("str")
-    out.loc[frame[SERIES_ID].isna(), SERIES_ID] = None
-    out[TIMESTAMP] = _parse_timestamps(frame[TIMESTAMP], cfg.timezone, name, frame)
-    for column in [VALUE, *columns.covariates]:
-        values = frame[column]
-        numeric = pd.to_numeric(values, errors="coerce").astype("float64")
-        not_numeric = values.notna() & numeric.isna() & ~_is_nan_text(values)
-        if not_numeric.any():
-            raise _reject(
-                name,
-                "values_are_numeric",
-                column,
-                f"non-numeric values in '{column}'",
-                frame,
-                not_numeric,
-                int(not_numeric.sum()),
-            )
-        out[column] = numeric
-    if columns.label:
-        # class names are text; blanks stay missing (validation rejects them)
-        out[LABEL] = frame[LABEL].astype("string").str.strip().astype("str")
-        out.loc[frame[LABEL].isna(), LABEL] = None
-    return out
-
-
-def _is_nan_text(values: pd.Series) -> pd.Series:
-    """Spelled-out missing values ("nan", "NaN", "") count as missing, not as text."""
-    if values.dtype.kind == "f":
-        return values.isna()
-    text = values.astype("string").str.strip().str.lower()
-    return text.isin(["nan", "", "na", "null", "none"]).fillna(False).astype(bool)
-
-
-def stack_with_history(history: pd.DataFrame, new: list[tuple[str, pd.DataFrame]]) -> pd.DataFrame:
-    """History rows first, then each new file's rows in landing order, tagged by source."""
-    parts = [history.assign(**{SOURCE_FILE: HISTORY_SOURCE, SOURCE_ROW: range(len(history))})]
-    parts += [frame.assign(**{SOURCE_FILE: name, SOURCE_ROW: frame.index}) for name, frame in new]
-    return pd.concat(parts, ignore_index=True)
-
-
-def unreadable(landed: LandedFile, why: str) -> list[dict]:
-    """The failure record of a file that could not be read at all (never its content)."""
-    return [CheckFailure(landed.name, "file_readable", None, why).to_dict()]
 
 
 @task(name="ingest", cache_policy=NO_CACHE)

@@ -8,168 +8,28 @@ exactly as in training.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from seriesflow.config.pipeline import PipelineConfig, SplitConfig
-from seriesflow.data.frequency import Frequency, steps_found
-from seriesflow.data.grid import SeriesRows, fill_grids, fit_grids, string_column
+from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import (
     FILLED,
     LABEL,
     SERIES_ID,
     SPLIT,
-    SPLITS,
     TEST,
     TIMESTAMP,
     TRAIN,
     VAL,
     VALUE,
-    VALUE_ORIGINAL,
     normalized_schema,
 )
-from seriesflow.model.scaler import MINMAX, Scaler
+from seriesflow.model.normalize import normalize_series
 from seriesflow.workspace.files import RunDir, read_parquet, write_json, write_parquet
 from tasks.stage import stage_logger
-
-
-def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
-    """(train, val, test) point counts of a series of ``n`` points, in that order."""
-    n_test = max(1, math.floor(n * cfg.test_fraction))
-    n_val = max(1, math.floor(n * cfg.val_fraction))
-    n_train = n - n_val - n_test
-    if n_train < 1:
-        raise ValueError(f"a series of {n} points cannot be split into train/val/test")
-    return n_train, n_val, n_test
-
-
-def split_sizes_of(n: np.ndarray, cfg: SplitConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``split_sizes`` for many series at once: (train, val, test) [series] point counts."""
-    n = np.asarray(n, dtype=np.int64)
-    n_test = np.maximum(1, np.floor(n * cfg.test_fraction).astype(np.int64))
-    n_val = np.maximum(1, np.floor(n * cfg.val_fraction).astype(np.int64))
-    return n - n_val - n_test, n_val, n_test
-
-
-def _block_mean(values: np.ndarray, code: np.ndarray, count: np.ndarray) -> np.ndarray:
-    return np.bincount(code, weights=values, minlength=len(count)) / np.maximum(count, 1)
-
-
-def _block_std(values: np.ndarray, code: np.ndarray, count: np.ndarray, ddof: int) -> np.ndarray:
-    """Standard deviation per block (two passes: values far from zero keep their precision)."""
-    mean = _block_mean(values, code, count)
-    squares = np.bincount(code, weights=(values - mean[code]) ** 2, minlength=len(count))
-    return np.sqrt(squares / np.maximum(count - ddof, 1))
-
-
-def fit_affines(
-    train: np.ndarray, code: np.ndarray, count: np.ndarray, method: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """``fit_affine`` for every series at once: (center, scale) [series, features].
-
-    ``train`` [rows, features] holds each series' training rows together, in time order,
-    ``code`` [rows] their series and ``count`` [series] how many (at least one each).
-    """
-    first = np.r_[0, np.cumsum(count)[:-1]].astype(np.int64)
-    low = np.minimum.reduceat(train, first, axis=0)  # [series, features]
-    high = np.maximum.reduceat(train, first, axis=0)
-    center, scale = low.copy(), np.where(high - low == 0, 1.0, high - low)
-    if method != MINMAX:
-        target = train[:, 0]
-        changes = np.diff(target, prepend=np.nan)
-        inside = np.ones(len(target), dtype=bool)
-        inside[first] = False  # a change needs the previous step of the same series
-        n_changes = count - 1
-        spread = _block_std(changes[inside], code[inside], n_changes, ddof=0)
-        spread = np.where(n_changes > 1, spread, 0.0)
-        level = _block_std(target, code, count, ddof=0)
-        level = np.where(count > 1, level, 0.0)
-        usable = np.isfinite(spread) & (spread > 0)
-        spread = np.where(usable, spread, level)
-        usable = np.isfinite(spread) & (spread > 0)
-        center[:, 0] = _block_mean(target, code, count)
-        scale[:, 0] = np.where(usable, spread, 1.0)
-    return center, scale
-
-
-def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, Scaler]:
-    """Scaled long frame (+ ``value_original``, ``split``, ``filled``) and its scaler.
-
-    Every series at once, in array passes (``seriesflow/data/grid.py`` puts them on their
-    calendars): no Python loop over rows or per-series pandas work.
-    """
-    features = [VALUE, *config.columns.covariates]
-    method = config.normalize.method
-    rows = SeriesRows.of(frame[SERIES_ID], frame[TIMESTAMP])
-    configured = config.validation.frequency
-    fit = fit_grids(rows, Frequency.parse(configured) if configured else None)
-    for k, found in enumerate(fit.frequency):
-        if found is None or fit.off_grid[k]:
-            sid = str(rows.ids[k])
-            times = rows.t[rows.start[k] : rows.start[k] + rows.length[k]]
-            raise ValueError(
-                f"series '{sid}': its timestamps match no single frequency "
-                f"(steps found: {steps_found(times)}); set validation.frequency"
-            )
-    grid = fill_grids(rows, fit, rows.sort(frame[features].to_numpy(dtype=float)))
-    n_train, n_val, n_test = split_sizes_of(grid.length, config.split)
-    short = np.flatnonzero(n_train < 1)
-    if len(short):
-        raise ValueError(
-            f"a series of {int(grid.length[short[0]])} points cannot be split into "
-            f"train/val/test (series '{rows.ids[short[0]]}')"
-        )
-    local = np.arange(len(grid.t)) - grid.start[grid.code]  # [rows] step within the series
-    split = (local >= n_train[grid.code]).astype(np.int8) + (
-        local >= (n_train + n_val)[grid.code]
-    ).astype(np.int8)  # [rows] 0 train, 1 val, 2 test
-    raw = grid.values  # [rows, features]
-    train = split == 0
-    center, scale = fit_affines(raw[train], grid.code[train], n_train, method)
-    ids = [str(sid) for sid in rows.ids]
-    times = pd.DatetimeIndex(grid.t.astype("datetime64[us]")).tz_localize("UTC")
-    normalized = pd.DataFrame(
-        {
-            SERIES_ID: string_column(ids, grid.code),
-            TIMESTAMP: times,
-        }
-    )
-    scaled = (raw - center[grid.code]) / scale[grid.code]
-    for j, name in enumerate(features):
-        normalized[name] = scaled[:, j]
-    normalized[VALUE_ORIGINAL] = raw[:, 0]
-    normalized[SPLIT] = string_column(list(SPLITS), split)
-    normalized[FILLED] = grid.filled
-    if LABEL in frame:  # class names, never scaled; a filled step keeps the class before it
-        labels = rows.sort(frame[LABEL].to_numpy(dtype=object))
-        carried = pd.Series(np.where(grid.source >= 0, labels[grid.source], None), dtype=object)
-        normalized[LABEL] = carried.groupby(grid.code).ffill().to_numpy()
-
-    target = raw[train, 0]
-    count = n_train.astype(float)
-    mean = _block_mean(target, grid.code[train], n_train)
-    sd = np.where(n_train > 1, _block_std(target, grid.code[train], n_train, ddof=1), 0.0)
-    val_start = times[grid.start + n_train]
-    test_start = times[grid.start + n_train + n_val]
-    scaler = Scaler(
-        features,
-        {sid: center[k].tolist() for k, sid in enumerate(ids)},
-        {sid: scale[k].tolist() for k, sid in enumerate(ids)},
-        {sid: fit.frequency[k].code for k, sid in enumerate(ids)},
-        {sid: val_start[k].isoformat() for k, sid in enumerate(ids)},
-        {sid: test_start[k].isoformat() for k, sid in enumerate(ids)},
-        {
-            sid: {"mean": float(mean[k]), "sd": float(sd[k]), "n": int(count[k])}
-            for k, sid in enumerate(ids)
-        },
-        method,
-    )
-    return normalized, scaler
 
 
 @task(name="normalize", cache_policy=NO_CACHE)

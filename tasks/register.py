@@ -3,14 +3,13 @@
 Every version is registered; the promotion gate (``seriesflow/evaluation/gate.py``) decides
 whether the ``champion`` alias is to move to it. The rule that decided, the reason
 and every rule's outcome are written to ``gate.json``, logged as tags and
-artifacts, and returned. The alias itself moves only after the run's data is
-committed (``seriesflow/workspace/commit.py``): register records each step in the commit journal
-and leaves the version tagged ``seriesflow.commit=pending``.
+artifacts (``seriesflow/tracking/version.py``), and returned. The alias itself moves only
+after the run's data is committed (``seriesflow/workspace/commit.py``): register records
+each step in the commit journal and leaves the version tagged ``seriesflow.commit=pending``.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,70 +18,37 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import PipelineConfig
-from seriesflow.data.schema import (
-    ALL_SERIES,
-    ALL_WINDOWS,
-    CLASSIFICATION,
-    FOLD,
-    SERIES_ID,
-    branch_column,
-)
 from seriesflow.evaluation.gate import Decision, decide
-from seriesflow.evaluation.tables import records_markdown
-from seriesflow.model.forecasting import FORECAST_COLUMNS, forecast_frame, settings_of
-from seriesflow.model.intervals import Intervals
-from seriesflow.model.saved_model import ModelSpec, load_model
-from seriesflow.model.scaler import Scaler
-from seriesflow.ops.faults import fault_point
-from seriesflow.tracking.pyfunc import (
-    INTERVALS,
-    KERAS,
-    SCALER,
-    SETTINGS,
-    SPEC,
-    SeriesForecaster,
-    bundle_code,
-    naive_times,
-    signature_example,
-)
-from seriesflow.tracking.registry import (
-    PENDING,
-    TAG_COMMIT,
-    TAG_INPUT_KEY,
-    TAG_RUN_ID,
-    champion_version,
-    epoch_steps,
-    finite,
-    flatten,
-    mlflow_module,
-    pip_requirements,
-    run_tags,
-    use_tracking,
-)
-from seriesflow.workspace.commit import REGISTERED, REGISTERING
-from seriesflow.workspace.commit import update as journal
-from seriesflow.workspace.files import RunDir, Workspace, read_json, read_parquet, write_json
+from seriesflow.evaluation.report import promotion_markdown
+from seriesflow.tracking.registry import champion_version
+from seriesflow.tracking.version import log_version
+from seriesflow.workspace.context import RunContext
+from seriesflow.workspace.files import read_parquet, write_json
 from seriesflow.workspace.results import EvaluationResult, Registration
 from tasks.stage import registry_lock, stage_logger
 
 
 @task(name="register", cache_policy=NO_CACHE)
 def register(
-    run: RunDir,
     evaluation: EvaluationResult,
+    scaler_path: Path,
     config: PipelineConfig,
-    tracking_uri: str,
+    context: RunContext,
     manifest: dict[str, Any],
     mlflow_run_id: str | None = None,
 ) -> Registration:
-    """Register the model (the retrain's MLflow run ``mlflow_run_id``, or a new one)."""
+    """Register the model (the retrain's MLflow run ``mlflow_run_id``, or a new one).
+
+    MLflow is set up by ``context``; the current champion is looked up again here, under
+    the registry lock, so the gate sees one that moved while this run trained.
+    """
     logger = stage_logger()
     cfg = config.register
+    run = context.run
     metrics = read_parquet(evaluation.path)
     write_json(config.dump(), run.config)
 
     with registry_lock(cfg.resolved_concurrency_limit()):
-        use_tracking(tracking_uri, cfg.experiment, config.paths.workspace_path())
         current = champion_version(cfg.model_name)
         current_version = None if current is None else str(current.version)
         decision = decide(
@@ -90,7 +56,9 @@ def register(
         )
         write_json(decision.to_json(), run.gate)
         write_json(manifest, run.manifest)
-        version, run_id = _log_version(run, config, evaluation, decision, mlflow_run_id)
+        version, run_id = log_version(
+            context.workspace, run, scaler_path, config, evaluation, decision, mlflow_run_id
+        )
 
     verb = "registered, to be promoted" if decision.promote else "registered, not promoted"
     logger.info("%s v%s %s: %s", cfg.model_name, version, verb, decision.reason)
@@ -107,128 +75,12 @@ def register(
     )
 
 
-def _log_version(
-    run: RunDir,
-    config: PipelineConfig,
-    evaluation: EvaluationResult,
-    decision: Decision,
-    mlflow_run_id: str | None,
-) -> tuple[str, str]:
-    """The run's metrics and artifacts; a new model version (a pyfunc), no alias."""
-    mlflow = mlflow_module()
-    cfg = config.register
-    workspace = Workspace(config.paths.workspace_path())
-    resume = {"run_id": mlflow_run_id} if mlflow_run_id else {"run_name": run.run_id}
-    with mlflow.start_run(**resume) as active:
-        mlflow.set_tags(run_tags(run, workspace))
-        started = journal(
-            workspace,
-            state=REGISTERING,
-            mlflow_run_id=active.info.run_id,
-            promote=decision.promote,
-            rule=decision.rule,
-            reason=decision.reason,
-        )
-        fault_point("register:started")
-        if not mlflow_run_id:  # a run of its own: params and the per-epoch curves here
-            params = flatten("", config.dump(), {})
-            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            epochs = read_parquet(run.epochs)
-            for step, values in epoch_steps(epochs, branch_column(epochs)):
-                mlflow.log_metrics(values, step=step)
-        for name, values in evaluation.scores.items():
-            mlflow.log_metrics({f"test_{name}_{k}": v for k, v in finite(values).items()})
-        logged = [run.scaler, run.config, run.evaluation, run.epochs, run.spec, run.gate]
-        logged += [run.intervals]
-        if evaluation.backtest is not None:
-            logged.append(evaluation.backtest)
-            folds = read_parquet(evaluation.backtest)
-            pooled = folds[(folds[SERIES_ID] == ALL_SERIES) & (folds["scope"] == ALL_WINDOWS)]
-            names = [c for c in evaluation.scores.get("model", {}) if c in folds]
-            for _, row in pooled.iterrows():
-                values = {f"backtest_{row['model']}_{k}": row[k] for k in names}
-                mlflow.log_metrics(finite(values), step=int(row[FOLD]))
-        for path in logged:
-            if Path(path).exists():
-                mlflow.log_artifact(str(path))
-        for plot in evaluation.plots:
-            mlflow.log_artifact(str(plot), artifact_path="plots")
-        mlflow.log_artifact(str(run.manifest))
-        info = log_forecaster(run, config, cfg.model_name)
-        version = str(info.registered_model_version)
-        fault_point("register:versioned")
-        client = mlflow.MlflowClient()
-        tags = {
-            "promoted": str(decision.promote),
-            "gate_rule": decision.rule,
-            "gate_reason": decision.reason,
-            TAG_INPUT_KEY: started["input_key"],
-            TAG_RUN_ID: run.run_id,
-            TAG_COMMIT: PENDING,  # "done" once the data is committed (workspace/commit.py)
-        }
-        for key, value in tags.items():
-            client.set_model_version_tag(cfg.model_name, version, key, value)
-        journal(workspace, state=REGISTERED, version=version)
-        mlflow.set_tags({"promoted": str(decision.promote), "gate_reason": decision.reason})
-        return version, active.info.run_id
-
-
 def _report(decision: Decision, model_name: str, version: str, verb: str) -> None:
-    rows = [
-        {"rule": f"`{c.rule}`", "outcome": "pass" if c.passed else "FAIL", "detail": c.detail}
-        for c in decision.checks
-    ]
     create_markdown_artifact(
-        key="promotion",
-        markdown=f"**{model_name} v{version}** {verb}.\n\nDecided by rule "
-        f"`{decision.rule}`: {decision.reason}\n\n{records_markdown(rows)}",
+        key="promotion", markdown=promotion_markdown(decision, model_name, version, verb)
     )
     create_table_artifact(
         key="promotion-gate",
         table=decision.table(),
         description=f"{model_name} v{version}: every rule of the promotion gate",
     )
-
-
-def log_forecaster(run: RunDir, config: PipelineConfig, model_name: str) -> Any:
-    """Log and register this run's self-contained forecaster (``tracking/pyfunc.py``)."""
-    mlflow = mlflow_module()
-    from mlflow.models import infer_signature
-
-    spec = ModelSpec.load(run.spec)
-    settings = settings_of(config)
-    write_json(settings.to_json(), run.forecast_settings)
-    files = {
-        KERAS: run.model,
-        SCALER: run.scaler,
-        SPEC: run.spec,
-        INTERVALS: run.intervals,  # regression only
-        SETTINGS: run.forecast_settings,
-    }
-    artifacts = {key: str(path) for key, path in files.items() if path.exists()}
-    signature, example = None, None
-    if spec.task != CLASSIFICATION and run.intervals.exists():
-        history = read_parquet(run.validated)
-        example = signature_example(history, list(spec.features), spec.timesteps + 2)
-        scaler = Scaler.load(run.scaler)
-        output, _ = forecast_frame(
-            load_model(run.model),
-            spec,
-            scaler,
-            Intervals.from_json(read_json(run.intervals)),
-            history[history[SERIES_ID] == history[SERIES_ID].iloc[0]],
-            settings,
-        )
-        signature = infer_signature(example, naive_times(output[FORECAST_COLUMNS]))
-    with tempfile.TemporaryDirectory(prefix="seriesflow-code-") as code:
-        return mlflow.pyfunc.log_model(
-            name="model",
-            python_model=SeriesForecaster(),
-            artifacts=artifacts,
-            code_paths=[str(bundle_code(Path(code)))],
-            signature=signature,
-            input_example=example,
-            registered_model_name=model_name,
-            pip_requirements=pip_requirements(),
-            model_config={"model_version": ""},
-        )

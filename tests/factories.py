@@ -122,8 +122,7 @@ def window_set(
 
 def windows_of(frame, features=("value",), timesteps=6, horizon=1, task="regression"):
     """The window set of a normalized frame, as the window stage would index it."""
-    from seriesflow.model.windows import SeriesArrays, windows_from_table
-    from tasks.window import windows_table
+    from seriesflow.model.windows import SeriesArrays, windows_from_table, windows_table
 
     arrays = SeriesArrays.from_frame(frame, list(features))
     return windows_from_table(windows_table(arrays, timesteps, horizon, task), arrays)

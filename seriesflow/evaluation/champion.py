@@ -91,14 +91,12 @@ def champion_of(config: PipelineConfig, tracking_uri: str | None) -> tuple[Champ
     return champion, ""
 
 
-def champion_reference(config: PipelineConfig, tracking_uri: str) -> dict[str, dict[str, float]]:
-    """Per-series training statistics of the current champion ({} when there is none)."""
-    use_tracking(tracking_uri, config.register.experiment, config.paths.workspace_path())
-    version = champion_version(config.register.model_name)
-    if version is None:
+def champion_reference(champion: Champion | None) -> dict[str, dict[str, float]]:
+    """Per-series training statistics of the champion ({} when there is none)."""
+    if champion is None:
         return {}
-    scaler = run_json(version.run_id, SCALER_ARTIFACT)
-    return {sid: item["stats"] for sid, item in scaler["series"].items() if "stats" in item}
+    series = champion.scaler["series"]
+    return {sid: item["stats"] for sid, item in series.items() if "stats" in item}
 
 
 def rescore_champion(
@@ -133,7 +131,8 @@ def rescore_champion(
     for code in np.unique(windows.code[known]):
         sid, rows = arrays.series[code], arrays.rows_of(code)
         raw = scaler.inverse_all(sid, values[rows])
-        raw[:, 0] = arrays.original[rows]  # the target as observed (this run may log it)
+        if scaler.logged.get(sid):  # logged and deseasonalized: the target as observed
+            raw[:, 0] = arrays.original[rows]
         values[rows] = c_scaler.to_model(sid, raw, arrays.times[rows])
     mine = replace(windows, arrays=arrays.with_values(values)).select(known)
     theirs_windows, fits = mine.with_timesteps(theirs.timesteps)

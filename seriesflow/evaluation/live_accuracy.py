@@ -14,7 +14,7 @@ N consecutive scorings of one model version.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -104,10 +104,14 @@ def accuracy_rows(points: pd.DataFrame, scored_at: pd.Timestamp, run_id: str) ->
 class LiveScoring:
     points: int
     rows: pd.DataFrame  # this scoring's accuracy rows (empty when nothing new)
+    # every scoring's rows, as appended to live_accuracy.parquet (empty when nothing new)
+    table: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def score_new_actuals(workspace: Workspace, history: pd.DataFrame, run_id: str) -> LiveScoring:
-    """Score what became scorable; append to the live files (atomically)."""
+    """Score what became scorable; append to the live files (atomically).
+
+    Returns this scoring's rows and the whole accuracy table it appended them to."""
     forecasts = issued_forecasts(workspace)
     scored = read_parquet(points_path(workspace)) if points_path(workspace).exists() else None
     fresh = new_points(forecasts, history, scored if scored is not None else pd.DataFrame())
@@ -118,11 +122,9 @@ def score_new_actuals(workspace: Workspace, history: pd.DataFrame, run_id: str) 
     all_points = fresh if scored is None else pd.concat([scored, fresh], ignore_index=True)
     write_parquet(all_points, points_path(workspace))
     old = read_parquet(accuracy_path(workspace)) if accuracy_path(workspace).exists() else None
-    write_parquet(
-        rows if old is None else pd.concat([old, rows], ignore_index=True),
-        accuracy_path(workspace),
-    )
-    return LiveScoring(int(fresh.drop_duplicates(POINT_KEY[:3]).shape[0]), rows)
+    table = rows if old is None else pd.concat([old, rows], ignore_index=True)
+    write_parquet(table, accuracy_path(workspace))
+    return LiveScoring(int(fresh.drop_duplicates(POINT_KEY[:3]).shape[0]), rows, table)
 
 
 def degraded(history: pd.DataFrame, version: str, threshold: float, times: int) -> bool:

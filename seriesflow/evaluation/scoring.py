@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seriesflow.config.pipeline import EvaluateConfig
+from seriesflow.config.pipeline import EvaluateConfig, PipelineConfig
 from seriesflow.data.schema import (
     ALL_SERIES,
     ALL_WINDOWS,
@@ -400,3 +400,16 @@ def spread_windows(windows: Windows, per_series: int | None) -> Windows:
         picks = np.unique(np.round(np.linspace(0, len(ordered) - 1, per_series)).astype(int))
         keep[ordered[picks]] = True
     return windows.select(keep)
+
+
+def classical_baselines(config: PipelineConfig, n_series: int) -> tuple[str, ...]:
+    """The statsforecast models to fit (``ets``, ``theta``): the routed model's candidates and
+    those the gate uses, always; those only reported, up to ``evaluate.baseline_max_series``
+    series (a fit per series each)."""
+    always = set(config.register.baselines) & set(FITTED)
+    if config.register.models == "routed":
+        always |= set(config.register.candidates) & set(FITTED)
+    reported = set(config.evaluate.baselines) & set(FITTED)
+    if n_series > config.evaluate.baseline_max_series:
+        reported = set()
+    return tuple(sorted(always | reported))

@@ -12,7 +12,7 @@ window's inputs and targets are gathered from them when a batch needs them:
 
 where ``row`` is the origin's row in the arrays. Memory and disk grow with rows x
 features, not rows x timesteps. ``INPUT_OFFSETS``/``TARGET_OFFSETS`` are the one
-definition of these offsets (the window stage's ``make_windows`` uses them too).
+definition of these offsets (``make_windows`` below uses them too).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from seriesflow.config.pipeline import AUTO, PipelineConfig
 from seriesflow.data.schema import (
     CLASSIFICATION,
     FILLED,
@@ -37,8 +38,11 @@ from seriesflow.data.schema import (
     SPLIT,
     SPLITS,
     TIMESTAMP,
+    TRAIN,
     VALUE_ORIGINAL,
+    windows_schema,
 )
+from seriesflow.model.scaler import Scaler
 from seriesflow.workspace.files import release_arrow_memory
 
 WINDOWS_META = b"seriesflow.windows"
@@ -316,3 +320,126 @@ def load_windows(path: str | Path, normalized: str | Path) -> Windows:
     del table
     release_arrow_memory()
     return windows
+
+
+# --------------------------------------------------------------------------- the window index
+# What the window stage (``tasks/window.py``) writes: which windows each series holds,
+# labelled by the split of their targets (its docstring has the rules).
+
+
+@dataclass(frozen=True)
+class SeriesWindows:
+    origin: np.ndarray  # [windows] index of the last input step
+    split: np.ndarray  # [windows] split code (index into SPLITS)
+
+
+def window_origins(
+    split_codes: np.ndarray,
+    timesteps: int,
+    horizon: int,
+    stride: int = 1,
+    filled: np.ndarray | None = None,
+) -> SeriesWindows:
+    """Origins of one series' windows and their split codes (``split_codes`` [n] ints).
+
+    With ``filled`` [n] (steps normalize interpolated), val and test windows whose
+    targets include a filled step are dropped: a model is scored on observations only.
+    """
+    n = len(split_codes)
+    count = n - timesteps - horizon + 1
+    if count <= 0:
+        empty = np.empty((0,), dtype=np.int64)
+        return SeriesWindows(empty, empty)
+    origins = np.arange(timesteps - 1, timesteps - 1 + count, stride)  # [windows]
+    first = split_codes[origins + 1]
+    last = split_codes[origins + horizon]
+    keep = first == last  # all targets in one split
+    if filled is not None and filled.any():
+        targets = origins[:, None] + target_offsets(horizon)[None, :]  # [windows, horizon]
+        scored = first != SPLITS.index(TRAIN)
+        keep &= ~(scored & filled[targets].any(axis=1))
+    return SeriesWindows(origins[keep], first[keep])
+
+
+def make_windows(
+    values: np.ndarray, split_codes: np.ndarray, timesteps: int, horizon: int, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray, SeriesWindows]:
+    """All windows of one series, materialized: (x [w, timesteps, features], y [w, horizon],
+    origins and splits). The pipeline gathers instead; this is the hand-checkable form."""
+    if values.ndim != 2:
+        raise ValueError(f"values must be [steps, features], got shape {values.shape}")
+    w = window_origins(split_codes, timesteps, horizon, stride)
+    x = values[w.origin[:, None] + input_offsets(timesteps)[None, :]]  # [w, timesteps, features]
+    y = values[w.origin[:, None] + target_offsets(horizon)[None, :], 0]  # [w, horizon]
+    return x.reshape(len(w.origin), timesteps, values.shape[1]), y, w
+
+
+def resolve_timesteps(config: PipelineConfig, scaler: Scaler, arrays: SeriesArrays) -> int:
+    """``window.timesteps``, or for ``auto`` two seasons bounded by the shortest train part."""
+    if config.window.timesteps != AUTO:
+        return int(config.window.timesteps)
+    seasons = [scaler.frequency_of(sid).season_length() for sid in arrays.series]
+    train_rows = np.add.reduceat((arrays.split == SPLITS.index(TRAIN)).astype(int), arrays.start)
+    return auto_timesteps(seasons, int(train_rows.min()), config.window.horizon)
+
+
+def windows_table(
+    arrays: SeriesArrays,
+    timesteps: int,
+    horizon: int,
+    task: str = REGRESSION,
+    stride: int = 1,
+    classes: list[str] | None = None,
+) -> pa.Table:
+    """The window index of every series as one Arrow table (no values: see window_table).
+
+    ``task="classification"`` adds a ``label`` column: the arrays' label at the last
+    target step when they have one, else the direction of change.
+    """
+    if task not in (REGRESSION, CLASSIFICATION):
+        raise ValueError(f"train.task must be regression or classification, got {task!r}")
+    classify = task == CLASSIFICATION
+    ids, origins, times, splits, labels = [], [], [], [], []
+    for code, sid in enumerate(arrays.series):
+        rows = arrays.rows_of(code)
+        filled = None if arrays.filled is None else arrays.filled[rows]
+        w = window_origins(arrays.split[rows], timesteps, horizon, stride, filled)
+        ids.append(np.full(len(w.origin), sid, dtype=object))
+        origins.append(w.origin)
+        times.append(arrays.times[rows][w.origin + 1])
+        splits.append(np.array(SPLITS, dtype=object)[w.split.astype(int)])
+        if classify and arrays.labels is not None:
+            found = arrays.labels[rows][w.origin + horizon]  # [windows]
+            missing = pd.isna(found)
+            if missing.any():
+                at = arrays.times[rows][int(w.origin[missing][0] + horizon)]
+                raise ValueError(
+                    f"columns.label: series '{sid}' has no label at {at} (the target of a "
+                    "window); every row needs a class"
+                )
+            labels.append(np.array([str(v) for v in found], dtype=object))
+        elif classify:
+            labels.append(direction_labels(arrays.original[rows], w.origin, horizon))
+
+    def joined(parts: list[np.ndarray], dtype) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+    schema = windows_schema()
+    columns = [
+        pa.array(joined(ids, object), pa.string()),
+        pa.array(joined(origins, np.int64), pa.int64()),
+        pa.array(pd.to_datetime(joined(times, "datetime64[us]"), utc=True), schema.field(2).type),
+        pa.array(joined(splits, object), pa.string()),
+    ]
+    meta = {"timesteps": timesteps, "horizon": horizon, "features": arrays.features}
+    if classify:
+        columns.append(pa.array(joined(labels, object), pa.string()))
+        schema = schema.append(pa.field(LABEL, pa.string(), nullable=False))
+        if classes is None:
+            if arrays.labels is not None:
+                classes = sorted({str(v) for v in arrays.labels if not pd.isna(v)})
+            else:
+                classes = list(DIRECTION_CLASSES)
+        meta["classes"] = classes
+    schema = schema.with_metadata({WINDOWS_META: json.dumps(meta).encode()})
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -16,7 +16,7 @@ from seriesflow.workspace.files import RunDir, read_json, read_parquet
 from tasks.train import BRANCHES_DIR
 from tests.factories import series_frame, tiny_config, write_csv
 
-# sha256 mod 2 puts a, b in hash-0 and d, g in hash-1 (tests/tasks/test_train_groups.py)
+# sha256 mod 2 puts a, b in hash-0 and d, g in hash-1 (tests/seriesflow/model/test_branches.py)
 SERIES = ("a", "b", "d", "g")
 GROUPS = {"a": "hash-0", "b": "hash-0", "d": "hash-1", "g": "hash-1"}
 

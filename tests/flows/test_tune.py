@@ -11,8 +11,8 @@ from flows.tune import evaluate_trial, load_tune_config, tune
 from seriesflow.config.pipeline import PipelineConfig, load_config
 from seriesflow.data.schema import MODEL, NAIVE, SERIES_ID, VALUE
 from seriesflow.model.lstm import seed_everything
+from seriesflow.model.normalize import normalize_series
 from seriesflow.model.tuning import SearchSpace, TuneConfig, trial_params, with_params
-from tasks.normalize import normalize_series
 from tests.factories import series_frame, tiny_config, write_csv
 
 PERIOD = 10

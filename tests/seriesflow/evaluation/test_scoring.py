@@ -6,22 +6,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import (
     ALL_SERIES,
     ALL_WINDOWS,
     CHAMPION,
     CHAMPION_WINDOWS,
+    ETS,
     FOLD,
     MAJORITY,
     MODEL,
     NAIVE,
     SEASONAL_NAIVE,
     SERIES_ID,
+    THETA,
 )
 from seriesflow.evaluation.backtest import backtest, backtest_folds, backtest_summary
 from seriesflow.evaluation.scoring import (
     SeriesContext,
     class_baselines,
+    classical_baselines,
     overall,
     score,
     score_classification,
@@ -125,3 +129,43 @@ def test_overall_reads_the_pooled_rows_of_one_scope():
     assert overall(metrics) == {
         MODEL: {"accuracy": 0.5, "precision": 0.5, "recall": 0.5, "f1": 0.4}
     }
+
+
+# which classical baselines a run fits (a statsmodels fit per series each)
+
+
+def config(**sections) -> PipelineConfig:
+    return PipelineConfig.model_validate(sections)
+
+
+def test_reported_baselines_stop_at_the_series_limit():
+    cfg = config(
+        evaluate={"baselines": ["ets"], "baseline_max_series": 3},
+        register={"models": "lstm_only"},
+    )
+    assert classical_baselines(cfg, 3) == (ETS,)
+    assert classical_baselines(cfg, 4) == ()
+
+
+def test_a_gated_baseline_is_fit_whatever_the_series_count():
+    cfg = config(
+        evaluate={"baselines": [], "baseline_max_series": 0},
+        register={"baselines": ["naive", "ets"], "models": "lstm_only"},
+    )
+    assert classical_baselines(cfg, 1000) == (ETS,)
+
+
+def test_the_routed_models_candidates_are_always_fit():
+    cfg = config(evaluate={"baselines": [], "baseline_max_series": 0})
+    assert classical_baselines(cfg, 1000) == (ETS, THETA)
+    only_ets = config(evaluate={"baselines": []}, register={"candidates": ["ets", "naive"]})
+    assert classical_baselines(only_ets, 10) == (ETS,)
+
+
+def test_no_classical_baseline_unless_asked():
+    lstm_only = {"models": "lstm_only"}
+    assert classical_baselines(config(evaluate={"baselines": []}, register=lstm_only), 1) == ()
+    assert classical_baselines(PipelineConfig(), 200) == (ETS, THETA)  # reported by default
+    # past the limit the reported ones stop; the routed model's candidates are still fit
+    assert classical_baselines(config(register=lstm_only), 201) == ()
+    assert classical_baselines(PipelineConfig(), 201) == (ETS, THETA)

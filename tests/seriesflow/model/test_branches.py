@@ -19,9 +19,9 @@ from seriesflow.data.schema import GROUP, SERIES_ID
 from seriesflow.model.branches import group_of_series, groups_for
 from seriesflow.model.lstm import seed_everything
 from seriesflow.model.saved_model import load_model, predict
-from tasks.train import fit_windows, model_spec, save_model
+from seriesflow.model.training import fit_windows, model_spec, save_model
 from tests.factories import identity_scaler, windows_of
-from tests.tasks.test_train import frame_of, sine, train_cfg
+from tests.seriesflow.model.test_training import frame_of, sine, train_cfg
 
 REPO = Path(__file__).resolve().parents[3]
 IDS = [f"store-{n}" for n in range(12)]

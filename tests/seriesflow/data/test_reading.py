@@ -3,9 +3,9 @@ import pytest
 
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
 from seriesflow.data.errors import DataRejected
+from seriesflow.data.reading import read_series_file, stack_with_history
 from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 from seriesflow.workspace.history import HISTORY_SOURCE
-from tasks.ingest import read_series_file, stack_with_history
 from tests.factories import series_frame, write_csv
 
 COLUMNS = ColumnsConfig()

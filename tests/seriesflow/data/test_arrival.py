@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from seriesflow.config.pipeline import ColumnsConfig, PipelineConfig, ValidationConfig
+from seriesflow.data.arrival import merge_file, validate_arrival
 from seriesflow.data.drift import drift_table
 from seriesflow.data.expectations import (
     FREQUENCY,
@@ -17,9 +18,8 @@ from seriesflow.data.expectations import (
     series_profile,
     with_time_order,
 )
+from seriesflow.data.reading import stack_with_history
 from seriesflow.workspace.history import HISTORY_SOURCE
-from tasks.ingest import stack_with_history
-from tasks.validate import merge_file, validate_arrival
 from tests.factories import series_frame
 
 COLUMNS = ColumnsConfig()

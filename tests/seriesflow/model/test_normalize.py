@@ -18,8 +18,8 @@ from seriesflow.data.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
+from seriesflow.model.normalize import normalize_series, split_sizes
 from seriesflow.model.scaler import Scaler
-from tasks.normalize import normalize_series, split_sizes
 from tests.factories import series_frame, windows_of
 
 

@@ -15,8 +15,12 @@ from seriesflow.data.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
-from seriesflow.model.windows import DIRECTION_CLASSES, direction_labels
-from tasks.window import make_windows, window_origins
+from seriesflow.model.windows import (
+    DIRECTION_CLASSES,
+    direction_labels,
+    make_windows,
+    window_origins,
+)
 from tests.factories import START, windows_of
 
 TRAIN, VAL, TEST = 0, 1, 2

@@ -17,7 +17,7 @@ from seriesflow.data.schema import (
 )
 from seriesflow.model.lstm import build_model, fit_model, route_series, seed_everything, warm_start
 from seriesflow.model.saved_model import ModelSpec, predict
-from tasks.train import WarmSource, fit_windows
+from seriesflow.model.training import WarmSource, fit_windows
 from tests.factories import START, identity_scaler, windows_of
 
 TINY = {
@@ -312,7 +312,7 @@ def test_short_training_sets_are_repeated_to_the_minimum_epoch_size():
 
 
 def test_history_points_keeps_only_windows_within_the_most_recent_training_points():
-    from tasks.train import recent_training_windows
+    from seriesflow.model.training import recent_training_windows
 
     # a: 100 points -> 70 train rows 0..69; b: 60 points -> 42 train rows (60 + 0..41)
     data = windows_of(frame_of({"a": sine(100), "b": sine(60)}), timesteps=4, horizon=2)
@@ -348,7 +348,7 @@ def test_max_windows_per_epoch_samples_without_replacement_seeded_and_new_each_e
 
 
 def test_fit_windows_trains_on_the_sampled_and_recent_windows_only(monkeypatch):
-    import tasks.train as train_module
+    import seriesflow.model.training as train_module
     from seriesflow.model.lstm import window_batches
 
     made = []
@@ -390,7 +390,7 @@ def test_xla_is_used_when_determinism_is_off_and_repeats_for_a_seed_on_cpu():
 
 
 def test_a_small_training_set_gets_a_smaller_batch_and_a_scaled_rate():
-    from tasks.train import step_plan
+    from seriesflow.model.training import step_plan
 
     cfg = TrainConfig()  # batch 256 at 1e-3 x sqrt(8), at least 16 steps, batch 32 at least
     assert (step_plan(cfg, 100).batch_size, step_plan(cfg, 100).learning_rate) == (
