@@ -9,7 +9,6 @@ rolling-origin folds, each scored on its own (the model is re-scored, not refit)
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from prefect import task
@@ -20,24 +19,26 @@ from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import (
     CHAMPION_WINDOWS,
     CLASSIFICATION,
+    ETS,
     MAJORITY,
     MODEL,
     NAIVE,
+    ROUTED,
     SEASONAL_NAIVE,
     TEST,
+    THETA,
 )
 from seriesflow.evaluation.backtest import backtest_summary
 from seriesflow.evaluation.champion import rescore_champion
 from seriesflow.evaluation.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
 from seriesflow.evaluation.report import evaluation_markdown
+from seriesflow.evaluation.routed import evaluate_regression
 from seriesflow.evaluation.scoring import (
     Scored,
     classical_baselines,
     score_split,
     scorer_for,
-    with_coverage,
 )
-from seriesflow.model.forecasting import fit_intervals, longest_steps, settings_of
 from seriesflow.model.saved_model import forecast_windows, load_model_dir
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows, load_windows
@@ -64,13 +65,7 @@ def evaluate(
     windows = load_windows(windows_path, normalized)
     test = windows.subset(TEST)
     model, spec = load_model_dir(model_dir, scaler.columns)
-    outputs = forecast_windows(model, spec, scaler, test)  # [windows, horizon or classes]
-
     champion = context.champion
-    champion_out, note = None, None
-    if champion is not None:
-        champion_out, note = rescore_champion(champion, test, scaler, spec)
-        logger.info("%s", note)
 
     classical = classical_baselines(config, len(set(windows.series_id)))
     if set(config.evaluate.baselines) - set(classical):
@@ -81,20 +76,29 @@ def evaluate(
             config.evaluate.baseline_max_series,
         )
     scorer = scorer_for(windows, scaler, config.evaluate, classical=classical)
-    scored = score_split(test, outputs, scorer, champion_out, config.evaluate.backtest_folds)
-    if spec.task != CLASSIFICATION:  # prediction intervals: calibrated on val, checked on test
-        steps = longest_steps(settings_of(config), scaler, spec.horizon)
-        levels = list(config.forecast.levels)
-        intervals, coverage = fit_intervals(
-            model, spec, scaler, windows, steps, levels, scorer.context.scale
+    router_path, lstm_share = None, None
+    if spec.task == CLASSIFICATION:
+        champion_out, note = None, None
+        if champion is not None:
+            champion_out, note = rescore_champion(champion, test, scaler, spec)
+        outputs = forecast_windows(model, spec, scaler, test)  # [windows, classes]
+        scored = score_split(test, outputs, scorer, champion_out, config.evaluate.backtest_folds)
+        tested = len(test)
+    else:  # the LSTM, the router and the candidates, the champion, intervals: one pass
+        found = evaluate_regression(
+            model, spec, scaler, windows, config, scorer, classical, champion
         )
-        write_json(intervals.to_json(), run.intervals)
-        scored = replace(scored, metrics=with_coverage(scored.metrics, coverage))
+        scored, note, tested = found.scored, found.champion_note, found.test_windows
+        write_json(found.router.to_json(), run.router)
+        write_json(found.intervals.to_json(), run.intervals)
+        router_path, lstm_share = run.router, found.router.lstm_share
+        logger.info("Router (chosen on validation windows): %s", found.router.describe())
         logger.info(
-            "Prediction intervals (%d steps; split conformal on val): test coverage %s",
-            steps,
-            ", ".join(f"{k}% -> {v:.1%}" for k, v in intervals.coverage.items()),
+            "Prediction intervals of the routed model (split conformal on val): test coverage %s",
+            ", ".join(f"{k}% -> {v:.1%}" for k, v in found.intervals.coverage.items()),
         )
+    if note:
+        logger.info("%s", note)
     write_parquet(scored.metrics, run.evaluation)
     write_parquet(scored.predictions, run.predictions)
     gate_metric = (
@@ -112,7 +116,7 @@ def evaluate(
         )
     plots = _plots(run, scored, windows, gate_metric) if config.evaluate.make_plots else []
     scores, head_to_head = scored.overall(), scored.overall(CHAMPION_WINDOWS)
-    _report(run, scored, len(test), scorer.seasons, spec.task, gate_metric, note, plots)
+    _report(run, scored, tested, scorer.seasons, spec.task, gate_metric, note, plots)
     _log_scores(logger, scores, spec.task, gate_metric)
     return EvaluationResult(
         run.evaluation,
@@ -125,6 +129,8 @@ def evaluate(
         backtest_path,
         scores,
         head_to_head,
+        router_path,
+        lstm_share,
     )
 
 
@@ -189,9 +195,10 @@ def _log_scores(logger, scores: dict[str, dict[str, float]], task_kind: str, met
         )
     else:
         logger.info(
-            "Test RMSE: model %.4f, naive %.4f, seasonal naive %.4f; MASE %.3f",
-            scores[MODEL]["rmse"],
-            scores[NAIVE]["rmse"],
-            scores[SEASONAL_NAIVE]["rmse"],
+            "Test MASE (pooled): routed %.3f, LSTM %.3f, naive %.3f, seasonal naive %.3f%s",
+            scores.get(ROUTED, scores[MODEL])["mase"],
             scores[MODEL]["mase"],
+            scores[NAIVE]["mase"],
+            scores[SEASONAL_NAIVE]["mase"],
+            "".join(f", {k} {scores[k]['mase']:.3f}" for k in (ETS, THETA) if k in scores),
         )

@@ -14,12 +14,13 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import PipelineConfig
-from seriesflow.data.schema import TRAIN, VAL, branch_column
+from seriesflow.data.schema import CLASSIFICATION, TRAIN, VAL, branch_column
 from seriesflow.model.branches import Branch, groups_for, plan_branches, route_branches
 from seriesflow.model.lstm import seed_everything
 from seriesflow.model.saved_model import ModelSpec, load_model
@@ -31,6 +32,7 @@ from seriesflow.model.training import (
     model_spec,
     save_model,
     train_branch_model,
+    train_on_everything,
 )
 from seriesflow.model.windows import load_windows
 from seriesflow.tracking.registry import epoch_steps, log_values, metric_key
@@ -115,9 +117,20 @@ def train(
         fitted.model.count_params(),
     )
     run.model_dir.mkdir(parents=True, exist_ok=True)
-    save_model(fitted.model, run.model)
+    save_model(fitted.model, run.model)  # what evaluate scores
     write_parquet(epochs, run.epochs)
     write_json(fitted.spec.to_json(), run.spec)
+    if cfg.final_epochs and not fitted.spec.per_series and fitted.spec.task != CLASSIFICATION:
+        logger.info(
+            "Training %d more epoch(s) on every window, validation and test targets included "
+            "(train.final_epochs): the registered model; evaluation scores the one above",
+            cfg.final_epochs,
+        )
+        save_model(
+            train_on_everything(fitted.model, data, fitted.spec, cfg, scaler), run.final_model
+        )
+        seen = str(np.datetime_as_string(data.arrays.times.max(), unit="s")) + "+00:00"
+        write_json(replace(fitted.spec, seen_until=seen).to_json(), run.spec)
     return run.model_dir
 
 

@@ -41,7 +41,13 @@ from prefect.cache_policies import NO_CACHE
 from seriesflow.config.pipeline import AUTO, PipelineConfig
 from seriesflow.data.schema import CLASSIFICATION, LABEL, REGRESSION, SPLIT, SPLITS, TRAIN, VALUE
 from seriesflow.model.scaler import Scaler
-from seriesflow.model.windows import SeriesArrays, resolve_timesteps, windows_table
+from seriesflow.model.windows import (
+    SeriesArrays,
+    resolve_min_inputs,
+    resolve_timesteps,
+    resolve_window_horizon,
+    windows_table,
+)
 from seriesflow.workspace.files import RunDir, write_table
 from tasks.stage import stage_logger
 
@@ -60,17 +66,23 @@ def window(normalized: Path, scaler: Path, run: RunDir, config: PipelineConfig) 
         )
     if task_kind == REGRESSION and config.columns.label:
         logger.warning("columns.label is set but train.task is regression: the label is unused")
-    timesteps = resolve_timesteps(config, Scaler.load(scaler), arrays)
-    horizon = config.window.horizon
-    table = windows_table(arrays, timesteps, horizon, task_kind, config.window.stride)
+    fitted = Scaler.load(scaler)
+    timesteps = resolve_timesteps(config, fitted, arrays)
+    horizon = resolve_window_horizon(config, fitted)
+    min_inputs = resolve_min_inputs(config, fitted, arrays, timesteps)
+    table = windows_table(
+        arrays, timesteps, horizon, task_kind, config.window.stride, min_inputs=min_inputs
+    )
     write_table(table, run.windows)
     # counted in Arrow: to_pylist() would make a Python string per window (10M at scale)
     counts = {c["values"]: c["counts"] for c in pc.value_counts(table[SPLIT]).to_pylist()}
     logger.info(
-        "Windows (timesteps=%d%s, horizon=%d, features=%d): %s",
+        "Windows (timesteps=%d%s, horizon=%d%s, at least %d observed inputs, features=%d): %s",
         timesteps,
         " (auto)" if config.window.timesteps == AUTO else "",
         horizon,
+        " (auto)" if config.window.horizon == AUTO else "",
+        min_inputs,
         len(features),
         counts,
     )

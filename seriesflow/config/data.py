@@ -135,9 +135,13 @@ class ValidationConfig(FrozenModel):
 
 
 class NormalizeConfig(FrozenModel):
-    method: Literal["minmax", "last_value", "window"] = Field(
-        "last_value",
-        description="How the model sees a window: last_value (inputs and targets relative to "
+    method: Literal["seasonal_log", "minmax", "last_value", "window"] = Field(
+        "seasonal_log",
+        description="How the model sees a window: seasonal_log (the default, the M4 winner's "
+        "preprocessing: each series divided by its multiplicative seasonal indices, fit on the "
+        "training part where a 90% autocorrelation test finds a season, and logged; windows "
+        "relative to their last input, so the model predicts log-ratios; a series with a "
+        "value <= 0 is scaled as last_value instead), last_value (inputs and targets relative to "
         "the last input value, scaled by the training part's one-step changes: the model "
         "learns corrections to the naive forecast, robust to level and trend), window "
         "(each window standardized by its own mean and spread, as RevIN), or minmax "

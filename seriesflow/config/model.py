@@ -21,9 +21,11 @@ MIN_AUTO_TIMESTEPS = 3
 class WindowConfig(FrozenModel):
     timesteps: int | Literal["auto"] = Field(
         AUTO,
-        description="Input steps per window. auto: four seasons of the series' frequency "
-        "(hourly 96, daily 28, monthly 48, quarterly 16; at least 12), at most a third of "
-        "the shortest training part, so short series still train.",
+        description="Input steps per window. auto: twice the longer of the horizon and the "
+        "season (hourly with horizon 48: 96; monthly with 18: 36; quarterly with 8: 16; at "
+        "least 12). A series shorter than that still trains and forecasts: its first value "
+        "is repeated before its start (window.min_inputs says how many observed inputs a "
+        "window needs).",
     )
 
     @field_validator("timesteps")
@@ -33,7 +35,27 @@ class WindowConfig(FrozenModel):
             raise ValueError(f"window.timesteps must be at least 1 or 'auto', got {value}")
         return value
 
-    horizon: int = Field(1, ge=1, description="Steps forecast at once (direct multi-output).")
+    horizon: int | Literal["auto"] = Field(
+        AUTO,
+        description="Steps forecast at once (direct multi-output). auto: the forecasting "
+        "competitions' horizon of the series' frequency (hourly 48, daily 14, weekly 13, "
+        "monthly 18, quarterly 8, yearly 6; other sub-daily: two days), the largest over the "
+        "series of a run. The validation and test parts of a series get at least one "
+        "horizon each where the series is long enough.",
+    )
+
+    @field_validator("horizon")
+    @classmethod
+    def _positive_horizon(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"window.horizon must be at least 1 or 'auto', got {value}")
+        return value
+
+    min_inputs: int | Literal["auto"] = Field(
+        AUTO,
+        description="Observed input steps a window needs (earlier ones repeat the series' "
+        "first value). auto: the longer of the horizon and the season, at most timesteps.",
+    )
     stride: int = Field(1, ge=1, description="Step between consecutive window origins.")
 
 

@@ -86,6 +86,14 @@ class EvaluateConfig(FrozenModel):
         "are skipped with a log line; candidates of the routed model and baselines the gate "
         "uses are always fit.",
     )
+    max_windows_per_series: int | None = Field(
+        64,
+        ge=1,
+        description="Validation and test windows scored per series, at most: spread evenly "
+        "over each series' part, the same windows for the LSTM, the classical models, the "
+        "routed model and the champion (a classical model is rolled to every origin, so this "
+        "bounds evaluation on long series). null = every window.",
+    )
     backtest_folds: int = Field(
         0,
         ge=0,
@@ -146,15 +154,41 @@ class RegisterConfig(FrozenModel):
     )
     models: Literal["routed", "lstm_only"] = Field(
         "routed",
-        description="routed: the registered model serves each series from the LSTM where the "
-        "LSTM beat the best classical candidate (register.candidates) on that series' "
-        "validation windows, else from that candidate; a workspace with valid data always "
-        "gets a champion. lstm_only: the pure LSTM, which must beat register.baselines.",
+        description="routed: the registered model serves each series from its own model, "
+        "chosen on that series' validation windows among register.candidates (see "
+        "register.default_model); a workspace with valid data always gets a champion. "
+        "lstm_only: the pure LSTM, which must beat register.baselines.",
     )
-    candidates: list[Literal["ets", "theta", "seasonal_naive", "naive"]] = Field(
-        default_factory=lambda: ["ets", "theta", "seasonal_naive", "naive"],
-        description="The classical candidates the router weighs against the LSTM per series: "
-        "ets (statsforecast AutoETS), theta (AutoTheta), seasonal_naive, naive.",
+    candidates: list[Literal["lstm", "combination", "ets", "theta", "seasonal_naive", "naive"]] = (
+        Field(
+            default_factory=lambda: [
+                "combination",
+                "lstm",
+                "ets",
+                "theta",
+                "seasonal_naive",
+                "naive",
+            ],
+            description="The models the router weighs per series: lstm, combination (the mean of "
+            "the LSTM's, AutoETS' and AutoTheta's forecasts), ets (statsforecast AutoETS), theta "
+            "(AutoTheta), seasonal_naive, naive.",
+        )
+    )
+    default_model: Literal["combination", "lstm"] = Field(
+        "combination",
+        description="What serves a series unless another candidate clearly won on its "
+        "validation windows (register.switch_below). combination measured best on M3 "
+        "(docs/benchmarks.md); lstm with switch_below 1: the LSTM wherever it beats every "
+        "classical candidate on validation, else the best of them.",
+    )
+    switch_below: float = Field(
+        0.25,
+        gt=0,
+        le=1,
+        description="A series leaves register.default_model only for a candidate whose "
+        "validation error is below this fraction of the default's: one validation period "
+        "per series is noisy, and choosing the best on it measured worse on the test than "
+        "every candidate chosen from (docs/benchmarks.md). 1: the plain best on validation.",
     )
     metric: Literal["mse", "mae", "rmse", "mape", "mase"] = Field(
         "mase", description="Metric the promotion gate compares (lower is better)."
@@ -195,6 +229,15 @@ class RegisterConfig(FrozenModel):
         "write; deployments set it, ad-hoc runs without a server leave it empty. Unset, "
         "$SERIESFLOW_REGISTRY_LIMIT applies (make serve sets it for its worker).",
     )
+
+    @model_validator(mode="after")
+    def _default_is_a_candidate(self) -> RegisterConfig:
+        if self.default_model not in self.candidates:
+            raise ValueError(
+                f"register.default_model {self.default_model!r} must be one of "
+                f"register.candidates {self.candidates}"
+            )
+        return self
 
     @field_validator("tracking_uri")
     @classmethod

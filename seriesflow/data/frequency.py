@@ -110,6 +110,32 @@ class Frequency:
         """The fixed length of one step, or None for calendar frequencies."""
         return pd.Timedelta(self.offset.nanos, unit="ns") if self.family == "fixed" else None
 
+    def default_horizon(self) -> int:
+        """The forecasting competitions' horizon for this frequency (M4's where it has one):
+        hourly 48, daily 14, business days 10, weekly 13, monthly 18, quarterly 8, yearly 6;
+        other sub-daily steps two days of them."""
+        family = self.family
+        if family == "fixed":
+            step = self.step
+            day = pd.Timedelta(days=1)
+            if step < day and day % step == pd.Timedelta(0):
+                return 2 * int(day // step)
+            if step == day:
+                return 14
+            if step == pd.Timedelta(days=7):
+                return 13
+            return 6
+        return {
+            "business_day": 10,
+            "week": 13,
+            "month_start": 18,
+            "month_end": 18,
+            "quarter_start": 8,
+            "quarter_end": 8,
+            "year_start": 6,
+            "year_end": 6,
+        }.get(family, 6)
+
     def season_length(self) -> int:
         """Steps per natural season: a day for sub-daily, a week for daily, a year beyond."""
         family = self.family

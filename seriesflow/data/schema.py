@@ -43,6 +43,7 @@ MODEL, NAIVE, SEASONAL_NAIVE, CHAMPION = "model", "naive", "seasonal_naive", "ch
 ETS = "ets"  # statsforecast AutoETS (seriesflow/model/classical.py)
 THETA = "theta"  # statsforecast AutoTheta
 LSTM = "lstm"  # the LSTM, as a candidate of the per-series router
+COMBINATION = "combination"  # the mean of the LSTM's, AutoETS' and AutoTheta's forecasts
 ROUTED = "routed"  # the registered model: per series, the LSTM or a classical candidate
 MAJORITY = "majority"  # classification baseline: each series' most common training class
 ALL_SERIES = "__all__"  # the pooled row of a metrics table

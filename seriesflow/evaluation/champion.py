@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.model.intervals import Intervals
@@ -37,6 +38,7 @@ class Champion:
     config: dict[str, Any]
     spec_json: dict[str, Any] | None = None  # None: logged before specs existed
     intervals: Intervals | None = None  # None: registered before forecasts existed
+    router: Any = None  # the per-series router (None: registered before routing existed)
 
     @property
     def spec(self) -> ModelSpec:
@@ -77,6 +79,7 @@ def load_champion(model_name: str) -> Champion | None:
         config,
         forecaster.spec.to_json(),
         forecaster.intervals,
+        getattr(forecaster, "router", None),
     )
 
 
@@ -124,6 +127,9 @@ def rescore_champion(
             f"{windows.features}: not comparable"
         )
     known = np.isin(windows.series_id, c_scaler.series)
+    if theirs.seen_until:  # trained on everything up to then: only later targets are fair
+        until = np.datetime64(pd.Timestamp(theirs.seen_until).tz_convert(None), "us")
+        known &= windows.target_time > until
     if theirs.per_series:
         known &= np.isin(windows.series_id, theirs.series)
     arrays = windows.arrays

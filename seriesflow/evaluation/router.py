@@ -1,10 +1,18 @@
 """The per-series router: which model serves each series (pure, no Prefect).
 
-The registered model is one forecaster that routes per series: a series is served by
-the LSTM where the LSTM beat the best classical candidate (AutoETS, AutoTheta, seasonal
-naive, naive; ``seriesflow/model/classical.py``) on that series' *validation* windows,
-and by that candidate otherwise. Test windows never take part in the choice: they
-score it. ``register.models: lstm_only`` keeps the pure LSTM (every series routed to it).
+The registered model is one forecaster that routes per series among the LSTM, the
+classical candidates (AutoETS, AutoTheta, seasonal naive, naive;
+``seriesflow/model/classical.py``) and their combination (the mean of the LSTM's, AutoETS'
+and AutoTheta's forecasts). Each series gets ``register.default_model`` unless another
+candidate's error on that series' *validation* windows is below ``register.switch_below``
+times the default's. Test windows never take part in the choice: they score it.
+
+Why not simply the best candidate on validation: on M3 that per-series choice measured
+worse on the test than every candidate it chose from (one validation window per series
+picks noise), while the combination with rare switches measured best
+(``benchmarks/competitions.py``, docs/benchmarks.md). ``default_model: lstm`` with
+``switch_below: 1`` is the plain rule: the LSTM wherever it beats the best classical
+candidate, else that candidate. ``register.models: lstm_only`` keeps the pure LSTM.
 
 The errors compared are each candidate's MAE on the series' validation windows (all
 steps of the horizon), divided by the series' in-sample seasonal-naive MAE: a MASE per
@@ -21,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from seriesflow.data.schema import LSTM, ROUTED
+from seriesflow.data.schema import COMBINATION, ETS, LSTM, ROUTED, THETA
 from seriesflow.model.classical import CLASSICAL
 from seriesflow.workspace.files import read_json
 
@@ -37,6 +45,7 @@ class Router:
     val_mase: dict[str, dict[str, float]] = field(default_factory=dict)  # series -> model -> MASE
     candidates: tuple[str, ...] = (LSTM, *CLASSICAL)
     seasons: dict[str, int] = field(default_factory=dict)  # series -> season length
+    default: str = LSTM  # what a series gets unless another candidate won clearly
 
     def model_of(self, series_id: str) -> str:
         """The series' model; a series the router never saw is served by the LSTM."""
@@ -44,10 +53,12 @@ class Router:
 
     @property
     def lstm_share(self) -> float:
-        """Share of series served by the LSTM (1.0 for an LSTM-only model)."""
+        """Share of series whose forecast comes from the LSTM, alone or in the combination
+        (1.0 for an LSTM-only model)."""
         if not self.choice:
             return math.nan
-        return sum(model == LSTM for model in self.choice.values()) / len(self.choice)
+        uses = sum(model in (LSTM, COMBINATION) for model in self.choice.values())
+        return uses / len(self.choice)
 
     def counts(self) -> dict[str, int]:
         found: dict[str, int] = {}
@@ -63,6 +74,7 @@ class Router:
     def to_json(self) -> dict[str, Any]:
         return {
             "candidates": list(self.candidates),
+            "default": self.default,
             "lstm_share": self.lstm_share,
             "series": {
                 sid: {
@@ -82,6 +94,7 @@ class Router:
             val_mase={sid: dict(item.get("val_mase", {})) for sid, item in series.items()},
             candidates=tuple(data.get("candidates", (LSTM, *CLASSICAL))),
             seasons={sid: int(item.get("season", 1)) for sid, item in series.items()},
+            default=data.get("default", LSTM),
         )
 
     @classmethod
@@ -90,7 +103,7 @@ class Router:
 
     @classmethod
     def lstm_only(cls, series: list[str], seasons: dict[str, int] | None = None) -> Router:
-        return cls({str(s): LSTM for s in series}, {}, (LSTM,), dict(seasons or {}))
+        return cls({str(s): LSTM for s in series}, {}, (LSTM,), dict(seasons or {}), LSTM)
 
 
 def validation_mase(
@@ -130,28 +143,34 @@ def choose(
     series: list[str],
     seasons: dict[str, int] | None = None,
     candidates: tuple[str, ...] = (LSTM, *CLASSICAL),
+    default: str = LSTM,
+    switch_below: float = 1.0,
 ) -> Router:
-    """The router: per series the LSTM if it beats every classical candidate on validation,
-    else the best classical candidate (ties go to the earlier candidate in ``candidates``).
+    """The router: per series ``default``, unless the best other candidate's validation
+    error is below ``switch_below`` x the default's (ties keep the default; among equally
+    good others the earlier in ``candidates`` wins).
 
-    A series with no validation windows is served by the best candidate over all series
-    (the lowest mean validation MASE), so every series gets a model.
+    ``default=lstm, switch_below=1``: the LSTM where it beats every classical candidate
+    on validation, else the best classical candidate. A series with no validation windows
+    gets the default if it was scored anywhere, else the best candidate over all series.
     """
-    classical = [c for c in candidates if c != LSTM]
+    if default not in candidates:
+        raise ValueError(f"the default model {default!r} is not a candidate ({candidates})")
+    others = [c for c in candidates if c != default]
     choice: dict[str, str] = {}
     for sid, row in val_mase.items():
-        best = min(classical, key=lambda c: row.get(c, math.inf), default=None)
-        lstm = row.get(LSTM, math.inf)
-        if LSTM in candidates and (best is None or lstm < row.get(best, math.inf)):
-            choice[sid] = LSTM
-        elif best is not None and math.isfinite(row.get(best, math.inf)):
-            choice[sid] = best
+        mine = row.get(default, math.inf)
+        best = min(others, key=lambda c: row.get(c, math.inf), default=None)
+        theirs = math.inf if best is None else row.get(best, math.inf)
+        if best is not None and (theirs < switch_below * mine or not math.isfinite(mine)):
+            choice[sid] = best if math.isfinite(theirs) else default
         else:
-            choice[sid] = LSTM if LSTM in candidates else classical[0]
-    overall = _best_overall(val_mase, candidates)
+            choice[sid] = default
+    scored = any(math.isfinite(row.get(default, math.inf)) for row in val_mase.values())
+    overall = default if scored or not val_mase else _best_overall(val_mase, candidates)
     for sid in series:
         choice.setdefault(str(sid), overall)
-    return Router(choice, val_mase, tuple(candidates), dict(seasons or {}))
+    return Router(choice, val_mase, tuple(candidates), dict(seasons or {}), default)
 
 
 def _best_overall(val_mase: dict[str, dict[str, float]], candidates: tuple[str, ...]) -> str:
@@ -190,6 +209,15 @@ class RoutedRun:
     test: dict[str, np.ndarray]
 
 
+def combination_of(forecasts: dict[str, np.ndarray]) -> np.ndarray | None:
+    """The combination: the mean of the LSTM's, AutoETS' and AutoTheta's forecasts (those
+    given), each [windows, steps]; None without the LSTM and at least one of the others."""
+    parts = [forecasts[name] for name in (LSTM, ETS, THETA) if name in forecasts]
+    if LSTM not in forecasts or len(parts) < 2:
+        return None
+    return np.mean(np.stack(parts), axis=0)
+
+
 def route_run(
     val: Any,
     test: Any,
@@ -198,6 +226,8 @@ def route_run(
     context: Any,
     candidates: tuple[str, ...],
     lstm_only: bool = False,
+    default: str = LSTM,
+    switch_below: float = 1.0,
 ) -> RoutedRun:
     """Fit the classical candidates, choose each series' model on ``val``, route ``test``.
 
@@ -210,9 +240,14 @@ def route_run(
     from seriesflow.evaluation.scoring import actuals, classical_forecasts
 
     steps = lstm_val.shape[1]
-    classical = tuple(c for c in candidates if c != LSTM)
-    on_val = {LSTM: lstm_val, **classical_forecasts(val, context, steps, classical)}
-    on_test = {LSTM: lstm_test, **classical_forecasts(test, context, steps, classical)}
+    fitted = tuple(c for c in candidates if c in CLASSICAL)
+    if COMBINATION in candidates:  # the combination needs AutoETS and AutoTheta
+        fitted = tuple(dict.fromkeys((*fitted, ETS, THETA)))
+    on_val = {LSTM: lstm_val, **classical_forecasts(val, context, steps, fitted)}
+    on_test = {LSTM: lstm_test, **classical_forecasts(test, context, steps, fitted)}
+    if COMBINATION in candidates:
+        on_val[COMBINATION] = combination_of(on_val)
+        on_test[COMBINATION] = combination_of(on_test)
     seasons = {str(s): int(context.season.get(str(s), 1)) for s in context.values}
     series = sorted(str(s) for s in context.values)
     if lstm_only:
@@ -222,10 +257,10 @@ def route_run(
         errors = validation_mase(
             val.series_id,
             actuals(val, context),
-            {name: on_val[name][:, :horizon] for name in (LSTM, *classical)},
+            {name: on_val[name][:, :horizon] for name in candidates},
             context.scale,
         )
-        router = choose(errors, series, seasons, (LSTM, *classical))
+        router = choose(errors, series, seasons, candidates, default, switch_below)
     on_val[ROUTED] = route(router, val.series_id, on_val)
     on_test[ROUTED] = route(router, test.series_id, on_test)
     return RoutedRun(router, on_val, on_test)

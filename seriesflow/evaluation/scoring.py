@@ -333,14 +333,16 @@ def overall(metrics: pd.DataFrame, scope: str = ALL_WINDOWS) -> dict[str, dict[s
     return found
 
 
-def with_coverage(metrics: pd.DataFrame, coverage: pd.DataFrame) -> pd.DataFrame:
-    """The metrics table with the model's interval coverage per series (and pooled) added.
+def with_coverage(
+    metrics: pd.DataFrame, coverage: pd.DataFrame, model: str = MODEL
+) -> pd.DataFrame:
+    """The metrics table with ``model``'s interval coverage per series (and pooled) added.
 
     ``coverage``: one row per series id (and ``__all__``), one ``coverage_<level>`` column
-    per level; only the model's rows on all windows get values.
+    per level; only ``model``'s rows on all windows get values (the registered model's).
     """
     out = metrics.copy()
-    mine = (out["model"] == MODEL) & (out["scope"] == ALL_WINDOWS)
+    mine = (out["model"] == model) & (out["scope"] == ALL_WINDOWS)
     for column in coverage.columns:
         out[column] = np.nan
         out.loc[mine, column] = out.loc[mine, SERIES_ID].map(coverage[column]).to_numpy()
@@ -408,7 +410,10 @@ def classical_baselines(config: PipelineConfig, n_series: int) -> tuple[str, ...
     series (a fit per series each)."""
     always = set(config.register.baselines) & set(FITTED)
     if config.register.models == "routed":
-        always |= set(config.register.candidates) & set(FITTED)
+        wanted = {*config.register.candidates, config.register.default_model}
+        always |= wanted & set(FITTED)
+        if "combination" in wanted:  # the mean of the LSTM, AutoETS and AutoTheta
+            always |= set(FITTED)
     reported = set(config.evaluate.baselines) & set(FITTED)
     if n_series > config.evaluate.baseline_max_series:
         reported = set()

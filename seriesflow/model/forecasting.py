@@ -29,9 +29,12 @@ from seriesflow.config.pipeline import AUTO, PipelineConfig
 from seriesflow.data.frequency import Frequency, fill_gaps
 from seriesflow.data.schema import (
     ALL_SERIES,
+    COMBINATION,
+    ETS,
     LSTM,
     SERIES_ID,
     TEST,
+    THETA,
     TIMESTAMP,
     VAL,
     VALUE,
@@ -126,11 +129,15 @@ def tail_arrays(
             skipped[sid] = "missing values that cannot be interpolated"
             continue
         tail = filled.iloc[-spec.timesteps :]
-        if len(tail) < spec.timesteps:
+        needed = spec.min_inputs or spec.timesteps  # fewer: the first value is repeated
+        if len(tail) < needed:
             skipped[sid] = (
                 f"too short: {len(tail)} points on its calendar, the model needs "
-                f"{spec.timesteps} (its input length)"
+                f"{needed} (its input length {spec.timesteps}, at least {needed} observed)"
             )
+            continue
+        if scaler.logged.get(sid) and (tail[VALUE].to_numpy(dtype=float) <= 0).any():
+            skipped[sid] = "a value <= 0: the model works on logs of positive values; retrain"
             continue
         raw = tail[features].to_numpy(dtype=float)
         stamps = pd.to_datetime(tail[TIMESTAMP], utc=True).dt.tz_localize(None).to_numpy()
@@ -253,9 +260,10 @@ def forecast_frame(
     """
     created_at = created_at or pd.Timestamp.now(tz="UTC").floor("s")
     known = history[SERIES_ID].astype(str)
-    classical_ids = set()
+    classical_ids, mixed_ids = set(), set()
     if router is not None:
-        classical_ids = {s for s in set(known) if router.model_of(s) != LSTM}
+        classical_ids = {s for s in set(known) if router.model_of(s) not in (LSTM, COMBINATION)}
+        mixed_ids = {s for s in set(known) if router.model_of(s) == COMBINATION}
     lstm_history = history[~known.isin(classical_ids)] if classical_ids else history
     tails = tail_arrays(lstm_history, scaler, spec, settings.max_gap_steps)
     series = tails.arrays.series
@@ -275,6 +283,21 @@ def forecast_frame(
             skipped[sid] = found
         else:
             made[sid] = found
+    for sid in sorted(mixed_ids & set(made)):  # the combination: the LSTM's path + classical
+        lstm_path, last_time, last = made[sid]
+        paths = [lstm_path]
+        for name in (ETS, THETA):
+            found = classical_path(
+                history[known == sid], sid, scaler, router, settings, len(lstm_path), name
+            )
+            if isinstance(found, str):
+                skipped[sid] = found
+                break
+            paths.append(found[0])
+        else:
+            made[sid] = (np.mean(np.stack(paths), axis=0), last_time, last)
+            continue
+        del made[sid]
     parts = []
     for sid in sorted(made):
         forecast, last_time, last = made[sid]
@@ -311,9 +334,11 @@ def classical_path(
     router: Any,
     settings: ForecastSettings,
     steps: int | None,
+    name: str | None = None,
 ) -> tuple[np.ndarray, pd.Timestamp, float] | str:
     """(forecast [steps], last time, last value) of a series its router serves by a classical
-    model, fit on all of ``group`` (the series' rows) on its calendar; or why it cannot."""
+    model (``name``, default its router's), fit on all of ``group`` (the series' rows) on its
+    calendar; or why it cannot."""
     if sid not in scaler.series:
         return "unknown to the model (not in its training data)"
     frequency = scaler.frequency_of(sid)
@@ -328,7 +353,7 @@ def classical_path(
     if not len(values) or not np.isfinite(values).all():
         return "missing values that cannot be interpolated"
     count = steps or settings.steps_for(frequency, 1)
-    name = router.model_of(sid)
+    name = name or router.model_of(sid)
     season = router.seasons.get(sid) or frequency.season_length()
     path = classical_forecast(name, values, count, season)
     return path, pd.Timestamp(filled[TIMESTAMP].iloc[-1]), float(values[-1])
@@ -362,6 +387,16 @@ def path_residuals(
     if not len(windows):
         return pd.DataFrame(columns=columns)
     paths = forecast_paths(model, spec, scaler, windows, steps)  # [w, steps]
+    return residuals_of(windows, paths)
+
+
+def residuals_of(windows: Windows, paths: np.ndarray) -> pd.DataFrame:
+    """``path_residuals`` for forecasts already made: ``paths`` [windows, steps] from each
+    window's origin (any model's: the LSTM's, a classical candidate's, the routed ones)."""
+    columns = [SERIES_ID, "step", "forecast", "actual", "residual"]
+    steps = paths.shape[1] if paths.ndim == 2 else 0
+    if not len(windows) or not steps:
+        return pd.DataFrame(columns=columns)
     arrays = windows.arrays
     rows = windows.row[:, None] + np.arange(1, steps + 1)[None, :]  # [w, steps]
     end = (arrays.start + arrays.length)[windows.code]  # exclusive end of each window's series
@@ -396,6 +431,31 @@ def interval_coverage(residuals: pd.DataFrame, intervals: Intervals, level: int)
     per = inside.groupby(residuals[SERIES_ID]).mean()
     per.loc[ALL_SERIES] = inside.mean() if len(inside) else np.nan
     return per
+
+
+def intervals_from_paths(
+    val: Windows,
+    val_paths: np.ndarray,
+    test: Windows,
+    test_paths: np.ndarray,
+    levels: list[int],
+    scale: dict[str, float],
+) -> tuple[Intervals, pd.DataFrame]:
+    """``fit_intervals`` for paths already made (the registered model's: per series, the
+    model that serves it): calibrated on val, coverage measured on test, shipped on both."""
+    steps = val_paths.shape[1]
+    on_val_residuals = residuals_of(val, val_paths)
+    on_test_residuals = residuals_of(test, test_paths)
+    on_val = calibrate(on_val_residuals, scale, levels, steps, "val")
+    columns = {
+        f"coverage_{level}": interval_coverage(on_test_residuals, on_val, level) for level in levels
+    }
+    table = pd.DataFrame(columns)
+    both = pd.concat([on_val_residuals, on_test_residuals], ignore_index=True)
+    shipped = calibrate(both, scale, levels, steps, "val+test")
+    pooled = table.loc[ALL_SERIES] if ALL_SERIES in table.index else pd.Series(dtype=float)
+    measured = {str(level): float(pooled.get(f"coverage_{level}", np.nan)) for level in levels}
+    return replace(shipped, coverage=measured), table
 
 
 def fit_intervals(

@@ -262,6 +262,7 @@ def window_batches(
     seed: int,
     max_windows: int | None = None,
     min_windows: int = 0,
+    members: int = 1,
 ) -> Any:
     """A Keras ``PyDataset`` that gathers (inputs, targets) batches from ``windows``.
 
@@ -301,7 +302,8 @@ def window_batches(
             x, loc, spread = scaler.window_inputs(windows.gather_x(index))  # [b, t, f]
             if classify:
                 return x, codes[index]
-            return x, scaler.window_targets(windows.gather_y(index), loc, spread)  # [b, h]
+            y = scaler.window_targets(windows.gather_y(index), loc, spread)  # [b, h]
+            return x, (np.tile(y, (1, members)) if members > 1 else y)  # [b, members * h]
 
         def on_epoch_end(self) -> None:
             if shuffle:

@@ -7,8 +7,6 @@ on each series' *training part only* and saved as JSON next to the model (by the
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
@@ -25,24 +23,33 @@ from seriesflow.data.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
-from seriesflow.model.scaler import MINMAX, Scaler
+from seriesflow.model.scaler import EPOCH, MINMAX, SEASONAL_LOG, Scaler, seasonal_log_fit
+from seriesflow.model.windows import resolve_horizon
 
 
-def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
-    """(train, val, test) point counts of a series of ``n`` points, in that order."""
-    n_test = max(1, math.floor(n * cfg.test_fraction))
-    n_val = max(1, math.floor(n * cfg.val_fraction))
-    n_train = n - n_val - n_test
+def split_sizes(n: int, cfg: SplitConfig, horizon: int = 1) -> tuple[int, int, int]:
+    """(train, val, test) point counts of a series of ``n`` points, in that order.
+
+    The fractions of ``cfg``, with at least one ``horizon`` in each of val and test when
+    the series has room for that and a training point (else the fractions alone: such a
+    series has no full-horizon test window, and is served by what validation chose).
+    """
+    n_train, n_val, n_test = (int(v[0]) for v in split_sizes_of(np.array([n]), cfg, horizon))
     if n_train < 1:
         raise ValueError(f"a series of {n} points cannot be split into train/val/test")
     return n_train, n_val, n_test
 
 
-def split_sizes_of(n: np.ndarray, cfg: SplitConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_sizes_of(
+    n: np.ndarray, cfg: SplitConfig, horizon: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``split_sizes`` for many series at once: (train, val, test) [series] point counts."""
     n = np.asarray(n, dtype=np.int64)
     n_test = np.maximum(1, np.floor(n * cfg.test_fraction).astype(np.int64))
     n_val = np.maximum(1, np.floor(n * cfg.val_fraction).astype(np.int64))
+    room = n - 2 * horizon >= 1  # a full horizon in val and test, and a point to train on
+    n_test = np.where(room, np.maximum(n_test, horizon), n_test)
+    n_val = np.where(room, np.maximum(n_val, horizon), n_val)
     return n - n_val - n_test, n_val, n_test
 
 
@@ -107,7 +114,8 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
                 f"(steps found: {steps_found(times)}); set validation.frequency"
             )
     grid = fill_grids(rows, fit, rows.sort(frame[features].to_numpy(dtype=float)))
-    n_train, n_val, n_test = split_sizes_of(grid.length, config.split)
+    horizon = resolve_horizon(config.window.horizon, fit.frequency)
+    n_train, n_val, n_test = split_sizes_of(grid.length, config.split, horizon)
     short = np.flatnonzero(n_train < 1)
     if len(short):
         raise ValueError(
@@ -122,6 +130,27 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
     train = split == 0
     center, scale = fit_affines(raw[train], grid.code[train], n_train, method)
     ids = [str(sid) for sid in rows.ids]
+    seasonal, logged = {}, {}
+    model_values = raw
+    if method == SEASONAL_LOG:  # per series: seasonal indices on the calendar, then logs
+        model_values = raw.copy()
+        stamps = grid.t.astype("datetime64[us]")
+        for k, sid in enumerate(ids):
+            rows_k = slice(int(grid.start[k]), int(grid.start[k] + grid.length[k]))
+            frequency = fit.frequency[k]
+            season = config.evaluate.season_length or frequency.season_length()
+            positions, _ = frequency.positions(stamps[rows_k], origin=EPOCH)
+            slots = positions % max(season, 1)
+            head = slice(rows_k.start, rows_k.start + int(n_train[k]))
+            index, log = seasonal_log_fit(method, raw[head, 0], slots[: int(n_train[k])], season)
+            if not log or (raw[rows_k, 0] <= 0).any():  # a later value <= 0 cannot be logged
+                continue
+            factors = np.asarray(index, dtype=float)[slots] if index else 1.0
+            model_values[rows_k, 0] = np.log(raw[rows_k, 0] / factors)
+            center[k, 0], scale[k, 0] = 0.0, 1.0  # log-ratios need no other scale
+            logged[sid] = True
+            if index:
+                seasonal[sid] = index
     times = pd.DatetimeIndex(grid.t.astype("datetime64[us]")).tz_localize("UTC")
     normalized = pd.DataFrame(
         {
@@ -129,7 +158,7 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
             TIMESTAMP: times,
         }
     )
-    scaled = (raw - center[grid.code]) / scale[grid.code]
+    scaled = (model_values - center[grid.code]) / scale[grid.code]
     for j, name in enumerate(features):
         normalized[name] = scaled[:, j]
     normalized[VALUE_ORIGINAL] = raw[:, 0]
@@ -158,5 +187,7 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
             for k, sid in enumerate(ids)
         },
         method,
+        seasonal,
+        logged,
     )
     return normalized, scaler

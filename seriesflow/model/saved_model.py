@@ -58,6 +58,9 @@ class ModelSpec:
     members: int = 1
     # windows need at least this many observed inputs; earlier ones repeat the first value
     min_inputs: int | None = None
+    # train.final_epochs: the latest target time (UTC, ISO) the registered model trained on;
+    # a later run re-scores it only on windows after that (it has seen the rest)
+    seen_until: str | None = None
 
     @property
     def outputs(self) -> int:
@@ -124,6 +127,7 @@ class ModelSpec:
             series=series,
             groups=[group_of[s] for s in series] if group_of is not None else [],
             normalization=normalization,
+            min_inputs=data.min_inputs,
         )
 
     @classmethod

@@ -54,9 +54,15 @@ from seriesflow.model.branches import (
     plan_branches,
     route_branches,
 )
-from seriesflow.model.lstm import build_model, fit_model, warm_start, window_batches
+from seriesflow.model.lstm import (
+    build_ensemble,
+    build_model,
+    fit_model,
+    warm_start,
+    window_batches,
+)
 from seriesflow.model.saved_model import ModelSpec
-from seriesflow.model.scaler import LAST_VALUE, Scaler
+from seriesflow.model.scaler import RELATIVE, Scaler
 from seriesflow.model.windows import Windows
 from seriesflow.workspace.files import atomic_path
 
@@ -116,9 +122,11 @@ def fit_prepared(
     scaler: Scaler,
     report: Callable[[int, dict[str, float]], None] | None = None,
     callbacks: list[Any] | None = None,
+    members: int = 1,
 ) -> pd.DataFrame:
     """Fit ``model`` with ``plan``'s batch: an epoch samples at most ``max_windows_per_epoch``
-    training windows (at least ``min_windows_per_epoch``); val is every window once."""
+    training windows (at least ``min_windows_per_epoch``); val is every window once.
+    ``members``: an ensemble's member count (each member learns the same targets)."""
     return fit_model(
         model,
         window_batches(
@@ -129,12 +137,39 @@ def fit_prepared(
             plan.seed,
             plan.max_windows_per_epoch,
             plan.min_windows_per_epoch,
+            members,
         ),
-        window_batches(va, scaler, plan.batch_size, False, plan.seed),
+        window_batches(va, scaler, plan.batch_size, False, plan.seed, members=members),
         plan,
         report,
         callbacks,
     )
+
+
+def train_on_everything(
+    model: Any, data: Windows, spec: ModelSpec, cfg: TrainConfig, scaler: Scaler
+) -> Any:
+    """``train.final_epochs`` more epochs of ``model`` on every window (val and test targets
+    too), after evaluation has its copy: the registered model has seen the latest data, as
+    the M4 winners' final models had. Returns the same model, trained further."""
+    if cfg.final_epochs < 1 or spec.per_series or data.task == CLASSIFICATION:
+        return model
+    everything = data
+    if cfg.history_points is not None:
+        everything = data.recent(cfg.history_points)
+    plan = step_plan(cfg, len(everything))
+    batches = window_batches(
+        everything,
+        scaler,
+        plan.batch_size,
+        True,
+        plan.seed + 1,
+        plan.max_windows_per_epoch,
+        plan.min_windows_per_epoch,
+        spec.members,
+    )
+    model.fit(batches, epochs=cfg.final_epochs, verbose=0)
+    return model
 
 
 def fit_branch(
@@ -190,15 +225,20 @@ def fit_windows(
         return Fitted(built.routed, replace(spec, warm_start=built.note), epochs)
     tr, va = training_windows(data, cfg)
     plan = step_plan(cfg, len(tr))
-    model = build_model(
-        spec.timesteps, len(spec.features), spec.outputs, plan, zero_head=_zero_head(data, scaler)
-    )
+    zero_head = _zero_head(data, scaler)
+    if spec.task != CLASSIFICATION and cfg.ensemble > 1:
+        spec = replace(spec, members=cfg.ensemble)
+        model = build_ensemble(spec.timesteps, len(spec.features), spec.horizon, plan, zero_head)
+    else:
+        model = build_model(
+            spec.timesteps, len(spec.features), spec.outputs, plan, zero_head=zero_head
+        )
     note = None
     if warm is not None:
         _, note = warm_start(model, spec, warm.model, warm.spec, warm.version)
     spec = replace(spec, warm_start=note)
     report = None if on_epoch is None else (lambda e, logs: on_epoch(None, e, logs))
-    epochs = fit_prepared(model, tr, va, plan, scaler, report, callbacks)
+    epochs = fit_prepared(model, tr, va, plan, scaler, report, callbacks, spec.members)
     return Fitted(model, spec, epochs)
 
 
@@ -285,7 +325,7 @@ def model_spec(
 
 def _zero_head(data: Windows, scaler: Scaler) -> bool:
     # relative to the last value, a zero head is the naive forecast: training learns corrections
-    return data.task != CLASSIFICATION and scaler.method == LAST_VALUE
+    return data.task != CLASSIFICATION and scaler.method in RELATIVE
 
 
 def step_plan(cfg: TrainConfig, windows: int) -> TrainConfig:

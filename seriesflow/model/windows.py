@@ -47,9 +47,8 @@ from seriesflow.workspace.files import release_arrow_memory
 
 WINDOWS_META = b"seriesflow.windows"
 DIRECTION_CLASSES = ("down", "up")
-# The shortest input auto picks is config.MIN_AUTO_TIMESTEPS; below this floor a season-based
-# input is lengthened (a yearly series has a season of 1), above a third of the shortest
-# training part it is shortened.
+# The shortest input auto picks: a season-based input is lengthened to it (a yearly
+# series has a season of 1).
 AUTO_FLOOR = 12
 
 
@@ -63,15 +62,29 @@ def target_offsets(horizon: int) -> np.ndarray:
     return np.arange(1, horizon + 1)
 
 
-AUTO_SEASONS = 4  # seasons of input that auto asks for (measured: benchmarks/real_series.py)
+INPUT_HORIZONS = 2  # auto input length: this many of the longer of horizon and season
 
 
-def auto_timesteps(seasons: list[int], shortest_train: int, horizon: int) -> int:
-    """Input length for ``window.timesteps: auto``: ``AUTO_SEASONS`` seasons (at least
-    ``AUTO_FLOOR``), at most a third of the shortest training part, so it still holds windows."""
-    wanted = max(AUTO_SEASONS * max(seasons, default=1), AUTO_FLOOR)
-    cap = max(1, (shortest_train - horizon) // 3)
-    return int(max(1, min(wanted, cap)))
+def auto_timesteps(seasons: list[int], horizon: int) -> int:
+    """Input length for ``window.timesteps: auto``: ``INPUT_HORIZONS`` times the longer of the
+    horizon and the longest season, at least ``AUTO_FLOOR`` (N-BEATS looked back 2-7
+    horizons; 2 measured best on M3 monthly). Shorter series are padded, not cut out."""
+    return int(max(AUTO_FLOOR, INPUT_HORIZONS * max(horizon, max(seasons, default=1))))
+
+
+def auto_min_inputs(seasons: list[int], horizon: int, timesteps: int) -> int:
+    """Observed inputs a window needs for ``window.min_inputs: auto``: the longer of the
+    horizon and the longest season, at most ``timesteps``."""
+    return int(min(timesteps, max(horizon, max(seasons, default=1))))
+
+
+def resolve_horizon(horizon: int | str, frequencies: list) -> int:
+    """``window.horizon``, or for ``auto`` the largest default horizon of the series'
+    frequencies (``Frequency.default_horizon``; 1 without any)."""
+    if horizon != AUTO:
+        return int(horizon)
+    found = [f.default_horizon() for f in frequencies if f is not None]
+    return int(max(found, default=1))
 
 
 def direction_labels(values: np.ndarray, origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -183,6 +196,7 @@ class Windows:
     horizon: int
     labels: np.ndarray | None = None  # [windows] class names (classification only)
     classes: tuple[str, ...] = ()  # the label vocabulary, in output-unit order
+    min_inputs: int | None = None  # observed inputs a window needs (None: all timesteps)
 
     @property
     def features(self) -> list[str]:
@@ -213,9 +227,16 @@ class Windows:
         return np.searchsorted(np.asarray(self.classes, dtype=object), self.labels)
 
     def gather_x(self, index: np.ndarray | slice | None = None) -> np.ndarray:
-        """Inputs [len(index), timesteps, features] (scaled) of the windows at ``index``."""
+        """Inputs [len(index), timesteps, features] (scaled) of the windows at ``index``.
+
+        Inputs before a series' first step repeat its first value (a short series' windows,
+        ``window.min_inputs``); they never reach into the series before it in the arrays.
+        """
         rows = self.row if index is None else self.row[index]
-        return self.arrays.values[rows[:, None] + input_offsets(self.timesteps)[None, :]]
+        codes = self.code if index is None else self.code[index]
+        wanted = rows[:, None] + input_offsets(self.timesteps)[None, :]  # [w, timesteps]
+        first = self.arrays.start[codes][:, None]  # [w, 1]
+        return self.arrays.values[np.maximum(wanted, first)]
 
     def gather_y(self, index: np.ndarray | slice | None = None) -> np.ndarray:
         """Targets [len(index), horizon] (scaled) of the windows at ``index``."""
@@ -305,6 +326,7 @@ def windows_from_table(table: pa.Table, arrays: SeriesArrays) -> Windows:
         split=np.asarray(split, dtype=object),  # [windows] shared str objects
         timesteps=int(meta["timesteps"]),
         horizon=int(meta["horizon"]),
+        min_inputs=int(meta.get("min_inputs", meta["timesteps"])),
         labels=labels,
         classes=tuple(meta.get("classes", ())),
     )
@@ -339,18 +361,22 @@ def window_origins(
     horizon: int,
     stride: int = 1,
     filled: np.ndarray | None = None,
+    min_inputs: int | None = None,
 ) -> SeriesWindows:
     """Origins of one series' windows and their split codes (``split_codes`` [n] ints).
 
-    With ``filled`` [n] (steps normalize interpolated), val and test windows whose
-    targets include a filled step are dropped: a model is scored on observations only.
+    The first origin has ``min_inputs`` observed inputs (default: all ``timesteps``; fewer:
+    the rest repeat the first value, ``Windows.gather_x``). With ``filled`` [n] (steps
+    normalize interpolated), val and test windows whose targets include a filled step are
+    dropped: a model is scored on observations only.
     """
     n = len(split_codes)
-    count = n - timesteps - horizon + 1
+    needed = timesteps if min_inputs is None else max(1, min(min_inputs, timesteps))
+    count = n - needed - horizon + 1
     if count <= 0:
         empty = np.empty((0,), dtype=np.int64)
         return SeriesWindows(empty, empty)
-    origins = np.arange(timesteps - 1, timesteps - 1 + count, stride)  # [windows]
+    origins = np.arange(needed - 1, needed - 1 + count, stride)  # [windows]
     first = split_codes[origins + 1]
     last = split_codes[origins + horizon]
     keep = first == last  # all targets in one split
@@ -375,12 +401,30 @@ def make_windows(
 
 
 def resolve_timesteps(config: PipelineConfig, scaler: Scaler, arrays: SeriesArrays) -> int:
-    """``window.timesteps``, or for ``auto`` two seasons bounded by the shortest train part."""
+    """``window.timesteps``, or for ``auto`` two horizons or seasons (``auto_timesteps``)."""
     if config.window.timesteps != AUTO:
         return int(config.window.timesteps)
-    seasons = [scaler.frequency_of(sid).season_length() for sid in arrays.series]
-    train_rows = np.add.reduceat((arrays.split == SPLITS.index(TRAIN)).astype(int), arrays.start)
-    return auto_timesteps(seasons, int(train_rows.min()), config.window.horizon)
+    return auto_timesteps(seasons_of(scaler, arrays), resolve_window_horizon(config, scaler))
+
+
+def seasons_of(scaler: Scaler, arrays: SeriesArrays) -> list[int]:
+    return [scaler.frequency_of(sid).season_length() for sid in arrays.series]
+
+
+def resolve_window_horizon(config: PipelineConfig, scaler: Scaler) -> int:
+    """``window.horizon`` resolved on the series' frequencies (as normalize did)."""
+    return resolve_horizon(config.window.horizon, [scaler.frequency_of(s) for s in scaler.series])
+
+
+def resolve_min_inputs(
+    config: PipelineConfig, scaler: Scaler, arrays: SeriesArrays, timesteps: int
+) -> int:
+    """``window.min_inputs``, or for ``auto`` the longer of horizon and season (at most
+    ``timesteps``)."""
+    if config.window.min_inputs != AUTO:
+        return int(min(config.window.min_inputs, timesteps))
+    horizon = resolve_window_horizon(config, scaler)
+    return auto_min_inputs(seasons_of(scaler, arrays), horizon, timesteps)
 
 
 def windows_table(
@@ -390,6 +434,7 @@ def windows_table(
     task: str = REGRESSION,
     stride: int = 1,
     classes: list[str] | None = None,
+    min_inputs: int | None = None,
 ) -> pa.Table:
     """The window index of every series as one Arrow table (no values: see window_table).
 
@@ -403,7 +448,7 @@ def windows_table(
     for code, sid in enumerate(arrays.series):
         rows = arrays.rows_of(code)
         filled = None if arrays.filled is None else arrays.filled[rows]
-        w = window_origins(arrays.split[rows], timesteps, horizon, stride, filled)
+        w = window_origins(arrays.split[rows], timesteps, horizon, stride, filled, min_inputs)
         ids.append(np.full(len(w.origin), sid, dtype=object))
         origins.append(w.origin)
         times.append(arrays.times[rows][w.origin + 1])
@@ -432,6 +477,7 @@ def windows_table(
         pa.array(joined(splits, object), pa.string()),
     ]
     meta = {"timesteps": timesteps, "horizon": horizon, "features": arrays.features}
+    meta["min_inputs"] = timesteps if min_inputs is None else min_inputs
     if classify:
         columns.append(pa.array(joined(labels, object), pa.string()))
         schema = schema.append(pa.field(LABEL, pa.string(), nullable=False))

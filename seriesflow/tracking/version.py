@@ -30,6 +30,7 @@ from seriesflow.ops.faults import fault_point
 from seriesflow.tracking.pyfunc import (
     INTERVALS,
     KERAS,
+    ROUTER,
     SCALER,
     SETTINGS,
     SPEC,
@@ -91,8 +92,11 @@ def log_version(
                 mlflow.log_metrics(values, step=step)
         for name, values in evaluation.scores.items():
             mlflow.log_metrics({f"test_{name}_{k}": v for k, v in finite(values).items()})
+        if evaluation.lstm_share is not None:  # which series the LSTM serves: router.json
+            mlflow.log_metrics(finite({"lstm_share": evaluation.lstm_share}))
+            mlflow.set_tag("seriesflow.lstm_share", f"{evaluation.lstm_share:.4f}")
         logged = [scaler, run.config, run.evaluation, run.epochs, run.spec, run.gate]
-        logged += [run.intervals]
+        logged += [run.intervals, run.router]
         if evaluation.backtest is not None:
             logged.append(evaluation.backtest)
             folds = read_parquet(evaluation.backtest)
@@ -135,7 +139,9 @@ def log_forecaster(run: RunDir, scaler_path: Path, config: PipelineConfig, model
     settings = settings_of(config)
     write_json(settings.to_json(), run.forecast_settings)
     files = {
-        KERAS: run.model,
+        # the model trained on every window after evaluation (train.final_epochs), if any
+        KERAS: run.final_model if run.final_model.exists() else run.model,
+        ROUTER: run.router,  # regression only
         SCALER: scaler_path,
         SPEC: run.spec,
         INTERVALS: run.intervals,  # regression only

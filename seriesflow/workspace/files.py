@@ -234,6 +234,16 @@ class RunDir:
         return self.root / "06_backtest.parquet"
 
     @property
+    def final_model(self) -> Path:
+        """The model trained on every window after evaluation (train.final_epochs)."""
+        return self.model_dir / "final.keras"
+
+    @property
+    def router(self) -> Path:
+        """Which model serves each series (seriesflow/evaluation/router.py)."""
+        return self.root / "06_router.json"
+
+    @property
     def intervals(self) -> Path:
         """Prediction intervals shipped with the model (seriesflow/model/intervals.py)."""
         return self.root / "06_intervals.json"

@@ -52,6 +52,8 @@ class EvaluationResult:
     # with the champion on the windows it could score
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     head_to_head: dict[str, dict[str, float]] = field(default_factory=dict)
+    router: Path | None = None  # regression: which model serves each series
+    lstm_share: float | None = None  # the share of series the LSTM serves
 
 
 @dataclass(frozen=True)

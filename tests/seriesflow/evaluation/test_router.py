@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from seriesflow.data.schema import ETS, LSTM, NAIVE, SEASONAL_NAIVE, THETA
+from seriesflow.data.schema import COMBINATION, ETS, LSTM, NAIVE, SEASONAL_NAIVE, THETA
 from seriesflow.evaluation.router import Router, choose, route, validation_mase
 
 
@@ -35,9 +35,27 @@ def test_each_series_gets_the_model_that_won_its_validation_windows():
     np.testing.assert_allclose(route(router, ids, later), actual + 10)
 
 
-def test_the_lstm_must_beat_the_best_classical_candidate_strictly():
-    errors = {"tie": {LSTM: 0.8, ETS: 0.8, THETA: 0.9, NAIVE: 1.0, SEASONAL_NAIVE: 1.1}}
-    assert choose(errors, ["tie"]).choice == {"tie": ETS}
+def test_a_series_leaves_the_default_only_for_a_clear_winner():
+    errors = {
+        "tie": {LSTM: 0.8, ETS: 0.8, THETA: 0.9, NAIVE: 1.0, SEASONAL_NAIVE: 1.1},
+        "close": {COMBINATION: 0.8, LSTM: 0.5, ETS: 0.9, THETA: 0.9, NAIVE: 1, SEASONAL_NAIVE: 1},
+        "clear": {COMBINATION: 0.8, LSTM: 0.9, ETS: 0.1, THETA: 0.9, NAIVE: 1, SEASONAL_NAIVE: 1},
+    }
+    plain = choose({"tie": errors["tie"]}, ["tie"])  # the LSTM, the plain best on validation
+    assert plain.choice == {"tie": LSTM}  # a tie keeps the default
+    candidates = (COMBINATION, LSTM, ETS, THETA, SEASONAL_NAIVE, NAIVE)
+    router = choose(
+        {k: errors[k] for k in ("close", "clear")},
+        ["close", "clear"],
+        candidates=candidates,
+        default=COMBINATION,
+        switch_below=0.25,
+    )
+    # 0.5 is not below 0.25 x 0.8: stays; 0.1 is: switches to AutoETS
+    assert router.choice == {"close": COMBINATION, "clear": ETS}
+    assert router.lstm_share == 0.5  # the combination holds the LSTM
+    with pytest.raises(ValueError, match="not a candidate"):
+        choose(errors, ["tie"], default=COMBINATION)
 
 
 def test_a_series_without_validation_windows_gets_the_best_model_overall():

@@ -1,0 +1,137 @@
+"""A regression run's evaluation: the LSTM, the classical candidates, the router, the
+champion and the prediction intervals, on the same windows (pure, no Prefect).
+
+1. The validation and test windows of each series, at most
+   ``evaluate.max_windows_per_series`` of each, spread evenly in time (the same windows
+   for every model).
+2. The LSTM's paths from each origin (direct within its horizon, recursive beyond) and
+   the classical candidates' (fit on each series' training part, rolled forward without
+   refitting), as far ahead as forecasts go.
+3. The router chooses each series' model on the validation windows
+   (``seriesflow/evaluation/router.py``); the routed model is scored on the test windows
+   beside the LSTM alone, the baselines and the champion (its own LSTM through its own
+   scaler, routed by its own router among the same classical forecasts).
+4. Prediction intervals of the routed model: split conformal on its validation residuals,
+   coverage measured on the test windows, shipped calibrated on both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.schema import COMBINATION, LSTM, NAIVE, ROUTED, SEASONAL_NAIVE, TEST, VAL
+from seriesflow.evaluation.champion import rescore_champion
+from seriesflow.evaluation.router import Router, combination_of, route, route_run
+from seriesflow.evaluation.scoring import (
+    Scored,
+    Scorer,
+    score_split,
+    spread_windows,
+    with_coverage,
+)
+from seriesflow.model.forecasting import (
+    forecast_paths,
+    intervals_from_paths,
+    longest_steps,
+    settings_of,
+)
+from seriesflow.model.intervals import Intervals
+from seriesflow.model.saved_model import ModelSpec
+from seriesflow.model.scaler import Scaler
+from seriesflow.model.windows import Windows
+
+
+@dataclass(frozen=True)
+class RoutedEvaluation:
+    scored: Scored
+    router: Router
+    intervals: Intervals
+    test_windows: int
+    champion_note: str | None
+
+
+def evaluate_regression(
+    model: Any,
+    spec: ModelSpec,
+    scaler: Scaler,
+    windows: Windows,
+    config: PipelineConfig,
+    scorer: Scorer,
+    reported: tuple[str, ...],
+    champion: Any | None = None,
+) -> RoutedEvaluation:
+    """Score the run's models on its test windows (see the module docstring).
+
+    ``reported``: the classical baselines to show beside naive and seasonal naive; the
+    router's candidates are fit whatever it says.
+    """
+    per_series = config.evaluate.max_windows_per_series
+    val = spread_windows(windows.subset(VAL), per_series)
+    test = spread_windows(windows.subset(TEST), per_series)
+    steps = longest_steps(settings_of(config), scaler, spec.horizon)
+    lstm_val = forecast_paths(model, spec, scaler, val, steps)  # [val windows, steps]
+    lstm_test = forecast_paths(model, spec, scaler, test, steps)  # [test windows, steps]
+    cfg = config.register
+    lstm_only = cfg.models == "lstm_only"
+    candidates = tuple(dict.fromkeys((cfg.default_model, *cfg.candidates)))
+    run = route_run(
+        val,
+        test,
+        lstm_val,
+        lstm_test,
+        scorer.context,
+        candidates,
+        lstm_only,
+        cfg.default_model,
+        cfg.switch_below,
+    )
+    # classical forecasts this run made but the router may not weigh (reported baselines)
+    extra = tuple(c for c in reported if c not in run.test)
+    if extra:
+        others = route_run(val, test, lstm_val, lstm_test, scorer.context, (LSTM, *extra), True)
+        for name in extra:
+            run.test[name] = others.test[name]
+    horizon = spec.horizon
+    shown = (NAIVE, SEASONAL_NAIVE, *[c for c in reported if c in run.test], ROUTED)
+    others = {name: run.test[name][:, :horizon] for name in dict.fromkeys(shown)}
+
+    champion_out, note = None, None
+    if champion is not None:
+        theirs, note = rescore_champion(champion, test, scaler, spec)
+        champion_out = route_champion(champion, test, theirs, run.test, horizon)
+
+    scored = score_split(
+        test, lstm_test[:, :horizon], scorer, champion_out, config.evaluate.backtest_folds, others
+    )
+    levels = list(config.forecast.levels)
+    intervals, coverage = intervals_from_paths(
+        val, run.val[ROUTED], test, run.test[ROUTED], levels, scorer.context.scale
+    )
+    scored = replace(scored, metrics=with_coverage(scored.metrics, coverage, ROUTED))
+    return RoutedEvaluation(scored, run.router, intervals, len(test), note)
+
+
+def route_champion(
+    champion: Any,
+    test: Windows,
+    lstm: np.ndarray,
+    classical: dict[str, np.ndarray],
+    horizon: int,
+) -> np.ndarray:
+    """The champion's forecasts on the test windows: its own LSTM's (``lstm``, NaN rows where
+    it cannot score), routed by its own router among this run's classical forecasts."""
+    router = getattr(champion, "router", None)
+    if router is None:
+        return lstm
+    forecasts = {LSTM: lstm, **{k: v[:, :horizon] for k, v in classical.items() if k != ROUTED}}
+    mixed = combination_of({k: v for k, v in forecasts.items() if k != COMBINATION})
+    if mixed is not None:  # the champion's combination holds the champion's LSTM
+        forecasts[COMBINATION] = mixed
+    names = {router.model_of(s) for s in test.series_id}
+    if not names <= set(forecasts):  # a candidate this run did not fit: score its LSTM only
+        return lstm
+    return route(router, test.series_id, forecasts)
