@@ -80,7 +80,10 @@ def forecast_series(cfg: PipelineConfig, folder: Path, tracking_uri: str) -> dic
         history,
         settings,
         model_version=champion.version,
+        router=champion.router if cfg.forecast.route else None,
     )
+    if champion.router is not None and cfg.forecast.route:
+        logger.info("Served per series by the champion's router: %s", champion.router.describe())
     for sid, reason in sorted(skipped.items()):
         logger.warning("Series %s not forecast: %s", sid, reason)
     if frame.empty:

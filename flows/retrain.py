@@ -86,6 +86,7 @@ def summary(status: str, run: RunDir | None, **fields: Any) -> dict[str, Any]:
         "reused": False,
         "recovered": [],
         "live_accuracy": {},
+        "lstm_share": None,
         "reason": None,
     }
     base.update(fields)
@@ -205,6 +206,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
                 reason=registration.reason,
                 gate_rule=registration.rule,
                 champion_note=evaluation.champion_note,
+                lstm_share=evaluation.lstm_share,
             )
         result.update(
             rows=validated.rows,

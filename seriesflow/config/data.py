@@ -116,8 +116,9 @@ class ValidationConfig(FrozenModel):
     min_points_per_series: int | None = Field(
         None,
         ge=1,
-        description="Minimum rows per series. Default: enough for every split to hold "
-        "at least one window (timesteps + horizon per split).",
+        description="Minimum rows per series. Default: a point for each of train, val and "
+        "test plus a horizon (3 with horizon auto); the model is global, so a short series "
+        "still trains, is scored where it has windows and is forecast.",
     )
     outlier_max_robust_z: float | None = Field(
         20.0,

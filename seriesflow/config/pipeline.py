@@ -107,6 +107,12 @@ class EvaluateConfig(FrozenModel):
 class ForecastConfig(FrozenModel):
     """Forecasts of the future from the champion (flows/forecast.py) and their live accuracy."""
 
+    route: bool = Field(
+        True,
+        description="Forecast each series with the model the champion's router chose for it "
+        "(the LSTM, a classical candidate or their combination). false: every series from "
+        "the champion's LSTM alone (to compare; the benchmarks report both).",
+    )
     steps: int | Literal["auto"] = Field(
         "auto",
         description="Steps to forecast after each series' last observation: direct within "
@@ -335,21 +341,14 @@ class PipelineConfig(FrozenModel):
         return self
 
     def min_points(self) -> int:
-        """Rows a series needs so that train, val and test each hold a window."""
+        """Rows a series needs: a point for each of train, val and test, and a horizon to
+        score. Shorter training parts are fine: the model is global (a short series' windows
+        repeat its first value, window.min_inputs) and the classical candidates fit on the
+        whole series when it is forecast."""
         if self.validation.min_points_per_series is not None:
             return self.validation.min_points_per_series
-        # Train must hold a whole window (inputs and targets); val and test must each
-        # hold `horizon` targets (their inputs may reach back into the earlier split).
-        train_fraction = 1 - self.split.val_fraction - self.split.test_fraction
-        timesteps = self.window.timesteps
-        if timesteps == AUTO:
-            timesteps = MIN_AUTO_TIMESTEPS  # auto shortens the input to what a series holds
-        needs = (
-            (timesteps + self.window.horizon) / train_fraction,
-            self.window.horizon / self.split.val_fraction,
-            self.window.horizon / self.split.test_fraction,
-        )
-        return math.ceil(max(needs)) + 1
+        horizon = self.window.horizon if isinstance(self.window.horizon, int) else 1
+        return max(3, horizon + 2)
 
     def dump(self) -> dict[str, Any]:
         """Plain JSON-able dict, keyed like the YAML file."""

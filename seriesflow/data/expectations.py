@@ -353,8 +353,8 @@ def check_merged(
         lambda empty: series_suite(empty, minimum, config.validation),
     )
     short = (
-        f"series too short to window: a series needs at least {minimum} points so that "
-        "train, val and test each hold a window (timesteps + horizon); see n_points"
+        f"series too short: a series needs at least {minimum} points (a point each for "
+        "train, val and test, and a horizon to score); see n_points"
     )
     return run_suite(session, "series", profile, suite, file, messages={N_POINTS: short})
 

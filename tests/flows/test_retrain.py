@@ -122,8 +122,11 @@ def test_cli_prints_summary_last_and_exits_by_status(prefect_server, tmp_path, l
     last = capsys.readouterr().out.strip().splitlines()[-1]
     summary = json.loads(last)
     assert summary["status"] == "completed" and summary["model_version"] == "1"
-    assert set(summary["metrics"]) >= {"model", "naive", "seasonal_naive"}
-    assert set(summary["metrics"]["model"]) == {
+    # the LSTM alone, the routed model (registered), the baselines and the candidates
+    assert set(summary["metrics"]) >= {"model", "routed", "naive", "seasonal_naive", "ets"}
+    assert set(summary["metrics"]["model"]) == {"mse", "mae", "rmse", "mape", "mase"}
+    # interval coverage is the registered (routed) model's
+    assert set(summary["metrics"]["routed"]) == {
         "mse",
         "mae",
         "rmse",
@@ -132,6 +135,7 @@ def test_cli_prints_summary_last_and_exits_by_status(prefect_server, tmp_path, l
         "coverage_80",
         "coverage_95",
     }
+    assert 0.0 <= summary["lstm_share"] <= 1.0
 
     assert cli_main(["--config", str(cfg_path)]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "skipped"
