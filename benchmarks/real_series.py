@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 import seriesflow  # noqa: F401  (quiet, offline defaults)
 from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
 from seriesflow.data.frequency import Frequency
-from seriesflow.data.schema import ETS, MODEL, NAIVE, SEASONAL_NAIVE
+from seriesflow.data.schema import ETS, MODEL, NAIVE, ROUTED, SEASONAL_NAIVE, THETA
 from seriesflow.evaluation.tables import records_markdown
 from seriesflow.workspace.files import read_parquet
 
@@ -197,14 +197,18 @@ def run_pipeline(
 
 def anchors(frame: pd.DataFrame, targets: pd.Series, season: int) -> dict[str, np.ndarray]:
     """AutoETS and AutoARIMA fit before the first target, rolled one step at a time."""
-    from statsforecast.models import AutoARIMA, AutoETS
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta
 
     values = frame["value"].to_numpy(dtype=float)
     times = pd.DatetimeIndex(frame["timestamp"])
     first = int(times.get_indexer([targets.min()])[0])
     at = times.get_indexer(pd.DatetimeIndex(targets))
     found = {}
-    for label, model in (("auto_ets", AutoETS), ("auto_arima", AutoARIMA)):
+    for label, model in (
+        ("auto_ets", AutoETS),
+        ("auto_theta", AutoTheta),
+        ("auto_arima", AutoARIMA),
+    ):
         fitted = model(season_length=season).fit(values[:first])
         one_step = fitted.forward(y=values, h=1, fitted=True)["fitted"]  # [steps]: t from t-1
         found[label] = np.asarray(one_step)[at]
@@ -220,7 +224,8 @@ def score_series(name: str, summary: dict, run: Path, frame: pd.DataFrame) -> di
     scale = float(model_row["mae"] / model_row["mase"])  # the pipeline's MASE denominator
     scaler = json.loads((run / "scaler.json").read_text())
     frequency = Frequency(next(iter(scaler["series"].values()))["frequency"])
-    forecasts = {k: one[k].to_numpy() for k in (MODEL, NAIVE, SEASONAL_NAIVE, ETS) if k in one}
+    names = (MODEL, ROUTED, NAIVE, SEASONAL_NAIVE, ETS, THETA)
+    forecasts = {k: one[k].to_numpy() for k in names if k in one}
     forecasts |= anchors(frame, one["target_time"], frequency.season_length())
     actual = one["actual"].to_numpy()
     row = {
@@ -285,14 +290,16 @@ def main() -> int:
             "n": r["points"],
             "test": r["test"],
             "rmse lstm": r["rmse_model"],
+            "routed": r.get("rmse_routed", float("nan")),
             "naive": r["rmse_naive"],
             "snaive": r["rmse_seasonal_naive"],
-            "ets (gate)": r.get("rmse_ets", float("nan")),
             "AutoETS": r["rmse_auto_ets"],
+            "AutoTheta": r["rmse_auto_theta"],
             "AutoARIMA": r["rmse_auto_arima"],
             "mase lstm": r["mase_model"],
-            "mase naive": r["mase_naive"],
+            "mase routed": r.get("mase_routed", float("nan")),
             "mase AutoETS": r["mase_auto_ets"],
+            "mase AutoTheta": r["mase_auto_theta"],
             "promoted": r["promoted"],
         }
         for r in done
@@ -302,10 +309,16 @@ def main() -> int:
     others = [r for r in done if r["series"] != CONTROL]
     beats = [r["series"] for r in others if r["rmse_model"] < r["rmse_naive"]]
     beats_ets = [r["series"] for r in done if r["rmse_model"] < r["rmse_auto_ets"]]
+    routed_ets = [r["series"] for r in done if r.get("rmse_routed", np.inf) < r["rmse_auto_ets"]]
+    routed_theta = [
+        r["series"] for r in done if r.get("rmse_routed", np.inf) < r["rmse_auto_theta"]
+    ]
     print()
     print(f"{len(done)} of {len(rows)} series accepted, trained and scored")
     print(f"LSTM beats naive (RMSE) on {len(beats)} of {len(others)} non-control series: {beats}")
     print(f"LSTM beats AutoETS (RMSE) on {len(beats_ets)} of {len(done)}: {beats_ets}")
+    print(f"routed beats AutoETS on {len(routed_ets)} of {len(done)}: {routed_ets}")
+    print(f"routed beats AutoTheta on {len(routed_theta)} of {len(done)}: {routed_theta}")
     control = [r for r in done if r["series"] == CONTROL]
     if control:
         c = control[0]
@@ -321,7 +334,8 @@ def main() -> int:
     )
     summary = (
         f"LSTM beats naive (RMSE) on {len(beats)} of {len(others)} non-control series; "
-        f"beats AutoETS on {len(beats_ets)} of {len(done)}."
+        f"beats AutoETS on {len(beats_ets)} of {len(done)}. The routed champion beats AutoETS "
+        f"on {len(routed_ets)} and AutoTheta on {len(routed_theta)} of {len(done)}."
     )
     everything = sorted(args.only) == sorted(SERIES)
     write_block(
