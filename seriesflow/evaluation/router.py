@@ -41,15 +41,15 @@ LSTM_ONLY, ROUTED_MODELS = "lstm_only", "routed"
 class Router:
     """Each series' model, and the validation errors it was chosen on."""
 
-    choice: dict[str, str]  # series_id -> lstm | ets | theta | seasonal_naive | naive
+    choice: dict[str, str]  # series -> lstm | combination | ets | theta | seasonal_naive | naive
     val_mase: dict[str, dict[str, float]] = field(default_factory=dict)  # series -> model -> MASE
     candidates: tuple[str, ...] = (LSTM, *CLASSICAL)
     seasons: dict[str, int] = field(default_factory=dict)  # series -> season length
     default: str = LSTM  # what a series gets unless another candidate won clearly
 
     def model_of(self, series_id: str) -> str:
-        """The series' model; a series the router never saw is served by the LSTM."""
-        return self.choice.get(str(series_id), LSTM)
+        """The series' model; a series the router never saw gets the default."""
+        return self.choice.get(str(series_id), self.default)
 
     @property
     def lstm_share(self) -> float:

@@ -277,8 +277,9 @@ def forecast_frame(
         last = float(tails.arrays.original[tails.windows.row[k]])
         made[sid] = (paths[k, : wanted[sid]], tails.last_time[sid], last)
     skipped = dict(tails.skipped)
-    for sid in sorted(classical_ids):
-        found = classical_path(history[known == sid], sid, scaler, router, settings, steps)
+    for sid in sorted(classical_ids):  # as far ahead as the LSTM's series go
+        count = steps or settings.steps_for(scaler.frequency_of(sid), spec.horizon)
+        found = classical_path(history[known == sid], sid, scaler, router, settings, count)
         if isinstance(found, str):
             skipped[sid] = found
         else:
@@ -290,14 +291,11 @@ def forecast_frame(
             found = classical_path(
                 history[known == sid], sid, scaler, router, settings, len(lstm_path), name
             )
-            if isinstance(found, str):
-                skipped[sid] = found
+            if isinstance(found, str):  # keep the LSTM's own path: a forecast, not a gap
                 break
             paths.append(found[0])
         else:
             made[sid] = (np.mean(np.stack(paths), axis=0), last_time, last)
-            continue
-        del made[sid]
     parts = []
     for sid in sorted(made):
         forecast, last_time, last = made[sid]

@@ -166,20 +166,19 @@ def finite(values: dict[str, Any]) -> dict[str, float]:
 
 
 def pip_requirements() -> list[str]:
-    from importlib.metadata import version
+    """What ``mlflow models serve`` installs: the framework and what the bundled code imports
+    (the classical candidates included), at the versions installed here."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    # the framework, and what the bundled code imports (the classical candidates included)
-    packages = (
-        "tensorflow-cpu",
-        "keras",
-        "numpy",
-        "pandas",
-        "pyarrow",
-        "pydantic",
-        "pyyaml",
-        "statsforecast",
-    )
-    return [f"{pkg}=={version(pkg)}" for pkg in packages]
+    packages = ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "pyarrow")
+    packages += ("pydantic", "pyyaml", "statsforecast")
+    found = []
+    for pkg in packages:
+        try:
+            found.append(f"{pkg}=={version(pkg)}")
+        except PackageNotFoundError:  # tensorflow-cpu or tensorflow: whichever is installed
+            continue
+    return found
 
 
 # --------------------------------------------------------------------------- the commit protocol
