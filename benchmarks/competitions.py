@@ -11,8 +11,8 @@ long-format Parquet file, and the pipeline runs as a user runs it:
 1. ``python -m flows.retrain`` on the training parts (window.horizon = the official
    horizon, everything else at its defaults unless ``--set``);
 2. ``python -m flows.forecast`` with ``forecast.steps`` = the horizon, from the champion
-   (the routed model: per series the LSTM or the classical candidate that beat it on
-   validation), and once more with ``forecast.route=false`` (every series from the LSTM
+   (the routed model: per series the model its router chose on validation: the
+   combination of the LSTM, AutoETS and AutoTheta unless one candidate clearly won), and once more with ``forecast.route=false`` (every series from the LSTM
    alone, the same registered model).
 
 In the same run statsforecast's Naive, SeasonalNaive, AutoETS, AutoTheta (and AutoARIMA

@@ -19,8 +19,9 @@ split); inputs and targets are gathered from the normalized values when needed
 (``seriesflow/model/windows.py``, which also holds this stage's pure functions), so
 nothing is copied ``timesteps`` times.
 
-``window.timesteps: auto`` resolves here: two seasons of the series' frequency,
-bounded by the shortest training part (``window_table.auto_timesteps``).
+``window.timesteps``, ``window.horizon`` and ``window.min_inputs`` resolve here
+(``auto``: ``seriesflow/model/windows.py``: two horizons or seasons of input, the
+frequency's competition horizon, and a short series' windows padded with its first value).
 
 For ``train.task: classification`` each window also gets a class label: the
 value of ``columns.label`` at its last target step ``o + horizon``, or -- with

@@ -5,8 +5,8 @@ default) averages each series' own score, so with ``register.metric: mase`` (the
 default) the rule is scale-free and a series ten times larger weighs as much as any
 other; ``pooled`` takes the ``__all__`` rows (all windows together, original units).
 
-The candidate is the registered model: ``routed`` (the default: per series the LSTM or
-the classical candidate that beat it on validation; ``seriesflow/evaluation/router.py``)
+The candidate is the registered model: ``routed`` (the default: per series the model the
+router chose on validation, ``seriesflow/evaluation/router.py``)
 or ``lstm_only``. In order:
 
 - a finite score;

@@ -1,6 +1,6 @@
 """Train: the seed's LSTM family, fit on train windows, validated on val windows.
 
-Defaults are the seed's model (LSTM(50) -> Dense(horizon), Adam, MSE) at batch
+Defaults are the seed's model (LSTM(50) -> Dense(horizon), Adam; MAE by default) at batch
 256 with XLA and a sqrt-scaled learning rate (``step_plan``: a small training set keeps the
 seed's batch 32 at 1e-3), with EarlyStopping(restore_best_weights) and a
 ReduceLROnPlateau that can actually fire (``seriesflow/model/lstm.py``). An epoch samples at
