@@ -12,8 +12,9 @@ long-format Parquet file, and the pipeline runs as a user runs it:
    horizon, everything else at its defaults unless ``--set``);
 2. ``python -m flows.forecast`` with ``forecast.steps`` = the horizon, from the champion
    (the routed model: per series the model its router chose on validation: the
-   combination of the LSTM, AutoETS and AutoTheta unless one candidate clearly won), and once more with ``forecast.route=false`` (every series from the LSTM
-   alone, the same registered model).
+   combination of the LSTM, AutoETS and AutoTheta unless one candidate clearly won), and
+   once more with ``forecast.route=false`` (every series from the LSTM alone, the same
+   registered model).
 
 In the same run statsforecast's Naive, SeasonalNaive, AutoETS, AutoTheta (and AutoARIMA
 with ``--arima``; slow on monthly data) are fit on the same training parts. Scores are the
