@@ -25,10 +25,12 @@ import numpy as np
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import COMBINATION, LSTM, NAIVE, ROUTED, SEASONAL_NAIVE, TEST, VAL
 from seriesflow.evaluation.champion import rescore_champion
+from seriesflow.evaluation.probabilistic import probabilistic_scores
 from seriesflow.evaluation.router import Router, combination_of, route, route_run
 from seriesflow.evaluation.scoring import (
     Scored,
     Scorer,
+    actuals,
     score_split,
     spread_windows,
     with_coverage,
@@ -37,9 +39,10 @@ from seriesflow.model.forecasting import (
     forecast_paths,
     intervals_from_paths,
     longest_steps,
+    residuals_of,
     settings_of,
 )
-from seriesflow.model.intervals import Intervals
+from seriesflow.model.intervals import Intervals, calibrate
 from seriesflow.model.saved_model import ModelSpec
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows
@@ -108,10 +111,19 @@ def evaluate_regression(
         test, lstm_test[:, :horizon], scorer, champion_out, config.evaluate.backtest_folds, others
     )
     levels = list(config.forecast.levels)
+    scale = scorer.context.scale
     intervals, coverage = intervals_from_paths(
-        val, run.val[ROUTED], test, run.test[ROUTED], levels, scorer.context.scale
+        val, run.val[ROUTED], test, run.test[ROUTED], levels, scale
+    )
+    # pinball, MSIS and WAPE of the intervals calibrated on validation only, on test
+    on_val = calibrate(residuals_of(val, run.val[ROUTED]), scale, levels, steps, "val")
+    forecast = run.test[ROUTED][:, :horizon]
+    scores = probabilistic_scores(
+        test.series_id, actuals(test, scorer.context), forecast, on_val, levels, scale
     )
     scored = replace(scored, metrics=with_coverage(scored.metrics, coverage, ROUTED))
+    if not scores.empty:
+        scored = replace(scored, metrics=with_coverage(scored.metrics, scores, ROUTED))
     return RoutedEvaluation(scored, run.router, intervals, len(test), note)
 
 

@@ -315,6 +315,8 @@ def scorer_for(
 
 
 COVERAGE = "coverage_"  # prefix of the interval coverage columns: coverage_80, coverage_95
+# the registered model's probabilistic scores (seriesflow/evaluation/probabilistic.py)
+PROBABILISTIC = (COVERAGE, "pinball_", "msis_", "wape")
 
 
 def overall(metrics: pd.DataFrame, scope: str = ALL_WINDOWS) -> dict[str, dict[str, float]]:
@@ -324,7 +326,7 @@ def overall(metrics: pd.DataFrame, scope: str = ALL_WINDOWS) -> dict[str, dict[s
     """
     rows = metrics[(metrics[SERIES_ID] == ALL_SERIES) & (metrics["scope"] == scope)]
     names = [m for m in (*METRICS, *CLASS_METRICS) if m in metrics.columns]
-    extra = [c for c in metrics.columns if c.startswith(COVERAGE)]
+    extra = [c for c in metrics.columns if c.startswith(PROBABILISTIC)]
     found = {}
     for _, r in rows.iterrows():
         values = {m: float(r[m]) for m in names}
