@@ -33,6 +33,7 @@ from seriesflow.evaluation.champion import rescore_champion
 from seriesflow.evaluation.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
 from seriesflow.evaluation.report import evaluation_markdown
 from seriesflow.evaluation.routed import evaluate_regression
+from seriesflow.evaluation.router import Router
 from seriesflow.evaluation.scoring import (
     Scored,
     classical_baselines,
@@ -116,7 +117,8 @@ def evaluate(
         )
     plots = _plots(run, scored, windows, gate_metric) if config.evaluate.make_plots else []
     scores, head_to_head = scored.overall(), scored.overall(CHAMPION_WINDOWS)
-    _report(run, scored, tested, scorer.seasons, spec.task, gate_metric, note, plots)
+    routing = None if router_path is None else Router.load(router_path).describe()
+    _report(run, scored, tested, scorer.seasons, spec.task, gate_metric, note, plots, routing)
     _log_scores(logger, scores, spec.task, gate_metric)
     return EvaluationResult(
         run.evaluation,
@@ -157,6 +159,7 @@ def _report(
     metric: str,
     note: str | None,
     plots: list[Path],
+    routing: str | None = None,
 ) -> None:
     """The evaluation table and report as Prefect artifacts."""
     scores, head_to_head = scored.overall(), scored.overall(CHAMPION_WINDOWS)
@@ -180,6 +183,7 @@ def _report(
         summary,
         metric,
         plots_markdown(plots),  # inline PNGs: no file:// in a browser
+        routing,
     )
     create_markdown_artifact(key="evaluation-report", markdown=text)
 

@@ -25,9 +25,11 @@ def evaluation_markdown(
     backtest: pd.DataFrame | None,
     metric: str,
     plot_lines: list[str],
+    routing: str | None = None,
 ) -> str:
-    """The evaluation report: scores, the champion head to head, the backtest per fold
-    (``backtest``: ``backtest_summary``'s table), the plots (``plot_lines``: markdown)."""
+    """The evaluation report: scores, which model serves each series (``routing``: the
+    router's summary), the champion head to head, the backtest per fold (``backtest``:
+    ``backtest_summary``'s table), the plots (``plot_lines``: markdown)."""
     text = [
         f"# Evaluation of run {run_id}",
         "",
@@ -35,6 +37,13 @@ def evaluation_markdown(
         "",
         metrics_markdown(scores),
     ]
+    if routing:
+        text += [
+            "",
+            "## Which model serves each series (chosen on validation windows)",
+            "",
+            routing,
+        ]
     if head_to_head:
         text += ["", f"## On the champion's windows ({note})", "", metrics_markdown(head_to_head)]
     elif note:
