@@ -10,6 +10,7 @@ each step in the commit journal and leaves the version tagged ``seriesflow.commi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.evaluation.gate import Decision, decide
 from seriesflow.evaluation.report import promotion_markdown
+from seriesflow.evaluation.router import share_note
 from seriesflow.tracking.registry import champion_version
 from seriesflow.tracking.version import log_version
 from seriesflow.workspace.context import RunContext
@@ -54,6 +56,10 @@ def register(
         decision = decide(
             metrics, cfg, current_version, evaluation.champion_version, evaluation.task
         )
+        if evaluation.lstm_share is not None and cfg.models == "routed":
+            decision = replace(
+                decision, reason=f"{decision.reason}; {share_note(evaluation.lstm_share)}"
+            )
         write_json(decision.to_json(), run.gate)
         write_json(manifest, run.manifest)
         version, run_id = log_version(

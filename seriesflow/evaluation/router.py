@@ -106,6 +106,18 @@ class Router:
         return cls({str(s): LSTM for s in series}, {}, (LSTM,), dict(seasons or {}), LSTM)
 
 
+def share_note(share: float) -> str:
+    """What the gate's reason says about the router: how many series the LSTM serves."""
+    if share != share:  # NaN: no series
+        return "no series routed"
+    if share == 0:
+        return (
+            "the LSTM lost on every series' validation windows: classical candidates serve "
+            "them all (lstm_share 0%)"
+        )
+    return f"the LSTM serves {share:.0%} of series, alone or in the combination (lstm_share)"
+
+
 def validation_mase(
     series_ids: np.ndarray,
     actual: np.ndarray,

@@ -46,6 +46,7 @@ def test_a_workspace_where_every_baseline_beats_the_lstm_still_gets_a_champion(
     router = Router.load(run.router)
     assert set(router.choice) == {"a", "b"}
     assert LSTM not in router.choice.values()  # no series is served by the LSTM alone
+    assert "lstm_share" in result["reason"]  # the reason says how much the LSTM serves
     client = mlflow.MlflowClient()
     version = client.get_model_version_by_alias(MODEL, "champion")
     assert version.version == result["model_version"]
