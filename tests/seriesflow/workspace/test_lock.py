@@ -37,7 +37,8 @@ def test_a_second_writer_waits_or_gives_up_naming_the_holder(tmp_path):
 
 def test_a_holder_killed_outright_frees_the_lock_and_is_reported(tmp_path):
     code = (
-        "import os, signal, sys; from pathlib import Path; from seriesflow.workspace.lock import workspace_lock\n"
+        "import os, signal, sys; from pathlib import Path\n"
+        "from seriesflow.workspace.lock import workspace_lock\n"
         "with workspace_lock(Path(sys.argv[1]), owner='doomed run'):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
