@@ -70,6 +70,9 @@ def fast_settings(
             "early_stopping_patience": 10,
             "reduce_lr_patience": 3,
             "learning_rate": 0.01,
+            # XLA's compile costs seconds per training, more than the few tiny epochs it speeds
+            # up; test_retrain's end-to-end run and tests/tasks/test_train.py keep it on.
+            "jit_compile": False,
         },
         "evaluate": {"make_plots": True},
         "register": {
