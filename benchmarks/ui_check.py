@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import signal
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from seriesflow.data.datadocs import LOADS  # noqa: E402
+from seriesflow.ops.serve_env import serve_env  # noqa: E402
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -143,15 +143,7 @@ def main() -> int:
     port, reports_port = free_port(), free_port()
     api, ui = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}"
     reports_url = f"http://127.0.0.1:{reports_port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW_"))}
-    env.update(
-        SERIESFLOW_WORKSPACE=str(workspace),
-        SERIESFLOW_LANDING=str(landing),
-        SERIESFLOW_PORT=str(port),
-        SERIESFLOW_REPORTS_PORT=str(reports_port),
-        PREFECT_HOME=str(root / "prefect"),
-        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
-    )
+    env = serve_env(root, workspace, landing, port, reports_port)
     log = (root / "serve.log").open("wb")
     serve = subprocess.Popen(
         ["bash", str(ROOT / "scripts" / "serve.sh")],

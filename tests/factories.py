@@ -53,10 +53,13 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def tiny_config(workspace: Path, landing: Path, **sections: dict[str, Any]) -> PipelineConfig:
-    """A config that trains in seconds: small windows, few units, few epochs."""
+def fast_settings(
+    workspace: Path, model_name: str = "test-lstm", **sections: dict[str, Any]
+) -> dict[str, Any]:
+    """The one definition of the tests' fast settings, as a plain dict (a deployment's ``cfg``
+    parameter takes it as it is): small windows, few units, few epochs; the registry in
+    ``workspace``. ``sections`` update single keys (``train={"epochs": 30}``)."""
     tree: dict[str, Any] = {
-        "paths": {"workspace": str(workspace), "landing": str(landing)},
         "ingest": {"settle_seconds": 0},
         "window": {"timesteps": 12, "horizon": 1},
         # Beats the naive baseline on series_frame(period=10) within ~30 epochs (~6 s).
@@ -67,16 +70,34 @@ def tiny_config(workspace: Path, landing: Path, **sections: dict[str, Any]) -> P
             "early_stopping_patience": 10,
             "reduce_lr_patience": 3,
             "learning_rate": 0.01,
+            # XLA's compile costs seconds per training, more than the few tiny epochs it speeds
+            # up; test_retrain's end-to-end run and tests/tasks/test_train.py keep it on.
+            "jit_compile": False,
         },
         "evaluate": {"make_plots": True},
         "register": {
-            "model_name": "test-lstm",
+            "model_name": model_name,
             "tracking_uri": f"sqlite:///{workspace / 'mlflow.db'}",
         },
     }
     for name, values in sections.items():
         tree.setdefault(name, {}).update(values)
-    return PipelineConfig.model_validate(tree)
+    return tree
+
+
+def over(base: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """``base`` (e.g. a deployed cfg) with each section updated by ``settings``, validated."""
+    merged = {key: dict(value) for key, value in base.items()}
+    for section, values in settings.items():
+        merged.setdefault(section, {}).update(values)
+    PipelineConfig.model_validate(merged)  # fail here, not silently in a triggered run
+    return merged
+
+
+def tiny_config(workspace: Path, landing: Path, **sections: dict[str, Any]) -> PipelineConfig:
+    """A config that trains in seconds (``fast_settings``) on ``landing``."""
+    paths = {"workspace": str(workspace), "landing": str(landing)}
+    return PipelineConfig.model_validate(fast_settings(workspace, paths=paths, **sections))
 
 
 def window_set(

@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -153,3 +154,31 @@ def retrain_process(
             stderr=subprocess.STDOUT,
         )
     return Process(popen, log)
+
+
+@dataclass(frozen=True)
+class RetrainRun:
+    """A retrain flow run, called in process: its final state and the summary it returned."""
+
+    state: Any
+    result: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return self.result["status"]
+
+    def run_dir(self, cfg: PipelineConfig) -> RunDir:
+        """The run folder of a completed run, in ``cfg``'s workspace."""
+        return RunDir(cfg.paths.workspace_path() / "runs" / Path(self.result["run_dir"]).name)
+
+
+def run_retrain(cfg: PipelineConfig, expect: str | None = None) -> RetrainRun:
+    """Run the retrain flow on ``cfg`` (on the session's test server); with ``expect``, fail
+    with the summary unless the run ended with that status."""
+    from flows.retrain import retrain
+
+    state = retrain(cfg, return_state=True)
+    run = RetrainRun(state, state.result(raise_on_failure=False))
+    if expect is not None:
+        assert run.status == expect, run.result
+    return run

@@ -20,12 +20,12 @@ from mlflow.exceptions import MlflowException
 
 from flows.forecast import forecast
 from flows.forecast import main as forecast_cli
-from flows.retrain import retrain
 from seriesflow.data.schema import SERIES_ID, TIMESTAMP, VALUE
-from seriesflow.evaluation.live_accuracy import accuracy_path
+from seriesflow.evaluation.live_accuracy import POINT_KEY, accuracy_path, points_path
 from seriesflow.workspace.files import Workspace, read_json
 from seriesflow.workspace.history import load_history
 from tests.factories import series_frame, tiny_config, write_csv
+from tests.flows.checks import run_retrain
 from tests.integration.stack import free_port
 
 PERIOD = 10
@@ -39,8 +39,7 @@ def champion(prefect_server, tmp_path_factory):
     landing = root / "landing"
     write_csv(series_frame(n=300, period=PERIOD), landing / "base.csv")
     cfg = tiny_config(root / "work", landing, train={"epochs": 20})
-    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
-    assert result["status"] == "completed", result
+    result = run_retrain(cfg, expect="completed").result
     mlflow.set_tracking_uri(cfg.register.resolved_tracking_uri(cfg.paths.workspace_path()))
     if not result["promoted"]:
         mlflow.MlflowClient().set_registered_model_alias(MODEL, "champion", "1")
@@ -181,8 +180,7 @@ def test_the_scoring_server_answers_over_http(champion, tmp_path):
 def test_live_accuracy_scores_the_forecasts_when_the_actuals_arrive(champion):
     cfg = champion
     write_csv(series_frame(n=48, start=300, period=PERIOD), cfg.paths.landing_path() / "next.csv")
-    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
-    assert result["status"] == "completed", result
+    result = run_retrain(cfg, expect="completed").result
     live = result["live_accuracy"]
     # two forecasts were issued above (flow + CLI), each 24 hourly steps of 2 series: all of
     # their target hours are among the 48 new hours
@@ -194,5 +192,17 @@ def test_live_accuracy_scores_the_forecasts_when_the_actuals_arrive(champion):
     client = mlflow.MlflowClient()
     run_id = client.get_model_version(MODEL, "1").run_id
     assert client.get_metric_history(run_id, "live_mase")[0].value == pytest.approx(mase)
-    again = retrain(cfg, return_state=True).result(raise_on_failure=False)
-    assert again["status"] == "skipped"  # nothing new: nothing scored twice
+    workspace = Workspace(cfg.paths.workspace_path())
+    points_before = pd.read_parquet(points_path(workspace))
+    assert len(points_before) > 0 and not points_before.duplicated(POINT_KEY).any()
+
+    # A second run over the same data (it completes: it reuses that version, and scores live
+    # accuracy again): every actual it sees was scored above, so it scores nothing twice.
+    same_data = cfg.model_copy(
+        update={"ingest": cfg.ingest.model_copy(update={"retrain_without_new_data": True})}
+    )
+    again = run_retrain(same_data, expect="completed").result
+    assert again["reused"] is True and again["model_version"] == result["model_version"], again
+    assert again["live_accuracy"] == {}
+    pd.testing.assert_frame_equal(pd.read_parquet(points_path(workspace)), points_before)
+    assert pd.read_parquet(accuracy_path(workspace)).equals(rows)

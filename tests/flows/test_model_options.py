@@ -4,29 +4,19 @@ from __future__ import annotations
 
 import mlflow
 import pyarrow.parquet as pq
-import pytest
 
-from flows.retrain import retrain
 from seriesflow.model.saved_model import SPEC_FILE
 from seriesflow.tracking.registry import CHAMPION_ALIAS
-from seriesflow.workspace.files import RunDir, read_json
+from seriesflow.workspace.files import read_json
 from tests.factories import series_frame, tiny_config, write_csv
+from tests.flows.checks import run_retrain
 
 PERIOD = 10
 
 
 def run_flow(cfg):
-    state = retrain(cfg, return_state=True)
-    result = state.result(raise_on_failure=False)
-    assert result["status"] == "completed", result
-    return result, RunDir(cfg.paths.workspace_path() / "runs" / result["run_dir"].split("/")[-1])
-
-
-@pytest.fixture
-def landing(tmp_path):
-    path = tmp_path / "landing"
-    write_csv(series_frame(n=240, period=PERIOD), path / "base.csv")
-    return path
+    run = run_retrain(cfg, expect="completed")
+    return run.result, run.run_dir(cfg)
 
 
 def test_classification_with_a_backtest(prefect_server, tmp_path, landing):

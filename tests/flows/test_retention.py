@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 
-from flows.retrain import retrain
 from seriesflow.workspace.files import Workspace
 from tests.factories import crash_config, write_csv, zigzag_frame
-from tests.flows.checks import assert_consistent, champion, versions
+from tests.flows.checks import assert_consistent, champion, run_retrain, versions
 
 
 def _run(cfg):
-    return retrain(cfg, return_state=True).result(raise_on_failure=False)
+    return run_retrain(cfg).result
 
 
 def test_landed_files_are_archived_and_a_skipped_run_leaves_no_folder(prefect_server, tmp_path):

@@ -15,25 +15,25 @@ from seriesflow.model.windows import windows_meta
 from seriesflow.workspace.files import RunDir, Workspace, read_json
 from seriesflow.workspace.ledger import load_ledger
 from tests.factories import series_frame, tiny_config, write_csv
+from tests.flows.checks import run_retrain
 
 PERIOD = 10  # does not divide the inferred season (24 h): seasonal naive is a fair rival
 
 
 @pytest.fixture
-def landing(tmp_path):
-    path = tmp_path / "landing"
-    write_csv(series_frame(n=300, period=PERIOD), path / "base.csv")
-    return path
+def landing_rows():
+    return 300  # the landing fixture's base file: 2 series x 300 rows
 
 
 def run_flow(cfg):
-    state = retrain(cfg, return_state=True)
-    return state, state.result(raise_on_failure=False)
+    run = run_retrain(cfg)
+    return run.state, run.result
 
 
 def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path, landing):
     workspace = tmp_path / "work"
-    cfg = tiny_config(workspace, landing, train={"epochs": 30})
+    # the default XLA training, end to end once (fast_settings turns it off elsewhere)
+    cfg = tiny_config(workspace, landing, train={"epochs": 30, "jit_compile": True})
 
     state, result = run_flow(cfg)
     assert state.is_completed(), result
@@ -105,7 +105,7 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     changed = tiny_config(
         workspace,
         landing,
-        train={"epochs": 30, "units": 8},
+        train={"epochs": 2, "units": 8},  # another config; how well it trains is not asked
         ingest={"retrain_without_new_data": True},
     )
     state, result = run_flow(changed)

@@ -13,7 +13,7 @@ from seriesflow.data.schema import MODEL, NAIVE, SERIES_ID, VALUE
 from seriesflow.model.lstm import seed_everything
 from seriesflow.model.normalize import normalize_series
 from seriesflow.model.tuning import SearchSpace, TuneConfig, trial_params, with_params
-from tests.factories import series_frame, tiny_config, write_csv
+from tests.factories import series_frame, tiny_config
 
 PERIOD = 10
 TWO_TRIALS = TuneConfig(
@@ -113,10 +113,8 @@ def child_runs(cfg: PipelineConfig, parent_run_id: str):
 
 
 @pytest.fixture
-def landing(tmp_path):
-    path = tmp_path / "landing"
-    write_csv(series_frame(n=200, period=PERIOD), path / "base.csv")
-    return path
+def landing_rows():
+    return 200  # the landing fixture's base file: two trials and a retrain, kept short
 
 
 def test_tune_on_threads_logs_child_runs_and_retrains_the_best(prefect_server, tmp_path, landing):

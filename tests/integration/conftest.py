@@ -9,18 +9,15 @@ any process it started that is still there.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from seriesflow.ops.serve_env import serve_env
 from tests.integration.stack import (
     DEPLOYMENTS,
     REPO,
-    SCRUB,
     SERVE,
     STARTUP_TIMEOUT,
     Stack,
@@ -46,23 +43,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_env: dict[str, str]) -
     landing = root / "landing"  # next to the workspace, never inside it
     port, reports_port = free_port(), free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = {key: value for key, value in os.environ.items() if key not in SCRUB}
-    env.update(
-        # serve.sh runs `prefect` (and the worker, and so the runs) from this interpreter's
-        # environment when the checkout has no .venv of its own.
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
-        SERIESFLOW_HOME=str(REPO),
-        SERIESFLOW_WORKSPACE=str(workspace),
-        SERIESFLOW_LANDING=str(landing),
-        SERIESFLOW_PORT=str(port),
-        SERIESFLOW_REPORTS_PORT=str(reports_port),
-        PREFECT_HOME=str(root / "prefect"),
+    env = serve_env(
+        root,
+        workspace,
+        landing,
+        port,
+        reports_port,
         # Pick runs up within ~2 s (default 10 s) and retry a run held back by the
         # deployment concurrency limit after 5 s (default 30 s).
         PREFECT_WORKER_QUERY_SECONDS="2",
         PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS="5",
-        # The tests start every run themselves: no nightly or 2-minute runs in between.
-        PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false",
     )
     env.update(stack_env)
     log = root / "serve.log"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 
@@ -24,19 +25,9 @@ DEPLOYMENTS = (
     "forecast/daily",
 )
 POOL = "seriesflow"
+RETRAIN_TIMEOUT = 420  # a cold process, TensorFlow + MLflow imports, tiny training, 2 cores
 STARTUP_TIMEOUT = 300  # cold server (~15 s) + setup + deploy + worker on 2 busy cores
 STOP_TIMEOUT = 90  # serve.sh waits up to 20 s per flow run, 30 s worker, 20 s server
-
-# Environment that must not leak from the developer's shell or CI into the stack.
-SCRUB = (
-    "PREFECT_API_URL",
-    "PREFECT_API_KEY",
-    "PREFECT_PROFILE",
-    "MLFLOW_TRACKING_URI",
-    "SERIESFLOW_REPORTS_URL",
-    "SERIESFLOW_ALERT_WEBHOOK_URL",
-    "SERIESFLOW_ALERT_BLOCK",
-)
 
 
 @dataclass(frozen=True)
@@ -68,6 +59,40 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
+
+
+def client():
+    from prefect.client.orchestration import get_client
+
+    return get_client(sync_client=True)
+
+
+def start_run(deployment: str, **kwargs: Any) -> UUID:
+    """Start a run of ``flow/deployment`` (``create_flow_run_from_deployment`` keywords)."""
+    with client() as c:
+        found = c.read_deployment_by_name(deployment)
+        return c.create_flow_run_from_deployment(found.id, **kwargs).id
+
+
+def wait_final(run_id: UUID, timeout: float, stack: Stack):
+    """The flow run once it is final; on a timeout, fail with the tail of serve.sh's log."""
+
+    def final():
+        with client() as c:
+            run = c.read_flow_run(run_id)
+        return run if run.state and run.state.is_final() else None
+
+    try:
+        return wait_for(final, timeout, f"flow run {run_id} to finish", interval=2)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nserve.sh log:\n{stack.log_tail()}") from None
+
+
+def run_retrain(
+    stack: Stack, deployment: str = "retrain/scheduled", timeout: float = RETRAIN_TIMEOUT
+):
+    """Run a retrain deployment now and wait for its final state (the flow run)."""
+    return wait_final(start_run(deployment), timeout, stack)
 
 
 def _process_table() -> dict[int, tuple[int, str]]:

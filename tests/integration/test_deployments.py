@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import httpx
 import mlflow
@@ -34,12 +33,21 @@ from seriesflow.ops.events import (
 )
 from seriesflow.workspace.files import Workspace, sha256_file
 from seriesflow.workspace.ledger import find_new, load_ledger, scan_landing
-from tests.factories import series_frame, write_csv
-from tests.integration.stack import DEPLOYMENTS, REPO, Stack, wait_for
+from tests.factories import fast_settings, over, series_frame, write_csv
+from tests.integration.stack import (
+    DEPLOYMENTS,
+    REPO,
+    RETRAIN_TIMEOUT,
+    Stack,
+    client,
+    run_retrain,
+    start_run,
+    wait_final,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
-RETRAIN_TIMEOUT = 420  # a cold process, TensorFlow + MLflow imports, tiny training, 2 cores
 WATCH_TIMEOUT = 180
 TRIGGER_TIMEOUT = 60  # event -> automation -> flow run exists (~1-2 s when healthy)
 MODEL = "integration-lstm"
@@ -60,62 +68,21 @@ def declared(name: str) -> dict[str, Any]:
     return next(d for d in prefect_yaml()["deployments"] if d["name"] == deployment_name)
 
 
-def client():
-    from prefect.client.orchestration import get_client
-
-    return get_client(sync_client=True)
-
-
 def deployment(name: str):
     with client() as c:
         return c.read_deployment_by_name(name)
 
 
 def tiny_cfg(stack: Stack, deployed: dict[str, Any]) -> dict[str, Any]:
-    """The deployed cfg (paths, registry limit from prefect.yaml) + seconds-long training."""
-    tiny = {
-        "ingest": {"settle_seconds": 1},
-        "window": {"timesteps": 12, "horizon": 1},
-        "train": {
-            "units": 8,
-            "epochs": 2,
-            "batch_size": 64,
-            "early_stopping_patience": 4,
-            "reduce_lr_patience": 2,
-        },
-        "evaluate": {"make_plots": False},
-        "validation": {"build_data_docs": False},
-        "register": {
-            "model_name": MODEL,
-            "tracking_uri": f"sqlite:///{stack.workspace / 'mlflow.db'}",
-        },
-    }
-    merged = {key: dict(value) for key, value in deployed.items()}
-    for section, values in tiny.items():
-        merged.setdefault(section, {}).update(values)
-    PipelineConfig.model_validate(merged)  # fail here, not silently in a triggered run
-    return merged
-
-
-def run_deployment(name: str, **kwargs: Any) -> UUID:
-    with client() as c:
-        return c.create_flow_run_from_deployment(deployment(name).id, **kwargs).id
-
-
-def flow_run(run_id: UUID):
-    with client() as c:
-        return c.read_flow_run(run_id)
-
-
-def wait_final(run_id: UUID, timeout: float, stack: Stack):
-    def final():
-        run = flow_run(run_id)
-        return run if run.state and run.state.is_final() else None
-
-    try:
-        return wait_for(final, timeout, f"flow run {run_id} to finish", interval=2)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\nserve.sh log:\n{stack.log_tail()}") from None
+    """The deployed cfg (paths, registry limit from prefect.yaml) + the tests' fast training."""
+    fast = fast_settings(
+        stack.workspace,
+        MODEL,
+        ingest={"settle_seconds": 1},
+        evaluate={"make_plots": False},
+        validation={"build_data_docs": False},
+    )
+    return over(deployed, fast)
 
 
 def runs_of(deployment_name: str, since: datetime | None = None) -> list:
@@ -287,7 +254,7 @@ def test_new_file_is_announced_and_retrained_into_a_new_version(tiny: Stack) -> 
     path = land(stack, "chunk-001.csv", start=0, n=240)
     digest, size = sha256_file(path), path.stat().st_size  # the run archives the file
 
-    watch_run = wait_final(run_deployment("watch/poll"), WATCH_TIMEOUT, stack)
+    watch_run = wait_final(start_run("watch/poll"), WATCH_TIMEOUT, stack)
     assert watch_run.state.is_completed(), watch_run.state
 
     # The server stores events in batches (every few seconds): wait for it to show.
@@ -370,7 +337,7 @@ def test_scheduled_run_without_new_data_ends_skipped(tiny: Stack) -> None:
     assert not unseen, f"precondition: the landing folder should hold nothing new, has {unseen}"
     versions_before = len(model_versions(stack))
 
-    run = wait_final(run_deployment("retrain/scheduled"), RETRAIN_TIMEOUT, stack)
+    run = run_retrain(stack)
 
     assert run.state.is_completed() and run.state.name == "Skipped", (
         f"{run.state.name}: {run.state.message}"
@@ -396,7 +363,7 @@ def test_burst_of_events_starts_one_run_and_retrains_never_overlap(tiny: Stack) 
     assert {f.name for f in new} == {p.name for p in paths}
     digests = {sha256_file(p) for p in paths}  # the run archives the files
     asyncio.run(emit_twice(stack, new))
-    nightly = run_deployment("retrain/scheduled")
+    nightly = start_run("retrain/scheduled")
 
     (triggered,) = wait_for(
         lambda: runs_of("retrain/on-new-data", since=started),

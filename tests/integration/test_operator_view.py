@@ -28,16 +28,14 @@ import httpx
 import pytest
 from PIL import Image
 
-from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.datadocs import LOADS
 from seriesflow.ops.alerts import WEBHOOK_BLOCK, WEBHOOK_ENV, load_automations
 from seriesflow.ops.events import DATA_REJECTED, MODEL_PROMOTED, OUTCOME_ARTIFACT
-from tests.factories import series_frame, write_csv
-from tests.integration.stack import REPO, Stack, free_port, wait_for
+from tests.factories import fast_settings, over, series_frame, write_csv
+from tests.integration.stack import REPO, Stack, client, free_port, run_retrain, wait_for
 
 pytestmark = pytest.mark.integration
 
-RETRAIN_TIMEOUT = 420
 ALERT_TIMEOUT = 60  # event -> automation -> webhook (0.1-1 s when healthy)
 MODEL = "operator-lstm"
 MEASURED: dict[str, float] = {}
@@ -102,12 +100,6 @@ def report_measures(request: pytest.FixtureRequest) -> Iterator[None]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def client():
-    from prefect.client.orchestration import get_client
-
-    return get_client(sync_client=True)
-
-
 def api(stack: Stack, path: str, body: dict[str, Any]) -> Any:
     with httpx.Client(base_url=stack.api_url, timeout=10) as http:
         response = http.post(path, json=body)
@@ -121,45 +113,17 @@ def use_operator_config(stack: Stack) -> None:
 
     with client() as c:
         current = c.read_deployment_by_name("retrain/scheduled")
-        cfg = {key: dict(value) for key, value in current.parameters["cfg"].items()}
-        cfg.update(
-            ingest={"settle_seconds": 0},
-            window={"timesteps": 12, "horizon": 1},
-            # tests/factories.tiny_config's training: beats the baselines in ~30 epochs (~6 s)
-            train={
-                "units": 16,
-                "epochs": 30,
-                "batch_size": 16,
-                "early_stopping_patience": 10,
-                "reduce_lr_patience": 3,
-                "learning_rate": 0.01,
-            },
-            evaluate={"make_plots": True},
+        # the tests' fast training, for long enough to beat the baselines (~30 epochs, ~6 s)
+        fast = fast_settings(
+            stack.workspace,
+            MODEL,
+            train={"epochs": 30},
             validation={"build_data_docs": True},
         )
-        cfg["register"].update(
-            model_name=MODEL, tracking_uri=f"sqlite:///{stack.workspace / 'mlflow.db'}"
-        )
-        PipelineConfig.model_validate(cfg)
+        cfg = over(current.parameters["cfg"], fast)
         c.update_deployment(
             current.id, DeploymentUpdate(parameters={**current.parameters, "cfg": cfg})
         )
-
-
-def run_retrain(stack: Stack):
-    with client() as c:
-        deployment = c.read_deployment_by_name("retrain/scheduled")
-        run_id = c.create_flow_run_from_deployment(deployment.id).id
-
-    def final():
-        with client() as c:
-            run = c.read_flow_run(run_id)
-        return run if run.state and run.state.is_final() else None
-
-    try:
-        return wait_for(final, RETRAIN_TIMEOUT, f"flow run {run_id} to finish", interval=2)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\nserve.sh log:\n{stack.log_tail()}") from None
 
 
 def artifacts_of(stack: Stack, flow_run_id: UUID) -> dict[str, dict[str, Any]]:

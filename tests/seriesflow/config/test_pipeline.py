@@ -113,18 +113,37 @@ def test_credentials_in_config_uris_are_refused_and_never_echoed(key, value):
     assert "environment" in str(caught.value)
 
 
+def train_errors(**train) -> list[dict]:
+    """The validation errors of a config with these train settings (none: it is valid)."""
+    try:
+        PipelineConfig.model_validate({"train": train})
+    except ValidationError as exc:
+        return exc.errors()
+    return []
+
+
 def test_an_epoch_maximum_below_its_minimum_is_rejected():
-    with pytest.raises(ValidationError, match="max_windows_per_epoch"):
-        PipelineConfig.model_validate(
-            {"train": {"min_windows_per_epoch": 4096, "max_windows_per_epoch": 4000}}
-        )
-    ok = PipelineConfig.model_validate(
-        {"train": {"min_windows_per_epoch": 4096, "max_windows_per_epoch": 4096}}
+    (error,) = train_errors(min_windows_per_epoch=4096, max_windows_per_epoch=4000)
+    assert error["loc"] == ("train",)
+    assert error["msg"] == (
+        "Value error, train.max_windows_per_epoch (4000) must be at least "
+        "train.min_windows_per_epoch (4096), or the two bounds contradict each other"
     )
-    assert ok.train.max_windows_per_epoch == 4096
-    with pytest.raises(ValidationError, match="jit_compile needs train.deterministic"):
-        PipelineConfig.model_validate({"train": {"deterministic": True}})
-    strict = PipelineConfig.model_validate({"train": {"jit_compile": False, "deterministic": True}})
-    assert strict.train.deterministic
-    with pytest.raises(ValidationError, match="history_points"):
-        PipelineConfig.model_validate({"train": {"history_points": 0}})
+    assert train_errors(min_windows_per_epoch=4096, max_windows_per_epoch=4096) == []
+    assert train_errors(min_windows_per_epoch=4096, max_windows_per_epoch=None) == []
+
+
+def test_jit_compile_with_deterministic_training_is_rejected():
+    (error,) = train_errors(deterministic=True)  # jit_compile is on by default
+    assert error["loc"] == ("train",)
+    assert error["msg"].startswith(
+        "Value error, train.jit_compile needs train.deterministic: false"
+    )
+    assert train_errors(jit_compile=False, deterministic=True) == []
+
+
+def test_history_points_must_be_at_least_one():
+    (error,) = train_errors(history_points=0)
+    assert (error["loc"], error["type"]) == (("train", "history_points"), "greater_than_equal")
+    assert train_errors(history_points=1) == []
+    assert train_errors(history_points=None) == []  # null: every training point

@@ -26,6 +26,9 @@ TINY = {
     "learning_rate": 0.01,
     "reduce_lr_patience": 1,
     "early_stopping_patience": 3,
+    # XLA's compile costs seconds per fit, more than two tiny epochs gain from it; the XLA
+    # test below turns it on
+    "jit_compile": False,
 }
 
 
