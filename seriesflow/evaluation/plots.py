@@ -133,12 +133,17 @@ def plot_backtest(summary: pd.DataFrame, metric: str, path: Path) -> Path:
     return _save(fig, path)
 
 
+MAX_PLOTTED_SERIES = 12
+
+
 def plot_forecast_bands(
     history: pd.DataFrame, forecasts: pd.DataFrame, path: Path, levels: list[int], tail: int = 0
 ) -> Path:
-    """Each series' latest history, its forecast and the interval bands (widest lightest)."""
+    """Each series' latest history, its forecast and the interval bands (widest lightest);
+    the first ``MAX_PLOTTED_SERIES`` series in id order when there are more (a page of
+    thousands of panels is neither readable nor a sane image size)."""
     plt = _pyplot()
-    series = sorted(forecasts[SERIES_ID].unique())
+    series = sorted(forecasts[SERIES_ID].unique())[:MAX_PLOTTED_SERIES]
     fig, axes = plt.subplots(len(series), 1, figsize=(10, 2.6 * len(series)), squeeze=False)
     for ax, sid in zip(axes[:, 0], series, strict=True):
         mine = forecasts[forecasts[SERIES_ID] == sid]
