@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from seriesflow.config.data import FrozenModel
 
@@ -28,13 +28,6 @@ class WindowConfig(FrozenModel):
         "window needs).",
     )
 
-    @field_validator("timesteps")
-    @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f"window.timesteps must be at least 1 or 'auto', got {value}")
-        return value
-
     horizon: int | Literal["auto"] = Field(
         AUTO,
         description="Steps forecast at once (direct multi-output). auto: the forecasting "
@@ -44,19 +37,19 @@ class WindowConfig(FrozenModel):
         "horizon each where the series is long enough.",
     )
 
-    @field_validator("horizon")
-    @classmethod
-    def _positive_horizon(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError(f"window.horizon must be at least 1 or 'auto', got {value}")
-        return value
-
     min_inputs: int | Literal["auto"] = Field(
         AUTO,
         description="Observed input steps a window needs (earlier ones repeat the series' "
         "first value). auto: the longer of the horizon and the season, at most timesteps.",
     )
     stride: int = Field(1, ge=1, description="Step between consecutive window origins.")
+
+    @field_validator("timesteps", "horizon", "min_inputs")
+    @classmethod
+    def _positive(cls, value: int | str, info: ValidationInfo) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"window.{info.field_name} must be at least 1 or 'auto', got {value}")
+        return value
 
 
 class GroupsConfig(FrozenModel):

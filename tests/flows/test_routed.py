@@ -53,7 +53,7 @@ def test_a_workspace_where_every_baseline_beats_the_lstm_still_gets_a_champion(
     assert "lstm_share" in result["reason"]  # the reason says how much the LSTM serves
     client = mlflow.MlflowClient()
     version = client.get_model_version_by_alias(MODEL, "champion")
-    assert version.version == result["model_version"]
+    assert str(version.version) == result["model_version"]
     # the same data with the LSTM alone: the gate refuses it, so no champion
     lstm_only = untrained(tmp_path / "alone", landing, "alone-lstm", models="lstm_only")
     alone = retrain(lstm_only, return_state=True).result(raise_on_failure=False)
