@@ -137,7 +137,7 @@ def fit_prepared(
             plan.seed,
             plan.max_windows_per_epoch,
             plan.min_windows_per_epoch,
-            members,
+            members=members,
         ),
         window_batches(va, scaler, plan.batch_size, False, plan.seed, members=members),
         plan,

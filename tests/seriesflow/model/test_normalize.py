@@ -35,7 +35,11 @@ def test_scaler_is_fit_on_the_training_part_only():
     # make the test part leave the training range: a leak would squash it back into [0, 1]
     frame.loc[frame.groupby(SERIES_ID).cumcount() >= 170, VALUE] += 100
     cfg = PipelineConfig.model_validate(
-        {"columns": {"covariates": ["temp"]}, "normalize": {"method": "minmax"}}
+        {
+            "columns": {"covariates": ["temp"]},
+            "normalize": {"method": "minmax"},
+            "window": {"horizon": 1},  # the split by fractions alone
+        }
     )
     normalized, scaler = normalize_series(frame, cfg)
     for sid in ("a", "b"):
@@ -54,8 +58,13 @@ def test_scaler_is_fit_on_the_training_part_only():
 def test_last_value_scaling_uses_the_training_changes_and_minmax_covariates():
     frame = series_frame(series=("a",), n=100, covariate="temp")
     frame.loc[frame.index >= 85, VALUE] += 100  # the test part leaves the training range
-    cfg = PipelineConfig.model_validate({"columns": {"covariates": ["temp"]}})
-    assert cfg.normalize.method == "last_value"  # the default
+    cfg = PipelineConfig.model_validate(
+        {
+            "columns": {"covariates": ["temp"]},
+            "normalize": {"method": "last_value"},
+            "window": {"horizon": 1},
+        }
+    )
     normalized, scaler = normalize_series(frame, cfg)
     train = frame[[VALUE, "temp"]].to_numpy()[:70]
     center, scale = scaler.affine("a")
@@ -68,7 +77,8 @@ def test_last_value_scaling_uses_the_training_changes_and_minmax_covariates():
 
 def test_scaler_json_round_trip_and_inverse(tmp_path):
     frame = series_frame(n=100)
-    normalized, scaler = normalize_series(frame, PipelineConfig())
+    cfg = PipelineConfig.model_validate({"normalize": {"method": "last_value"}})
+    normalized, scaler = normalize_series(frame, cfg)
     text = json.dumps(scaler.to_json())
     loaded = Scaler.from_json(json.loads(text))
     part = normalized[normalized[SERIES_ID] == "a"]
@@ -135,3 +145,41 @@ def test_calendar_series_are_filled_on_their_own_calendar_all_at_once():
         assert mine[FILLED].tolist() == reference[FILLED].tolist()
     assert normalized.loc[normalized[SERIES_ID] == "m", FILLED].sum() == 3
     assert normalized.loc[normalized[SERIES_ID] == "b", TIMESTAMP].dt.dayofweek.max() == 4
+
+
+def test_val_and_test_get_a_horizon_each_where_the_series_has_room():
+    cfg = SplitConfig()  # 15% each
+    assert split_sizes(48, cfg, horizon=18) == (12, 18, 18)  # M3's shortest monthly series
+    assert split_sizes(200, cfg, horizon=18) == (140, 30, 30)  # the fractions are larger
+    assert split_sizes(16, cfg, horizon=8) == (12, 2, 2)  # no room: the fractions alone
+
+
+def monthly(values: np.ndarray, sid: str = "m") -> pd.DataFrame:
+    times = pd.date_range("2001-01-01", periods=len(values), freq="MS", tz="UTC")
+    return pd.DataFrame({"series_id": sid, "timestamp": times, "value": values})
+
+
+def test_seasonal_log_divides_by_calendar_indices_fit_on_train_and_logs():
+    t = np.arange(120)
+    values = (100 + t) * (1 + 0.3 * np.sin(2 * np.pi * t / 12))  # multiplicative season
+    frame = pd.concat([monthly(values), monthly(values - 200, "neg")], ignore_index=True)
+    cfg = PipelineConfig.model_validate({"window": {"horizon": 6}})
+    normalized, scaler = normalize_series(frame, cfg)
+    assert scaler.method == "seasonal_log" and scaler.logged == {"m": True}
+    index = np.asarray(scaler.seasonal["m"])
+    assert index.mean() == pytest.approx(1.0) and index.max() > 1.2 and index.min() < 0.8
+    mine = normalized[normalized["series_id"] == "m"]
+    times = mine["timestamp"].dt.tz_localize(None).to_numpy()
+    expected = np.log(values / scaler.factors("m", times))
+    np.testing.assert_allclose(mine["value"].to_numpy(), expected, rtol=1e-9)
+    # the indices come from the training part only: a changed test part changes nothing
+    later = values.copy()
+    later[-18:] *= 3
+    _, again = normalize_series(monthly(later), cfg)
+    np.testing.assert_allclose(again.seasonal["m"], scaler.seasonal["m"])
+    # a series with values <= 0 cannot be logged: scaled as last_value instead
+    assert "neg" not in scaler.logged and "neg" not in scaler.seasonal
+    # and back: restore continues the calendar after each origin
+    origin = np.array([times[59]])
+    back = scaler.restore(np.array(["m"]), expected[None, 60:66], origin)
+    np.testing.assert_allclose(back[0], values[60:66], rtol=1e-9)

@@ -356,9 +356,9 @@ def test_fit_windows_trains_on_the_sampled_and_recent_windows_only(monkeypatch):
 
     made = []
 
-    def recording(windows, *args):
+    def recording(windows, *args, **kwargs):
         made.append((len(windows), args[2], args[4:]))  # (windows, shuffle, (max, min))
-        return window_batches(windows, *args)
+        return window_batches(windows, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "window_batches", recording)
     data = windows_of(frame_of({"a": sine(200), "b": sine(200, phase=3)}), timesteps=4)

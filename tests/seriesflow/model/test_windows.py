@@ -189,3 +189,27 @@ def test_by_series_yields_each_series_window_indexes_once():
         assert where.tolist() == sorted(where.tolist())  # in window order within a series
     assert sorted(np.concatenate(list(groups.values())).tolist()) == list(range(len(mixed)))
     assert list(mixed.select(np.zeros(len(mixed), dtype=bool)).by_series()) == []
+
+
+def test_a_short_series_windows_repeat_its_first_value_never_the_series_before():
+    from seriesflow.model.windows import SeriesArrays, windows_from_table, windows_table
+
+    splits = np.array([0] * 8 + [1] * 2 + [2] * 2)
+    full = window_origins(splits, timesteps=6, horizon=2)
+    padded = window_origins(splits, timesteps=6, horizon=2, min_inputs=3)
+    assert full.origin[0] == 5 and padded.origin[0] == 2  # 3 observed inputs are enough
+    rows = []
+    for sid, values in (("a", np.arange(10.0) + 100), ("b", np.arange(10.0))):
+        for k, v in enumerate(values):
+            split = "train" if k < 6 else "val" if k < 8 else "test"
+            rows.append((sid, START + pd.Timedelta(hours=k), v, v, split))
+    frame = pd.DataFrame(
+        rows, columns=["series_id", "timestamp", "value", "value_original", "split"]
+    )
+    arrays = SeriesArrays.from_frame(frame, ["value"])
+    table = windows_table(arrays, 6, 1, min_inputs=2)
+    windows = windows_from_table(table, arrays)
+    assert windows.min_inputs == 2
+    b = windows.select(windows.series_id == "b")
+    first = b.gather_x(np.array([0]))[0, :, 0]  # origin 1: inputs b[0], b[1], padded before
+    np.testing.assert_array_equal(first, [0.0, 0.0, 0.0, 0.0, 0.0, 1.0])  # never a's 100+
