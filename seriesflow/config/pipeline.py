@@ -340,14 +340,19 @@ class PipelineConfig(FrozenModel):
         return self
 
     def min_points(self) -> int:
-        """Rows a series needs: a point for each of train, val and test, and a horizon to
-        score. Shorter training parts are fine: the model is global (a short series' windows
-        repeat its first value, window.min_inputs) and the classical candidates fit on the
-        whole series when it is forecast."""
+        """Rows a series needs: the model's observed inputs (``window.min_inputs``, else
+        ``window.timesteps``, when set as numbers) and a horizon, and a point for each of
+        train, val and test. A short training part is fine: the model is global (a short
+        series' windows repeat its first value) and the classical candidates fit on the
+        whole series. With ``auto`` settings (known per series only later): 3."""
         if self.validation.min_points_per_series is not None:
             return self.validation.min_points_per_series
-        horizon = self.window.horizon if isinstance(self.window.horizon, int) else 1
-        return max(3, horizon + 2)
+        window = self.window
+        horizon = window.horizon if isinstance(window.horizon, int) else 1
+        inputs = window.min_inputs if isinstance(window.min_inputs, int) else None
+        if inputs is None:
+            inputs = window.timesteps if isinstance(window.timesteps, int) else 1
+        return max(3, horizon + 2, inputs + horizon)
 
     def dump(self) -> dict[str, Any]:
         """Plain JSON-able dict, keyed like the YAML file."""

@@ -353,8 +353,8 @@ def check_merged(
         lambda empty: series_suite(empty, minimum, config.validation),
     )
     short = (
-        f"series too short: a series needs at least {minimum} points (a point each for "
-        "train, val and test, and a horizon to score); see n_points"
+        f"series too short: a series needs at least {minimum} points (the model's input, "
+        "window.timesteps or window.min_inputs, and a horizon); see n_points"
     )
     return run_suite(session, "series", profile, suite, file, messages={N_POINTS: short})
 

@@ -51,9 +51,11 @@ def test_config_is_frozen():
         cfg.train.units = 3
 
 
-def test_min_points_is_a_point_per_split_and_a_horizon():
+def test_min_points_is_the_models_inputs_and_a_horizon():
     cfg = PipelineConfig.model_validate({"window": {"timesteps": 24, "horizon": 6}})
-    assert cfg.min_points() == 8  # short training parts are fine: the model is global
+    assert cfg.min_points() == 30  # a whole input and a horizon; the split may be short
+    fewer = {"window": {"timesteps": 24, "horizon": 6, "min_inputs": 8}}
+    assert PipelineConfig.model_validate(fewer).min_points() == 14
     assert PipelineConfig().min_points() == 3  # horizon auto: known per series later
     own = PipelineConfig.model_validate({"validation": {"min_points_per_series": 40}})
     assert own.min_points() == 40
