@@ -116,9 +116,9 @@ class ValidationConfig(FrozenModel):
     min_points_per_series: int | None = Field(
         None,
         ge=1,
-        description="Minimum rows per series. Default: a point for each of train, val and "
-        "test plus a horizon (3 with horizon auto); the model is global, so a short series "
-        "still trains, is scored where it has windows and is forecast.",
+        description="Minimum rows per series. Default: the model's input (window.min_inputs, "
+        "else window.timesteps, where numbers) and a horizon, at least 3 (3 with auto "
+        "settings); the model is global, so a short training part is fine.",
     )
     outlier_max_robust_z: float | None = Field(
         20.0,
