@@ -23,6 +23,7 @@ from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import CLASSIFICATION, TRAIN, VAL, branch_column
 from seriesflow.model.branches import Branch, groups_for, plan_branches, route_branches
 from seriesflow.model.lstm import seed_everything
+from seriesflow.model.normalize import refit_seasons
 from seriesflow.model.saved_model import ModelSpec, load_model
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.training import (
@@ -122,13 +123,16 @@ def train(
     write_json(fitted.spec.to_json(), run.spec)
     if cfg.final_epochs and not fitted.spec.per_series and fitted.spec.task != CLASSIFICATION:
         logger.info(
-            "Training %d more epoch(s) on every window, validation and test targets included "
-            "(train.final_epochs): the registered model; evaluation scores the one above",
+            "Training %d more epoch(s) on every window, validation and test targets included, "
+            "with seasonal indices refit on every point (train.final_epochs): the registered "
+            "model; evaluation scores the one above",
             cfg.final_epochs,
         )
-        save_model(
-            train_on_everything(fitted.model, data, fitted.spec, cfg, scaler), run.final_model
-        )
+        served, values = refit_seasons(scaler, data.arrays, config.evaluate.season_length)
+        everything = replace(data, arrays=data.arrays.with_values(values))
+        model = train_on_everything(fitted.model, everything, fitted.spec, cfg, served)
+        save_model(model, run.final_model)
+        write_json(served.to_json(), run.final_scaler)
         seen = str(np.datetime_as_string(data.arrays.times.max(), unit="s")) + "+00:00"
         write_json(replace(fitted.spec, seen_until=seen).to_json(), run.spec)
     return run.model_dir

@@ -7,6 +7,8 @@ on each series' *training part only* and saved as JSON next to the model (by the
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
@@ -24,7 +26,7 @@ from seriesflow.data.schema import (
     VALUE_ORIGINAL,
 )
 from seriesflow.model.scaler import EPOCH, MINMAX, SEASONAL_LOG, Scaler, seasonal_log_fit
-from seriesflow.model.windows import resolve_horizon
+from seriesflow.model.windows import SeriesArrays, resolve_horizon
 
 
 def split_sizes(n: int, cfg: SplitConfig, horizon: int = 1) -> tuple[int, int, int]:
@@ -191,3 +193,34 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
         logged,
     )
     return normalized, scaler
+
+
+def refit_seasons(scaler: Scaler, arrays: SeriesArrays, season_length: int | None = None):
+    """The registered model's scaler and values: each logged series' seasonal indices refit
+    on all its points (evaluation used the training part's), its values re-logged with them.
+
+    Returns (scaler, values [rows, features]). Series that are not logged, and covariates,
+    keep their map. Used only after evaluation (``train.final_epochs``): the test windows
+    have scored the model already, so the served model may learn from every point.
+    """
+    if scaler.method != SEASONAL_LOG or not scaler.logged:
+        return scaler, arrays.values
+    values = arrays.values.astype(np.float64, copy=True)
+    seasonal = dict(scaler.seasonal)
+    for code, sid in enumerate(arrays.series):
+        if not scaler.logged.get(sid):
+            continue
+        rows = arrays.rows_of(code)
+        original = arrays.original[rows]
+        frequency = scaler.frequency_of(sid)
+        season = season_length or frequency.season_length()
+        positions, _ = frequency.positions(arrays.times[rows], origin=EPOCH)
+        slots = positions % max(season, 1)
+        index, _ = seasonal_log_fit(SEASONAL_LOG, original, slots, season)
+        if index:
+            seasonal[sid] = index
+        else:
+            seasonal.pop(sid, None)
+        factors = np.asarray(index, dtype=float)[slots] if index else 1.0
+        values[rows, 0] = np.log(original / factors)
+    return replace(scaler, seasonal=seasonal), values.astype(np.float32)

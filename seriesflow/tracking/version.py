@@ -142,7 +142,8 @@ def log_forecaster(run: RunDir, scaler_path: Path, config: PipelineConfig, model
         # the model trained on every window after evaluation (train.final_epochs), if any
         KERAS: run.final_model if run.final_model.exists() else run.model,
         ROUTER: run.router,  # regression only
-        SCALER: scaler_path,
+        # the registered model's scaler (indices refit on every point), else evaluate's
+        SCALER: run.final_scaler if run.final_scaler.exists() else scaler_path,
         SPEC: run.spec,
         INTERVALS: run.intervals,  # regression only
         SETTINGS: run.forecast_settings,

@@ -239,6 +239,11 @@ class RunDir:
         return self.model_dir / "final.keras"
 
     @property
+    def final_scaler(self) -> Path:
+        """The registered model's scaler: seasonal indices refit on every point."""
+        return self.model_dir / "final_scaler.json"
+
+    @property
     def router(self) -> Path:
         """Which model serves each series (seriesflow/evaluation/router.py)."""
         return self.root / "06_router.json"

@@ -183,3 +183,20 @@ def test_seasonal_log_divides_by_calendar_indices_fit_on_train_and_logs():
     origin = np.array([times[59]])
     back = scaler.restore(np.array(["m"]), expected[None, 60:66], origin)
     np.testing.assert_allclose(back[0], values[60:66], rtol=1e-9)
+
+
+def test_the_served_scaler_refits_the_seasons_on_every_point():
+    from seriesflow.model.normalize import refit_seasons
+    from seriesflow.model.windows import SeriesArrays
+
+    t = np.arange(60)  # 60 months: the training part (42) holds under three seasons
+    values = (100 + t) * (1 + 0.3 * np.sin(2 * np.pi * t / 12))
+    cfg = PipelineConfig.model_validate({"window": {"horizon": 6}})
+    normalized, scaler = normalize_series(monthly(values), cfg)
+    assert scaler.logged == {"m": True} and "m" not in scaler.seasonal  # too short on train
+    arrays = SeriesArrays.from_frame(normalized, ["value"])
+    served, refit = refit_seasons(scaler, arrays)
+    assert len(served.seasonal["m"]) == 12  # five seasons in all: now seasonal
+    times = arrays.times
+    np.testing.assert_allclose(refit[:, 0], np.log(values / served.factors("m", times)), rtol=1e-5)
+    assert scaler.seasonal == {}  # the evaluated model's scaler is left as it was
