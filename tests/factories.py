@@ -96,7 +96,7 @@ def over(base: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
 
 def tiny_config(workspace: Path, landing: Path, **sections: dict[str, Any]) -> PipelineConfig:
     """A config that trains in seconds (``fast_settings``) on ``landing``."""
-    paths = {"workspace": str(workspace), "landing": str(landing)}
+    paths = {"workspace": str(workspace), "landing": str(landing), **sections.pop("paths", {})}
     return PipelineConfig.model_validate(fast_settings(workspace, paths=paths, **sections))
 
 
