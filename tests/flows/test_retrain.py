@@ -125,7 +125,7 @@ def test_cli_prints_summary_last_and_exits_by_status(prefect_server, tmp_path, l
     # the LSTM alone, the routed model (registered), the baselines and the candidates
     assert set(summary["metrics"]) >= {"model", "routed", "naive", "seasonal_naive", "ets"}
     assert set(summary["metrics"]["model"]) == {"mse", "mae", "rmse", "mape", "mase"}
-    # interval coverage is the registered (routed) model's
+    # interval coverage and the probabilistic scores are the registered (routed) model's
     assert set(summary["metrics"]["routed"]) == {
         "mse",
         "mae",
@@ -134,7 +134,15 @@ def test_cli_prints_summary_last_and_exits_by_status(prefect_server, tmp_path, l
         "mase",
         "coverage_80",
         "coverage_95",
+        "wape",
+        "pinball_80",
+        "pinball_95",
+        "msis_80",
+        "msis_95",
     }
+    routed = summary["metrics"]["routed"]
+    assert 0 <= routed["coverage_80"] <= routed["coverage_95"] <= 1
+    assert routed["msis_95"] > 0 and routed["pinball_80"] > 0
     assert 0.0 <= summary["lstm_share"] <= 1.0
 
     assert cli_main(["--config", str(cfg_path)]) == 0
