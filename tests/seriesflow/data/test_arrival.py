@@ -168,7 +168,7 @@ def test_files_of_new_series_join_an_existing_history(session):
 
 def test_short_and_constant_series_are_rejected_on_the_merged_rows(session):
     config = PipelineConfig.model_validate({"window": {"timesteps": 12}})
-    short = series_frame(series=("s",), n=15)  # needs 20 for timesteps=12
+    short = series_frame(series=("s",), n=10)  # needs 13: 12 inputs and a horizon
     flat = series_frame(series=("f",), n=300).assign(value=3.0)
     stacked = stack_with_history(series_frame(n=0), [("short.csv", short), ("flat.csv", flat)])
     arrival = validate_arrival(stacked, ["short.csv", "flat.csv"], config, HISTORY_SOURCE, session)
