@@ -158,7 +158,10 @@ def test_a_gated_baseline_is_fit_whatever_the_series_count():
 def test_the_routed_models_candidates_are_always_fit():
     cfg = config(evaluate={"baselines": [], "baseline_max_series": 0})
     assert classical_baselines(cfg, 1000) == (ETS, THETA)
-    only_ets = config(evaluate={"baselines": []}, register={"candidates": ["ets", "naive"]})
+    only_ets = config(
+        evaluate={"baselines": []},
+        register={"candidates": ["lstm", "ets", "naive"], "default_model": "lstm"},
+    )
     assert classical_baselines(only_ets, 10) == (ETS,)
 
 
