@@ -31,6 +31,7 @@ from seriesflow.evaluation.scoring import (
     Scored,
     Scorer,
     actuals,
+    classical_forecasts,
     score_split,
     spread_windows,
     with_coverage,
@@ -39,10 +40,9 @@ from seriesflow.model.forecasting import (
     forecast_paths,
     intervals_from_paths,
     longest_steps,
-    residuals_of,
     settings_of,
 )
-from seriesflow.model.intervals import Intervals, calibrate
+from seriesflow.model.intervals import Intervals
 from seriesflow.model.saved_model import ModelSpec
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows
@@ -95,9 +95,7 @@ def evaluate_regression(
     # classical forecasts this run made but the router may not weigh (reported baselines)
     extra = tuple(c for c in reported if c not in run.test)
     if extra:
-        others = route_run(val, test, lstm_val, lstm_test, scorer.context, (LSTM, *extra), True)
-        for name in extra:
-            run.test[name] = others.test[name]
+        run.test.update(classical_forecasts(test, scorer.context, steps, extra))
     horizon = spec.horizon
     shown = (NAIVE, SEASONAL_NAIVE, *[c for c in reported if c in run.test], ROUTED)
     others = {name: run.test[name][:, :horizon] for name in dict.fromkeys(shown)}
@@ -112,11 +110,10 @@ def evaluate_regression(
     )
     levels = list(config.forecast.levels)
     scale = scorer.context.scale
-    intervals, coverage = intervals_from_paths(
+    intervals, coverage, on_val = intervals_from_paths(
         val, run.val[ROUTED], test, run.test[ROUTED], levels, scale
     )
     # pinball, MSIS and WAPE of the intervals calibrated on validation only, on test
-    on_val = calibrate(residuals_of(val, run.val[ROUTED]), scale, levels, steps, "val")
     forecast = run.test[ROUTED][:, :horizon]
     scores = probabilistic_scores(
         test.series_id, actuals(test, scorer.context), forecast, on_val, levels, scale

@@ -438,9 +438,10 @@ def intervals_from_paths(
     test_paths: np.ndarray,
     levels: list[int],
     scale: dict[str, float],
-) -> tuple[Intervals, pd.DataFrame]:
+) -> tuple[Intervals, pd.DataFrame, Intervals]:
     """``fit_intervals`` for paths already made (the registered model's: per series, the
-    model that serves it): calibrated on val, coverage measured on test, shipped on both."""
+    model that serves it): calibrated on val, coverage measured on test, shipped on both.
+    Returns (shipped, coverage table, the intervals calibrated on val alone)."""
     steps = val_paths.shape[1]
     on_val_residuals = residuals_of(val, val_paths)
     on_test_residuals = residuals_of(test, test_paths)
@@ -453,7 +454,7 @@ def intervals_from_paths(
     shipped = calibrate(both, scale, levels, steps, "val+test")
     pooled = table.loc[ALL_SERIES] if ALL_SERIES in table.index else pd.Series(dtype=float)
     measured = {str(level): float(pooled.get(f"coverage_{level}", np.nan)) for level in levels}
-    return replace(shipped, coverage=measured), table
+    return replace(shipped, coverage=measured), table, on_val
 
 
 def fit_intervals(

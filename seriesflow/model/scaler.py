@@ -144,29 +144,12 @@ class Scaler:
             return np.ones(len(times))
         return np.asarray(index, dtype=float)[self.slots(series_id, times)]
 
-    def factors_after(self, series_id: str, origin_time: Any, steps: int) -> np.ndarray:
-        """Seasonal factors [steps] of the ``steps`` grid points after ``origin_time``."""
-        index = self.seasonal.get(series_id) or []
-        if len(index) <= 1:
-            return np.ones(steps)
-        first = self.slots(series_id, np.array([origin_time], dtype="datetime64[us]"))[0]
-        return np.asarray(index, dtype=float)[(first + np.arange(1, steps + 1)) % len(index)]
-
     def to_model(self, series_id: str, values: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Original values [n, features] at ``times`` [n] -> what the model reads (scaled)."""
         values = np.array(values, dtype=float, copy=True)
         if self.logged.get(series_id):
             values[..., 0] = np.log(values[..., 0] / self.factors(series_id, times))
         return self.transform(series_id, values)
-
-    def from_model(self, series_id: str, scaled: np.ndarray, times: np.ndarray) -> np.ndarray:
-        """The model's scale of the target -> original units (``times`` as ``scaled``'s shape)."""
-        values = self.inverse(series_id, np.asarray(scaled, dtype=float))
-        if self.logged.get(series_id):
-            shape = values.shape
-            flat_times = np.asarray(times, dtype="datetime64[us]").reshape(-1)
-            values = np.exp(values) * self.factors(series_id, flat_times).reshape(shape)
-        return values
 
     def restore(
         self, series_ids: np.ndarray, scaled: np.ndarray, origin_times: np.ndarray
