@@ -273,15 +273,16 @@ if [[ "$reports_port" != off ]]; then
     reports_host="${SERIESFLOW_REPORTS_HOST:-127.0.0.1}"
     export SERIESFLOW_REPORTS_URL="${SERIESFLOW_REPORTS_URL:-http://127.0.0.1:$reports_port}"
     mkdir -p "$SERIESFLOW_WORKSPACE/runs"
-    if wait_for_url "http://127.0.0.1:$reports_port/" 1 2>/dev/null; then
+    # /health: the server answers 404 for anything that is not a report, its root included
+    if wait_for_url "http://127.0.0.1:$reports_port/health" 1 2>/dev/null; then
         die "something already answers on 127.0.0.1:$reports_port: set SERIESFLOW_REPORTS_PORT to a free port (or off)"
     fi
     "$PY" -m seriesflow.ops.reports --directory "$SERIESFLOW_WORKSPACE/runs" --host "$reports_host" \
         --port "$reports_port" </dev/null >/dev/null &
     reports_pid=$!
-    wait_for_url "http://127.0.0.1:$reports_port/" 30 "$reports_pid" ||
+    wait_for_url "http://127.0.0.1:$reports_port/health" 30 "$reports_pid" ||
         die "the reports server did not start on $reports_host:$reports_port (in use? set SERIESFLOW_REPORTS_PORT)"
-    log "reports server: run folders at $SERIESFLOW_REPORTS_URL (Data Docs links in the UI)"
+    log "reports server: Data Docs and plots of the runs at $SERIESFLOW_REPORTS_URL (links in the UI)"
 fi
 
 prefect worker start --pool "$POOL" --type process </dev/null &

@@ -53,7 +53,7 @@ def validate(ingested: IngestResult, config: PipelineConfig, context: RunContext
     reference = {}
     if config.validation.drift != "off":
         reference = champion_reference(context.champion)
-    docs = run.validation_dir / "data_docs" if config.validation.build_data_docs else None
+    docs = run.data_docs if config.validation.build_data_docs else None
     session = GxSession(docs)
     stacked = read_parquet(ingested.path)
     arrival = validate_arrival(stacked, readable, config, HISTORY_SOURCE, session, reference)

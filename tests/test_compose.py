@@ -121,7 +121,7 @@ def test_the_services_find_each_other(services):
         int(option(server, "--port")),
         "/api",
     )
-    assert f"{api.port}:{api.port}" in services["prefect-server"]["ports"]
+    assert ("127.0.0.1", api.port, api.port) in published(services["prefect-server"])
     assert "prefect-server" in services["worker"]["depends_on"]
 
     database = urlparse(
@@ -154,9 +154,31 @@ def test_the_workspace_and_the_reports_survive_and_are_reachable(compose, servic
     assert mounts[env["SERIESFLOW_WORKSPACE"]] in compose["volumes"]
     assert env["SERIESFLOW_LANDING"] in mounts
     port = env["SERIESFLOW_REPORTS_PORT"]
-    assert f"{port}:{port}" in worker["ports"]
+    assert ("127.0.0.1", int(port), int(port)) in published(worker)
     assert urlparse(env["SERIESFLOW_REPORTS_URL"]).port == int(port)
     assert env["SERIESFLOW_REPORTS_HOST"] == "0.0.0.0"  # reachable through the published port
     assert env["SERIESFLOW_ALERT_WEBHOOK_URL"] == ""  # unset by default: no alerts
     for name in ("prefect-db", "mlflow-db", "mlartifacts", "workspace"):
         assert name in compose["volumes"]
+
+
+def published(service: dict[str, Any]) -> list[tuple[str | None, int, int]]:
+    """(host address, host port, container port) of each ``ports`` entry."""
+    entries = []
+    for entry in service.get("ports", []):
+        *address, host, container = str(entry).split(":")
+        entries.append((address[0] if address else None, int(host), int(container)))
+    return entries
+
+
+def test_every_port_is_published_on_loopback_by_default(services):
+    # nothing here authenticates (the Prefect API, MLflow, the reports): a port published
+    # without an address answers on every interface of the host
+    ports = {name: published(s) for name, s in services.items() if s.get("ports")}
+    assert set(ports) == {"prefect-server", "mlflow", "worker"}
+    for name, entries in ports.items():
+        assert entries and all(address == "127.0.0.1" for address, _, _ in entries), (name, entries)
+    raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    for name in ports:  # one setting opens them up, and the file says so
+        assert all("${SERIESFLOW_BIND:-127.0.0.1}:" in p for p in raw[name]["ports"]), name
+    assert "SERIESFLOW_BIND" in (REPO / "docs" / "operations.md").read_text()

@@ -193,6 +193,11 @@ class RunDir:
         return self.root / "02_validation"
 
     @property
+    def data_docs(self) -> Path:
+        """The validation's Data Docs site (what the reports server serves, with plots/)."""
+        return self.validation_dir / "data_docs"
+
+    @property
     def normalized(self) -> Path:
         return self.root / "03_normalized.parquet"
 
