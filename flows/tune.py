@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import threading
@@ -79,6 +80,7 @@ from seriesflow.model.windows import (
     windows_from_table,
     windows_table,
 )
+from seriesflow.ops.secrets import redact_url, refuse_credentials
 from seriesflow.tracking.registry import mlflow_module, use_tracking
 from seriesflow.workspace.files import (
     Workspace,
@@ -141,9 +143,28 @@ class TuneData:
 
 @dataclass(frozen=True)
 class MlflowParent:
+    """The search's MLflow run, as the trials sub-flow's parameter (Prefect stores it).
+
+    ``tracking_uri`` is shown redacted (``redact_url``): a password in
+    ``MLFLOW_TRACKING_URI`` stays in the environment, and ``tracking_uri_of`` takes it
+    back from there in the process that runs the trial.
+    """
+
     tracking_uri: str
     experiment_id: str
     run_id: str
+
+    @classmethod
+    def of(cls, tracking_uri: str, experiment_id: str, run_id: str) -> MlflowParent:
+        return cls(redact_url(tracking_uri), experiment_id, run_id)
+
+
+def tracking_uri_of(parent: MlflowParent) -> str:
+    """The URI a trial talks to: ``MLFLOW_TRACKING_URI`` when it is the parent's (password
+    included), else the parent's own (which then has none). A Dask worker needs the same
+    ``MLFLOW_TRACKING_URI`` in its environment when it holds a password."""
+    env = os.environ.get("MLFLOW_TRACKING_URI", "")
+    return env if env and redact_url(env) == parent.tracking_uri else parent.tracking_uri
 
 
 def load_tuning_frame(cfg: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
@@ -208,7 +229,7 @@ def trial(number: int, cfg: PipelineConfig, data: TuneData, parent: MlflowParent
     mlflow = mlflow_module()
     params = params_of(cfg)
     started = time.perf_counter()
-    mlflow.set_tracking_uri(parent.tracking_uri)  # a Dask worker process starts without it
+    mlflow.set_tracking_uri(tracking_uri_of(parent))  # a Dask worker process starts without it
     with mlflow.start_run(
         run_name=f"trial-{number}",
         experiment_id=parent.experiment_id,
@@ -296,6 +317,8 @@ def tune(
     tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
     experiment_id = use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
     mlflow = mlflow_module()
+    # the config refuses credentials in train.dask_address; this parameter is stored too
+    refuse_credentials(address or "", "tune's address", "Dask's own TLS settings")
     address = address or cfg.train.dask_address  # one cluster setting for both flows
     runner = task_runner(address, search.max_workers)
     logger.info(
@@ -312,7 +335,7 @@ def tune(
         )
         mlflow.log_dict(search.model_dump(mode="json"), "search.json")
         mlflow.log_dict(cfg.dump(), "base_config.json")
-        ref = MlflowParent(tracking_uri, experiment_id, parent.info.run_id)
+        ref = MlflowParent.of(tracking_uri, experiment_id, parent.info.run_id)
         results = run_trials.with_options(task_runner=runner)(configs, data, ref)
         best = best_trial(results, metric, higher)
         if best is not None:
@@ -396,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, search = load_tune_config(args.config, args.overrides)
         trial_params(search)  # a grid that is too big fails here, before any work
+        # before the flow starts: Prefect stores its parameters (the address) with the run
+        refuse_credentials(args.address or "", "--address", "Dask's own TLS settings")
     except (OSError, ValueError) as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 1

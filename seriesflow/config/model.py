@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from seriesflow.config.data import FrozenModel
+from seriesflow.ops.secrets import refuse_credentials
 
 AUTO = "auto"
 # The shortest input auto picks (the seed's own timesteps): below it a series is too short.
@@ -85,6 +86,9 @@ class GroupsConfig(FrozenModel):
 
 
 class TrainConfig(FrozenModel):
+    # dask_address may hold a password: an invalid value is never echoed in an error
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
     task: Literal["regression", "classification"] = Field(
         "regression",
         description="regression: forecast the next horizon values (MSE); classification: "
@@ -105,7 +109,8 @@ class TrainConfig(FrozenModel):
     dask_address: str | None = Field(
         None,
         description="Dask scheduler address (tcp://host:8786) for per_series and groups: each "
-        "branch trains as its own Prefect task on the cluster. Empty: local threads.",
+        "branch trains as its own Prefect task on the cluster. Empty: local threads. No "
+        "credentials (TLS settings come from Dask's own config in the environment).",
     )
     warm_start: bool = Field(
         False,
@@ -226,6 +231,18 @@ class TrainConfig(FrozenModel):
     reduce_lr_patience: int = Field(3, ge=1)
     min_lr: float = Field(1e-5, gt=0)
     seed: int = 42
+
+    @field_validator("dask_address")
+    @classmethod
+    def _no_credentials_in_dask_address(cls, value: str | None) -> str | None:
+        # the config is the flows' parameter, stored with every Prefect run
+        if value is None:
+            return value
+        return refuse_credentials(
+            value,
+            "train.dask_address",
+            "Dask's own settings: DASK_DISTRIBUTED__COMM__TLS__* or a security file",
+        )
 
     @property
     def splits(self) -> bool:

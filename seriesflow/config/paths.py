@@ -4,7 +4,8 @@ The landing area is a local folder or an fsspec URL (``s3://bucket/prefix``); th
 workspace is a local folder. Files in landing are moved away once ingested, so the
 two must be apart: a landing folder that is the workspace, contains it or lies inside it
 would move the ledger, the history or ``mlflow.db`` (a config error names both paths).
-Credentials never go in the landing URL (the config is stored with every Prefect run).
+Credentials never go in the landing URL or the reports URL (the config is stored with every
+Prefect run).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from seriesflow.ops.secrets import refuse_credentials
+from seriesflow.ops.secrets import redact_url, refuse_credentials
 
 
 class PathsConfig(BaseModel):
@@ -43,8 +44,17 @@ class PathsConfig(BaseModel):
     @field_validator("reports_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("http://", "https://")):
-            raise ValueError(f"reports_url {value!r} must be an http(s) URL")
+        if not value:
+            return value
+        # every link the runs write starts with it, so a credential here is in every artifact
+        refuse_credentials(
+            value,
+            "paths.reports_url",
+            "an authenticating proxy in front of the reports server asks the browser for them; "
+            "docs/operations.md, Exposure",
+        )
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"paths.reports_url {redact_url(value)!r} must be an http(s) URL")
         return value
 
     @field_validator("workspace", "landing")

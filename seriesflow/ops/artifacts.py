@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from seriesflow.evaluation.tables import metrics_markdown
+from seriesflow.ops.secrets import refuse_credentials
 
 # A markdown artifact is stored in the Prefect database and sent whole to every browser
 # that opens it: keep each inline plot small and the whole report well under 1 MB.
@@ -61,6 +62,9 @@ def reports_link(base_url: str | None, runs_root: Path, path: Path) -> str | Non
     if not base_url:
         return None
     relative = Path(path).resolve().relative_to(Path(runs_root).resolve())
+    refuse_credentials(
+        base_url, "reports base URL", "put an authenticating proxy in front of the server"
+    )
     if not base_url.startswith(("http://", "https://")):
         raise ValueError(f"reports base URL {base_url!r} is not an http(s) URL")
     return base_url.rstrip("/") + "/" + urllib.parse.quote(relative.as_posix())

@@ -18,7 +18,9 @@ import mlflow
 import pytest
 
 from flows.retrain import retrain
-from tests.factories import crash_config, write_csv, zigzag_frame
+from flows.tune import tune
+from seriesflow.model.tuning import SearchSpace, TuneConfig
+from tests.factories import crash_config, series_frame, tiny_config, write_csv, zigzag_frame
 
 PASSWORD = "hunter2-Secret"
 
@@ -29,11 +31,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """One tracking server for the module (a start costs seconds on two cores)."""
     port = _free_port()
-    store = tmp_path / "server"
-    store.mkdir()
+    store = tmp_path_factory.mktemp("server")
     log = open(store / "server.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [
@@ -100,6 +102,62 @@ def test_tracking_uri_password_is_never_written_anywhere(
     with get_client(sync_client=True) as client:
         flow_run = client.read_flow_run(state.state_details.flow_run_id)
     assert PASSWORD not in repr(flow_run.parameters) + repr(flow_run.state.message)
+
+
+ONE_TRIAL = TuneConfig(
+    strategy="grid",
+    trials=1,
+    space=SearchSpace(
+        units=[4], layers=[1], dropout=[0.0], learning_rate=[0.01], batch_size=[32], timesteps=[8]
+    ),
+)
+
+
+def test_tune_passes_no_password_to_its_sub_flow_artifacts_or_mlflow(
+    prefect_server, mlflow_server, tmp_path, monkeypatch, capsys, caplog
+):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    landing = tmp_path / "landing"
+    write_csv(series_frame(n=200, period=10), landing / "base.csv")
+    cfg = tiny_config(tmp_path / "work", landing, register={"tracking_uri": None})
+
+    state = tune(cfg, ONE_TRIAL, return_state=True)
+    result = state.result(raise_on_failure=False)
+
+    assert isinstance(result, dict) and result["trials"][0]["status"] == "completed", result
+    with get_client(sync_client=True) as client:
+        parent = client.read_flow_run(state.state_details.flow_run_id)
+        subflows = [
+            run
+            for run in client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["tune-trials"]))
+            )
+            if run.parent_task_run_id
+            and client.read_task_run(run.parent_task_run_id).flow_run_id == parent.id
+        ]
+        artifacts = client.read_artifacts()
+    assert [r.name for r in subflows] and subflows[0].parameters["parent"]  # the trials' run
+    stored = repr([parent.parameters, *(r.parameters for r in subflows)])
+    assert PASSWORD not in stored
+    assert "127.0.0.1" in stored  # the sub-flow still says which server, without the password
+    assert PASSWORD not in repr([a.data for a in artifacts] + [a.description for a in artifacts])
+    out = capsys.readouterr()
+    assert PASSWORD not in caplog.text + out.out + out.err
+    written = [
+        p
+        for p in cfg.paths.workspace_path().rglob("*")
+        if p.is_file() and PASSWORD.encode() in p.read_bytes()
+    ]
+    assert not written, f"the password was written to {written}"
+    mlflow.set_tracking_uri(mlflow_server)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(cfg.register.experiment)
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2  # the search and its trial
+    assert PASSWORD not in repr([(r.data.params, r.data.tags) for r in runs])
 
 
 def test_redaction_of_uris_and_free_text():

@@ -105,6 +105,13 @@ def test_files_settle_over_two_looks_at_least_30_s_apart_by_default():
     [
         ("register.tracking_uri", "https://ops:hunter2@mlflow.internal"),
         ("paths.landing", "s3://AKIAIOSFODNN7EXAMPLE:hunter2@bucket/in"),
+        ("paths.landing", "https://store.internal/in?X-Amz-Signature=hunter2"),
+        ("register.tracking_uri", "https://mlflow.internal/?token=hunter2"),
+        ("register.tracking_uri", "https://mlflow.internal/?API_KEY=hunter2"),
+        ("train.dask_address", "tls://ops:hunter2@scheduler:8786"),
+        ("train.dask_address", "tcp://scheduler:8786?token=hunter2"),
+        ("paths.reports_url", "https://ops:hunter2@reports.internal"),
+        ("paths.reports_url", "https://reports.internal/runs?access_token=hunter2"),
     ],
 )
 def test_credentials_in_config_uris_are_refused_and_never_echoed(key, value):

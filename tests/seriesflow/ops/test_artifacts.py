@@ -89,6 +89,13 @@ def test_reports_link_is_http_under_the_base_url(tmp_path):
         reports_link("file:///srv", runs, index)
     with pytest.raises(ValueError):  # not under the served folder
         reports_link("http://h", runs, tmp_path / "elsewhere.html")
+    # $SERIESFLOW_REPORTS_URL is not validated like the config: a credential in it would be
+    # in every link artifact Prefect keeps
+    with pytest.raises(ValueError, match="holds credentials") as caught:
+        reports_link("https://ops:hunter2@reports.internal", runs, index)
+    with pytest.raises(ValueError, match="holds credentials"):
+        reports_link("https://reports.internal/?token=hunter2", runs, index)
+    assert "hunter2" not in str(caught.value)
 
 
 def test_without_a_base_url_the_docs_are_named_not_linked(tmp_path):
