@@ -121,6 +121,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
     result: dict[str, Any]
     recovered: list[str] = []
     mlflow_run_id: str | None = None
+    message: str | None = None  # the final state's, when it differs from the reason
     try:
         landing = Landing(cfg.paths.landing_location())
         logger.info(
@@ -226,6 +227,8 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
         result = summary(
             REJECTED, run, reason=str(exc), rejected_files=sorted({f.file for f in exc.failures})
         )
+        # the state's message goes out with alerts (automations.yaml): no example rows
+        message = exc.summary()
         keep_tidy(cfg, workspace, run, landing, tracking_uri, [])
     except Exception as exc:  # noqa: BLE001 - any failure ends the run with a summary
         logger.error("Run failed: %s", redact_text(f"{exc}\n{traceback.format_exc()}"))
@@ -239,7 +242,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
     # A rejected arrival is a Failed state named Rejected: bad input, not a broken pipeline
     # (automations and the UI tell the two apart; prefect.flow-run.Rejected is its event).
     name = "Rejected" if result["status"] == REJECTED else "Failed"
-    return Failed(message=result["reason"], data=result, name=name)
+    return Failed(message=message or result["reason"], data=result, name=name)
 
 
 # --------------------------------------------------------------------------- around the chain

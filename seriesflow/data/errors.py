@@ -18,11 +18,13 @@ class CheckFailure:
     unexpected_count: int | None = None
     examples: list[dict[str, Any]] = field(default_factory=list)
 
-    def describe(self) -> str:
+    def describe(self, examples: bool = True) -> str:
+        """One line: file, check, column, count, why; ``examples``: and the first example row
+        (for the log and the CLI; never for alerts, which leave the machine)."""
         where = f"column '{self.column}'" if self.column else "the table"
         count = f" ({self.unexpected_count} rows)" if self.unexpected_count else ""
         text = f"{self.file}: check '{self.check}' failed on {where}{count}: {self.message}"
-        if self.examples:
+        if examples and self.examples:
             text += f"; e.g. {json.dumps(self.examples[0], default=str)}"
         return text
 
@@ -42,10 +44,18 @@ class DataRejected(ValueError):
 
     def __init__(self, failures: list[CheckFailure], hint: str = "") -> None:
         self.failures = failures
-        lines = [f.describe() for f in failures]
-        if hint:
-            lines.append(hint)
-        super().__init__("\n".join(lines))
+        self.hint = hint
+        super().__init__(self._text(examples=True))
+
+    def summary(self) -> str:
+        """The message without example rows: what may go to a notification or an event."""
+        return self._text(examples=False)
+
+    def _text(self, examples: bool) -> str:
+        lines = [f.describe(examples) for f in self.failures]
+        if self.hint:
+            lines.append(self.hint)
+        return "\n".join(lines)
 
 
 def example_rows(frame: Any, mask: Any, limit: int = 3) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ What a retrain run tells the world when it ends (the retrain flow emits them):
       resource ``seriesflow.landing.<landing path or URL>`` (the watcher's); payload ``files``
       (``name``, ``sha256``, ``quarantined_to``, ``checks``: check, column, message),
       ``count``, ``arrival_rejected`` (True when nothing usable was left: the run ends
-      ``Rejected``), ``reason``, ``run_id``
+      ``Rejected``), ``reason`` (file, check, column, count: never a data row), ``run_id``
 
 Prefect adds the flow run, flow and deployment as related resources.
 """
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.errors import CheckFailure
 from seriesflow.workspace.files import RunDir, read_json
 from seriesflow.workspace.ledger import LandedFile
 
@@ -89,6 +90,19 @@ def quarantined_files(run: RunDir) -> list[dict[str, Any]]:
     return list(read_json(path).get("rejected", [])) if path.exists() else []
 
 
+def _reason(item: dict[str, Any]) -> str:
+    """The first file's failed checks as the run's reason says them, without example rows:
+    an event's payload goes to automations and webhooks (not the run's own reason, which
+    quotes a row)."""
+    failures = item.get("failures", [])[:MAX_CHECKS]
+    if not failures:
+        return f"{item['name']}: rejected"
+    fields = ("file", "check", "column", "message", "unexpected_count")
+    return "\n".join(
+        CheckFailure(**{k: f.get(k) for k in fields}).describe(examples=False) for f in failures
+    )
+
+
 def outcome_events(
     result: dict[str, Any],
     cfg: PipelineConfig,
@@ -105,19 +119,17 @@ def outcome_events(
                 "sha256": item.get("sha256"),
                 "quarantined_to": item.get("quarantined_to"),
                 "checks": [
-                    {k: f.get(k) for k in ("check", "column", "message")}
+                    {k: f.get(k) for k in ("check", "column", "message", "unexpected_count")}
                     for f in item.get("failures", [])[:MAX_CHECKS]
                 ],
             }
             for item in quarantined[:MAX_FILES]
         ]
-        first = files[0]["checks"][0] if files[0]["checks"] else {}
-        reason = result["reason"] if result["status"] == "rejected" else None
         payload = {
             "files": files,
             "count": len(quarantined),
             "arrival_rejected": result["status"] == "rejected",
-            "reason": reason or f"{files[0]['name']}: {first.get('message', 'rejected')}",
+            "reason": _reason(quarantined[0]),
             "run_id": run.run_id,
         }
         resource = arrival_resource(

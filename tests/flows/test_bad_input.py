@@ -296,11 +296,16 @@ def test_value_beyond_float32_is_rejected_even_without_a_configured_range(traine
     frame.loc[7, "value"] = 1e39  # finite as float64, inf as float32
     (cfg.paths.landing_path() / "f32.csv").write_bytes(_csv(frame))
 
-    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+    state = retrain(cfg, return_state=True)
+    result = state.result(raise_on_failure=False)
 
     assert result["status"] == "rejected", result
     assert "check 'expect_column_values_to_be_between'" in result["reason"]
     assert "float32" in result["reason"] and '"value": 1e+39' in result["reason"]
+    # the state's message is what the alert automation sends (automations.yaml): the file,
+    # the check, the column and the count, never a data row
+    assert state.message.startswith("f32.csv: check 'expect_column_values_to_be_between' ")
+    assert "column 'value' (1 rows)" in state.message and "1e+39" not in state.message
     assert _fingerprint(cfg) == before
     _no_partial_files(cfg.paths.workspace_path())
 

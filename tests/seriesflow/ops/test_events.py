@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from seriesflow.ops.events import (
@@ -27,11 +28,18 @@ QUARANTINED = [
                 "column": "value",
                 "message": "missing values",
                 "unexpected_count": 3,
-                "examples": [{"row": 2}],
+                "examples": [{"row": 2, "series_id": "acct-7731", "value": None}],
             }
         ],
     }
 ]
+
+
+EXAMPLE = '{"row": 2, "series_id": "acct-7731", "value": null}'
+SUMMARY = (
+    "bad.csv: check 'expect_column_values_to_not_be_null' failed on column 'value' (3 rows): "
+    "missing values"
+)
 
 
 def completed(promoted: bool) -> dict:
@@ -72,7 +80,8 @@ def test_quarantined_files_are_a_data_event_with_the_failed_checks(tmp_path):
     run = RunDir(tmp_path / "work" / "runs" / "r2")
     write_json({"accepted": [], "rejected": QUARANTINED}, run.validation_dir / "validation.json")
     assert quarantined_files(run) == QUARANTINED
-    result = {"status": "rejected", "reason": "bad.csv: check failed", "promoted": False}
+    # the run's reason (the CLI's, the log's) quotes an example row; alerts must not
+    result = {"status": "rejected", "reason": f"{SUMMARY}; e.g. {EXAMPLE}", "promoted": False}
 
     ((name, resource, payload),) = outcome_events(result, cfg, run, quarantined_files(run))
 
@@ -89,21 +98,23 @@ def test_quarantined_files_are_a_data_event_with_the_failed_checks(tmp_path):
                         "check": "expect_column_values_to_not_be_null",
                         "column": "value",
                         "message": "missing values",
+                        "unexpected_count": 3,
                     }
                 ],
             }
         ],
         "count": 1,
         "arrival_rejected": True,
-        "reason": "bad.csv: check failed",
+        "reason": SUMMARY,
         "run_id": "r2",
     }
+    assert "acct-7731" not in json.dumps(payload)  # no data row goes to a webhook
     # Part of the arrival was good: the run completes, both events go out.
     names = [e[0] for e in outcome_events(completed(True), cfg, run, QUARANTINED)]
     assert names == [DATA_REJECTED, MODEL_PROMOTED]
     partial = outcome_events(completed(True), cfg, run, QUARANTINED)[0][2]
     assert partial["arrival_rejected"] is False
-    assert partial["reason"] == "bad.csv: missing values"
+    assert partial["reason"] == SUMMARY
 
 
 def test_skipped_and_failed_runs_announce_nothing(tmp_path):
