@@ -39,7 +39,13 @@ from seriesflow.evaluation.tables import records_markdown, status_line
 from seriesflow.model.forecasting import ForecastSettings, forecast_frame
 from seriesflow.ops.artifacts import plots_markdown
 from seriesflow.ops.secrets import redact_text
-from seriesflow.workspace.files import Workspace, new_run_id, write_json, write_parquet
+from seriesflow.workspace.files import (
+    Workspace,
+    new_run_id,
+    write_json,
+    write_parquet,
+    writing_as,
+)
 from seriesflow.workspace.history import load_history
 
 COMPLETED, SKIPPED, FAILED = "completed", "skipped", "failed"
@@ -143,9 +149,16 @@ def report(result: dict[str, Any], frame: pd.DataFrame) -> None:
 
 @flow(name="forecast", description="Forecast every series with the champion, with intervals.")
 def forecast(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Prefect form default
+    run_id = new_run_id()
+    # its temporaries are named for it: a retrain's recovery (this flow takes no lock) leaves
+    # them alone while it writes
+    with writing_as("forecast", run_id):
+        return _forecast(cfg, run_id)
+
+
+def _forecast(cfg: PipelineConfig, run_id: str) -> State:
     logger = get_run_logger()
     root = forecasts_root(cfg)
-    run_id = new_run_id()
     folder = root / run_id
     tracking_uri = cfg.register.resolved_tracking_uri(cfg.paths.workspace_path())
     base = {"status": FAILED, "forecast_dir": None, "model_name": cfg.register.model_name}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import traceback
@@ -52,7 +53,8 @@ from seriesflow.workspace.commit import begin as begin_commit
 from seriesflow.workspace.commit import load as load_journal
 from seriesflow.workspace.commit import update as update_journal
 from seriesflow.workspace.context import RunContext, open_run_context
-from seriesflow.workspace.files import RunDir, Workspace
+from seriesflow.workspace.files import RETRAIN as RETRAIN_WRITER
+from seriesflow.workspace.files import RunDir, Workspace, writing_as
 from seriesflow.workspace.landing import Landing
 from seriesflow.workspace.ledger import load_ledger
 from seriesflow.workspace.lock import WorkspaceBusy, workspace_lock
@@ -103,10 +105,16 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
     logger = get_run_logger()
     workspace = Workspace(cfg.paths.workspace_path())
     owner = f"retrain flow run {prefect_flow_run.name or prefect_flow_run.id or '(ad hoc)'}"
+    # temporaries named for this run: the next lock holder's recovery knows them for a
+    # retrain's (a dead one's) and leaves a live forecast's or tune's alone
+    writer = str(prefect_flow_run.name or prefect_flow_run.id or f"pid{os.getpid()}")
     try:
-        with workspace_lock(
-            workspace.root, owner, wait=cfg.run.wait_for_workspace, log=logger.info
-        ) as crashed:
+        with (
+            writing_as(RETRAIN_WRITER, writer),
+            workspace_lock(
+                workspace.root, owner, wait=cfg.run.wait_for_workspace, log=logger.info
+            ) as crashed,
+        ):
             return retrain_locked(cfg, workspace, crashed)
     except WorkspaceBusy as exc:
         logger.info("%s: skipped (run.wait_for_workspace is off)", exc)

@@ -88,6 +88,7 @@ from seriesflow.workspace.files import (
     read_parquet,
     write_json,
     write_parquet,
+    writing_as,
 )
 from seriesflow.workspace.history import load_history
 from seriesflow.workspace.landing import FILE, Landing
@@ -306,9 +307,18 @@ def tune(
     address: str | None = None,
     retrain_best: bool = False,
 ) -> dict[str, Any]:
+    tune_id = new_run_id()
+    # its temporaries are named for it: a retrain's recovery (this flow takes no lock) leaves
+    # them alone while it writes
+    with writing_as("tune", tune_id):
+        return _search(cfg, search, address, retrain_best, tune_id)
+
+
+def _search(
+    cfg: PipelineConfig, search: TuneConfig, address: str | None, retrain_best: bool, tune_id: str
+) -> dict[str, Any]:
     logger = get_run_logger()
     workspace = Workspace(cfg.paths.workspace_path())
-    tune_id = new_run_id()
     folder = workspace.root / "tune" / tune_id
     configs = [with_params(cfg, p) for p in trial_params(search)]
     metric, higher = selection_metric(cfg)

@@ -63,6 +63,7 @@ from seriesflow.workspace.files import (
     RunDir,
     Workspace,
     atomic_path,
+    crashed_temporary,
     fsync_dir,
     read_json,
     sha256_file,
@@ -206,10 +207,12 @@ def commit(workspace: Workspace, journal: dict[str, Any], log: Log | None = None
 
 
 def sweep_temporary(workspace: Workspace) -> list[Path]:
-    """Delete the ``.tmp-*`` files a killed writer left (only the lock holder writes them)."""
+    """Delete the ``.tmp-*`` files crashed writers left: every retrain's (the caller holds
+    the lock, so no other retrain is alive), and others' only once old. A forecast or tune
+    writes without the lock and may be mid-write now (``files.crashed_temporary``)."""
     removed = []
     for path in workspace.root.rglob(".tmp-*"):
-        if path.is_file():
+        if path.is_file() and crashed_temporary(path):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

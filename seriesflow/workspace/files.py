@@ -3,18 +3,27 @@
 Every file a stage writes goes to a temporary name in the same folder and is
 renamed into place, so a crash never leaves a half-written Parquet file that a
 later stage (or run) would trust.
+
+A temporary name says whose it is: ``.tmp-<kind>.<run-id>.<random><suffix>``, the kind
+and run id of the flow that writes it (``writing_as``; ``any.pid<pid>`` outside one). The
+retrain that recovers a workspace holds its lock, so a retrain temporary is a dead run's;
+a forecast or a tune writes without the lock and may be writing right now, so recovery
+leaves theirs until they are old (``crashed_temporary``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +32,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 TMP_PREFIX = ".tmp-"
+RETRAIN = "retrain"  # the kind of writer that holds the workspace lock
+# A temporary of a writer that may be alive (forecast, tune, no known kind) is left alone
+# until it is this old: no single file write takes a day.
+TEMPORARY_MAX_AGE = timedelta(days=1)
+_WRITER: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "seriesflow_writer", default=None
+)
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_\-]")
 # A saved model: the Keras file and its spec (seriesflow/model/saved_model.py), in 05_model/.
 MODEL_FILE = "model.keras"
 SPEC_FILE = "model_spec.json"
@@ -46,16 +63,61 @@ def fsync_dir(folder: str | Path) -> None:
 
 
 @contextlib.contextmanager
+def writing_as(kind: str, run_id: str) -> Iterator[None]:
+    """Name the temporaries written in this context (and the tasks it starts) for the
+    writer: ``kind`` (``retrain``, ``forecast``, ``tune``) and its run id."""
+    token = _WRITER.set((_NOT_IN_NAME.sub("_", kind), _NOT_IN_NAME.sub("_", run_id)))
+    try:
+        yield
+    finally:
+        _WRITER.reset(token)
+
+
+def temporary_prefix() -> str:
+    """``.tmp-<kind>.<run-id>.`` of the current writer (``.tmp-any.pid<pid>.`` outside one)."""
+    kind, run_id = _WRITER.get() or ("any", f"pid{os.getpid()}")
+    return f"{TMP_PREFIX}{kind}.{run_id}."
+
+
+def temporary_writer(path: str | Path) -> tuple[str, str] | None:
+    """(kind, run id) of a temporary's writer; None for a name without one (older names)."""
+    name = Path(path).name
+    if not name.startswith(TMP_PREFIX):
+        return None
+    kind, _, rest = name[len(TMP_PREFIX) :].partition(".")
+    run_id, sep, _ = rest.partition(".")
+    return (kind, run_id) if sep and kind and run_id else None
+
+
+def crashed_temporary(path: str | Path, now: float | None = None) -> bool:
+    """Whether the caller, holding the workspace lock, may delete this temporary: a
+    retrain's (its writer is dead: no other retrain runs while the lock is held), or any
+    writer's older than ``TEMPORARY_MAX_AGE`` (a forecast or tune that died long ago)."""
+    writer = temporary_writer(path)
+    if writer is not None and writer[0] == RETRAIN:
+        return True
+    try:
+        age = (time.time() if now is None else now) - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return False  # renamed into place meanwhile
+    return age > TEMPORARY_MAX_AGE.total_seconds()
+
+
+@contextlib.contextmanager
 def atomic_path(
-    final: str | Path, prefix: str = TMP_PREFIX, durable: bool = True
+    final: str | Path, prefix: str | None = None, durable: bool = True
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it into place on success.
+
+    ``prefix``: the temporary's name starts with it; default: the writer's
+    (``temporary_prefix``), which recovery reads to tell a dead writer's file from a live one.
 
     ``durable``: the bytes are fsynced before the rename and the folder after it, so after
     a power cut the file is either the old one or the new one, never empty or torn.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    prefix = temporary_prefix() if prefix is None else prefix
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=final.suffix, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)

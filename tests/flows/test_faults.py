@@ -16,6 +16,7 @@ import pytest
 
 from flows.retrain import retrain
 from seriesflow.ops.faults import POINTS
+from seriesflow.workspace.files import Workspace, atomic_path
 from tests.factories import crash_config, write_csv, zigzag_frame
 from tests.flows.checks import assert_consistent, champion, retrain_process, versions
 
@@ -71,3 +72,27 @@ def test_full_disk_at_commit_changes_nothing_then_the_next_run_completes(
     assert_consistent(cfg, landed)
     (version,) = [v for v in versions(cfg) if not v.tags.get("seriesflow.orphan")]
     assert champion(cfg).version == version.version
+
+
+def test_recovery_sweeps_a_killed_retrain_s_temporary_but_not_a_live_forecast_s(
+    prefect_api_url, tmp_path
+):
+    # The retrain dies inside the history write (SIGKILL: no finally), leaving a temporary;
+    # the next retrain recovers while a forecast (which writes without the lock) is mid-write.
+    cfg, config_file, landed = _workspace(tmp_path)
+    workspace = Workspace(cfg.paths.workspace_path())
+
+    killed = retrain_process(config_file, prefect_api_url, fault="kill@commit:write")
+    assert killed.wait() == -signal.SIGKILL, killed.output()[-3000:]
+    left = [p.name for p in workspace.root.glob(".tmp-*")]
+
+    forecast = workspace.root / "forecasts" / "20260301T120000-abc123" / "forecasts.parquet"
+    with atomic_path(forecast) as tmp:
+        tmp.write_bytes(b"forecast rows")
+        result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+    assert forecast.read_bytes() == b"forecast rows"  # its write completed
+
+    assert result["status"] in ("completed", "skipped"), result
+    assert len(left) == 1 and left[0].startswith(".tmp-retrain."), left  # named for its writer
+    assert any("temporary file" in note for note in result["recovered"]), result["recovered"]
+    assert_consistent(cfg, landed)  # no temporary left anywhere either

@@ -1,5 +1,8 @@
 """The commit protocol's pure parts; crashes at each step are tests/flows/test_faults.py."""
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from seriesflow.workspace.commit import PREPARED, REGISTERED, begin, input_key, load, update
@@ -44,3 +47,40 @@ def test_the_journal_records_each_step_durably(tmp_path):
     assert not list(workspace.root.glob(".tmp-*"))
     with pytest.raises(RuntimeError, match="journal missing"):
         update(Workspace(tmp_path / "empty"), state=REGISTERED)
+
+
+def test_recovery_sweeps_only_the_temporaries_of_crashed_writers(tmp_path):
+    import os
+    import time
+
+    from seriesflow.workspace.commit import sweep_temporary
+    from seriesflow.workspace.files import atomic_path, writing_as
+
+    workspace = Workspace(tmp_path / "work")
+    dead = workspace.new_run("20260301T110000-dead00")
+    # a retrain killed mid-write (SIGKILL: no finally) left these, named as atomic_path names
+    crashed = [
+        Path(tempfile.mkstemp(prefix=f".tmp-retrain.{dead.run_id}.", dir=d, suffix=".parquet")[1])
+        for d in (dead.root, workspace.root)
+    ]
+    stale = workspace.root / "forecasts" / "old" / ".tmp-forecast.20260101T000000-aaaaaa.x.parquet"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"a forecast that died two days ago")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
+    target = workspace.root / "forecasts" / "20260301T120000-live00" / "forecasts.parquet"
+
+    # a forecast (no lock) is writing while the lock-holding retrain recovers
+    with writing_as("forecast", "20260301T120000-live00"), atomic_path(target) as tmp:
+        tmp.write_bytes(b"forecast rows")
+        removed = sweep_temporary(workspace)
+        assert tmp.exists()
+    with atomic_path(workspace.root / "live_points.parquet") as tmp:  # a writer of no known kind
+        tmp.write_bytes(b"points")
+        removed += sweep_temporary(workspace)
+        assert tmp.exists()
+
+    assert target.read_bytes() == b"forecast rows"  # the write completed
+    assert (workspace.root / "live_points.parquet").read_bytes() == b"points"
+    assert sorted(removed) == sorted([*crashed, stale])
+    assert not [p for p in workspace.root.rglob(".tmp-*")]

@@ -34,3 +34,20 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         pass
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["history.parquet"]
+
+
+def test_a_temporary_name_says_which_writer_it_belongs_to(tmp_path):
+    # recovery tells a crashed retrain's temporaries from those of a live forecast or tune
+    from seriesflow.workspace.files import temporary_writer, writing_as
+
+    final = tmp_path / "forecasts.parquet"
+    with writing_as("forecast", "20260301T120000-abc123"), atomic_path(final) as tmp:
+        assert tmp.name.startswith(".tmp-forecast.20260301T120000-abc123.")
+        assert tmp.name.endswith(".parquet")
+        assert temporary_writer(tmp) == ("forecast", "20260301T120000-abc123")
+    with atomic_path(tmp_path / "x.json") as tmp:  # outside any flow: a writer of unknown kind
+        assert temporary_writer(tmp) == ("any", f"pid{os.getpid()}")
+    assert temporary_writer(tmp_path / ".tmp-k2h3j4.parquet") is None  # an older name
+    # ids are names, never paths
+    with writing_as("retrain", "../odd id"), atomic_path(tmp_path / "y.json") as tmp:
+        assert tmp.parent == tmp_path and temporary_writer(tmp) == ("retrain", "___odd_id")
