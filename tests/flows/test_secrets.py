@@ -155,7 +155,10 @@ def test_tune_passes_no_password_to_its_sub_flow_artifacts_or_mlflow(
     mlflow.set_tracking_uri(mlflow_server)
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(cfg.register.experiment)
-    runs = client.search_runs([experiment.experiment_id])
+    parent_run = result["parent_run_id"]  # the server is the module's: other tests' runs too
+    runs = [client.get_run(parent_run)] + client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run}'"
+    )
     assert len(runs) == 2  # the search and its trial
     assert PASSWORD not in repr([(r.data.params, r.data.tags) for r in runs])
 
