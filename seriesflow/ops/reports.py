@@ -122,7 +122,10 @@ class ReportsHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(size))
             self.end_headers()
             if body:
-                shutil.copyfileobj(handle, self.wfile)
+                try:
+                    shutil.copyfileobj(handle, self.wfile)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the browser left mid-file (a new page)
 
     def _send(self, status: HTTPStatus, data: bytes, kind: str, body: bool) -> None:
         self.send_response(status)
