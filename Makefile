@@ -48,10 +48,10 @@ install: $(VENV)/.installed
 # starting a temporary one on the same database.
 SERVE_URL := http://127.0.0.1:$(or $(SERIESFLOW_PORT),4200)/api
 USE_SERVE = $(shell [ -z "$$PREFECT_API_URL" ] && $(PY) -c "import urllib.request as u; u.urlopen('$(SERVE_URL)/health', timeout=1)" 2>/dev/null && echo PREFECT_API_URL=$(SERVE_URL))
-# Likewise its reports server (run folders over http), so the run's Data Docs link opens.
+# Likewise its reports server (the runs' Data Docs over http; /health, its root lists nothing).
 REPORTS_PORT := $(or $(SERIESFLOW_REPORTS_PORT),4201)
 REPORTS_URL := http://127.0.0.1:$(REPORTS_PORT)
-USE_REPORTS = $(shell [ -z "$$SERIESFLOW_REPORTS_URL" ] && $(PY) -c "import urllib.request as u; u.urlopen('$(REPORTS_URL)/', timeout=1)" 2>/dev/null && echo SERIESFLOW_REPORTS_URL=$(REPORTS_URL))
+USE_REPORTS = $(shell [ -z "$$SERIESFLOW_REPORTS_URL" ] && $(PY) -c "import urllib.request as u; u.urlopen('$(REPORTS_URL)/health', timeout=1)" 2>/dev/null && echo SERIESFLOW_REPORTS_URL=$(REPORTS_URL))
 
 run: $(VENV)/.installed
 	@mkdir -p $(LANDING) "$(PREFECT_HOME)"

@@ -155,7 +155,7 @@ def main() -> int:
     started = time.monotonic()
     try:
         wait(f"{api}/health", 240)
-        wait(f"{reports_url}/", 240)
+        wait(f"{reports_url}/health", 240)  # the root is no listing: 404
         retrain = subprocess.run(
             [
                 sys.executable,
