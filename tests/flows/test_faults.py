@@ -77,9 +77,7 @@ def test_full_disk_at_commit_changes_nothing_then_the_next_run_completes(
 @pytest.mark.parametrize(
     "damage", ['{"state": "registered", "run_id": "2026', "{}"], ids=["truncated", "empty"]
 )
-def test_a_damaged_journal_fails_the_run_with_a_summary_naming_it(
-    prefect_server, tmp_path, damage
-):
+def test_a_damaged_journal_fails_the_run_with_a_summary_naming_it(prefect_server, tmp_path, damage):
     cfg, _, _ = _workspace(tmp_path)
     journal = cfg.paths.workspace_path() / "commit.json"
     journal.parent.mkdir(parents=True)

@@ -63,11 +63,11 @@ def test_filter_values_are_quoted_for_mlflows_grammar(tmp_path):
     assert filter_value("plain") == "'plain'"
     assert filter_value("it's") == '"it\'s"'
     with pytest.raises(ValueError, match="both quote characters"):
-        filter_value("it's \"odd\"")
+        filter_value('it\'s "odd"')
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     client = mlflow.MlflowClient()
     experiment = client.create_experiment("e")
     run = client.create_run(experiment)
     client.create_registered_model("o'brien")
     client.create_model_version("o'brien", f"runs:/{run.info.run_id}/model", run.info.run_id)
-    assert [v.version for v in all_versions("o'brien")] == ["1"]
+    assert [str(v.version) for v in all_versions("o'brien")] == ["1"]

@@ -201,7 +201,11 @@ def test_a_reuse_whose_run_folder_is_gone_does_not_orphan_the_version_it_reused(
     workspace = Workspace(tmp_path / "work")
     tags = _workspace_tags(workspace)
     _, v1 = _version(
-        client, experiment, "m", tags, {TAG_COMMIT: "done", TAG_WORKSPACE_ID: tags[TAG_WORKSPACE_ID]}
+        client,
+        experiment,
+        "m",
+        tags,
+        {TAG_COMMIT: "done", TAG_WORKSPACE_ID: tags[TAG_WORKSPACE_ID]},
     )
     reuse = workspace.new_run("20260102T000000-reuse")
     write_parquet(series_frame(n=5), reuse.validated)
@@ -253,7 +257,7 @@ def test_recovery_works_in_a_workspace_whose_path_holds_a_quote(tmp_path):
     from seriesflow.workspace.commit import recover
 
     uri, client, experiment = _registry(tmp_path)
-    workspace = Workspace(tmp_path / "it's a \"workspace\"")
+    workspace = Workspace(tmp_path / 'it\'s a "workspace"')
     workspace.root.mkdir()
     left = client.create_run(experiment, tags=_workspace_tags(workspace))  # a crashed run's
 
