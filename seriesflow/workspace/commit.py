@@ -78,7 +78,13 @@ from seriesflow.workspace.files import (
     utcnow,
 )
 from seriesflow.workspace.files import write_json as _write_json
-from seriesflow.workspace.ledger import INGESTED, LandedFile, append_ledger, ledger_rows
+from seriesflow.workspace.ledger import (
+    INGESTED,
+    LandedFile,
+    append_ledger,
+    ledger_rows,
+    load_ledger,
+)
 
 PREPARED, REGISTERING, REGISTERED, COMMITTED = "prepared", "registering", "registered", "committed"
 
@@ -409,3 +415,118 @@ def _tag_orphan_versions(model: str, workspace: Workspace) -> list[str]:
             tag_version(model, str(version.version), {TAG_ORPHAN: "commit never finished"})
             notes.append(f"tagged v{version.version} orphan (its commit never finished)")
     return notes
+
+
+# --------------------------------------------------------------------------- seriesflow repair
+# What an operator runs when the journal stops every run (flows/cli.py, under the workspace
+# lock; docs/operations.md). Each either settles the journal or refuses and says why: none
+# guesses, and none rewrites history or the ledger except by finishing a commit.
+
+
+def repair_rollback(
+    workspace: Workspace, tracking_uri: str, model_name: str, log: Log | None = None
+) -> list[str]:
+    """Drop the commit in progress; returns what was done, one line each.
+
+    A readable journal whose data may already be in history (``registered`` or ``committed``
+    with history equal to the run's rows) is refused: ``repair_finish`` it. Otherwise its
+    MLflow run ends FAILED and its own version (not a reused one) is tagged orphan, like a
+    crash recovery's rollback; history and ledger are untouched, the files stay new. A damaged
+    journal is set aside as ``commit.json.damaged-<time>`` once history and the ledger agree.
+    """
+    log = log or logging.getLogger("seriesflow").info
+    try:
+        journal = load(workspace)
+    except JournalDamaged as damaged:
+        notes = [_set_aside(workspace, damaged)]
+    else:
+        notes = [] if journal is None else [_roll_back(workspace, journal, tracking_uri)]
+    notes += _sweep_registry(workspace, model_name)
+    for note in notes:
+        log(f"Repair: {note}")
+    return notes
+
+
+def repair_finish(
+    workspace: Workspace, tracking_uri: str, model_name: str, log: Log | None = None
+) -> list[str]:
+    """Finish the commit in progress (as the next run's recovery would) when its version
+    exists; refuses otherwise (nothing to finish: roll it back)."""
+    journal = load(workspace)  # damaged: JournalDamaged (only a rollback sets it aside)
+    if journal is None:
+        return ["no commit in progress: nothing to finish"]
+    version = journal.get("version")
+    if version is None and journal.get("mlflow_run_id"):
+        found = versions_of_run(journal["model_name"], journal["mlflow_run_id"])
+        version = found[-1] if found else None
+    if version is None:
+        raise RuntimeError(
+            f"{workspace.journal}: run {journal['run_id']} registered no model version "
+            f"(state {journal['state']}), so there is nothing to finish: use --rollback"
+        )
+    return recover(workspace, tracking_uri, model_name, "seriesflow repair --finish", log)
+
+
+def _roll_back(workspace: Workspace, journal: dict[str, Any], tracking_uri: str) -> str:
+    if journal["registry"] != redact_url(tracking_uri):
+        raise JournalMismatch(
+            f"{workspace.journal} is a commit into the registry {journal['registry']}, but "
+            f"this config uses {redact_url(tracking_uri)}: repair with the journal's registry"
+        )
+    history = workspace.history
+    written = history.exists() and sha256_file(history) == journal["history_sha256"]
+    if journal["state"] == COMMITTED or (journal["state"] == REGISTERED and written):
+        raise RuntimeError(
+            f"{workspace.journal}: run {journal['run_id']}'s data may already be in "
+            f"{history.name} (state {journal['state']}); rolling back would leave history "
+            "holding rows the ledger does not know: use --finish"
+        )
+    model, run_id = journal["model_name"], journal["run_id"]
+    if _reused(journal):  # the version and its run are an earlier run's: left as they are
+        clear(workspace)
+        return f"rolled back reuse run {run_id}'s commit: its files stay new"
+    why = {TAG_ORPHAN: "rolled back by seriesflow repair"}
+    if journal.get("mlflow_run_id"):
+        if run_status(journal["mlflow_run_id"]) == "RUNNING":
+            end_run(journal["mlflow_run_id"], "FAILED", why)
+        for version in versions_of_run(model, journal["mlflow_run_id"]):
+            tag_version(model, version, why)
+    clear(workspace)
+    return f"rolled back run {run_id}'s commit: history and ledger untouched, its files stay new"
+
+
+def ledger_disagreement(workspace: Workspace) -> str | None:
+    """Why history and the ledger disagree, or None. A commit copies the run's validated rows
+    to history, then ledgers the run's files: so history is the validated file of the last run
+    that ledgered files (compared when that run folder is still there)."""
+    ledger = load_ledger(workspace.ledger)
+    ingested = ledger[ledger["status"] == INGESTED]
+    history = workspace.history
+    if ingested.empty:
+        if history.exists():
+            return f"{history} exists but {workspace.ledger.name} records no ingested file"
+        return None
+    if not history.exists():
+        return f"{workspace.ledger.name} records ingested files but there is no {history.name}"
+    last = str(ingested["run_id"].iloc[-1])
+    validated = RunDir(workspace.runs / last).validated
+    if validated.exists() and sha256_file(validated) != sha256_file(history):
+        return (
+            f"{history.name} is not the rows of run {last}, the last run the ledger records: "
+            "a commit wrote history and died before its ledger"
+        )
+    return None
+
+
+def _set_aside(workspace: Workspace, damaged: JournalDamaged) -> str:
+    problem = ledger_disagreement(workspace)
+    if problem is not None:
+        raise RuntimeError(
+            f"{workspace.journal} is damaged and {problem}: setting the journal aside would "
+            "leave them so. Restore history.parquet and ledger.parquet from one backup (or "
+            "move the journal aside by hand, accepting the difference); docs/operations.md"
+        ) from damaged
+    aside = workspace.root / f"{workspace.journal.name}.damaged-{utcnow():%Y%m%dT%H%M%S}"
+    workspace.journal.rename(aside)
+    fsync_dir(workspace.root)
+    return f"set the damaged journal aside as {aside.name} (history and ledger agree)"
