@@ -265,3 +265,80 @@ def test_recovery_works_in_a_workspace_whose_path_holds_a_quote(tmp_path):
 
     run = client.get_run(left.info.run_id)
     assert run.info.status == "FAILED" and TAG_ORPHAN in run.data.tags, notes
+
+
+def test_repair_rollback_drops_a_readable_commit_and_leaves_history_alone(tmp_path):
+    from seriesflow.tracking.registry import TAG_ORPHAN, TAG_WORKSPACE_ID
+    from seriesflow.workspace.commit import REGISTERING, repair_finish, repair_rollback
+
+    uri, client, experiment = _registry(tmp_path)
+    workspace = Workspace(tmp_path / "work")
+    run = workspace.new_run("r1")
+    write_parquet(series_frame(n=5), run.validated)
+    tags = _workspace_tags(workspace)
+    mlflow_run, v1 = _version(
+        client,
+        experiment,
+        "m",
+        tags,
+        {"seriesflow.commit": "pending", TAG_WORKSPACE_ID: tags[TAG_WORKSPACE_ID]},
+        status="RUNNING",
+    )
+    cfg = tiny_config(workspace.root, tmp_path / "in", register={"model_name": "m"})
+    begin(workspace, run, [], "key", cfg, uri)
+    update(workspace, state=REGISTERING, mlflow_run_id=mlflow_run)
+    workspace.history.write_bytes(b"the history before")
+
+    notes = repair_rollback(workspace, uri, "m", log=lambda _: None)
+
+    assert load(workspace) is None and workspace.history.read_bytes() == b"the history before"
+    assert client.get_run(mlflow_run).info.status == "FAILED", notes
+    assert _tags_of(client, "m", v1)[TAG_ORPHAN] == "rolled back by seriesflow repair"
+    assert repair_finish(workspace, uri, "m") == ["no commit in progress: nothing to finish"]
+
+
+def test_repair_refuses_a_rollback_once_history_holds_the_runs_rows(tmp_path):
+    import shutil
+
+    from seriesflow.workspace.commit import repair_rollback
+
+    uri, client, experiment = _registry(tmp_path)
+    workspace = Workspace(tmp_path / "work")
+    run = workspace.new_run("r1")
+    write_parquet(series_frame(n=5), run.validated)
+    cfg = tiny_config(workspace.root, tmp_path / "in", register={"model_name": "m"})
+    begin(workspace, run, [], "key", cfg, uri)
+    update(workspace, state=REGISTERED, version="1")
+    shutil.copyfile(run.validated, workspace.history)  # killed after history, before ledger
+
+    with pytest.raises(RuntimeError, match="use --finish"):
+        repair_rollback(workspace, uri, "m", log=lambda _: None)
+    assert load(workspace)["state"] == REGISTERED
+
+
+def test_repair_sets_a_damaged_journal_aside_only_when_history_and_ledger_agree(tmp_path):
+    import shutil
+
+    from seriesflow.workspace.commit import repair_rollback
+    from seriesflow.workspace.ledger import INGESTED, append_ledger, ledger_rows
+
+    uri, _, _ = _registry(tmp_path)
+    workspace = Workspace(tmp_path / "work")
+    first, second = workspace.new_run("r1"), workspace.new_run("r2")
+    write_parquet(series_frame(n=5), first.validated)
+    write_parquet(series_frame(n=6), second.validated)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("x")
+    append_ledger(workspace.ledger, ledger_rows(scan_landing(tmp_path / "in", 0), INGESTED, "r1"))
+    shutil.copyfile(second.validated, workspace.history)  # r2 wrote history, not the ledger
+    workspace.journal.write_text("{}")
+
+    with pytest.raises(RuntimeError, match="history.parquet is not the rows of run r1"):
+        repair_rollback(workspace, uri, "m", log=lambda _: None)
+    assert workspace.journal.read_text() == "{}"
+
+    shutil.copyfile(first.validated, workspace.history)  # as r1's commit left it
+    (note, *_) = repair_rollback(workspace, uri, "m", log=lambda _: None)
+
+    (aside,) = workspace.root.glob("commit.json.damaged-*")
+    assert aside.read_text() == "{}" and not workspace.journal.exists() and aside.name in note
