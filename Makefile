@@ -113,8 +113,10 @@ tune: $(VENV)/.installed
 	$(PY) -m flows.tune $(if $(CONFIG),--config $(CONFIG)) $(ARGS)
 
 # The model registry (mlflow.db, mlartifacts/) outlives `make clean`: deleting it loses every
-# version and the champion. ALL=1 deletes it too, after asking on a terminal.
-REGISTRY := mlflow.db mlartifacts
+# version and the champion. So does workspace.json, the id the registry knows this workspace
+# by (a new id would make the workspace's own model look like another's). ALL=1 deletes them
+# too, after asking on a terminal.
+REGISTRY := mlflow.db mlartifacts workspace.json
 clean:
 	@if $(PY) -c "import urllib.request as u; u.urlopen('$(SERVE_URL)/health', timeout=1)" 2>/dev/null; then \
 		echo "make serve is running on $(SERVE_URL): stop it first (its database is in $(WORK)/prefect)"; exit 1; fi

@@ -4,6 +4,7 @@
     seriesflow forecast ...                                     python -m flows.forecast
     seriesflow watch   [--config FILE] [--set key=value ...]   python -m flows.watch
     seriesflow tune    [--config FILE] [--set key=value ...]   python -m flows.tune
+    seriesflow repair  [--config FILE] [--rollback|--finish]   a commit journal left behind
     seriesflow alerts apply [automations.yaml]                 notifications (automations)
     seriesflow serve                                           make serve (scripts/serve.sh)
 
@@ -20,6 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from seriesflow.ops.alerts import (
@@ -33,6 +35,9 @@ from seriesflow.ops.alerts import (
     with_block,
 )
 
+if TYPE_CHECKING:
+    from seriesflow.config.pipeline import PipelineConfig
+
 # subcommand -> (module with a ``main(argv) -> int``, what it does)
 COMMANDS: dict[str, tuple[str, str]] = {
     "retrain": (
@@ -42,6 +47,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "forecast": ("flows.forecast", "batch forecasts from the champion"),
     "watch": ("flows.watch", "look at the landing folder once; announce new files"),
     "tune": ("flows.tune", "hyperparameter search, one Prefect task per trial"),
+    "repair": ("flows.cli:repair_main", "show, roll back or finish an interrupted commit"),
     "alerts": ("flows.cli:alerts_main", "apply automations.yaml (notifications) to the server"),
     "serve": ("", "Prefect server + deployments + worker + reports server (make serve)"),
 }
@@ -129,6 +135,83 @@ def alerts_main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+# --------------------------------------------------------------------------- repair
+# ``seriesflow repair``: the commit journal (<workspace>/commit.json) a run left behind, under
+# the workspace lock (seriesflow/workspace/commit.py has the rules; docs/operations.md).
+
+
+def repair_main(argv: list[str] | None = None) -> int:
+    from seriesflow.config.file import add_config_arguments
+    from seriesflow.config.pipeline import load_config
+
+    parser = argparse.ArgumentParser(
+        prog="seriesflow repair",
+        description="Show the commit journal a run left in the workspace (exit 1 if it is "
+        "damaged); --rollback drops the commit (a damaged journal is set aside once history "
+        "and the ledger agree), --finish completes it when its model version exists.",
+    )
+    add_config_arguments(parser)
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--rollback", action="store_true", help="drop the commit in progress")
+    action.add_argument("--finish", action="store_true", help="finish it (its version exists)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, list(args.overrides))
+    except (OSError, ValueError) as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return repair(cfg, "rollback" if args.rollback else "finish" if args.finish else None)
+    except RuntimeError as exc:  # refusals and damage: the message says what to do
+        print(f"seriesflow repair: {exc}", file=sys.stderr)
+        return 1
+
+
+def repair(cfg: PipelineConfig, action: str | None) -> int:
+    """Under the workspace lock: show the journal, or roll it back / finish it."""
+    import json
+
+    from seriesflow.ops.secrets import redact_url
+    from seriesflow.tracking.registry import claim_model, use_tracking
+    from seriesflow.workspace import commit
+    from seriesflow.workspace.files import Workspace
+    from seriesflow.workspace.lock import workspace_lock
+
+    workspace = Workspace(cfg.paths.workspace_path())
+    uri = cfg.register.resolved_tracking_uri(workspace.root)
+    with workspace_lock(workspace.root, "seriesflow repair", wait=False) as crashed:
+        try:
+            journal, damage = commit.load(workspace), None
+        except commit.JournalDamaged as exc:
+            journal, damage = None, exc
+        if damage is not None:
+            print(f"{exc_text(damage)}\n--- {workspace.journal} ---")
+            print(workspace.journal.read_text(encoding="utf-8", errors="replace")[:4000])
+        elif journal is not None:
+            print(f"{workspace.journal} (state {journal['state']}):")
+            print(json.dumps(journal, indent=2))
+        else:
+            print(f"no commit in progress in {workspace.root}")
+        if action is None and not (crashed and journal is None and damage is None):
+            return 1 if damage is not None else 0
+        # a registry to act on (a crashed holder's MLflow leftovers are tidied as well)
+        print(f"MLflow: {redact_url(uri)}")
+        use_tracking(uri, cfg.register.experiment, workspace.root)
+        claim_model(cfg.register.model_name, workspace, cfg.register.shared_model)
+        name = cfg.register.model_name
+        if action == "finish":
+            notes = commit.repair_finish(workspace, uri, name, print)
+        else:
+            notes = commit.repair_rollback(workspace, uri, name, print)
+        if not notes:
+            print("nothing to do")
+    return 0
+
+
+def exc_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 def usage(commands: Mapping[str, tuple[str, str]] = COMMANDS) -> str:

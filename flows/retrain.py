@@ -40,6 +40,7 @@ from seriesflow.ops.faults import fault_point
 from seriesflow.ops.secrets import redact_text, redact_url
 from seriesflow.tracking.registry import (
     champion_run_folder,
+    claim_model,
     end_run,
     flatten,
     run_status,
@@ -48,7 +49,7 @@ from seriesflow.tracking.registry import (
     use_tracking,
     version_for_inputs,
 )
-from seriesflow.workspace.commit import REGISTERED, commit, input_key, recover
+from seriesflow.workspace.commit import REGISTERED, JournalDamaged, commit, input_key, recover
 from seriesflow.workspace.commit import begin as begin_commit
 from seriesflow.workspace.commit import load as load_journal
 from seriesflow.workspace.commit import update as update_journal
@@ -164,7 +165,9 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
         for item in manifest.inputs:
             item["status"] = "accepted" if item["name"] in validated.accepted else "rejected"
         key = input_key(validated.path, cfg)
-        earlier = None if cfg.run.force else version_for_inputs(cfg.register.model_name, key)
+        earlier = (
+            None if cfg.run.force else version_for_inputs(cfg.register.model_name, key, workspace)
+        )
         if earlier is not None:
             result = reuse_version(cfg, workspace, run, accepted, key, tracking_uri, earlier)
         else:
@@ -284,6 +287,8 @@ def recover_workspace(
     if crashed is not None:
         logger.warning("The previous run, %s, died holding the workspace: recovering", crashed)
     use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
+    # before recovery touches any version: is the model name this workspace's to write?
+    claim_model(cfg.register.model_name, workspace, cfg.register.shared_model)
     return recover(workspace, tracking_uri, cfg.register.model_name, crashed, logger.warning)
 
 
@@ -306,8 +311,15 @@ def reuse_version(
         f"decision ({was}: {decided}); run.force=true trains anyway"
     )
     begin_commit(workspace, run, accepted, key, cfg, tracking_uri)
+    # reused=True: a recovery of this commit adds the data and leaves the version alone
     journal = update_journal(
-        workspace, state=REGISTERED, version=version, promote=False, rule="reused", reason=reason
+        workspace,
+        state=REGISTERED,
+        version=version,
+        promote=False,
+        rule="reused",
+        reason=reason,
+        reused=True,
     )
     commit(workspace, journal, logger.info)
     logger.info("%s v%s reused: %s", cfg.register.model_name, version, reason)
@@ -338,11 +350,18 @@ def keep_tidy(
         if gone:
             logger.info("Landed files, retention.landed=%s: %s", mode, gone)
         use_tracking(tracking_uri, cfg.register.experiment, workspace.root)
-        protect = {run.run_id, champion_run_folder(cfg.register.model_name)}
-        journal = load_journal(workspace)
+        protect = {run.run_id}
+        journal = load_journal(workspace)  # damaged: raises, and nothing is pruned
         if journal is not None:  # a commit to finish needs its run folder
             protect.add(journal["run_id"])
-        removed = prune_runs(workspace, cfg.retention.keep_runs, {p for p in protect if p})
+        removed = prune_runs(
+            workspace,
+            cfg.retention.keep_runs,
+            protect,
+            # fails closed: a registry that cannot name the champion prunes nothing
+            champion=lambda: champion_run_folder(cfg.register.model_name),
+            log=logger.warning,
+        )
         if removed:
             logger.info("Removed %d old run folder(s) (retention.keep_runs)", len(removed))
     except Exception as exc:  # noqa: BLE001 - tidying never fails a run that committed
@@ -352,7 +371,10 @@ def keep_tidy(
 def pending_commit(workspace: Workspace, run: RunDir, reason: str) -> dict[str, Any]:
     """After a failure: say so when this run registered a version whose data is not yet
     committed (the next run's recovery finishes it)."""
-    journal = load_journal(workspace)
+    try:
+        journal = load_journal(workspace)
+    except JournalDamaged:  # the failure itself says so, naming the file and the repair
+        return {}
     if journal is None or journal["run_id"] != run.run_id or not journal.get("version"):
         return {}
     return {

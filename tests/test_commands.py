@@ -29,7 +29,8 @@ def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 def workspace(root: Path) -> Path:
     for folder in ("runs/r1", "landing", "quarantine", "prefect", "mlartifacts/1/abc"):
         (root / folder).mkdir(parents=True)
-    for name in ("mlflow.db", "ledger.parquet", "history.parquet", "mlartifacts/1/abc/m"):
+    names = ("mlflow.db", "ledger.parquet", "history.parquet", "mlartifacts/1/abc/m")
+    for name in (*names, "workspace.json"):
         (root / name).write_text("x")
     return root
 
@@ -44,7 +45,9 @@ def test_clean_keeps_the_model_registry_unless_all(tmp_path):
     work = workspace(tmp_path / "work")
     done = make("clean", f"WORK={work}")
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in work.iterdir()) == ["mlartifacts", "mlflow.db"]
+    # workspace.json names the workspace to the registry: without it, the workspace's own
+    # model would look like another workspace's (docs/operations.md)
+    assert sorted(p.name for p in work.iterdir()) == ["mlartifacts", "mlflow.db", "workspace.json"]
     assert (work / "mlartifacts/1/abc/m").read_text() == "x"
     assert "except the model registry" in done.stdout
 

@@ -151,6 +151,13 @@ class RegisterConfig(FrozenModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     model_name: str = Field("seriesflow-lstm", min_length=1)
+    shared_model: bool = Field(
+        False,
+        description="One workspace per model name: a second workspace that registers under "
+        "register.model_name in the same registry is refused. true (in every workspace "
+        "that uses the name): workspaces share the model and its champion alias on purpose; "
+        "each still recovers, orphans and promotes only its own versions.",
+    )
     experiment: str = Field("seriesflow", min_length=1)
     tracking_uri: str | None = Field(
         None,

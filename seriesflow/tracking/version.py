@@ -44,12 +44,14 @@ from seriesflow.tracking.registry import (
     TAG_COMMIT,
     TAG_INPUT_KEY,
     TAG_RUN_ID,
+    TAG_WORKSPACE_ID,
     epoch_steps,
     finite,
     flatten,
     mlflow_module,
     pip_requirements,
     run_tags,
+    workspace_id,
 )
 from seriesflow.workspace.commit import REGISTERED, REGISTERING
 from seriesflow.workspace.commit import update as journal
@@ -122,6 +124,8 @@ def log_version(
             TAG_INPUT_KEY: started["input_key"],
             TAG_RUN_ID: run.run_id,
             TAG_COMMIT: PENDING,  # "done" once the data is committed (workspace/commit.py)
+            # whose version it is: recovery and the alias touch only their own workspace's
+            TAG_WORKSPACE_ID: workspace_id(workspace),
         }
         for key, value in tags.items():
             client.set_model_version_tag(cfg.model_name, version, key, value)

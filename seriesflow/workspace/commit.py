@@ -22,10 +22,16 @@ or a journal. The next run, holding the workspace lock, reads it first (``recove
   rows added only for files it lacks), then the alias moves as the gate decided.
 
 So the alias only ever points at a version whose data is in history, and a crash never
-costs a second version for the same data. The same inputs and settings also never make
-a second version by design: ``input_key`` (the validated rows' content + the settings that
-shape the model) is tagged on each version, and a run that finds it reuses that version's
-decision (``run.force`` trains anyway).
+costs a second version for the same data. Recovery touches only this workspace's versions
+and runs (``seriesflow.workspace_id``, ``seriesflow/tracking/registry.py``), and never the
+tags of a version a *reuse* run merely pointed at. A journal that cannot be read (torn,
+``{}``, keys missing, wrong types) stops the run with ``JournalDamaged``, which names the
+file and ``seriesflow repair`` (``repair`` below; docs/operations.md).
+
+The same inputs and settings also never make a second version by design: ``input_key``
+(the validated rows' content + the settings that shape the model) is tagged on each
+version, and a run that finds it reuses that version's decision (``run.force`` trains
+anyway).
 """
 
 from __future__ import annotations
@@ -51,13 +57,16 @@ from seriesflow.tracking.registry import (
     TAG_INPUT_KEY,
     TAG_ORPHAN,
     TAG_RUN_ID,
+    TAG_WORKSPACE_ID,
     all_versions,
+    belongs_to,
     end_run,
     run_status,
     running_runs,
     set_champion,
     tag_version,
     versions_of_run,
+    workspace_id,
 )
 from seriesflow.workspace.files import (
     RunDir,
@@ -70,7 +79,13 @@ from seriesflow.workspace.files import (
     utcnow,
 )
 from seriesflow.workspace.files import write_json as _write_json
-from seriesflow.workspace.ledger import INGESTED, LandedFile, append_ledger, ledger_rows
+from seriesflow.workspace.ledger import (
+    INGESTED,
+    LandedFile,
+    append_ledger,
+    ledger_rows,
+    load_ledger,
+)
 
 PREPARED, REGISTERING, REGISTERED, COMMITTED = "prepared", "registering", "registered", "committed"
 
@@ -80,6 +95,15 @@ Log = Callable[[str], None]
 class JournalMismatch(RuntimeError):
     """The journal belongs to another registry than this run's: recovery will not guess."""
 
+
+class JournalDamaged(RuntimeError):
+    """``commit.json`` cannot be read as a journal: no run guesses what it said."""
+
+
+REPAIR_HINT = (
+    "run `seriesflow repair` (with this run's --config) to see it; `seriesflow repair "
+    "--rollback` sets it aside once history and ledger agree (docs/operations.md)"
+)
 
 # --------------------------------------------------------------------------- identity
 
@@ -98,8 +122,72 @@ def input_key(validated: Path, config: PipelineConfig) -> str:
 # --------------------------------------------------------------------------- the journal
 
 
+# What each journal field must be (begin() writes them all): a journal that differs was torn
+# by a crash of the disk or edited by hand, and recovery from it would act on a guess.
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "state": (str,),
+    "run_id": (str,),
+    "run_dir": (str,),
+    "validated": (str,),
+    "history_sha256": (str,),
+    "files": (list,),
+    "input_key": (str,),
+    "model_name": (str,),
+    "registry": (str,),
+    "mlflow_run_id": (str, type(None)),
+    "version": (str, type(None)),
+    "promote": (bool,),
+}
+_FILE_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "sha256": (str,),
+    "bytes": (int,),
+    "mtime_ns": (int,),
+    "path": (str,),
+    "source": (str, type(None)),
+}
+
+
+def _damage(journal: Any) -> str | None:
+    """What is wrong with a parsed journal, or None."""
+    if not isinstance(journal, dict):
+        return f"it holds a {type(journal).__name__}, not a JSON object"
+    missing = [key for key in _FIELDS if key not in journal]
+    if missing:
+        return f"keys missing: {', '.join(missing)}"
+    for key, types in _FIELDS.items():
+        if not isinstance(journal[key], types):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            return f"{key!r} should be a {names}, not {journal[key]!r:.60}"
+    if journal["state"] not in (PREPARED, REGISTERING, REGISTERED, COMMITTED):
+        return f"unknown state {journal['state']!r}"
+    for k, record in enumerate(journal["files"]):
+        if not isinstance(record, dict) or any(
+            not isinstance(record.get(key), types) for key, types in _FILE_FIELDS.items()
+        ):
+            return f"files[{k}] is not a file record ({record!r:.80})"
+    if journal["state"] in (REGISTERED, COMMITTED) and journal["version"] is None:
+        return f"state {journal['state']!r} without a version"
+    return None
+
+
 def load(workspace: Workspace) -> dict[str, Any] | None:
-    return read_json(workspace.journal) if workspace.journal.exists() else None
+    """The journal of the commit in progress, None when there is none; ``JournalDamaged``
+    (naming the file and ``seriesflow repair``) when it cannot be trusted."""
+    if not workspace.journal.exists():
+        return None
+    try:
+        journal = read_json(workspace.journal)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        problem = f"not readable JSON ({type(exc).__name__}: {exc})"
+    else:
+        problem = _damage(journal)
+        if problem is None:
+            return journal
+    raise JournalDamaged(
+        f"the commit journal {workspace.journal} is damaged: {problem}. No run starts until it "
+        f"is settled: {REPAIR_HINT}"
+    )
 
 
 def _save(workspace: Workspace, journal: dict[str, Any]) -> dict[str, Any]:
@@ -197,7 +285,7 @@ def commit(workspace: Workspace, journal: dict[str, Any], log: Log | None = None
         journal = update(workspace, state=COMMITTED)
     model, version = journal["model_name"], journal["version"]
     if journal["promote"]:
-        set_champion(model, version)
+        set_champion(model, version, workspace)  # only ever to this workspace's own version
         log(f"{model} v{version} is champion (its data is committed)")
     tag_version(model, version, {TAG_COMMIT: DONE})
     clear(workspace)
@@ -247,13 +335,27 @@ def recover(
                 "with the journal's registry to finish it (or delete the journal to drop it)"
             )
         notes.append(_finish_or_roll_back(workspace, journal, log))
-    for run_id in running_runs(workspace.root):
-        end_run(run_id, "FAILED", {TAG_ORPHAN: "its retrain process died before it ended"})
-        notes.append(f"marked MLflow run {run_id} FAILED (left RUNNING by a crashed run)")
-    notes += _tag_orphan_versions(model_name)
+    notes += _sweep_registry(workspace, model_name)
     for note in notes:
         log(f"Recovery: {note}")
     return notes
+
+
+def _sweep_registry(workspace: Workspace, model_name: str) -> list[str]:
+    """Once the journal is settled: this workspace's runs left RUNNING end FAILED, and its
+    versions still pending are tagged orphans (no data will ever follow them). Another
+    workspace's runs and versions are never touched: it may be mid-commit right now."""
+    notes = []
+    for run_id in running_runs(workspace):
+        end_run(run_id, "FAILED", {TAG_ORPHAN: "its retrain process died before it ended"})
+        notes.append(f"marked MLflow run {run_id} FAILED (left RUNNING by a crashed run)")
+    return notes + _tag_orphan_versions(model_name, workspace)
+
+
+def _reused(journal: dict[str, Any]) -> bool:
+    """A reuse run's journal: it points at an earlier version it did not register (its
+    commit adds data only). Its version's tags and run are the earlier run's, not its own."""
+    return bool(journal.get("reused")) or journal.get("rule") == "reused"
 
 
 def _finish_or_roll_back(workspace: Workspace, journal: dict[str, Any], log: Log) -> str:
@@ -263,9 +365,17 @@ def _finish_or_roll_back(workspace: Workspace, journal: dict[str, Any], log: Log
         found = versions_of_run(model, journal["mlflow_run_id"])
         version = found[-1] if found else None
     if version is not None and not Path(journal["validated"]).exists():
-        tag_version(model, version, {TAG_ORPHAN: f"run folder {journal['run_dir']} is gone"})
         clear(workspace)
+        if _reused(journal):  # the version is an earlier run's, whose data it has: keep it
+            return f"dropped reuse run {run_id}'s commit (its run folder is gone): files stay new"
+        tag_version(model, version, {TAG_ORPHAN: f"run folder {journal['run_dir']} is gone"})
         return f"dropped run {run_id}'s commit: v{version} kept no data (tagged orphan)"
+    if version is not None and _reused(journal):
+        # only the data is to commit: the version, its tags and its run stay the earlier run's
+        if journal["state"] in (PREPARED, REGISTERING):
+            journal = update(workspace, state=REGISTERED, version=version)
+        commit(workspace, journal, log)
+        return f"finished reuse run {run_id}'s commit: its data is committed (v{version} reused)"
     if version is None:
         if journal.get("mlflow_run_id"):
             end_run(
@@ -282,6 +392,7 @@ def _finish_or_roll_back(workspace: Workspace, journal: dict[str, Any], log: Log
             TAG_INPUT_KEY: journal["input_key"],
             TAG_RUN_ID: run_id,
             TAG_COMMIT: PENDING,
+            TAG_WORKSPACE_ID: workspace_id(workspace),  # the journal's run made it, here
             "promoted": str(journal["promote"]),
             "gate_rule": str(journal["rule"]),
             "gate_reason": str(journal["reason"])[:5000],
@@ -296,12 +407,129 @@ def _finish_or_roll_back(workspace: Workspace, journal: dict[str, Any], log: Log
     return f"finished run {run_id}'s commit: v{version} committed ({verb})"
 
 
-def _tag_orphan_versions(model: str) -> list[str]:
-    """Versions still ``pending`` once the journal is settled: no data will ever follow."""
+def _tag_orphan_versions(model: str, workspace: Workspace) -> list[str]:
+    """This workspace's versions still ``pending`` once the journal is settled: no data will
+    ever follow. (Another workspace's pending version may be its commit in flight.)"""
     notes = []
     for version in all_versions(model):
         tags = version.tags or {}
-        if tags.get(TAG_COMMIT) == PENDING and not tags.get(TAG_ORPHAN):
+        pending = tags.get(TAG_COMMIT) == PENDING and not tags.get(TAG_ORPHAN)
+        if pending and belongs_to(version, workspace):
             tag_version(model, str(version.version), {TAG_ORPHAN: "commit never finished"})
             notes.append(f"tagged v{version.version} orphan (its commit never finished)")
     return notes
+
+
+# --------------------------------------------------------------------------- seriesflow repair
+# What an operator runs when the journal stops every run (flows/cli.py, under the workspace
+# lock; docs/operations.md). Each either settles the journal or refuses and says why: none
+# guesses, and none rewrites history or the ledger except by finishing a commit.
+
+
+def repair_rollback(
+    workspace: Workspace, tracking_uri: str, model_name: str, log: Log | None = None
+) -> list[str]:
+    """Drop the commit in progress; returns what was done, one line each.
+
+    A readable journal whose data may already be in history (``registered`` or ``committed``
+    with history equal to the run's rows) is refused: ``repair_finish`` it. Otherwise its
+    MLflow run ends FAILED and its own version (not a reused one) is tagged orphan, like a
+    crash recovery's rollback; history and ledger are untouched, the files stay new. A damaged
+    journal is set aside as ``commit.json.damaged-<time>`` once history and the ledger agree.
+    """
+    log = log or logging.getLogger("seriesflow").info
+    try:
+        journal = load(workspace)
+    except JournalDamaged as damaged:
+        notes = [_set_aside(workspace, damaged)]
+    else:
+        notes = [] if journal is None else [_roll_back(workspace, journal, tracking_uri)]
+    notes += _sweep_registry(workspace, model_name)
+    for note in notes:
+        log(f"Repair: {note}")
+    return notes
+
+
+def repair_finish(
+    workspace: Workspace, tracking_uri: str, model_name: str, log: Log | None = None
+) -> list[str]:
+    """Finish the commit in progress (as the next run's recovery would) when its version
+    exists; refuses otherwise (nothing to finish: roll it back)."""
+    journal = load(workspace)  # damaged: JournalDamaged (only a rollback sets it aside)
+    if journal is None:
+        return ["no commit in progress: nothing to finish"]
+    version = journal.get("version")
+    if version is None and journal.get("mlflow_run_id"):
+        found = versions_of_run(journal["model_name"], journal["mlflow_run_id"])
+        version = found[-1] if found else None
+    if version is None:
+        raise RuntimeError(
+            f"{workspace.journal}: run {journal['run_id']} registered no model version "
+            f"(state {journal['state']}), so there is nothing to finish: use --rollback"
+        )
+    return recover(workspace, tracking_uri, model_name, "seriesflow repair --finish", log)
+
+
+def _roll_back(workspace: Workspace, journal: dict[str, Any], tracking_uri: str) -> str:
+    if journal["registry"] != redact_url(tracking_uri):
+        raise JournalMismatch(
+            f"{workspace.journal} is a commit into the registry {journal['registry']}, but "
+            f"this config uses {redact_url(tracking_uri)}: repair with the journal's registry"
+        )
+    history = workspace.history
+    written = history.exists() and sha256_file(history) == journal["history_sha256"]
+    if journal["state"] == COMMITTED or (journal["state"] == REGISTERED and written):
+        raise RuntimeError(
+            f"{workspace.journal}: run {journal['run_id']}'s data may already be in "
+            f"{history.name} (state {journal['state']}); rolling back would leave history "
+            "holding rows the ledger does not know: use --finish"
+        )
+    model, run_id = journal["model_name"], journal["run_id"]
+    if _reused(journal):  # the version and its run are an earlier run's: left as they are
+        clear(workspace)
+        return f"rolled back reuse run {run_id}'s commit: its files stay new"
+    why = {TAG_ORPHAN: "rolled back by seriesflow repair"}
+    if journal.get("mlflow_run_id"):
+        if run_status(journal["mlflow_run_id"]) == "RUNNING":
+            end_run(journal["mlflow_run_id"], "FAILED", why)
+        for version in versions_of_run(model, journal["mlflow_run_id"]):
+            tag_version(model, version, why)
+    clear(workspace)
+    return f"rolled back run {run_id}'s commit: history and ledger untouched, its files stay new"
+
+
+def ledger_disagreement(workspace: Workspace) -> str | None:
+    """Why history and the ledger disagree, or None. A commit copies the run's validated rows
+    to history, then ledgers the run's files: so history is the validated file of the last run
+    that ledgered files (compared when that run folder is still there)."""
+    ledger = load_ledger(workspace.ledger)
+    ingested = ledger[ledger["status"] == INGESTED]
+    history = workspace.history
+    if ingested.empty:
+        if history.exists():
+            return f"{history} exists but {workspace.ledger.name} records no ingested file"
+        return None
+    if not history.exists():
+        return f"{workspace.ledger.name} records ingested files but there is no {history.name}"
+    last = str(ingested["run_id"].iloc[-1])
+    validated = RunDir(workspace.runs / last).validated
+    if validated.exists() and sha256_file(validated) != sha256_file(history):
+        return (
+            f"{history.name} is not the rows of run {last}, the last run the ledger records: "
+            "a commit wrote history and died before its ledger"
+        )
+    return None
+
+
+def _set_aside(workspace: Workspace, damaged: JournalDamaged) -> str:
+    problem = ledger_disagreement(workspace)
+    if problem is not None:
+        raise RuntimeError(
+            f"{workspace.journal} is damaged and {problem}: setting the journal aside would "
+            "leave them so. Restore history.parquet and ledger.parquet from one backup (or "
+            "move the journal aside by hand, accepting the difference); docs/operations.md"
+        ) from damaged
+    aside = workspace.root / f"{workspace.journal.name}.damaged-{utcnow():%Y%m%dT%H%M%S}"
+    workspace.journal.rename(aside)
+    fsync_dir(workspace.root)
+    return f"set the damaged journal aside as {aside.name} (history and ledger agree)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.evaluation.champion import Champion, load_champion
-from seriesflow.tracking.registry import use_tracking
+from seriesflow.tracking.registry import claim_model, use_tracking
 from seriesflow.workspace.files import RunDir, Workspace
 
 
@@ -36,9 +36,12 @@ class RunContext:
 def open_run_context(
     config: PipelineConfig, workspace: Workspace, run: RunDir, tracking_uri: str
 ) -> RunContext:
-    """Point MLflow at the run's tracking store and experiment, and load the champion."""
+    """Point MLflow at the run's tracking store and experiment, claim the model name for
+    this workspace (``claim_model``: a second workspace is refused unless both share it
+    on purpose), and load the champion."""
     experiment_id = use_tracking(tracking_uri, config.register.experiment, workspace.root)
     name = config.register.model_name
+    claim_model(name, workspace, config.register.shared_model)
     champion = load_champion(name)
     why = "" if champion is not None else f"'{name}' has no champion yet"
     return RunContext(workspace, run, tracking_uri, experiment_id, champion, why)

@@ -7,7 +7,8 @@
   file whose commit finished in a recovery, or a byte-identical copy of an ingested file.
 - ``retention.keep_runs``: the newest run folders are kept, older ones deleted -- never
   the champion's (its validated rows are the lineage of the model in service), never
-  the folder of a commit still in progress.
+  the folder of a commit still in progress. It fails closed: when the champion cannot be
+  looked up (the registry does not answer), nothing is pruned this time.
 
 Nothing here changes the history, the ledger or the registry.
 """
@@ -87,9 +88,28 @@ def tidy_landing(
     return dispose_landed(workspace, leftovers, mode, log)
 
 
-def prune_runs(workspace: Workspace, keep: int, protect: set[str]) -> list[str]:
-    """Delete all but the newest ``keep`` run folders, never those named in ``protect``."""
+def prune_runs(
+    workspace: Workspace,
+    keep: int,
+    protect: set[str],
+    champion: Callable[[], str | None] = lambda: None,
+    log: Log | None = None,
+) -> list[str]:
+    """Delete all but the newest ``keep`` run folders, never those named in ``protect``, nor
+    the champion's (``champion`` looks its folder up: None when there is no champion).
+
+    When ``champion`` raises (a 503, a timeout, a journal that cannot be read), which folder
+    is the champion's is unknown: nothing is deleted, and ``log`` says why. The next run
+    tries again; a folder kept too long costs disk, a folder deleted wrongly costs lineage.
+    """
     if not workspace.runs.exists():
+        return []
+    try:
+        protect = protect | {champion()} - {None}
+    except Exception as exc:  # noqa: BLE001 - fail closed whatever the lookup's failure
+        (log or logging.getLogger("seriesflow").warning)(
+            f"Retention kept every run folder this time: {type(exc).__name__}: {exc}"
+        )
         return []
     folders = sorted(p for p in workspace.runs.iterdir() if p.is_dir())  # ids sort by time
     removed = []

@@ -16,7 +16,11 @@ def test_the_installed_script_lists_every_subcommand():
     assert script.is_file(), "run make install: pyproject.toml declares the script"
     out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
-    assert listed == ["retrain", "forecast", "watch", "tune", "alerts", "serve"] == list(COMMANDS)
+    assert (
+        listed
+        == ["retrain", "forecast", "watch", "tune", "repair", "alerts", "serve"]
+        == list(COMMANDS)
+    )
 
 
 def test_a_subcommand_gets_the_rest_of_the_command_line(capsys):

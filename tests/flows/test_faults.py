@@ -14,6 +14,7 @@ import signal
 
 import pytest
 
+from flows.cli import main as seriesflow
 from flows.retrain import retrain
 from seriesflow.ops.faults import POINTS
 from seriesflow.workspace.files import Workspace, atomic_path
@@ -96,3 +97,39 @@ def test_recovery_sweeps_a_killed_retrain_s_temporary_but_not_a_live_forecast_s(
     assert len(left) == 1 and left[0].startswith(".tmp-retrain."), left  # named for its writer
     assert any("temporary file" in note for note in result["recovered"]), result["recovered"]
     assert_consistent(cfg, landed)  # no temporary left anywhere either
+
+
+@pytest.mark.parametrize(
+    "damage", ['{"state": "registered", "run_id": "2026', "{}"], ids=["truncated", "empty"]
+)
+def test_a_damaged_journal_fails_the_run_with_a_summary_naming_it(prefect_server, tmp_path, damage):
+    cfg, _, _ = _workspace(tmp_path)
+    journal = cfg.paths.workspace_path() / "commit.json"
+    journal.parent.mkdir(parents=True)
+    journal.write_text(damage)
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert isinstance(result, dict) and result["status"] == "failed", result
+    assert str(journal) in result["reason"] and "seriesflow repair" in result["reason"]
+    assert journal.read_text() == damage  # evidence kept for repair
+
+
+def test_repair_rollback_sets_a_damaged_journal_aside_and_the_next_run_completes(
+    prefect_server, tmp_path, capsys
+):
+    cfg, config_file, landed = _workspace(tmp_path)
+    workspace = cfg.paths.workspace_path()
+    workspace.mkdir(parents=True)
+    (workspace / "commit.json").write_text('{"state": "regis')
+
+    assert seriesflow(["repair", "--config", str(config_file)]) == 1  # shows, changes nothing
+    assert "damaged" in capsys.readouterr().out and (workspace / "commit.json").exists()
+    assert seriesflow(["repair", "--config", str(config_file), "--rollback"]) == 0
+    (aside,) = workspace.glob("commit.json.damaged-*")
+    assert aside.read_text() == '{"state": "regis' and not (workspace / "commit.json").exists()
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert result["status"] == "completed", result
+    assert_consistent(cfg, landed)

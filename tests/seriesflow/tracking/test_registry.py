@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from seriesflow.data.schema import SERIES_ID
 from seriesflow.tracking.registry import epoch_steps, flatten, metric_key
@@ -33,3 +34,40 @@ def test_flatten_and_metric_keys():
     for hostile in ("..", "/", "a//b", "../etc", "x" * 300):
         key = metric_key(hostile)
         assert "/" not in key and key not in (".", "..") and len(key) <= 120
+
+
+def test_no_champion_and_an_unreachable_registry_are_told_apart(tmp_path, monkeypatch):
+    import mlflow
+
+    from seriesflow.tracking.registry import champion_run_folder, champion_version
+    from tests.registry_stub import registry_503
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert champion_version("never-registered") is None
+    mlflow.MlflowClient().create_registered_model("no-alias-yet")
+    assert champion_version("no-alias-yet") is None
+
+    with registry_503(monkeypatch) as uri:
+        mlflow.set_tracking_uri(uri)
+        with pytest.raises(RuntimeError, match="could not look up the champion of 'm'.*503"):
+            champion_version("m")
+        with pytest.raises(RuntimeError, match="could not look up the champion of 'm'"):
+            champion_run_folder("m")
+
+
+def test_filter_values_are_quoted_for_mlflows_grammar(tmp_path):
+    import mlflow
+
+    from seriesflow.tracking.registry import all_versions, filter_value
+
+    assert filter_value("plain") == "'plain'"
+    assert filter_value("it's") == '"it\'s"'
+    with pytest.raises(ValueError, match="both quote characters"):
+        filter_value('it\'s "odd"')
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("e")
+    run = client.create_run(experiment)
+    client.create_registered_model("o'brien")
+    client.create_model_version("o'brien", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    assert [str(v.version) for v in all_versions("o'brien")] == ["1"]

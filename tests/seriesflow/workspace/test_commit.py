@@ -1,11 +1,21 @@
-"""The commit protocol's pure parts; crashes at each step are tests/flows/test_faults.py."""
+"""The commit protocol: the journal, and recovery against a real (SQLite) MLflow registry;
+crashes at each step of a real run are tests/flows/test_faults.py."""
 
+import json
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from seriesflow.workspace.commit import PREPARED, REGISTERED, begin, input_key, load, update
+from seriesflow.workspace.commit import (
+    COMMITTED,
+    PREPARED,
+    REGISTERED,
+    begin,
+    input_key,
+    load,
+    update,
+)
 from seriesflow.workspace.files import Workspace, write_parquet
 from seriesflow.workspace.ledger import scan_landing
 from tests.factories import series_frame, tiny_config
@@ -84,3 +94,290 @@ def test_recovery_sweeps_only_the_temporaries_of_crashed_writers(tmp_path):
     assert (workspace.root / "live_points.parquet").read_bytes() == b"points"
     assert sorted(removed) == sorted([*crashed, stale])
     assert not [p for p in workspace.root.rglob(".tmp-*")]
+
+
+# --------------------------------------------------------------------------- recovery, real MLflow
+# A version is made with MlflowClient.create_model_version (no model file): recovery reads and
+# writes only tags, runs and the alias, so a real SQLite registry and no TensorFlow suffice.
+
+
+def _registry(tmp_path, name="registry.db"):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / name}"
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name("e")
+    experiment = found.experiment_id if found else client.create_experiment("e")
+    return uri, client, experiment
+
+
+def _version(client, experiment, model, run_tags, version_tags, status="FINISHED"):
+    """A registered version of ``model`` logged by a new MLflow run (left ``status``)."""
+    from mlflow.exceptions import MlflowException
+
+    run = client.create_run(experiment, tags=run_tags)
+    if status != "RUNNING":
+        client.set_terminated(run.info.run_id, status)
+    try:
+        client.create_registered_model(model)
+    except MlflowException:
+        pass  # there already
+    source = f"runs:/{run.info.run_id}/model"
+    made = client.create_model_version(model, source, run.info.run_id, tags=version_tags)
+    return run.info.run_id, str(made.version)
+
+
+def _tags_of(client, model, version):
+    return dict(client.get_model_version(model, version).tags)
+
+
+def _workspace_tags(workspace):
+    from seriesflow.tracking.registry import TAG_WORKSPACE, TAG_WORKSPACE_ID, workspace_id
+
+    return {TAG_WORKSPACE: str(workspace.root), TAG_WORKSPACE_ID: workspace_id(workspace)}
+
+
+def test_recovery_in_one_workspace_leaves_another_workspaces_pending_version_alone(tmp_path):
+    from seriesflow.tracking.registry import TAG_COMMIT, TAG_ORPHAN, TAG_WORKSPACE_ID
+    from seriesflow.workspace.commit import recover
+
+    uri, client, experiment = _registry(tmp_path)
+    a, b = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
+    a.root.mkdir()
+    b.root.mkdir()
+    # A is between register and commit (it holds A's lock; B cannot know): v1 is pending
+    tags_a = _workspace_tags(a)
+    _, v1 = _version(
+        client,
+        experiment,
+        "shared",
+        tags_a,
+        {TAG_COMMIT: "pending", TAG_WORKSPACE_ID: tags_a[TAG_WORKSPACE_ID]},
+        status="RUNNING",
+    )
+    # B's previous run died holding B's lock, and left a pending version of its own
+    tags_b = _workspace_tags(b)
+    _, v2 = _version(
+        client,
+        experiment,
+        "shared",
+        tags_b,
+        {TAG_COMMIT: "pending", TAG_WORKSPACE_ID: tags_b[TAG_WORKSPACE_ID]},
+    )
+
+    notes = recover(b, uri, "shared", crashed="a run of b", log=lambda _: None)
+
+    assert TAG_ORPHAN not in _tags_of(client, "shared", v1), notes
+    assert client.get_run(client.get_model_version("shared", v1).run_id).info.status == "RUNNING"
+    assert _tags_of(client, "shared", v2)[TAG_ORPHAN] == "commit never finished"
+
+
+def test_a_commit_never_moves_the_alias_to_another_workspaces_version(tmp_path):
+    from seriesflow.tracking.registry import TAG_WORKSPACE_ID
+    from seriesflow.workspace.commit import commit
+
+    uri, client, experiment = _registry(tmp_path)
+    a, b = Workspace(tmp_path / "a"), Workspace(tmp_path / "b")
+    tags_a = _workspace_tags(a)
+    _, v1 = _version(
+        client, experiment, "shared", tags_a, {TAG_WORKSPACE_ID: tags_a[TAG_WORKSPACE_ID]}
+    )
+    run = b.new_run("r1")
+    write_parquet(series_frame(n=5), run.validated)
+    cfg = tiny_config(b.root, tmp_path / "in", register={"model_name": "shared"})
+    begin(b, run, [], "key", cfg, uri)
+    journal = update(b, state=COMMITTED, version=v1, promote=True)
+
+    with pytest.raises(RuntimeError, match=f"v{v1} of 'shared' belongs to workspace {a.root}"):
+        commit(b, journal, log=lambda _: None)
+    assert not client.get_registered_model("shared").aliases
+
+
+def test_recovering_an_interrupted_reuse_leaves_the_champions_tags_alone(tmp_path):
+    from seriesflow.tracking.registry import (
+        TAG_COMMIT,
+        TAG_RUN_ID,
+        TAG_WORKSPACE_ID,
+        champion_run_folder,
+        set_champion,
+    )
+    from seriesflow.workspace.commit import recover
+
+    uri, client, experiment = _registry(tmp_path)
+    workspace = Workspace(tmp_path / "work")
+    champion_run = workspace.new_run("20260101T000000-champ")
+    tags = _workspace_tags(workspace)
+    champion_tags = {
+        TAG_RUN_ID: champion_run.run_id,
+        TAG_COMMIT: "done",
+        "promoted": "True",
+        "gate_rule": "beats_champion",
+        "gate_reason": "the first model",
+        TAG_WORKSPACE_ID: tags[TAG_WORKSPACE_ID],
+    }
+    _, v1 = _version(client, experiment, "m", tags, champion_tags)
+    set_champion("m", v1)
+    # a later run found the same data and settings: it reuses v1 and was killed mid-commit
+    reuse = workspace.new_run("20260102T000000-reuse")
+    write_parquet(series_frame(n=5), reuse.validated)
+    cfg = tiny_config(workspace.root, tmp_path / "in", register={"model_name": "m"})
+    begin(workspace, reuse, [], "key", cfg, uri)
+    update(workspace, state=REGISTERED, version=v1, promote=False, rule="reused", reason="same")
+
+    recover(workspace, uri, "m", crashed="the reuse run", log=lambda _: None)
+
+    assert _tags_of(client, "m", v1) == champion_tags
+    assert champion_run_folder("m") == champion_run.run_id
+    assert load(workspace) is None and workspace.history.exists()
+
+
+def test_a_reuse_whose_run_folder_is_gone_does_not_orphan_the_version_it_reused(tmp_path):
+    from seriesflow.tracking.registry import TAG_COMMIT, TAG_ORPHAN, TAG_WORKSPACE_ID
+    from seriesflow.workspace.commit import recover
+
+    uri, client, experiment = _registry(tmp_path)
+    workspace = Workspace(tmp_path / "work")
+    tags = _workspace_tags(workspace)
+    _, v1 = _version(
+        client,
+        experiment,
+        "m",
+        tags,
+        {TAG_COMMIT: "done", TAG_WORKSPACE_ID: tags[TAG_WORKSPACE_ID]},
+    )
+    reuse = workspace.new_run("20260102T000000-reuse")
+    write_parquet(series_frame(n=5), reuse.validated)
+    cfg = tiny_config(workspace.root, tmp_path / "in", register={"model_name": "m"})
+    begin(workspace, reuse, [], "key", cfg, uri)
+    update(workspace, state=REGISTERED, version=v1, promote=False, rule="reused", reason="same")
+    reuse.validated.unlink()
+
+    recover(workspace, uri, "m", crashed="the reuse run", log=lambda _: None)
+
+    assert TAG_ORPHAN not in _tags_of(client, "m", v1) and load(workspace) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"state": "registered", "run_id": "r1", "run_d',  # truncated by a torn write
+        "{}",
+        '{"state": "registered", "run_id": "r1"}',  # keys missing
+        '["registered"]',  # not an object
+    ],
+    ids=["truncated", "empty-object", "missing-keys", "not-an-object"],
+)
+def test_a_damaged_journal_names_the_file_and_the_repair_command(tmp_path, text):
+    workspace = Workspace(tmp_path / "work")
+    workspace.root.mkdir()
+    workspace.journal.write_text(text)
+
+    with pytest.raises(RuntimeError, match="commit.json.*seriesflow repair") as raised:
+        load(workspace)
+    assert str(workspace.journal) in str(raised.value)
+
+
+def test_a_journal_with_a_wrong_type_is_damaged(tmp_path):
+    workspace = Workspace(tmp_path / "work")
+    run = workspace.new_run("r1")
+    write_parquet(series_frame(n=5), run.validated)
+    cfg = tiny_config(workspace.root, tmp_path / "in")
+    journal = begin(workspace, run, [], "key", cfg, "sqlite:///x.db")
+    journal["files"] = "a.csv"  # a list of file records, not a name
+    workspace.journal.write_text(json.dumps(journal))
+
+    with pytest.raises(RuntimeError, match=r"'files' should be a list.*seriesflow repair"):
+        load(workspace)
+
+
+def test_recovery_works_in_a_workspace_whose_path_holds_a_quote(tmp_path):
+    from seriesflow.tracking.registry import TAG_ORPHAN
+    from seriesflow.workspace.commit import recover
+
+    uri, client, experiment = _registry(tmp_path)
+    workspace = Workspace(tmp_path / 'it\'s a "workspace"')
+    workspace.root.mkdir()
+    left = client.create_run(experiment, tags=_workspace_tags(workspace))  # a crashed run's
+
+    notes = recover(workspace, uri, "m", crashed="a killed run", log=lambda _: None)
+
+    run = client.get_run(left.info.run_id)
+    assert run.info.status == "FAILED" and TAG_ORPHAN in run.data.tags, notes
+
+
+def test_repair_rollback_drops_a_readable_commit_and_leaves_history_alone(tmp_path):
+    from seriesflow.tracking.registry import TAG_ORPHAN, TAG_WORKSPACE_ID
+    from seriesflow.workspace.commit import REGISTERING, repair_finish, repair_rollback
+
+    uri, client, experiment = _registry(tmp_path)
+    workspace = Workspace(tmp_path / "work")
+    run = workspace.new_run("r1")
+    write_parquet(series_frame(n=5), run.validated)
+    tags = _workspace_tags(workspace)
+    mlflow_run, v1 = _version(
+        client,
+        experiment,
+        "m",
+        tags,
+        {"seriesflow.commit": "pending", TAG_WORKSPACE_ID: tags[TAG_WORKSPACE_ID]},
+        status="RUNNING",
+    )
+    cfg = tiny_config(workspace.root, tmp_path / "in", register={"model_name": "m"})
+    begin(workspace, run, [], "key", cfg, uri)
+    update(workspace, state=REGISTERING, mlflow_run_id=mlflow_run)
+    workspace.history.write_bytes(b"the history before")
+
+    notes = repair_rollback(workspace, uri, "m", log=lambda _: None)
+
+    assert load(workspace) is None and workspace.history.read_bytes() == b"the history before"
+    assert client.get_run(mlflow_run).info.status == "FAILED", notes
+    assert _tags_of(client, "m", v1)[TAG_ORPHAN] == "rolled back by seriesflow repair"
+    assert repair_finish(workspace, uri, "m") == ["no commit in progress: nothing to finish"]
+
+
+def test_repair_refuses_a_rollback_once_history_holds_the_runs_rows(tmp_path):
+    import shutil
+
+    from seriesflow.workspace.commit import repair_rollback
+
+    uri, client, experiment = _registry(tmp_path)
+    workspace = Workspace(tmp_path / "work")
+    run = workspace.new_run("r1")
+    write_parquet(series_frame(n=5), run.validated)
+    cfg = tiny_config(workspace.root, tmp_path / "in", register={"model_name": "m"})
+    begin(workspace, run, [], "key", cfg, uri)
+    update(workspace, state=REGISTERED, version="1")
+    shutil.copyfile(run.validated, workspace.history)  # killed after history, before ledger
+
+    with pytest.raises(RuntimeError, match="use --finish"):
+        repair_rollback(workspace, uri, "m", log=lambda _: None)
+    assert load(workspace)["state"] == REGISTERED
+
+
+def test_repair_sets_a_damaged_journal_aside_only_when_history_and_ledger_agree(tmp_path):
+    import shutil
+
+    from seriesflow.workspace.commit import repair_rollback
+    from seriesflow.workspace.ledger import INGESTED, append_ledger, ledger_rows
+
+    uri, _, _ = _registry(tmp_path)
+    workspace = Workspace(tmp_path / "work")
+    first, second = workspace.new_run("r1"), workspace.new_run("r2")
+    write_parquet(series_frame(n=5), first.validated)
+    write_parquet(series_frame(n=6), second.validated)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("x")
+    append_ledger(workspace.ledger, ledger_rows(scan_landing(tmp_path / "in", 0), INGESTED, "r1"))
+    shutil.copyfile(second.validated, workspace.history)  # r2 wrote history, not the ledger
+    workspace.journal.write_text("{}")
+
+    with pytest.raises(RuntimeError, match="history.parquet is not the rows of run r1"):
+        repair_rollback(workspace, uri, "m", log=lambda _: None)
+    assert workspace.journal.read_text() == "{}"
+
+    shutil.copyfile(first.validated, workspace.history)  # as r1's commit left it
+    (note, *_) = repair_rollback(workspace, uri, "m", log=lambda _: None)
+
+    (aside,) = workspace.root.glob("commit.json.damaged-*")
+    assert aside.read_text() == "{}" and not workspace.journal.exists() and aside.name in note

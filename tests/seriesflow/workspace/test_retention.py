@@ -43,3 +43,42 @@ def test_ingested_files_left_in_landing_are_archived_without_being_read(tmp_path
 
     assert moved == ["old.csv"] and [p.name for p in landing.iterdir()] == ["new.csv"]
     assert [p.name for p in workspace.archive.glob("*/*")] == ["old.csv"]
+
+
+def test_retention_prunes_nothing_while_the_registry_cannot_name_the_champion(
+    tmp_path, monkeypatch
+):
+    import mlflow
+
+    from seriesflow.tracking.registry import champion_run_folder
+    from tests.registry_stub import registry_503
+
+    workspace = Workspace(tmp_path)
+    names = [f"2026010{k}T000000-{k}" for k in range(1, 5)]  # the oldest is the champion's
+    for name in names:
+        workspace.new_run(name)
+    warnings: list[str] = []
+
+    with registry_503(monkeypatch) as uri:
+        mlflow.set_tracking_uri(uri)
+        removed = prune_runs(
+            workspace,
+            keep=1,
+            protect={names[-1]},
+            champion=lambda: champion_run_folder("m"),
+            log=warnings.append,
+        )
+
+    assert removed == [] and sorted(p.name for p in workspace.runs.iterdir()) == names
+    (warning,) = warnings
+    assert "kept every run folder" in warning and "could not look up the champion" in warning
+
+
+def test_prune_protects_the_champion_it_looks_up(tmp_path):
+    workspace = Workspace(tmp_path)
+    for name in ("20260101T000000-a", "20260102T000000-b", "20260103T000000-c"):
+        workspace.new_run(name)
+    removed = prune_runs(
+        workspace, keep=1, protect={"20260103T000000-c"}, champion=lambda: "20260101T000000-a"
+    )
+    assert removed == ["20260102T000000-b"]
