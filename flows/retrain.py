@@ -47,7 +47,7 @@ from seriesflow.tracking.registry import (
     use_tracking,
     version_for_inputs,
 )
-from seriesflow.workspace.claims import clear_attempts
+from seriesflow.workspace.claims import clear_attempts, validating
 from seriesflow.workspace.commit import REGISTERED, commit, input_key, recover
 from seriesflow.workspace.commit import begin as begin_commit
 from seriesflow.workspace.commit import load as load_journal
@@ -152,6 +152,8 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
 
         # load once, pass down: MLflow set up once, the champion loaded once
         context = open_run_context(cfg, workspace, run, tracking_uri)
+        # a crash in validate counts against the arrival's files (ingest.max_attempts)
+        validating(workspace, [f.sha256 for f in ingested.new_files], run.run_id)
         with manifest.timed("validate"):
             validated = validate_task(ingested, cfg, context)
         # read and validated without taking the process down: the files' attempts start over

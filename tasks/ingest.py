@@ -24,12 +24,7 @@ from seriesflow.data.reading import read_series_file, stack_with_history, unread
 from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW
 from seriesflow.ops.faults import fault_point
 from seriesflow.ops.secrets import redact_text
-from seriesflow.workspace.claims import (
-    adopt_stale,
-    attempted_runs,
-    claim_landed,
-    record_attempt,
-)
+from seriesflow.workspace.claims import adopt_stale, claim_landed, read_done, record_attempt
 from seriesflow.workspace.files import RunDir, Workspace, write_parquet
 from seriesflow.workspace.history import accepted_schema, load_history
 from seriesflow.workspace.landing import FILE, SPECIAL, SYMLINK, Landing
@@ -119,16 +114,19 @@ def ingest(
             fault_point("ingest:read")
             frame = read_series_file(landed_file.path, columns, cfg, landed_file.name)
         except DataRejected as exc:
+            read_done(workspace, landed_file, run.run_id)
             logger.warning("Rejected on read: %s", exc)
             failures[landed_file.sha256] = [f.to_dict() for f in exc.failures]
             taken.append(landed_file)
             continue
         except Exception as exc:  # noqa: BLE001 - one file's error must not stop the others
+            read_done(workspace, landed_file, run.run_id)
             why = f"could not read the file: {type(exc).__name__}: {redact_text(str(exc))}"
             logger.warning("Rejected on read: %s: %s", landed_file.name, why)
             failures[landed_file.sha256] = unreadable(landed_file, why)
             taken.append(landed_file)
             continue
+        read_done(workspace, landed_file, run.run_id)
         logger.info(
             "Read %s: %d rows, %d series", landed_file.name, len(frame), frame[SERIES_ID].nunique()
         )
@@ -153,14 +151,21 @@ def _refused(
     """Why ``landed`` is not read at all: it took down ``ingest.max_attempts`` runs already,
     or it is past a size limit. Otherwise its attempt is recorded (durably) before the read."""
     earlier = record_attempt(workspace, landed, run.run_id)
-    if earlier >= cfg.max_attempts:
-        return CheckFailure(
-            landed.name,
-            "crashed_the_pipeline",
-            None,
-            f"crashed the pipeline twice or more: {earlier} run(s) died while reading or "
-            f"validating it (ingest.max_attempts={cfg.max_attempts}); quarantined unread so "
-            "that the files behind it go on",
-            examples=[{"runs": attempted_runs(workspace, landed.sha256)[:-1]}],
-        )
-    return check_limits(landed.path, landed.name, cfg)
+    for phase, runs in earlier.items():
+        if len(runs) >= cfg.max_attempts:
+            read_done(workspace, landed, run.run_id)
+            times = "twice" if len(runs) == 2 else f"{len(runs)} times"
+            return CheckFailure(
+                landed.name,
+                "crashed_the_pipeline",
+                None,
+                f"crashed the pipeline {times}: {len(runs)} run(s) died while "
+                f"{'reading it' if phase == 'read' else 'validating an arrival it was in'} "
+                f"(ingest.max_attempts={cfg.max_attempts}); quarantined unread so that the "
+                "files behind it go on",
+                examples=[{"phase": phase, "runs": runs}],
+            )
+    refused = check_limits(landed.path, landed.name, cfg)
+    if refused is not None:
+        read_done(workspace, landed, run.run_id)
+    return refused

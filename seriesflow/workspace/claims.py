@@ -18,9 +18,13 @@ in landing. ``retention.landed=keep`` leaves committed copies in their claim fol
 marked ``.settled`` so that no later run hashes them again.
 
 The attempts record (``<workspace>/attempts.json``) counts, by content hash, the runs that
-started to read a file and did not get through validate: a file that took down the
-pipeline ``ingest.max_attempts`` times (the OOM killer, a segfault in a reader) is
-quarantined instead of being read a third time, and the arrivals behind it go on.
+died while reading a file (recorded before its read, cleared as soon as the read returns,
+so a file read fine before another one killed the run is not blamed) and the runs that
+died validating an arrival it was in (recorded before validate, cleared after it). A file
+that took down the pipeline ``ingest.max_attempts`` times in either phase (the OOM
+killer, a segfault in a reader) is quarantined instead of being tried again, and the
+arrivals behind it go on. Validate sees an arrival as a whole, so a crash there counts
+against every file of that arrival.
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ def _stale_files(workspace: Workspace, run_id: str | None) -> list[tuple[str, Pa
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         if folder.name == run_id or (folder / SETTLED_MARK).exists():
             continue
+        # slots sort by number: the order the files were claimed in (the order they landed)
         for path in sorted(folder.glob("*/*")):
             if path.is_file() and not path.name.startswith(".tmp-"):
                 found.append((folder.name, path))
@@ -145,7 +150,11 @@ def tidy_claims(
     status = dict(zip(ledger["sha256"], ledger["status"], strict=True)) if len(ledger) else {}
     done = []
     for _, path in _stale_files(workspace, None):
-        sha = sha256_file(path)
+        try:
+            sha = sha256_file(path)
+        except OSError as exc:  # unreadable: left claimed, and said, never a failed run
+            log(f"Could not read the claimed copy {path} ({exc}); left where it is")
+            continue
         state = status.get(sha)
         if state is None:
             continue  # not committed: the next ingest takes it over
@@ -185,13 +194,24 @@ def _settle_folders(workspace: Workspace, status: dict[str, str]) -> None:
         files = [p for p in folder.glob("*/*") if p.is_file()]
         if not files:
             shutil.rmtree(folder, ignore_errors=True)
-        elif all(status.get(sha256_file(p)) == INGESTED for p in files):
+            continue
+        try:
+            settled = all(status.get(sha256_file(p)) == INGESTED for p in files)
+        except OSError:
+            continue
+        if settled:
             (folder / SETTLED_MARK).write_text(utcnow().isoformat(), encoding="utf-8")
 
 
 def pending_claims(workspace: Workspace, known: set[str]) -> list[LandedFile]:
-    """Claimed files no commit recorded (the watcher announces them: a run takes them over)."""
-    files = [_claimed_file(path, str(path)) for _, path in _stale_files(workspace, None)]
+    """Claimed files no commit recorded (the watcher announces them: a run takes them over).
+    The watcher holds no lock: a file a run moves meanwhile is simply not counted."""
+    files = []
+    for _, path in _stale_files(workspace, None):
+        try:
+            files.append(_claimed_file(path, str(path)))
+        except OSError:
+            continue
     return [f for f in files if f.sha256 not in known]
 
 
@@ -206,19 +226,41 @@ def _attempts(workspace: Workspace) -> dict[str, Any]:
         return {}  # a damaged record costs the count, never a run
 
 
-def record_attempt(workspace: Workspace, landed: LandedFile, run_id: str) -> int:
-    """Record that ``run_id`` starts reading ``landed`` (durably, before the read); returns
-    how many earlier runs started it and never got it through validate."""
+READ, VALIDATE = "read", "validate"
+
+
+def record_attempt(workspace: Workspace, landed: LandedFile, run_id: str) -> dict[str, list[str]]:
+    """Record, durably and before the read, that ``run_id`` starts reading ``landed``;
+    returns the earlier runs that died reading it and that died validating an arrival it was
+    in (``{"read": [...], "validate": [...]}``)."""
     record = _attempts(workspace)
-    entry = record.setdefault(landed.sha256, {"name": landed.name, "runs": []})
-    earlier = [r for r in entry["runs"] if r != run_id]
-    entry["runs"] = [*earlier, run_id]
+    entry = record.setdefault(landed.sha256, {"name": landed.name, READ: [], VALIDATE: []})
+    earlier = {
+        phase: [r for r in entry.get(phase, []) if r != run_id] for phase in (READ, VALIDATE)
+    }
+    entry[READ] = [*earlier[READ], run_id]
     write_json(record, attempts_path(workspace))
-    return len(earlier)
+    return earlier
 
 
-def attempted_runs(workspace: Workspace, sha256: str) -> list[str]:
-    return list(_attempts(workspace).get(sha256, {}).get("runs", []))
+def read_done(workspace: Workspace, landed: LandedFile, run_id: str) -> None:
+    """``run_id`` got through reading ``landed`` (whatever the verdict): not its crash."""
+    record = _attempts(workspace)
+    entry = record.get(landed.sha256)
+    if entry is None or run_id not in entry.get(READ, []):
+        return
+    entry[READ] = [r for r in entry[READ] if r != run_id]
+    write_json(record, attempts_path(workspace))
+
+
+def validating(workspace: Workspace, hashes: Iterable[str], run_id: str) -> None:
+    """Record, before validate, that ``run_id`` validates an arrival of these files (a crash
+    there counts against each of them: validate sees the arrival as a whole)."""
+    record = _attempts(workspace)
+    for sha in hashes:
+        entry = record.setdefault(sha, {"name": "", READ: [], VALIDATE: []})
+        entry[VALIDATE] = [*(r for r in entry.get(VALIDATE, []) if r != run_id), run_id]
+    write_json(record, attempts_path(workspace))
 
 
 def clear_attempts(workspace: Workspace, hashes: Iterable[str]) -> None:

@@ -71,10 +71,11 @@ def quarantine(
             target.with_name(target.name + ".reason.json"),
         )
         remote = _landing_of(landed)
-        if landed.path.is_absolute() or remote is None:
-            shutil.move(str(landed.path), target)  # the claimed (or a local) copy
-        else:  # listed but never claimed (it could not be hashed): the object itself
+        if landed.kind == UNREADABLE and remote is not None:
+            # listed but never claimed (it could not be hashed): the object itself
             remote.move_out(landed.name, None, target)
+        else:
+            shutil.move(str(landed.path), target)  # the claimed copy (or a local file)
     except OSError as exc:
         why = f"{reason}; could not be moved to quarantine ({type(exc).__name__}: {exc})"
         append_ledger(workspace.ledger, ledger_rows([landed], FAILED, run_id, {landed.sha256: why}))

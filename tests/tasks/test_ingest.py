@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
 from seriesflow.workspace.files import Workspace, sha256_file
@@ -96,12 +97,30 @@ def test_the_decoded_size_of_parquet_row_groups_is_bounded_before_reading(tmp_pa
     assert "ingest.max_decoded_bytes" in failure["message"]
 
 
-def test_a_file_that_crashed_two_runs_is_quarantined_and_the_next_arrival_proceeds(tmp_path):
+class Killed(BaseException):
+    """What the OOM killer does to a run, as far as the code after it sees: nothing runs."""
+
+
+def test_a_file_that_crashed_two_runs_is_quarantined_and_the_next_arrival_proceeds(
+    tmp_path, monkeypatch
+):
+    import tasks.ingest as ingest_module
+
     landing = tmp_path / "landing"
-    write_csv(series_frame(n=30), landing / "poison.csv")
-    # two runs claim and start reading poison.csv, and die (nothing after ingest runs)
-    _ingest(tmp_path, run_id="20260101T000000-a")
-    _ingest(tmp_path, run_id="20260101T000001-b")
+    write_csv(series_frame(n=30), landing / "innocent.csv")  # read fine before each crash
+    write_csv(series_frame(n=30, start=60), landing / "poison.csv")
+    real = ingest_module.read_series_file
+
+    def reader(path, columns, cfg, name):
+        if name == "poison.csv":
+            raise Killed  # the process dies in the read
+        return real(path, columns, cfg, name)
+
+    monkeypatch.setattr(ingest_module, "read_series_file", reader)
+    for run_id in ("20260101T000000-a", "20260101T000001-b"):
+        with pytest.raises(Killed):
+            _ingest(tmp_path, run_id=run_id)
+    monkeypatch.setattr(ingest_module, "read_series_file", real)
     write_csv(series_frame(n=20, start=40), landing / "next.csv")
 
     _, _, result = _ingest(tmp_path, run_id="20260101T000002-c")
@@ -109,9 +128,12 @@ def test_a_file_that_crashed_two_runs_is_quarantined_and_the_next_arrival_procee
     failure = _failure(result, "poison.csv")
     assert failure["check"] == "crashed_the_pipeline"
     assert "crashed the pipeline twice" in failure["message"]
-    assert "ingest.max_attempts" in failure["message"]
+    assert "ingest.max_attempts=2" in failure["message"]
+    assert failure["examples"] == [
+        {"phase": "read", "runs": ["20260101T000000-a", "20260101T000001-b"]}
+    ]
     readable = [f.name for f in result.new_files if f.sha256 not in result.read_failures]
-    assert readable == ["next.csv"]
+    assert sorted(readable) == ["innocent.csv", "next.csv"]
 
 
 def test_other_files_in_a_shared_landing_folder_are_left_alone(tmp_path):
