@@ -14,7 +14,7 @@ import pytest
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
 from seriesflow.workspace.files import Workspace, sha256_file
 from seriesflow.workspace.ledger import INGESTED, append_ledger, ledger_rows, load_ledger
-from seriesflow.workspace.retention import dispose_landed, tidy_claims
+from seriesflow.workspace.retention import dispose_landed
 from tasks.ingest import ingest
 from tests.factories import series_frame, write_csv
 
@@ -168,6 +168,8 @@ def test_a_run_that_died_after_claiming_leaves_its_files_to_the_next_run(tmp_pat
     assert taken.path.read_bytes() == content and run.run_id in str(taken.path)
     assert (landing / "base.csv").read_bytes() == newer
     # once run b commits, the next run takes the newer file (and disposes of b's copy)
+    from seriesflow.workspace.retention import tidy_claims
+
     workspace = Workspace(tmp_path / "work")
     append_ledger(workspace.ledger, ledger_rows([taken], INGESTED, run.run_id))
     tidy_claims(workspace, load_ledger(workspace.ledger), "archive")
