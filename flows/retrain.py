@@ -49,6 +49,7 @@ from seriesflow.tracking.registry import (
     use_tracking,
     version_for_inputs,
 )
+from seriesflow.workspace.claims import clear_attempts, validating
 from seriesflow.workspace.commit import REGISTERED, JournalDamaged, commit, input_key, recover
 from seriesflow.workspace.commit import begin as begin_commit
 from seriesflow.workspace.commit import load as load_journal
@@ -60,7 +61,7 @@ from seriesflow.workspace.landing import Landing
 from seriesflow.workspace.ledger import load_ledger
 from seriesflow.workspace.lock import WorkspaceBusy, workspace_lock
 from seriesflow.workspace.manifest import Manifest
-from seriesflow.workspace.retention import dispose_landed, prune_runs, tidy_landing
+from seriesflow.workspace.retention import dispose_landed, prune_runs, tidy_claims
 from tasks.evaluate import evaluate as evaluate_task
 from tasks.ingest import ingest as ingest_task
 from tasks.normalize import normalize as normalize_task
@@ -131,6 +132,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
     recovered: list[str] = []
     mlflow_run_id: str | None = None
     message: str | None = None  # the final state's, when it differs from the reason
+    ingested = None
     try:
         landing = Landing(cfg.paths.landing_location())
         logger.info(
@@ -140,6 +142,8 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             redact_url(tracking_uri),
         )
         recovered = recover_workspace(cfg, workspace, tracking_uri, crashed)
+        # claimed copies a recovered (or earlier) commit recorded leave before the next claim
+        tidy_claims(workspace, load_ledger(workspace.ledger), cfg.retention.landed, logger.warning)
         with manifest.timed("ingest"):
             ingested = ingest_task(workspace.root, run, landing.location, cfg.columns, cfg.ingest)
         fault_point("after:ingest")
@@ -148,7 +152,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
         ]
         if ingested.skip:
             shutil.rmtree(run.root, ignore_errors=True)  # a skipped run leaves no folder
-            tidy_landing(workspace, landing, load_ledger(workspace.ledger), cfg.retention.landed)
+            tidy_claims(workspace, load_ledger(workspace.ledger), cfg.retention.landed)
             result = summary(
                 SKIPPED, None, reason="no new data in the landing folder", recovered=recovered
             )
@@ -158,8 +162,12 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
 
         # load once, pass down: MLflow set up once, the champion loaded once
         context = open_run_context(cfg, workspace, run, tracking_uri)
+        # a crash in validate counts against the arrival's files (ingest.max_attempts)
+        validating(workspace, [f.sha256 for f in ingested.new_files], run.run_id)
         with manifest.timed("validate"):
             validated = validate_task(ingested, cfg, context)
+        # read and validated without taking the process down: the files' attempts start over
+        clear_attempts(workspace, [f.sha256 for f in ingested.new_files])
         fault_point("after:validate")
         accepted = [f for f in ingested.new_files if f.name in set(validated.accepted)]
         for item in manifest.inputs:
@@ -235,6 +243,8 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
         return Completed(message=result["reason"], data=result)
     except DataRejected as exc:
         logger.error("Input rejected:\n%s", exc)
+        if ingested is not None:  # validate got through them (and quarantined them)
+            clear_attempts(workspace, [f.sha256 for f in ingested.new_files])
         result = summary(
             REJECTED, run, reason=str(exc), rejected_files=sorted({f.file for f in exc.failures})
         )
@@ -341,12 +351,13 @@ def keep_tidy(
     tracking_uri: str,
     taken: list,
 ) -> None:
-    """Retention: the committed files leave landing; old run folders go (workspace/retention)."""
+    """Retention: the committed files' claimed copies are archived, deleted or kept; old run
+    folders go (workspace/retention)."""
     logger = get_run_logger()
     try:
         mode = cfg.retention.landed
         gone = dispose_landed(workspace, taken, mode, logger.warning)
-        gone += tidy_landing(workspace, landing, load_ledger(workspace.ledger), mode)
+        gone += tidy_claims(workspace, load_ledger(workspace.ledger), mode, logger.warning)
         if gone:
             logger.info("Landed files, retention.landed=%s: %s", mode, gone)
         use_tracking(tracking_uri, cfg.register.experiment, workspace.root)

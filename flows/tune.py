@@ -173,10 +173,10 @@ def load_tuning_frame(cfg: PipelineConfig) -> tuple[pd.DataFrame, list[str]]:
     workspace = Workspace(cfg.paths.workspace_path())
     history = load_history(workspace, cfg.columns)
     parts, sources = [history], ["history"] if len(history) else []
-    landing = Landing(cfg.paths.landing_location())
+    landing = Landing(cfg.paths.landing_location(), cfg.ingest.landing_patterns)
     ledger = load_ledger(workspace.ledger)
     # settled files only: this look counts with the watcher's and the runs' (no waiting)
-    landed = scan_landing(landing, cfg.ingest.settle_seconds, state=workspace.looks, ledger=ledger)
+    landed = scan_landing(landing, cfg.ingest.settle_seconds, state=workspace.looks)
     with tempfile.TemporaryDirectory() as fetched:
         for landed_file in find_new(landed, ledger):
             if landed_file.kind != FILE:

@@ -50,9 +50,10 @@ from prefect.settings import get_current_settings
 
 from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, load_config
 from seriesflow.ops.events import EVENT_NAME, arrival_payload, arrival_resource
+from seriesflow.workspace.claims import pending_claims
 from seriesflow.workspace.files import Workspace
 from seriesflow.workspace.landing import Landing
-from seriesflow.workspace.ledger import LandedFile, find_new, load_ledger, settle
+from seriesflow.workspace.ledger import LandedFile, find_new, known_hashes, load_ledger, settle
 
 # The flow's default parameter (frozen, so one shared instance is safe).
 DEFAULT_CONFIG = PipelineConfig()
@@ -61,10 +62,16 @@ DEFAULT_CONFIG = PipelineConfig()
 # The result depends on the folder's contents, not on the arguments: never cache it.
 @task(cache_policy=NO_CACHE)
 def find_arrivals(
-    landing: str, workspace: Path, settle_seconds: float, second_look: bool = True
+    landing: str,
+    workspace: Path,
+    settle_seconds: float,
+    second_look: bool = True,
+    patterns: list[str] | None = None,
 ) -> list[LandedFile]:
-    """Settled files in ``landing`` whose content hash the ledger does not hold."""
-    place = Landing(landing)
+    """Settled files in ``landing`` (names matching ``patterns``) whose content hash the
+    ledger does not hold, and files a dead run claimed but never committed (the next run
+    takes them over: announcing them is what gets that run started)."""
+    place = Landing(landing, patterns)
     if not place.exists():
         raise FileNotFoundError(
             f"landing folder {place.display} does not exist: create it (scripts/serve.sh does) "
@@ -72,8 +79,9 @@ def find_arrivals(
             "where series files land"
         )
     ledger = load_ledger(Workspace(workspace).ledger)
-    scan = settle(place, settle_seconds, Workspace(workspace).looks, ledger, second_look)
-    new = find_new(scan.files, ledger)
+    pending = pending_claims(Workspace(workspace), known_hashes(ledger))
+    scan = settle(place, settle_seconds, Workspace(workspace).looks, second_look)
+    new = find_new(pending + scan.files, ledger)
     logger = get_run_logger()
     logger.info("%d new file(s) in %s", len(new), place.display)
     if scan.waiting:
@@ -106,7 +114,13 @@ def watch(cfg: PipelineConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Look at the landing folder once; announce new files with one event."""
     landing = cfg.paths.landing_location()
     workspace = cfg.paths.workspace_path()
-    new = find_arrivals(landing, workspace, cfg.ingest.settle_seconds, cfg.ingest.second_look)
+    new = find_arrivals(
+        landing,
+        workspace,
+        cfg.ingest.settle_seconds,
+        cfg.ingest.second_look,
+        cfg.ingest.landing_patterns,
+    )
     summary: dict[str, Any] = {
         "status": "nothing-new",
         "landing": landing,

@@ -1,12 +1,16 @@
-"""Ingest: read the new files in the landing folder and coerce them to the schema.
+"""Ingest: claim the settled files in the landing folder, read the new ones and coerce them
+to the schema.
 
-Each new (by content hash) settled file is fetched and read on its own
+A settled file that matches ``ingest.patterns`` is claimed (moved out of landing into
+``<workspace>/claimed/<run-id>/``, ``seriesflow/workspace/claims.py``) before it is read, and
+files a dead run claimed but never committed are taken over first. Each new (by content
+hash) claimed file is measured against the ``ingest.max_*`` limits
+(``seriesflow/data/limits.py``), counted as an attempt, and read on its own
 (``seriesflow/data/reading.py``); the rows are stacked after the accepted history.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,14 +18,24 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
-from seriesflow.data.errors import DataRejected
+from seriesflow.data.errors import CheckFailure, DataRejected
+from seriesflow.data.limits import check_limits
 from seriesflow.data.reading import read_series_file, stack_with_history, unreadable
 from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW
+from seriesflow.ops.faults import fault_point
 from seriesflow.ops.secrets import redact_text
-from seriesflow.workspace.files import RunDir, Workspace, sha256_file, write_parquet
+from seriesflow.workspace.claims import adopt_stale, claim_landed, read_done, record_attempt
+from seriesflow.workspace.files import RunDir, Workspace, write_parquet
 from seriesflow.workspace.history import accepted_schema, load_history
-from seriesflow.workspace.landing import SPECIAL, SYMLINK, Landing
-from seriesflow.workspace.ledger import UNREADABLE, find_new, load_ledger, settle
+from seriesflow.workspace.landing import FILE, SPECIAL, SYMLINK, Landing
+from seriesflow.workspace.ledger import (
+    UNREADABLE,
+    LandedFile,
+    find_new,
+    known_hashes,
+    load_ledger,
+    settle,
+)
 from seriesflow.workspace.results import IngestResult
 from tasks.stage import stage_logger
 
@@ -30,18 +44,37 @@ from tasks.stage import stage_logger
 def ingest(
     workspace_root: Path, run: RunDir, landing: str, columns: ColumnsConfig, cfg: IngestConfig
 ) -> IngestResult:
-    """Read every new (by content hash) settled file in ``landing`` (a folder or a URL).
+    """Claim the settled files in ``landing`` (a folder or a URL) and read the new ones (by
+    content hash). Runs under the workspace lock.
 
     Each file is read on its own: whatever goes wrong with one (unreadable, unknown
-    format, a link, a read error) becomes that file's failure and the others go on.
+    format, a link, past a limit, a read error) becomes that file's failure and the others
+    go on.
     """
     logger = stage_logger()
     workspace = Workspace(workspace_root)
-    place = Landing(landing)
+    place = Landing(landing, cfg.landing_patterns)
     ledger = load_ledger(workspace.ledger)
-    scan = settle(place, cfg.settle_seconds, workspace.looks, ledger, cfg.second_look, logger.info)
-    new = find_new(scan.files, ledger)
-    logger.info("Landing %s: %d file(s), %d new", place.display, len(scan.files), len(new))
+    # files claimed by a run that died or failed before its commit come first: they landed
+    # before anything still in landing
+    adopted = adopt_stale(workspace, run.run_id, known_hashes(ledger), logger.warning)
+    scan = settle(place, cfg.settle_seconds, workspace.looks, cfg.second_look, logger.info)
+    # one file per name per run (validate and the rows' source_file know files by name): a
+    # newer file under the name of a taken-over one waits in landing for the next run
+    busy = {f.name for f in adopted}
+    later = [f.name for f in scan.files if f.kind == FILE and f.name in busy]
+    if later:
+        logger.info("Left in landing for the next run (a claimed file has the name): %s", later)
+    listed = [f for f in scan.files if not (f.kind == FILE and f.name in busy)]
+    claimed = claim_landed(workspace, run.run_id, place, listed, logger.warning)
+    new = find_new(adopted + claimed, ledger)
+    logger.info(
+        "Landing %s: %d file(s) claimed, %d taken over, %d new",
+        place.display,
+        len(claimed),
+        len(adopted),
+        len(new),
+    )
     if scan.waiting:
         logger.info(
             "Not settled yet (changed, or first seen, within %ss), left for the next run: %s",
@@ -71,26 +104,29 @@ def ingest(
             failures[landed_file.sha256] = unreadable(landed_file, str(landed_file.error))
             taken.append(landed_file)
             continue
+        refused = _refused(workspace, run, landed_file, cfg)
+        if refused is not None:
+            logger.warning("Quarantined unread: %s", refused.describe())
+            failures[landed_file.sha256] = [refused.to_dict()]
+            taken.append(landed_file)
+            continue
         try:
-            local = place.fetch(landed_file.name, run.root / "00_landed" / landed_file.name)
-            if place.remote and sha256_file(local) != landed_file.sha256:
-                logger.info(
-                    "%s changed since it was listed: left for the next run", landed_file.name
-                )
-                continue
-            landed_file = replace(landed_file, path=local)
-            frame = read_series_file(local, columns, cfg, landed_file.name)
+            fault_point("ingest:read")
+            frame = read_series_file(landed_file.path, columns, cfg, landed_file.name)
         except DataRejected as exc:
+            read_done(workspace, landed_file, run.run_id)
             logger.warning("Rejected on read: %s", exc)
             failures[landed_file.sha256] = [f.to_dict() for f in exc.failures]
             taken.append(landed_file)
             continue
         except Exception as exc:  # noqa: BLE001 - one file's error must not stop the others
+            read_done(workspace, landed_file, run.run_id)
             why = f"could not read the file: {type(exc).__name__}: {redact_text(str(exc))}"
             logger.warning("Rejected on read: %s: %s", landed_file.name, why)
             failures[landed_file.sha256] = unreadable(landed_file, why)
             taken.append(landed_file)
             continue
+        read_done(workspace, landed_file, run.run_id)
         logger.info(
             "Read %s: %d rows, %d series", landed_file.name, len(frame), frame[SERIES_ID].nunique()
         )
@@ -107,3 +143,29 @@ def ingest(
     return IngestResult(
         path=run.ingested, new_files=taken, read_failures=failures, history_rows=len(history)
     )
+
+
+def _refused(
+    workspace: Workspace, run: RunDir, landed: LandedFile, cfg: IngestConfig
+) -> CheckFailure | None:
+    """Why ``landed`` is not read at all: it took down ``ingest.max_attempts`` runs already,
+    or it is past a size limit. Otherwise its attempt is recorded (durably) before the read."""
+    earlier = record_attempt(workspace, landed, run.run_id)
+    for phase, runs in earlier.items():
+        if len(runs) >= cfg.max_attempts:
+            read_done(workspace, landed, run.run_id)
+            times = "twice" if len(runs) == 2 else f"{len(runs)} times"
+            return CheckFailure(
+                landed.name,
+                "crashed_the_pipeline",
+                None,
+                f"crashed the pipeline {times}: {len(runs)} run(s) died while "
+                f"{'reading it' if phase == 'read' else 'validating an arrival it was in'} "
+                f"(ingest.max_attempts={cfg.max_attempts}); quarantined unread so that the "
+                "files behind it go on",
+                examples=[{"phase": phase, "runs": runs}],
+            )
+    refused = check_limits(landed.path, landed.name, cfg)
+    if refused is not None:
+        read_done(workspace, landed, run.run_id)
+    return refused

@@ -37,14 +37,53 @@ class ColumnsConfig(FrozenModel):
 
 class IngestConfig(FrozenModel):
     extensions: list[str] = Field(
-        default_factory=lambda: [".csv", ".parquet"],
-        description="File types read from the landing folder.",
+        default_factory=lambda: [".csv", ".parquet", ".pq"],
+        description="File types the reader takes; also the landing patterns (*<ext>) when "
+        "ingest.patterns is not set.",
+    )
+    patterns: list[str] | None = Field(
+        None,
+        description="Names in the landing folder that are arrivals (shell patterns, "
+        "case-insensitive, e.g. ['plants_*.csv']); anything else there is left alone: not "
+        "read, moved, quarantined or alerted on. Default: one '*<ext>' per ingest.extensions.",
+    )
+    max_file_bytes: int = Field(
+        512 * 1024**2,
+        ge=1,
+        description="Largest landed file read (bytes, on disk); a larger one is quarantined.",
+    )
+    max_rows: int = Field(
+        20_000_000,
+        ge=1,
+        description="Most rows in one file (CSV: lines after the header; Parquet: its "
+        "metadata's row count, read before any data); more: quarantined.",
+    )
+    max_columns: int = Field(
+        1_000,
+        ge=1,
+        description="Most columns in one file (CSV header fields; Parquet schema); more: "
+        "quarantined before the file is parsed.",
+    )
+    max_decoded_bytes: int = Field(
+        4 * 1024**3,
+        ge=1,
+        description="Largest decoded size of a Parquet file, estimated from its footer alone "
+        "(per row group, the larger of its uncompressed size and rows x row width): a small "
+        "file of highly compressed rows would otherwise decode past the memory; larger: "
+        "quarantined unread.",
+    )
+    max_attempts: int = Field(
+        2,
+        ge=1,
+        description="Runs that may die while reading or validating the same file (killed, "
+        "out of memory) before it is quarantined instead of read again.",
     )
     settle_seconds: float = Field(
         30.0,
         ge=0,
         description="A file is taken only when two looks at least this far apart see the same "
-        "size and modification time (writers should write NAME.part and rename it when done).",
+        "size and modification time (and inode change time; in an object store, ETag) "
+        "(writers should write NAME.part and rename it when done).",
     )
     second_look: bool = Field(
         True,
@@ -59,6 +98,14 @@ class IngestConfig(FrozenModel):
         description="Retrain on the accepted history even when no new file arrived "
         "(e.g. a UI run with a changed config); off: such a run ends as skipped.",
     )
+
+    @property
+    def landing_patterns(self) -> list[str]:
+        """The names that are arrivals: ``patterns``, or one ``*<ext>`` per extension (so a
+        config written before ``patterns`` existed still takes the same files)."""
+        if self.patterns is not None:
+            return list(self.patterns)
+        return [f"*{ext}" for ext in self.extensions]
 
 
 class ValidationConfig(FrozenModel):

@@ -279,8 +279,9 @@ class RetentionConfig(FrozenModel):
 
     landed: Literal["archive", "keep", "delete"] = Field(
         "archive",
-        description="Files accepted into history: archive (move to <workspace>/archive/<date>/), "
-        "keep (leave them in landing; the ledger remembers them) or delete.",
+        description="Files accepted into history (the copies claimed out of landing before they "
+        "were read): archive (move to <workspace>/archive/<date>/), keep (leave them in "
+        "<workspace>/claimed/<run-id>/; the ledger remembers them) or delete.",
     )
     keep_runs: int = Field(
         20,

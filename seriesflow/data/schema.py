@@ -100,7 +100,8 @@ LEDGER_SCHEMA = pa.schema(
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("recorded_at", TIMESTAMP_TYPE, nullable=False),
         pa.field("reason", pa.string()),
-        # with name and bytes, the hash memo's key: a file unchanged since is not read again
+        # the claimed copy's mtime, for the record (the hash memo lives in the looks, keyed by
+        # inode and ctime: an mtime can be set back by a rewrite, a ctime cannot)
         pa.field("mtime_ns", pa.int64()),
     ]
 )

@@ -11,9 +11,10 @@ commas). Actions:
 - ``pause``: write ``$SERIESFLOW_FAULT_RELEASE.paused`` and wait until the file
   ``$SERIESFLOW_FAULT_RELEASE`` exists (a test holds a run at a point without timers).
 
-The points (``POINTS``) are the ends of the stages, inside register once its MLflow
-run is open and once the model version exists, the gap between register and commit,
-and the gap between writing the history and the ledger. The hooks cost one dictionary
+The points (``POINTS``) are the read of each claimed file in ingest, the ends of the
+stages, inside register once its MLflow run is open and once the model version exists,
+the gap between register and commit, and the gap between writing the history and the
+ledger. The hooks cost one dictionary
 lookup when the variable is unset; tests/flows/test_faults.py drives them with real
 subprocesses.
 """
@@ -30,6 +31,7 @@ ENV = "SERIESFLOW_FAULT"
 RELEASE_ENV = "SERIESFLOW_FAULT_RELEASE"
 STAGES = ("ingest", "validate", "normalize", "window", "train", "evaluate", "register")
 POINTS = (
+    "ingest:read",  # inside ingest: a file claimed out of landing, its attempt recorded
     *(f"after:{stage}" for stage in STAGES[:-1]),
     "register:started",  # inside register: an MLflow run is open, no version yet
     "register:versioned",  # inside register: the version exists, nothing else knows it yet

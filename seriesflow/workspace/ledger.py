@@ -4,13 +4,17 @@ A file is *new* when its content hash is not in the ledger: renaming or re-copyi
 identical file is not new data, and an edited file with the same name is.
 
 A file is *settled* when two looks at least ``settle_seconds`` apart saw the same size,
-modification time (and, in an object store, ETag). The looks persist in a small JSON
-file in the workspace (``Workspace.looks``), so the watcher's polls and the runs' scans
-all count. Temporary names (``.part``, ``.tmp``, a leading dot...) are never looked at.
+modification time, inode and change time (in an object store: size and ETag). The looks
+persist in a small JSON file in the workspace (``Workspace.looks``), so the watcher's polls
+and the runs' scans all count. Temporary names (``.part``, ``.tmp``, a leading dot...) and
+names that match none of ``ingest.patterns`` are never looked at.
 
-Hashes are memoized by (name, size, mtime_ns): from the ledger for files already
-recorded, from the looks for settled files not yet ingested, so a poll over a landing
-folder of thousands of known files reads none of them.
+Hashes are memoized in the looks, keyed by that fingerprint: content identity a rewrite
+cannot fake (a rewrite that keeps the size and sets the old mtime back still changes the
+inode's ctime; an object's ETag follows its content). Where the listing gives no such
+identity (no inode, no ETag) the file is hashed at every look. Ingested files are not in
+landing any more (ingest claims a file before reading it), so the memo serves the files
+still waiting for a run.
 
 Symlinks and special files are never read: they come back with their kind and a
 stand-in hash (``symlink:<name>:<size>:<mtime_ns>``) so that ingest can ledger them as
@@ -53,6 +57,7 @@ class LandedFile:
     kind: str = FILE  # file | symlink | special | unreadable
     source: str = ""
     error: str | None = None  # why an unreadable file could not be hashed
+    fingerprint: tuple = ()  # the listing's (Entry.fingerprint) when it settled: claim checks it
 
     @property
     def name(self) -> str:
@@ -62,19 +67,6 @@ class LandedFile:
 def _stand_in(kind: str, name: str, size: int, mtime_ns: int) -> str:
     """The ledger key of a file that is never read: stable while it does not change."""
     return f"{kind}:{name}:{size}:{mtime_ns}"
-
-
-def hash_memo(ledger: pd.DataFrame | None) -> dict[tuple[str, int, int], str]:
-    """(name, bytes, mtime_ns) -> sha256 of every ledgered file with a known mtime."""
-    if ledger is None or not len(ledger) or "mtime_ns" not in ledger:
-        return {}
-    known = ledger.dropna(subset=["mtime_ns"])
-    return {
-        (n, int(b), int(m)): h
-        for n, b, m, h in zip(
-            known["name"], known["bytes"], known["mtime_ns"], known["sha256"], strict=True
-        )
-    }
 
 
 def _load_looks(state: Path | None, location: str) -> dict[str, dict]:
@@ -112,13 +104,11 @@ def look(
     settle_seconds: float,
     now: float | None = None,
     state: Path | None = None,
-    ledger: pd.DataFrame | None = None,
 ) -> Scan:
     """Look at the landing once; record the look in ``state`` (when given)."""
     landing = landing if isinstance(landing, Landing) else Landing(landing)
     now = time.time() if now is None else now
     before = _load_looks(state, landing.location)
-    memo = hash_memo(ledger)
     looks: dict[str, dict] = {}
     files, waiting, wait = [], [], 0.0
     for entry in landing.entries():
@@ -147,9 +137,8 @@ def look(
             waiting.append(entry.name)
             wait = max(wait, settle_seconds - (now - first))
             continue
-        key = (entry.name, entry.size, entry.mtime_ns)
         kind, error = FILE, None
-        sha = record["sha256"] or memo.get(key)
+        sha = record["sha256"] if entry.has_identity else None
         if sha is None:
             try:
                 sha = landing.sha256(entry.name)
@@ -169,6 +158,7 @@ def look(
                 kind,
                 landing.source(entry.name),
                 error=error,
+                fingerprint=tuple(entry.fingerprint),
             )
         )
     _save_looks(state, landing.location, looks)
@@ -180,13 +170,12 @@ def settle(
     landing: Landing | Path | str,
     settle_seconds: float,
     state: Path | None,
-    ledger: pd.DataFrame | None = None,
     second_look: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> Scan:
     """Look; when files are still waiting to settle and ``second_look``, wait until they
     could have (at most ``settle_seconds``) and look again."""
-    scan = look(landing, settle_seconds, state=state, ledger=ledger)
+    scan = look(landing, settle_seconds, state=state)
     if scan.waiting and second_look and state is not None:
         pause = min(scan.wait_seconds, settle_seconds)
         if log is not None:
@@ -195,7 +184,7 @@ def settle(
                 f"looking again in {pause:.0f} s (ingest.settle_seconds)"
             )
         time.sleep(pause)
-        scan = look(landing, settle_seconds, state=state, ledger=ledger)
+        scan = look(landing, settle_seconds, state=state)
     return scan
 
 
@@ -204,11 +193,10 @@ def scan_landing(
     settle_seconds: float,
     now: float | None = None,
     state: Path | None = None,
-    ledger: pd.DataFrame | None = None,
 ) -> list[LandedFile]:
     """The settled files of one look (see ``look``); without ``state`` every look is a
     first one, so only ``settle_seconds=0`` settles anything."""
-    return look(landing, settle_seconds, now, state, ledger).files
+    return look(landing, settle_seconds, now, state).files
 
 
 def load_ledger(path: Path) -> pd.DataFrame:

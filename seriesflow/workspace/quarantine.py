@@ -1,4 +1,7 @@
-"""Quarantine: move a rejected file out of the landing folder, with the reason beside it.
+"""Quarantine: move a rejected file's claimed copy aside, with the reason beside it.
+
+What moves is ``landed.path``: the copy ingest claimed out of landing and read (its hash is
+the one ledgered), never the name in landing, which a producer may have rewritten since.
 
 The ledger records the file's content hash as rejected, so the same bytes are not
 tried again; a corrected file (new content) is picked up as new.
@@ -11,6 +14,7 @@ ledgered ``rejected`` with its kind ("symlink") as the reason.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +71,11 @@ def quarantine(
             target.with_name(target.name + ".reason.json"),
         )
         remote = _landing_of(landed)
-        if remote is not None:
-            remote.move_out(landed.name, landed.path, target)
+        if landed.kind == UNREADABLE and remote is not None:
+            # listed but never claimed (it could not be hashed): the object itself
+            remote.move_out(landed.name, None, target)
         else:
-            Landing(Path(landed.source or landed.path).parent).move_out(landed.name, None, target)
+            shutil.move(str(landed.path), target)  # the claimed copy (or a local file)
     except OSError as exc:
         why = f"{reason}; could not be moved to quarantine ({type(exc).__name__}: {exc})"
         append_ledger(workspace.ledger, ledger_rows([landed], FAILED, run_id, {landed.sha256: why}))

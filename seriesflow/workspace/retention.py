@@ -1,10 +1,12 @@
 """What the workspace keeps: landed files after their commit, and how many run folders.
 
-- ``retention.landed``: once a run's data is committed, the files it took leave the
-  landing area -- moved to ``<workspace>/archive/<date>/`` (default), deleted, or kept in
-  place (the ledger remembers them, and its hash memo means a poll never reads them
-  again). A file that cannot be moved stays, and the next run tries again; so does a
-  file whose commit finished in a recovery, or a byte-identical copy of an ingested file.
+- ``retention.landed``: a file is claimed out of landing before it is read
+  (``seriesflow/workspace/claims.py``); once a run's data is committed, the claimed copy --
+  the bytes that were read and ledgered, never whatever holds the name in landing by then --
+  is moved to ``<workspace>/archive/<date>/`` (default), deleted, or kept where it was
+  claimed (``<workspace>/claimed/<run-id>/``). A copy that cannot be moved stays claimed,
+  and the next run tries again (``tidy_claims``); so does one whose commit finished in a
+  recovery, or a byte-identical copy of an ingested file.
 - ``retention.keep_runs``: the newest run folders are kept, older ones deleted -- never
   the champion's (its validated rows are the lineage of the model in service), never
   the folder of a commit still in progress. It fails closed: when the champion cannot be
@@ -20,18 +22,18 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
-
+from seriesflow.workspace.claims import ARCHIVE, DELETE, KEEP, tidy_claims
 from seriesflow.workspace.files import Workspace, utcnow
-from seriesflow.workspace.landing import FILE, Landing, is_remote
-from seriesflow.workspace.ledger import INGESTED, LandedFile, hash_memo
+from seriesflow.workspace.ledger import LandedFile
+
+__all__ = ["ARCHIVE", "DELETE", "KEEP", "dispose_landed", "prune_runs", "tidy_claims"]
 
 Log = Callable[[str], None]
-ARCHIVE, KEEP, DELETE = "archive", "keep", "delete"
 
 
 def _archive_target(workspace: Workspace, landed: LandedFile) -> Path:
     folder = workspace.archive / utcnow().strftime("%Y-%m-%d")
+    folder.mkdir(parents=True, exist_ok=True)
     target = folder / landed.name
     if target.exists():
         target = folder / f"{landed.sha256[:12]}-{landed.name}"
@@ -41,51 +43,23 @@ def _archive_target(workspace: Workspace, landed: LandedFile) -> Path:
 def dispose_landed(
     workspace: Workspace, files: list[LandedFile], mode: str, log: Log | None = None
 ) -> list[str]:
-    """Archive, delete or keep committed files; returns the names that left landing."""
+    """Archive, delete or keep the claimed copies of committed files (``landed.path``: the
+    file whose hash is in the ledger); returns the names that were archived or deleted."""
     log = log or logging.getLogger("seriesflow").warning
     gone = []
     for landed in files:
         if mode == KEEP:
             continue
-        source = landed.source or str(landed.path)
-        landing = Landing(source.rsplit("/", 1)[0] if is_remote(source) else Path(source).parent)
-        fetched = landed.path if landing.remote else None
         try:
             if mode == ARCHIVE:
-                landing.move_out(landed.name, fetched, _archive_target(workspace, landed))
+                shutil.move(str(landed.path), _archive_target(workspace, landed))
             else:
-                landing.remove(landed.name)
-                if fetched is not None:
-                    fetched.unlink(missing_ok=True)
+                landed.path.unlink()
         except OSError as exc:
-            log(f"Could not {mode} {landed.name} ({exc}); it stays in landing, ledgered")
+            log(f"Could not {mode} {landed.path} ({exc}); it stays claimed, ledgered")
             continue
         gone.append(landed.name)
     return gone
-
-
-def tidy_landing(
-    workspace: Workspace, landing: Landing, ledger: pd.DataFrame, mode: str, log: Log | None = None
-) -> list[str]:
-    """Dispose of files still in landing that the ledger says were ingested, found by the
-    hash memo (name, size, mtime_ns): no file is read."""
-    if mode == KEEP:
-        return []
-    ingested = ledger[ledger["status"] == INGESTED]
-    memo = hash_memo(ingested)
-    leftovers = [
-        LandedFile(
-            landing.path(e.name) if not landing.remote else Path(e.name),
-            memo[(e.name, e.size, e.mtime_ns)],
-            e.size,
-            e.mtime_ns / 1e9,
-            e.mtime_ns,
-            source=landing.source(e.name),
-        )
-        for e in landing.entries()
-        if e.kind == FILE and (e.name, e.size, e.mtime_ns) in memo
-    ]
-    return dispose_landed(workspace, leftovers, mode, log)
 
 
 def prune_runs(

@@ -145,7 +145,14 @@ CASES = [
         "parquet_readable",
         None,
     ),
-    ("unknown_extension", "data.xlsx", b"PK\x03\x04 not a table", "known_file_type", None),
+    (
+        # 1,200 columns: past ingest.max_columns (1,000), refused from its header, unparsed
+        "too_many_columns",
+        "wide.csv",
+        (",".join(f"c{i}" for i in range(1_200)) + "\n" + ",".join(["1"] * 1_200) + "\n").encode(),
+        "max_columns",
+        None,
+    ),
     (
         "absurd_value",
         "huge.csv",
@@ -250,11 +257,15 @@ def test_bad_file_is_rejected_quarantined_and_changes_nothing(
     assert not (run_dir / "02_validated.parquet").exists()
     _no_partial_files(cfg.paths.workspace_path())
 
-    # the same bytes again are not retried: the ledger knows them
+    # the same bytes again are not retried: the ledger knows them; the copy is claimed and
+    # goes to quarantine beside the first (it used to stay in landing for good)
     (cfg.paths.landing_path() / name).write_bytes(data)
     again = retrain(cfg, return_state=True).result(raise_on_failure=False)
     assert again["status"] == "skipped"
-    (cfg.paths.landing_path() / name).unlink()
+    assert not (cfg.paths.landing_path() / name).exists()
+    copies = list(workspace.quarantine.rglob(name)) + list(workspace.quarantine.rglob(f"*-{name}"))
+    assert [c.read_bytes() for c in copies] == [data, data]
+    assert ledger[ledger["name"] == name]["status"].tolist() == ["rejected"]
 
 
 def test_good_file_next_to_bad_file_trains_on_the_good_one(trained):
@@ -356,6 +367,27 @@ def test_poison_file_is_quarantined_and_the_rest_of_the_arrival_proceeds(trained
     ledger = load_ledger(workspace.ledger)
     assert ledger[ledger["name"] == "notes.txt"]["status"].tolist() == ["rejected"]
     assert not (landing / "notes.txt").exists()
+
+
+def test_other_tools_files_in_a_shared_landing_folder_are_left_alone(trained):
+    cfg = trained
+    workspace = Workspace(cfg.paths.workspace_path())
+    before = _fingerprint(cfg)
+    ledger_rows = len(load_ledger(workspace.ledger))
+    landing = cfg.paths.landing_path()
+    others = {"README.txt": b"for the other tool", "export.xlsx": b"PK\x03\x04 not a table"}
+    for name, body in others.items():
+        (landing / name).write_bytes(body)
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert result["status"] == "skipped", result  # nothing arrived: no quarantine, no alert
+    assert all((landing / name).read_bytes() == body for name, body in others.items())
+    assert not [p for p in workspace.quarantine.rglob("*") if p.name.startswith(tuple(others))]
+    assert len(load_ledger(workspace.ledger)) == ledger_rows
+    assert _fingerprint(cfg) == before
+    for name in others:
+        (landing / name).unlink()
 
 
 def test_symlink_in_landing_is_never_read_and_its_content_never_shown(trained, tmp_path, capsys):

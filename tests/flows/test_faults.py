@@ -10,7 +10,10 @@ no MLflow run left RUNNING, no two versions trained on the same data.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -132,4 +135,29 @@ def test_repair_rollback_sets_a_damaged_journal_aside_and_the_next_run_completes
     result = retrain(cfg, return_state=True).result(raise_on_failure=False)
 
     assert result["status"] == "completed", result
+    assert_consistent(cfg, landed)
+
+
+def test_a_file_that_kills_two_runs_while_read_is_quarantined_and_the_rest_commits(
+    prefect_api_url, tmp_path
+):
+    cfg, config_file, landed = _workspace(tmp_path)
+    poison = cfg.paths.landing_location() + "/poison.csv"
+    write_csv(zigzag_frame(n=24, start=120), Path(poison))
+    old = time.time() - 3600  # landed first: the first file each run claims and reads
+    os.utime(poison, (old, old))
+
+    for _ in range(2):  # the reader dies on it (the OOM killer, a segfault)
+        killed = retrain_process(config_file, prefect_api_url, fault="kill@ingest:read")
+        assert killed.wait() == -signal.SIGKILL, killed.output()[-3000:]
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert result["status"] == "completed", result
+    assert result["new_files"] == ["base.csv"] and result["rejected_files"] == ["poison.csv"]
+    workspace = cfg.paths.workspace_path()
+    (reason,) = (workspace / "quarantine").glob("*/poison.csv.reason.json")
+    (failure,) = json.loads(reason.read_text())["failures"]
+    assert failure["check"] == "crashed_the_pipeline"
+    assert "crashed the pipeline twice" in failure["message"]
     assert_consistent(cfg, landed)

@@ -33,19 +33,24 @@ def test_landed_files_are_archived_and_a_skipped_run_leaves_no_folder(prefect_se
     assert_consistent(cfg, {"base.csv": base})
 
 
-def test_keep_landed_files_in_place_or_delete_them(prefect_server, tmp_path):
+def test_keep_landed_files_where_they_were_claimed_or_delete_them(prefect_server, tmp_path):
     landing = tmp_path / "landing"
     write_csv(zigzag_frame(), landing / "base.csv")
+    body = (landing / "base.csv").read_bytes()
     cfg = crash_config(tmp_path / "work", landing, retention={"landed": "keep"})
+    claimed = cfg.paths.workspace_path() / "claimed"
     assert _run(cfg)["status"] == "completed"
-    assert (landing / "base.csv").exists()
+    # claimed out of landing before the read, and kept there: the bytes that were ingested
+    (kept,) = claimed.glob("*/*/base.csv")
+    assert kept.read_bytes() == body and not (landing / "base.csv").exists()
     assert _run(cfg)["status"] == "skipped"  # kept, ledgered: not new
 
     write_csv(zigzag_frame(n=24, start=120), landing / "next.csv")
     deleting = crash_config(tmp_path / "work", landing, retention={"landed": "delete"})
     assert _run(deleting)["status"] == "completed"
-    # the setting applies to every ingested file still in landing: base.csv goes as well
     assert os.listdir(landing) == []
+    # deleted: next.csv's claimed copy; what an earlier run kept stays kept
+    assert [p.name for p in claimed.glob("*/*/*")] == ["base.csv"]
     assert not (cfg.paths.workspace_path() / "archive").exists()
 
 

@@ -6,7 +6,8 @@ import hashlib
 
 import pytest
 
-from seriesflow.workspace.landing import FILE, Landing
+from seriesflow.workspace.files import sha256_file
+from seriesflow.workspace.landing import FILE, ClaimLost, Landing
 from seriesflow.workspace.ledger import find_new, load_ledger, scan_landing
 from tests.conftest import S3_SECRET
 
@@ -61,3 +62,52 @@ def test_errors_never_show_the_secret(s3, caplog):
     caplog.set_level("DEBUG")
     Landing("s3://landing/in").entries()
     assert S3_SECRET not in caplog.text
+
+
+def test_an_object_is_claimed_by_etag_and_a_rewrite_after_the_claim_is_a_new_arrival(s3, tmp_path):
+    _put(s3, "in/latest.csv", b"content A")
+    _put(s3, "in/README.txt", b"another tool's")
+    landing = Landing("s3://landing/in", ["*.csv"])
+    (entry,) = landing.entries()  # README.txt matches no pattern: not even listed
+    dest = tmp_path / "claimed" / "latest.csv"
+
+    landing.claim(entry.name, entry.fingerprint, dest)
+    _put(s3, "in/latest.csv", b"content B!")  # the producer rewrites the key
+
+    assert dest.read_bytes() == b"content A"
+    (again,) = landing.entries()
+    assert again.etag != entry.etag and landing.sha256("latest.csv") != sha256_file(dest)
+    # a stale listing claims nothing and deletes nothing
+    with pytest.raises(ClaimLost):
+        landing.claim(entry.name, entry.fingerprint, tmp_path / "claimed" / "stale.csv")
+    assert not (tmp_path / "claimed" / "stale.csv").exists()
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="landing")["Contents"])
+    assert keys == ["in/README.txt", "in/latest.csv"]
+
+
+def test_a_claim_across_file_systems_copies_then_takes_the_name_only_if_unchanged(
+    tmp_path, monkeypatch
+):
+    import errno
+    import os
+
+    landing_dir = tmp_path / "landing"
+    landing_dir.mkdir()
+    (landing_dir / "a.csv").write_text("listed\n")
+    landing = Landing(landing_dir)
+    (entry,) = landing.entries()
+
+    def cross_device(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "rename", cross_device)
+    dest = landing.claim(entry.name, entry.fingerprint, tmp_path / "claimed" / "a.csv")
+    assert dest.read_text() == "listed\n" and not (landing_dir / "a.csv").exists()
+
+    (landing_dir / "b.csv").write_text("listed\n")
+    (listed,) = landing.entries()
+    (landing_dir / "b.csv").write_text("changed\n")  # rewritten after it was listed
+    with pytest.raises(ClaimLost):
+        landing.claim(listed.name, listed.fingerprint, tmp_path / "claimed" / "b.csv")
+    assert (landing_dir / "b.csv").read_text() == "changed\n"
+    assert not (tmp_path / "claimed" / "b.csv").exists()

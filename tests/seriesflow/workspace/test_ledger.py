@@ -123,22 +123,42 @@ def test_symlinks_and_special_files_are_listed_as_such_and_never_opened(tmp_path
     assert "TOPSECRET" not in repr(found)
 
 
-def test_a_poll_over_ledgered_files_reads_none_of_them(tmp_path, monkeypatch):
+def test_a_poll_over_files_already_looked_at_reads_none_of_them(tmp_path, monkeypatch):
     import seriesflow.workspace.landing as landing_module
 
     landing = tmp_path / "landing"
     landing.mkdir()
     for i in range(200):
         (landing / f"f{i:04d}.csv").write_text(f"x,y\n{i},{i}\n")
+    state = tmp_path / "looks.json"
     ledger_path = tmp_path / "ledger.parquet"
-    append_ledger(ledger_path, ledger_rows(scan_landing(landing, 0), INGESTED, "r1"))
+    append_ledger(ledger_path, ledger_rows(scan_landing(landing, 0, state=state), INGESTED, "r1"))
 
     reads = []
     real = landing_module.sha256_file
     monkeypatch.setattr(landing_module, "sha256_file", lambda p: reads.append(p) or real(p))
     ledger = load_ledger(ledger_path)
-    assert find_new(scan_landing(landing, 0, ledger=ledger), ledger) == []
+    assert find_new(scan_landing(landing, 0, state=state), ledger) == []
     assert reads == []
     (landing / "f0007.csv").write_text("x,y\n7,8\n")  # edited: hashed again, and new
-    new = find_new(scan_landing(landing, 0, ledger=ledger), ledger)
+    new = find_new(scan_landing(landing, 0, state=state), ledger)
     assert [f.name for f in new] == ["f0007.csv"] and len(reads) == 1
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_read_again(tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    path = landing / "plants_latest.csv"
+    path.write_text("x,y\n1,2\n")
+    state = tmp_path / "looks.json"
+    (first,) = scan_landing(landing, 0, state=state)
+    ledger_path = tmp_path / "ledger.parquet"
+    append_ledger(ledger_path, ledger_rows([first], INGESTED, "run-1"))
+
+    before = path.stat()
+    path.write_text("x,y\n9,9\n")  # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # and the old mtime
+
+    ledger = load_ledger(ledger_path)
+    new = find_new(scan_landing(landing, 0, state=state), ledger)
+    assert [(f.name, f.sha256) for f in new] == [("plants_latest.csv", sha256_file(path))]

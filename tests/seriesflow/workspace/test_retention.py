@@ -1,13 +1,17 @@
+import os
+
+from seriesflow.workspace.claims import claim_landed
 from seriesflow.workspace.files import Workspace
 from seriesflow.workspace.landing import Landing
 from seriesflow.workspace.ledger import (
     INGESTED,
+    REJECTED,
     append_ledger,
     ledger_rows,
     load_ledger,
     scan_landing,
 )
-from seriesflow.workspace.retention import prune_runs, tidy_landing
+from seriesflow.workspace.retention import prune_runs, tidy_claims
 
 
 def test_prune_keeps_the_newest_and_every_protected_folder(tmp_path):
@@ -28,21 +32,43 @@ def test_prune_keeps_the_newest_and_every_protected_folder(tmp_path):
     ]
 
 
-def test_ingested_files_left_in_landing_are_archived_without_being_read(tmp_path, monkeypatch):
-    import seriesflow.workspace.landing as landing_module
+def test_committed_claimed_copies_are_archived_and_uncommitted_ones_stay_claimed(tmp_path):
+    workspace, landing = Workspace(tmp_path / "work"), tmp_path / "landing"
+    landing.mkdir()
+    for name, body in (("old.csv", "ingested\n"), ("bad.csv", "rejected\n"), ("new.csv", "x\n")):
+        (landing / name).write_text(body)
+    files = claim_landed(
+        workspace, "20260101T000000-a", Landing(landing), scan_landing(landing, 0), print
+    )
+    by_name = {f.name: f for f in files}
+    assert os.listdir(landing) == []  # claimed: out of landing before anything reads them
+    append_ledger(workspace.ledger, ledger_rows([by_name["old.csv"]], INGESTED, "r1"))
+    append_ledger(workspace.ledger, ledger_rows([by_name["bad.csv"]], REJECTED, "r1"))
+
+    done = tidy_claims(workspace, load_ledger(workspace.ledger), "archive")
+
+    assert sorted(done) == ["bad.csv", "old.csv"]
+    assert [p.read_text() for p in workspace.archive.glob("*/*")] == ["ingested\n"]
+    assert [p.read_text() for p in workspace.quarantine.glob("*/*")] == ["rejected\n"]
+    (left,) = (workspace.root / "claimed").glob("*/*/*")
+    assert left == by_name["new.csv"].path  # not committed: the next ingest takes it over
+
+
+def test_keep_leaves_committed_copies_claimed_and_never_hashes_them_again(tmp_path, monkeypatch):
+    import seriesflow.workspace.claims as claims_module
 
     workspace, landing = Workspace(tmp_path / "work"), tmp_path / "landing"
     landing.mkdir()
-    (landing / "old.csv").write_text("ingested earlier\n")
-    (landing / "new.csv").write_text("not yet\n")
-    old = [f for f in scan_landing(landing, 0) if f.name == "old.csv"]
-    append_ledger(workspace.ledger, ledger_rows(old, INGESTED, "r1"))
-    monkeypatch.setattr(landing_module, "sha256_file", lambda p: 1 / 0)  # no file is read
-
-    moved = tidy_landing(workspace, Landing(landing), load_ledger(workspace.ledger), "archive")
-
-    assert moved == ["old.csv"] and [p.name for p in landing.iterdir()] == ["new.csv"]
-    assert [p.name for p in workspace.archive.glob("*/*")] == ["old.csv"]
+    (landing / "base.csv").write_text("kept\n")
+    (taken,) = claim_landed(
+        workspace, "20260101T000000-a", Landing(landing), scan_landing(landing, 0), print
+    )
+    append_ledger(workspace.ledger, ledger_rows([taken], INGESTED, "r1"))
+    assert tidy_claims(workspace, load_ledger(workspace.ledger), "keep") == []
+    assert taken.path.read_text() == "kept\n"
+    monkeypatch.setattr(claims_module, "sha256_file", lambda p: 1 / 0)  # settled: not read
+    assert tidy_claims(workspace, load_ledger(workspace.ledger), "delete") == []
+    assert taken.path.exists()
 
 
 def test_retention_prunes_nothing_while_the_registry_cannot_name_the_champion(
