@@ -14,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
-from seriesflow.data.errors import DataRejected
+from seriesflow.data.errors import DataRejected, shown_name
 from seriesflow.data.reading import read_series_file, stack_with_history, unreadable
 from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW
 from seriesflow.ops.secrets import redact_text
@@ -75,7 +75,8 @@ def ingest(
             local = place.fetch(landed_file.name, run.root / "00_landed" / landed_file.name)
             if place.remote and sha256_file(local) != landed_file.sha256:
                 logger.info(
-                    "%s changed since it was listed: left for the next run", landed_file.name
+                    "%s changed since it was listed: left for the next run",
+                    shown_name(landed_file.name),
                 )
                 continue
             landed_file = replace(landed_file, path=local)
@@ -87,7 +88,7 @@ def ingest(
             continue
         except Exception as exc:  # noqa: BLE001 - one file's error must not stop the others
             why = f"could not read the file: {type(exc).__name__}: {redact_text(str(exc))}"
-            logger.warning("Rejected on read: %s: %s", landed_file.name, why)
+            logger.warning("Rejected on read: %s: %s", shown_name(landed_file.name), why)
             failures[landed_file.sha256] = unreadable(landed_file, why)
             taken.append(landed_file)
             continue
