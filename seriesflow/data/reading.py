@@ -1,7 +1,9 @@
 """Reading landed files: one CSV/Parquet file as the canonical long frame, or why not.
 
 ``read_series_file`` turns one file into the canonical long frame or raises
-``DataRejected`` naming the file, the check, the column and example rows.
+``DataRejected`` naming the file, the check, the column and example rows; its last step,
+``check_ingest_schema``, holds the rows to the schema the ingest stage writes, so one file
+can never fail that write for the others.
 ``stack_with_history`` lays the new rows after the accepted history, tagged by source
 file; de-duplication happens in validate, after each file has passed its own checks,
 so a rejected file never touches accepted rows. The ingest task (``tasks/ingest.py``)
