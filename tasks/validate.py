@@ -72,7 +72,8 @@ def validate(ingested: IngestResult, config: PipelineConfig, context: RunContext
             logger.warning("Quarantined %s -> %s", shown_name(item["name"]), shown)
         else:
             shown = shown_name(item["name"])
-            logger.warning("Rejected %s (left in place): %s", shown, item["error"] or "")
+            why = shown_name(item["error"] or "")  # an OS error may quote the name
+            logger.warning("Rejected %s (left in place): %s", shown, why)
     report = report_rows(arrival.reports)
     write_json(
         {

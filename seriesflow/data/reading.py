@@ -191,20 +191,12 @@ def read_series_file(
 ) -> pd.DataFrame:
     """One landed file as the canonical frame (series_id, timestamp, value, covariates).
 
-    Raises ``DataRejected`` for anything that is not a table of series rows:
-    unknown type, unreadable bytes, no rows, missing columns, text where numbers
-    belong, timestamps that do not parse or mix timezone conventions.
+    Raises ``DataRejected`` for anything that is not a table of series rows: a name with
+    control characters, unknown type, unreadable bytes, no rows, missing columns, text
+    where numbers belong, timestamps that do not parse, mix timezone conventions or are
+    finer than microseconds, rows the ingest schema refuses (no series id, no timestamp).
     """
     name = name or path.name
-    if path.suffix.lower() not in {e.lower() for e in cfg.extensions}:
-        raise _reject(
-            name,
-            "known_file_type",
-            None,
-            f"unknown file type '{path.suffix or '(none)'}'; the landing folder "
-            f"takes {', '.join(cfg.extensions)} (add the type to ingest.extensions "
-            "if it is one of these formats under another name)",
-        )
     hidden = hidden_characters(name)
     if hidden:
         raise _reject(
@@ -213,6 +205,15 @@ def read_series_file(
             None,
             f"the file name holds control characters {hidden} (a newline in a name can forge "
             "log lines); rename the file without them",
+        )
+    if path.suffix.lower() not in {e.lower() for e in cfg.extensions}:
+        raise _reject(
+            name,
+            "known_file_type",
+            None,
+            f"unknown file type '{path.suffix or '(none)'}'; the landing folder "
+            f"takes {', '.join(cfg.extensions)} (add the type to ingest.extensions "
+            "if it is one of these formats under another name)",
         )
     wanted = {columns.series_id: SERIES_ID, columns.timestamp: TIMESTAMP, columns.value: VALUE}
     wanted.update({c: c for c in columns.covariates})
@@ -285,7 +286,7 @@ def check_ingest_schema(frame: pd.DataFrame, name: str, columns: ColumnsConfig) 
                     "not_null",
                     target.name,
                     f"rows without a {target.name} (an empty cell, or a null in Parquet); "
-                    f"every row needs one",
+                    "every row needs one",
                     frame,
                     missing,
                     int(missing.sum()),
