@@ -410,7 +410,8 @@ def test_file_name_with_a_newline_is_quarantined_and_never_forges_a_log_line(tra
     workspace = Workspace(cfg.paths.workspace_path())
     before = _fingerprint(cfg)
     name = "ok.csv\nFORGED | Finished in state Completed().csv"
-    (cfg.paths.landing_path() / name).write_bytes(_csv(_after_good()))
+    # content no earlier file had (the ledger skips known bytes, whatever their name)
+    (cfg.paths.landing_path() / name).write_bytes(b"series_id,timestamp,value\nx,2030-01-01,1\n")
 
     result = retrain(cfg, return_state=True).result(raise_on_failure=False)
 
