@@ -18,7 +18,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
-from seriesflow.data.errors import CheckFailure, DataRejected
+from seriesflow.data.errors import CheckFailure, DataRejected, shown_name
 from seriesflow.data.limits import check_limits
 from seriesflow.data.reading import read_series_file, stack_with_history, unreadable
 from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW
@@ -122,13 +122,16 @@ def ingest(
         except Exception as exc:  # noqa: BLE001 - one file's error must not stop the others
             read_done(workspace, landed_file, run.run_id)
             why = f"could not read the file: {type(exc).__name__}: {redact_text(str(exc))}"
-            logger.warning("Rejected on read: %s: %s", landed_file.name, why)
+            logger.warning("Rejected on read: %s: %s", shown_name(landed_file.name), why)
             failures[landed_file.sha256] = unreadable(landed_file, why)
             taken.append(landed_file)
             continue
         read_done(workspace, landed_file, run.run_id)
         logger.info(
-            "Read %s: %d rows, %d series", landed_file.name, len(frame), frame[SERIES_ID].nunique()
+            "Read %s: %d rows, %d series",
+            shown_name(landed_file.name),
+            len(frame),
+            frame[SERIES_ID].nunique(),
         )
         frames.append((landed_file.name, frame))
         taken.append(landed_file)

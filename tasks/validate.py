@@ -26,7 +26,7 @@ from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.arrival import bad_files, report_rows, validate_arrival
-from seriesflow.data.errors import DataRejected
+from seriesflow.data.errors import DataRejected, shown_name
 from seriesflow.data.expectations import GxSession
 from seriesflow.data.schema import SERIES_ID
 from seriesflow.evaluation.champion import champion_reference
@@ -67,9 +67,13 @@ def validate(ingested: IngestResult, config: PipelineConfig, context: RunContext
     rejected = quarantine_files(workspace, ingested.new_files, failures, run.run_id)
     for item in rejected:
         if item["quarantined_to"]:
-            logger.warning("Quarantined %s -> %s", item["name"], item["quarantined_to"])
+            # a landed name may hold a newline: shown escaped, it cannot forge a log line
+            shown = shown_name(item["quarantined_to"])
+            logger.warning("Quarantined %s -> %s", shown_name(item["name"]), shown)
         else:
-            logger.warning("Rejected %s (left in place): %s", item["name"], item["error"] or "")
+            shown = shown_name(item["name"])
+            why = shown_name(item["error"] or "")  # an OS error may quote the name
+            logger.warning("Rejected %s (left in place): %s", shown, why)
     report = report_rows(arrival.reports)
     write_json(
         {

@@ -19,7 +19,7 @@ import pandas as pd
 
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.drift import DRIFT_COLUMNS, drift_failure, drift_table
-from seriesflow.data.errors import CheckFailure, example_rows
+from seriesflow.data.errors import CheckFailure, example_rows, shown_name
 from seriesflow.data.expectations import (
     CheckReport,
     FileVerdict,
@@ -33,13 +33,19 @@ from seriesflow.workspace.results import IngestResult
 
 
 def merge_file(
-    accepted: pd.DataFrame, rows: pd.DataFrame, file: str, allow_revisions: bool
+    accepted: pd.DataFrame,
+    rows: pd.DataFrame,
+    file: str,
+    allow_revisions: bool,
+    origins: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, list[CheckFailure]]:
-    """Merge one file's rows into the accepted rows (later wins on series_id+timestamp).
+    """Merge one file's rows into the accepted rows.
 
-    Re-sent identical rows are harmless. Without ``allow_revisions`` a row that
-    changes an accepted value, or one that back-fills before a series' last
-    accepted timestamp, rejects the file.
+    Re-sent identical rows are harmless. With ``allow_revisions`` the file's row wins on
+    series_id+timestamp. Without it a row that changes an accepted value, or one that
+    back-fills before a series' last accepted timestamp, rejects the file; ``origins``
+    (series_id+timestamp -> file, for the rows earlier files of the same arrival brought)
+    names the earlier file when the value it changes came from one.
     """
     failures = []
     key = [SERIES_ID, TIMESTAMP]
@@ -50,6 +56,26 @@ def merge_file(
         before = lookup.reindex(keys).to_numpy(dtype=float)
         same = np.isclose(rows[VALUE].to_numpy(dtype=float), before, equal_nan=True)
         changed = known & ~pd.Series(same, index=rows.index)
+        if changed.any() and origins is not None and len(origins):
+            origin = pd.Series(origins.reindex(keys).to_numpy(), index=rows.index)
+            within = changed & origin.notna()
+            changed = changed & origin.isna()
+            if within.any():
+                earlier = sorted(set(origin[within]))
+                failures.append(
+                    CheckFailure(
+                        file,
+                        "no_conflict_within_arrival",
+                        VALUE,
+                        f"rows give other values for the same series_id and timestamp than "
+                        f"{', '.join(map(shown_name, earlier))}, accepted earlier in this "
+                        "arrival (files apply in landing order, as if each came in its own "
+                        "run); correct one of the files, or set "
+                        "validation.allow_history_revisions=true to let the later file win",
+                        int(within.sum()),
+                        example_rows(rows, within),
+                    )
+                )
         if changed.any():
             failures.append(
                 CheckFailure(
@@ -114,6 +140,7 @@ def check_one_file(
     config: PipelineConfig,
     session: GxSession,
     reference: dict[str, dict[str, float]] | None,
+    origins: pd.Series | None = None,
 ) -> tuple[FileVerdict, pd.DataFrame | None]:
     """One file's checks, in order; the merged rows if it passes."""
     cfg = config.validation
@@ -130,7 +157,9 @@ def check_one_file(
             verdict.failures.append(failure)
     if not verdict.ok:
         return verdict, None
-    candidate, merge_failures = merge_file(arrival.merged, rows, file, cfg.allow_history_revisions)
+    candidate, merge_failures = merge_file(
+        arrival.merged, rows, file, cfg.allow_history_revisions, origins
+    )
     verdict.failures.extend(merge_failures)
     if verdict.ok:
         series_verdict = check_merged(
@@ -160,12 +189,24 @@ def validate_arrival(
     keep = [c for c in stacked.columns if c not in (SOURCE_FILE, SOURCE_ROW)]
     accepted = stacked.loc[stacked[SOURCE_FILE] == history_source, keep].reset_index(drop=True)
     arrival = Arrival(merged=accepted)
+    # Files apply in landing order, each as if it came in its own run: which earlier file of
+    # this arrival brought a series_id+timestamp the history lacked, so that a later file
+    # giving it another value is rejected naming both (allow_history_revisions: it wins).
+    tracked = not cfg.allow_history_revisions
+    history_keys = pd.MultiIndex.from_frame(accepted[[SERIES_ID, TIMESTAMP]]) if tracked else None
+    origins = pd.Series(
+        [], index=pd.MultiIndex.from_arrays([[], []], names=[SERIES_ID, TIMESTAMP]), dtype=object
+    )
     for file in files:
-        part = stacked[stacked[SOURCE_FILE] == file]
-        # index rows by their place in the file, so example rows point at the line to fix
-        rows = part[keep].set_axis(part[SOURCE_ROW].to_numpy(), axis=0)
         try:
-            verdict, candidate = check_one_file(arrival, rows, file, config, session, reference)
+            part = stacked[stacked[SOURCE_FILE] == file]
+            # index rows by their place in the file, so example rows point at the line to fix
+            rows = part[keep].set_axis(part[SOURCE_ROW].to_numpy(), axis=0)
+            verdict, candidate = check_one_file(
+                arrival, rows, file, config, session, reference, origins
+            )
+            if verdict.ok and tracked:
+                origins = _with_origins(origins, rows, file, history_keys)
         except Exception as exc:  # noqa: BLE001 - one file's error must not stop the others
             why = f"the checks could not run on this file: {type(exc).__name__}: {exc}"
             verdict, candidate = (
@@ -192,6 +233,17 @@ def validate_arrival(
         arrival.accepted = []
         arrival.merged = accepted
     return arrival
+
+
+def _with_origins(
+    origins: pd.Series, rows: pd.DataFrame, file: str, history_keys: pd.MultiIndex
+) -> pd.Series:
+    """``origins`` plus the series_id+timestamp keys ``file`` brought first."""
+    keys = pd.MultiIndex.from_frame(rows[[SERIES_ID, TIMESTAMP]]).unique()
+    fresh = keys[~keys.isin(history_keys) & ~keys.isin(origins.index)]
+    if not len(fresh):
+        return origins
+    return pd.concat([origins, pd.Series(file, index=fresh, dtype=object)])
 
 
 def bad_files(

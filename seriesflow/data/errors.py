@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,8 @@ class CheckFailure:
         (for the log and the CLI; never for alerts, which leave the machine)."""
         where = f"column '{self.column}'" if self.column else "the table"
         count = f" ({self.unexpected_count} rows)" if self.unexpected_count else ""
-        text = f"{self.file}: check '{self.check}' failed on {where}{count}: {self.message}"
+        file = shown_name(self.file)
+        text = f"{file}: check '{self.check}' failed on {where}{count}: {self.message}"
         if examples and self.examples:
             text += f"; e.g. {json.dumps(self.examples[0], default=str)}"
         return text
@@ -37,6 +39,23 @@ class CheckFailure:
             "unexpected_count": self.unexpected_count,
             "examples": self.examples,
         }
+
+
+# Unicode categories that must not reach a log line as they are: controls (a newline forges
+# a line), format characters (a right-to-left override hides the real name), lone
+# surrogates (undecodable bytes in a file name) and the line/paragraph separators.
+_HIDDEN_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
+
+
+def hidden_characters(text: str) -> list[str]:
+    """The characters of ``text`` a log line or a terminal would not show as themselves."""
+    return [c for c in text if unicodedata.category(c) in _HIDDEN_CATEGORIES]
+
+
+def shown_name(name: str) -> str:
+    """A landed file name as logs show it: as is, or ``repr``-escaped (quotes included) when
+    it holds a control character, so a name can never forge or hide a log line."""
+    return repr(name) if hidden_characters(name) else name
 
 
 class DataRejected(ValueError):

@@ -1,7 +1,9 @@
 """Reading landed files: one CSV/Parquet file as the canonical long frame, or why not.
 
 ``read_series_file`` turns one file into the canonical long frame or raises
-``DataRejected`` naming the file, the check, the column and example rows.
+``DataRejected`` naming the file, the check, the column and example rows; its last step,
+``check_ingest_schema``, holds the rows to the schema the ingest stage writes, so one file
+can never fail that write for the others.
 ``stack_with_history`` lays the new rows after the accepted history, tagged by source
 file; de-duplication happens in validate, after each file has passed its own checks,
 so a rejected file never touches accepted rows. The ingest task (``tasks/ingest.py``)
@@ -18,13 +20,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
-from seriesflow.data.errors import CheckFailure, DataRejected, example_rows
+from seriesflow.data.errors import CheckFailure, DataRejected, example_rows, hidden_characters
 from seriesflow.data.schema import LABEL, SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
-from seriesflow.workspace.history import HISTORY_SOURCE
+from seriesflow.workspace.history import HISTORY_SOURCE, accepted_schema
 from seriesflow.workspace.ledger import LandedFile
 
 # An explicit UTC offset or "Z" after a clock time ("2026-01-01" alone has none).
 _OFFSET = re.compile(r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.I)
+
+# pandas' default missing-value spellings (read_csv's na_values), kept for every column but
+# the series id: an id is a name, and "NA" (Namibia), "None" or "nan" are names like any.
+_MISSING_TEXT = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)  # fmt: skip
 
 
 def _reject(
@@ -40,12 +49,21 @@ def _reject(
     return DataRejected([CheckFailure(file, check, column, message, count, examples)])
 
 
-def _read_raw(path: Path, name: str) -> pd.DataFrame:
+def _read_raw(path: Path, name: str, missing_in: list[str]) -> pd.DataFrame:
+    """The file as read: a CSV as text (missing-value spellings only in ``missing_in``)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         try:
-            # Strings first: coercion below reports the raw text that failed.
-            frame = pd.read_csv(path, dtype=str, encoding="utf-8", skipinitialspace=True)
+            # Strings first: coercion below reports the raw text that failed. The series id
+            # column is not in ``missing_in``: only an empty id is missing (below).
+            frame = pd.read_csv(
+                path,
+                dtype=str,
+                encoding="utf-8",
+                skipinitialspace=True,
+                keep_default_na=False,
+                na_values={column: _MISSING_TEXT for column in missing_in},
+            )
         except UnicodeDecodeError as exc:
             raise _reject(
                 name,
@@ -88,10 +106,12 @@ def _read_raw(path: Path, name: str) -> pd.DataFrame:
 
 
 def _parse_timestamps(raw: pd.Series, tz: str, name: str, frame: pd.DataFrame) -> pd.Series:
+    """The timestamp column in microseconds UTC (the canonical schema), or ``DataRejected``."""
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
-        return raw.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        return _microseconds(raw.dt.tz_convert("UTC"), name, frame)
     if pd.api.types.is_datetime64_any_dtype(raw.dtype):
-        return raw.dt.tz_localize(tz).dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        # a Parquet column without a timezone: local times in ``tz``, as in a CSV
+        return _microseconds(_localize(raw, raw.notna(), tz, name, frame), name, frame)
     text = raw.astype("string").str.strip()
     present = text.notna()
     # Parse first: a value that is no timestamp at all is the error to report.
@@ -118,16 +138,20 @@ def _parse_timestamps(raw: pd.Series, tz: str, name: str, frame: pd.DataFrame) -
             present & ~has_offset,
             int((present & ~has_offset).sum()),
         )
-    parsed = pd.Series(pd.NaT, index=raw.index, dtype="datetime64[us, UTC]")
-    aware = present & has_offset
-    naive = present & ~has_offset
-    if aware.any():
-        parsed[aware] = pd.to_datetime(text[aware], utc=True, format="ISO8601", errors="coerce")
-    if naive.any():
-        local = pd.to_datetime(text[naive], format="ISO8601", errors="coerce")
-        parsed[naive] = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert(
-            "UTC"
-        )
+    if has_offset[present].all():
+        parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    else:
+        local = pd.to_datetime(text, format="ISO8601", errors="coerce")
+        parsed = _localize(local, present, tz, name, frame)
+    return _microseconds(parsed, name, frame)
+
+
+def _localize(
+    local: pd.Series, present: pd.Series, tz: str, name: str, frame: pd.DataFrame
+) -> pd.Series:
+    """Naive local times in ``tz`` as UTC; a time a daylight-saving change makes ambiguous
+    or skips is rejected (CSV text and naive Parquet columns alike), never guessed."""
+    parsed = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
     bad = present & parsed.isna()
     if bad.any():
         raise _reject(
@@ -143,16 +167,45 @@ def _parse_timestamps(raw: pd.Series, tz: str, name: str, frame: pd.DataFrame) -
     return parsed
 
 
+def _microseconds(parsed: pd.Series, name: str, frame: pd.DataFrame) -> pd.Series:
+    """UTC timestamps in microseconds. Finer digits are kept only when they are zero
+    (``.123456000`` is ``.123456``); a non-zero nanosecond part is rejected, not cut,
+    so two distinct times never become one and nothing changes without a word."""
+    finer = parsed.notna() & (parsed.dt.nanosecond != 0)
+    if finer.any():
+        raise _reject(
+            name,
+            "timestamp_precision",
+            TIMESTAMP,
+            "timestamps finer than a microsecond (a non-zero digit after the 6th of the "
+            "fraction of a second); the pipeline keeps microseconds, so round them to 6 digits",
+            frame,
+            finer,
+            int(finer.sum()),
+        )
+    return parsed.astype("datetime64[us, UTC]")
+
+
 def read_series_file(
     path: Path, columns: ColumnsConfig, cfg: IngestConfig, name: str | None = None
 ) -> pd.DataFrame:
     """One landed file as the canonical frame (series_id, timestamp, value, covariates).
 
-    Raises ``DataRejected`` for anything that is not a table of series rows:
-    unknown type, unreadable bytes, no rows, missing columns, text where numbers
-    belong, timestamps that do not parse or mix timezone conventions.
+    Raises ``DataRejected`` for anything that is not a table of series rows: a name with
+    control characters, unknown type, unreadable bytes, no rows, missing columns, text
+    where numbers belong, timestamps that do not parse, mix timezone conventions or are
+    finer than microseconds, rows the ingest schema refuses (no series id, no timestamp).
     """
     name = name or path.name
+    hidden = hidden_characters(name)
+    if hidden:
+        raise _reject(
+            name,
+            "file_name_printable",
+            None,
+            f"the file name holds control characters {hidden} (a newline in a name can forge "
+            "log lines); rename the file without them",
+        )
     if path.suffix.lower() not in {e.lower() for e in cfg.extensions}:
         raise _reject(
             name,
@@ -162,11 +215,11 @@ def read_series_file(
             f"takes {', '.join(cfg.extensions)} (add the type to ingest.extensions "
             "if it is one of these formats under another name)",
         )
-    raw = _read_raw(path, name)
     wanted = {columns.series_id: SERIES_ID, columns.timestamp: TIMESTAMP, columns.value: VALUE}
     wanted.update({c: c for c in columns.covariates})
     if columns.label:
         wanted[columns.label] = LABEL
+    raw = _read_raw(path, name, [c for c in wanted if c != columns.series_id])
     missing = [c for c in wanted if c not in raw.columns]
     if missing:
         raise _reject(
@@ -183,8 +236,10 @@ def read_series_file(
     frame = raw[list(wanted)].rename(columns=wanted)
 
     out = pd.DataFrame(index=frame.index)
-    out[SERIES_ID] = frame[SERIES_ID].astype("string").str.strip().astype("str")
-    out.loc[frame[SERIES_ID].isna(), SERIES_ID] = None
+    ids = frame[SERIES_ID].astype("string").str.strip()
+    out[SERIES_ID] = ids.astype("str")
+    # an empty (or blank) id is missing: check_ingest_schema rejects it with its rows
+    out.loc[ids.isna() | (ids == ""), SERIES_ID] = None
     out[TIMESTAMP] = _parse_timestamps(frame[TIMESTAMP], cfg.timezone, name, frame)
     for column in [VALUE, *columns.covariates]:
         values = frame[column]
@@ -205,7 +260,58 @@ def read_series_file(
         # class names are text; blanks stay missing (validation rejects them)
         out[LABEL] = frame[LABEL].astype("string").str.strip().astype("str")
         out.loc[frame[LABEL].isna(), LABEL] = None
+    check_ingest_schema(out, name, columns)
     return out
+
+
+def check_ingest_schema(frame: pd.DataFrame, name: str, columns: ColumnsConfig) -> None:
+    """Raise ``DataRejected`` unless ``frame`` converts to the ingest schema as it is.
+
+    The same conversion the ingest stage's Parquet write does, on one file's rows alone:
+    a file that would break the write (a missing series id or timestamp, a value of the
+    wrong type) is rejected with its rows, before it joins the arrival, instead of failing
+    the run for every file.
+    """
+    for target in accepted_schema(columns):
+        if target.name not in frame:
+            raise _reject(
+                name, "ingest_schema", target.name, f"no '{target.name}' column after reading"
+            )
+        column = frame[target.name]
+        if not target.nullable:
+            missing = column.isna()
+            if missing.any():
+                raise _reject(
+                    name,
+                    "not_null",
+                    target.name,
+                    f"rows without a {target.name} (an empty cell, or a null in Parquet); "
+                    "every row needs one",
+                    frame,
+                    missing,
+                    int(missing.sum()),
+                )
+        try:
+            pa.Array.from_pandas(column, type=target.type)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            wrong = column.map(lambda v, t=target.type: not _converts(v, t))
+            raise _reject(
+                name,
+                "ingest_schema",
+                target.name,
+                f"values that do not fit the column's type {target.type}: {exc}",
+                frame,
+                wrong,
+                int(wrong.sum()) or None,
+            ) from exc
+
+
+def _converts(value, type_: pa.DataType) -> bool:
+    try:
+        pa.array([value], type=type_, from_pandas=True)
+    except (pa.ArrowException, TypeError, ValueError):
+        return False
+    return True
 
 
 def _is_nan_text(values: pd.Series) -> pd.Series:

@@ -161,14 +161,25 @@ def flatten(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The tail of a mapped key: "-" and the id's whole SHA-256. An id kept as it is never ends
+# like this, so a kept id and a mapped one never meet (``plant_1-<hash of plant/1>`` is an id
+# a file may hold too), and two mapped ids meet only if SHA-256 collides.
+_MAPPED_TAIL = re.compile(r"-[0-9a-f]{64}\Z")
+_READABLE = 55  # characters of the mapped id kept in front of its hash: 55 + 1 + 64 <= 120
+
+
 def metric_key(text: str) -> str:
-    """A series id as a safe part of an MLflow key: letters, digits and ``_-. `` only (no
-    ``/``, so no path tricks), at most 120 characters; an id that had to change gets a short
-    hash of itself, so two ids never share a key."""
+    """A series id as a safe part of an MLflow key, one key per id.
+
+    An id of letters, digits and ``_-. `` only (no ``/``, so no path tricks), at most 120
+    characters and not ending like a mapped key, stays as it is. Any other id becomes a
+    readable prefix (unsafe characters as ``_``) and ``-`` + the SHA-256 of the id itself.
+    """
     safe = re.sub(r"[^\w\-. ]", "_", text).strip() or "_"
-    if safe == text and len(text) <= 120 and text not in (".", ".."):
+    kept = safe == text and len(text) <= 120 and text not in (".", "..")
+    if kept and not _MAPPED_TAIL.search(text):
         return text
-    return f"{safe[:100]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return f"{safe[:_READABLE]}-{hashlib.sha256(text.encode()).hexdigest()}"
 
 
 def epoch_steps(epochs: pd.DataFrame, series_column: str) -> list[tuple[int, dict[str, float]]]:

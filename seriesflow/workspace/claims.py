@@ -38,6 +38,7 @@ from typing import Any
 
 import pandas as pd
 
+from seriesflow.data.errors import shown_name
 from seriesflow.workspace.files import Workspace, read_json, sha256_file, utcnow, write_json
 from seriesflow.workspace.landing import FILE, ClaimLost, Landing
 from seriesflow.workspace.ledger import FAILED, INGESTED, REJECTED, LandedFile
@@ -88,8 +89,8 @@ def claim_landed(
             continue
         except OSError as exc:  # a read-only landing, a permission: never read in place
             log(
-                f"Could not claim {landed.source} ({type(exc).__name__}: {exc}); it stays in "
-                "landing unread (ingest moves a file out of landing before reading it)"
+                f"Could not claim {shown_name(landed.source)} ({type(exc).__name__}: {exc}); it "
+                "stays in landing unread (ingest moves a file out of landing before reading it)"
             )
             _drop_empty(dest.parent)
             continue
@@ -136,7 +137,10 @@ def adopt_stale(workspace: Workspace, run_id: str, known: set[str], log: Log) ->
         dest.parent.mkdir(parents=True, exist_ok=True)
         path.rename(dest)
         _drop_empty(path.parent)
-        log(f"{path.name}: claimed by run {previous}, which never committed it: taken over")
+        log(
+            f"{shown_name(path.name)}: claimed by run {previous}, which never committed it: "
+            "taken over"
+        )
         adopted.append(replace(landed, path=dest))
     return adopted
 
@@ -153,7 +157,9 @@ def tidy_claims(
         try:
             sha = sha256_file(path)
         except OSError as exc:  # unreadable: left claimed, and said, never a failed run
-            log(f"Could not read the claimed copy {path} ({exc}); left where it is")
+            log(
+                f"Could not read the claimed copy {shown_name(str(path))} ({exc}); left where it is"
+            )
             continue
         state = status.get(sha)
         if state is None:
@@ -168,7 +174,10 @@ def tidy_claims(
             else:
                 continue  # keep: it stays in its claim folder
         except OSError as exc:
-            log(f"Could not {mode} the claimed copy {path} ({exc}); the next run tries again")
+            log(
+                f"Could not {mode} the claimed copy {shown_name(str(path))} ({exc}); "
+                "the next run tries again"
+            )
             continue
         _drop_empty(path.parent)
         done.append(path.name)

@@ -184,6 +184,23 @@ CASES = [
         "series_id",
     ),
     (
+        # some rows with an empty series_id among good ones (144 of 288): this used to reach
+        # the ingest stage's Parquet write, fail the run and stay in landing for every run
+        "empty_series_id",
+        "noid.csv",
+        _csv(_next(n=144).assign(series_id=lambda f: f["series_id"].where(f.index % 2 == 0, ""))),
+        "not_null",
+        "series_id",
+    ),
+    (
+        # nine-digit fractions of a second used to end as "could not read the file"
+        "nanosecond_timestamps",
+        "ns.csv",
+        _csv(_next()).replace(b"2026-03-13T12:00:00Z", b"2026-03-13T12:00:00.123456789Z"),
+        "timestamp_precision",
+        "timestamp",
+    ),
+    (
         "constant_series",
         "flat.csv",
         _csv(series_frame(series=("flat",), n=300, period=PERIOD).assign(value=5.0)),
@@ -257,11 +274,15 @@ def test_bad_file_is_rejected_quarantined_and_changes_nothing(
     assert not (run_dir / "02_validated.parquet").exists()
     _no_partial_files(cfg.paths.workspace_path())
 
-    # the same bytes again are not retried: the ledger knows them; the copy is claimed and
-    # goes to quarantine beside the first (it used to stay in landing for good)
+    # the next run, with the same bytes in landing again: not retried (the ledger knows them),
+    # so a bad file never fails the run after the one that rejected it; the copy is claimed
+    # and goes to quarantine beside the first (it used to stay in landing for good)
     (cfg.paths.landing_path() / name).write_bytes(data)
-    again = retrain(cfg, return_state=True).result(raise_on_failure=False)
-    assert again["status"] == "skipped"
+    again_state = retrain(cfg, return_state=True)
+    again = again_state.result(raise_on_failure=False)
+    assert again["status"] == "skipped" and not again_state.is_failed(), again
+    assert _fingerprint(cfg) == before
+    assert ledger.equals(load_ledger(workspace.ledger))  # nothing new ledgered
     assert not (cfg.paths.landing_path() / name).exists()
     copies = list(workspace.quarantine.rglob(name)) + list(workspace.quarantine.rglob(f"*-{name}"))
     assert [c.read_bytes() for c in copies] == [data, data]
@@ -418,3 +439,30 @@ def test_symlink_in_landing_is_never_read_and_its_content_never_shown(trained, t
     # ledgered: the next run does not look at it again
     assert retrain(cfg, return_state=True).result(raise_on_failure=False)["status"] == "skipped"
     link.unlink()
+
+
+def test_file_name_with_a_newline_is_quarantined_and_never_forges_a_log_line(trained, caplog):
+    # the name would print a fake line under the real one; the name alone rejects the file
+    cfg = trained
+    workspace = Workspace(cfg.paths.workspace_path())
+    before = _fingerprint(cfg)
+    name = "ok.csv\nFORGED | Finished in state Completed().csv"
+    # content no earlier file had (the ledger skips known bytes, whatever their name)
+    (cfg.paths.landing_path() / name).write_bytes(b"series_id,timestamp,value\nx,2030-01-01,1\n")
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert result["status"] == "rejected", result
+    assert result["rejected_files"] == [name]
+    assert "check 'file_name_printable'" in result["reason"] and repr(name) in result["reason"]
+    assert "\nFORGED" not in result["reason"]
+    reasons = workspace.quarantine.rglob("*.reason.json")
+    (reason_file,) = [p for p in reasons if p.name.endswith(name + ".reason.json")]
+    assert read_json(reason_file)["failures"][0]["check"] == "file_name_printable"
+    ledger = load_ledger(workspace.ledger)
+    assert ledger[ledger["name"] == name]["status"].tolist() == ["rejected"]
+    assert _fingerprint(cfg) == before
+    logged = [record.getMessage() for record in caplog.records]
+    assert any(repr(name) in line for line in logged)  # the run's log shows it, escaped
+    assert not [line for line in logged if "\nFORGED" in line]
+    shutil.rmtree(workspace.quarantine)

@@ -9,7 +9,9 @@ from seriesflow.workspace.files import Workspace
 from seriesflow.workspace.ledger import load_ledger
 from tests.factories import crash_config, write_csv, zigzag_frame
 
-ODD_IDS = ("a/b", "..", "/", "x  y", "münchen-süd", "a//b:c")
+# "NA" and "nan" are names, not missing values (read as missing, they failed the run; "None"
+# and "null" too: tests/seriesflow/data/test_reading.py)
+ODD_IDS = ("a/b", "..", "/", "x  y", "münchen-süd", "a//b:c", "NA", "nan")
 
 
 def test_odd_ids_train_and_log_and_a_300_character_id_is_rejected(prefect_server, tmp_path):

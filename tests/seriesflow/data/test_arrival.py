@@ -229,3 +229,60 @@ def test_robust_outliers_name_the_rows_and_spare_new_series_and_flat_ones():
     # a file of only new series (none in the history) has nothing to be compared with
     only_new = rows[rows["series_id"] == "new"]
     assert robust_outliers(only_new, history, "f.csv", cfg) is None
+
+
+def test_a_later_file_that_changes_an_earlier_files_rows_is_rejected_naming_both(session):
+    # one arrival, two files with the same series_id+timestamp and other values: the files
+    # apply in landing order as if each came in its own run, so the first one's rows stay
+    config = PipelineConfig.model_validate({"window": {"timesteps": 12}})
+    history = series_frame(series=("a",), n=300)
+    first = series_frame(series=("b",), n=300)
+    second = series_frame(series=("b",), n=310).assign(value=lambda f: f["value"] + 5.0)
+    files = [("first.csv", first), ("second.csv", second)]
+    stacked = stack_with_history(history, files)
+    names = ["first.csv", "second.csv"]
+
+    arrival = validate_arrival(stacked, names, config, HISTORY_SOURCE, session)
+
+    assert arrival.accepted == ["first.csv"] and list(arrival.rejected) == ["second.csv"]
+    (failure,) = arrival.rejected["second.csv"]
+    assert (failure.check, failure.column) == ("no_conflict_within_arrival", "value")
+    assert failure.unexpected_count == 300 and "first.csv" in failure.message
+    assert failure.examples[0]["row"] == 0 and failure.examples[0]["series_id"] == "b"
+    merged_b = arrival.merged[arrival.merged["series_id"] == "b"]
+    assert np.allclose(merged_b["value"], first["value"])  # nothing accepted was lost
+
+    # a row of the history changed by a later file is still a revision of accepted data
+    revised = history.iloc[:3].assign(value=0.0)
+    stacked = stack_with_history(history, [*files[:1], ("rev.csv", revised)])
+    arrival = validate_arrival(stacked, ["first.csv", "rev.csv"], config, HISTORY_SOURCE, session)
+    assert [f.check for f in arrival.rejected["rev.csv"]] == ["no_revision_of_accepted_values"]
+
+    # with allow_history_revisions the later file wins, as across runs
+    lenient = config.model_copy(
+        update={"validation": ValidationConfig(allow_history_revisions=True)}
+    )
+    arrival = validate_arrival(stack_with_history(history, files), names, lenient, HISTORY_SOURCE)
+    assert arrival.accepted == names and arrival.rejected == {}
+    merged_b = arrival.merged[arrival.merged["series_id"] == "b"]
+    assert np.allclose(merged_b["value"], second["value"]) and len(merged_b) == 310
+
+
+def test_an_unexpected_error_in_one_files_checks_rejects_that_file_only(session, monkeypatch):
+    import seriesflow.data.arrival as arrival_module
+
+    real = arrival_module.robust_outliers
+
+    def breaks_on_bad(rows, merged, file, cfg):
+        if file == "bad.csv":
+            raise RuntimeError("boom in bad.csv")
+        return real(rows, merged, file, cfg)
+
+    monkeypatch.setattr(arrival_module, "robust_outliers", breaks_on_bad)
+    config = PipelineConfig.model_validate({"window": {"timesteps": 12}})
+    files = [("bad.csv", series_frame(series=("c",), n=300)), ("good.csv", series_frame(n=300))]
+    stacked = stack_with_history(series_frame(n=0), files)
+    arrival = validate_arrival(stacked, ["bad.csv", "good.csv"], config, HISTORY_SOURCE, session)
+    assert arrival.accepted == ["good.csv"] and list(arrival.rejected) == ["bad.csv"]
+    (failure,) = arrival.rejected["bad.csv"]
+    assert failure.check == "checks_ran" and "RuntimeError: boom in bad.csv" in failure.message

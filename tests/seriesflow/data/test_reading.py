@@ -117,3 +117,144 @@ def test_label_column_is_read_as_text(tmp_path):
     assert frame[LABEL].tolist() == ["up"]
     with pytest.raises(DataRejected, match="required_columns"):
         read_series_file(path, ColumnsConfig(label="class"), INGEST)
+
+
+# ---------------------------------------------------------------- odd inputs (issue #18)
+
+
+def test_series_ids_that_spell_missing_values_are_ids(tmp_path):
+    # "NA" is Namibia; only the value column keeps the missing-value spellings
+    path = tmp_path / "ids.csv"
+    path.write_text(
+        "series_id,timestamp,value\n"
+        "NA,2026-01-01T00:00:00Z,1\nNone,2026-01-01T00:00:00Z,2\n"
+        "null,2026-01-01T00:00:00Z,N/A\nnan,2026-01-01T00:00:00Z,NA\n"
+    )
+    frame = read_series_file(path, COLUMNS, INGEST)
+    assert frame[SERIES_ID].tolist() == ["NA", "None", "null", "nan"]
+    assert frame[VALUE].tolist()[:2] == [1.0, 2.0] and frame[VALUE].iloc[2:].isna().all()
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_rows_without_a_series_id_are_rejected_with_their_lines(tmp_path, blank):
+    # one file's empty ids used to reach the ingest write and fail the whole run
+    rows = [f"a,2026-01-01T{h:02d}:00:00Z,{h}" for h in range(4)]
+    rows[1] = f"{blank},2026-01-01T01:00:00Z,1"
+    rows[3] = f"{blank},2026-01-01T03:00:00Z,3"
+    path = tmp_path / "ids.csv"
+    path.write_text("series_id,timestamp,value\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataRejected) as caught:
+        read_series_file(path, COLUMNS, INGEST)
+    failure = caught.value.failures[0]
+    assert (failure.file, failure.check, failure.column) == ("ids.csv", "not_null", SERIES_ID)
+    assert failure.unexpected_count == 2
+    assert [e["row"] for e in failure.examples] == [3, 5]  # file lines, header = 1
+
+
+def test_parquet_rows_without_series_id_or_timestamp_are_rejected(tmp_path):
+    frame = series_frame(n=4)
+    frame["series_id"] = frame["series_id"].astype(object)
+    frame.loc[2, "series_id"] = None
+    frame.to_parquet(tmp_path / "ids.parquet", index=False)
+    with pytest.raises(DataRejected) as caught:
+        read_series_file(tmp_path / "ids.parquet", COLUMNS, INGEST)
+    failure = caught.value.failures[0]
+    assert (failure.check, failure.column, failure.examples[0]["row"]) == ("not_null", SERIES_ID, 2)
+
+    frame = series_frame(n=4)
+    frame.loc[1, "timestamp"] = pd.NaT
+    frame.to_parquet(tmp_path / "ts.parquet", index=False)
+    with pytest.raises(DataRejected) as caught:
+        read_series_file(tmp_path / "ts.parquet", COLUMNS, INGEST)
+    failure = caught.value.failures[0]
+    assert (failure.check, failure.column, failure.examples[0]["row"]) == ("not_null", TIMESTAMP, 1)
+
+
+def test_ingest_schema_check_names_the_column_and_rows_of_a_wrong_type():
+    from seriesflow.data.reading import check_ingest_schema
+
+    frame = pd.DataFrame(
+        {
+            SERIES_ID: ["a", "a", "a"],
+            TIMESTAMP: pd.to_datetime(["2026-01-01", "2026-01-02", "2026-01-03"], utc=True),
+            VALUE: pd.Series([1.0, "x", 3.0], dtype=object, index=[2, 3, 4]),
+        },
+        index=[2, 3, 4],
+    )
+    with pytest.raises(DataRejected) as caught:
+        check_ingest_schema(frame, "t.csv", COLUMNS)
+    failure = caught.value.failures[0]
+    assert (failure.file, failure.check, failure.column) == ("t.csv", "ingest_schema", VALUE)
+    assert failure.unexpected_count == 1 and failure.examples[0]["row"] == 3
+    check_ingest_schema(frame.assign(**{VALUE: [1.0, 2.0, None]}), "t.csv", COLUMNS)  # passes
+
+
+def test_nanosecond_timestamps_keep_microseconds_or_are_rejected_by_name(tmp_path):
+    # 9-digit fractions used to raise TypeError ("could not read the file")
+    path = tmp_path / "ns.csv"
+    path.write_text(
+        "series_id,timestamp,value\n"
+        "a,2026-01-01T00:00:00.123456000Z,1\na,2026-01-01T01:00:00.000000000Z,2\n"
+    )
+    frame = read_series_file(path, COLUMNS, INGEST)
+    assert frame[TIMESTAMP].tolist() == [
+        pd.Timestamp("2026-01-01T00:00:00.123456Z"),
+        pd.Timestamp("2026-01-01T01:00:00Z"),
+    ]
+    assert str(frame[TIMESTAMP].dtype) == "datetime64[us, UTC]"
+    path.write_text(
+        "series_id,timestamp,value\na,2026-01-01T00:00:00Z,1\na,2026-01-01T01:00:00.123456789Z,2\n"
+    )
+    with pytest.raises(DataRejected) as caught:
+        read_series_file(path, COLUMNS, INGEST)
+    failure = caught.value.failures[0]
+    assert (failure.check, failure.column, failure.examples[0]["row"]) == (
+        "timestamp_precision",
+        TIMESTAMP,
+        3,
+    )
+    # a Parquet nanosecond column gets the same rule (it used to be cut without a word)
+    stamps = pd.to_datetime(
+        ["2026-01-01 00:00:00", "2026-01-01 01:00:00.000000001"], utc=True, format="ISO8601"
+    )
+    pd.DataFrame(
+        {SERIES_ID: ["a", "a"], TIMESTAMP: stamps.as_unit("ns"), VALUE: [1.0, 2.0]}
+    ).to_parquet(tmp_path / "ns.parquet", index=False)
+    with pytest.raises(DataRejected, match="timestamp_precision"):
+        read_series_file(tmp_path / "ns.parquet", COLUMNS, INGEST)
+
+
+@pytest.mark.parametrize(
+    ("local", "why"), [("2026-10-25 02:30:00", "ambiguous"), ("2026-03-29 02:30:00", "nonexistent")]
+)
+def test_naive_parquet_times_a_dst_change_breaks_are_rejected_like_csv(tmp_path, local, why):
+    berlin = IngestConfig(timezone="Europe/Berlin")
+    stamps = pd.to_datetime(["2026-01-01 00:00:00", local])
+    pd.DataFrame({SERIES_ID: ["a", "b"], TIMESTAMP: stamps, VALUE: [1.0, 2.0]}).to_parquet(
+        tmp_path / "dst.parquet", index=False
+    )
+    path = tmp_path / "dst.csv"
+    path.write_text(f"series_id,timestamp,value\na,2026-01-01 00:00:00,1\nb,{local},2\n")
+    for file, row in (("dst.parquet", 1), ("dst.csv", 3)):
+        with pytest.raises(DataRejected) as caught:
+            read_series_file(tmp_path / file, COLUMNS, berlin)
+        failure = caught.value.failures[0]
+        assert (failure.file, failure.check, failure.column) == (
+            file,
+            "timestamp_parses",
+            TIMESTAMP,
+        )
+        assert "Europe/Berlin" in failure.message, why
+        assert failure.examples[0]["row"] == row and failure.examples[0][SERIES_ID] == "b"
+
+
+@pytest.mark.parametrize("name", ["a\nb.csv", "x\r.csv", "fake\u2028line.csv", "evil\u202ecsv.csv"])
+def test_file_names_with_control_characters_are_rejected_and_shown_escaped(tmp_path, name):
+    path = write_csv(series_frame(n=3), tmp_path / "good.csv")
+    with pytest.raises(DataRejected) as caught:
+        read_series_file(path, COLUMNS, INGEST, name=name)
+    failure = caught.value.failures[0]
+    assert (failure.file, failure.check) == (name, "file_name_printable")
+    text = str(caught.value)
+    assert repr(name) in text and "\n" not in text and "\u2028" not in text
+    assert "\u202e" not in text and "\r" not in text

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import random
+
 import pandas as pd
 import pytest
+from mlflow.utils.validation import _validate_metric_name, _validate_param_name
 
 from seriesflow.data.schema import SERIES_ID
 from seriesflow.tracking.registry import epoch_steps, flatten, metric_key
@@ -28,7 +32,7 @@ def test_flatten_and_metric_keys():
     }
     assert metric_key("plant-north 2.b") == "plant-north 2.b"  # safe ids stay as they are
     odd = metric_key("plant/north:1 é")
-    assert odd.startswith("plant_north_1 é-") and len(odd) == len("plant_north_1 é") + 9
+    assert odd == "plant_north_1 é-" + hashlib.sha256("plant/north:1 é".encode()).hexdigest()
     # mapped ids carry a hash of themselves: two ids never share a key
     assert metric_key("a*b") != metric_key("a?b") and metric_key("a*b") != "a_b"
     for hostile in ("..", "/", "a//b", "../etc", "x" * 300):
@@ -71,3 +75,37 @@ def test_filter_values_are_quoted_for_mlflows_grammar(tmp_path):
     client.create_registered_model("o'brien")
     client.create_model_version("o'brien", f"runs:/{run.info.run_id}/model", run.info.run_id)
     assert [str(v.version) for v in all_versions("o'brien")] == ["1"]
+
+
+def _adversarial_ids(count: int, seed: int) -> set[str]:
+    """Ids built to collide: path characters, the characters the map turns into ``_``,
+    unicode and case variants, and ids spelled like other ids' mapped keys."""
+    rng = random.Random(seed)
+    alphabet = list("aAbB01_-. /:*?\\\t") + ["é", "É", "ß", "ẞ", "İ", "i", "\u0301", "😀", "Ω"]
+    ids = {"plant/1", "plant_1", "plant_1-54883fe2", ".", "..", "_", "-", " a", "a ", "x" * 120}
+    ids |= {"x" * 121, "y" * 200, "NA", "na", "None", "plant 1", "plant:1", "plant*1"}
+    for _ in range(count):
+        ids.add("".join(rng.choice(alphabet) for _ in range(rng.choice([1, 2, 3, 8, 60, 200]))))
+    for text in list(ids):
+        safe = "".join(c if c.isalnum() or c in "_-. " else "_" for c in text).strip() or "_"
+        ids |= {text.upper(), text.lower(), text.swapcase(), safe, metric_key(text)}
+        # what an older map gave (an 8-digit hash), and this map's own output for a twin id
+        ids.add(f"{safe[:100]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}")
+        ids.add(f"{safe[:55]}-{hashlib.sha256(text.encode()).hexdigest()}")
+    return ids
+
+
+def test_metric_keys_are_one_per_id_and_valid_mlflow_keys():
+    # plant/1 used to map to plant_1-54883fe2, which is also an id a file may hold
+    assert metric_key("plant/1") != metric_key("plant_1-54883fe2")
+    for seed in range(3):
+        ids = _adversarial_ids(700, seed)
+        keys = {}
+        for text in ids:
+            key = metric_key(text)
+            assert keys.setdefault(key, text) == text, f"{text!r} and {keys[key]!r} share {key!r}"
+            assert len(key) <= 120 and "/" not in key
+            for name in (f"loss.{key}", f"val_loss.{key}"):
+                _validate_metric_name(name)
+                _validate_param_name(name)
+        assert len(keys) == len(ids)
