@@ -19,6 +19,8 @@ from seriesflow.model.intervals import Intervals
 from seriesflow.model.saved_model import SPEC_FILE, ModelSpec, forecast_windows, spec_or_infer
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows
+from seriesflow.tracking.plain import download_plain, temporary_folder
+from seriesflow.tracking.pyfunc import ForecasterParts
 from seriesflow.tracking.registry import (
     CONFIG_ARTIFACT,
     SCALER_ARTIFACT,
@@ -53,9 +55,13 @@ class Champion:
 def load_champion(model_name: str) -> Champion | None:
     """The champion's model, scaler, config, spec and intervals (tracking URI set first).
 
-    A version is a self-contained pyfunc model (``seriesflow/tracking/pyfunc.py``): everything comes
-    from inside it. Versions registered as bare Keras models (before forecasts existed)
-    are read the old way: the model, and the scaler and spec from their run.
+    A version is a self-contained pyfunc model (``seriesflow/tracking/pyfunc.py``), but the
+    pipeline never loads it as one: that would unpickle its ``python_model.pkl``. Its
+    artifact files are downloaded and read as data -- the Keras file in safe mode, JSON for
+    the rest -- after checking them against the hashes recorded at registration
+    (``seriesflow/tracking/plain.py``; a changed file raises ``ArtifactRefused`` naming
+    it). Versions registered as bare Keras models (before forecasts existed) are read
+    the old way: the model, and the scaler and spec from their run.
     """
     version = champion_version(model_name)
     if version is None:
@@ -70,16 +76,17 @@ def load_champion(model_name: str) -> Champion | None:
         logged = {a.path for a in mlflow.MlflowClient().list_artifacts(version.run_id)}
         spec = run_json(version.run_id, SPEC_FILE) if SPEC_FILE in logged else None
         return Champion(str(version.version), version.run_id, model, scaler, config, spec)
-    forecaster = mlflow.pyfunc.load_model(uri).unwrap_python_model()
+    with temporary_folder() as tmp:
+        parts = ForecasterParts.load(download_plain(model_name, version, tmp).files)
     return Champion(
         str(version.version),
         version.run_id,
-        forecaster.model,
-        forecaster.scaler.to_json(),
+        parts.model,
+        parts.scaler.to_json(),
         config,
-        forecaster.spec.to_json(),
-        forecaster.intervals,
-        getattr(forecaster, "router", None),
+        parts.spec.to_json(),
+        parts.intervals,
+        parts.router,
     )
 
 

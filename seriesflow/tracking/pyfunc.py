@@ -19,6 +19,8 @@ from the scoring server, with a message that says what is wrong.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,20 +96,41 @@ def registered_version(artifact: str) -> str:
         return ""
 
 
+@dataclass(frozen=True)
+class ForecasterParts:
+    """What a registered version holds, read from its artifact files: the Keras file in safe
+    mode and JSON. Both the pyfunc and the pipeline's own loader (``tracking/plain.py``,
+    which never unpickles) build the model from here, so they forecast the same."""
+
+    model: Any
+    spec: ModelSpec
+    scaler: Scaler
+    intervals: Intervals | None  # a classifier has none (and forecasts nothing)
+    settings: ForecastSettings | None  # None: registered before forecast settings
+    router: Router | None  # None: registered before per-series routing
+
+    @classmethod
+    def load(cls, files: Mapping[str, str | Path]) -> ForecasterParts:
+        intervals, settings, router = files.get(INTERVALS), files.get(SETTINGS), files.get(ROUTER)
+        return cls(
+            load_model(files[KERAS]),
+            ModelSpec.load(files[SPEC]),
+            Scaler.load(files[SCALER]),
+            Intervals.from_json(read_json(intervals)) if intervals else None,
+            ForecastSettings.from_json(read_json(settings)) if settings else None,
+            Router.load(router) if router else None,
+        )
+
+
 class SeriesForecaster(mlflow.pyfunc.PythonModel):
     """The champion as a forecaster of the next ``steps`` values of every given series."""
 
     def load_context(self, context: Any) -> None:
         artifacts = context.artifacts
-        self.model = load_model(artifacts[KERAS])
-        self.spec = ModelSpec.load(artifacts[SPEC])
-        self.scaler = Scaler.load(artifacts[SCALER])
-        # a classifier has no intervals (and forecasts nothing: predict says so)
-        intervals = artifacts.get(INTERVALS)
-        self.intervals = Intervals.from_json(read_json(intervals)) if intervals else None
-        self.settings = ForecastSettings.from_json(read_json(artifacts[SETTINGS]))
-        router = artifacts.get(ROUTER)  # None: registered before per-series routing
-        self.router = Router.load(router) if router else None
+        parts = ForecasterParts.load(artifacts)
+        self.model, self.spec, self.scaler = parts.model, parts.spec, parts.scaler
+        self.intervals, self.router = parts.intervals, parts.router
+        self.settings = parts.settings or ForecastSettings()
         config = getattr(context, "model_config", None) or {}
         self.version = str(config.get("model_version") or registered_version(artifacts[SPEC]))
 

@@ -27,6 +27,7 @@ from seriesflow.model.intervals import Intervals
 from seriesflow.model.saved_model import ModelSpec, load_model
 from seriesflow.model.scaler import Scaler
 from seriesflow.ops.faults import fault_point
+from seriesflow.tracking.plain import TAG_SHA256, hashes_of
 from seriesflow.tracking.pyfunc import (
     INTERVALS,
     KERAS,
@@ -113,7 +114,7 @@ def log_version(
         for plot in evaluation.plots:
             mlflow.log_artifact(str(plot), artifact_path="plots")
         mlflow.log_artifact(str(run.manifest))
-        info = log_forecaster(run, scaler, config, cfg.model_name)
+        info, hashes = log_forecaster(run, scaler, config, cfg.model_name)
         version = str(info.registered_model_version)
         fault_point("register:versioned")
         client = mlflow.MlflowClient()
@@ -126,6 +127,8 @@ def log_version(
             TAG_COMMIT: PENDING,  # "done" once the data is committed (workspace/commit.py)
             # whose version it is: recovery and the alias touch only their own workspace's
             TAG_WORKSPACE_ID: workspace_id(workspace),
+            # what the pipeline checks before it reads the artifacts (tracking/plain.py)
+            TAG_SHA256: hashes,
         }
         for key, value in tags.items():
             client.set_model_version_tag(cfg.model_name, version, key, value)
@@ -134,8 +137,13 @@ def log_version(
         return version, active.info.run_id
 
 
-def log_forecaster(run: RunDir, scaler_path: Path, config: PipelineConfig, model_name: str) -> Any:
-    """Log and register this run's self-contained forecaster (``tracking/pyfunc.py``)."""
+def log_forecaster(
+    run: RunDir, scaler_path: Path, config: PipelineConfig, model_name: str
+) -> tuple[Any, str]:
+    """Log and register this run's self-contained forecaster (``tracking/pyfunc.py``).
+
+    Returns MLflow's model info and the SHA-256 of each artifact (the version's
+    ``seriesflow.sha256`` tag), taken from the files that were logged."""
     mlflow = mlflow_module()
     from mlflow.models import infer_signature
 
@@ -167,8 +175,9 @@ def log_forecaster(run: RunDir, scaler_path: Path, config: PipelineConfig, model
             settings,
         )
         signature = infer_signature(example, naive_times(output[FORECAST_COLUMNS]))
+    hashes = hashes_of(artifacts)
     with tempfile.TemporaryDirectory(prefix="seriesflow-code-") as code:
-        return mlflow.pyfunc.log_model(
+        info = mlflow.pyfunc.log_model(
             name="model",
             python_model=SeriesForecaster(),
             artifacts=artifacts,
@@ -179,3 +188,4 @@ def log_forecaster(run: RunDir, scaler_path: Path, config: PipelineConfig, model
             pip_requirements=pip_requirements(),
             model_config={"model_version": ""},
         )
+    return info, hashes

@@ -3,8 +3,10 @@ HTTP through the real scoring server), and live accuracy when the actuals arrive
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -206,3 +208,119 @@ def test_live_accuracy_scores_the_forecasts_when_the_actuals_arrive(champion):
     assert again["live_accuracy"] == {}
     pd.testing.assert_frame_equal(pd.read_parquet(points_path(workspace)), points_before)
     assert pd.read_parquet(accuracy_path(workspace)).equals(rows)
+
+
+# -- the pipeline reads the champion as data, never as pickled code (issue 18, finding 4) --
+
+
+class Planted:
+    """A pickle that creates ``marker`` when unpickled: what a registry writer could plant."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def champion_folder() -> tuple[str, Path]:
+    """The champion's version and its model folder in the local artifact store."""
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias(MODEL, "champion").version
+    uri = client.get_model_version_download_uri(MODEL, version)
+    return str(version), Path(local_file_uri_to_path(uri))
+
+
+def artifact_file(folder: Path, key: str) -> Path:
+    flavor = mlflow.models.Model.load(str(folder)).flavors["python_function"]
+    return folder / flavor["artifacts"][key]["path"]
+
+
+def test_registration_records_a_hash_of_every_artifact_it_logged(champion):
+    version, folder = champion_folder()
+    tags = mlflow.MlflowClient().get_model_version(MODEL, version).tags
+    recorded = json.loads(tags["seriesflow.sha256"])
+    assert {"keras_model", "scaler", "spec", "intervals", "settings", "router"} <= set(recorded)
+    for key, digest in recorded.items():
+        assert hashlib.sha256(artifact_file(folder, key).read_bytes()).hexdigest() == digest
+
+
+def test_forecasting_never_unpickles_the_champion(champion, tmp_path):
+    version, folder = champion_folder()
+    pickled = folder / "python_model.pkl"
+    original = pickled.read_bytes()
+    marker = tmp_path / "planted-code-ran"
+    pickled.write_bytes(pickle.dumps(Planted(marker)))
+    try:
+        state = forecast(champion, return_state=True)
+        result = state.result()
+        assert result["status"] == "completed" and result["model_version"] == version, result
+        assert not marker.exists()
+        # the same file does run code when loaded as a pyfunc: the check above can fail
+        with pytest.raises(Exception):  # noqa: B017, PT011 - what the loader makes of it varies
+            mlflow.pyfunc.load_model(f"models:/{MODEL}/{version}")
+        assert marker.exists()
+    finally:
+        pickled.write_bytes(original)
+
+
+def test_the_plain_champion_forecasts_what_the_pyfunc_forecasts(champion):
+    from seriesflow.evaluation.champion import load_champion
+    from seriesflow.model.forecasting import ForecastSettings, forecast_frame
+
+    version, _ = champion_folder()
+    plain = load_champion(MODEL)
+    assert plain is not None and plain.version == version
+    tail = history_tail(champion).groupby(SERIES_ID).tail(30).reset_index(drop=True)
+    served = mlflow.pyfunc.load_model(f"models:/{MODEL}/{version}").predict(tail)
+    ours, skipped = forecast_frame(
+        plain.model,
+        plain.spec,
+        plain.scaler_object,
+        plain.intervals,
+        tail.assign(**{TIMESTAMP: tail[TIMESTAMP].dt.tz_localize("UTC")}),
+        ForecastSettings(),
+        router=plain.router,
+    )
+    assert skipped == {} and len(ours) == len(served) > 0
+    keys = [SERIES_ID, "level", "step"]
+    for column in ("forecast", "lower", "upper"):
+        np.testing.assert_allclose(
+            ours.sort_values(keys)[column].to_numpy(),
+            served.sort_values(keys)[column].to_numpy(),
+            rtol=1e-6,
+        )
+
+
+@pytest.mark.parametrize("key", ["keras_model", "scaler", "spec", "intervals", "router"])
+def test_an_artifact_changed_after_registration_is_refused_by_name(champion, key):
+    version, folder = champion_folder()
+    path = artifact_file(folder, key)
+    original = path.read_bytes()
+    path.write_bytes(original + b" ")  # still valid JSON / a readable zip: only the hash tells
+    try:
+        state = forecast(champion, return_state=True)
+        result = state.result(raise_on_failure=False)
+        assert state.is_failed() and result["status"] == "failed", result
+        assert "ArtifactRefused" in result["reason"] and path.name in result["reason"], result
+        assert f"v{version}" in result["reason"] and "changed after registration" in state.message
+    finally:
+        path.write_bytes(original)
+
+
+def test_a_version_registered_before_hashes_is_read_as_data_with_a_warning(champion, caplog):
+    from seriesflow.evaluation.champion import load_champion
+
+    version, _ = champion_folder()
+    client = mlflow.MlflowClient()
+    recorded = client.get_model_version(MODEL, version).tags["seriesflow.sha256"]
+    client.delete_model_version_tag(MODEL, version, "seriesflow.sha256")
+    try:
+        with caplog.at_level("WARNING"):
+            plain = load_champion(MODEL)
+        assert plain is not None and plain.version == version and plain.intervals is not None
+        assert "registered before artifact hashes" in caplog.text
+    finally:
+        client.set_model_version_tag(MODEL, version, "seriesflow.sha256", recorded)
