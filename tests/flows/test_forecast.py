@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import signal
@@ -36,6 +37,15 @@ MODEL = "test-lstm"
 REGISTRATION_WARNINGS: list[str] = []  # what Python warned about while the fixture registered
 
 
+class RecordingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
 def champion(prefect_server, tmp_path_factory):
     """A workspace whose v1 is champion (crowned by hand if tiny training lost the gate)."""
@@ -43,10 +53,17 @@ def champion(prefect_server, tmp_path_factory):
     landing = root / "landing"
     write_csv(series_frame(n=300, period=PERIOD), landing / "base.csv")
     cfg = tiny_config(root / "work", landing, train={"epochs": 20})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = run_retrain(cfg, expect="completed").result
-    REGISTRATION_WARNINGS.extend(str(w.message) for w in caught)
+    # Prefect routes Python warnings into logging (the ``py.warnings`` logger) while a flow
+    # runs: listen there as well as to the warnings module.
+    logged = RecordingHandler()
+    logging.getLogger("py.warnings").addHandler(logged)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_retrain(cfg, expect="completed").result
+    finally:
+        logging.getLogger("py.warnings").removeHandler(logged)
+    REGISTRATION_WARNINGS.extend([str(w.message) for w in caught] + logged.messages)
     mlflow.set_tracking_uri(cfg.register.resolved_tracking_uri(cfg.paths.workspace_path()))
     if not result["promoted"]:
         mlflow.MlflowClient().set_registered_model_alias(MODEL, "champion", "1")
@@ -138,6 +155,7 @@ def test_the_registered_model_takes_the_history_file_as_it_is(champion):
     info = mlflow.models.get_model_info(uri)
     params = {p["name"]: p for p in info.signature.params.to_dict()}
     assert params["steps"]["default"] == 0 and params["levels"]["default"] == [80, 95]
+    assert REGISTRATION_WARNINGS, "no warning recorded at all: is the recorder listening?"
     assert not [w for w in REGISTRATION_WARNINGS if "integer column" in w], REGISTRATION_WARNINGS
     history = pd.read_parquet(Workspace(champion.paths.workspace_path()).history)
     assert str(history[TIMESTAMP].dt.tz) == "UTC"
