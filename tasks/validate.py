@@ -58,6 +58,13 @@ def validate(ingested: IngestResult, config: PipelineConfig, context: RunContext
     stacked = read_parquet(ingested.path)
     arrival = validate_arrival(stacked, readable, config, HISTORY_SOURCE, session, reference)
     index = session.build_docs()
+    for page, urls in session.offline.unresolved.items():
+        logger.warning(
+            "Data Docs page %s loads %s from the internet: no vendored asset has that name "
+            "(add it to seriesflow/data/datadocs-vendor/ and datadocs.ASSETS)",
+            page,
+            ", ".join(urls),
+        )
     _report_drift(logger, run, arrival.drift_frame(), config.validation.drift)
 
     failures = bad_files(ingested, arrival, config.validation.on_bad_file)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from seriesflow.config.pipeline import ColumnsConfig, PipelineConfig, ValidationConfig
-from seriesflow.data.datadocs import make_offline
+from seriesflow.data.datadocs import OfflineSite, make_offline
 from seriesflow.data.errors import CheckFailure, example_rows
 from seriesflow.data.frequency import Frequency, steps_found
 from seriesflow.data.grid import SeriesRows, fit_grids
@@ -96,6 +96,7 @@ class GxSession:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.docs_dir = docs_dir
+        self.offline = OfflineSite()  # what the last build_docs could not vendor
         if docs_dir is not None:
             self.context.add_data_docs_site(
                 site_name="run",
@@ -136,7 +137,8 @@ class GxSession:
         if self.docs_dir is None or not self._runs:
             return None
         self.context.build_data_docs(site_names=["run"])
-        make_offline(self.docs_dir)  # GX rewrote the pages: point them at vendored assets again
+        # GX rewrote the pages: point them at the vendored assets again
+        self.offline = make_offline(self.docs_dir)
         return self.docs_dir / "index.html"
 
 

@@ -1,26 +1,32 @@
 """The registered model, self-contained: an MLflow pyfunc that forecasts from recent history.
 
 ``mlflow.pyfunc.load_model("models:/seriesflow-lstm@champion").predict(history)`` and
-``mlflow models serve -m models:/seriesflow-lstm@champion --env-manager local`` take a
-long frame of recent history -- ``series_id``, ``timestamp`` (UTC, without a timezone,
-as MLflow's schema has none), ``value`` [, covariates] -- and return the forecast frame:
-``series_id, timestamp, step, forecast, lower, upper, level, model_version, created_at``
-(one row per series, step and interval level). Everything it needs travels inside the
-model: the Keras file (loaded in safe mode), the scaler with each series' calendar, the
-spec, the prediction intervals, the forecast settings and the router (which series the
-LSTM serves, and which classical model serves the others: those are fit on the history
-given, so pass a few seasons of it); the code is this package, bundled with ``code_paths``.
+``mlflow models serve -m models:/seriesflow-lstm@champion`` take a long frame of recent
+history -- ``series_id``, ``timestamp``, ``value`` [, covariates] -- and return the forecast
+frame: ``series_id, timestamp, step, forecast, lower, upper, level, model_version,
+created_at`` (one row per series, step and interval level). Timestamps may be UTC-aware
+(``data/work/history.parquet`` as it is), naive (read as UTC) or ISO strings (JSON): the
+signature types the column ``any`` (MLflow's ``datetime`` refuses a zone) and ``predict``
+parses it. Params (in the signature, so the scoring server passes them): ``steps`` (0: the
+model's own, one season) and ``levels`` (a subset of the calibrated interval levels).
+
+Everything it needs travels inside the model: the Keras file (loaded in safe mode), the
+scaler with each series' calendar, the spec, the prediction intervals, the forecast
+settings and the router (which series the LSTM serves, and which classical model serves the
+others: those are fit on the history given, so pass a few seasons of it); the code is the
+part of this package the model imports, bundled with ``code_paths``, and its
+``pip_requirements`` are what that code imports (``seriesflow/tracking/bundle.py``).
 
 Bad input -- a missing column, NaN, an unknown series, too few points, timestamps off
-the series' calendar -- raises ``MlflowException(INVALID_PARAMETER_VALUE)``: HTTP 400
-from the scoring server, with a message that says what is wrong.
+the series' calendar, a level that was not calibrated -- raises
+``MlflowException(INVALID_PARAMETER_VALUE)``: HTTP 400 from the scoring server, with a
+message that says what is wrong.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +36,6 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-import seriesflow
 from seriesflow.data.schema import SERIES_ID, TIMESTAMP, VALUE
 from seriesflow.evaluation.router import Router
 from seriesflow.model.forecasting import FORECAST_COLUMNS, ForecastSettings, forecast_frame
@@ -140,14 +145,14 @@ class SeriesForecaster(mlflow.pyfunc.PythonModel):
         if self.intervals is None:
             raise bad_input("this model is a classifier: it forecasts no values")
         history = history_frame(model_input, list(self.spec.features))
-        steps = int((params or {}).get("steps") or 0) or None
+        steps, levels = forecast_params(params, self.intervals.levels)
         forecasts, skipped = forecast_frame(
             self.model,
             self.spec,
             self.scaler,
             self.intervals,
             history,
-            self.settings,
+            replace(self.settings, levels=levels or self.settings.levels),
             model_version=self.version,
             steps=steps,
             router=self.router,
@@ -166,30 +171,70 @@ def naive_times(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def forecast_params(
+    params: Mapping[str, Any] | None, calibrated: list[int]
+) -> tuple[int | None, list[int]]:
+    """``steps`` (None: the model's own) and ``levels`` ([]: every calibrated one) from the
+    request's params, checked: a level must be one the intervals were calibrated at."""
+    params = params or {}
+    try:
+        steps = int(params.get("steps") or 0)
+        levels = [int(v) for v in (params.get("levels") or [])]
+    except (TypeError, ValueError) as exc:
+        raise bad_input(
+            f"params: steps must be an integer, levels a list of integers ({exc})"
+        ) from exc
+    if steps < 0:
+        raise bad_input(f"params: steps must be 0 (the model's own) or more, not {steps}")
+    unknown = sorted(set(levels) - set(calibrated))
+    if unknown:
+        raise bad_input(
+            f"params: level(s) {unknown} not calibrated; this model has intervals at {calibrated}"
+        )
+    return steps or None, sorted(set(levels))
+
+
+# The forecast frame's columns and their MLflow types (declared, not inferred: inference
+# prints MLflow's integer-column hint for ``step`` and ``level`` at every registration).
+OUTPUT_TYPES = {
+    SERIES_ID: "string",
+    TIMESTAMP: "datetime",
+    "step": "long",
+    "forecast": "double",
+    "lower": "double",
+    "upper": "double",
+    "level": "long",
+    "model_version": "string",
+    "created_at": "datetime",
+}
+
+
+def forecaster_signature(features: list[str], levels: list[int]) -> Any:
+    """The model's signature: its input, output and params.
+
+    ``timestamp`` is typed ``any``: MLflow's ``datetime`` refuses timezone-aware values
+    (the history's), and ``string`` refuses datetimes; ``history_frame`` parses whatever
+    comes (aware, naive as UTC, ISO strings). Params must be in the signature, or the
+    scoring server drops them with a warning.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+
+    inputs = [ColSpec("string", SERIES_ID), ColSpec(AnyType(), TIMESTAMP)]
+    inputs += [ColSpec("double", column) for column in features]
+    outputs = [ColSpec(OUTPUT_TYPES[column], column) for column in FORECAST_COLUMNS]
+    params = [
+        ParamSpec("steps", "long", 0),  # 0: the model's own (one season, at least the horizon)
+        ParamSpec("levels", "long", [int(v) for v in levels], shape=(-1,)),
+    ]
+    return ModelSignature(Schema(inputs), Schema(outputs), ParamSchema(params))
+
+
 def signature_example(history: pd.DataFrame, features: list[str], rows: int) -> pd.DataFrame:
-    """An input example: the latest ``rows`` rows of one series, timestamps without a zone."""
+    """An input example: the latest ``rows`` rows of one series, as the history holds them."""
     first = str(history[SERIES_ID].iloc[0])
     part = history[history[SERIES_ID].astype(str) == first].sort_values(TIMESTAMP).tail(rows)
-    example = part[[SERIES_ID, TIMESTAMP, *features]].reset_index(drop=True)
-    example[TIMESTAMP] = example[TIMESTAMP].dt.tz_convert("UTC").dt.tz_localize(None)
-    return example
+    return part[[SERIES_ID, TIMESTAMP, *features]].reset_index(drop=True)
 
 
-def package_dir() -> Path:
-    """The library's folder (``seriesflow/``), whose code the model bundles."""
-    return Path(seriesflow.__file__).resolve().parent
-
-
-def bundle_code(dest: Path) -> Path:
-    """Stage ``dest/seriesflow`` (the library, without Prefect) for ``code_paths``.
-
-    MLflow puts the bundled folders on ``sys.path`` when it loads the model, so the
-    model imports ``seriesflow.tracking.pyfunc`` from its own copy of the code, whether or
-    not (or whichever version of) seriesflow is installed where it is served.
-    """
-    top = dest / "seriesflow"
-    shutil.copytree(package_dir(), top, ignore=shutil.ignore_patterns("__pycache__", "datadocs-*"))
-    return top
-
-
-__all__ = ["VALUE", "SeriesForecaster", "bad_input", "history_frame", "bundle_code", "package_dir"]
+__all__ = ["VALUE", "SeriesForecaster", "bad_input", "forecaster_signature", "history_frame"]

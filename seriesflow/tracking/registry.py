@@ -204,19 +204,12 @@ def finite(values: dict[str, Any]) -> dict[str, float]:
 
 
 def pip_requirements() -> list[str]:
-    """What ``mlflow models serve`` installs: the framework and what the bundled code imports
-    (the classical candidates included), at the versions installed here."""
-    from importlib.metadata import PackageNotFoundError, version
+    """What ``mlflow models serve`` installs: every third-party package the model's bundled
+    code imports, and Keras' backend, at the versions installed here (the lock's); derived
+    from the code by ``seriesflow/tracking/bundle.py``."""
+    from seriesflow.tracking.bundle import requirements
 
-    packages = ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "pyarrow")
-    packages += ("pydantic", "pyyaml", "statsforecast")
-    found = []
-    for pkg in packages:
-        try:
-            found.append(f"{pkg}=={version(pkg)}")
-        except PackageNotFoundError:  # tensorflow-cpu or tensorflow: whichever is installed
-            continue
-    return found
+    return requirements()
 
 
 # --------------------------------------------------------------------------- the commit protocol

@@ -22,11 +22,11 @@ from seriesflow.data.schema import (
     branch_column,
 )
 from seriesflow.evaluation.gate import Decision
-from seriesflow.model.forecasting import FORECAST_COLUMNS, forecast_frame, settings_of
+from seriesflow.model.forecasting import settings_of
 from seriesflow.model.intervals import Intervals
-from seriesflow.model.saved_model import ModelSpec, load_model
-from seriesflow.model.scaler import Scaler
+from seriesflow.model.saved_model import ModelSpec
 from seriesflow.ops.faults import fault_point
+from seriesflow.tracking.bundle import bundle_code
 from seriesflow.tracking.plain import TAG_SHA256, hashes_of
 from seriesflow.tracking.pyfunc import (
     INTERVALS,
@@ -36,8 +36,7 @@ from seriesflow.tracking.pyfunc import (
     SETTINGS,
     SPEC,
     SeriesForecaster,
-    bundle_code,
-    naive_times,
+    forecaster_signature,
     signature_example,
 )
 from seriesflow.tracking.registry import (
@@ -145,8 +144,6 @@ def log_forecaster(
     Returns MLflow's model info and the SHA-256 of each artifact (the version's
     ``seriesflow.sha256`` tag), taken from the files that were logged."""
     mlflow = mlflow_module()
-    from mlflow.models import infer_signature
-
     spec = ModelSpec.load(run.spec)
     settings = settings_of(config)
     write_json(settings.to_json(), run.forecast_settings)
@@ -165,16 +162,8 @@ def log_forecaster(
     if spec.task != CLASSIFICATION and run.intervals.exists():
         history = read_parquet(run.validated)
         example = signature_example(history, list(spec.features), spec.timesteps + 2)
-        scaler = Scaler.load(scaler_path)
-        output, _ = forecast_frame(
-            load_model(run.model),
-            spec,
-            scaler,
-            Intervals.from_json(read_json(run.intervals)),
-            history[history[SERIES_ID] == history[SERIES_ID].iloc[0]],
-            settings,
-        )
-        signature = infer_signature(example, naive_times(output[FORECAST_COLUMNS]))
+        levels = Intervals.from_json(read_json(run.intervals)).levels
+        signature = forecaster_signature(list(spec.features), levels)
     hashes = hashes_of(artifacts)
     with tempfile.TemporaryDirectory(prefix="seriesflow-code-") as code:
         info = mlflow.pyfunc.log_model(

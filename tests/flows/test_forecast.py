@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -32,6 +34,16 @@ from tests.integration.stack import free_port
 
 PERIOD = 10
 MODEL = "test-lstm"
+REGISTRATION_WARNINGS: list[str] = []  # what Python warned about while the fixture registered
+
+
+class RecordingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +53,17 @@ def champion(prefect_server, tmp_path_factory):
     landing = root / "landing"
     write_csv(series_frame(n=300, period=PERIOD), landing / "base.csv")
     cfg = tiny_config(root / "work", landing, train={"epochs": 20})
-    result = run_retrain(cfg, expect="completed").result
+    # Prefect routes Python warnings into logging (the ``py.warnings`` logger) while a flow
+    # runs: listen there as well as to the warnings module.
+    logged = RecordingHandler()
+    logging.getLogger("py.warnings").addHandler(logged)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_retrain(cfg, expect="completed").result
+    finally:
+        logging.getLogger("py.warnings").removeHandler(logged)
+    REGISTRATION_WARNINGS.extend([str(w.message) for w in caught] + logged.messages)
     mlflow.set_tracking_uri(cfg.register.resolved_tracking_uri(cfg.paths.workspace_path()))
     if not result["promoted"]:
         mlflow.MlflowClient().set_registered_model_alias(MODEL, "champion", "1")
@@ -126,6 +148,39 @@ def test_the_registered_model_forecasts_in_process_and_refuses_bad_input(champio
         assert caught.value.error_code == "INVALID_PARAMETER_VALUE"
 
 
+def test_the_registered_model_takes_the_history_file_as_it_is(champion):
+    """``history.parquet`` unchanged (UTC-aware timestamps) forecasts; naive UTC times and
+    ISO strings give the same forecast; ``steps`` and ``levels`` params are honoured."""
+    uri = f"models:/{MODEL}@champion"
+    info = mlflow.models.get_model_info(uri)
+    params = {p["name"]: p for p in info.signature.params.to_dict()}
+    assert params["steps"]["default"] == 0 and params["levels"]["default"] == [80, 95]
+    assert REGISTRATION_WARNINGS, "no warning recorded at all: is the recorder listening?"
+    assert not [w for w in REGISTRATION_WARNINGS if "integer column" in w], REGISTRATION_WARNINGS
+    history = pd.read_parquet(Workspace(champion.paths.workspace_path()).history)
+    assert str(history[TIMESTAMP].dt.tz) == "UTC"
+    model = mlflow.pyfunc.load_model(uri)
+    out = model.predict(history)
+    assert len(out) == 2 * 24 * 2 and set(out[SERIES_ID]) == {"a", "b"}
+    last = history.groupby(SERIES_ID)[TIMESTAMP].max().dt.tz_localize(None)
+    first = out[out["step"] == 1].groupby(SERIES_ID)[TIMESTAMP].min()
+    assert (first - last[first.index]).tolist() == [pd.Timedelta("1h")] * 2
+
+    tail = history.groupby(SERIES_ID).tail(40).reset_index(drop=True)
+    asked = {"steps": 3, "levels": [95]}
+    aware = model.predict(tail, params=asked)
+    assert len(aware) == 2 * 3 and set(aware["level"]) == {95}
+    assert sorted(set(aware["step"])) == [1, 2, 3]
+    naive = tail.assign(**{TIMESTAMP: tail[TIMESTAMP].dt.tz_localize(None)})
+    text = tail.assign(**{TIMESTAMP: [t.isoformat() for t in tail[TIMESTAMP]]})
+    keys = [SERIES_ID, "level", "step"]
+    for same in (model.predict(naive, params=asked), model.predict(text, params=asked)):
+        pd.testing.assert_frame_equal(
+            same.drop(columns="created_at").sort_values(keys).reset_index(drop=True),
+            aware.drop(columns="created_at").sort_values(keys).reset_index(drop=True),
+        )
+
+
 def test_the_scoring_server_answers_over_http(champion, tmp_path):
     port = free_port()
     env = {
@@ -168,6 +223,28 @@ def test_the_scoring_server_answers_over_http(champion, tmp_path):
         predictions = answer.json()["predictions"]
         assert len(predictions) == 2 * 24 * 2
         assert {p[SERIES_ID] for p in predictions} == {"a", "b"}
+        # params through the real server (in the signature, so not dropped), with zoned text
+        aware = [
+            [sid, f"{stamp}+00:00", value] for sid, stamp, value in body["dataframe_split"]["data"]
+        ]
+        asked = {"dataframe_split": {**body["dataframe_split"], "data": aware},
+                 "params": {"steps": 5, "levels": [95]}}  # fmt: skip
+        answer = httpx.post(f"{url}/invocations", json=asked, timeout=120)
+        assert answer.status_code == 200, answer.text[:2000]
+        stepped = pd.DataFrame(answer.json()["predictions"])
+        assert len(stepped) == 2 * 5 and set(stepped["level"]) == {95}
+        assert stepped.groupby(SERIES_ID)["step"].apply(sorted).to_dict() == {
+            "a": [1, 2, 3, 4, 5],
+            "b": [1, 2, 3, 4, 5],
+        }
+        full = pd.DataFrame(predictions)
+        full = full[(full["level"] == 95) & (full["step"] <= 5)]
+        keys = [SERIES_ID, "step"]
+        np.testing.assert_allclose(
+            stepped.sort_values(keys)["forecast"].to_numpy(),
+            full.sort_values(keys)["forecast"].to_numpy(),
+            rtol=1e-6,
+        )
         body["dataframe_split"]["data"][0][0] = "zz"  # one row of an unknown series
         refused = httpx.post(f"{url}/invocations", json=body, timeout=120)
         assert refused.status_code == 400

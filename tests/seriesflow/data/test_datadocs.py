@@ -10,6 +10,7 @@ from seriesflow.config.pipeline import ColumnsConfig, PipelineConfig, Validation
 from seriesflow.data.datadocs import (
     ASSETS,
     VENDOR,
+    asset_name,
     external_loads,
     make_offline,
     missing_loads,
@@ -31,13 +32,15 @@ def site(tmp_path_factory):
     check_file(session, bad, "bad.csv", ColumnsConfig(), ValidationConfig())
     check_merged(session, series_frame(n=300), "good.csv", PipelineConfig(), touched={"a"})
     assert session.build_docs() == docs / "index.html"
+    assert session.offline.unresolved == {}, session.offline.unresolved
     return docs
 
 
 def test_built_docs_load_nothing_remote_and_every_local_asset_exists(site):
     pages = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
     assert "index.html" in pages and len(pages) >= 4  # index, suites, one page per run
-    assert external_loads(site) == {}
+    remote = external_loads(site)
+    assert remote == {}, f"Data Docs pages still load remote URLs after the build: {remote}"
     assert missing_loads(site) == {}
     index = (site / "index.html").read_text()
     assert 'href="static/vendor/bootstrap-4.3.1/dist/css/bootstrap.min.css"' in index
@@ -51,7 +54,8 @@ def test_built_docs_load_nothing_remote_and_every_local_asset_exists(site):
 
 def test_make_offline_is_idempotent(site):
     before = {p: p.read_bytes() for p in site.rglob("*.html")}
-    assert make_offline(site) == []  # a second pass changes no page
+    again = make_offline(site)
+    assert again.changed == [] and again.unresolved == {}  # a second pass changes no page
     assert {p: p.read_bytes() for p in site.rglob("*.html")} == before
 
 
@@ -65,8 +69,38 @@ def test_a_fresh_gx_page_is_rewritten_to_the_vendored_files():
     )
     assert offline_page(page, "../static") == (
         '<link rel="stylesheet" href="../static/vendor/bootstrap-4.3.1/dist/css/'
-        'bootstrap.min.css"/>\n\n<img src="../static/images/logo-long.png">'
+        'bootstrap.min.css"/>\n\n<img src="../static/images/logo-long.png">',
+        [],
     )
+
+
+def test_assets_are_matched_by_name_whatever_the_host_path_or_version():
+    assert asset_name("https://code.jquery.com/jquery-3.7.1.min.js") == "jquery.min.js"
+    assert asset_name("https://code.jquery.com/jquery-3.9.0.min.js") == "jquery.min.js"
+    assert asset_name("https://cdn.jsdelivr.net/npm/vega-lite@6") == "vega-lite"
+    assert asset_name("//unpkg.com/x/bootstrap-table.min.css?v=2#a") == "bootstrap-table.min.css"
+    # what a later GX might write: another CDN, another patch version, single quotes
+    page = (
+        "<script src='https://cdn.jsdelivr.net/npm/jquery@3.7.2/dist/jquery-3.7.2.min.js'>"
+        '</script><link href="https://cdn.example.org/bootstrap-table/1.19.2/'
+        'bootstrap-table.min.css" rel="stylesheet"><a href="https://greatexpectations.io">'
+        "GX</a><style>.b{background:url('https://great-expectations-web-assets.s3.amazonaws.com"
+        "/full_logo_dark.png')}</style>"
+    )
+    text, unresolved = offline_page(page, "static")
+    assert unresolved == []
+    assert "src='static/vendor/jquery-3.7.1/dist/jquery.min.js'" in text
+    assert 'href="static/vendor/bootstrap-table-1.19.1/dist/bootstrap-table.min.css"' in text
+    assert "url('static/images/logo-long.png')" in text
+    assert '<a href="https://greatexpectations.io">' in text  # a link, not a load: kept
+
+
+def test_a_remote_asset_with_an_unknown_name_is_reported_not_hidden(tmp_path):
+    unknown = "https://cdn.example.org/chart-kit/2.0/chart-kit.min.js"
+    (tmp_path / "index.html").write_text(f'<script src="{unknown}"></script>')
+    done = make_offline(tmp_path)
+    assert done.unresolved == {"index.html": [unknown]}
+    assert external_loads(tmp_path) == {"index.html": [unknown]}
 
 
 def test_every_asset_is_vendored_with_its_license():
