@@ -17,7 +17,6 @@ unverified, with a warning: plain data either way, never code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
@@ -27,6 +26,7 @@ from typing import Any
 
 from seriesflow.tracking.pyfunc import INTERVALS, KERAS, ROUTER, SCALER, SETTINGS, SPEC
 from seriesflow.tracking.registry import mlflow_module
+from seriesflow.workspace.files import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +39,9 @@ class ArtifactRefused(RuntimeError):
     """A registered version's file does not match what was registered (or cannot be read)."""
 
 
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def hashes_of(files: dict[str, str | Path]) -> str:
     """The ``seriesflow.sha256`` tag value for the artifacts about to be logged."""
-    return json.dumps({key: sha256_of(path) for key, path in sorted(files.items())})
+    return json.dumps({key: sha256_file(path) for key, path in sorted(files.items())})
 
 
 @dataclass(frozen=True)
@@ -124,7 +116,7 @@ def download_plain(name: str, version: Any, dst: str | Path) -> PlainVersion:
             raise ArtifactRefused(f"{name} v{number}: artifact '{relative}' is not a file")
         if recorded is not None:
             expected = recorded.get(key)
-            actual = sha256_of(local)
+            actual = sha256_file(local)
             if expected != actual:
                 raise ArtifactRefused(
                     f"{name} v{number}: artifact '{relative}' ({key}) does not match the "
