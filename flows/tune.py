@@ -116,8 +116,7 @@ def evaluate_trial(
     ``build_model``/``fit_model``, ``score_split``); test windows are dropped
     before anything is fit or scored.
     """
-    features = [VALUE, *cfg.columns.covariates]
-    arrays = SeriesArrays.from_frame(normalized, features)
+    arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
     timesteps = resolve_timesteps(cfg, scaler, arrays)
     table = windows_table(arrays, timesteps, cfg.window.horizon, cfg.train.task, cfg.window.stride)
     data = windows_from_table(table, arrays)

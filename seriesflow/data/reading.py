@@ -216,7 +216,7 @@ def read_series_file(
             "if it is one of these formats under another name)",
         )
     wanted = {columns.series_id: SERIES_ID, columns.timestamp: TIMESTAMP, columns.value: VALUE}
-    wanted.update({c: c for c in columns.covariates})
+    wanted.update({c: c for c in columns.kept})
     if columns.label:
         wanted[columns.label] = LABEL
     raw = _read_raw(path, name, [c for c in wanted if c != columns.series_id])
@@ -241,7 +241,7 @@ def read_series_file(
     # an empty (or blank) id is missing: check_ingest_schema rejects it with its rows
     out.loc[ids.isna() | (ids == ""), SERIES_ID] = None
     out[TIMESTAMP] = _parse_timestamps(frame[TIMESTAMP], cfg.timezone, name, frame)
-    for column in [VALUE, *columns.covariates]:
+    for column in [VALUE, *columns.kept]:
         values = frame[column]
         numeric = pd.to_numeric(values, errors="coerce").astype("float64")
         not_numeric = values.notna() & numeric.isna() & ~_is_nan_text(values)
