@@ -58,7 +58,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.fanout import task_runner
 from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, load_config_tree
 from seriesflow.data.reading import read_series_file
-from seriesflow.data.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL, VALUE
+from seriesflow.data.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL
 from seriesflow.evaluation.scoring import score_split, scorer_for
 from seriesflow.model.normalize import normalize_series
 from seriesflow.model.saved_model import forecast_windows

@@ -40,7 +40,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import AUTO, PipelineConfig
-from seriesflow.data.schema import CLASSIFICATION, LABEL, REGRESSION, SPLIT, SPLITS, TRAIN, VALUE
+from seriesflow.data.schema import CLASSIFICATION, LABEL, REGRESSION, SPLIT, SPLITS, TRAIN
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import (
     SeriesArrays,

@@ -25,8 +25,8 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from seriesflow.config.data import (
     ColumnsConfig,
     FeaturesConfig,
-    HolidaysConfig,
     FrozenModel,
+    HolidaysConfig,
     IngestConfig,
     NormalizeConfig,
     SplitConfig,

@@ -209,7 +209,7 @@ def pip_requirements() -> list[str]:
     from importlib.metadata import PackageNotFoundError, version
 
     packages = ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "pyarrow")
-    packages += ("pydantic", "pyyaml", "statsforecast")
+    packages += ("pydantic", "pyyaml", "statsforecast", "holidays")
     found = []
     for pkg in packages:
         try:

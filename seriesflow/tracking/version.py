@@ -19,10 +19,16 @@ from seriesflow.data.schema import (
     CLASSIFICATION,
     FOLD,
     SERIES_ID,
+    TIMESTAMP,
     branch_column,
 )
 from seriesflow.evaluation.gate import Decision
-from seriesflow.model.forecasting import FORECAST_COLUMNS, forecast_frame, settings_of
+from seriesflow.model.forecasting import (
+    FORECAST_COLUMNS,
+    forecast_frame,
+    longest_steps,
+    settings_of,
+)
 from seriesflow.model.intervals import Intervals
 from seriesflow.model.saved_model import ModelSpec, load_model
 from seriesflow.model.scaler import Scaler
@@ -37,8 +43,10 @@ from seriesflow.tracking.pyfunc import (
     SPEC,
     SeriesForecaster,
     bundle_code,
+    input_columns,
     naive_times,
     signature_example,
+    with_future_rows,
 )
 from seriesflow.tracking.registry import (
     PENDING,
@@ -163,15 +171,19 @@ def log_forecaster(
     artifacts = {key: str(path) for key, path in files.items() if path.exists()}
     signature, example = None, None
     if spec.task != CLASSIFICATION and run.intervals.exists():
-        history = read_parquet(run.validated)
-        example = signature_example(history, list(spec.features), spec.timesteps + 2)
         scaler = Scaler.load(scaler_path)
+        columns = input_columns(scaler)  # value, past, future, static covariates
+        history = read_parquet(run.validated)
+        first = history[history[SERIES_ID] == history[SERIES_ID].iloc[0]]
+        steps = longest_steps(settings, scaler, spec.horizon)
+        ahead = with_future_rows(first[[SERIES_ID, TIMESTAMP, *columns]], scaler, steps)
+        example = signature_example(ahead, columns, spec.timesteps + 2 + len(ahead) - len(first))
         output, _ = forecast_frame(
             load_model(run.model),
             spec,
             scaler,
             Intervals.from_json(read_json(run.intervals)),
-            history[history[SERIES_ID] == history[SERIES_ID].iloc[0]],
+            ahead,
             settings,
         )
         signature = infer_signature(example, naive_times(output[FORECAST_COLUMNS]))
