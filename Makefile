@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WORK := data/work
 LANDING := data/landing
+# make run / forecast / tune read the sample's config unless CONFIG names another
+CONFIG ?= configs/sample.yaml
 
 # Offline and quiet: no analytics, no telemetry, Prefect state under the workspace.
 export DO_NOT_TRACK := 1
