@@ -57,7 +57,7 @@ from seriesflow.model.windows import (
 
 def sample_windows(cfg: PipelineConfig) -> tuple[Windows, Scaler]:
     normalized, scaler = normalize_series(sample_frame(cfg), cfg)
-    arrays = SeriesArrays.from_frame(normalized, [VALUE, *cfg.columns.covariates])
+    arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
     timesteps = resolve_timesteps(cfg, scaler, arrays)
     table = windows_table(arrays, timesteps, cfg.window.horizon)
     return windows_from_table(table, arrays), scaler

@@ -51,7 +51,7 @@ from seriesflow.model.windows import (
 
 def windows_of(frame: pd.DataFrame, cfg: PipelineConfig) -> tuple[Any, Any]:
     normalized, scaler = normalize_series(frame, cfg)
-    arrays = SeriesArrays.from_frame(normalized, [VALUE, *cfg.columns.covariates])
+    arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
     timesteps = resolve_timesteps(cfg, scaler, arrays)
     return windows_from_table(windows_table(arrays, timesteps, cfg.window.horizon), arrays), scaler
 
