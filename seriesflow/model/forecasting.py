@@ -154,8 +154,8 @@ def tail_arrays(
     fs = scaler.feature_spec
     raw_columns = fs.raw  # value, past, future: what the frame's rows carry
     known = any(is_known_ahead(c) for c in features)
-    steps = max(int(steps or spec.horizon), 1)
-    need = -(-steps // spec.horizon) * spec.horizon if known else 0  # rows after the last
+    wanted = max(int(steps or spec.horizon), 1)  # forecast steps that need future values
+    need = -(-wanted // spec.horizon) * spec.horizon if known else 0  # rows after the last
     skipped: dict[str, str] = {}
     parts, last_time, ahead = [], {}, {}
     for sid, group in history.groupby(SERIES_ID, sort=True):
@@ -223,7 +223,7 @@ def tail_arrays(
                 given = future_rows.assign(**{TIMESTAMP: pd.to_datetime(future_rows[TIMESTAMP])})
                 given = given.drop_duplicates(TIMESTAMP, keep="last").set_index(TIMESTAMP)
                 values = given[fs.future].reindex(after).to_numpy(dtype=float)  # [need, future]
-                gap = first_missing(sid, after[:steps], values[:steps], fs.future)
+                gap = first_missing(sid, after[:wanted], values[:wanted], fs.future)
                 if gap is not None:
                     raise ValueError(missing_future_error(sid, gap[0], gap[1], last))
                 later[:, 1 + len(fs.past) :] = pd.DataFrame(values).ffill().to_numpy()

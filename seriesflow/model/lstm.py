@@ -100,13 +100,15 @@ def build_model(
             rows = keras.layers.Cropping1D((timesteps - step_rows, 0), name="step_rows")(inputs)
         context = keras.layers.RepeatVector(step_rows, name="step_context")(hidden)  # [b, h, u]
         joined = keras.layers.Concatenate(axis=-1, name="step_inputs")([context, rows])
-        per_step = keras.layers.Dense(
+        hidden_steps = keras.layers.Dense(
             max(8, cfg.units // 2),
             activation="tanh",
             kernel_regularizer=regularizer,
             kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 100 + 97),
             name="step_hidden",
         )(joined)  # [batch, horizon, hidden]
+        # a linear path beside the small MLP: a covariate's linear effect is learnt at once
+        per_step = keras.layers.Concatenate(axis=-1, name="step_features")([joined, hidden_steps])
         per_step = keras.layers.Dense(
             1,
             kernel_regularizer=regularizer,
