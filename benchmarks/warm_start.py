@@ -36,7 +36,7 @@ import seriesflow  # noqa: F401  (quiet, offline defaults)
 from benchmarks.accuracy import sample_frame
 from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
 from seriesflow.config.pipeline import PipelineConfig
-from seriesflow.data.schema import SERIES_ID, VALUE
+from seriesflow.data.schema import SERIES_ID
 from seriesflow.evaluation.tables import records_markdown
 from seriesflow.model.lstm import seed_everything
 from seriesflow.model.normalize import normalize_series
