@@ -227,7 +227,8 @@ def tail_arrays(
                 if gap is not None:
                     raise ValueError(missing_future_error(sid, gap[0], gap[1], last))
                 later[:, 1 + len(fs.past) :] = pd.DataFrame(values).ffill().to_numpy()
-            stamps_after = after.tz_convert("UTC").tz_localize(None).to_numpy()
+            utc = after.tz_convert("UTC") if after.tz is not None else after
+            stamps_after = utc.tz_localize(None).to_numpy()
             times = np.concatenate([stamps, stamps_after])  # [rows + need]
             matrix = fs.series_matrix(times, np.vstack([raw, later]), statics, frequency)
             known_rows = pd.DataFrame(matrix).ffill().to_numpy()  # lead columns past the end

@@ -9,7 +9,7 @@ import pytest
 
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.frequency import Frequency
-from seriesflow.data.schema import SERIES_ID, TEST, TIMESTAMP, VALUE
+from seriesflow.data.schema import SERIES_ID, TIMESTAMP, VALUE
 from seriesflow.model.features import (
     FeatureSpec,
     calendar_columns,
@@ -22,6 +22,7 @@ from seriesflow.model.intervals import Intervals
 from seriesflow.model.normalize import normalize_series
 from seriesflow.model.saved_model import ModelSpec
 from seriesflow.model.scaler import Scaler
+from tests.factories import PROMO_NOISE, fit_promo
 
 # ----------------------------------------------------------------------------- calendar
 
@@ -204,72 +205,10 @@ def test_normalize_builds_every_kind_of_column_and_leaves_fixed_ones_unscaled():
 
 # ----------------------------------------------------------------------------- learned
 
-NOISE = 0.2  # the generated series' noise: the floor of any model's error
-
-
-def promo_frame(n: int = 240) -> pd.DataFrame:
-    """Two hourly series: a level + 2 x a known-ahead covariate (white noise) + noise."""
-    parts = []
-    for k, sid in enumerate(("a", "b")):
-        rng = np.random.default_rng([5, k])
-        promo = rng.standard_normal(n)
-        parts.append(
-            pd.DataFrame(
-                {
-                    SERIES_ID: sid,
-                    TIMESTAMP: pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
-                    VALUE: 20 + 5 * k + 2 * promo + rng.normal(0, NOISE, n),
-                    "promo": promo,
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
-
-
-def promo_config(future: bool) -> PipelineConfig:
-    return PipelineConfig.model_validate(
-        {
-            "columns": {"future": ["promo"] if future else []},
-            "features": {"calendar": False},
-            "normalize": {"method": "minmax"},
-            "window": {"timesteps": 6, "horizon": 2},
-            "train": {
-                "units": 16,
-                "epochs": 10,
-                "batch_size": 32,
-                "learning_rate": 0.01,
-                "jit_compile": False,
-            },
-        }
-    )
-
-
-def fit_promo(future: bool):
-    """(fitted, scaler, test RMSE) of the model with or without the future covariate."""
-    from seriesflow.model.lstm import seed_everything
-    from seriesflow.model.saved_model import forecast_windows
-    from seriesflow.model.training import fit_windows
-    from seriesflow.model.windows import SeriesArrays, windows_from_table, windows_table
-
-    cfg = promo_config(future)
-    normalized, scaler = normalize_series(promo_frame(), cfg)
-    arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
-    data = windows_from_table(windows_table(arrays, 6, 2), arrays)
-    seed_everything(0)
-    fitted = fit_windows(data, cfg.train, scaler)
-    test = data.subset(TEST)
-    forecast = forecast_windows(fitted.model, fitted.spec, scaler, test)  # [w, 2]
-    actual = test.arrays.original[test.row[:, None] + np.arange(1, 3)[None, :]]
-    return fitted, scaler, float(np.sqrt(np.mean((forecast - actual) ** 2)))
-
-
-@pytest.fixture(scope="module")
-def promo_model():
-    return fit_promo(future=True)
-
 
 def test_a_future_covariate_with_a_known_effect_is_learned(promo_model):
+    # promo_model (tests/seriesflow/conftest.py): value = level + 2 x promo + noise
     _, _, with_it = promo_model
     _, _, without = fit_promo(future=False)
-    assert with_it < 2 * NOISE, with_it  # close to the noise floor
-    assert without > 5 * NOISE, without  # the covariate's effect (sd 2) is unexplained
+    assert with_it < 2 * PROMO_NOISE, with_it  # close to the noise floor
+    assert without > 5 * PROMO_NOISE, without  # the covariate's effect (sd 2) is unexplained
