@@ -76,6 +76,9 @@ def fast_settings(
             # up; test_retrain's end-to-end run and tests/tasks/test_train.py keep it on.
             "jit_compile": False,
         },
+        # The value (and listed covariates) only, as the flow tests' assertions expect; the
+        # end-to-end run in tests/flows/test_retrain.py turns the calendar on (the default).
+        "features": {"calendar": False},
         "evaluate": {"make_plots": True},
         "register": {
             "model_name": model_name,
