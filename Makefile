@@ -7,6 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WORK := data/work
 LANDING := data/landing
+# make run / forecast / tune read the sample's config unless CONFIG names another
+CONFIG ?= configs/sample.yaml
 
 # Offline and quiet: no analytics, no telemetry, Prefect state under the workspace.
 export DO_NOT_TRACK := 1
@@ -16,7 +18,7 @@ export PREFECT_HOME ?= $(CURDIR)/$(WORK)/prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run forecast test lint chunk ui mlflow-ui serve bench bench-real bench-scale bench-m3 tune install clean help
+.PHONY: run forecast test lint chunk ui mlflow-ui serve bench bench-covariates bench-real bench-scale bench-m3 tune install clean help
 
 help:
 	@echo "make run        set up .venv, retrain on the sample data (again: skipped unless new data)"
@@ -28,6 +30,7 @@ help:
 	@echo "make mlflow-ui  MLflow UI on the pipeline's registry (MLFLOW_TRACKING_URI, else the workspace's)"
 	@echo "make tune       hyperparameter search (ARGS='--set tune.strategy=grid ...')"
 	@echo "make bench      benchmarks/ tables, written into docs/benchmarks.md"
+	@echo "make bench-covariates  covariates: none / calendar / holidays / a future covariate"
 	@echo "make bench-real  public real series vs classical models (installs the bench extra once)"
 	@echo "make bench-scale  the whole retrain on 10/100/1,000 series x 10,000 points (ARGS='--sizes 10 100')"
 	@echo "make bench-m3   the M3 competition through the pipeline vs AutoETS/AutoTheta (ARGS='--subsets monthly')"
@@ -92,6 +95,11 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/landing_poll.py
 	$(PY) benchmarks/accuracy.py
+
+# No covariates / calendar / holidays / a future covariate (pmdarima's Taylor series: the bench extra).
+bench-covariates: $(VENV)/.installed
+	@$(PY) -c "import pmdarima" 2>/dev/null || $(PY) -m pip install --quiet -c requirements.lock -e ".[dev,bench]"
+	$(PY) benchmarks/covariates.py $(ARGS)
 
 # Public real series vs naive, ETS, AutoETS and AutoARIMA (installs the bench extra once).
 bench-real: $(VENV)/.installed

@@ -97,7 +97,7 @@ def generated_frame(hours: int, seed: int = 7) -> pd.DataFrame:
 def evaluate_frame(frame: pd.DataFrame, cfg: PipelineConfig) -> pd.DataFrame:
     """Fit the configured model on the train part; per-series test metrics of all three."""
     normalized, scaler = normalize_series(frame, cfg)
-    arrays = SeriesArrays.from_frame(normalized, [VALUE, *cfg.columns.covariates])
+    arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
     timesteps = resolve_timesteps(cfg, scaler, arrays)
     data = windows_from_table(windows_table(arrays, timesteps, cfg.window.horizon), arrays)
     seed_everything(cfg.train.seed, cfg.train.deterministic)

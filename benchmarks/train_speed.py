@@ -40,7 +40,7 @@ import seriesflow  # noqa: F401  (quiet, offline defaults)
 from benchmarks.accuracy import sample_frame
 from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
 from seriesflow.config.pipeline import PipelineConfig, TrainConfig
-from seriesflow.data.schema import TRAIN, VAL, VALUE
+from seriesflow.data.schema import TRAIN, VAL
 from seriesflow.evaluation.tables import records_markdown
 from seriesflow.model.lstm import build_model, seed_everything, window_batches
 from seriesflow.model.normalize import normalize_series
@@ -57,7 +57,7 @@ from seriesflow.model.windows import (
 
 def sample_windows(cfg: PipelineConfig) -> tuple[Windows, Scaler]:
     normalized, scaler = normalize_series(sample_frame(cfg), cfg)
-    arrays = SeriesArrays.from_frame(normalized, [VALUE, *cfg.columns.covariates])
+    arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
     timesteps = resolve_timesteps(cfg, scaler, arrays)
     table = windows_table(arrays, timesteps, cfg.window.horizon)
     return windows_from_table(table, arrays), scaler

@@ -36,7 +36,7 @@ import seriesflow  # noqa: F401  (quiet, offline defaults)
 from benchmarks.accuracy import sample_frame
 from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
 from seriesflow.config.pipeline import PipelineConfig
-from seriesflow.data.schema import SERIES_ID, VALUE
+from seriesflow.data.schema import SERIES_ID
 from seriesflow.evaluation.tables import records_markdown
 from seriesflow.model.lstm import seed_everything
 from seriesflow.model.normalize import normalize_series
@@ -51,7 +51,7 @@ from seriesflow.model.windows import (
 
 def windows_of(frame: pd.DataFrame, cfg: PipelineConfig) -> tuple[Any, Any]:
     normalized, scaler = normalize_series(frame, cfg)
-    arrays = SeriesArrays.from_frame(normalized, [VALUE, *cfg.columns.covariates])
+    arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
     timesteps = resolve_timesteps(cfg, scaler, arrays)
     return windows_from_table(windows_table(arrays, timesteps, cfg.window.horizon), arrays), scaler
 

@@ -32,6 +32,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed, State
 
 from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, load_config
+from seriesflow.data.reading import read_future
 from seriesflow.data.schema import SERIES_ID
 from seriesflow.evaluation.champion import champion_of
 from seriesflow.evaluation.plots import plot_forecast_bands
@@ -74,6 +75,10 @@ def forecast_series(cfg: PipelineConfig, folder: Path, tracking_uri: str) -> dic
     if spec.task != "regression":
         return {"status": SKIPPED, "reason": "the champion is a classifier: nothing to forecast"}
     history = load_history(Workspace(cfg.paths.workspace_path()), cfg.columns)
+    if cfg.forecast.future_path:  # future covariate values for the forecast steps
+        future = read_future(Path(cfg.forecast.future_path), cfg.columns, cfg.ingest)
+        history = pd.concat([history, future], ignore_index=True)
+        logger.info("Future covariate rows from %s: %d", cfg.forecast.future_path, len(future))
     steps = None if cfg.forecast.steps == "auto" else int(cfg.forecast.steps)
     settings = ForecastSettings(
         steps, list(cfg.forecast.levels), cfg.validation.max_gap_steps, cfg.register.model_name

@@ -34,6 +34,7 @@ from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, loa
 from seriesflow.data.errors import DataRejected
 from seriesflow.data.schema import CHAMPION
 from seriesflow.evaluation.tables import metrics_text, status_line
+from seriesflow.model.scaler import Scaler
 from seriesflow.ops.artifacts import outcome_markdown, reports_link
 from seriesflow.ops.events import OUTCOME_ARTIFACT, outcome_events, quarantined_files
 from seriesflow.ops.faults import fault_point
@@ -91,6 +92,7 @@ def summary(status: str, run: RunDir | None, **fields: Any) -> dict[str, Any]:
         "recovered": [],
         "live_accuracy": {},
         "lstm_share": None,
+        "features": {},
         "reason": None,
     }
     base.update(fields)
@@ -227,6 +229,8 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
                 gate_rule=registration.rule,
                 champion_note=evaluation.champion_note,
                 lstm_share=evaluation.lstm_share,
+                # what the model reads: past, future, static covariates, calendar, holidays
+                features=Scaler.load(scaler).feature_spec.described(),
             )
         result.update(
             rows=validated.rows,

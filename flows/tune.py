@@ -58,7 +58,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.fanout import task_runner
 from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, load_config_tree
 from seriesflow.data.reading import read_series_file
-from seriesflow.data.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL, VALUE
+from seriesflow.data.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL
 from seriesflow.evaluation.scoring import score_split, scorer_for
 from seriesflow.model.normalize import normalize_series
 from seriesflow.model.saved_model import forecast_windows
@@ -116,8 +116,7 @@ def evaluate_trial(
     ``build_model``/``fit_model``, ``score_split``); test windows are dropped
     before anything is fit or scored.
     """
-    features = [VALUE, *cfg.columns.covariates]
-    arrays = SeriesArrays.from_frame(normalized, features)
+    arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
     timesteps = resolve_timesteps(cfg, scaler, arrays)
     table = windows_table(arrays, timesteps, cfg.window.horizon, cfg.train.task, cfg.window.stride)
     data = windows_from_table(table, arrays)

@@ -35,12 +35,12 @@ from tasks.stage import stage_logger
 @task(name="normalize", cache_policy=NO_CACHE)
 def normalize(validated: Path, run: RunDir, config: PipelineConfig) -> Path:
     logger = stage_logger()
-    columns = [SERIES_ID, TIMESTAMP, VALUE, *config.columns.covariates]
+    columns = [SERIES_ID, TIMESTAMP, VALUE, *config.columns.kept]
     columns += [LABEL] if config.columns.label else []
     frame = read_parquet(validated, columns)
     normalized, scaler = normalize_series(frame, config)
     del frame
-    schema = normalized_schema(config.columns.covariates, label=config.columns.label is not None)
+    schema = normalized_schema(scaler.columns[1:], label=config.columns.label is not None)
     write_parquet(normalized, run.normalized, schema)
     write_json(scaler.to_json(), run.scaler)
     counts = normalized[SPLIT].value_counts().to_dict()

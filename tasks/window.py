@@ -40,7 +40,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import AUTO, PipelineConfig
-from seriesflow.data.schema import CLASSIFICATION, LABEL, REGRESSION, SPLIT, SPLITS, TRAIN, VALUE
+from seriesflow.data.schema import CLASSIFICATION, LABEL, REGRESSION, SPLIT, SPLITS, TRAIN
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import (
     SeriesArrays,
@@ -57,7 +57,8 @@ from tasks.stage import stage_logger
 def window(normalized: Path, scaler: Path, run: RunDir, config: PipelineConfig) -> Path:
     """The window index of ``normalized``; ``scaler`` (normalize's) gives ``auto`` its seasons."""
     logger = stage_logger()
-    features = [VALUE, *config.columns.covariates]
+    fitted = Scaler.load(scaler)
+    features = list(fitted.columns)  # the value, covariates, calendar ... (normalize's)
     arrays = SeriesArrays.load(normalized, features)
     task_kind = config.train.task
     if task_kind == CLASSIFICATION and config.columns.label and arrays.labels is None:
@@ -67,7 +68,6 @@ def window(normalized: Path, scaler: Path, run: RunDir, config: PipelineConfig) 
         )
     if task_kind == REGRESSION and config.columns.label:
         logger.warning("columns.label is set but train.task is regression: the label is unused")
-    fitted = Scaler.load(scaler)
     timesteps = resolve_timesteps(config, fitted, arrays)
     horizon = resolve_window_horizon(config, fitted)
     min_inputs = resolve_min_inputs(config, fitted, arrays, timesteps)

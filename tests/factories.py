@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.schema import SERIES_ID, TEST, TIMESTAMP, VALUE
+from seriesflow.model.normalize import normalize_series
 from seriesflow.model.windows import Windows
 
 START = pd.Timestamp("2026-03-01T00:00:00Z")
@@ -74,6 +76,9 @@ def fast_settings(
             # up; test_retrain's end-to-end run and tests/tasks/test_train.py keep it on.
             "jit_compile": False,
         },
+        # The value (and listed covariates) only, as the flow tests' assertions expect; the
+        # end-to-end run in tests/flows/test_retrain.py turns the calendar on (the default).
+        "features": {"calendar": False},
         "evaluate": {"make_plots": True},
         "register": {
             "model_name": model_name,
@@ -204,3 +209,62 @@ def crash_config(workspace: Path, landing: Path, **sections: dict[str, Any]) -> 
     for name, values in sections.items():
         tree.setdefault(name, {}).update(values)
     return tiny_config(workspace, landing, **tree)
+
+
+PROMO_NOISE = 0.2  # the generated series' noise: the floor of any model's error
+
+
+def promo_frame(n: int = 240) -> pd.DataFrame:
+    """Two hourly series: a level + 2 x a known-ahead covariate (white noise) + noise."""
+    parts = []
+    for k, sid in enumerate(("a", "b")):
+        rng = np.random.default_rng([5, k])
+        promo = rng.standard_normal(n)
+        parts.append(
+            pd.DataFrame(
+                {
+                    SERIES_ID: sid,
+                    TIMESTAMP: pd.date_range("2026-01-01", periods=n, freq="h", tz="UTC"),
+                    VALUE: 20 + 5 * k + 2 * promo + rng.normal(0, PROMO_NOISE, n),
+                    "promo": promo,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def promo_config(future: bool) -> PipelineConfig:
+    return PipelineConfig.model_validate(
+        {
+            "columns": {"future": ["promo"] if future else []},
+            "features": {"calendar": False},
+            "normalize": {"method": "minmax"},
+            "window": {"timesteps": 6, "horizon": 2},
+            "train": {
+                "units": 16,
+                "epochs": 10,
+                "batch_size": 32,
+                "learning_rate": 0.01,
+                "jit_compile": False,
+            },
+        }
+    )
+
+
+def fit_promo(future: bool):
+    """(fitted, scaler, test RMSE) of the model with or without the future covariate."""
+    from seriesflow.model.lstm import seed_everything
+    from seriesflow.model.saved_model import forecast_windows
+    from seriesflow.model.training import fit_windows
+    from seriesflow.model.windows import SeriesArrays, windows_from_table, windows_table
+
+    cfg = promo_config(future)
+    normalized, scaler = normalize_series(promo_frame(), cfg)
+    arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
+    data = windows_from_table(windows_table(arrays, 6, 2), arrays)
+    seed_everything(0)
+    fitted = fit_windows(data, cfg.train, scaler)
+    test = data.subset(TEST)
+    forecast = forecast_windows(fitted.model, fitted.spec, scaler, test)  # [w, 2]
+    actual = test.arrays.original[test.row[:, None] + np.arange(1, 3)[None, :]]
+    return fitted, scaler, float(np.sqrt(np.mean((forecast - actual) ** 2)))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class FrozenModel(BaseModel):
@@ -25,7 +25,24 @@ class ColumnsConfig(FrozenModel):
     value: str = "value"
     covariates: list[str] = Field(
         default_factory=list,
-        description="Extra numeric columns used as input features (scaled like the value).",
+        description="The older name of columns.past (kept working; set one of the two).",
+    )
+    past: list[str] = Field(
+        default_factory=list,
+        description="Past covariates: numeric columns observed with the value, known only up "
+        "to now (e.g. a measured temperature). A forecast carries their last value forward.",
+    )
+    future: list[str] = Field(
+        default_factory=list,
+        description="Future covariates: numeric columns known ahead (prices, promotions, "
+        "planned shutdowns, weather forecasts). History rows carry their values; a forecast "
+        "needs them for every forecast step, as rows after the last observation with the "
+        "value empty (the pyfunc's input frame, or forecast.future_path).",
+    )
+    static: list[str] = Field(
+        default_factory=list,
+        description="Static covariates: numeric columns constant within a series (e.g. "
+        "capacity; a category as an integer code, listed in features.static_categorical).",
     )
     label: str | None = Field(
         None,
@@ -33,6 +50,40 @@ class ColumnsConfig(FrozenModel):
         "the label at its last target step. Unset: the class is the direction of change "
         "over the horizon (up / down).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _past_is_covariates(cls, data: object) -> object:
+        """``covariates`` and ``past`` name the same list: either may be given (a config
+        dump carries both, equal); the validated section holds it under both names."""
+        if not isinstance(data, dict):
+            return data
+        old, new = data.get("covariates"), data.get("past")
+        if old and new and list(old) != list(new):
+            raise ValueError(
+                f"columns.covariates {list(old)} and columns.past {list(new)} differ: "
+                "covariates is the older name of past, set one of them"
+            )
+        both = list(new or old or [])
+        return {**data, "covariates": both, "past": both}
+
+    @model_validator(mode="after")
+    def _each_column_once(self) -> ColumnsConfig:
+        named = [*self.past, *self.future, *self.static]
+        twice = sorted({c for c in named if named.count(c) > 1})
+        reserved = {self.series_id, self.timestamp, self.value, self.label}
+        clash = sorted(set(named) & reserved)
+        if twice or clash:
+            raise ValueError(
+                f"columns.past/future/static: {twice or clash} named twice (each covariate "
+                "is one kind, and not the id, timestamp, value or label column)"
+            )
+        return self
+
+    @property
+    def kept(self) -> list[str]:
+        """Every covariate column the pipeline reads and keeps: past, future, static."""
+        return [*self.past, *self.future, *self.static]
 
 
 class IngestConfig(FrozenModel):
@@ -202,3 +253,46 @@ class SplitConfig(FrozenModel):
 
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.15, gt=0, lt=0.5)
+
+
+class HolidaysConfig(FrozenModel):
+    country: str = Field(
+        description="ISO 3166 country code of the ``holidays`` package, e.g. 'US', 'DE', 'GB'."
+    )
+    subdiv: str | None = Field(
+        None, description="A subdivision (state, province) of the country, e.g. 'CA', 'BY'."
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> HolidaysConfig:
+        import holidays  # the package knows its countries and subdivisions
+
+        try:
+            holidays.country_holidays(self.country, subdiv=self.subdiv, years=2020)
+        except NotImplementedError as exc:
+            raise ValueError(
+                f"features.holidays: {exc} (the holidays package knows this list)"
+            ) from exc
+        return self
+
+
+class FeaturesConfig(FrozenModel):
+    """Features the model reads besides the columns: calendar, holidays, static codes."""
+
+    calendar: bool = Field(
+        True,
+        description="Calendar features derived from each series' frequency, cyclic (sin, "
+        "cos), known ahead: sub-daily hour-of-day and day-of-week, daily day-of-week and "
+        "month, weekly and monthly month (none for quarterly or yearly). No input needed.",
+    )
+    holidays: HolidaysConfig | None = Field(
+        None,
+        description="Public holidays of a country (and subdivision) from the holidays "
+        "package, known ahead: the day is a holiday, the day before one, the day after one. "
+        "Off by default; e.g. {country: US, subdiv: CA}.",
+    )
+    static_categorical: list[str] = Field(
+        default_factory=list,
+        description="Static columns (columns.static) that are categories given as integer "
+        "codes: one-hot encoded (a learned embedding) instead of read as numbers.",
+    )

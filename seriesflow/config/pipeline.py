@@ -24,7 +24,9 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from seriesflow.config.data import (
     ColumnsConfig,
+    FeaturesConfig,
     FrozenModel,
+    HolidaysConfig,
     IngestConfig,
     NormalizeConfig,
     SplitConfig,
@@ -47,8 +49,10 @@ __all__ = [
     "AUTO",
     "MIN_AUTO_TIMESTEPS",
     "ColumnsConfig",
+    "FeaturesConfig",
     "FrozenModel",
     "GroupsConfig",
+    "HolidaysConfig",
     "IngestConfig",
     "NormalizeConfig",
     "SplitConfig",
@@ -131,6 +135,13 @@ class ForecastConfig(FrozenModel):
         "MASE stays above this for forecast.live_alert_after consecutive scorings.",
     )
     live_alert_after: int = Field(3, ge=1, description="Consecutive scorings above the alert.")
+    future_path: str | None = Field(
+        None,
+        description="Where the forecast flow reads future covariate values (columns.future) "
+        "for the forecast steps: a CSV or Parquet file, or a folder of them, with the id, "
+        "timestamp and future covariate columns (named as in columns.*). Read as is, never "
+        "moved. Unset: only the accepted history (enough when no columns.future).",
+    )
 
     @field_validator("steps")
     @classmethod
@@ -311,7 +322,7 @@ warnings.filterwarnings("ignore", message='Field name "register" in "PipelineCon
 
 
 # The sections (and register settings) that make two runs on the same data the same model.
-MODEL_SECTIONS = ("columns", "split", "window", "train", "evaluate", "register")
+MODEL_SECTIONS = ("columns", "features", "split", "window", "train", "evaluate", "register")
 REGISTRY_LOCATION = ("tracking_uri", "concurrency_limit")
 TRAIN_LOCATION = ("dask_address",)  # where training runs, not what it makes
 
@@ -324,6 +335,7 @@ class PipelineConfig(FrozenModel):
 
     paths: PathsConfig = Field(default_factory=PathsConfig)
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
@@ -339,11 +351,21 @@ class PipelineConfig(FrozenModel):
     @model_validator(mode="after")
     def _group_column_is_kept(self) -> PipelineConfig:
         groups = self.train.groups
-        kept = self.columns.covariates
+        kept = self.columns.kept
         if groups is not None and groups.by == "column" and groups.column not in kept:
             raise ValueError(
                 f"train.groups.column '{groups.column}' is not a column the pipeline keeps: "
-                f"list it in columns.covariates (now {kept})"
+                f"list it in columns.past, future or static (now {kept})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _categorical_statics_are_static(self) -> PipelineConfig:
+        stray = sorted(set(self.features.static_categorical) - set(self.columns.static))
+        if stray:
+            raise ValueError(
+                f"features.static_categorical {stray} are not static columns: list them in "
+                f"columns.static (now {self.columns.static})"
             )
         return self
 

@@ -118,6 +118,32 @@ def merge_file(
     return merged, failures
 
 
+def static_failures(
+    merged: pd.DataFrame, rows: pd.DataFrame, file: str, static: list[str]
+) -> list[CheckFailure]:
+    """``columns.static`` must hold one value per series (over the history and the file)."""
+    failures = []
+    touched = merged[merged[SERIES_ID].isin(rows[SERIES_ID].unique())]
+    for column in static:
+        distinct = touched.groupby(SERIES_ID)[column].nunique(dropna=True)
+        varying = distinct[distinct > 1].index
+        if len(varying):
+            bad = rows[SERIES_ID].isin(varying)
+            failures.append(
+                CheckFailure(
+                    file,
+                    "static_is_constant",
+                    column,
+                    f"static covariate '{column}' takes more than one value within series "
+                    f"{sorted(map(str, varying))[:5]}: a static covariate has one value per "
+                    "series (list a changing column in columns.past or columns.future)",
+                    int(bad.sum()),
+                    example_rows(rows, bad),
+                )
+            )
+    return failures
+
+
 @dataclass
 class Arrival:
     """Outcome of validating one arrival of files."""
@@ -161,6 +187,8 @@ def check_one_file(
         arrival.merged, rows, file, cfg.allow_history_revisions, origins
     )
     verdict.failures.extend(merge_failures)
+    if verdict.ok:
+        verdict.failures.extend(static_failures(candidate, rows, file, config.columns.static))
     if verdict.ok:
         series_verdict = check_merged(
             session, candidate, file, config, touched=set(rows[SERIES_ID].unique())

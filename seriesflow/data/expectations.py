@@ -149,7 +149,7 @@ def row_suite(suite: Any, columns: ColumnsConfig, cfg: ValidationConfig) -> Any:
     e = gx.expectations
     low = -FLOAT32_MAX if cfg.value_min is None else max(cfg.value_min, -FLOAT32_MAX)
     high = FLOAT32_MAX if cfg.value_max is None else min(cfg.value_max, FLOAT32_MAX)
-    for column in (SERIES_ID, TIMESTAMP, VALUE, *columns.covariates):
+    for column in (SERIES_ID, TIMESTAMP, VALUE, *columns.kept):
         suite.add_expectation(e.ExpectColumnToExist(column=column))
     suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=SERIES_ID, type_="str"))
     # Ids end up in metrics tables (where "__all__" is the pooled row), MLflow keys and
@@ -166,7 +166,7 @@ def row_suite(suite: Any, columns: ColumnsConfig, cfg: ValidationConfig) -> Any:
         e.ExpectColumnValuesToNotMatchRegex(column=SERIES_ID, regex=r"[\x00-\x1f\x7f]")
     )
     suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=TIMESTAMP, type_="Timestamp"))
-    for column in (VALUE, *columns.covariates):
+    for column in (VALUE, *columns.kept):
         suite.add_expectation(e.ExpectColumnValuesToBeOfType(column=column, type_="float64"))
     suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=SERIES_ID))
     suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=TIMESTAMP))
@@ -181,7 +181,7 @@ def row_suite(suite: Any, columns: ColumnsConfig, cfg: ValidationConfig) -> Any:
     if columns.label:
         suite.add_expectation(e.ExpectColumnToExist(column=LABEL))
         suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=LABEL))
-    for column in columns.covariates:
+    for column in columns.kept:
         suite.add_expectation(e.ExpectColumnValuesToNotBeNull(column=column))
         suite.add_expectation(
             e.ExpectColumnValuesToBeBetween(

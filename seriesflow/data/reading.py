@@ -216,7 +216,7 @@ def read_series_file(
             "if it is one of these formats under another name)",
         )
     wanted = {columns.series_id: SERIES_ID, columns.timestamp: TIMESTAMP, columns.value: VALUE}
-    wanted.update({c: c for c in columns.covariates})
+    wanted.update({c: c for c in columns.kept})
     if columns.label:
         wanted[columns.label] = LABEL
     raw = _read_raw(path, name, [c for c in wanted if c != columns.series_id])
@@ -241,7 +241,7 @@ def read_series_file(
     # an empty (or blank) id is missing: check_ingest_schema rejects it with its rows
     out.loc[ids.isna() | (ids == ""), SERIES_ID] = None
     out[TIMESTAMP] = _parse_timestamps(frame[TIMESTAMP], cfg.timezone, name, frame)
-    for column in [VALUE, *columns.covariates]:
+    for column in [VALUE, *columns.kept]:
         values = frame[column]
         numeric = pd.to_numeric(values, errors="coerce").astype("float64")
         not_numeric = values.notna() & numeric.isna() & ~_is_nan_text(values)
@@ -332,3 +332,51 @@ def stack_with_history(history: pd.DataFrame, new: list[tuple[str, pd.DataFrame]
 def unreadable(landed: LandedFile, why: str) -> list[dict]:
     """The failure record of a file that could not be read at all (never its content)."""
     return [CheckFailure(landed.name, "file_readable", None, why).to_dict()]
+
+
+def read_future(path: Path, columns: ColumnsConfig, cfg: IngestConfig) -> pd.DataFrame:
+    """Future covariate values for forecast steps (``forecast.future_path``): a CSV or
+    Parquet file, or a folder of them, with the id, timestamp and ``columns.future``
+    columns, as rows with the value empty (the shape ``forecast_frame`` takes after the
+    history). Bad input raises ``DataRejected`` naming the file, the check and the column."""
+    path = Path(path)
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    files = [p for p in files if p.suffix.lower() in {e.lower() for e in cfg.extensions}]
+    wanted = {columns.series_id: SERIES_ID, columns.timestamp: TIMESTAMP}
+    wanted.update({c: c for c in [*columns.future, *columns.static]})
+    parts = []
+    for file in files:
+        raw = pd.read_parquet(file) if file.suffix.lower() != ".csv" else pd.read_csv(file)
+        missing = [
+            c for c in [columns.series_id, columns.timestamp, *columns.future] if c not in raw
+        ]
+        if missing:
+            raise _reject(
+                file.name,
+                "required_columns",
+                missing[0],
+                f"missing column(s) {missing}; a future covariate file has the id, the "
+                f"timestamp and columns.future {list(columns.future)}",
+            )
+        frame = raw[[c for c in wanted if c in raw]].rename(columns=wanted)
+        frame[SERIES_ID] = frame[SERIES_ID].astype(str)
+        frame[TIMESTAMP] = _parse_timestamps(frame[TIMESTAMP], cfg.timezone, file.name, frame)
+        for column in columns.future:
+            numeric = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+            bad = frame[column].notna() & numeric.isna()
+            if bad.any():
+                raise _reject(
+                    file.name,
+                    "values_are_numeric",
+                    column,
+                    f"non-numeric values in '{column}'",
+                    frame,
+                    bad,
+                    int(bad.sum()),
+                )
+            frame[column] = numeric
+        frame[VALUE] = float("nan")
+        parts.append(frame)
+    if not parts:
+        return pd.DataFrame(columns=[SERIES_ID, TIMESTAMP, VALUE, *columns.future])
+    return pd.concat(parts, ignore_index=True)

@@ -110,6 +110,7 @@ def build_branch(spec: ModelSpec, cfg: TrainConfig, branch: Branch, zero_head: b
         name=branch.label,
         seed=branch.seed,
         zero_head=zero_head,
+        step_rows=spec.step_rows,
     )
 
 

@@ -7,9 +7,9 @@ the same functions.
 ``forecast_paths`` forecasts ``steps`` values after each window's origin. Up to
 the model's horizon it is one call (direct multi-output). Beyond it, each block
 of ``horizon`` forecasts is appended to the window as if observed and the model
-is called again (recursive); covariates have no future values, so the last
-known ones are carried forward (documented; calendar-like covariates should be
-made part of the data, not forecast).
+is called again (recursive); past covariates have no future values, so the last
+known ones are carried forward, while known-ahead columns (future covariates, calendar,
+holidays) take their values for the new rows (``seriesflow/model/features.py``).
 
 ``tail_arrays`` turns recent history (the accepted rows, or a caller's frame)
 into the arrays a model reads: each series put on its calendar grid (short gaps
@@ -41,6 +41,12 @@ from seriesflow.data.schema import (
     VALUE_ORIGINAL,
 )
 from seriesflow.model.classical import classical_forecast
+from seriesflow.model.features import (
+    first_missing,
+    is_known_ahead,
+    missing_future_error,
+    static_values,
+)
 from seriesflow.model.intervals import Intervals, calibrate
 from seriesflow.model.saved_model import ModelSpec, predict
 from seriesflow.model.scaler import Scaler
@@ -48,9 +54,22 @@ from seriesflow.model.windows import SeriesArrays, Windows
 
 
 def forecast_paths(
-    model: Any, spec: ModelSpec, scaler: Scaler, windows: Windows, steps: int
+    model: Any,
+    spec: ModelSpec,
+    scaler: Scaler,
+    windows: Windows,
+    steps: int,
+    ahead: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Forecasts [windows, steps] in original units after each window's origin."""
+    """Forecasts [windows, steps] in original units after each window's origin.
+
+    Recursive steps slide the window on: the new rows' value is the forecast, their past
+    covariates are carried forward, and their known-ahead (lead) columns come from ``ahead``
+    [windows, >= steps rounded up to horizons, features] (scaled rows after each origin: a
+    forecast's future covariates and calendar), or without it from the arrays' own rows
+    after the origin (evaluation: the future covariates and calendar that were known),
+    the last row repeated past a series' end.
+    """
     if steps < 1:
         raise ValueError(f"forecast steps must be at least 1, got {steps}")
     count = len(windows)
@@ -59,6 +78,9 @@ def forecast_paths(
     arrays = windows.arrays
     x = windows.gather_x().astype(np.float32)  # [w, timesteps, features], scaled
     series_ids = windows.series_id
+    known = np.array([is_known_ahead(c) for c in spec.features], dtype=bool)  # [features]
+    if known.any() and steps > spec.horizon and ahead is None:
+        ahead = rows_after(windows, -(-steps // spec.horizon) * spec.horizon)
     blocks, done = [], 0
     while done < steps:
         inputs, loc, spread = scaler.window_inputs(x)
@@ -68,9 +90,20 @@ def forecast_paths(
         if done < steps:  # slide: the forecasts become the latest inputs
             new = np.repeat(x[:, -1:, :], spec.horizon, axis=1)  # covariates carried forward
             new[:, :, 0] = block
+            if known.any():  # [w, horizon, known]: lead columns of the rows now appended
+                new[:, :, known] = ahead[:, done - spec.horizon : done][:, :, known]
             x = np.concatenate([x, new], axis=1)[:, -spec.timesteps :, :]
     scaled = np.concatenate(blocks, axis=1)[:, :steps]  # [w, steps]
     return scaler.restore(series_ids, scaled, arrays.times[windows.row])
+
+
+def rows_after(windows: Windows, count: int) -> np.ndarray:
+    """The arrays' ``count`` rows after each window's origin [w, count, features] (scaled),
+    the series' last row repeated past its end."""
+    arrays = windows.arrays
+    rows = windows.row[:, None] + np.arange(1, count + 1)[None, :]  # [w, count]
+    last = (arrays.start + arrays.length - 1)[windows.code]  # [w]
+    return arrays.values[np.minimum(rows, last[:, None])].astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -81,6 +114,20 @@ class Tails:
     windows: Windows  # one window per usable series, ending at its last observation
     last_time: dict[str, pd.Timestamp]
     skipped: dict[str, str] = field(default_factory=dict)  # series_id -> why
+    # [series, rows, features] scaled rows after each last observation (known-ahead columns:
+    # future covariates, calendar, holidays); None for a model without them
+    ahead: np.ndarray | None = None
+
+
+def observed_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """``history`` without each series' future rows (those after its last observed value:
+    they carry future covariate values for forecast steps, not observations)."""
+    if history.empty or not history[VALUE].isna().any():
+        return history
+    times = pd.to_datetime(history[TIMESTAMP], utc=True)
+    seen = times.where(history[VALUE].notna())
+    last = seen.groupby(history[SERIES_ID].astype(str)).transform("max")
+    return history[times <= last]
 
 
 def tail_arrays(
@@ -88,27 +135,53 @@ def tail_arrays(
     scaler: Scaler,
     spec: ModelSpec,
     max_gap_steps: int | None = None,
+    steps: int | None = None,
 ) -> Tails:
     """The last observations of each series as model input (one window per series).
 
     Series the model does not know (not in its scaler, or not one of a per-series
     model's branches), with fewer observations than its input length, or whose
     timestamps fall off its calendar, are skipped with the reason.
+
+    A model with known-ahead features (``seriesflow/model/features.py``) also gets each
+    series' rows after its last observation (``Tails.ahead``, ``steps`` forecast steps
+    rounded up to horizons): calendar and holidays computed, future covariates from
+    ``history``'s rows after the last observed value (the value empty). A missing future
+    value for a forecast step raises ``ValueError`` naming the series and the first missing
+    timestamp; so does a missing static value.
     """
     features = list(spec.features)
+    fs = scaler.feature_spec
+    raw_columns = fs.raw  # value, past, future: what the frame's rows carry
+    known = any(is_known_ahead(c) for c in features)
+    wanted = max(int(steps or spec.horizon), 1)  # forecast steps that need future values
+    need = -(-wanted // spec.horizon) * spec.horizon if known else 0  # rows after the last
     skipped: dict[str, str] = {}
-    parts, last_time = [], {}
+    parts, last_time, ahead = [], {}, {}
     for sid, group in history.groupby(SERIES_ID, sort=True):
         sid = str(sid)
         if sid not in scaler.series or (spec.per_series and sid not in spec.series):
             skipped[sid] = "unknown to the model (not in its training data)"
             continue
-        missing = [c for c in features if c not in group.columns]
+        absent = [c for c in [*fs.future, *fs.static] if c not in group.columns]
+        if absent:
+            raise ValueError(
+                f"series '{sid}': the input has no column(s) {absent} (the model's "
+                f"columns.future {fs.future} and columns.static {fs.static})"
+            )
+        missing = [c for c in raw_columns if c not in group.columns]
         if missing:
             skipped[sid] = f"missing column(s) {missing}"
             continue
         frequency = scaler.frequency_of(sid)
         group = group.sort_values(TIMESTAMP)
+        statics = fs.static_row(sid, static_values(group, sid, fs.static))
+        observed = group[VALUE].notna().to_numpy()
+        if not observed.any():
+            skipped[sid] = "no observed value"
+            continue
+        end = int(np.flatnonzero(observed)[-1]) + 1
+        future_rows, group = group.iloc[end:], group.iloc[:end]
         times = group[TIMESTAMP]
         position, on_grid = frequency.positions(times.to_numpy())
         if not on_grid.all():
@@ -124,8 +197,9 @@ def tail_arrays(
             continue
         # enough of the latest rows to fill the input window after gaps are interpolated
         keep = group.iloc[-(spec.timesteps + 1) * 2 :] if len(group) > 2 * spec.timesteps else group
-        filled = fill_gaps(keep.drop(columns=[SERIES_ID]), frequency, features)
-        if filled[features].isna().to_numpy().any():
+        keep = keep[[TIMESTAMP, *raw_columns]]
+        filled = fill_gaps(keep, frequency, raw_columns)
+        if filled[raw_columns].isna().to_numpy().any():
             skipped[sid] = "missing values that cannot be interpolated"
             continue
         tail = filled.iloc[-spec.timesteps :]
@@ -139,9 +213,32 @@ def tail_arrays(
         if scaler.logged.get(sid) and (tail[VALUE].to_numpy(dtype=float) <= 0).any():
             skipped[sid] = "a value <= 0: the model works on logs of positive values; retrain"
             continue
-        raw = tail[features].to_numpy(dtype=float)
+        raw = tail[raw_columns].to_numpy(dtype=float)
         stamps = pd.to_datetime(tail[TIMESTAMP], utc=True).dt.tz_localize(None).to_numpy()
-        frame = pd.DataFrame(scaler.to_model(sid, raw, stamps), columns=features)
+        last = pd.Timestamp(tail[TIMESTAMP].iloc[-1])
+        if fs.columns() != raw_columns:  # lead columns, calendar, holidays, statics
+            after = frequency.future(last, need)  # [need] grid times after the last observation
+            later = np.full((need, len(raw_columns)), np.nan)
+            if fs.future:
+                given = future_rows.assign(**{TIMESTAMP: pd.to_datetime(future_rows[TIMESTAMP])})
+                given = given.drop_duplicates(TIMESTAMP, keep="last").set_index(TIMESTAMP)
+                values = given[fs.future].reindex(after).to_numpy(dtype=float)  # [need, future]
+                gap = first_missing(sid, after[:wanted], values[:wanted], fs.future)
+                if gap is not None:
+                    raise ValueError(missing_future_error(sid, gap[0], gap[1], last))
+                later[:, 1 + len(fs.past) :] = pd.DataFrame(values).ffill().to_numpy()
+            utc = after.tz_convert("UTC") if after.tz is not None else after
+            stamps_after = utc.tz_localize(None).to_numpy()
+            times = np.concatenate([stamps, stamps_after])  # [rows + need]
+            matrix = fs.series_matrix(times, np.vstack([raw, later]), statics, frequency)
+            known_rows = pd.DataFrame(matrix).ffill().to_numpy()  # lead columns past the end
+            matrix[:, fs.known_ahead()] = known_rows[:, fs.known_ahead()]
+            scaled = scaler.to_model(sid, matrix, times)
+            ahead[sid] = scaled[len(raw) :]  # [need, features]
+            scaled = scaled[: len(raw)]
+        else:
+            scaled = scaler.to_model(sid, raw, stamps)
+        frame = pd.DataFrame(scaled, columns=features)
         frame.insert(0, TIMESTAMP, tail[TIMESTAMP].to_numpy())
         frame.insert(0, SERIES_ID, sid)
         frame[VALUE_ORIGINAL] = raw[:, 0]
@@ -162,7 +259,11 @@ def tail_arrays(
         timesteps=spec.timesteps,
         horizon=spec.horizon,
     )
-    return Tails(arrays, windows, last_time, skipped)
+    stacked = None
+    if known:
+        stacked = np.stack([ahead[sid] for sid in arrays.series]).astype(np.float32)
+        stacked = stacked.reshape(len(arrays.series), need, len(features))
+    return Tails(arrays, windows, last_time, skipped, stacked)
 
 
 def future_times(frequency: Frequency, last: pd.Timestamp, steps: int) -> pd.DatetimeIndex:
@@ -265,13 +366,18 @@ def forecast_frame(
         classical_ids = {s for s in set(known) if router.model_of(s) not in (LSTM, COMBINATION)}
         mixed_ids = {s for s in set(known) if router.model_of(s) == COMBINATION}
     lstm_history = history[~known.isin(classical_ids)] if classical_ids else history
-    tails = tail_arrays(lstm_history, scaler, spec, settings.max_gap_steps)
+    longest = steps or longest_steps(settings, scaler, spec.horizon)
+    tails = tail_arrays(lstm_history, scaler, spec, settings.max_gap_steps, longest)
+    history = observed_rows(history)  # the classical candidates fit on observations only
+    known = history[SERIES_ID].astype(str)
     series = tails.arrays.series
     wanted = {
         sid: steps or settings.steps_for(scaler.frequency_of(sid), spec.horizon) for sid in series
     }
     horizon = max(wanted.values(), default=0)
-    paths = forecast_paths(model, spec, scaler, tails.windows, horizon) if series else None
+    paths = None
+    if series:
+        paths = forecast_paths(model, spec, scaler, tails.windows, horizon, tails.ahead)
     made: dict[str, tuple[np.ndarray, pd.Timestamp, float]] = {}
     for k, sid in enumerate(series):
         last = float(tails.arrays.original[tails.windows.row[k]])

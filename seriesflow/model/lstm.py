@@ -39,8 +39,15 @@ def build_model(
     seed: int | None = None,
     zero_head: bool = False,
     compiled: bool = True,
+    step_rows: int = 0,
 ) -> Any:
     """LSTM stack -> Dense head. Input [batch, timesteps, features] -> [batch, outputs].
+
+    ``step_rows`` > 0 (known-ahead features, ``seriesflow/model/features.py``; it is the
+    horizon) adds a per-step head: for each target step k, the LSTM's state and the window's
+    row ``timesteps - step_rows + k`` (whose lead columns hold step k's future covariates,
+    calendar and holidays) go through a small shared MLP to one number, added to the Dense
+    head's output for that step. Stock layers only (safe-mode loading).
 
     ``outputs`` is the horizon (regression: linear head, MSE) or the number of
     classes (classification: softmax head, cross-entropy). Initializers and
@@ -81,6 +88,37 @@ def build_model(
         kernel_initializer="zeros" if zero_head else head,
         name="classes" if classify else "forecast",
     )(hidden)  # [batch, outputs]
+    if step_rows and not classify:
+        if step_rows != outputs or timesteps < step_rows:
+            raise ValueError(
+                f"known-ahead features need window.timesteps ({timesteps}) at least the "
+                f"horizon ({step_rows}): a window's last horizon rows carry its target steps' "
+                "future covariates and calendar"
+            )
+        rows = inputs
+        if timesteps > step_rows:  # [batch, step_rows, features]: the last horizon rows
+            rows = keras.layers.Cropping1D((timesteps - step_rows, 0), name="step_rows")(inputs)
+        context = keras.layers.RepeatVector(step_rows, name="step_context")(hidden)  # [b, h, u]
+        joined = keras.layers.Concatenate(axis=-1, name="step_inputs")([context, rows])
+        hidden_steps = keras.layers.Dense(
+            max(8, cfg.units // 2),
+            activation="tanh",
+            kernel_regularizer=regularizer,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed * 100 + 97),
+            name="step_hidden",
+        )(joined)  # [batch, horizon, hidden]
+        # a linear path beside the small MLP: a covariate's linear effect is learnt at once
+        per_step = keras.layers.Concatenate(axis=-1, name="step_features")([joined, hidden_steps])
+        per_step = keras.layers.Dense(
+            1,
+            kernel_regularizer=regularizer,
+            kernel_initializer="zeros"
+            if zero_head
+            else keras.initializers.GlorotUniform(seed=seed * 100 + 98),
+            name="step_out",
+        )(per_step)  # [batch, horizon, 1]
+        per_step = keras.layers.Flatten(name="step_forecast")(per_step)  # [batch, horizon]
+        outputs_ = keras.layers.Add(name="forecast_steps")([outputs_, per_step])
     if cfg.linear_skip and not classify:
         # LSTNet's autoregressive highway: a linear map of the whole window added to the
         # LSTM's output, so the linear part of the dynamics is learnt from few windows and
@@ -100,7 +138,12 @@ def build_model(
 
 
 def build_ensemble(
-    timesteps: int, features: int, horizon: int, cfg: TrainConfig, zero_head: bool = False
+    timesteps: int,
+    features: int,
+    horizon: int,
+    cfg: TrainConfig,
+    zero_head: bool = False,
+    step_rows: int = 0,
 ) -> Any:
     """``cfg.ensemble`` LSTMs side by side, one output: [batch, members * horizon].
 
@@ -112,7 +155,8 @@ def build_ensemble(
     median of the members' forecasts, as the M4 ensembles combined theirs.
     """
     keras = _keras()
-    lengths = member_lengths(timesteps, cfg.ensemble)
+    # a member with known-ahead features reads at least the horizon rows (its per-step head)
+    lengths = [max(length, step_rows) for length in member_lengths(timesteps, cfg.ensemble)]
     inputs = keras.Input(shape=(timesteps, features), name="window")  # [batch, timesteps, feat]
     outputs = []
     for k, length in enumerate(lengths):
@@ -130,6 +174,7 @@ def build_ensemble(
             seed=cfg.seed + 1000 * k,
             zero_head=zero_head,
             compiled=False,
+            step_rows=step_rows,
         )
         outputs.append(member(seen))  # [batch, horizon]
     out = outputs[0] if len(outputs) == 1 else keras.layers.Concatenate(name="members")(outputs)

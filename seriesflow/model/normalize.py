@@ -8,6 +8,7 @@ on each series' *training part only* and saved as JSON next to the model (by the
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from seriesflow.data.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
+from seriesflow.model.features import FeatureSpec, fit_feature_spec
 from seriesflow.model.scaler import EPOCH, MINMAX, SEASONAL_LOG, Scaler, seasonal_log_fit
 from seriesflow.model.windows import SeriesArrays, resolve_horizon
 
@@ -102,7 +104,7 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
     Every series at once, in array passes (``seriesflow/data/grid.py`` puts them on their
     calendars): no Python loop over rows or per-series pandas work.
     """
-    features = [VALUE, *config.columns.covariates]
+    base = [VALUE, *config.columns.past, *config.columns.future]
     method = config.normalize.method
     rows = SeriesRows.of(frame[SERIES_ID], frame[TIMESTAMP])
     configured = config.validation.frequency
@@ -115,8 +117,12 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
                 f"series '{sid}': its timestamps match no single frequency "
                 f"(steps found: {steps_found(times)}); set validation.frequency"
             )
-    grid = fill_grids(rows, fit, rows.sort(frame[features].to_numpy(dtype=float)))
+    grid = fill_grids(rows, fit, rows.sort(frame[base].to_numpy(dtype=float)))
     horizon = resolve_horizon(config.window.horizon, fit.frequency)
+    ids = [str(sid) for sid in rows.ids]
+    statics = static_table(frame, ids, config.columns.static)
+    spec = fit_feature_spec(config.columns, config.features, fit.frequency, horizon, statics)
+    features = spec.columns()
     n_train, n_val, n_test = split_sizes_of(grid.length, config.split, horizon)
     short = np.flatnonzero(n_train < 1)
     if len(short):
@@ -128,10 +134,11 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
     split = (local >= n_train[grid.code]).astype(np.int8) + (
         local >= (n_train + n_val)[grid.code]
     ).astype(np.int8)  # [rows] 0 train, 1 val, 2 test
-    raw = grid.values  # [rows, features]
+    raw = model_columns(spec, grid, ids, statics, fit.frequency)  # [rows, features]
     train = split == 0
     center, scale = fit_affines(raw[train], grid.code[train], n_train, method)
-    ids = [str(sid) for sid in rows.ids]
+    fixed = np.asarray(spec.fixed_scale(), dtype=bool)  # calendar, holiday, static: as they are
+    center[:, fixed], scale[:, fixed] = 0.0, 1.0
     seasonal, logged = {}, {}
     model_values = raw
     if method == SEASONAL_LOG:  # per series: seasonal indices on the calendar, then logs
@@ -191,8 +198,39 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
         method,
         seasonal,
         logged,
+        covariates=spec.to_json(),
     )
     return normalized, scaler
+
+
+def static_table(frame: pd.DataFrame, ids: list[str], static: list[str]) -> pd.DataFrame:
+    """One row per series (``ids``): its static values (the first non-missing of each)."""
+    if not static:
+        return pd.DataFrame(index=ids)
+    firsts = frame.groupby(frame[SERIES_ID].astype(str), sort=False)[static].first()
+    return firsts.reindex(ids)
+
+
+def model_columns(
+    spec: FeatureSpec, grid: Any, ids: list[str], statics: pd.DataFrame, frequencies: list
+) -> np.ndarray:
+    """Every series' model columns [rows, columns] in original units (``FeatureSpec``):
+    the grid's value and covariates, lead columns, calendar, holidays, statics.
+
+    A lead column's last ``lead`` rows of a series look past its end: they are carried
+    forward from the last known value (no training window reads them: a window's targets
+    end at the series' last row, its inputs ``lead`` rows before).
+    """
+    if spec.columns() == spec.raw:
+        return grid.values
+    out = np.empty((len(grid.t), len(spec.columns())))
+    stamps = grid.t.astype("datetime64[us]")
+    for k, sid in enumerate(ids):
+        rows_k = slice(int(grid.start[k]), int(grid.start[k] + grid.length[k]))
+        row = spec.static_row(sid, statics.loc[sid].to_dict() if len(statics.columns) else {})
+        matrix = spec.series_matrix(stamps[rows_k], grid.values[rows_k], row, frequencies[k])
+        out[rows_k] = pd.DataFrame(matrix).ffill().fillna(0.0).to_numpy()
+    return out
 
 
 def refit_seasons(scaler: Scaler, arrays: SeriesArrays, season_length: int | None = None):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from seriesflow.data.schema import CLASSIFICATION, REGRESSION
+from seriesflow.model.features import has_step_features
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows
 from seriesflow.workspace.files import MODEL_FILE, SPEC_FILE, read_json
@@ -65,6 +66,14 @@ class ModelSpec:
     @property
     def outputs(self) -> int:
         return len(self.classes) if self.task == CLASSIFICATION else self.horizon
+
+    @property
+    def step_rows(self) -> int:
+        """Rows the per-step head reads (the horizon) when the model has known-ahead
+        features (``seriesflow/model/features.py``), else 0."""
+        if self.task == CLASSIFICATION or not has_step_features(self.features):
+            return 0
+        return self.horizon
 
     @property
     def per_series(self) -> bool:

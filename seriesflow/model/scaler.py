@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from seriesflow.data.frequency import Frequency
+from seriesflow.model.features import FeatureSpec
 from seriesflow.workspace.files import read_json
 
 MINMAX, LAST_VALUE, WINDOW = "minmax", "last_value", "window"
@@ -94,6 +95,16 @@ class Scaler:
     # and whether its target is logged (False: scaled as last_value)
     seasonal: dict[str, list[float]] = field(default_factory=dict)
     logged: dict[str, bool] = field(default_factory=dict)
+    # the FeatureSpec (seriesflow/model/features.py) that built ``columns``; {} before it
+    covariates: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        """How ``columns`` are built from a series' rows (the value and past covariates
+        only for a scaler written before feature specs)."""
+        if self.covariates:
+            return FeatureSpec.from_json(self.covariates)
+        return FeatureSpec.of_columns(self.columns)
 
     @property
     def series(self) -> list[str]:
@@ -225,6 +236,7 @@ class Scaler:
                 }
                 for sid in self.center
             },
+            **({"covariates": self.covariates} if self.covariates else {}),
         }
 
     @classmethod
@@ -261,6 +273,7 @@ class Scaler:
             method=method,
             seasonal={k: v["seasonal"] for k, v in series.items() if v.get("seasonal")},
             logged={k: True for k, v in series.items() if v.get("logged")},
+            covariates=dict(data.get("covariates") or {}),
         )
 
     @classmethod

@@ -228,10 +228,17 @@ def fit_windows(
     zero_head = _zero_head(data, scaler)
     if spec.task != CLASSIFICATION and cfg.ensemble > 1:
         spec = replace(spec, members=cfg.ensemble)
-        model = build_ensemble(spec.timesteps, len(spec.features), spec.horizon, plan, zero_head)
+        model = build_ensemble(
+            spec.timesteps, len(spec.features), spec.horizon, plan, zero_head, spec.step_rows
+        )
     else:
         model = build_model(
-            spec.timesteps, len(spec.features), spec.outputs, plan, zero_head=zero_head
+            spec.timesteps,
+            len(spec.features),
+            spec.outputs,
+            plan,
+            zero_head=zero_head,
+            step_rows=spec.step_rows,
         )
     note = None
     if warm is not None:

@@ -2,7 +2,8 @@
 
 ``mlflow.pyfunc.load_model("models:/seriesflow-lstm@champion").predict(history)`` and
 ``mlflow models serve -m models:/seriesflow-lstm@champion`` take a long frame of recent
-history -- ``series_id``, ``timestamp``, ``value`` [, covariates] -- and return the forecast
+history -- ``series_id``, ``timestamp``, ``value`` [, past, future and static covariates] -- and
+return the forecast
 frame: ``series_id, timestamp, step, forecast, lower, upper, level, model_version,
 created_at`` (one row per series, step and interval level). Timestamps may be UTC-aware
 (``data/work/history.parquet`` as it is), naive (read as UTC) or ISO strings (JSON): the
@@ -16,6 +17,11 @@ settings and the router (which series the LSTM serves, and which classical model
 others: those are fit on the history given, so pass a few seasons of it); the code is the
 part of this package the model imports, bundled with ``code_paths``, and its
 ``pip_requirements`` are what that code imports (``seriesflow/tracking/bundle.py``).
+
+A model with future covariates (``columns.future``) needs their values for the forecast
+steps: rows after each series' last observation with ``value`` (and past covariates) empty
+and the future covariates filled; the signature's input example has such rows. A missing
+one is refused naming the series and the first missing timestamp.
 
 Bad input -- a missing column, NaN, an unknown series, too few points, timestamps off
 the series' calendar, a level that was not calibrated -- raises
@@ -54,8 +60,21 @@ def bad_input(message: str) -> MlflowException:
     return MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
 
 
-def history_frame(model_input: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    """The caller's frame checked and typed: timestamps in UTC, numbers finite."""
+def input_columns(scaler: Scaler) -> list[str]:
+    """The columns a caller's frame carries: value, past, future and static covariates."""
+    spec = scaler.feature_spec
+    return [*spec.raw, *spec.static]
+
+
+def history_frame(
+    model_input: pd.DataFrame, features: list[str], future: tuple[list[str], list[str]] = ([], [])
+) -> pd.DataFrame:
+    """The caller's frame checked and typed: timestamps in UTC, numbers finite.
+
+    ``future`` = (future covariates, columns empty in future rows): with future covariates,
+    rows after a series' last observed value are future rows, where the value and past
+    covariates may be empty (the future covariates are checked in ``tail_arrays``).
+    """
     if not isinstance(model_input, pd.DataFrame):
         raise bad_input("input must be a table of rows: series_id, timestamp, value")
     missing = [c for c in (SERIES_ID, TIMESTAMP, *features) if c not in model_input.columns]
@@ -70,9 +89,17 @@ def history_frame(model_input: pd.DataFrame, features: list[str]) -> pd.DataFram
     except (ValueError, TypeError) as exc:
         raise bad_input(f"timestamp: not a date/time ({exc})") from exc
     frame[TIMESTAMP] = stamps.dt.as_unit("us")
+    ahead = pd.Series(False, index=frame.index)  # future rows: after the last observed value
+    if future[0]:
+        seen = stamps.where(pd.to_numeric(frame[VALUE], errors="coerce").notna())
+        ahead = stamps > seen.groupby(frame[SERIES_ID]).transform("max")
     for column in features:
         values = pd.to_numeric(frame[column], errors="coerce").astype(float)
         bad = ~np.isfinite(values.to_numpy())
+        if column in future[1] or column in future[0]:  # empty in future rows / checked later
+            bad &= ~ahead.to_numpy()
+        if column in future[0]:
+            bad &= ~values.isna().to_numpy()
         if bad.any():
             row = frame[bad].iloc[0]
             raise bad_input(
@@ -144,19 +171,26 @@ class SeriesForecaster(mlflow.pyfunc.PythonModel):
     ) -> pd.DataFrame:
         if self.intervals is None:
             raise bad_input("this model is a classifier: it forecasts no values")
-        history = history_frame(model_input, list(self.spec.features))
-        steps, levels = forecast_params(params, self.intervals.levels)
-        forecasts, skipped = forecast_frame(
-            self.model,
-            self.spec,
-            self.scaler,
-            self.intervals,
-            history,
-            replace(self.settings, levels=levels or self.settings.levels),
-            model_version=self.version,
-            steps=steps,
-            router=self.router,
+        covariates = self.scaler.feature_spec
+        empty_ahead = [VALUE, *covariates.past, *covariates.static]
+        history = history_frame(
+            model_input, input_columns(self.scaler), (list(covariates.future), empty_ahead)
         )
+        steps, levels = forecast_params(params, self.intervals.levels)
+        try:
+            forecasts, skipped = forecast_frame(
+                self.model,
+                self.spec,
+                self.scaler,
+                self.intervals,
+                history,
+                replace(self.settings, levels=levels or self.settings.levels),
+                model_version=self.version,
+                steps=steps,
+                router=self.router,
+            )
+        except ValueError as exc:  # a missing future or static covariate value
+            raise bad_input(str(exc)) from exc
         if skipped:
             problems = "; ".join(f"series '{sid}': {why}" for sid, why in sorted(skipped.items()))
             raise bad_input(f"cannot forecast {problems}")
@@ -237,4 +271,32 @@ def signature_example(history: pd.DataFrame, features: list[str], rows: int) -> 
     return part[[SERIES_ID, TIMESTAMP, *features]].reset_index(drop=True)
 
 
-__all__ = ["VALUE", "SeriesForecaster", "bad_input", "forecaster_signature", "history_frame"]
+def with_future_rows(history: pd.DataFrame, scaler: Scaler, steps: int) -> pd.DataFrame:
+    """``history`` and, for a model with future covariates, ``steps`` future rows per series
+    (value and past covariates empty, each future covariate at its last value): the shape
+    of input such a model takes (the signature's example)."""
+    spec = scaler.feature_spec
+    if not spec.future:
+        return history
+    parts = [history]
+    for sid, group in history.groupby(SERIES_ID, sort=True):
+        if str(sid) not in scaler.series:
+            continue
+        last = group.sort_values(TIMESTAMP).iloc[-1]
+        times = scaler.frequency_of(str(sid)).future(pd.Timestamp(last[TIMESTAMP]), steps)
+        rows = pd.DataFrame({SERIES_ID: sid, TIMESTAMP: times})
+        for column in history.columns.drop([SERIES_ID, TIMESTAMP]):
+            rows[column] = last[column] if column in (*spec.future, *spec.static) else np.nan
+        parts.append(rows)
+    return pd.concat(parts, ignore_index=True)
+
+
+__all__ = [
+    "VALUE",
+    "SeriesForecaster",
+    "bad_input",
+    "forecaster_signature",
+    "history_frame",
+    "input_columns",
+    "with_future_rows",
+]

@@ -19,12 +19,14 @@ from seriesflow.data.schema import (
     CLASSIFICATION,
     FOLD,
     SERIES_ID,
+    TIMESTAMP,
     branch_column,
 )
 from seriesflow.evaluation.gate import Decision
-from seriesflow.model.forecasting import settings_of
+from seriesflow.model.forecasting import longest_steps, settings_of
 from seriesflow.model.intervals import Intervals
 from seriesflow.model.saved_model import ModelSpec
+from seriesflow.model.scaler import Scaler
 from seriesflow.ops.faults import fault_point
 from seriesflow.tracking.bundle import bundle_code
 from seriesflow.tracking.plain import TAG_SHA256, hashes_of
@@ -37,7 +39,9 @@ from seriesflow.tracking.pyfunc import (
     SPEC,
     SeriesForecaster,
     forecaster_signature,
+    input_columns,
     signature_example,
+    with_future_rows,
 )
 from seriesflow.tracking.registry import (
     PENDING,
@@ -160,10 +164,15 @@ def log_forecaster(
     artifacts = {key: str(path) for key, path in files.items() if path.exists()}
     signature, example = None, None
     if spec.task != CLASSIFICATION and run.intervals.exists():
+        scaler = Scaler.load(scaler_path)
+        columns = input_columns(scaler)  # value, past, future, static covariates
         history = read_parquet(run.validated)
-        example = signature_example(history, list(spec.features), spec.timesteps + 2)
+        first = history[history[SERIES_ID] == history[SERIES_ID].iloc[0]]
+        steps = longest_steps(settings, scaler, spec.horizon)
+        ahead = with_future_rows(first[[SERIES_ID, TIMESTAMP, *columns]], scaler, steps)
+        example = signature_example(ahead, columns, spec.timesteps + 2 + len(ahead) - len(first))
         levels = Intervals.from_json(read_json(run.intervals)).levels
-        signature = forecaster_signature(list(spec.features), levels)
+        signature = forecaster_signature(columns, levels)
     hashes = hashes_of(artifacts)
     with tempfile.TemporaryDirectory(prefix="seriesflow-code-") as code:
         info = mlflow.pyfunc.log_model(

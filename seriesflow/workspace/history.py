@@ -22,7 +22,7 @@ HISTORY_SOURCE = "<history>"
 
 def accepted_schema(columns: ColumnsConfig) -> pa.Schema:
     """Schema of accepted rows for this config (covariates, and the label if configured)."""
-    return series_schema(columns.covariates, label=columns.label is not None)
+    return series_schema(columns.kept, label=columns.label is not None)
 
 
 def load_history(workspace: Workspace, columns: ColumnsConfig) -> pd.DataFrame:

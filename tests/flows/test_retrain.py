@@ -33,7 +33,10 @@ def run_flow(cfg):
 def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path, landing):
     workspace = tmp_path / "work"
     # the default XLA training, end to end once (fast_settings turns it off elsewhere)
-    cfg = tiny_config(workspace, landing, train={"epochs": 30, "jit_compile": True})
+    # and the default calendar features (fast_settings turns them off elsewhere)
+    cfg = tiny_config(
+        workspace, landing, train={"epochs": 30, "jit_compile": True}, features={"calendar": True}
+    )
 
     state, result = run_flow(cfg)
     assert state.is_completed(), result
@@ -48,7 +51,12 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     assert str(validated.schema.field(TIMESTAMP).type) == "timestamp[us, tz=UTC]"
     windows = pq.read_table(run.windows)
     meta = windows_meta(windows)  # windows by index: only what identifies each one is stored
-    assert (meta["timesteps"], meta["horizon"], meta["features"]) == (12, 1, [VALUE])
+    calendar = ["hour_sin", "hour_cos", "dow_sin", "dow_cos"]  # hourly: hour and weekday
+    assert (meta["timesteps"], meta["horizon"]) == (12, 1)
+    assert meta["features"] == [VALUE, *(f"calendar:{name}" for name in calendar)]
+    assert result["features"] == {
+        "past": [], "future": [], "static": [], "calendar": calendar, "holidays": []
+    }  # fmt: skip
     assert windows.schema.names == [SERIES_ID, ORIGIN_INDEX, TARGET_TIME, SPLIT]
     assert set(windows[SPLIT].to_pylist()) == {"train", "val", "test"}
     assert pq.read_table(run.ingested).num_rows == 600

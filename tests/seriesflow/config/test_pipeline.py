@@ -156,3 +156,29 @@ def test_history_points_must_be_at_least_one():
     assert (error["loc"], error["type"]) == (("train", "history_points"), "greater_than_equal")
     assert train_errors(history_points=1) == []
     assert train_errors(history_points=None) == []  # null: every training point
+
+
+def test_covariates_is_the_older_name_of_past_and_each_column_is_one_kind():
+    old = PipelineConfig.model_validate({"columns": {"covariates": ["temp"]}})
+    new = PipelineConfig.model_validate({"columns": {"past": ["temp"]}})
+    assert old.columns.past == old.columns.covariates == new.columns.covariates == ["temp"]
+    assert PipelineConfig.model_validate(old.dump()).columns == old.columns  # a dump reloads
+    with pytest.raises(ValidationError, match="covariates is the older name of past"):
+        PipelineConfig.model_validate({"columns": {"covariates": ["a"], "past": ["b"]}})
+    with pytest.raises(ValidationError, match=r"\['temp'\] named twice"):
+        PipelineConfig.model_validate({"columns": {"past": ["temp"], "future": ["temp"]}})
+    kinds = {"past": ["t"], "future": ["p"], "static": ["s"]}
+    assert PipelineConfig.model_validate({"columns": kinds}).columns.kept == ["t", "p", "s"]
+
+
+def test_feature_settings_are_checked():
+    cfg = PipelineConfig()
+    assert cfg.features.calendar is True and cfg.features.holidays is None
+    with pytest.raises(ValidationError, match="not static columns"):
+        PipelineConfig.model_validate({"features": {"static_categorical": ["region"]}})
+    with pytest.raises(ValidationError, match="features.holidays"):
+        PipelineConfig.model_validate({"features": {"holidays": {"country": "XX"}}})
+    found = PipelineConfig.model_validate(
+        {"features": {"holidays": {"country": "DE", "subdiv": "BY"}}}
+    )
+    assert found.features.holidays.subdiv == "BY"

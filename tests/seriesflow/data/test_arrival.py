@@ -286,3 +286,26 @@ def test_an_unexpected_error_in_one_files_checks_rejects_that_file_only(session,
     assert arrival.accepted == ["good.csv"] and list(arrival.rejected) == ["bad.csv"]
     (failure,) = arrival.rejected["bad.csv"]
     assert failure.check == "checks_ran" and "RuntimeError: boom in bad.csv" in failure.message
+
+
+def test_covariates_of_every_kind_must_be_complete_and_statics_constant(session):
+    config = PipelineConfig.model_validate(
+        {
+            "window": {"timesteps": 12},
+            "columns": {"past": ["temp"], "future": ["price"], "static": ["size"]},
+        }
+    )
+    good = series_frame(series=("a",), n=300).assign(temp=1.0, price=2.0, size=5.0)
+    no_price = series_frame(series=("b",), n=300).assign(temp=1.0, price=2.0, size=5.0)
+    no_price.loc[no_price.index[7], "price"] = np.nan
+    moving = series_frame(series=("c",), n=300).assign(temp=1.0, price=2.0, size=5.0)
+    moving.loc[moving.index[9], "size"] = 6.0
+    files = [("good.csv", good), ("no_price.csv", no_price), ("moving.csv", moving)]
+    stacked = stack_with_history(series_frame(n=0).assign(temp=0.0, price=0.0, size=0.0), files)
+    arrival = validate_arrival(stacked, [f for f, _ in files], config, HISTORY_SOURCE, session)
+    assert arrival.accepted == ["good.csv"]
+    missing = arrival.rejected["no_price.csv"][0]
+    assert missing.column == "price" and missing.check == "expect_column_values_to_not_be_null"
+    static = arrival.rejected["moving.csv"][0]
+    assert static.check == "static_is_constant" and static.column == "size"
+    assert "series ['c']" in static.message and static.examples[0]["size"] == 5.0

@@ -3,7 +3,7 @@ import pytest
 
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
 from seriesflow.data.errors import DataRejected
-from seriesflow.data.reading import read_series_file, stack_with_history
+from seriesflow.data.reading import read_future, read_series_file, stack_with_history
 from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW, TIMESTAMP, VALUE
 from seriesflow.workspace.history import HISTORY_SOURCE
 from tests.factories import series_frame, write_csv
@@ -258,3 +258,29 @@ def test_file_names_with_control_characters_are_rejected_and_shown_escaped(tmp_p
     text = str(caught.value)
     assert repr(name) in text and "\n" not in text and "\u2028" not in text
     assert "\u202e" not in text and "\r" not in text
+
+
+def test_future_covariate_files_read_as_rows_with_the_value_empty(tmp_path):
+    columns = ColumnsConfig(series_id="plant", future=["price"])
+    folder = tmp_path / "future"
+    pd.DataFrame(
+        {"plant": ["a", "a"], "timestamp": ["2026-04-01T01:00:00", "2026-04-01T02:00:00"],
+         "price": [1.5, 2.5], "ignored": [0, 0]}
+    ).to_csv(folder.mkdir() or folder / "prices.csv", index=False)  # fmt: skip
+    rows = read_future(folder, columns, IngestConfig())
+    assert list(rows.columns) == [SERIES_ID, TIMESTAMP, "price", VALUE]
+    assert rows["price"].tolist() == [1.5, 2.5] and rows[VALUE].isna().all()
+    assert rows[TIMESTAMP].tolist() == list(
+        pd.date_range("2026-04-01T01:00", periods=2, freq="h", tz="UTC")
+    )  # an offset-less timestamp is ingest.timezone's (UTC)
+    pd.DataFrame({"plant": ["a"], "timestamp": ["2026-04-01"]}).to_csv(
+        folder / "no_price.csv", index=False
+    )
+    with pytest.raises(DataRejected) as error:
+        read_future(folder, columns, IngestConfig())
+    failure = error.value.failures[0]
+    assert (failure.file, failure.check, failure.column) == (
+        "no_price.csv",
+        "required_columns",
+        "price",
+    )

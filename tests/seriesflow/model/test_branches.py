@@ -88,7 +88,7 @@ def test_column_groups_take_each_series_value():
         (
             {"groups": {"by": "column", "column": "region"}},
             {"covariates": ["temp"]},
-            "'region' is not a column the pipeline keeps: list it in columns.covariates",
+            "'region' is not a column the pipeline keeps: list it in columns.past",
         ),
     ],
 )

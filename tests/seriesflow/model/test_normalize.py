@@ -37,6 +37,7 @@ def test_scaler_is_fit_on_the_training_part_only():
     cfg = PipelineConfig.model_validate(
         {
             "columns": {"covariates": ["temp"]},
+            "features": {"calendar": False},  # the value and temp columns only
             "normalize": {"method": "minmax"},
             "window": {"horizon": 1},  # the split by fractions alone
         }
