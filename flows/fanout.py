@@ -21,6 +21,7 @@ from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.ops.extras import require
 from seriesflow.workspace.context import RunContext
 from seriesflow.workspace.files import RunDir
 from tasks.train import combine_branches, plan_training, train_branch
@@ -29,9 +30,8 @@ from tasks.train import combine_branches, plan_training, train_branch
 def task_runner(address: str | None, max_workers: int | None = None) -> Any:
     """A ``DaskTaskRunner`` on the cluster at ``address``, else a thread pool."""
     if address:
-        from prefect_dask import DaskTaskRunner
-
-        return DaskTaskRunner(address=address)
+        dask = require("prefect_dask", "dask", "a Dask cluster (train.dask_address)")
+        return dask.DaskTaskRunner(address=address)
     return ThreadPoolTaskRunner(max_workers=max_workers)
 
 

@@ -1,2 +1,2 @@
 """Operations: UI artifacts, events, alerts, the reports server, the MLflow UI
-helper, secrets, fault points."""
+helper, secrets, fault points, optional extras."""

@@ -34,6 +34,8 @@ RUNTIME_IMPORTS = ("tensorflow",)
 # An import name several installed distributions provide: the one that is the package
 # (mlflow-skinny and mlflow-tracing also ship an ``mlflow`` folder).
 PREFERRED = {"mlflow": "mlflow"}
+# Calls that import the module their first argument names (a literal one is an import).
+IMPORT_CALLS = {"import_module", "require"}
 
 
 def package_dir() -> Path:
@@ -53,14 +55,32 @@ def module_file(name: str, root: Path) -> Path | None:
 
 def imported_names(source: str) -> list[str]:
     """Every absolute module name ``source`` imports, anywhere in it (``from a import b``
-    gives ``a`` and ``a.b``: ``b`` may be a module). Relative imports are not used here."""
+    gives ``a`` and ``a.b``: ``b`` may be a module), and every ``import_module("name")`` /
+    ``importlib.import_module("name")`` with a literal name (how an optional extra is
+    imported: ``seriesflow/ops/extras.py``). Relative imports are not used here."""
     names = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Call) and _literal_import(node):
+            names.append(node.args[0].value)
     return names
+
+
+def _literal_import(call: ast.Call) -> bool:
+    """``import_module("x")``, ``importlib.import_module("x")`` or our own
+    ``require("x", extra, feature)`` (``seriesflow.ops.extras``), x a string literal."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    return (
+        name in IMPORT_CALLS
+        and len(call.args) >= 1
+        and isinstance(call.args[0], ast.Constant)
+        and isinstance(call.args[0].value, str)
+        and not call.args[0].value.startswith(".")
+    )
 
 
 def bundled_modules(entry: str = ENTRY, root: Path | None = None) -> dict[str, Path]:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seriesflow.ops.extras import install_hint, require
 from seriesflow.ops.secrets import redact_url
 from seriesflow.workspace.files import atomic_path, sha256_file
 
@@ -125,15 +126,17 @@ class Landing:
         self._fs: Any = None
         self._root = location
         if self.remote:
-            from fsspec.core import url_to_fs
-
+            protocol = self.location.split("://", 1)[0]
+            feature = f"paths.landing {self.display}"
+            fsspec = require("fsspec.core", "s3", feature)
+            if protocol in {"s3", "s3a"}:
+                require("s3fs", "s3", feature)
             try:
-                self._fs, self._root = url_to_fs(self.location)
+                self._fs, self._root = fsspec.url_to_fs(self.location)
             except (ImportError, ValueError) as exc:
-                protocol = self.location.split("://", 1)[0]
                 raise ValueError(
-                    f"paths.landing {self.display}: no filesystem for '{protocol}://' "
-                    f"({exc}); s3:// works out of the box, others need their fsspec package "
+                    f"{feature}: no filesystem for '{protocol}://' ({exc}); s3:// comes with "
+                    f"the s3 extra ({install_hint('s3')}), others need their fsspec package "
                     "(gcsfs for gs://, adlfs for az://)"
                 ) from None
             self._root = self._root.rstrip("/")

@@ -126,3 +126,15 @@ def test_groups_train_one_task_per_group_on_dask_workers(prefect_server, tmp_pat
     forecasts = pyfunc.predict(tail)
     assert set(forecasts[SERIES_ID]) == set(SERIES)
     assert np.isfinite(forecasts["forecast"]).all()
+
+
+def test_a_dask_address_without_the_dask_extra_names_the_extra(monkeypatch):
+    import sys
+
+    from flows.fanout import task_runner
+    from seriesflow.ops.extras import MissingExtra
+
+    monkeypatch.setitem(sys.modules, "prefect_dask", None)  # as if not installed
+    with pytest.raises(MissingExtra, match=r"pip install 'seriesflow\[dask\]'"):
+        task_runner("tcp://127.0.0.1:8786")
+    assert type(task_runner(None, max_workers=2)).__name__ == "ThreadPoolTaskRunner"

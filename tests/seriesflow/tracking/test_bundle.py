@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import re
 import sys
 from importlib.metadata import packages_distributions, version
 from pathlib import Path
@@ -18,8 +17,9 @@ from seriesflow.tracking.bundle import (
     requirements,
 )
 from seriesflow.tracking.registry import pip_requirements
+from tests.lockfile import REPO, locked
 
-LOCK = Path(__file__).resolve().parents[3] / "requirements.lock"
+LOCK = REPO / "requirements.lock"
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +69,10 @@ def test_every_third_party_import_of_the_bundled_code_is_a_requirement(bundle):
 
 
 def test_the_pins_are_the_locked_versions():
-    locked = {}
-    for line in LOCK.read_text().splitlines():
-        found = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line.strip())
-        if found:
-            locked[canonical(found[1])] = found[2]
     pins = dict(line.split("==") for line in pip_requirements())
-    assert {n: v for n, v in pins.items() if n in locked} == {n: locked[n] for n in pins}
+    lock = locked(LOCK)  # the application's lock, its markers evaluated for this Python
+    assert set(pins) <= set(lock)
+    assert pins == {name: lock[name] for name in pins}
 
 
 def test_the_bundle_is_the_model_code_closed_under_its_imports(bundle):
@@ -96,6 +93,29 @@ def test_the_bundle_is_the_model_code_closed_under_its_imports(bundle):
     assert not {"great-expectations", "matplotlib", "fsspec"} & set(
         line.split("==")[0] for line in pip_requirements()
     )
+
+
+def test_a_literal_import_module_is_an_import(tmp_path):
+    package = tmp_path / "seriesflow"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "model.py").write_text(
+        "import importlib\nfrom importlib import import_module\n\n"
+        "def f(name):\n"
+        "    import_module(name)  # not a literal: nothing to derive\n"
+        "    importlib.import_module('yaml')\n"
+        "    return import_module('sklearn.linear_model')\n"
+    )
+    pins = dict(line.split("==") for line in requirements("seriesflow.model", root=tmp_path))
+    # what the file imports, and Keras' backend (tensorflow-cpu, or tensorflow with GPU=1)
+    assert set(pins) - {"tensorflow", "tensorflow-cpu"} == {"pyyaml", "scikit-learn"}
+    assert pins["pyyaml"] == version("pyyaml") and pins["scikit-learn"] == version("scikit-learn")
+    (package / "model.py").write_text(
+        "from seriesflow.ops.extras import require\n\n"
+        "def f():\n    return require('not_installed_xyz', 'dask', 'a feature')\n"
+    )
+    with pytest.raises(UnresolvedImport, match="'not_installed_xyz'"):
+        requirements("seriesflow.model", root=tmp_path)
 
 
 def test_an_import_nothing_installed_provides_is_refused_by_name(tmp_path):
