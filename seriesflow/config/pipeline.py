@@ -335,8 +335,10 @@ MINUTE, HOUR = 60.0, 3600.0
 
 
 class TimeoutsConfig(FrozenModel):
-    """Time limits in seconds (null: none): a stage or flow that runs longer ends TimedOut
-    (a failed run) and frees the retrain queue's slot instead of holding it forever."""
+    """Time limits in seconds (null: none); past one a stage or flow ends TimedOut.
+
+    A TimedOut run is a failed one: it frees the retrain queue's slot instead of holding it
+    forever, and the next run recovers what it left."""
 
     retrain: float | None = Field(
         8 * HOUR, gt=0, description="The whole retrain flow, waiting for the workspace included."
@@ -375,10 +377,11 @@ class TimeoutsConfig(FrozenModel):
 
 
 class LimitsConfig(FrozenModel):
-    """Time limits, and retries of the steps that talk to storage or services (listing and
-    reading the landing area, MLflow, the Prefect API): a transient error (a dropped
-    connection, a timeout, an MLflow server error) is tried again after a growing delay; a
-    data error (a rejected file, a failed check) never is, and compute stages never retry."""
+    """Time limits, and retries of the I/O steps (the landing area, MLflow, the Prefect API).
+
+    A transient error (a dropped connection, a timeout, an MLflow server error) is tried again
+    after a growing delay; a data error (a rejected file, a failed check) never is, and
+    compute stages never retry."""
 
     retries: int = Field(
         3, ge=0, le=10, description="Retries of an I/O step after its first try (0: none)."
