@@ -186,7 +186,8 @@ def test_a_silent_retrain_is_crashed_by_its_heartbeats_and_the_next_one_finishes
     assert len(history) == len(frame)
     assert not list((workspace.root / "claimed").glob("*/*/*")), "a claimed file left behind"
     mlclient = mlflow.MlflowClient(tracking_uri=f"sqlite:///{stack.workspace / 'mlflow.db'}")
-    (version,) = mlclient.search_model_versions(f"name='{MODEL}'")
+    (found,) = mlclient.search_model_versions(f"name='{MODEL}'")
+    version = mlclient.get_model_version(MODEL, found.version)  # (search leaves out aliases)
     # committed (the alias moved, or stayed off, as the gate said: tiny training may lose it)
     assert version.tags["seriesflow.commit"] == "done"
     assert ("champion" in (version.aliases or [])) == (version.tags["promoted"] == "True")
