@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from seriesflow.ops.alerts import (
@@ -31,8 +31,10 @@ from seriesflow.ops.alerts import (
     WEBHOOK_ENV,
     WEBHOOK_JSON,
     load_automations,
+    needs_target,
     target_from_env,
     with_block,
+    with_heartbeat_window,
 )
 
 if TYPE_CHECKING:
@@ -86,15 +88,19 @@ def existing_block(reference: str) -> UUID:
 
 
 def apply(path: Path, target: tuple[str, str] | None) -> list[str]:
-    """Upsert (or, without a target, pause) the automations of ``path``; one line per action."""
+    """Upsert the automations of ``path``: those that need no target always; the
+    notifications with ``target``, or, without one, pause them. One line per action."""
     from prefect.client.orchestration import get_client
-    from prefect.events.schemas.automations import AutomationCore
 
-    items = load_automations(path)
+    items = with_heartbeat_window(load_automations(path))
+    notifications = [item for item in items if needs_target(item)]
     done = []
     with get_client(sync_client=True) as client:
+        for item in items:
+            if not needs_target(item):
+                done.append(upsert(client, item, "no target needed"))
         if target is None:
-            for item in items:
+            for item in notifications:
                 for automation in client.read_automations_by_name(item["name"]):
                     if automation.enabled:
                         client.pause_automation(automation.id)
@@ -106,18 +112,24 @@ def apply(path: Path, target: tuple[str, str] | None) -> list[str]:
         kind, value = target
         block_id = save_webhook_block(value) if kind == "webhook" else existing_block(value)
         target_text = f"block {WEBHOOK_BLOCK} (${WEBHOOK_ENV})" if kind == "webhook" else value
-        for item in with_block(items, block_id):
-            automation = AutomationCore.model_validate(item)
-            found = client.read_automations_by_name(automation.name)
-            if found:
-                client.update_automation(found[0].id, automation)
-                for extra in found[1:]:
-                    client.delete_automation(extra.id)
-                done.append(f"updated {automation.name!r} -> {target_text}")
-            else:
-                client.create_automation(automation)
-                done.append(f"created {automation.name!r} -> {target_text}")
+        for item in with_block(notifications, block_id):
+            done.append(upsert(client, item, target_text))
     return done
+
+
+def upsert(client, item: dict[str, Any], target_text: str) -> str:
+    """Create the automation, or update the one of its name (and delete extra copies)."""
+    from prefect.events.schemas.automations import AutomationCore
+
+    automation = AutomationCore.model_validate(item)
+    found = client.read_automations_by_name(automation.name)
+    if found:
+        client.update_automation(found[0].id, automation)
+        for extra in found[1:]:
+            client.delete_automation(extra.id)
+        return f"updated {automation.name!r} -> {target_text}"
+    client.create_automation(automation)
+    return f"created {automation.name!r} -> {target_text}"
 
 
 def alerts_main(argv: list[str] | None = None) -> int:

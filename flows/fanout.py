@@ -24,6 +24,7 @@ from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.ops.extras import require
 from seriesflow.workspace.context import RunContext
 from seriesflow.workspace.files import RunDir
+from tasks.stage import limited
 from tasks.train import combine_branches, plan_training, train_branch
 
 
@@ -44,8 +45,9 @@ def train_branches(
     run: RunDir,
     cfg: PipelineConfig,
 ) -> list[Path]:
+    branch = limited(train_branch, cfg.limits, "train")
     futures = [
-        train_branch.submit(folder, f"branch-{k}", windows, normalized, scaler, run, cfg)
+        branch.submit(folder, f"branch-{k}", windows, normalized, scaler, run, cfg)
         for k, folder in enumerate(folders)
     ]
     return [future.result() for future in futures]
@@ -63,7 +65,9 @@ def train_split(
     """Plan -> one task per branch (threads or Dask) -> one routed model in ``05_model/``."""
     logger = get_run_logger()
     run = context.run
-    folders = plan_training(windows, normalized, scaler, validated, cfg, context)
+    folders = limited(plan_training, cfg.limits, "window")(
+        windows, normalized, scaler, validated, cfg, context
+    )
     address = cfg.train.dask_address
     logger.info(
         "Training %d branches on %s",
@@ -71,7 +75,7 @@ def train_split(
         f"the Dask cluster at {address}" if address else "local threads",
     )
     runner = task_runner(address)
-    trained = train_branches.with_options(task_runner=runner)(
-        folders, windows, normalized, scaler, run, cfg
-    )
-    return combine_branches(trained, run, cfg, mlflow_run_id)
+    trained = train_branches.with_options(
+        task_runner=runner, timeout_seconds=cfg.limits.timeouts.train
+    )(folders, windows, normalized, scaler, run, cfg)
+    return limited(combine_branches, cfg.limits, "window")(trained, run, cfg, mlflow_run_id)

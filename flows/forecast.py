@@ -48,6 +48,7 @@ from seriesflow.workspace.files import (
     writing_as,
 )
 from seriesflow.workspace.history import load_history
+from tasks.stage import flow_limit, limited, transient_only
 
 COMPLETED, SKIPPED, FAILED = "completed", "skipped", "failed"
 EXIT_CODES = {COMPLETED: 0, SKIPPED: 0, FAILED: 1}
@@ -58,7 +59,9 @@ def forecasts_root(cfg: PipelineConfig) -> Path:
     return Workspace(cfg.paths.workspace_path()).root / "forecasts"
 
 
-@task(name="forecast-series", cache_policy=NO_CACHE)
+# I/O first (the champion from MLflow), then compute: a passing failure retries the whole
+# task, which writes only into its own run folder.
+@task(name="forecast-series", cache_policy=NO_CACHE, retry_condition_fn=transient_only)
 def forecast_series(cfg: PipelineConfig, folder: Path, tracking_uri: str) -> dict[str, Any]:
     """Forecast every series from the champion; write the table; return what happened."""
     logger = get_run_logger()
@@ -157,7 +160,7 @@ def forecast(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - P
     run_id = new_run_id()
     # its temporaries are named for it: a retrain's recovery (this flow takes no lock) leaves
     # them alone while it writes
-    with writing_as("forecast", run_id):
+    with flow_limit(cfg.limits, "forecast"), writing_as("forecast", run_id):
         return _forecast(cfg, run_id)
 
 
@@ -168,7 +171,8 @@ def _forecast(cfg: PipelineConfig, run_id: str) -> State:
     tracking_uri = cfg.register.resolved_tracking_uri(cfg.paths.workspace_path())
     base = {"status": FAILED, "forecast_dir": None, "model_name": cfg.register.model_name}
     try:
-        result = {**base, **forecast_series(cfg, folder, tracking_uri)}
+        found = limited(forecast_series, cfg.limits, "forecast")(cfg, folder, tracking_uri)
+        result = {**base, **found}
         if result["status"] == COMPLETED:
             result["forecast_dir"] = str(folder)
             point_latest(root, run_id, result["path"])

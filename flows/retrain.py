@@ -25,8 +25,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
+from prefect.flow_engine import FlowRunTimeoutError
 from prefect.runtime import flow_run as prefect_flow_run
 from prefect.states import Completed, Failed, State
+from prefect.task_engine import TaskRunTimeoutError
 
 from flows.fanout import train_split
 from flows.monitor import score_live
@@ -67,6 +69,8 @@ from tasks.evaluate import evaluate as evaluate_task
 from tasks.ingest import ingest as ingest_task
 from tasks.normalize import normalize as normalize_task
 from tasks.register import register as register_task
+from tasks.stage import flow_limit
+from tasks.stage import limited as stage
 from tasks.train import train as train_task
 from tasks.validate import validate as validate_task
 from tasks.window import window as window_task
@@ -114,6 +118,7 @@ def retrain(cfg: PipelineConfig = PipelineConfig()) -> State:  # noqa: B008 - Pr
     writer = str(prefect_flow_run.name or prefect_flow_run.id or f"pid{os.getpid()}")
     try:
         with (
+            flow_limit(cfg.limits, "retrain"),
             writing_as(RETRAIN_WRITER, writer),
             workspace_lock(
                 workspace.root, owner, wait=cfg.run.wait_for_workspace, log=logger.info
@@ -133,6 +138,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
     result: dict[str, Any]
     recovered: list[str] = []
     mlflow_run_id: str | None = None
+    name = "Failed"  # the final state's name when the run fails
     message: str | None = None  # the final state's, when it differs from the reason
     ingested = None
     try:
@@ -147,7 +153,9 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
         # claimed copies a recovered (or earlier) commit recorded leave before the next claim
         tidy_claims(workspace, load_ledger(workspace.ledger), cfg.retention.landed, logger.warning)
         with manifest.timed("ingest"):
-            ingested = ingest_task(workspace.root, run, landing.location, cfg.columns, cfg.ingest)
+            ingested = stage(ingest_task, cfg.limits, "ingest")(
+                workspace.root, run, landing.location, cfg.columns, cfg.ingest
+            )
         fault_point("after:ingest")
         manifest.inputs = [
             {"name": f.name, "sha256": f.sha256, "bytes": f.bytes} for f in ingested.new_files
@@ -167,7 +175,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
         # a crash in validate counts against the arrival's files (ingest.max_attempts)
         validating(workspace, [f.sha256 for f in ingested.new_files], run.run_id)
         with manifest.timed("validate"):
-            validated = validate_task(ingested, cfg, context)
+            validated = stage(validate_task, cfg.limits, "validate")(ingested, cfg, context)
         # read and validated without taking the process down: the files' attempts start over
         clear_attempts(workspace, [f.sha256 for f in ingested.new_files])
         fault_point("after:validate")
@@ -185,11 +193,13 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             # evaluation, the gate and the model (register ends it)
             mlflow_run_id = open_tracking_run(cfg, context)
             with manifest.timed("normalize"):
-                normalized = normalize_task(validated.path, run, cfg)
+                normalized = stage(normalize_task, cfg.limits, "normalize")(
+                    validated.path, run, cfg
+                )
             scaler = run.scaler  # normalize wrote it, next to the normalized values
             fault_point("after:normalize")
             with manifest.timed("window"):
-                windows = window_task(normalized, scaler, run, cfg)
+                windows = stage(window_task, cfg.limits, "window")(normalized, scaler, run, cfg)
             fault_point("after:window")
             with manifest.timed("train"):
                 if cfg.train.splits:  # per series or per group: one task per branch
@@ -197,17 +207,19 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
                         windows, normalized, scaler, validated.path, cfg, context, mlflow_run_id
                     )
                 else:
-                    model_dir = train_task(
+                    model_dir = stage(train_task, cfg.limits, "train")(
                         windows, normalized, scaler, cfg, context, mlflow_run_id=mlflow_run_id
                     )
             fault_point("after:train")
             with manifest.timed("evaluate"):
-                evaluation = evaluate_task(windows, normalized, scaler, model_dir, cfg, context)
+                evaluation = stage(evaluate_task, cfg.limits, "evaluate")(
+                    windows, normalized, scaler, model_dir, cfg, context
+                )
             fault_point("after:evaluate")
             # register -> commit -> alias, journaled (seriesflow/workspace/commit.py)
             begin_commit(workspace, run, accepted, key, cfg, tracking_uri)
             with manifest.timed("register"):
-                registration = register_task(
+                registration = stage(register_task, cfg.limits, "register")(
                     evaluation, scaler, cfg, context, manifest.to_dict(), mlflow_run_id
                 )
             fault_point("before:commit")
@@ -258,6 +270,9 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
     except Exception as exc:  # noqa: BLE001 - any failure ends the run with a summary
         logger.error("Run failed: %s", redact_text(f"{exc}\n{traceback.format_exc()}"))
         result = summary(FAILED, run, reason=redact_text(f"{type(exc).__name__}: {exc}"))
+        # past a time limit (limits.timeouts): Prefect's TimedOut, a failed state too
+        if isinstance(exc, FlowRunTimeoutError | TaskRunTimeoutError):
+            name = "TimedOut"
         result.update(pending_commit(workspace, run, result["reason"]))
         close_tracking_run(mlflow_run_id, result["reason"])
     result["recovered"] = recovered
@@ -266,7 +281,8 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
     report_outcome(result, cfg, run)
     # A rejected arrival is a Failed state named Rejected: bad input, not a broken pipeline
     # (automations and the UI tell the two apart; prefect.flow-run.Rejected is its event).
-    name = "Rejected" if result["status"] == REJECTED else "Failed"
+    if result["status"] == REJECTED:
+        name = "Rejected"
     return Failed(message=message or result["reason"], data=result, name=name)
 
 

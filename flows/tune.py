@@ -93,6 +93,7 @@ from seriesflow.workspace.files import (
 from seriesflow.workspace.history import load_history
 from seriesflow.workspace.landing import FILE, Landing
 from seriesflow.workspace.ledger import find_new, load_ledger, scan_landing
+from tasks.stage import flow_limit, limited
 
 # --------------------------------------------------------------------------- pure trial
 
@@ -295,7 +296,10 @@ def _where() -> str:
 def run_trials(
     configs: list[PipelineConfig], data: TuneData, parent: MlflowParent
 ) -> list[TrialResult]:
-    futures = [trial.submit(n, c, data, parent) for n, c in enumerate(configs, start=1)]
+    futures = [
+        limited(trial, c.limits, "train").submit(n, c, data, parent)
+        for n, c in enumerate(configs, start=1)
+    ]
     return [future.result() for future in futures]
 
 
@@ -309,7 +313,7 @@ def tune(
     tune_id = new_run_id()
     # its temporaries are named for it: a retrain's recovery (this flow takes no lock) leaves
     # them alone while it writes
-    with writing_as("tune", tune_id):
+    with flow_limit(cfg.limits, "tune"), writing_as("tune", tune_id):
         return _search(cfg, search, address, retrain_best, tune_id)
 
 
@@ -321,7 +325,7 @@ def _search(
     folder = workspace.root / "tune" / tune_id
     configs = [with_params(cfg, p) for p in trial_params(search)]
     metric, higher = selection_metric(cfg)
-    data = prepare(cfg, folder)
+    data = limited(prepare, cfg.limits, "normalize")(cfg, folder)
 
     tracking_uri = cfg.register.resolved_tracking_uri(workspace.root)
     experiment_id = use_tracking(tracking_uri, cfg.register.experiment, workspace.root)

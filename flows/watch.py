@@ -54,13 +54,15 @@ from seriesflow.workspace.claims import pending_claims
 from seriesflow.workspace.files import Workspace
 from seriesflow.workspace.landing import Landing
 from seriesflow.workspace.ledger import LandedFile, find_new, known_hashes, load_ledger, settle
+from tasks.stage import flow_limit, limited, transient_only
 
 # The flow's default parameter (frozen, so one shared instance is safe).
 DEFAULT_CONFIG = PipelineConfig()
 
 
-# The result depends on the folder's contents, not on the arguments: never cache it.
-@task(cache_policy=NO_CACHE)
+# The result depends on the folder's contents, not on the arguments: never cache it. I/O:
+# listing the landing area retries on a passing failure.
+@task(cache_policy=NO_CACHE, retry_condition_fn=transient_only)
 def find_arrivals(
     landing: str,
     workspace: Path,
@@ -89,7 +91,8 @@ def find_arrivals(
     return new
 
 
-@task(cache_policy=NO_CACHE)
+# I/O: the Prefect API (events); the watcher announces the same files again if it fails.
+@task(cache_policy=NO_CACHE, retry_condition_fn=transient_only)
 def announce(resource: dict[str, str], payload: dict[str, Any]) -> str:
     """Emit ``series.data.arrived``; returns the event id."""
     event = emit_event(event=EVENT_NAME, resource=resource, payload=payload)
@@ -114,7 +117,12 @@ def watch(cfg: PipelineConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     """Look at the landing folder once; announce new files with one event."""
     landing = cfg.paths.landing_location()
     workspace = cfg.paths.workspace_path()
-    new = find_arrivals(
+    with flow_limit(cfg.limits, "watch"):
+        return _watch(cfg, landing, workspace)
+
+
+def _watch(cfg: PipelineConfig, landing: str, workspace: Path) -> dict[str, Any]:
+    new = limited(find_arrivals, cfg.limits, "watch")(
         landing,
         workspace,
         cfg.ingest.settle_seconds,
@@ -130,7 +138,7 @@ def watch(cfg: PipelineConfig = DEFAULT_CONFIG) -> dict[str, Any]:
     }
     if new:
         resource = arrival_resource(landing, workspace, cfg.register.model_name)
-        summary["event_id"] = announce(resource, arrival_payload(new))
+        summary["event_id"] = limited(announce, cfg.limits, "watch")(resource, arrival_payload(new))
         summary["status"] = "announced"
     return summary
 

@@ -6,16 +6,21 @@
 #   2. creates, if missing, the process work pool `seriesflow`, its queue `seriesflow-retrain`
 #      (concurrency 1: retrain runs never overlap) and the global concurrency limit
 #      `seriesflow-registry` that the register step holds around the MLflow registry write;
-#      marks runs that a hard-stopped earlier session left Running as Crashed;
 #   3. deploys prefect.yaml (retrain/on-new-data, retrain/scheduled, watch/poll,
 #      forecast/on-promotion, forecast/daily) and applies
-#      automations.yaml (notifications for failed, crashed and rejected retrains and for
-#      promotions; sent only when SERIESFLOW_ALERT_WEBHOOK_URL or SERIESFLOW_ALERT_BLOCK is set);
+#      automations.yaml: a retrain whose heartbeats stop is set Crashed (always), and
+#      notifications for failed, crashed and rejected retrains and for promotions (sent only
+#      when SERIESFLOW_ALERT_WEBHOOK_URL or SERIESFLOW_ALERT_BLOCK is set);
 #   4. starts the reports server (the run folders over http: the UI's Data Docs links) and a
 #      process worker on the pool.
 # Ctrl-C or SIGTERM stops what it started: flow runs in progress (they end Crashed; their files
 # stay new, so the next start retrains on them), the worker, and the server. It exits non-zero
 # if the worker or the server dies on its own.
+#
+# A run whose process dies without a word (SIGKILL, the OOM killer, a reboot, a worker that
+# went with it) stops sending heartbeats; the heartbeat automation sets it Crashed after
+# SERIESFLOW_HEARTBEAT_WINDOW seconds, which frees the retrain queue's slot for the next run
+# (docs/operations.md, "What happens when..."). Nothing here has to tidy runs up by hand.
 #
 # Settings (environment):
 #   SERIESFLOW_HOME       checkout with flows/ and tasks/ (default: this script's repo)
@@ -33,6 +38,10 @@
 #   SERIESFLOW_ALERT_WEBHOOK_URL  where notifications go (a JSON POST); unset: none are sent
 #   SERIESFLOW_ALERT_BLOCK   or: an existing Prefect notification block, "type-slug/name"
 #   PREFECT_WORKER_QUERY_SECONDS  how often the worker polls (Prefect's default: 10)
+#   PREFECT_FLOWS_HEARTBEAT_FREQUENCY  seconds between a flow run's heartbeats (default here
+#                         60; Prefect's minimum 30)
+#   SERIESFLOW_HEARTBEAT_WINDOW  seconds without a heartbeat after which a retrain run is set
+#                         Crashed (default 300; at least twice the frequency)
 set -euo pipefail
 # Monitor mode: every background job gets its own process group, so stopping one stops
 # everything it spawned, and Ctrl-C reaches only this script, which then stops them in order.
@@ -77,6 +86,10 @@ case "$SERIESFLOW_LANDING" in *://*) ;; *) mkdir -p "$SERIESFLOW_LANDING" ;; esa
 # No network here, and none wanted: no telemetry from Prefect or the libraries it runs.
 export DO_NOT_TRACK="${DO_NOT_TRACK:-1}"
 export PREFECT_SERVER_ANALYTICS_ENABLED="${PREFECT_SERVER_ANALYTICS_ENABLED:-false}"
+# Heartbeats from every flow run the worker starts (the runs inherit its environment), and the
+# window after which the automation in automations.yaml calls a silent retrain dead.
+export PREFECT_FLOWS_HEARTBEAT_FREQUENCY="${PREFECT_FLOWS_HEARTBEAT_FREQUENCY:-60}"
+export SERIESFLOW_HEARTBEAT_WINDOW="${SERIESFLOW_HEARTBEAT_WINDOW:-300}"
 # No interactive questions: in a terminal, `prefect server start` would otherwise stop to ask
 # about the profile's PREFECT_API_URL, and a background job cannot answer.
 export PREFECT_CLI_PROMPT=false
@@ -131,9 +144,8 @@ stop_all() {
     [[ -n "$worker_pid" ]] && stop_worker
     [[ -n "$reports_pid" ]] && stop_group "$reports_pid" 5
     if [[ -n "$server_pid" ]]; then
-        # A run that ignored SIGTERM was killed before it could say so.
-        [[ -n "$worker_pid" ]] &&
-            settle_leftovers crash "Stopped with make serve before it finished (Ctrl-C or SIGTERM)."
+        # (A run that ignored SIGTERM and was killed stays Running until the heartbeat
+        # automation sets it Crashed, once a server runs again.)
         log "stopping the server (pid $server_pid)"
         stop_group "$server_pid" 20
     fi
@@ -167,46 +179,6 @@ while time.monotonic() < deadline:
         pass
     time.sleep(0.5)
 sys.exit(f"{url} did not answer within {timeout:.0f} s")
-PY
-}
-
-settle_leftovers() { # crash MESSAGE | list: flow runs of the pool still Running/Pending
-    "$PY" - "$POOL" "$@" <<'PY'
-import sys
-import time
-
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (
-    FlowRunFilter,
-    FlowRunFilterState,
-    FlowRunFilterStateType,
-    WorkPoolFilter,
-    WorkPoolFilterName,
-)
-from prefect.states import Crashed
-
-pool, mode, message = sys.argv[1], sys.argv[2], (sys.argv[3:] or [""])[0]
-stamp = time.strftime("%H:%M:%S")
-with get_client(sync_client=True) as client:
-    stale = client.read_flow_runs(
-        work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
-        flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(
-                type=FlowRunFilterStateType(any_=["RUNNING", "PENDING", "CANCELLING"])
-            )
-        ),
-    )
-    for run in stale:
-        if mode == "crash":
-            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
-            print(f"[serve {stamp}] marked flow run {run.name} Crashed: {message}", file=sys.stderr)
-        else:
-            print(
-                f"[serve {stamp}] warning: flow run {run.name} ({run.id}) is {run.state.name} in "
-                f"pool {pool}. If no worker runs it any more, set it to Crashed in the UI, or it "
-                "holds its queue's slot.",
-                file=sys.stderr,
-            )
 PY
 }
 
@@ -247,16 +219,6 @@ if ! prefect gcl create "$REGISTRY_LIMIT" --limit 1 >/dev/null 2>&1; then
         die "could not create or read the global concurrency limit $REGISTRY_LIMIT"
 fi
 log "global concurrency limit $REGISTRY_LIMIT ready"
-# A run left Running or Pending by a session that died hard (reboot, SIGKILL) would hold the
-# retrain queue's only slot forever. With our own server nothing from before can still be
-# running, so such runs are marked Crashed (their files stay new: the next poll retrains).
-# On a shared server they may belong to another worker: only list them.
-if [[ -n "$server_pid" ]]; then
-    settle_leftovers crash "Left unfinished when an earlier make serve stopped; its process is gone."
-else
-    settle_leftovers list
-fi
-
 log "deploying prefect.yaml (workspace $SERIESFLOW_WORKSPACE, landing $SERIESFLOW_LANDING)"
 if ! deploy_output="$(prefect --no-prompt deploy --all --prefect-file "$SERIESFLOW_HOME/prefect.yaml" 2>&1)"; then
     printf '%s\n' "$deploy_output" >&2

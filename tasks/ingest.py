@@ -23,8 +23,15 @@ from seriesflow.data.limits import check_limits
 from seriesflow.data.reading import read_series_file, stack_with_history, unreadable
 from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW
 from seriesflow.ops.faults import fault_point
+from seriesflow.ops.retries import is_transient
 from seriesflow.ops.secrets import redact_text
-from seriesflow.workspace.claims import adopt_stale, claim_landed, read_done, record_attempt
+from seriesflow.workspace.claims import (
+    adopt_stale,
+    claim_landed,
+    own_claims,
+    read_done,
+    record_attempt,
+)
 from seriesflow.workspace.files import RunDir, Workspace, write_parquet
 from seriesflow.workspace.history import accepted_schema, load_history
 from seriesflow.workspace.landing import FILE, SPECIAL, SYMLINK, Landing
@@ -37,10 +44,12 @@ from seriesflow.workspace.ledger import (
     settle,
 )
 from seriesflow.workspace.results import IngestResult
-from tasks.stage import stage_logger
+from tasks.stage import stage_logger, transient_only
 
 
-@task(name="ingest", cache_policy=NO_CACHE)
+# I/O: listing and reading the landing area (a folder or an object store) is retried on a
+# passing failure; a retry reads what the failed try already claimed (own_claims).
+@task(name="ingest", cache_policy=NO_CACHE, retry_condition_fn=transient_only)
 def ingest(
     workspace_root: Path, run: RunDir, landing: str, columns: ColumnsConfig, cfg: IngestConfig
 ) -> IngestResult:
@@ -57,7 +66,9 @@ def ingest(
     ledger = load_ledger(workspace.ledger)
     # files claimed by a run that died or failed before its commit come first: they landed
     # before anything still in landing
-    adopted = adopt_stale(workspace, run.run_id, known_hashes(ledger), logger.warning)
+    # a retry of this task: what the failed try claimed is this run's already
+    adopted = own_claims(workspace, run.run_id)
+    adopted += adopt_stale(workspace, run.run_id, known_hashes(ledger), logger.warning)
     scan = settle(place, cfg.settle_seconds, workspace.looks, cfg.second_look, logger.info)
     # one file per name per run (validate and the rows' source_file know files by name): a
     # newer file under the name of a taken-over one waits in landing for the next run
@@ -121,6 +132,8 @@ def ingest(
             continue
         except Exception as exc:  # noqa: BLE001 - one file's error must not stop the others
             read_done(workspace, landed_file, run.run_id)
+            if is_transient(exc):  # the storage, not the file: the task retries (claimed)
+                raise
             why = f"could not read the file: {type(exc).__name__}: {redact_text(str(exc))}"
             logger.warning("Rejected on read: %s: %s", shown_name(landed_file.name), why)
             failures[landed_file.sha256] = unreadable(landed_file, why)

@@ -22,15 +22,23 @@ from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.evaluation.gate import Decision, decide
 from seriesflow.evaluation.report import promotion_markdown
 from seriesflow.evaluation.router import share_note
+from seriesflow.ops.retries import NotRetried
 from seriesflow.tracking.registry import champion_version
 from seriesflow.tracking.version import log_version
 from seriesflow.workspace.context import RunContext
 from seriesflow.workspace.files import read_parquet, write_json
 from seriesflow.workspace.results import EvaluationResult, Registration
-from tasks.stage import registry_lock, stage_logger
+from tasks.stage import registry_lock, stage_logger, transient_only
 
 
-@task(name="register", cache_policy=NO_CACHE)
+class RegistryWriteFailed(NotRetried, RuntimeError):
+    """The registry write stopped part way (an MLflow run resumed, perhaps a version added):
+    never retried here, the next run's commit recovery finishes or rolls it back."""
+
+
+# I/O: the registry reads and the registry lock (the Prefect API) are retried on a passing
+# failure; the write itself is not (a second try could add a second version).
+@task(name="register", cache_policy=NO_CACHE, retry_condition_fn=transient_only)
 def register(
     evaluation: EvaluationResult,
     scaler_path: Path,
@@ -62,9 +70,14 @@ def register(
             )
         write_json(decision.to_json(), run.gate)
         write_json(manifest, run.manifest)
-        version, run_id = log_version(
-            context.workspace, run, scaler_path, config, evaluation, decision, mlflow_run_id
-        )
+        try:
+            version, run_id = log_version(
+                context.workspace, run, scaler_path, config, evaluation, decision, mlflow_run_id
+            )
+        except Exception as exc:
+            raise RegistryWriteFailed(
+                f"registering {cfg.model_name} failed part way: {type(exc).__name__}: {exc}"
+            ) from exc
 
     verb = "registered, to be promoted" if decision.promote else "registered, not promoted"
     logger.info("%s v%s %s: %s", cfg.model_name, version, verb, decision.reason)

@@ -36,6 +36,7 @@ from seriesflow.model.training import (
     train_on_everything,
 )
 from seriesflow.model.windows import load_windows
+from seriesflow.ops.faults import fault_point
 from seriesflow.tracking.registry import epoch_steps, log_values, metric_key
 from seriesflow.workspace.context import RunContext
 from seriesflow.workspace.files import (
@@ -66,6 +67,7 @@ def train(
     The champion to warm-start from comes from ``context`` (loaded once per run).
     """
     logger = stage_logger()
+    fault_point("train:started")
     cfg = config.train
     run = context.run
     data = load_windows(windows, normalized)

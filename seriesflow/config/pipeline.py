@@ -316,9 +316,92 @@ class RunConfig(FrozenModel):
     )
 
 
-# The stage is called "register"; pydantic notes that BaseModel's metaclass (ABCMeta) has a
-# classmethod of that name. Instances never use ABCMeta.register, so the shadowing is harmless.
-warnings.filterwarnings("ignore", message='Field name "register" in "PipelineConfig" shadows')
+# The stages are called "register" and "validate"; pydantic notes that BaseModel's metaclass
+# (ABCMeta) has a classmethod "register" and BaseModel a deprecated classmethod "validate".
+# Instances never use either, so the shadowing is harmless.
+warnings.filterwarnings(
+    "ignore",
+    message=r'Field name "(register|validate)" in "(PipelineConfig|TimeoutsConfig)" shadows',
+)
+
+
+# Measured stage times (docs/benchmarks.md, "Scale": 1,000 hourly series x 10,000 points, every
+# window, the shared 2-core machine; seconds): ingest 4.6, validate 30.9 (53.8 with Data Docs
+# off at stride 24), normalize 6.9, window 4.5, train 228 per epoch, evaluate 401, register
+# 11.6. A limit is such a time times a margin (x10 and at least 10 minutes for the quick stages:
+# a busy or slower machine and larger data must not trip them; train: the default 50 + 2 epochs
+# at that rate, ~3 h, x2); register also waits up to 30 minutes for the registry lock.
+MINUTE, HOUR = 60.0, 3600.0
+
+
+class TimeoutsConfig(FrozenModel):
+    """Time limits in seconds (null: none); past one a stage or flow ends TimedOut.
+
+    A TimedOut run is a failed one: it frees the retrain queue's slot instead of holding it
+    forever, and the next run recovers what it left."""
+
+    retrain: float | None = Field(
+        8 * HOUR, gt=0, description="The whole retrain flow, waiting for the workspace included."
+    )
+    ingest: float | None = Field(10 * MINUTE, gt=0, description="Claim and read the new files.")
+    validate: float | None = Field(  # type: ignore[assignment] - see the warning filter below
+        15 * MINUTE, gt=0, description="Great Expectations checks, drift, Data Docs."
+    )
+    normalize: float | None = Field(10 * MINUTE, gt=0, description="Fill, split and scale.")
+    window: float | None = Field(10 * MINUTE, gt=0, description="The window table.")
+    train: float | None = Field(
+        6 * HOUR,
+        gt=0,
+        description="Training (each branch, and the branches' flow, when train.splits is set; "
+        "each tune trial).",
+    )
+    evaluate: float | None = Field(30 * MINUTE, gt=0, description="Scoring and the router.")
+    register: float | None = Field(
+        45 * MINUTE,
+        gt=0,
+        description="Logging and the model version, the wait for the registry lock included.",
+    )
+    forecast: float | None = Field(
+        30 * MINUTE, gt=0, description="The forecast flow (champion load and forecasts)."
+    )
+    watch: float | None = Field(
+        10 * MINUTE, gt=0, description="The watch flow (two looks at landing, one event)."
+    )
+    tune: float | None = Field(24 * HOUR, gt=0, description="The tune flow, all its trials.")
+
+    def of(self, stage: str) -> float | None:
+        """The limit of ``stage`` (a stage or flow name, as in the YAML)."""
+        if stage not in type(self).model_fields:
+            raise ValueError(f"no time limit for {stage!r}; known: {list(type(self).model_fields)}")
+        return getattr(self, stage)
+
+
+class LimitsConfig(FrozenModel):
+    """Time limits, and retries of the I/O steps (the landing area, MLflow, the Prefect API).
+
+    A transient error (a dropped connection, a timeout, an MLflow server error) is tried again
+    after a growing delay; a data error (a rejected file, a failed check) never is, and
+    compute stages never retry."""
+
+    retries: int = Field(
+        3, ge=0, le=10, description="Retries of an I/O step after its first try (0: none)."
+    )
+    retry_delay_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Wait before the first retry; it doubles with each retry (2, 4, 8 s).",
+    )
+    retry_jitter_factor: float = Field(
+        0.5,
+        ge=0,
+        description="Random extra wait, up to this fraction of the delay, so that workers do "
+        "not retry in step.",
+    )
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+
+    def retry_delays(self) -> list[float]:
+        """The wait before each retry: exponential backoff from ``retry_delay_seconds``."""
+        return [self.retry_delay_seconds * 2**i for i in range(self.retries)]
 
 
 # The sections (and register settings) that make two runs on the same data the same model.
@@ -347,6 +430,7 @@ class PipelineConfig(FrozenModel):
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @model_validator(mode="after")
     def _group_column_is_kept(self) -> PipelineConfig:

@@ -12,9 +12,9 @@ commas). Actions:
   ``$SERIESFLOW_FAULT_RELEASE`` exists (a test holds a run at a point without timers).
 
 The points (``POINTS``) are the read of each claimed file in ingest, the ends of the
-stages, inside register once its MLflow run is open and once the model version exists,
-the gap between register and commit, and the gap between writing the history and the
-ledger. The hooks cost one dictionary
+stages, the start of the train task, inside register once its MLflow run is open and once
+the model version exists, the gap between register and commit, and the gap between writing
+the history and the ledger. The hooks cost one dictionary
 lookup when the variable is unset; tests/flows/test_faults.py drives them with real
 subprocesses.
 """
@@ -33,6 +33,7 @@ STAGES = ("ingest", "validate", "normalize", "window", "train", "evaluate", "reg
 POINTS = (
     "ingest:read",  # inside ingest: a file claimed out of landing, its attempt recorded
     *(f"after:{stage}" for stage in STAGES[:-1]),
+    "train:started",  # inside the train task (Running), before the fit: a run parked mid-train
     "register:started",  # inside register: an MLflow run is open, no version yet
     "register:versioned",  # inside register: the version exists, nothing else knows it yet
     "before:commit",  # register returned: the version exists, history and ledger not written

@@ -145,6 +145,19 @@ def adopt_stale(workspace: Workspace, run_id: str, known: set[str], log: Log) ->
     return adopted
 
 
+def own_claims(workspace: Workspace, run_id: str) -> list[LandedFile]:
+    """The files already in ``run_id``'s claim folder: what an earlier try of the same run's
+    ingest claimed or took over before it failed (a retry reads them, in claim order)."""
+    folder = claims_root(workspace) / run_id
+    if not folder.exists():
+        return []
+    found = []
+    for path in sorted(folder.glob("*/*")):
+        if path.is_file() and not path.name.startswith(".tmp-"):
+            found.append(_claimed_file(path, str(path)))
+    return found
+
+
 def tidy_claims(
     workspace: Workspace, ledger: pd.DataFrame, mode: str, log: Log | None = None
 ) -> list[str]:

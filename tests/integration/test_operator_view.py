@@ -29,7 +29,7 @@ import pytest
 from PIL import Image
 
 from seriesflow.data.datadocs import LOADS
-from seriesflow.ops.alerts import WEBHOOK_BLOCK, WEBHOOK_ENV, load_automations
+from seriesflow.ops.alerts import WEBHOOK_BLOCK, WEBHOOK_ENV, load_automations, needs_target
 from seriesflow.ops.events import DATA_REJECTED, MODEL_PROMOTED, OUTCOME_ARTIFACT
 from tests.factories import fast_settings, over, series_frame, write_csv
 from tests.integration.stack import REPO, Stack, client, free_port, run_retrain, wait_for
@@ -152,7 +152,9 @@ def automations_by_name(names: list[str]) -> dict[str, list]:
 def test_serve_applied_the_automations_once_and_applying_again_changes_nothing(
     stack: Stack, receiver: Receiver
 ) -> None:
-    names = [item["name"] for item in load_automations(REPO / "automations.yaml")]
+    items = load_automations(REPO / "automations.yaml")
+    names = [item["name"] for item in items if needs_target(item)]  # the notifications
+    (heartbeats,) = [item["name"] for item in items if not needs_target(item)]
     with client() as c:
         block = c.read_block_document_by_name(
             WEBHOOK_BLOCK, block_type_slug="custom-webhook", include_secrets=False
@@ -181,12 +183,16 @@ def test_serve_applied_the_automations_once_and_applying_again_changes_nothing(
             assert automation.enabled
             assert [a.block_document_id for a in automation.actions] == [block.id]
         out = apply(receiver.url)
-        assert out.count("updated") == len(names) and "created" not in out, out
+        assert out.count("updated") == len(items) and "created" not in out, out
 
-    # The target unset: nothing is sent any more (paused), until it is set again.
+    # The target unset: nothing is sent any more (paused), until it is set again. The
+    # heartbeat automation sends nothing: it stays, enabled, and is updated in place.
     out = apply(None)
     assert out.count("paused") == len(names) and "alerts are off" in out, out
+    assert f"updated {heartbeats!r}" in out, out
     assert not any(a.enabled for (a,) in automations_by_name(names).values())
+    ((kept,),) = automations_by_name([heartbeats]).values()
+    assert kept.enabled
     apply(receiver.url)
     assert all(a.enabled for (a,) in automations_by_name(names).values())
 

@@ -3,6 +3,7 @@ loop; only the configured patterns are arrivals (issue #18, findings 1, 2 and 8)
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -176,3 +177,43 @@ def test_a_run_that_died_after_claiming_leaves_its_files_to_the_next_run(tmp_pat
     _, _, after = _ingest(tmp_path, run_id="20260101T000002-c")
     assert [f.path.read_bytes() for f in after.new_files] == [newer]
     assert [p.read_bytes() for p in workspace.archive.glob("*/*")] == [content]
+
+
+def test_a_retry_after_a_dropped_connection_reads_what_the_failed_try_claimed(
+    tmp_path, monkeypatch
+):
+    """The landing area's storage drops the connection during the read: the file is claimed
+    (out of landing) but unread. The retry (the same run, as Prefect retries the task) reads
+    the claimed copy; the drop is not counted against the file."""
+    import tasks.ingest as ingest_module
+
+    landing = tmp_path / "landing"
+    frame = series_frame(n=30)
+    write_csv(frame, landing / "a.csv")
+    real_read = ingest_module.read_series_file
+    drops = [ConnectionResetError(104, "Connection reset by peer")]
+
+    def read_once_dropped(*args, **kwargs):
+        if drops:
+            raise drops.pop()
+        return real_read(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "read_series_file", read_once_dropped)
+    workspace = Workspace(tmp_path / "work")
+    run = workspace.new_run("20260101T000000-a")
+
+    def one_try():
+        cfg = IngestConfig(settle_seconds=0)
+        return ingest.fn(workspace.root, run, str(landing), ColumnsConfig(), cfg)
+
+    with pytest.raises(ConnectionResetError):
+        one_try()  # the first try: claimed, then the read fails
+    assert not (landing / "a.csv").exists()  # claimed out of landing already
+
+    result = one_try()  # the retry: the same run
+    (taken,) = result.new_files
+    assert taken.name == "a.csv" and not result.read_failures
+    assert len(pd.read_parquet(result.path)) == len(frame)
+    # the drop is not counted as a run that died reading the file (ingest.max_attempts)
+    record = json.loads((workspace.root / "attempts.json").read_text())
+    assert record[taken.sha256]["read"] == []

@@ -182,3 +182,35 @@ def test_feature_settings_are_checked():
         {"features": {"holidays": {"country": "DE", "subdiv": "BY"}}}
     )
     assert found.features.holidays.subdiv == "BY"
+
+
+def test_limits_default_to_measured_stage_times_times_a_margin():
+    limits = PipelineConfig().limits
+    # three retries of an I/O step, 2 s apart and doubling
+    assert (limits.retries, limits.retry_delays()) == (3, [2.0, 4.0, 8.0])
+    minutes = {name: value / 60 for name, value in limits.timeouts.model_dump().items()}
+    assert minutes == {
+        "retrain": 480,  # the stages below, end to end
+        "ingest": 10,  # 4.6 s measured at 1,000 series x 10,000 points (docs/benchmarks.md)
+        "validate": 15,  # 53.8 s
+        "normalize": 10,  # 15.0 s
+        "window": 10,  # 5.1 s
+        "train": 360,  # 228 s an epoch x the default 50 + 2 epochs, x2
+        "evaluate": 30,  # 401 s
+        "register": 45,  # 17 s, and up to 30 minutes waiting for the registry lock
+        "forecast": 30,
+        "watch": 10,
+        "tune": 1440,
+    }
+    # the stages fit in the whole run's limit
+    stages = ("ingest", "validate", "normalize", "window", "train", "evaluate", "register")
+    assert sum(limits.timeouts.of(s) for s in stages) <= limits.timeouts.retrain
+
+
+def test_a_limit_can_be_lifted_and_an_unknown_one_is_an_error():
+    cfg = load_config(None, ["limits.timeouts.train=null", "limits.retries=0"])
+    assert cfg.limits.timeouts.of("train") is None and cfg.limits.retry_delays() == []
+    with pytest.raises(ValueError, match="no time limit"):
+        cfg.limits.timeouts.of("deploy")
+    with pytest.raises(ValidationError, match="greater than 0"):
+        load_config(None, ["limits.timeouts.ingest=0"])
