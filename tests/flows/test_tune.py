@@ -232,9 +232,15 @@ def test_tune_on_a_local_dask_cluster(prefect_server, tmp_path, landing):
     with LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
     ) as cluster:
-        result = tune(cfg, TWO_TRIALS, address=cluster.scheduler_address)
+        # the default TPE sampler, two rounds (two trials asked together, then one)
+        search = TuneConfig(trials=3, max_workers=2, space=TWO_TRIALS.space)
+        result = tune(cfg, search, address=cluster.scheduler_address)
         workers = set(cluster.scheduler_info["workers"])
-    assert [t["status"] for t in result["trials"]] == ["completed", "completed"]
+    assert [t["status"] for t in result["trials"]] == ["completed"] * 3
     assert {t["runner"] for t in result["trials"]} <= workers  # ran on the Dask worker
-    assert len(child_runs(cfg, result["parent_run_id"])) == 2
+    assert len(child_runs(cfg, result["parent_run_id"])) == 3
+    stored = result["study"]
+    study = optuna.load_study(study_name=stored["name"], storage=stored["storage"])
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert mlflow.get_run(result["parent_run_id"]).data.params["strategy"] == "tpe"
     assert result["retrain"] is None
