@@ -9,7 +9,7 @@ import optuna
 import pytest
 import yaml
 
-from flows.tune import evaluate_trial, load_tune_config, tune
+from flows.tune import ask_trials, evaluate_trial, load_tune_config, tell_trials, tune
 from seriesflow.config.pipeline import PipelineConfig, load_config
 from seriesflow.data.schema import MODEL, NAIVE, SERIES_ID, VALUE
 from seriesflow.model.lstm import seed_everything
@@ -17,6 +17,7 @@ from seriesflow.model.normalize import normalize_series
 from seriesflow.model.tuning import (
     SearchSpace,
     StudyRef,
+    TrialResult,
     TuneConfig,
     check_grid,
     distributions,
@@ -124,6 +125,31 @@ def test_pruning_stops_a_trial_whose_val_loss_is_far_above_the_median(tmp_path):
     assert [len(r) for r in good] == [3, 3] and len(bad) == 1 < cfg.train.epochs
     assert bad[1] > 3 * max(good[0][1], good[1][1])  # far above the median at epoch 1
     assert study.trials[2].intermediate_values == {1: pytest.approx(bad[1])}
+
+
+def test_asked_trials_are_configs_and_their_outcomes_are_told_in_order(tmp_path):
+    base = tiny_config(tmp_path / "w", tmp_path / "l")
+    search = TuneConfig(
+        strategy="grid", trials=4, space=TWO_TRIALS.space.model_copy(update={"units": [4, 8, 16]})
+    )
+    study = optuna.create_study(sampler=make_sampler(search))
+    asked = ask_trials(study, base, search, 3)
+    assert [a.number for a in asked] == [1, 2, 3]
+    assert sorted(a.cfg.train.units for a in asked) == [4, 8, 16]
+    results = [
+        TrialResult(1, {}, "completed", {MODEL: {"mase": 0.7}}),
+        TrialResult(2, {}, "pruned", epochs=1),
+        TrialResult(3, {}, "failed", error="boom"),
+    ]
+    tell_trials(study, asked, results, "mase")
+    states = optuna.trial.TrialState
+    assert [t.state for t in study.trials] == [states.COMPLETE, states.PRUNED, states.FAIL]
+    assert study.best_value == 0.7
+    with pytest.raises(ValueError, match="(?s)tune.space.*min_lr"):
+        bad = search.model_copy(
+            update={"space": search.space.model_copy(update={"learning_rate": [1e-6]})}
+        )
+        ask_trials(optuna.create_study(sampler=make_sampler(bad)), base, bad, 1)
 
 
 def test_with_params_sets_the_searched_settings_and_validates_them(tmp_path):
