@@ -28,7 +28,7 @@ help:
 	@echo "make serve      local Prefect server + deployments + worker (retrain on new data)"
 	@echo "make ui         Prefect UI on the workspace's runs (http://127.0.0.1:4200) + Data Docs (:$(REPORTS_PORT))"
 	@echo "make mlflow-ui  MLflow UI on the pipeline's registry (MLFLOW_TRACKING_URI, else the workspace's)"
-	@echo "make tune       hyperparameter search (ARGS='--set tune.strategy=grid ...')"
+	@echo "make tune       hyperparameter search, Optuna TPE (ARGS='--set tune.strategy=grid ...')"
 	@echo "make bench      benchmarks/ tables, written into docs/benchmarks.md"
 	@echo "make bench-covariates  covariates: none / calendar / holidays / a future covariate"
 	@echo "make bench-real  public real series vs classical models (installs the bench extra once)"

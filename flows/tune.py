@@ -1,7 +1,7 @@
-"""The ``tune`` flow: grid or random search over the LSTM's hyperparameters.
+"""The ``tune`` flow: an Optuna search (TPE, random or grid) over the LSTM's hyperparameters.
 
 Ad hoc:
-    python -m flows.tune [--config FILE.yaml] [--set tune.strategy=grid]
+    python -m flows.tune [--config FILE.yaml] [--set tune.strategy=grid|random|tpe]
         [--set tune.space.units=[16,32]] [--set train.epochs=10]
         [--address tcp://scheduler:8786] [--retrain-best]
 
@@ -16,10 +16,17 @@ read with ingest's reader and normalized with the pipeline's own function
 entry, no quarantine, no history change. Files the reader rejects are left out
 (the retrain flow will quarantine them).
 
-Each trial is a Prefect task submitted to the trials sub-flow's task runner
-(threads by default; a Dask cluster through prefect-dask when ``address`` or
-``train.dask_address`` is given), builds windows with the trial's timesteps, fits
-on the train windows with early stopping on val, and is scored on the **validation** windows in
+The search is an Optuna study (ask-and-tell) stored in SQLite in the tune folder
+(``study.db``): the flow asks ``tune.max_workers`` trials of the seeded sampler, runs them
+as Prefect tasks of the trials sub-flow, tells their results, and asks again until
+``tune.trials`` (every point, for a grid). Told in trial order, the sampler's suggestions
+do not depend on which thread finished first. Each trial task loads its trial from the
+study's storage (so a thread or a Dask worker that sees the workspace can run it), reports
+``val_loss`` each epoch and is stopped by the MedianPruner when it is above the median of
+the earlier trials at that epoch. The task runner is threads by default; a Dask cluster
+through prefect-dask when ``address`` or ``train.dask_address`` is given. A trial builds
+windows with its timesteps, fits on the train windows with early stopping on val, and is
+scored on the **validation** windows in
 original units: the test windows are never looked at, so the test score of a
 model trained with the chosen config stays an honest estimate. Every trial is
 an MLflow child run (``nested=True``) under one parent run for the search.
@@ -49,6 +56,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 import yaml
 from prefect import flow, get_run_logger, task
@@ -65,12 +73,15 @@ from seriesflow.model.saved_model import forecast_windows
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.training import fit_windows
 from seriesflow.model.tuning import (
+    StudyRef,
     TrialResult,
     TuneConfig,
     best_trial,
+    check_grid,
+    distributions,
     params_of,
+    pruning_callback,
     selection_metric,
-    trial_params,
     trials_frame,
     with_params,
 )
@@ -110,19 +121,20 @@ def evaluate_trial(
     scaler: Scaler,
     cfg: PipelineConfig,
     season_length: int | None = None,
+    callbacks: list[Any] | None = None,
 ) -> TrialScore:
     """Window, fit and score one configuration on the validation windows.
 
     The stage functions do the work (``windows_table``, ``fit_windows`` ->
     ``build_model``/``fit_model``, ``score_split``); test windows are dropped
-    before anything is fit or scored.
+    before anything is fit or scored. ``callbacks``: extra Keras callbacks (the pruning one).
     """
     arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
     timesteps = resolve_timesteps(cfg, scaler, arrays)
     table = windows_table(arrays, timesteps, cfg.window.horizon, cfg.train.task, cfg.window.stride)
     data = windows_from_table(table, arrays)
     data = data.select(data.split != TEST)  # the test part plays no role in tuning
-    fitted = fit_windows(data, cfg.train, scaler)
+    fitted = fit_windows(data, cfg.train, scaler, callbacks=callbacks)
     val = data.subset(VAL)
     outputs = forecast_windows(fitted.model, fitted.spec, scaler, val)
     scorer = scorer_for(data, scaler, cfg.evaluate, season_length)
@@ -223,8 +235,17 @@ def prepare(cfg: PipelineConfig, folder: Path) -> TuneData:
 
 
 @task(name="tune-trial", cache_policy=NO_CACHE, task_run_name="trial-{number}")
-def trial(number: int, cfg: PipelineConfig, data: TuneData, parent: MlflowParent) -> TrialResult:
-    """Fit and score one configuration; log it as an MLflow child run of the search."""
+def trial(
+    number: int,
+    trial_id: int,
+    cfg: PipelineConfig,
+    search: TuneConfig,
+    study: StudyRef,
+    data: TuneData,
+    parent: MlflowParent,
+) -> TrialResult:
+    """Fit and score one configuration (the study's trial ``trial_id``, its params in
+    ``cfg``), reporting val_loss each epoch to the pruner; log it as an MLflow child run."""
     logger = get_run_logger()
     where = _where()
     mlflow = mlflow_module()
@@ -238,8 +259,26 @@ def trial(number: int, cfg: PipelineConfig, data: TuneData, parent: MlflowParent
         parent_run_id=parent.run_id,
     ) as child:
         mlflow.log_params({"trial": number, **params})
+        pruning = pruning_callback(study.trial(trial_id, search), study.higher_is_better)
         try:
-            result = evaluate_trial(read_parquet(data.normalized), Scaler.load(data.scaler), cfg)
+            result = evaluate_trial(
+                read_parquet(data.normalized), Scaler.load(data.scaler), cfg, callbacks=[pruning]
+            )
+        except optuna.TrialPruned as pruned:
+            for step, value in pruning.reported.items():
+                mlflow.log_metric("val_loss", value, step=step)
+            mlflow.log_metrics({"epochs": float(len(pruning.reported))})
+            mlflow.set_tag("optuna.state", "pruned")
+            logger.info("trial %d %s pruned: %s", number, params, pruned)
+            return TrialResult(
+                number,
+                params,
+                "pruned",
+                epochs=len(pruning.reported),
+                seconds=time.perf_counter() - started,
+                mlflow_run_id=child.info.run_id,
+                runner=where,
+            )
         except Exception as exc:  # noqa: BLE001 - one bad trial must not end the search
             logger.warning("trial %d %s failed: %s", number, params, exc)
             mlflow.set_tag("error", f"{type(exc).__name__}: {exc}"[:5000])
@@ -253,6 +292,7 @@ def trial(number: int, cfg: PipelineConfig, data: TuneData, parent: MlflowParent
                 error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
                 runner=where,
             )
+        mlflow.set_tag("optuna.state", "complete")
         for name, values in result.metrics.items():
             prefix = "val_" if name == MODEL else f"val_{name}_"
             mlflow.log_metrics({prefix + k: v for k, v in values.items() if math.isfinite(v)})
@@ -292,15 +332,65 @@ def _where() -> str:
         return threading.current_thread().name
 
 
-@flow(name="tune-trials", description="The trials of one search, on the chosen task runner.")
+@dataclass(frozen=True)
+class AskedTrial:
+    """A trial the study handed out: its number (Optuna's + 1), Optuna id and config."""
+
+    number: int
+    trial_id: int
+    cfg: PipelineConfig
+
+
+@flow(name="tune-trials", description="One round of trials, on the chosen task runner.")
 def run_trials(
-    configs: list[PipelineConfig], data: TuneData, parent: MlflowParent
+    asked: list[AskedTrial],
+    search: TuneConfig,
+    study: StudyRef,
+    data: TuneData,
+    parent: MlflowParent,
 ) -> list[TrialResult]:
     futures = [
-        limited(trial, c.limits, "train").submit(n, c, data, parent)
-        for n, c in enumerate(configs, start=1)
+        limited(trial, a.cfg.limits, "train").submit(
+            a.number, a.trial_id, a.cfg, search, study, data, parent
+        )
+        for a in asked
     ]
     return [future.result() for future in futures]
+
+
+def ask_trials(
+    study: optuna.Study, cfg: PipelineConfig, search: TuneConfig, count: int
+) -> list[AskedTrial]:
+    """``count`` trials of the sampler, each as a config; a combination that is not a valid
+    config is told FAIL and ends the search (``ValueError``), as a wrong setting should."""
+    asked: list[AskedTrial] = []
+    space = distributions(search)
+    for _ in range(count):
+        suggested = study.ask(space)
+        try:
+            trial_cfg = with_params(cfg, suggested.params)
+        except ValueError:
+            study.tell(suggested, state=optuna.trial.TrialState.FAIL)
+            raise
+        asked.append(AskedTrial(suggested.number + 1, suggested._trial_id, trial_cfg))
+    return asked
+
+
+def tell_trials(
+    study: optuna.Study, asked: list[AskedTrial], results: list[TrialResult], metric: str
+) -> None:
+    """Tell the study each trial's outcome, in trial order (so the sampler's next
+    suggestions do not depend on which trial finished first)."""
+    states = optuna.trial.TrialState
+    for a, result in zip(asked, results, strict=True):
+        number = a.number - 1  # Optuna numbers trials from 0
+        value = result.value(metric)
+        if result.status == "completed" and math.isfinite(value):
+            study.tell(number, value)
+        elif result.status == "pruned":
+            study.tell(number, state=states.PRUNED)
+        else:
+            study.tell(number, state=states.FAIL)
 
 
 @flow(name="tune", description="Hyperparameter search for the LSTM forecaster, one task per trial.")
@@ -323,7 +413,7 @@ def _search(
     logger = get_run_logger()
     workspace = Workspace(cfg.paths.workspace_path())
     folder = workspace.root / "tune" / tune_id
-    configs = [with_params(cfg, p) for p in trial_params(search)]
+    total = check_grid(search)
     metric, higher = selection_metric(cfg)
     data = limited(prepare, cfg.limits, "normalize")(cfg, folder)
 
@@ -334,23 +424,52 @@ def _search(
     refuse_credentials(address or "", "tune's address", "Dask's own TLS settings")
     address = address or cfg.train.dask_address  # one cluster setting for both flows
     runner = task_runner(address, search.max_workers)
+    # the study in the tune folder: every trial task (a thread, a Dask worker) loads its
+    # trial from it and reports there; the sampler lives in this process only
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ref_study = StudyRef(f"sqlite:///{folder / 'study.db'}", f"tune-{tune_id}", higher)
+    study = ref_study.create(search)
     logger.info(
-        "%s search: %d trials on %s, ranked by val %s",
+        "%s search (seed %d, %s): %d trials, %d at a time on %s, ranked by val %s",
         search.strategy,
-        len(configs),
-        f"Dask at {address}" if address else f"{search.max_workers} threads",
+        search.seed,
+        "median pruning" if search.pruning else "no pruning",
+        total,
+        search.max_workers,
+        f"Dask at {address}" if address else "threads",
         metric,
     )
+    results: list[TrialResult] = []
+    configs: dict[int, PipelineConfig] = {}
     with mlflow.start_run(run_name=f"tune-{tune_id}", experiment_id=experiment_id) as parent:
-        mlflow.set_tags({"seriesflow.kind": "tune", "seriesflow.tune_dir": str(folder)})
+        mlflow.set_tags(
+            {
+                "seriesflow.kind": "tune",
+                "seriesflow.tune_dir": str(folder),
+                "optuna.study": ref_study.name,
+            }
+        )
         mlflow.log_params(
-            {"strategy": search.strategy, "trials": len(configs), "selection_metric": metric}
+            {
+                "strategy": search.strategy,
+                "trials": total,
+                "seed": search.seed,
+                "pruning": search.pruning,
+                "selection_metric": metric,
+            }
         )
         mlflow.log_dict(search.model_dump(mode="json"), "search.json")
         mlflow.log_dict(cfg.dump(), "base_config.json")
         ref = MlflowParent.of(tracking_uri, experiment_id, parent.info.run_id)
-        results = run_trials.with_options(task_runner=runner)(configs, data, ref)
+        while len(results) < total:
+            asked = ask_trials(study, cfg, search, min(search.max_workers, total - len(results)))
+            configs.update({a.number: a.cfg for a in asked})
+            told = run_trials.with_options(task_runner=runner)(asked, search, ref_study, data, ref)
+            tell_trials(study, asked, told, metric)
+            results.extend(told)
         best = best_trial(results, metric, higher)
+        counts = {s: sum(r.status == s for r in results) for s in ("completed", "pruned", "failed")}
+        mlflow.log_metrics({f"trials_{s}": float(n) for s, n in counts.items()})
         if best is not None:
             mlflow.set_tags({"best_trial": str(best.number), "best_run_id": best.mlflow_run_id})
             mlflow.log_params({f"best_{k}": v for k, v in best.params.items()})
@@ -361,22 +480,23 @@ def _search(
     create_table_artifact(
         key="tune-trials",
         table=json.loads(table.to_json(orient="records")),
-        description=f"{len(results)} trials, best first by val {metric}",
+        description=f"{len(results)} trials ({counts['pruned']} pruned), best first by val "
+        f"{metric}",
     )
-    failed = [r for r in results if r.status != "completed"]
+    failed = [r for r in results if r.status == "failed"]
     if best is None:
         raise RuntimeError(
-            f"tune: all {len(results)} trials failed; first error: "
+            f"tune: none of {len(results)} trials completed; first error: "
             f"{failed[0].error if failed else 'none'}"
         )
-    best_cfg = configs[best.number - 1]
+    best_cfg = configs[best.number]
     (folder / "best.yaml").write_text(yaml.safe_dump(best_cfg.dump(), sort_keys=False), "utf-8")
     create_markdown_artifact(
         key="tune-best",
         markdown=f"# Best of {len(results)} trials (val {metric} {best.value(metric):.4g})\n\n"
         + "\n".join(f"- `{k}`: {v}" for k, v in best.params.items())
         + f"\n\nConfig: `{folder / 'best.yaml'}` (use it with `python -m flows.retrain "
-        f"--config`). {len(failed)} trial(s) failed.",
+        f"--config`). {counts['pruned']} trial(s) pruned, {len(failed)} failed.",
     )
     logger.info(
         "Best trial %d: %s, val %s %.4f", best.number, best.params, metric, best.value(metric)
@@ -386,6 +506,7 @@ def _search(
         "tune_dir": str(folder),
         "parent_run_id": ref.run_id,
         "metric": f"val_{metric}",
+        "study": {"storage": ref_study.storage, "name": ref_study.name},
         "trials": [asdict(r) for r in results],
         "table": json.loads(table.to_json(orient="records")),  # best first
         "best": {"trial": best.number, "params": best.params, "value": best.value(metric)},
@@ -423,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_config_arguments(parser, example="tune.strategy=grid or train.epochs=5")
+    add_config_arguments(parser, example="tune.strategy=grid (tpe, random) or train.epochs=5")
     parser.add_argument("--address", help="Dask scheduler address (default: local threads)")
     parser.add_argument(
         "--retrain-best", action="store_true", help="run retrain with the best config"
@@ -431,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         cfg, search = load_tune_config(args.config, args.overrides)
-        trial_params(search)  # a grid that is too big fails here, before any work
+        check_grid(search)  # a grid that is too big fails here, before any work
         # before the flow starts: Prefect stores its parameters (the address) with the run
         refuse_credentials(args.address or "", "--address", "Dask's own TLS settings")
     except (OSError, ValueError) as exc:

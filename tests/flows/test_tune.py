@@ -1,18 +1,30 @@
-"""The tune flow: the search space, validation-only scoring, threads and a Dask cluster."""
+"""The tune flow: Optuna's seeded samplers, median pruning, validation-only scoring, threads
+and a Dask cluster."""
 
 from __future__ import annotations
 
 import mlflow
 import numpy as np
+import optuna
 import pytest
 import yaml
 
-from flows.tune import evaluate_trial, load_tune_config, tune
+from flows.tune import ask_trials, evaluate_trial, load_tune_config, tell_trials, tune
 from seriesflow.config.pipeline import PipelineConfig, load_config
 from seriesflow.data.schema import MODEL, NAIVE, SERIES_ID, VALUE
 from seriesflow.model.lstm import seed_everything
 from seriesflow.model.normalize import normalize_series
-from seriesflow.model.tuning import SearchSpace, TuneConfig, trial_params, with_params
+from seriesflow.model.tuning import (
+    SearchSpace,
+    StudyRef,
+    TrialResult,
+    TuneConfig,
+    check_grid,
+    distributions,
+    make_sampler,
+    pruning_callback,
+    with_params,
+)
 from tests.factories import series_frame, tiny_config
 
 PERIOD = 10
@@ -33,7 +45,28 @@ TWO_TRIALS = TuneConfig(
 # --------------------------------------------------------------------------- pure parts
 
 
-def test_grid_covers_every_combination_in_order():
+def suggestions(search: TuneConfig, trials: int) -> list[dict]:
+    """Ask ``trials`` trials of the search's sampler, telling each a value from its params."""
+    study = optuna.create_study(sampler=make_sampler(search))
+    asked = []
+    for _ in range(trials):
+        t = study.ask(distributions(search))
+        asked.append(t.params)
+        study.tell(t, t.params["units"] * t.params["dropout"] + t.params["learning_rate"])
+    return asked
+
+
+@pytest.mark.parametrize("strategy", ["tpe", "random"])
+def test_the_sampler_is_seeded_same_seed_same_suggestions(strategy):
+    search = TuneConfig(strategy=strategy, trials=8, seed=3, startup_trials=3)
+    first = suggestions(search, 8)
+    assert suggestions(search, 8) == first
+    assert suggestions(search.model_copy(update={"seed": 4}), 8) != first
+    space = search.space
+    assert all(p["units"] in space.units and p["timesteps"] in space.timesteps for p in first)
+
+
+def test_grid_strategy_covers_every_combination_once():
     space = SearchSpace(
         units=[4, 8],
         layers=[1, 2],
@@ -42,23 +75,81 @@ def test_grid_covers_every_combination_in_order():
         batch_size=[16],
         timesteps=[6],
     )
-    params = trial_params(TuneConfig(strategy="grid", trials=4, space=space))
-    assert [(p["units"], p["layers"]) for p in params] == [(4, 1), (4, 2), (8, 1), (8, 2)]
+    search = TuneConfig(strategy="grid", trials=4, space=space)
+    assert check_grid(search) == 4
+    study = optuna.create_study(sampler=make_sampler(search))
+    # asked two at a time before any is told, as the flow's rounds do
+    rounds = [[study.ask(distributions(search)) for _ in range(2)] for _ in range(2)]
+    seen = []
+    for asked in rounds:
+        seen += [(t.params["units"], t.params["layers"]) for t in asked]
+        for t in asked:
+            study.tell(t, 1.0)  # the exhausted grid does not raise (no study.stop())
+    assert sorted(seen) == [(4, 1), (4, 2), (8, 1), (8, 2)]
     with pytest.raises(ValueError, match="grid of 4 combinations.*tune.trials=3"):
-        trial_params(TuneConfig(strategy="grid", trials=3, space=space))
+        check_grid(TuneConfig(strategy="grid", trials=3, space=space))
 
 
-def test_random_search_draws_distinct_points_of_the_grid_by_seed():
-    search = TuneConfig(strategy="random", trials=5, seed=1)
-    first, again = trial_params(search), trial_params(search)
-    assert first == again and len(first) == 5
-    assert len({tuple(p.values()) for p in first}) == 5
-    grid = [tuple(p.values()) for p in search.space.grid()]
-    assert all(tuple(p.values()) in grid for p in first)
-    other = trial_params(search.model_copy(update={"seed": 2}))
-    assert other != first
-    small = TuneConfig(strategy="random", trials=50, space=TWO_TRIALS.space)
-    assert len(trial_params(small)) == 2  # never more draws than the grid holds
+def test_pruning_stops_a_trial_whose_val_loss_is_far_above_the_median(tmp_path):
+    """Real Optuna, real training: two good trials finish 3 epochs; a third whose
+    validation part is 100x off reports a val_loss far above their median at epoch 1 and
+    is pruned there."""
+    cfg = with_params(
+        tiny_config(tmp_path / "w", tmp_path / "l", train={"epochs": 3}),
+        {"timesteps": 8, "units": 4},
+    )
+    search = TuneConfig(prune_after_trials=2, prune_after_epochs=1)
+    ref = StudyRef(f"sqlite:///{tmp_path / 'study.db'}", "prune", higher_is_better=False)
+    study = ref.create(search)
+    frame = series_frame(n=160, period=PERIOD)
+    in_val = frame.groupby(SERIES_ID).cumcount() >= 112
+    wild = frame.assign(**{VALUE: np.where(in_val, frame[VALUE] * 100, frame[VALUE])})
+
+    def run(data):
+        t = study.ask()
+        normalized, scaler = normalize_series(data, cfg)
+        seed_everything(0)
+        callback = pruning_callback(ref.trial(t._trial_id, search))  # loaded from storage
+        try:
+            score = evaluate_trial(normalized, scaler, cfg, 24, callbacks=[callback])
+        except optuna.TrialPruned:
+            study.tell(t, state=optuna.trial.TrialState.PRUNED)
+            return callback.reported
+        study.tell(t, score.metrics[MODEL]["mase"])
+        return callback.reported
+
+    good = [run(frame), run(frame)]
+    bad = run(wild)
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 2 + [optuna.trial.TrialState.PRUNED]
+    assert [len(r) for r in good] == [3, 3] and len(bad) == 1 < cfg.train.epochs
+    assert bad[1] > 3 * max(good[0][1], good[1][1])  # far above the median at epoch 1
+    assert study.trials[2].intermediate_values == {1: pytest.approx(bad[1])}
+
+
+def test_asked_trials_are_configs_and_their_outcomes_are_told_in_order(tmp_path):
+    base = tiny_config(tmp_path / "w", tmp_path / "l")
+    search = TuneConfig(
+        strategy="grid", trials=4, space=TWO_TRIALS.space.model_copy(update={"units": [4, 8, 16]})
+    )
+    study = optuna.create_study(sampler=make_sampler(search))
+    asked = ask_trials(study, base, search, 3)
+    assert [a.number for a in asked] == [1, 2, 3]
+    assert sorted(a.cfg.train.units for a in asked) == [4, 8, 16]
+    results = [
+        TrialResult(1, {}, "completed", {MODEL: {"mase": 0.7}}),
+        TrialResult(2, {}, "pruned", epochs=1),
+        TrialResult(3, {}, "failed", error="boom"),
+    ]
+    tell_trials(study, asked, results, "mase")
+    states = optuna.trial.TrialState
+    assert [t.state for t in study.trials] == [states.COMPLETE, states.PRUNED, states.FAIL]
+    assert study.best_value == 0.7
+    with pytest.raises(ValueError, match="(?s)tune.space.*min_lr"):
+        bad = search.model_copy(
+            update={"space": search.space.model_copy(update={"learning_rate": [1e-6]})}
+        )
+        ask_trials(optuna.create_study(sampler=make_sampler(bad)), base, bad, 1)
 
 
 def test_with_params_sets_the_searched_settings_and_validates_them(tmp_path):
@@ -72,6 +163,7 @@ def test_with_params_sets_the_searched_settings_and_validates_them(tmp_path):
 
 def test_load_tune_config_reads_the_tune_section_and_overrides(tmp_path):
     path = tmp_path / "cfg.yaml"
+    assert load_tune_config(None, [])[1].strategy == "tpe"  # the default
     path.write_text(yaml.safe_dump({"train": {"epochs": 3}, "tune": {"strategy": "grid"}}))
     cfg, search = load_tune_config(path, ["tune.space.units=[4,8]", "tune.trials=20"])
     assert isinstance(cfg, PipelineConfig) and cfg.train.epochs == 3
@@ -135,6 +227,18 @@ def test_tune_on_threads_logs_child_runs_and_retrains_the_best(prefect_server, t
     by_trial = {int(r.data.params["trial"]): r for r in children}
     assert by_trial[best].data.metrics["val_mase"] == pytest.approx(scores[best])
     assert all(r.info.status == "FINISHED" for r in children)
+    assert all(r.data.tags["optuna.state"] == "complete" for r in children)
+    assert all("val_loss" in r.data.metrics for r in children)
+    parent = mlflow.get_run(result["parent_run_id"]).data
+    assert parent.params["strategy"] == "grid" and parent.params["seed"] == "0"
+    assert parent.params["best_units"] == str(trials[best]["params"]["units"])
+    assert parent.tags["best_trial"] == str(best)
+    assert parent.metrics["best_val_mase"] == pytest.approx(scores[best])
+    stored = result["study"]
+    study = optuna.load_study(study_name=stored["name"], storage=stored["storage"])
+    told = {t.number + 1: t for t in study.trials}
+    assert {n: t.value for n, t in told.items()} == pytest.approx(scores)
+    assert {told[n].params["units"] for n in told} == {4, 8}  # the grid, covered
 
     best_cfg = load_config(result["best_config"])
     assert best_cfg.train.units == trials[best]["params"]["units"]
@@ -154,9 +258,15 @@ def test_tune_on_a_local_dask_cluster(prefect_server, tmp_path, landing):
     with LocalCluster(
         n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
     ) as cluster:
-        result = tune(cfg, TWO_TRIALS, address=cluster.scheduler_address)
+        # the default TPE sampler, two rounds (two trials asked together, then one)
+        search = TuneConfig(trials=3, max_workers=2, space=TWO_TRIALS.space)
+        result = tune(cfg, search, address=cluster.scheduler_address)
         workers = set(cluster.scheduler_info["workers"])
-    assert [t["status"] for t in result["trials"]] == ["completed", "completed"]
+    assert [t["status"] for t in result["trials"]] == ["completed"] * 3
     assert {t["runner"] for t in result["trials"]} <= workers  # ran on the Dask worker
-    assert len(child_runs(cfg, result["parent_run_id"])) == 2
+    assert len(child_runs(cfg, result["parent_run_id"])) == 3
+    stored = result["study"]
+    study = optuna.load_study(study_name=stored["name"], storage=stored["storage"])
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert mlflow.get_run(result["parent_run_id"]).data.params["strategy"] == "tpe"
     assert result["retrain"] is None
