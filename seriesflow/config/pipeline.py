@@ -302,8 +302,7 @@ class RetentionConfig(FrozenModel):
 
 
 class HistoryConfig(FrozenModel):
-    """The accepted history's Delta table (``<workspace>/history/``): how it is laid out and
-    how long files no current version needs are kept."""
+    """The accepted history's Delta table (<workspace>/history/): layout and vacuum."""
 
     buckets: int = Field(
         16,

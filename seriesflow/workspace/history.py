@@ -22,6 +22,7 @@ workspace lock (``migrate``).
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -98,6 +99,11 @@ def _frame(table: pa.Table) -> pd.DataFrame:
     release_arrow_memory()
     frame = frame.sort_values([SERIES_ID, TIMESTAMP], kind="stable", ignore_index=True)
     return frame
+
+
+def read_table(path: str | Path, version: int | None = None) -> pd.DataFrame:
+    """Any history table folder as readers get it (outside a workspace: a copy, a backup)."""
+    return _frame(DeltaTable(str(path), version=version).to_pyarrow_table())
 
 
 def load_history(
