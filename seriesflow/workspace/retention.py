@@ -143,4 +143,5 @@ def vacuum_history(
         dry_run=False,
         enforce_retention_duration=False,
         keep_versions=keep,
+        full=True,  # files no version references (a killed write's) go too, once old
     )

@@ -134,8 +134,12 @@ def test_vacuum_never_takes_the_files_of_the_champions_version(tmp_path):
     assert load_history(workspace, columns, version=0).equals(champion_rows)
     # no champion (or one on version 1): the replaced files older than the retention go
     assert vacuum_history(workspace, 24, champion=lambda: (False, None)) == []  # too recent
+    torn = workspace.history / "series_bucket=0" / "part-00000-torn.parquet"
+    torn.write_bytes(b"a killed write's file, in no version")
     gone = vacuum_history(workspace, 0, champion=lambda: (True, 1))
-    assert len(gone) == 2  # the files of version 0: series a and b are in buckets 0 and 2
+    # the files of version 0 (series a and b are in buckets 0 and 2) and the torn one
+    assert len(gone) == 3 and torn.relative_to(workspace.history).as_posix() in gone
+    assert not torn.exists()
     assert load_history(workspace, columns)["value"].eq(0.0).all()
 
 
