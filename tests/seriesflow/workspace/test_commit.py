@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from seriesflow.config.pipeline import ColumnsConfig
@@ -385,3 +386,37 @@ def test_repair_sets_a_damaged_journal_aside_only_when_history_and_ledger_agree(
 
     (aside,) = workspace.root.glob("commit.json.damaged-*")
     assert aside.read_text() == "{}" and not workspace.journal.exists() and aside.name in note
+
+
+def test_a_commit_replayed_after_its_append_finds_it_in_the_delta_log_and_appends_nothing(
+    tmp_path,
+):
+    from seriesflow.tracking.registry import TAG_HISTORY_VERSION, TAG_WORKSPACE_ID
+    from seriesflow.workspace.commit import commit, commit_history
+
+    uri, client, experiment = _registry(tmp_path)
+    workspace = Workspace(tmp_path / "work")
+    tags = _workspace_tags(workspace)
+    _, v1 = _version(client, experiment, "m", tags, {TAG_WORKSPACE_ID: tags[TAG_WORKSPACE_ID]})
+    first = series_frame(n=5)
+    append_rows(workspace, first, SCHEMA, "r0", 4)  # an earlier run's version 0
+    run = workspace.new_run("r1")
+    later = series_frame(n=2, start=5)
+    merged = pd.concat([first, later]).sort_values(["series_id", "timestamp"], ignore_index=True)
+    write_parquet(merged, run.validated, SCHEMA)  # sorted, as validate writes it
+    write_parquet(later, run.new_rows, SCHEMA)  # what validate found new
+    cfg = tiny_config(workspace.root, tmp_path / "in", register={"model_name": "m"})
+    begin(workspace, run, [], "key", cfg, uri)
+    journal = update(workspace, state=REGISTERED, version=v1, promote=True)
+    assert commit_history(workspace, journal) == 1  # appended; then killed (commit:history)
+
+    commit(workspace, load(workspace), log=lambda _: None)  # the next run's replay
+
+    assert history_version(workspace) == 1  # no second append
+    assert load_history(workspace, cfg.columns).equals(merged)
+    assert load_history(workspace, cfg.columns, version=1).equals(
+        pd.read_parquet(run.validated)  # what v1 trained on, exactly
+    )
+    assert _tags_of(client, "m", v1)[TAG_HISTORY_VERSION] == "1"
+    assert client.get_registered_model("m").aliases == {"champion": int(v1)}
+    assert load(workspace) is None
