@@ -85,7 +85,7 @@ def history_version(workspace: Workspace) -> int | None:
 
 
 def table_buckets(table: DeltaTable) -> int | None:
-    """The bucket count the table was created with (its first commit's metadata)."""
+    """The bucket count the table was created with (each of our commits records it)."""
     for entry in table.history():
         if BUCKETS_KEY in entry:
             return int(entry[BUCKETS_KEY])
