@@ -270,8 +270,13 @@ def model_history_version(cfg: PipelineConfig, model_version: str) -> int:
     use_tracking(
         cfg.register.resolved_tracking_uri(workspace.root), cfg.register.experiment, workspace.root
     )
+    from mlflow.exceptions import MlflowException
+
     wanted = None if model_version == "champion" else model_version
-    found = history_version_of(cfg.register.model_name, wanted)
+    try:
+        found = history_version_of(cfg.register.model_name, wanted)
+    except MlflowException as exc:  # no such model or version
+        raise LookupError(f"{cfg.register.model_name} {model_version}: {exc}") from exc
     if found is None:
         raise LookupError(
             f"{cfg.register.model_name} {model_version} has no seriesflow.history_version tag "
