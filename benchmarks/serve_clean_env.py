@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/serve_clean_env.py [--env-manager virtualenv] [--steps 7]
     .venv/bin/python benchmarks/serve_clean_env.py --tracking-uri URI \
-        --model-uri models:/NAME@champion --history data/work/history.parquet
+        --model-uri models:/NAME@champion --history data/work/history
 
 Proves that a version carries what it needs (issue 20, item 2): its bundled code and its
 ``pip_requirements`` (``seriesflow/tracking/bundle.py``). Without ``--model-uri`` it first
@@ -16,7 +16,7 @@ below: it is not what is measured). Then:
    server answers ``/ping`` is the environment build plus the server start;
 2. checks that seriesflow is not installed in that environment (the model runs its bundled
    copy of the code);
-3. posts the last 200 rows of each series of the workspace's ``history.parquet`` (timestamps
+3. posts the last 200 rows of each series of the workspace's history table (timestamps
    as zoned ISO text) with ``params={"steps": N}`` and checks N steps per series and level.
 
 Needs the package index (several hundred MB: TensorFlow), so it is not part of ``make test``.
@@ -47,6 +47,7 @@ import pandas as pd
 from benchmarks.docs_table import measured, write_block
 from seriesflow.data.schema import SERIES_ID, TIMESTAMP, VALUE
 from seriesflow.evaluation.tables import records_markdown
+from seriesflow.workspace.history import read_table
 
 SAMPLE = ROOT / "data" / "sample" / "plants_2026q1.csv"
 MODEL_NAME = "seriesflow-lstm"
@@ -165,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-uri", help=f"default: train one (models:/{MODEL_NAME}@champion)")
     parser.add_argument("--tracking-uri", help="the registry of --model-uri")
-    parser.add_argument("--history", help="history.parquet to send (default: the workspace's)")
+    parser.add_argument(
+        "--history",
+        help="the history to send: a Delta table folder or a Parquet file (default: the "
+        "workspace's table)",
+    )
     parser.add_argument("--env-manager", default="virtualenv", choices=["virtualenv", "uv"])
     parser.add_argument("--steps", type=int, default=7)
     parser.add_argument("--rows", type=int, default=200, help="rows of history per series")
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"training a champion on {SAMPLE.name} in {work} ...", flush=True)
             tracking_uri, workspace = train_champion(work, args.epochs)
             model_uri = f"models:/{MODEL_NAME}@champion"
-            history_path = workspace / "history.parquet"
+            history_path = workspace / "history"  # the Delta table
         import mlflow
 
         mlflow.set_tracking_uri(tracking_uri)
@@ -198,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             packages, has_seriesflow = environment_facts(work)
-            history = pd.read_parquet(history_path)
+            history = (
+                read_table(history_path)
+                if Path(history_path).is_dir()
+                else pd.read_parquet(history_path)
+            )
             body = request_body(history, args.rows, args.steps)
             started = time.perf_counter()
             answer = httpx.post(f"{url}/invocations", json=body, timeout=600)

@@ -5,6 +5,8 @@
     seriesflow watch   [--config FILE] [--set key=value ...]   python -m flows.watch
     seriesflow tune    [--config FILE] [--set key=value ...]   python -m flows.tune
     seriesflow repair  [--config FILE] [--rollback|--finish]   a commit journal left behind
+    seriesflow history [--as-of-version N | --model-version V] [--output FILE]
+                                                                the accepted rows, time travel
     seriesflow alerts apply [automations.yaml]                 notifications (automations)
     seriesflow serve                                           make serve (scripts/serve.sh)
 
@@ -50,6 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("flows.watch", "look at the landing folder once; announce new files"),
     "tune": ("flows.tune", "hyperparameter search, one Prefect task per trial"),
     "repair": ("flows.cli:repair_main", "show, roll back or finish an interrupted commit"),
+    "history": ("flows.cli:history_main", "the accepted rows as of a table or model version"),
     "alerts": ("flows.cli:alerts_main", "apply automations.yaml (notifications) to the server"),
     "serve": ("", "Prefect server + deployments + worker + reports server (make serve)"),
 }
@@ -220,6 +223,88 @@ def repair(cfg: PipelineConfig, action: str | None) -> int:
         if not notes:
             print("nothing to do")
     return 0
+
+
+# --------------------------------------------------------------------------- history
+# ``seriesflow history``: the accepted rows as they were at a Delta table version -- what a
+# model version trained on (its ``seriesflow.history_version`` tag). Reads only: no lock.
+
+
+def history_main(argv: list[str] | None = None) -> int:
+    from seriesflow.config.file import add_config_arguments
+    from seriesflow.config.pipeline import load_config
+
+    parser = argparse.ArgumentParser(
+        prog="seriesflow history",
+        description="The accepted history as of a Delta table version (time travel): a "
+        "summary, and with --output the rows (Parquet or CSV by the file's suffix).",
+    )
+    add_config_arguments(parser)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--as-of-version", type=int, help="the history table's version N")
+    which.add_argument(
+        "--model-version",
+        help="the version a registered model version trained on (its "
+        "seriesflow.history_version tag); 'champion' for the champion's",
+    )
+    parser.add_argument("--series", help="only this series (reads its bucket alone)")
+    parser.add_argument("--output", type=Path, help="write the rows here (.parquet or .csv)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, list(args.overrides))
+        version = args.as_of_version
+        if args.model_version is not None:
+            version = model_history_version(cfg, args.model_version)
+        rows = history_rows(cfg, version, args.series)
+    except (OSError, ValueError, LookupError) as exc:
+        print(f"seriesflow history: {exc}", file=sys.stderr)
+        return 1
+    label = "latest" if version is None else str(version)
+    print(f"history version {label}: {len(rows)} rows, {rows['series_id'].nunique()} series")
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        if args.output.suffix.lower() == ".csv":
+            rows.to_csv(args.output, index=False)
+        else:
+            rows.to_parquet(args.output, index=False)
+        print(f"written to {args.output}")
+    else:
+        print(rows.to_string(max_rows=20))
+    return 0
+
+
+def model_history_version(cfg: PipelineConfig, model_version: str) -> int:
+    """The table version ``model_version`` (a number or 'champion') trained on, by its tag."""
+    from seriesflow.tracking.registry import history_version_of, use_tracking
+    from seriesflow.workspace.files import Workspace
+
+    workspace = Workspace(cfg.paths.workspace_path())
+    use_tracking(
+        cfg.register.resolved_tracking_uri(workspace.root), cfg.register.experiment, workspace.root
+    )
+    from mlflow.exceptions import MlflowException
+
+    wanted = None if model_version == "champion" else model_version
+    try:
+        found = history_version_of(cfg.register.model_name, wanted)
+    except MlflowException as exc:  # no such model or version
+        raise LookupError(f"{cfg.register.model_name} {model_version}: {exc}") from exc
+    if found is None:
+        raise LookupError(
+            f"{cfg.register.model_name} {model_version} has no seriesflow.history_version tag "
+            "(no such version, or registered before the history was a Delta table)"
+        )
+    return found
+
+
+def history_rows(cfg: PipelineConfig, version: int | None, series: str | None):
+    from seriesflow.workspace.files import Workspace
+    from seriesflow.workspace.history import load_history, load_series
+
+    workspace = Workspace(cfg.paths.workspace_path())
+    if series is not None:
+        return load_series(workspace, series, version)
+    return load_history(workspace, cfg.columns, version)
 
 
 def exc_text(exc: BaseException) -> str:

@@ -43,9 +43,11 @@ from seriesflow.ops.faults import fault_point
 from seriesflow.ops.secrets import redact_text, redact_url
 from seriesflow.tracking.registry import (
     champion_run_folder,
+    champion_version,
     claim_model,
     end_run,
     flatten,
+    history_version_of,
     run_status,
     run_tags,
     start_training_run,
@@ -60,11 +62,13 @@ from seriesflow.workspace.commit import update as update_journal
 from seriesflow.workspace.context import RunContext, open_run_context
 from seriesflow.workspace.files import RETRAIN as RETRAIN_WRITER
 from seriesflow.workspace.files import RunDir, Workspace, writing_as
+from seriesflow.workspace.history import history_version
+from seriesflow.workspace.history import migrate as migrate_history
 from seriesflow.workspace.landing import Landing
 from seriesflow.workspace.ledger import load_ledger
 from seriesflow.workspace.lock import WorkspaceBusy, workspace_lock
 from seriesflow.workspace.manifest import Manifest
-from seriesflow.workspace.retention import dispose_landed, prune_runs, tidy_claims
+from seriesflow.workspace.retention import dispose_landed, prune_runs, tidy_claims, vacuum_history
 from tasks.evaluate import evaluate as evaluate_task
 from tasks.ingest import ingest as ingest_task
 from tasks.normalize import normalize as normalize_task
@@ -149,6 +153,10 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             landing.display,
             redact_url(tracking_uri),
         )
+        # once: a workspace's history.parquet becomes the Delta table (workspace/history)
+        migrated = migrate_history(workspace, cfg.history.buckets)
+        if migrated:
+            logger.warning("History: %s", migrated)
         recovered = recover_workspace(cfg, workspace, tracking_uri, crashed)
         # claimed copies a recovered (or earlier) commit recorded leave before the next claim
         tidy_claims(workspace, load_ledger(workspace.ledger), cfg.retention.landed, logger.warning)
@@ -188,6 +196,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
         )
         if earlier is not None:
             result = reuse_version(cfg, workspace, run, accepted, key, tracking_uri, earlier)
+            manifest.history_version = history_version(workspace)
         else:
             # one MLflow run spans the training: params now, epochs as they run, then the
             # evaluation, the gate and the model (register ends it)
@@ -225,6 +234,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             fault_point("before:commit")
             with manifest.timed("commit"):
                 commit(workspace, load_journal(workspace), logger.info)
+            manifest.history_version = history_version(workspace)
 
             # model + baselines: naive and seasonal naive, or majority and naive (classification)
             reported = dict(evaluation.scores)
@@ -250,6 +260,7 @@ def retrain_locked(cfg: PipelineConfig, workspace: Workspace, crashed: str | Non
             new_files=validated.accepted,
             rejected_files=[r["name"] for r in validated.rejected],
             recovered=recovered,
+            history_version=manifest.history_version,
             live_accuracy=score_live(cfg, context),
         )
         keep_tidy(cfg, workspace, run, landing, tracking_uri, accepted)
@@ -395,8 +406,24 @@ def keep_tidy(
         )
         if removed:
             logger.info("Removed %d old run folder(s) (retention.keep_runs)", len(removed))
+        vacuumed = vacuum_history(
+            workspace,
+            cfg.history.vacuum_hours,
+            # fails closed: a champion whose training version is unknown vacuums nothing
+            champion=lambda: champion_history(cfg.register.model_name),
+            log=logger.warning,
+        )
+        if vacuumed:
+            logger.info("Vacuumed %d history file(s) (history.vacuum_hours)", len(vacuumed))
     except Exception as exc:  # noqa: BLE001 - tidying never fails a run that committed
         logger.warning("Retention skipped: %s", redact_text(str(exc)))
+
+
+def champion_history(model_name: str) -> tuple[bool, int | None]:
+    """(is there a champion, the history version it trained on)."""
+    if champion_version(model_name) is None:
+        return False, None
+    return True, history_version_of(model_name)
 
 
 def pending_commit(workspace: Workspace, run: RunDir, reason: str) -> dict[str, Any]:

@@ -28,12 +28,12 @@ from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.arrival import bad_files, report_rows, validate_arrival
 from seriesflow.data.errors import DataRejected, shown_name
 from seriesflow.data.expectations import GxSession
-from seriesflow.data.schema import SERIES_ID
+from seriesflow.data.schema import SERIES_ID, SOURCE_FILE
 from seriesflow.evaluation.champion import champion_reference
 from seriesflow.ops.artifacts import data_docs_markdown, reports_link
 from seriesflow.workspace.context import RunContext
 from seriesflow.workspace.files import RunDir, Workspace, read_parquet, write_json, write_parquet
-from seriesflow.workspace.history import HISTORY_SOURCE, accepted_schema
+from seriesflow.workspace.history import HISTORY_SOURCE, accepted_schema, new_rows
 from seriesflow.workspace.quarantine import quarantine_files
 from seriesflow.workspace.results import IngestResult, ValidateResult
 from tasks.stage import stage_logger
@@ -103,10 +103,22 @@ def validate(ingested: IngestResult, config: PipelineConfig, context: RunContext
     if rejected:
         logger.warning("Left out %d file(s): %s", len(rejected), [r["name"] for r in rejected])
     merged = arrival.merged
-    write_parquet(merged, run.validated, accepted_schema(config.columns))
+    schema = accepted_schema(config.columns)
+    write_parquet(merged, run.validated, schema)
+    # what the commit adds to the history table (an append; revisions a merge)
+    history = stacked.loc[stacked[SOURCE_FILE] == HISTORY_SOURCE, list(merged.columns)]
+    appended, revised = new_rows(history, merged, config.validation.allow_history_revisions)
+    write_parquet(appended, run.new_rows, schema)
+    if len(revised):
+        write_parquet(revised, run.revised_rows, schema)
     series = int(merged[SERIES_ID].nunique())
     logger.info(
-        "Validated: accepted %s -> %d rows, %d series", arrival.accepted, len(merged), series
+        "Validated: accepted %s -> %d rows (%d new, %d revised), %d series",
+        arrival.accepted,
+        len(merged),
+        len(appended),
+        len(revised),
+        series,
     )
     return ValidateResult(run.validated, arrival.accepted, rejected, len(merged), series)
 

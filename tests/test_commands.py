@@ -27,7 +27,8 @@ def make(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def workspace(root: Path) -> Path:
-    for folder in ("runs/r1", "landing", "quarantine", "prefect", "mlartifacts/1/abc"):
+    folders = ("runs/r1", "landing", "quarantine", "prefect", "mlartifacts/1/abc")
+    for folder in (*folders, "history/_delta_log"):  # the history table
         (root / folder).mkdir(parents=True)
     names = ("mlflow.db", "ledger.parquet", "history.parquet", "mlartifacts/1/abc/m")
     for name in (*names, "workspace.json"):

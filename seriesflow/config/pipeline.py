@@ -301,6 +301,25 @@ class RetentionConfig(FrozenModel):
     )
 
 
+class HistoryConfig(FrozenModel):
+    """The accepted history's Delta table (<workspace>/history/): layout and vacuum."""
+
+    buckets: int = Field(
+        16,
+        ge=1,
+        le=4096,
+        description="Series hash buckets the table is partitioned by (series_bucket = a stable "
+        "hash of series_id mod this), so that one series' rows are read alone. Fixed when the "
+        "table is created: a table keeps the count it was written with.",
+    )
+    vacuum_hours: int = Field(
+        168,
+        ge=0,
+        description="Retention vacuums data files that no version newer than this many hours "
+        "needs (Delta's vacuum); the files of the champion's training version are always kept.",
+    )
+
+
 class RunConfig(FrozenModel):
     """How this run behaves towards other runs and earlier versions."""
 
@@ -429,6 +448,7 @@ class PipelineConfig(FrozenModel):
     register: RegisterConfig = Field(default_factory=RegisterConfig)
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
 

@@ -36,6 +36,7 @@ TAG_WORKSPACE_ID = "seriesflow.workspace_id"  # on runs, versions and the regist
 TAG_SHARED = "seriesflow.shared"  # on the registered model: register.shared_model of its owner
 TAG_INPUT_KEY = "seriesflow.input_key"  # the data + settings a version was trained on
 TAG_COMMIT = "seriesflow.commit"  # pending | done: is the version's data in history?
+TAG_HISTORY_VERSION = "seriesflow.history_version"  # the history table version it trained on
 TAG_ORPHAN = "seriesflow.orphan"  # why a run or version was left behind by a crash
 PENDING, DONE = "pending", "done"
 
@@ -232,6 +233,20 @@ def champion_run_folder(model_name: str) -> str | None:
             f"could not look up the champion of '{model_name}' (its run): {str(exc)[:500]}"
         ) from exc
     return run.data.tags.get(TAG_RUN_ID)
+
+
+def history_version_of(model_name: str, version: str | None = None) -> int | None:
+    """The history table version a model version (default: the champion) trained on, from
+    its ``seriesflow.history_version`` tag; None when there is no such version or tag (one
+    registered before the history was a Delta table)."""
+    if version is None:
+        found = champion_version(model_name)
+    else:
+        found = mlflow_module().MlflowClient().get_model_version(model_name, str(version))
+    if found is None:
+        return None
+    tag = (found.tags or {}).get(TAG_HISTORY_VERSION)
+    return None if tag is None else int(tag)
 
 
 def set_champion(model_name: str, version: str, workspace: Workspace | None = None) -> None:

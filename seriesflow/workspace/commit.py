@@ -6,8 +6,11 @@ A run that trained a model ends in three steps, recorded in a journal
 1. **register** the model version *without* the ``champion`` alias, tagged
    ``seriesflow.commit=pending`` (journal: ``registering`` with the MLflow run id and the
    gate's decision, then ``registered`` with the version);
-2. **commit** the data: ``history.parquet`` becomes the run's validated rows, then the
-   ledger records the run's files (each durable and atomic; journal: ``committed``);
+2. **commit** the data: the run's new rows are appended to the history Delta table in one
+   transaction whose commit metadata holds the run id (revisions: one merge), the table
+   version is recorded in the journal and tagged on the model version
+   (``seriesflow.history_version``), then the ledger records the run's files (durable and
+   atomic; journal: ``committed``);
 3. **move the alias** if the gate said so, tag the version ``seriesflow.commit=done``,
    delete the journal.
 
@@ -17,9 +20,10 @@ or a journal. The next run, holding the workspace lock, reads it first (``recove
 - ``prepared`` / ``registering`` with no version in the registry: **rolled back** -- the
   MLflow run is marked FAILED (tag ``seriesflow.orphan``), history and ledger were never
   touched, the files are still new;
-- a version exists (``registering`` or later): **finished** -- its validated rows are in
-  the run folder, so the commit is replayed (history rewritten only if it differs, ledger
-  rows added only for files it lacks), then the alias moves as the gate decided.
+- a version exists (``registering`` or later): **finished** -- its new rows are in the run
+  folder, so the commit is replayed (appended only if the Delta log holds no commit with
+  the run's id, ledger rows added only for files it lacks), then the alias moves as the
+  gate decided.
 
 So the alias only ever points at a version whose data is in history, and a crash never
 costs a second version for the same data. Recovery touches only this workspace's versions
@@ -38,12 +42,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seriesflow.config.pipeline import PipelineConfig
@@ -54,6 +58,7 @@ from seriesflow.tracking.registry import (
     DONE,
     PENDING,
     TAG_COMMIT,
+    TAG_HISTORY_VERSION,
     TAG_INPUT_KEY,
     TAG_ORPHAN,
     TAG_RUN_ID,
@@ -75,16 +80,26 @@ from seriesflow.workspace.files import (
     crashed_temporary,
     fsync_dir,
     read_json,
-    sha256_file,
+    read_parquet,
     utcnow,
 )
 from seriesflow.workspace.files import write_json as _write_json
+from seriesflow.workspace.history import (
+    BUCKET,
+    MIGRATION,
+    RUN_ID_KEY,
+    append_rows,
+    committed_version,
+    history_version,
+    new_rows,
+    open_table,
+)
 from seriesflow.workspace.ledger import (
     INGESTED,
     LandedFile,
-    append_ledger,
     ledger_rows,
     load_ledger,
+    merge_ledger,
 )
 
 PREPARED, REGISTERING, REGISTERED, COMMITTED = "prepared", "registering", "registered", "committed"
@@ -129,7 +144,8 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "run_id": (str,),
     "run_dir": (str,),
     "validated": (str,),
-    "history_sha256": (str,),
+    "buckets": (int,),
+    "history_version": (int, type(None)),
     "files": (list,),
     "input_key": (str,),
     "model_name": (str,),
@@ -236,7 +252,8 @@ def begin(
             "run_id": run.run_id,
             "run_dir": str(run.root),
             "validated": str(run.validated),
-            "history_sha256": sha256_file(run.validated),
+            "buckets": config.history.buckets,
+            "history_version": None,
             "files": [_file_record(f) for f in files],
             "input_key": key,
             "model_name": config.register.model_name,
@@ -274,21 +291,65 @@ def commit(workspace: Workspace, journal: dict[str, Any], log: Log | None = None
     if journal["state"] not in (REGISTERED, COMMITTED):
         raise RuntimeError(f"commit of run {journal['run_id']} in state {journal['state']}")
     if journal["state"] == REGISTERED:
-        history = workspace.history
-        if not history.exists() or sha256_file(history) != journal["history_sha256"]:
-            with atomic_path(history) as tmp:
-                fault_point("commit:write")
-                shutil.copyfile(journal["validated"], tmp)
+        written = commit_history(workspace, journal)
         fault_point("commit:history")
         rows = ledger_rows(landed_files(journal), INGESTED, journal["run_id"])
-        append_ledger(workspace.ledger, rows)  # rows already there are not added twice
-        journal = update(workspace, state=COMMITTED)
+        merged = merge_ledger(load_ledger(workspace.ledger), rows)  # no row added twice
+        with atomic_path(workspace.ledger) as tmp:
+            fault_point("commit:ledger")
+            pq.write_table(merged, tmp)
+        journal = update(workspace, state=COMMITTED, history_version=written)
     model, version = journal["model_name"], journal["version"]
+    if journal["history_version"] is not None and not _reused(journal):
+        # what the version trained on, one time-travel read away (a reused version's tag
+        # is the earlier run's: the same rows)
+        tag_version(model, version, {TAG_HISTORY_VERSION: str(journal["history_version"])})
     if journal["promote"]:
         set_champion(model, version, workspace)  # only ever to this workspace's own version
         log(f"{model} v{version} is champion (its data is committed)")
     tag_version(model, version, {TAG_COMMIT: DONE})
     clear(workspace)
+
+
+def commit_history(workspace: Workspace, journal: dict[str, Any]) -> int | None:
+    """The data step: the run's rows into the history table, once. Returns the table version
+    that holds them (None: no table and nothing to add).
+
+    The Delta log says whether it happened: a commit whose metadata holds the run id is the
+    run's append (a replay after a crash finds it and writes nothing). A run that adds no
+    row (re-sent rows, ``ingest.retrain_without_new_data``) trained on the current version.
+    """
+    run_id = journal["run_id"]
+    done = committed_version(workspace, run_id)
+    if done is not None:
+        return done
+    appended, revised, schema = _changes(workspace, journal)
+    if not len(appended) and not len(revised):
+        return history_version(workspace)
+    fault_point("commit:write")
+    return append_rows(workspace, appended, schema, run_id, journal["buckets"], revised=revised)
+
+
+def _changes(
+    workspace: Workspace, journal: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, pa.Schema]:
+    """The run's new and revised rows, as validate wrote them; worked out from the validated
+    rows and the table when validate did not (a run folder from before the table)."""
+    run = RunDir(Path(journal["run_dir"]))
+    if run.new_rows.exists():
+        table = pq.read_table(run.new_rows)
+        revised = (
+            read_parquet(run.revised_rows)
+            if run.revised_rows.exists()
+            else table.schema.empty_table().to_pandas()
+        )
+        return table.to_pandas(), revised, table.schema
+    validated = pq.read_table(journal["validated"])
+    table = open_table(workspace)
+    current = validated.schema.empty_table() if table is None else table.to_pyarrow_table()
+    current = current.drop_columns([c for c in current.column_names if c == BUCKET])
+    appended, revised = new_rows(current.to_pandas(), validated.to_pandas(), revisions=True)
+    return appended, revised, validated.schema
 
 
 # --------------------------------------------------------------------------- recovery
@@ -476,13 +537,12 @@ def _roll_back(workspace: Workspace, journal: dict[str, Any], tracking_uri: str)
             f"{workspace.journal} is a commit into the registry {journal['registry']}, but "
             f"this config uses {redact_url(tracking_uri)}: repair with the journal's registry"
         )
-    history = workspace.history
-    written = history.exists() and sha256_file(history) == journal["history_sha256"]
-    if journal["state"] == COMMITTED or (journal["state"] == REGISTERED and written):
+    written = committed_version(workspace, journal["run_id"]) is not None
+    if journal["state"] == COMMITTED or written:
         raise RuntimeError(
-            f"{workspace.journal}: run {journal['run_id']}'s data may already be in "
-            f"{history.name} (state {journal['state']}); rolling back would leave history "
-            "holding rows the ledger does not know: use --finish"
+            f"{workspace.journal}: run {journal['run_id']}'s data is already in the history "
+            f"table {workspace.history.name}/ (state {journal['state']}); rolling back would "
+            "leave history holding rows the ledger does not know: use --finish"
         )
     model, run_id = journal["model_name"], journal["run_id"]
     if _reused(journal):  # the version and its run are an earlier run's: left as they are
@@ -499,25 +559,25 @@ def _roll_back(workspace: Workspace, journal: dict[str, Any], tracking_uri: str)
 
 
 def ledger_disagreement(workspace: Workspace) -> str | None:
-    """Why history and the ledger disagree, or None. A commit copies the run's validated rows
-    to history, then ledgers the run's files: so history is the validated file of the last run
-    that ledgered files (compared when that run folder is still there)."""
+    """Why history and the ledger disagree, or None. A commit appends the run's rows to the
+    history table (the Delta log names the run), then ledgers the run's files: so every run
+    the log names has ledgered files, and a ledger with ingested files has a history."""
     ledger = load_ledger(workspace.ledger)
     ingested = ledger[ledger["status"] == INGESTED]
-    history = workspace.history
-    if ingested.empty:
-        if history.exists():
-            return f"{history} exists but {workspace.ledger.name} records no ingested file"
+    table = open_table(workspace)
+    if table is None:
+        if len(ingested) and not workspace.legacy_history.exists():
+            return f"{workspace.ledger.name} records ingested files but there is no history table"
         return None
-    if not history.exists():
-        return f"{workspace.ledger.name} records ingested files but there is no {history.name}"
-    last = str(ingested["run_id"].iloc[-1])
-    validated = RunDir(workspace.runs / last).validated
-    if validated.exists() and sha256_file(validated) != sha256_file(history):
-        return (
-            f"{history.name} is not the rows of run {last}, the last run the ledger records: "
-            "a commit wrote history and died before its ledger"
-        )
+    ledgered = set(ingested["run_id"].astype(str))
+    for entry in table.history():
+        run_id = entry.get(RUN_ID_KEY)
+        if run_id is not None and run_id != MIGRATION and run_id not in ledgered:
+            return (
+                f"the history table's version {entry['version']} holds the rows of run "
+                f"{run_id}, which the ledger does not record: a commit wrote history and died "
+                "before its ledger"
+            )
     return None
 
 
@@ -526,7 +586,7 @@ def _set_aside(workspace: Workspace, damaged: JournalDamaged) -> str:
     if problem is not None:
         raise RuntimeError(
             f"{workspace.journal} is damaged and {problem}: setting the journal aside would "
-            "leave them so. Restore history.parquet and ledger.parquet from one backup (or "
+            "leave them so. Restore history/ and ledger.parquet from one backup (or "
             "move the journal aside by hand, accepting the difference); docs/operations.md"
         ) from damaged
     aside = workspace.root / f"{workspace.journal.name}.damaged-{utcnow():%Y%m%dT%H%M%S}"

@@ -199,7 +199,12 @@ class Workspace:
 
     @property
     def history(self) -> Path:
-        """The accepted rows so far (``seriesflow/workspace/history.py``)."""
+        """The accepted rows so far, a Delta table (``seriesflow/workspace/history.py``)."""
+        return self.root / "history"
+
+    @property
+    def legacy_history(self) -> Path:
+        """Where the accepted rows were before the Delta table (migrated once)."""
         return self.root / "history.parquet"
 
     @property
@@ -249,6 +254,17 @@ class RunDir:
     @property
     def validated(self) -> Path:
         return self.root / "02_validated.parquet"
+
+    @property
+    def new_rows(self) -> Path:
+        """What the run adds to history: the validated rows history lacks (the commit
+        appends them)."""
+        return self.root / "02_new_rows.parquet"
+
+    @property
+    def revised_rows(self) -> Path:
+        """Accepted rows the run gives other values (validation.allow_history_revisions)."""
+        return self.root / "02_revised_rows.parquet"
 
     @property
     def validation_dir(self) -> Path:

@@ -1,23 +1,48 @@
-"""The accepted history: every row that passed validation so far.
+"""The accepted history: every row that passed validation so far, as a Delta Lake table.
 
-``history.parquet`` in the workspace holds the accepted rows (schema: series_id,
-timestamp, value, covariates, label). Ingest reads it, validate merges new files
-into it, and a run that completes commits its validated rows as the new history
-and ledgers the files it took (``seriesflow/workspace/commit.py``) -- last, and journaled, so a run
-that fails or dies earlier changes nothing.
+``<workspace>/history/`` is a Delta table (delta-rs, ``deltalake``; Spark, DuckDB, Polars
+and Dask read it too) of the accepted rows (schema: series_id, timestamp, value,
+covariates, label) plus ``series_bucket``, a stable hash of series_id mod
+``history.buckets``, which partitions it: one series' rows are read alone
+(``load_series``). Readers get the frame the old ``history.parquet`` gave (the bucket
+column dropped, rows sorted by series and time, UTC timestamps).
+
+Ingest reads it, validate merges new files into it and writes the run's new rows
+(``02_new_rows.parquet``), and a run that completes appends them in one Delta transaction
+tagged with its run id (``seriesflow/workspace/commit.py``: last, and journaled, so a run
+that fails or dies earlier changes nothing). Revisions of accepted values
+(``validation.allow_history_revisions``) are a merge of the revised rows, also one
+transaction. Each model version is tagged with the table version it trained on
+(``seriesflow.history_version``): ``load_history(..., version=N)`` is that time travel.
+
+A workspace from before the table (``history.parquet``) is migrated once, under the
+workspace lock (``migrate``).
 """
 
 from __future__ import annotations
 
+import zlib
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from seriesflow.config.pipeline import ColumnsConfig
-from seriesflow.data.schema import series_schema
-from seriesflow.workspace.files import Workspace, read_parquet
+from seriesflow.data.schema import SERIES_ID, TIMESTAMP, series_schema
+from seriesflow.workspace.files import Workspace, fsync_dir, read_parquet, release_arrow_memory
 
 # The source tag of history rows in the stacked ingest table (new rows carry their file name).
 HISTORY_SOURCE = "<history>"
+BUCKET = "series_bucket"
+# Commit metadata keys in the Delta log: which run (or migration) wrote a version.
+RUN_ID_KEY = "seriesflow.run_id"
+BUCKETS_KEY = "seriesflow.series_buckets"
+MIGRATED_KEY = "seriesflow.migrated_from"
+MIGRATION = "migration"
 
 
 def accepted_schema(columns: ColumnsConfig) -> pa.Schema:
@@ -25,8 +50,234 @@ def accepted_schema(columns: ColumnsConfig) -> pa.Schema:
     return series_schema(columns.kept, label=columns.label is not None)
 
 
-def load_history(workspace: Workspace, columns: ColumnsConfig) -> pd.DataFrame:
-    """The accepted rows so far (an empty frame of the right schema before the first run)."""
-    if not workspace.history.exists():
-        return accepted_schema(columns).empty_table().to_pandas()
-    return read_parquet(workspace.history)
+def series_bucket(series_ids: pd.Series, buckets: int) -> np.ndarray:
+    """A stable bucket per row: crc32 of the series id's UTF-8 bytes mod ``buckets``.
+
+    crc32 (not Python's salted ``hash``) so that a series lands in the same bucket in every
+    process and every version; computed once per distinct id.
+    """
+    codes, uniques = pd.factorize(series_ids.astype(str), sort=False)
+    per_id = np.array([zlib.crc32(u.encode()) % buckets for u in uniques], dtype=np.int32)
+    return per_id[codes] if len(codes) else np.zeros(0, dtype=np.int32)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def open_table(workspace: Workspace, version: int | None = None) -> DeltaTable | None:
+    """The history table (at ``version``), or None when there is none yet."""
+    if not (workspace.history / "_delta_log").is_dir():
+        return None
+    try:
+        return DeltaTable(str(workspace.history), version=version)
+    except TableNotFoundError:
+        return None
+    except DeltaError as exc:
+        if version is None:
+            raise
+        raise ValueError(f"{workspace.history} has no version {version}: {exc}") from exc
+
+
+def history_version(workspace: Workspace) -> int | None:
+    """The table's latest version, None before the first commit."""
+    table = open_table(workspace)
+    return None if table is None else table.version()
+
+
+def table_buckets(table: DeltaTable) -> int | None:
+    """The bucket count the table was created with (each of our commits records it)."""
+    for entry in table.history():
+        if BUCKETS_KEY in entry:
+            return int(entry[BUCKETS_KEY])
+    return None
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    if BUCKET in table.column_names:
+        table = table.drop_columns([BUCKET])
+    frame = table.to_pandas()
+    release_arrow_memory()
+    frame = frame.sort_values([SERIES_ID, TIMESTAMP], kind="stable", ignore_index=True)
+    return frame
+
+
+def read_table(path: str | Path, version: int | None = None) -> pd.DataFrame:
+    """Any history table folder as readers get it (outside a workspace: a copy, a backup)."""
+    return _frame(DeltaTable(str(path), version=version).to_pyarrow_table())
+
+
+def load_history(
+    workspace: Workspace, columns: ColumnsConfig, version: int | None = None
+) -> pd.DataFrame:
+    """The accepted rows so far, or as of table ``version`` (an empty frame of the right
+    schema before the first run). A workspace not migrated yet is read from its
+    ``history.parquet`` (only a retrain, holding the lock, migrates it)."""
+    table = open_table(workspace, version)
+    if table is not None:
+        return _frame(table.to_pyarrow_table())
+    if version is not None:
+        raise ValueError(f"{workspace.history} has no Delta table: no version {version}")
+    if workspace.legacy_history.exists():
+        return read_parquet(workspace.legacy_history)
+    return accepted_schema(columns).empty_table().to_pandas()
+
+
+def load_series(workspace: Workspace, series_id: str, version: int | None = None) -> pd.DataFrame:
+    """One series' rows, reading only its bucket's files (a partition filter)."""
+    table = open_table(workspace, version)
+    if table is None:
+        raise ValueError(f"{workspace.history} has no Delta table yet")
+    buckets = table_buckets(table)
+    filters = None
+    if buckets is not None:
+        bucket = int(series_bucket(pd.Series([series_id]), buckets)[0])
+        filters = [(BUCKET, "=", bucket)]
+    rows = table.to_pyarrow_table(filters=filters)
+    frame = _frame(rows)
+    return frame[frame[SERIES_ID] == series_id].reset_index(drop=True)
+
+
+def committed_version(workspace: Workspace, run_id: str) -> int | None:
+    """The table version run ``run_id`` committed, read from the Delta log (None: it did
+    not commit). This is how recovery knows whether a run's append happened."""
+    table = open_table(workspace)
+    if table is None:
+        return None
+    for entry in table.history():  # newest first
+        if entry.get(RUN_ID_KEY) == run_id:
+            return int(entry["version"])
+    return None
+
+
+# --------------------------------------------------------------------------- what a run adds
+
+
+def new_rows(
+    history: pd.DataFrame, merged: pd.DataFrame, revisions: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What ``merged`` (history + the accepted files) adds to ``history``: (appended,
+    revised). ``appended``: rows whose series_id+timestamp history lacks; ``revised``:
+    rows history holds with another value (only when ``revisions`` are allowed: without
+    them validation rejects a changed value and a back-fill, so what is new is exactly what
+    follows each series' last accepted time)."""
+    key = [SERIES_ID, TIMESTAMP]
+    empty = merged.iloc[:0]
+    if not len(history):
+        return merged.reset_index(drop=True), empty
+    if not revisions:
+        last = history.groupby(SERIES_ID, observed=True)[TIMESTAMP].max()
+        before = merged[SERIES_ID].map(last)
+        fresh = before.isna() | (merged[TIMESTAMP] > before)
+        return merged[fresh.to_numpy()].reset_index(drop=True), empty
+    joined = merged.merge(history, on=key, how="left", suffixes=("", "__old"), indicator=True)
+    appended = (joined["_merge"] == "left_only").to_numpy()
+    changed = np.zeros(len(joined), dtype=bool)
+    for column in [c for c in merged.columns if c not in key and f"{c}__old" in joined]:
+        new, old = joined[column], joined[f"{column}__old"]
+        same = (new == old) | (new.isna() & old.isna())
+        changed |= ~same.fillna(False).to_numpy(dtype=bool)
+    revised = changed & ~appended
+    columns = list(merged.columns)
+    return (
+        joined.loc[appended, columns].reset_index(drop=True),
+        joined.loc[revised, columns].reset_index(drop=True),
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _with_buckets(frame: pd.DataFrame, schema: pa.Schema, buckets: int) -> pa.Table:
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    bucket = pa.array(series_bucket(frame[SERIES_ID], buckets), type=pa.int32())
+    return table.append_column(pa.field(BUCKET, pa.int32(), nullable=False), bucket)
+
+
+def append_rows(
+    workspace: Workspace,
+    rows: pd.DataFrame,
+    schema: pa.Schema,
+    run_id: str,
+    buckets: int,
+    revised: pd.DataFrame | None = None,
+    extra: dict[str, str] | None = None,
+) -> int:
+    """Add ``rows`` (and apply ``revised``) in one Delta transaction tagged with ``run_id``;
+    returns the new table version. Appends never rewrite a file; revisions merge into the
+    buckets they touch."""
+    table = open_table(workspace)
+    if table is not None:
+        buckets = table_buckets(table) or buckets
+    metadata = {RUN_ID_KEY: run_id, BUCKETS_KEY: str(buckets), **(extra or {})}
+    commit = CommitProperties(custom_metadata=metadata)
+    if revised is not None and len(revised) and table is not None:
+        source = _with_buckets(pd.concat([revised, rows], ignore_index=True), schema, buckets)
+        (
+            table.merge(
+                source,
+                predicate=(
+                    f"t.{BUCKET} = s.{BUCKET} AND t.{SERIES_ID} = s.{SERIES_ID} "
+                    f"AND t.{TIMESTAMP} = s.{TIMESTAMP}"
+                ),
+                source_alias="s",
+                target_alias="t",
+                commit_properties=commit,
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+    else:
+        write_deltalake(
+            str(workspace.history),
+            _with_buckets(rows, schema, buckets),
+            mode="append",
+            partition_by=[BUCKET],
+            schema_mode="merge",  # a covariate added to the config adds a column
+            commit_properties=commit,
+        )
+    release_arrow_memory()
+    return DeltaTable(str(workspace.history)).version()
+
+
+# --------------------------------------------------------------------------- migration
+
+
+def migrate(workspace: Workspace, buckets: int) -> str | None:
+    """Move a workspace's ``history.parquet`` into the Delta table, once; returns what was
+    done (None: nothing to do). Called under the workspace lock.
+
+    Crash-safe and idempotent: the rows go in one transaction whose metadata names the
+    migration; the old file is renamed aside (``history.parquet.migrated``) only after the
+    log holds that commit. A crash before the commit leaves the old file (the next run
+    migrates again; a torn write's data files are unreferenced, and vacuum removes them); a
+    crash after it leaves the commit in the log, and the next run only renames the file.
+    """
+    legacy = workspace.legacy_history
+    if not legacy.exists():
+        return None
+    table = open_table(workspace)
+    done = committed_version(workspace, MIGRATION) if table is not None else None
+    if table is not None and done is None:
+        raise RuntimeError(
+            f"{legacy} and the history table {workspace.history} both exist, and the table was "
+            "not made from the file: which one is the history is unclear. Move the one that "
+            "is not aside (docs/operations.md, Migrating history)"
+        )
+    if done is None:
+        frame = pq.read_table(legacy)
+        done = append_rows(
+            workspace,
+            frame.to_pandas(),
+            frame.schema,
+            MIGRATION,
+            buckets,
+            extra={MIGRATED_KEY: str(legacy)},
+        )
+    aside = legacy.with_name(legacy.name + ".migrated")
+    legacy.replace(aside)
+    fsync_dir(workspace.root)
+    return (
+        f"migrated {legacy.name} into the Delta table {workspace.history.name}/ (version "
+        f"{done}); the old file is kept as {aside.name}"
+    )

@@ -55,6 +55,7 @@ class Manifest:
     peak_rss: dict[str, float] = field(default_factory=dict)  # MiB, high-water mark per stage
     outcome: dict[str, Any] = field(default_factory=dict)
     registry: str | None = None  # the tracking URI, credentials masked
+    history_version: int | None = None  # the history table version once committed
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -74,6 +75,7 @@ class Manifest:
             "inputs": self.inputs,
             "config": self.config,
             "registry": self.registry,
+            "history_version": self.history_version,
             "versions": package_versions(),
             "timings_seconds": self.timings,
             "peak_rss_mib": self.peak_rss,

@@ -11,8 +11,14 @@
   the champion's (its validated rows are the lineage of the model in service), never
   the folder of a commit still in progress. It fails closed: when the champion cannot be
   looked up (the registry does not answer), nothing is pruned this time.
+- ``history.vacuum_hours``: the history table's data files that no version newer than
+  that needs (Delta's vacuum: files a merge or compaction replaced, a torn write's files)
+  are deleted -- never those of the champion's training version (``keep_versions``), so it
+  still time-travels. It fails closed too: when the champion's version cannot be told (the
+  registry does not answer, or the champion predates the table and has no tag), nothing is
+  vacuumed.
 
-Nothing here changes the history, the ledger or the registry.
+Nothing here changes the history's rows, the ledger or the registry.
 """
 
 from __future__ import annotations
@@ -24,9 +30,18 @@ from pathlib import Path
 
 from seriesflow.workspace.claims import ARCHIVE, DELETE, KEEP, tidy_claims
 from seriesflow.workspace.files import Workspace, utcnow
+from seriesflow.workspace.history import open_table
 from seriesflow.workspace.ledger import LandedFile
 
-__all__ = ["ARCHIVE", "DELETE", "KEEP", "dispose_landed", "prune_runs", "tidy_claims"]
+__all__ = [
+    "ARCHIVE",
+    "DELETE",
+    "KEEP",
+    "dispose_landed",
+    "prune_runs",
+    "tidy_claims",
+    "vacuum_history",
+]
 
 Log = Callable[[str], None]
 
@@ -93,3 +108,40 @@ def prune_runs(
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder.name)
     return removed
+
+
+class _NoTag(LookupError):
+    """The champion has no history version tag: which files it needs is unknown."""
+
+
+def vacuum_history(
+    workspace: Workspace,
+    hours: int,
+    champion: Callable[[], tuple[bool, int | None]] = lambda: (False, None),
+    log: Log | None = None,
+) -> list[str]:
+    """Delete the history table's files no version newer than ``hours`` needs, keeping
+    every file of the champion's training version; returns the files deleted.
+
+    ``champion`` returns (is there a champion, its history version). A champion without a
+    version (registered before the table), or a lookup that raises, vacuums nothing.
+    """
+    log = log or logging.getLogger("seriesflow").warning
+    table = open_table(workspace)
+    if table is None:
+        return []
+    try:
+        exists, version = champion()
+        if exists and version is None:
+            raise _NoTag("the champion has no seriesflow.history_version tag")
+    except Exception as exc:  # noqa: BLE001 - fail closed whatever the lookup's failure
+        log(f"Retention vacuumed no history file this time: {type(exc).__name__}: {exc}")
+        return []
+    keep = [version] if version is not None else None
+    return table.vacuum(
+        retention_hours=hours,
+        dry_run=False,
+        enforce_retention_duration=False,
+        keep_versions=keep,
+        full=True,  # files no version references (a killed write's) go too, once old
+    )

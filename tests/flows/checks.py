@@ -5,7 +5,8 @@
 - history holds every accepted row exactly once (no duplicate series_id+timestamp);
 - the ledger matches history: the rows of the files ledgered ``ingested`` (each file once)
   are exactly the history's rows;
-- the champion's training data is in history;
+- the champion's training data is in history, and is exactly the history table's version
+  tagged on it (time travel);
 - no temporary (``.tmp-*``) file is left in the workspace;
 - no MLflow run is left RUNNING;
 - no two model versions were trained on the same data (versions tagged as orphans by a
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.workspace.files import RunDir, Workspace
+from seriesflow.workspace.history import load_history
 from seriesflow.workspace.ledger import load_ledger
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,11 +42,9 @@ def rows(frame: pd.DataFrame) -> set[tuple[str, str, float]]:
     return set(zip(frame["series_id"].astype(str), times, frame["value"].round(6), strict=True))
 
 
-def history_frame(cfg: PipelineConfig) -> pd.DataFrame:
-    workspace = Workspace(cfg.paths.workspace_path())
-    if not workspace.history.exists():
-        return pd.DataFrame(columns=[*KEY, "value"])
-    return pq.read_table(workspace.history).to_pandas()
+def history_frame(cfg: PipelineConfig, version: int | None = None) -> pd.DataFrame:
+    """The history table (as of ``version``), read as every reader reads it."""
+    return load_history(Workspace(cfg.paths.workspace_path()), cfg.columns, version)
 
 
 def client(cfg: PipelineConfig):
@@ -104,6 +104,10 @@ def assert_consistent(cfg: PipelineConfig, landed: dict[str, pd.DataFrame]) -> N
         trained_on = pq.read_table(run_dir_of(cfg, best).validated).to_pandas()
         missing = rows(trained_on) - rows(history)
         assert not missing, f"the champion v{best.version} was trained on rows not in history"
+        # time travel: the table version tagged on the champion is exactly its training rows
+        tagged = best.tags.get("seriesflow.history_version")
+        assert tagged is not None, f"the champion v{best.version} has no history version tag"
+        assert rows(history_frame(cfg, int(tagged))) == rows(trained_on)
 
     seen: dict[object, str] = {}
     for version in versions(cfg):

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.retrain import retrain
-from seriesflow.workspace.files import Workspace, read_json, sha256_file
+from seriesflow.workspace.files import Workspace, read_json
+from seriesflow.workspace.history import history_version, load_history
 from seriesflow.workspace.ledger import load_ledger
 from tests.factories import series_frame, tiny_config, write_csv
 
@@ -229,7 +230,7 @@ def _fingerprint(cfg):
     client = mlflow.MlflowClient()
     champion = client.get_model_version_by_alias(cfg.register.model_name, "champion")
     versions = client.search_model_versions(f"name='{cfg.register.model_name}'")
-    return sha256_file(workspace.history), champion.version, len(versions)
+    return history_version(workspace), champion.version, len(versions)
 
 
 def _no_partial_files(root: Path) -> None:
@@ -292,7 +293,7 @@ def test_bad_file_is_rejected_quarantined_and_changes_nothing(
 def test_good_file_next_to_bad_file_trains_on_the_good_one(trained):
     cfg = trained
     workspace = Workspace(cfg.paths.workspace_path())
-    history_rows = pq.read_metadata(workspace.history).num_rows
+    history_rows = len(load_history(workspace, cfg.columns))
     landing = cfg.paths.landing_path()
     (landing / "good.csv").write_bytes(_csv(_next()))
     (landing / "bad.csv").write_bytes(_csv(_next().assign(value=np.nan)))
@@ -302,7 +303,7 @@ def test_good_file_next_to_bad_file_trains_on_the_good_one(trained):
     assert result["status"] == "completed", result
     assert result["new_files"] == ["good.csv"] and result["rejected_files"] == ["bad.csv"]
     assert result["rows"] == history_rows + 96
-    assert pq.read_metadata(workspace.history).num_rows == history_rows + 96
+    assert len(load_history(workspace, cfg.columns)) == history_rows + 96
     assert not (landing / "bad.csv").exists() and not (landing / "good.csv").exists()
     assert list((workspace.root / "archive").glob("*/good.csv"))  # retention.landed: archive
     assert list(workspace.quarantine.rglob("bad.csv"))
@@ -372,7 +373,7 @@ def test_poison_file_is_quarantined_and_the_rest_of_the_arrival_proceeds(trained
         }
     )
     workspace = Workspace(cfg.paths.workspace_path())
-    history_rows = pq.read_metadata(workspace.history).num_rows
+    history_rows = len(load_history(workspace, cfg.columns))
     landing = cfg.paths.landing_path()
     (landing / "notes.txt").write_text("meeting notes, not a table\n")
     (landing / "good2.csv").write_bytes(_csv(_after_good()))
@@ -381,7 +382,7 @@ def test_poison_file_is_quarantined_and_the_rest_of_the_arrival_proceeds(trained
 
     assert result["status"] == "completed", result
     assert result["rejected_files"] == ["notes.txt"] and result["new_files"] == ["good2.csv"]
-    assert pq.read_metadata(workspace.history).num_rows == history_rows + 96
+    assert len(load_history(workspace, cfg.columns)) == history_rows + 96
     (reason_file,) = workspace.quarantine.rglob("notes.txt.reason.json")
     failure = read_json(reason_file)["failures"][0]
     assert failure["check"] == "file_readable" and ".txt" in failure["message"]

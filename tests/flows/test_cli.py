@@ -58,3 +58,34 @@ def test_alerts_apply_is_a_subcommand_with_its_own_help(capsys):
         main(["alerts", "apply", "--help"])
     assert exit_info.value.code == 0
     assert "the automations file" in capsys.readouterr().out
+
+
+def test_history_reads_one_series_as_of_a_version_and_names_a_missing_one(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from seriesflow.workspace.files import Workspace
+    from seriesflow.workspace.history import accepted_schema, append_rows
+    from tests.factories import series_frame, tiny_config
+
+    cfg = tiny_config(tmp_path / "work", tmp_path / "landing")
+    config_file = tmp_path / "cfg.json"
+    config_file.write_text(json.dumps(cfg.dump()))
+    workspace = Workspace(cfg.paths.workspace_path())
+    schema = accepted_schema(cfg.columns)
+    first = series_frame(("a", "b", "c"), n=4)
+    append_rows(workspace, first, schema, "r1", cfg.history.buckets)
+    append_rows(workspace, series_frame(("a", "b", "c"), n=2, start=4), schema, "r2", 16)
+    out = tmp_path / "b.csv"
+
+    args = ["--config", str(config_file), "--as-of-version", "0", "--series", "b"]
+    assert main(["history", *args, "--output", str(out)]) == 0
+
+    assert "history version 0: 4 rows, 1 series" in capsys.readouterr().out
+    rows = pd.read_csv(out)
+    assert rows["value"].tolist() == first[first["series_id"] == "b"]["value"].tolist()
+    assert main(["history", "--config", str(config_file), "--as-of-version", "9"]) == 1
+    assert "has no version 9" in capsys.readouterr().err
+    assert main(["history", "--config", str(config_file), "--model-version", "4"]) == 1
+    assert "test-lstm 4" in capsys.readouterr().err

@@ -21,10 +21,11 @@ from flows.cli import main as seriesflow
 from flows.retrain import retrain
 from seriesflow.ops.faults import POINTS
 from seriesflow.workspace.files import Workspace, atomic_path
+from seriesflow.workspace.history import history_version
 from tests.factories import crash_config, write_csv, zigzag_frame
 from tests.flows.checks import assert_consistent, champion, retrain_process, versions
 
-KILL_POINTS = [p for p in POINTS if p != "commit:write"]
+KILL_POINTS = [p for p in POINTS if p != "commit:ledger"]  # its test is below
 
 
 def _workspace(tmp_path):
@@ -67,7 +68,7 @@ def test_full_disk_at_commit_changes_nothing_then_the_next_run_completes(
 
     assert result["status"] == "failed" and "No space left on device" in result["reason"]
     assert champion(cfg) is None, "the champion alias moved although the commit failed"
-    assert not (cfg.paths.workspace_path() / "history.parquet").exists()
+    assert history_version(Workspace(cfg.paths.workspace_path())) is None  # no Delta commit
     monkeypatch.delenv("SERIESFLOW_FAULT")
 
     result = retrain(cfg, return_state=True).result(raise_on_failure=False)
@@ -81,12 +82,12 @@ def test_full_disk_at_commit_changes_nothing_then_the_next_run_completes(
 def test_recovery_sweeps_a_killed_retrain_s_temporary_but_not_a_live_forecast_s(
     prefect_api_url, tmp_path
 ):
-    # The retrain dies inside the history write (SIGKILL: no finally), leaving a temporary;
+    # The retrain dies inside the ledger write (SIGKILL: no finally), leaving a temporary;
     # the next retrain recovers while a forecast (which writes without the lock) is mid-write.
     cfg, config_file, landed = _workspace(tmp_path)
     workspace = Workspace(cfg.paths.workspace_path())
 
-    killed = retrain_process(config_file, prefect_api_url, fault="kill@commit:write")
+    killed = retrain_process(config_file, prefect_api_url, fault="kill@commit:ledger")
     assert killed.wait() == -signal.SIGKILL, killed.output()[-3000:]
     left = [p.name for p in workspace.root.glob(".tmp-*")]
 

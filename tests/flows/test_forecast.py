@@ -149,7 +149,7 @@ def test_the_registered_model_forecasts_in_process_and_refuses_bad_input(champio
 
 
 def test_the_registered_model_takes_the_history_file_as_it_is(champion):
-    """``history.parquet`` unchanged (UTC-aware timestamps) forecasts; naive UTC times and
+    """The accepted history as readers get it (UTC-aware timestamps) forecasts; naive UTC times and
     ISO strings give the same forecast; ``steps`` and ``levels`` params are honoured."""
     uri = f"models:/{MODEL}@champion"
     info = mlflow.models.get_model_info(uri)
@@ -157,7 +157,7 @@ def test_the_registered_model_takes_the_history_file_as_it_is(champion):
     assert params["steps"]["default"] == 0 and params["levels"]["default"] == [80, 95]
     assert REGISTRATION_WARNINGS, "no warning recorded at all: is the recorder listening?"
     assert not [w for w in REGISTRATION_WARNINGS if "integer column" in w], REGISTRATION_WARNINGS
-    history = pd.read_parquet(Workspace(champion.paths.workspace_path()).history)
+    history = load_history(Workspace(champion.paths.workspace_path()), champion.columns)
     assert str(history[TIMESTAMP].dt.tz) == "UTC"
     model = mlflow.pyfunc.load_model(uri)
     out = model.predict(history)

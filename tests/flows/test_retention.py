@@ -108,3 +108,39 @@ def test_same_inputs_and_config_reuse_the_version_unless_forced(prefect_server, 
         tmp_path / "work", landing, ingest={"retrain_without_new_data": True}, train={"units": 8}
     )
     assert _run(changed)["model_version"] == "3"  # another config: another model
+
+
+def test_a_workspace_with_history_parquet_is_migrated_once_by_its_next_retrain(
+    prefect_server, tmp_path
+):
+    import shutil
+
+    from deltalake import DeltaTable
+
+    from seriesflow.workspace.files import write_parquet
+    from seriesflow.workspace.history import accepted_schema, load_history
+
+    landing = tmp_path / "landing"
+    base, later = zigzag_frame(), zigzag_frame(n=24, start=120)
+    write_csv(base, landing / "base.csv")
+    cfg = crash_config(tmp_path / "work", landing)
+    workspace = Workspace(cfg.paths.workspace_path())
+    assert _run(cfg)["status"] == "completed"
+    # as a workspace from before the table left it: the accepted rows in history.parquet
+    rows = load_history(workspace, cfg.columns)
+    write_parquet(rows, workspace.legacy_history, accepted_schema(cfg.columns))
+    shutil.rmtree(workspace.history)
+    write_csv(later, landing / "next.csv")
+
+    result = _run(cfg)
+
+    assert result["status"] == "completed", result
+    assert not workspace.legacy_history.exists()
+    assert (workspace.root / "history.parquet.migrated").exists()
+    log = [entry.get("seriesflow.run_id") for entry in DeltaTable(str(workspace.history)).history()]
+    run_id = result["run_dir"].rsplit("/", 1)[-1]
+    assert log == [run_id, "migration"]  # newest first: the migration once, then the append
+    assert result["history_version"] == 1
+    assert_consistent(cfg, {"base.csv": base, "next.csv": later})
+    assert _run(cfg)["status"] == "skipped"  # nothing new; nothing migrated again
+    assert len(DeltaTable(str(workspace.history)).history()) == 2

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 
 import mlflow
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from flows.cli import main as seriesflow
 from flows.retrain import main as cli_main
 from flows.retrain import retrain
 from seriesflow.data.schema import ORIGIN_INDEX, SERIES_ID, SPLIT, TARGET_TIME, TIMESTAMP, VALUE
 from seriesflow.model.windows import windows_meta
 from seriesflow.workspace.files import RunDir, Workspace, read_json
+from seriesflow.workspace.history import history_version
 from seriesflow.workspace.ledger import load_ledger
 from tests.factories import series_frame, tiny_config, write_csv
 from tests.flows.checks import run_retrain
@@ -37,6 +40,9 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     cfg = tiny_config(
         workspace, landing, train={"epochs": 30, "jit_compile": True}, features={"calendar": True}
     )
+
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps(cfg.dump()))  # JSON is YAML: for `seriesflow history`
 
     state, result = run_flow(cfg)
     assert state.is_completed(), result
@@ -79,7 +85,10 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     client = mlflow.MlflowClient()
     champion = client.get_model_version_by_alias("test-lstm", "champion")
     assert str(champion.version) == "1"
-    assert len(pq.read_table(Workspace(workspace).history)) == 600
+    # the accepted rows are the history table's version 0, tagged on the version
+    assert history_version(Workspace(workspace)) == 0 == result["history_version"]
+    assert champion.tags["seriesflow.history_version"] == "0"
+    assert manifest["history_version"] == 0
     # one MLflow run spans the retrain: params from the start, a val_loss point per epoch
     # as training ran, the test metrics and the gate; it ended FINISHED with the model
     tracked = client.get_run(champion.run_id)
@@ -108,6 +117,40 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     ledger = load_ledger(Workspace(workspace).ledger)
     assert ledger["name"].tolist() == ["base.csv", "next.csv"]
     assert set(ledger["status"]) == {"ingested"}
+    # the second commit appended the 96 new rows as version 1; version 0 still reads
+    second = RunDir(workspace / "runs" / result["run_dir"].rsplit("/", 1)[-1])
+    assert result["history_version"] == 1
+    v2 = client.get_model_version("test-lstm", "2")
+    assert v2.tags["seriesflow.history_version"] == "1"
+    assert read_json(second.manifest)["history_version"] == 1
+    assert pq.read_table(second.new_rows).num_rows == 96
+
+    # time travel: what each version trained on, exactly (rows, order, dtypes)
+    for version, trained in (("1", run), ("2", second)):
+        out = tmp_path / f"v{version}.parquet"
+        assert (
+            seriesflow(
+                [
+                    "history",
+                    "--config",
+                    str(cfg_file),
+                    "--model-version",
+                    version,
+                    "--output",
+                    str(out),
+                ]
+            )
+            == 0
+        )
+        assert pd.read_parquet(out).equals(pd.read_parquet(trained.validated)), version
+    out = tmp_path / "as_of_0.csv"
+    assert (
+        seriesflow(
+            ["history", "--config", str(cfg_file), "--as-of-version", "0", "--output", str(out)]
+        )
+        == 0
+    )
+    assert len(pd.read_csv(out)) == 600
 
     # a changed config with nothing new: skipped, unless told to retrain on the history
     changed = tiny_config(
@@ -119,6 +162,9 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     state, result = run_flow(changed)
     assert result["status"] == "completed" and result["model_version"] == "3", result
     assert result["rows"] == 696 and result["new_files"] == []
+    # no new row: no new table version; v3 trained on version 1, as v2 did
+    assert result["history_version"] == 1 == history_version(Workspace(workspace))
+    assert client.get_model_version("test-lstm", "3").tags["seriesflow.history_version"] == "1"
 
 
 def test_cli_prints_summary_last_and_exits_by_status(prefect_server, tmp_path, landing, capsys):

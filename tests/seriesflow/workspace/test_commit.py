@@ -2,11 +2,14 @@
 crashes at each step of a real run are tests/flows/test_faults.py."""
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from seriesflow.config.pipeline import ColumnsConfig
 from seriesflow.workspace.commit import (
     COMMITTED,
     PREPARED,
@@ -17,8 +20,11 @@ from seriesflow.workspace.commit import (
     update,
 )
 from seriesflow.workspace.files import Workspace, write_parquet
+from seriesflow.workspace.history import accepted_schema, append_rows, history_version, load_history
 from seriesflow.workspace.ledger import scan_landing
 from tests.factories import series_frame, tiny_config
+
+SCHEMA = accepted_schema(ColumnsConfig())
 
 
 def test_the_input_key_is_the_data_and_the_model_settings_not_the_rest(tmp_path):
@@ -229,7 +235,8 @@ def test_recovering_an_interrupted_reuse_leaves_the_champions_tags_alone(tmp_pat
 
     assert _tags_of(client, "m", v1) == champion_tags
     assert champion_run_folder("m") == champion_run.run_id
-    assert load(workspace) is None and workspace.history.exists()
+    assert load(workspace) is None
+    assert load_history(workspace, cfg.columns).equals(series_frame(n=5))  # its rows, once
 
 
 def test_a_reuse_whose_run_folder_is_gone_does_not_orphan_the_version_it_reused(tmp_path):
@@ -326,19 +333,17 @@ def test_repair_rollback_drops_a_readable_commit_and_leaves_history_alone(tmp_pa
     cfg = tiny_config(workspace.root, tmp_path / "in", register={"model_name": "m"})
     begin(workspace, run, [], "key", cfg, uri)
     update(workspace, state=REGISTERING, mlflow_run_id=mlflow_run)
-    workspace.history.write_bytes(b"the history before")
+    before = append_rows(workspace, series_frame(n=3), SCHEMA, "r0", 4)  # an earlier run's
 
     notes = repair_rollback(workspace, uri, "m", log=lambda _: None)
 
-    assert load(workspace) is None and workspace.history.read_bytes() == b"the history before"
+    assert load(workspace) is None and history_version(workspace) == before  # not written
     assert client.get_run(mlflow_run).info.status == "FAILED", notes
     assert _tags_of(client, "m", v1)[TAG_ORPHAN] == "rolled back by seriesflow repair"
     assert repair_finish(workspace, uri, "m") == ["no commit in progress: nothing to finish"]
 
 
 def test_repair_refuses_a_rollback_once_history_holds_the_runs_rows(tmp_path):
-    import shutil
-
     from seriesflow.workspace.commit import repair_rollback
 
     uri, client, experiment = _registry(tmp_path)
@@ -348,7 +353,8 @@ def test_repair_refuses_a_rollback_once_history_holds_the_runs_rows(tmp_path):
     cfg = tiny_config(workspace.root, tmp_path / "in", register={"model_name": "m"})
     begin(workspace, run, [], "key", cfg, uri)
     update(workspace, state=REGISTERED, version="1")
-    shutil.copyfile(run.validated, workspace.history)  # killed after history, before ledger
+    # killed after the Delta append, before the ledger: the log names the run
+    append_rows(workspace, series_frame(n=5), SCHEMA, "r1", 4)
 
     with pytest.raises(RuntimeError, match="use --finish"):
         repair_rollback(workspace, uri, "m", log=lambda _: None)
@@ -356,28 +362,61 @@ def test_repair_refuses_a_rollback_once_history_holds_the_runs_rows(tmp_path):
 
 
 def test_repair_sets_a_damaged_journal_aside_only_when_history_and_ledger_agree(tmp_path):
-    import shutil
-
     from seriesflow.workspace.commit import repair_rollback
     from seriesflow.workspace.ledger import INGESTED, append_ledger, ledger_rows
 
     uri, _, _ = _registry(tmp_path)
     workspace = Workspace(tmp_path / "work")
-    first, second = workspace.new_run("r1"), workspace.new_run("r2")
-    write_parquet(series_frame(n=5), first.validated)
-    write_parquet(series_frame(n=6), second.validated)
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.csv").write_text("x")
+    frame = series_frame(n=6)
+    append_rows(workspace, frame.iloc[:5], SCHEMA, "r1", 4)
     append_ledger(workspace.ledger, ledger_rows(scan_landing(tmp_path / "in", 0), INGESTED, "r1"))
-    shutil.copyfile(second.validated, workspace.history)  # r2 wrote history, not the ledger
+    append_rows(workspace, frame.iloc[5:], SCHEMA, "r2", 4)  # r2 wrote history, not the ledger
     workspace.journal.write_text("{}")
 
-    with pytest.raises(RuntimeError, match="history.parquet is not the rows of run r1"):
+    with pytest.raises(RuntimeError, match="holds the rows of run r2, which the ledger does not"):
         repair_rollback(workspace, uri, "m", log=lambda _: None)
     assert workspace.journal.read_text() == "{}"
 
-    shutil.copyfile(first.validated, workspace.history)  # as r1's commit left it
+    # as r1's commit left it: the history table restored to r1's version (a backup)
+    shutil.rmtree(workspace.history)
+    append_rows(workspace, frame.iloc[:5], SCHEMA, "r1", 4)
     (note, *_) = repair_rollback(workspace, uri, "m", log=lambda _: None)
 
     (aside,) = workspace.root.glob("commit.json.damaged-*")
     assert aside.read_text() == "{}" and not workspace.journal.exists() and aside.name in note
+
+
+def test_a_commit_replayed_after_its_append_finds_it_in_the_delta_log_and_appends_nothing(
+    tmp_path,
+):
+    from seriesflow.tracking.registry import TAG_HISTORY_VERSION, TAG_WORKSPACE_ID
+    from seriesflow.workspace.commit import commit, commit_history
+
+    uri, client, experiment = _registry(tmp_path)
+    workspace = Workspace(tmp_path / "work")
+    tags = _workspace_tags(workspace)
+    _, v1 = _version(client, experiment, "m", tags, {TAG_WORKSPACE_ID: tags[TAG_WORKSPACE_ID]})
+    first = series_frame(n=5)
+    append_rows(workspace, first, SCHEMA, "r0", 4)  # an earlier run's version 0
+    run = workspace.new_run("r1")
+    later = series_frame(n=2, start=5)
+    merged = pd.concat([first, later]).sort_values(["series_id", "timestamp"], ignore_index=True)
+    write_parquet(merged, run.validated, SCHEMA)  # sorted, as validate writes it
+    write_parquet(later, run.new_rows, SCHEMA)  # what validate found new
+    cfg = tiny_config(workspace.root, tmp_path / "in", register={"model_name": "m"})
+    begin(workspace, run, [], "key", cfg, uri)
+    journal = update(workspace, state=REGISTERED, version=v1, promote=True)
+    assert commit_history(workspace, journal) == 1  # appended; then killed (commit:history)
+
+    commit(workspace, load(workspace), log=lambda _: None)  # the next run's replay
+
+    assert history_version(workspace) == 1  # no second append
+    assert load_history(workspace, cfg.columns).equals(merged)
+    assert load_history(workspace, cfg.columns, version=1).equals(
+        pd.read_parquet(run.validated)  # what v1 trained on, exactly
+    )
+    assert _tags_of(client, "m", v1)[TAG_HISTORY_VERSION] == "1"
+    assert client.get_registered_model("m").aliases == {"champion": int(v1)}
+    assert load(workspace) is None

@@ -108,3 +108,40 @@ def test_prune_protects_the_champion_it_looks_up(tmp_path):
         workspace, keep=1, protect={"20260103T000000-c"}, champion=lambda: "20260101T000000-a"
     )
     assert removed == ["20260102T000000-b"]
+
+
+def test_vacuum_never_takes_the_files_of_the_champions_version(tmp_path):
+    from seriesflow.config.pipeline import ColumnsConfig
+    from seriesflow.workspace.history import accepted_schema, append_rows, load_history
+    from seriesflow.workspace.retention import vacuum_history
+    from tests.factories import series_frame
+
+    columns = ColumnsConfig()
+    schema = accepted_schema(columns)
+    workspace = Workspace(tmp_path)
+    frame = series_frame(("a", "b"), n=6)
+    append_rows(workspace, frame, schema, "run-1", 3)  # version 0: the champion trained on it
+    append_rows(workspace, frame.iloc[:0], schema, "run-2", 3, revised=frame.assign(value=0.0))
+    champion_rows = load_history(workspace, columns, version=0)
+
+    # champion known: version 0's files stay, though the merge replaced them
+    assert vacuum_history(workspace, 0, champion=lambda: (True, 0)) == []
+    assert load_history(workspace, columns, version=0).equals(champion_rows)
+    # a champion without a tag (from before the table): fails closed, nothing goes
+    assert vacuum_history(workspace, 0, champion=lambda: (True, None), log=lambda _: None) == []
+    # a registry that does not answer: nothing goes either
+    assert vacuum_history(workspace, 0, champion=_unreachable, log=lambda _: None) == []
+    assert load_history(workspace, columns, version=0).equals(champion_rows)
+    # no champion (or one on version 1): the replaced files older than the retention go
+    assert vacuum_history(workspace, 24, champion=lambda: (False, None)) == []  # too recent
+    torn = workspace.history / "series_bucket=0" / "part-00000-torn.parquet"
+    torn.write_bytes(b"a killed write's file, in no version")
+    gone = vacuum_history(workspace, 0, champion=lambda: (True, 1))
+    # the files of version 0 (series a and b are in buckets 0 and 2) and the torn one
+    assert len(gone) == 3 and torn.relative_to(workspace.history).as_posix() in gone
+    assert not torn.exists()
+    assert load_history(workspace, columns)["value"].eq(0.0).all()
+
+
+def _unreachable():
+    raise ConnectionError("503 from the registry")

@@ -1,0 +1,171 @@
+"""The accepted history as a Delta table: appends, time travel, the log, one series alone,
+revisions, and the one-time migration of ``history.parquet``."""
+
+import os
+
+import pandas as pd
+import pytest
+from deltalake import DeltaTable
+
+from seriesflow.config.pipeline import ColumnsConfig
+from seriesflow.workspace.files import Workspace, write_parquet
+from seriesflow.workspace.history import (
+    BUCKET,
+    MIGRATION,
+    accepted_schema,
+    append_rows,
+    committed_version,
+    history_version,
+    load_history,
+    load_series,
+    migrate,
+    new_rows,
+    series_bucket,
+)
+from tests.factories import series_frame
+
+COLUMNS = ColumnsConfig()
+SCHEMA = accepted_schema(COLUMNS)
+KEY = ["series_id", "timestamp"]
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(KEY, ignore_index=True)
+
+
+def test_series_buckets_are_stable_and_spread():
+    ids = pd.Series([f"s{k}" for k in range(200)] + ["s0"])
+    buckets = series_bucket(ids, 8)
+    assert buckets[0] == buckets[-1] == 6  # crc32(b"s0") % 8, in any process
+    assert set(buckets) == set(range(8))
+    assert (series_bucket(ids, 8) == buckets).all()
+
+
+def test_without_revisions_the_new_rows_are_those_after_each_series_last_time():
+    history = series_frame(("a", "b"), n=10)
+    merged = _sorted(pd.concat([history, series_frame(("a", "c"), n=3, start=10)]))
+
+    appended, revised = new_rows(history, merged, revisions=False)
+
+    assert _sorted(appended).equals(_sorted(series_frame(("a", "c"), n=3, start=10)))
+    assert revised.empty
+
+
+def test_with_revisions_changed_values_are_revised_and_unchanged_ones_left_out():
+    history = series_frame(("a",), n=5)
+    merged = pd.concat([history, series_frame(("a",), n=2, start=5)], ignore_index=True)
+    merged.loc[1, "value"] = 99.0  # a revision of an accepted value
+
+    appended, revised = new_rows(history, merged, revisions=True)
+
+    assert list(appended["timestamp"]) == list(series_frame(("a",), n=2, start=5)["timestamp"])
+    assert revised.to_dict("records") == [merged.loc[1].to_dict()]
+
+
+def test_each_commit_appends_one_version_without_rewriting_a_file(tmp_path):
+    workspace = Workspace(tmp_path)
+    first = series_frame(("a", "b", "c"), n=20)
+    later = series_frame(("a", "b", "c"), n=2, start=20)
+
+    assert append_rows(workspace, first, SCHEMA, "run-1", 4) == 0
+    before = {p: os.stat(p).st_mtime_ns for p in DeltaTable(str(workspace.history)).file_uris()}
+    assert append_rows(workspace, later, SCHEMA, "run-2", 4) == 1
+
+    files = DeltaTable(str(workspace.history)).file_uris()
+    assert set(before) < set(files)  # the old files are all still there, untouched
+    assert {p: os.stat(p).st_mtime_ns for p in before} == before
+    assert len(files) - len(before) == len(set(series_bucket(later["series_id"], 4)))
+    assert (committed_version(workspace, "run-1"), committed_version(workspace, "run-2")) == (0, 1)
+    assert committed_version(workspace, "run-3") is None
+    # readers get the frame the Parquet file gave: no bucket column, sorted, UTC times
+    assert load_history(workspace, COLUMNS).equals(_sorted(pd.concat([first, later])))
+    assert load_history(workspace, COLUMNS, version=0).equals(_sorted(first))  # time travel
+    assert str(load_history(workspace, COLUMNS)["timestamp"].dtype) == "datetime64[us, UTC]"
+
+
+def test_one_series_is_read_from_its_bucket_alone(tmp_path):
+    workspace = Workspace(tmp_path)
+    frame = series_frame(("a", "b", "c", "d"), n=6)
+    append_rows(workspace, frame, SCHEMA, "run-1", 4)
+    bucket = int(series_bucket(pd.Series(["c"]), 4)[0])
+    table = DeltaTable(str(workspace.history))
+
+    (only,) = table.file_uris(partition_filters=[(BUCKET, "=", str(bucket))])
+    assert f"{BUCKET}={bucket}" in only
+    assert load_series(workspace, "c").equals(
+        frame[frame["series_id"] == "c"].reset_index(drop=True)
+    )
+
+
+def test_revisions_merge_in_one_transaction_and_the_old_version_still_reads(tmp_path):
+    workspace = Workspace(tmp_path)
+    frame = series_frame(("a", "b"), n=4)
+    append_rows(workspace, frame, SCHEMA, "run-1", 4)
+    revised = frame.iloc[[1]].assign(value=-1.0)
+    added = series_frame(("a",), n=1, start=4)
+
+    assert append_rows(workspace, added, SCHEMA, "run-2", 4, revised=revised) == 1
+
+    expected = pd.concat([frame, added], ignore_index=True)
+    expected.loc[1, "value"] = -1.0
+    assert load_history(workspace, COLUMNS).equals(_sorted(expected))
+    assert load_history(workspace, COLUMNS, version=0).equals(_sorted(frame))
+    assert committed_version(workspace, "run-2") == 1
+
+
+def test_an_unknown_version_names_the_table(tmp_path):
+    workspace = Workspace(tmp_path)
+    append_rows(workspace, series_frame(n=3), SCHEMA, "run-1", 4)
+    with pytest.raises(ValueError, match="has no version 7"):
+        load_history(workspace, COLUMNS, version=7)
+
+
+def test_migration_moves_history_parquet_into_the_table_once(tmp_path):
+    workspace = Workspace(tmp_path)
+    frame = series_frame(("a", "b"), n=30)
+    write_parquet(frame, workspace.legacy_history, SCHEMA)
+    assert load_history(workspace, COLUMNS).equals(frame)  # read as it is until migrated
+
+    note = migrate(workspace, 4)
+
+    assert "history.parquet.migrated" in note
+    assert not workspace.legacy_history.exists()
+    assert (tmp_path / "history.parquet.migrated").exists()
+    assert load_history(workspace, COLUMNS).equals(frame)
+    assert committed_version(workspace, MIGRATION) == 0
+    assert migrate(workspace, 4) is None and history_version(workspace) == 0  # idempotent
+
+
+def test_migration_killed_after_its_commit_only_renames_the_file_next_time(tmp_path):
+    workspace = Workspace(tmp_path)
+    frame = series_frame(("a", "b"), n=30)
+    write_parquet(frame, workspace.legacy_history, SCHEMA)
+    append_rows(workspace, frame, SCHEMA, MIGRATION, 4)  # committed, then the process died
+
+    migrate(workspace, 4)
+
+    assert history_version(workspace) == 0  # no second copy of the rows
+    assert load_history(workspace, COLUMNS).equals(frame)
+    assert not workspace.legacy_history.exists()
+
+
+def test_migration_killed_mid_write_writes_again_and_ignores_the_torn_files(tmp_path):
+    workspace = Workspace(tmp_path)
+    frame = series_frame(("a", "b"), n=30)
+    write_parquet(frame, workspace.legacy_history, SCHEMA)
+    torn = workspace.history / f"{BUCKET}=1" / "part-00000-torn.parquet"
+    torn.parent.mkdir(parents=True)
+    torn.write_bytes(b"half a file")  # data files written, no log entry
+
+    migrate(workspace, 4)
+
+    assert load_history(workspace, COLUMNS).equals(frame)
+
+
+def test_migration_refuses_when_a_table_not_made_from_the_file_exists(tmp_path):
+    workspace = Workspace(tmp_path)
+    append_rows(workspace, series_frame(n=3), SCHEMA, "run-1", 4)
+    write_parquet(series_frame(n=5), workspace.legacy_history, SCHEMA)
+    with pytest.raises(RuntimeError, match="both exist"):
+        migrate(workspace, 4)
+    assert workspace.legacy_history.exists()
