@@ -40,7 +40,7 @@ from seriesflow.data.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
-from seriesflow.model.classical import classical_forecast
+from seriesflow.model.classical import ClassicalFit, classical_forecast, forecast_from_fit
 from seriesflow.model.features import (
     first_missing,
     is_known_ahead,
@@ -459,8 +459,27 @@ def classical_path(
     count = steps or settings.steps_for(frequency, 1)
     name = name or router.model_of(sid)
     season = router.seasons.get(sid) or frequency.season_length()
-    path = classical_forecast(name, values, count, season)
+    kept = router.fit_of(sid, name) if hasattr(router, "fit_of") else None
+    since = resume_index(filled[TIMESTAMP], kept, frequency) if kept is not None else None
+    if since is None:  # no kept fit (or the history does not reach it): fit on the history
+        path = classical_forecast(name, values, count, season)
+    else:  # the parameters fit at registration, run forward over the history: no refit
+        path = forecast_from_fit(kept, values[since:], count)
     return path, pd.Timestamp(filled[TIMESTAMP].iloc[-1]), float(values[-1])
+
+
+def resume_index(times: pd.Series, fit: ClassicalFit, frequency: Frequency) -> int | None:
+    """Where in a series' gap-filled ``times`` a kept fit resumes: the point it was fit from
+    (its initial state belongs there); None when the history given does not reach back to it
+    (a caller's short frame: the model is refit on what was given)."""
+    if fit.start_time is None:
+        return None
+    stamps = pd.to_datetime(times, utc=True).to_numpy()
+    position, on_grid = frequency.positions(stamps, pd.Timestamp(fit.start_time))
+    found = np.flatnonzero(on_grid & (position == 0))
+    if not len(found) or len(times) - found[0] < 2:
+        return None
+    return int(found[0])
 
 
 # Calibration forecasts from at most this many origins per split: a few thousand residuals per
