@@ -369,7 +369,13 @@ def forecast_frame(
     longest = steps or longest_steps(settings, scaler, spec.horizon)
     tails = tail_arrays(lstm_history, scaler, spec, settings.max_gap_steps, longest)
     history = observed_rows(history)  # the classical candidates fit on observations only
-    known = history[SERIES_ID].astype(str)
+    # each classical series' rows, found in one pass (not a scan of the history per series)
+    rows_of = (
+        dict(tuple(history.groupby(history[SERIES_ID].astype(str), sort=False)))
+        if classical_ids or mixed_ids
+        else {}
+    )
+    empty = history.iloc[:0]
     series = tails.arrays.series
     wanted = {
         sid: steps or settings.steps_for(scaler.frequency_of(sid), spec.horizon) for sid in series
@@ -385,7 +391,7 @@ def forecast_frame(
     skipped = dict(tails.skipped)
     for sid in sorted(classical_ids):  # as far ahead as the LSTM's series go
         count = steps or settings.steps_for(scaler.frequency_of(sid), spec.horizon)
-        found = classical_path(history[known == sid], sid, scaler, router, settings, count)
+        found = classical_path(rows_of.get(sid, empty), sid, scaler, router, settings, count)
         if isinstance(found, str):
             skipped[sid] = found
         else:
@@ -395,7 +401,7 @@ def forecast_frame(
         paths = [lstm_path]
         for name in (ETS, THETA):
             found = classical_path(
-                history[known == sid], sid, scaler, router, settings, len(lstm_path), name
+                rows_of.get(sid, empty), sid, scaler, router, settings, len(lstm_path), name
             )
             if isinstance(found, str):  # keep the LSTM's own path: a forecast, not a gap
                 break
