@@ -183,6 +183,26 @@ def _forward(model, values: np.ndarray, steps: int) -> np.ndarray:
         return np.asarray(model.forward(y=np.asarray(values, dtype=float), h=steps)["mean"])
 
 
+def _ets_paths(model: Any, values: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
+    """AutoETS' forecasts [windows, steps] after each origin of ``values`` in one pass.
+
+    ETS is a state-space recursion: running it forward to an origin and forecasting (what
+    ``forward`` per origin does) is forecasting from the state at that origin, so one run
+    over ``values`` up to the last origin gives every origin's state (``states[o + 1]``:
+    after observing ``values[: o + 1]``). The same numbers, a pass instead of one per origin.
+    """
+    from statsforecast.ets import forward_ets, pegelsfcast_C
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = forward_ets(model.model_, y=np.asarray(values, dtype=float))
+        states = run["states"]  # [points + 1, states]: states[0] is the initial state
+        out = np.empty((len(origins), steps))
+        for k, origin in enumerate(origins):
+            out[k] = pegelsfcast_C(steps, {**run, "states": states[origin + 1][None, :]})
+    return out
+
+
 def paths_of(fit: ClassicalFit, values: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
     """Forecasts [windows, steps] of a fit model after each origin of ``values`` (the series
     it was fit on, whole), rolled forward without refitting."""
@@ -191,9 +211,12 @@ def paths_of(fit: ClassicalFit, values: np.ndarray, origins: np.ndarray, steps: 
     if fit.state is None:
         return _simple(fit.fallback, values, origins, steps, fit.season)
     model = _model_of(fit)
-    out = np.empty((len(origins), steps))
-    for k, origin in enumerate(origins):
-        out[k] = _forward(model, values[fit.start : origin + 1], steps)
+    if fit.name == ETS and len(origins) and origins.min() > fit.start:
+        out = _ets_paths(model, values[fit.start : origins.max() + 1], origins - fit.start, steps)
+    else:
+        out = np.empty((len(origins), steps))
+        for k, origin in enumerate(origins):
+            out[k] = _forward(model, values[fit.start : origin + 1], steps)
     bad = ~np.isfinite(out).all(axis=1)
     if bad.any():  # a diverging state: the last value is a forecast, NaN is not
         out[bad] = naive_forecast(values, origins[bad], steps)
