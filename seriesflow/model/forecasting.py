@@ -260,8 +260,9 @@ def tail_arrays(
         horizon=spec.horizon,
     )
     stacked = None
-    if known:
-        stacked = np.stack([ahead[sid] for sid in arrays.series]).astype(np.float32)
+    if known:  # [series, need, features]; no series at all (every one routed elsewhere): empty
+        found = [ahead[sid] for sid in arrays.series]
+        stacked = np.stack(found).astype(np.float32) if found else np.empty((0, need, 0))
         stacked = stacked.reshape(len(arrays.series), need, len(features))
     return Tails(arrays, windows, last_time, skipped, stacked)
 
