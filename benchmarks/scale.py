@@ -19,7 +19,10 @@ statsmodels fit per series), no backtest. Plots stay on (the forecast plot draws
 series, whatever the count).
 
 Prints one table per size plus the growth between consecutive sizes: time ratio vs rows
-ratio, RSS ratio. Absolute times on a shared 2-core machine are noisy (+-30%).
+ratio, RSS ratio. After each retrain the champion forecasts every series ``--forecast-steps``
+(24) steps ahead in this process, LSTM only and routed (``benchmarks/forecast_speed.py``):
+seconds per 1,000 series, next to the retrain figures. Absolute times on a shared 2-core
+machine are noisy (+-30%).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.docs_table import measured, variant, write_block  # noqa: E402
+from benchmarks.forecast_speed import measure  # noqa: E402
 from benchmarks.real_series import start_prefect  # noqa: E402
 
 BENCH_SETTINGS = (
@@ -161,6 +165,11 @@ def run_size(series: int, args: argparse.Namespace, api: str, root: Path) -> dic
         raise RuntimeError(f"{series} series: not every landed row was accepted: {summary}")
     run_dir = Path(summary["run_dir"])
     manifest = json.loads((run_dir / "manifest.json").read_text())
+    forecasts = {}
+    if args.forecast_steps:  # the champion's forecast of every series, in this process
+        overrides = [o for k, o in enumerate(command[3:]) if k % 2 == 1]  # the --set values
+        for row in measure(overrides, args.forecast_steps):
+            forecasts["lstm" if row["forecast"] == "lstm only" else "routed"] = row
     return {
         "series": series,
         "files": files,
@@ -174,6 +183,7 @@ def run_size(series: int, args: argparse.Namespace, api: str, root: Path) -> dic
         "sampled_rss": peak,
         "run_bytes": folder_bytes(run_dir),
         "rmse": summary["metrics"].get("model", {}).get("rmse"),
+        "forecasts": forecasts,
     }
 
 
@@ -181,12 +191,19 @@ def table(results: list[dict]) -> str:
     stages = [s for s in STAGES if any(s in r["stages"] for r in results)]
     head = ["series", "rows"] + [f"{s} s" for s in stages]
     head += ["total s", "peak RSS GiB", "run folder MiB"]
+    forecasts = any(r.get("forecasts") for r in results)
+    if forecasts:
+        head += ["forecast s per 1,000 series (lstm / routed)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         cells = [f"{r['series']:,}", f"{r['rows']:,}"]
         cells += [f"{r['stages'].get(s, 0):.1f}" for s in stages]
         gib, mib = r["peak_rss"] / 2**30, r["run_bytes"] / 2**20
         cells += [f"{r['wall']:.0f}", f"{gib:.2f}", f"{mib:.0f}"]
+        if forecasts:
+            found = r.get("forecasts", {})
+            per = [found[k]["per 1,000 series s"] for k in ("lstm", "routed") if k in found]
+            cells.append(" / ".join(f"{v:.1f}" for v in per))
         lines.append("| " + " | ".join(cells) + " |")
     if any(r["stage_rss"] for r in results):
         lines += ["", "Peak RSS of the flow's process after each stage (MiB, high-water mark):", ""]
@@ -215,6 +232,13 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--root", type=Path, help="where workspaces go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the workspaces")
+    parser.add_argument(
+        "--forecast-steps",
+        type=int,
+        default=24,
+        help="after each retrain, time the champion's forecast of every series this many "
+        "steps ahead (benchmarks/forecast_speed.py; 0: off)",
+    )
     args = parser.parse_args()
 
     root = args.root or Path(tempfile.mkdtemp(prefix="seriesflow-scale-"))

@@ -77,7 +77,7 @@ def evaluate(
             config.evaluate.baseline_max_series,
         )
     scorer = scorer_for(windows, scaler, config.evaluate, classical=classical)
-    router_path, lstm_share = None, None
+    router_path, lstm_share, origins = None, None, {}
     if spec.task == CLASSIFICATION:
         champion_out, note = None, None
         if champion is not None:
@@ -90,6 +90,15 @@ def evaluate(
             model, spec, scaler, windows, config, scorer, classical, champion
         )
         scored, note, tested = found.scored, found.champion_note, found.test_windows
+        origins = found.origins
+        logger.info(
+            "Origins scored: %d of %d test windows, %d of %d validation windows (%s)",
+            origins["test_windows"],
+            origins["test_windows_total"],
+            origins["val_windows"],
+            origins["val_windows_total"],
+            origins["how"],
+        )
         write_json(found.router.to_json(), run.router)
         write_json(found.intervals.to_json(), run.intervals)
         router_path, lstm_share = run.router, found.router.lstm_share
@@ -118,7 +127,9 @@ def evaluate(
     plots = _plots(run, scored, windows, gate_metric) if config.evaluate.make_plots else []
     scores, head_to_head = scored.overall(), scored.overall(CHAMPION_WINDOWS)
     routing = None if router_path is None else Router.load(router_path).describe()
-    _report(run, scored, tested, scorer.seasons, spec.task, gate_metric, note, plots, routing)
+    _report(
+        run, scored, tested, scorer.seasons, spec.task, gate_metric, note, plots, routing, origins
+    )
     _log_scores(logger, scores, spec.task, gate_metric)
     return EvaluationResult(
         run.evaluation,
@@ -133,6 +144,7 @@ def evaluate(
         head_to_head,
         router_path,
         lstm_share,
+        origins,
     )
 
 
@@ -160,6 +172,7 @@ def _report(
     note: str | None,
     plots: list[Path],
     routing: str | None = None,
+    origins: dict | None = None,
 ) -> None:
     """The evaluation table and report as Prefect artifacts."""
     scores, head_to_head = scored.overall(), scored.overall(CHAMPION_WINDOWS)
@@ -184,6 +197,7 @@ def _report(
         metric,
         plots_markdown(plots),  # inline PNGs: no file:// in a browser
         routing,
+        origins,
     )
     create_markdown_artifact(key="evaluation-report", markdown=text)
 

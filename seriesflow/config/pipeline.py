@@ -91,11 +91,27 @@ class EvaluateConfig(FrozenModel):
     )
     max_windows_per_series: int | None = Field(
         64,
+        ge=0,
+        description="Validation and test windows (origins) scored per series, at most: "
+        "spread evenly over each series' part (first and last kept), the same origins for the "
+        "LSTM, the classical models, the baselines, the routed model and the champion. "
+        "Evaluation then costs a bounded number of forecasts per series, whatever its length. "
+        "0 or null = every window (exhaustive). "
+        "Recorded in the evaluation report and as MLflow params (evaluation.origins.*).",
+    )
+    fit_seasons: int = Field(
+        10,
         ge=1,
-        description="Validation and test windows scored per series, at most: spread evenly "
-        "over each series' part, the same windows for the LSTM, the classical models, the "
-        "routed model and the champion (a classical model is rolled to every origin, so this "
-        "bounds evaluation on long series). null = every window.",
+        description="The statsforecast models (AutoETS, AutoTheta) are fit once per series on "
+        "the latest this-many seasons of its training part (at least 200 points, at most "
+        "1000), then rolled forward to every origin without refitting; the router keeps the "
+        "fitted parameters, so forecasts do not refit either.",
+    )
+    n_jobs: int = Field(
+        1,
+        ge=-1,
+        description="Processes that fit the statsforecast models (one series each at a "
+        "time); -1 = every core. 1 on a shared machine.",
     )
     backtest_folds: int = Field(
         0,

@@ -329,9 +329,13 @@ def fill_gaps(group: pd.DataFrame, frequency: Frequency, columns: list[str]) -> 
     the rest (and NaN values up to the configured null fraction).
     """
     group = group.sort_values(TIMESTAMP).set_index(TIMESTAMP)
-    grid = frequency.grid(group.index[0], group.index[-1])
-    if len(grid) != len(group) or not grid.equals(group.index):
-        group = group.reindex(grid)
+    position, on_grid = frequency.positions(group.index)
+    # already every step of its calendar (the usual case): no grid to build, nothing to add
+    complete = on_grid.all() and (np.diff(position) == 1).all()
+    if not complete:
+        grid = frequency.grid(group.index[0], group.index[-1])
+        if len(grid) != len(group) or not grid.equals(group.index):
+            group = group.reindex(grid)
     filled = group[columns].isna().any(axis=1)
     if filled.any():
         group[columns] = group[columns].interpolate(method="time", limit_direction="both")

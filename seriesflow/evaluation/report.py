@@ -26,8 +26,10 @@ def evaluation_markdown(
     metric: str,
     plot_lines: list[str],
     routing: str | None = None,
+    origins: Mapping[str, object] | None = None,
 ) -> str:
-    """The evaluation report: scores, which model serves each series (``routing``: the
+    """The evaluation report: scores, which origins were scored (``origins``:
+    ``seriesflow/evaluation/routed.py``'s record), which model serves each series (``routing``: the
     router's summary), the champion head to head, the backtest per fold (``backtest``:
     ``backtest_summary``'s table), the plots (``plot_lines``: markdown)."""
     text = [
@@ -37,6 +39,16 @@ def evaluation_markdown(
         "",
         metrics_markdown(scores),
     ]
+    if origins:
+        text += [
+            "",
+            "## Origins scored",
+            "",
+            f"{origins['test_windows']:,} of {origins['test_windows_total']:,} test windows and "
+            f"{origins['val_windows']:,} of {origins['val_windows_total']:,} validation windows "
+            f"(`evaluate.max_windows_per_series`: {origins['max_windows_per_series']}): "
+            f"{origins['how']}.",
+        ]
     if routing:
         text += [
             "",

@@ -17,13 +17,23 @@ champion and the prediction intervals, on the same windows (pure, no Prefect).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from seriesflow.config.pipeline import PipelineConfig
-from seriesflow.data.schema import COMBINATION, LSTM, NAIVE, ROUTED, SEASONAL_NAIVE, TEST, VAL
+from seriesflow.data.schema import (
+    COMBINATION,
+    ETS,
+    LSTM,
+    NAIVE,
+    ROUTED,
+    SEASONAL_NAIVE,
+    TEST,
+    THETA,
+    VAL,
+)
 from seriesflow.evaluation.champion import rescore_champion
 from seriesflow.evaluation.probabilistic import probabilistic_scores
 from seriesflow.evaluation.router import Router, combination_of, route, route_run
@@ -32,10 +42,12 @@ from seriesflow.evaluation.scoring import (
     Scorer,
     actuals,
     classical_forecasts,
+    fit_classical_models,
     score_split,
     spread_windows,
     with_coverage,
 )
+from seriesflow.model.classical import FITTED
 from seriesflow.model.forecasting import (
     forecast_paths,
     intervals_from_paths,
@@ -55,6 +67,7 @@ class RoutedEvaluation:
     intervals: Intervals
     test_windows: int
     champion_note: str | None
+    origins: dict[str, Any] = field(default_factory=dict)  # which origins were scored, how
 
 
 def evaluate_regression(
@@ -72,15 +85,28 @@ def evaluate_regression(
     ``reported``: the classical baselines to show beside naive and seasonal naive; the
     router's candidates are fit whatever it says.
     """
-    per_series = config.evaluate.max_windows_per_series
-    val = spread_windows(windows.subset(VAL), per_series)
-    test = spread_windows(windows.subset(TEST), per_series)
+    per_series = config.evaluate.max_windows_per_series or None  # 0 / None: every window
+    all_val, all_test = windows.subset(VAL), windows.subset(TEST)
+    val = spread_windows(all_val, per_series)
+    test = spread_windows(all_test, per_series)
+    origins = origins_record(per_series, val, all_val, test, all_test)
     steps = longest_steps(settings_of(config), scaler, spec.horizon)
     lstm_val = forecast_paths(model, spec, scaler, val, steps)  # [val windows, steps]
     lstm_test = forecast_paths(model, spec, scaler, test, steps)  # [test windows, steps]
     cfg = config.register
     lstm_only = cfg.models == "lstm_only"
     candidates = tuple(dict.fromkeys((cfg.default_model, *cfg.candidates)))
+    # every statsforecast model once per series (on its training part), for the val and test
+    # origins, the reported baselines and the router's kept fits alike
+    fitted = set(reported) | set(candidates)
+    if COMBINATION in candidates:
+        fitted |= {ETS, THETA}
+    fits = fit_classical_models(
+        scorer.context,
+        tuple(c for c in FITTED if c in fitted),
+        n_jobs=config.evaluate.n_jobs,
+        seasons=config.evaluate.fit_seasons,
+    )
     run = route_run(
         val,
         test,
@@ -91,11 +117,12 @@ def evaluate_regression(
         lstm_only,
         cfg.default_model,
         cfg.switch_below,
+        fits,
     )
     # classical forecasts this run made but the router may not weigh (reported baselines)
     extra = tuple(c for c in reported if c not in run.test)
     if extra:
-        run.test.update(classical_forecasts(test, scorer.context, steps, extra))
+        run.test.update(classical_forecasts(test, scorer.context, steps, extra, fits))
     horizon = spec.horizon
     shown = (NAIVE, SEASONAL_NAIVE, *[c for c in reported if c in run.test], ROUTED)
     others = {name: run.test[name][:, :horizon] for name in dict.fromkeys(shown)}
@@ -121,7 +148,28 @@ def evaluate_regression(
     scored = replace(scored, metrics=with_coverage(scored.metrics, coverage, ROUTED))
     if not scores.empty:
         scored = replace(scored, metrics=with_coverage(scored.metrics, scores, ROUTED))
-    return RoutedEvaluation(scored, run.router, intervals, len(test), note)
+    return RoutedEvaluation(scored, run.router, intervals, len(test), note, origins)
+
+
+def origins_record(
+    per_series: int | None, val: Windows, all_val: Windows, test: Windows, all_test: Windows
+) -> dict[str, Any]:
+    """How the scored origins were chosen, and how many (the report's and MLflow's record)."""
+    return {
+        "max_windows_per_series": per_series or "all",
+        "how": (
+            "every window"
+            if per_series is None
+            else f"at most {per_series} per series, evenly spaced in time over each series' "
+            "part (first and last kept)"
+        )
+        + "; the same origins for the LSTM, the routed model, the classical models, the "
+        "baselines and the champion",
+        "val_windows": len(val),
+        "val_windows_total": len(all_val),
+        "test_windows": len(test),
+        "test_windows_total": len(all_test),
+    }
 
 
 def route_champion(

@@ -23,14 +23,14 @@ series. Saved as ``router.json`` beside the model, and inside the registered mod
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seriesflow.data.schema import COMBINATION, ETS, LSTM, ROUTED, THETA
-from seriesflow.model.classical import CLASSICAL
+from seriesflow.model.classical import CLASSICAL, ClassicalFit
 from seriesflow.workspace.files import read_json
 
 ROUTER_FILE = "router.json"
@@ -46,6 +46,10 @@ class Router:
     candidates: tuple[str, ...] = (LSTM, *CLASSICAL)
     seasons: dict[str, int] = field(default_factory=dict)  # series -> season length
     default: str = LSTM  # what a series gets unless another candidate won clearly
+    # series -> model -> its statsforecast fit (ets, theta: the parameters fit on the training
+    # part), for the series a classical model or the combination serves: forecasts run them
+    # forward over the latest history instead of refitting
+    fits: dict[str, dict[str, ClassicalFit]] = field(default_factory=dict)
 
     def model_of(self, series_id: str) -> str:
         """The series' model; a series the router never saw gets the default."""
@@ -81,6 +85,11 @@ class Router:
                     "model": self.choice[sid],
                     "season": self.seasons.get(sid, 1),
                     "val_mase": self.val_mase.get(sid, {}),
+                    **(
+                        {"fits": {k: f.to_json() for k, f in self.fits[sid].items()}}
+                        if self.fits.get(sid)
+                        else {}
+                    ),
                 }
                 for sid in sorted(self.choice)
             },
@@ -95,7 +104,28 @@ class Router:
             candidates=tuple(data.get("candidates", (LSTM, *CLASSICAL))),
             seasons={sid: int(item.get("season", 1)) for sid, item in series.items()},
             default=data.get("default", LSTM),
+            fits={
+                sid: {k: ClassicalFit.from_json(f) for k, f in item["fits"].items()}
+                for sid, item in series.items()
+                if item.get("fits")
+            },
         )
+
+    def fit_of(self, series_id: str, name: str) -> ClassicalFit | None:
+        """The kept fit of model ``name`` for a series (None: refit to forecast)."""
+        return self.fits.get(str(series_id), {}).get(name)
+
+    def with_fits(self, fits: dict[str, dict[str, ClassicalFit]]) -> Router:
+        """The router keeping ``fits`` for the series a fitted model serves (alone, or in
+        the combination), and for no other series."""
+        kept = {}
+        for sid, models in fits.items():
+            served = self.model_of(sid)
+            names = (ETS, THETA) if served == COMBINATION else (served,)
+            mine = {name: models[name] for name in names if name in models}
+            if mine:
+                kept[str(sid)] = mine
+        return replace(self, fits=kept)
 
     @classmethod
     def load(cls, path: str | Path) -> Router:
@@ -240,6 +270,7 @@ def route_run(
     lstm_only: bool = False,
     default: str = LSTM,
     switch_below: float = 1.0,
+    fits: dict[str, dict[str, ClassicalFit]] | None = None,
 ) -> RoutedRun:
     """Fit the classical candidates, choose each series' model on ``val``, route ``test``.
 
@@ -247,16 +278,24 @@ def route_run(
     ``lstm_test`` the LSTM's paths [windows, steps] from their origins, ``context`` the
     run's ``SeriesContext`` (values, seasons, training lengths, MASE scales). Candidates
     are fit on each series' training part only; the choice compares the first
-    ``horizon`` steps of the validation windows (never the test windows).
+    ``horizon`` steps of the validation windows (never the test windows). ``fits``: the
+    statsforecast models already fit per series (``fit_classical_models``), else fit here;
+    the router keeps those of the series they serve (``router.json``).
     """
-    from seriesflow.evaluation.scoring import actuals, classical_forecasts
+    from seriesflow.evaluation.scoring import (
+        actuals,
+        classical_forecasts,
+        fit_classical_models,
+    )
 
     steps = lstm_val.shape[1]
     fitted = tuple(c for c in candidates if c in CLASSICAL)
     if COMBINATION in candidates:  # the combination needs AutoETS and AutoTheta
         fitted = tuple(dict.fromkeys((*fitted, ETS, THETA)))
-    on_val = {LSTM: lstm_val, **classical_forecasts(val, context, steps, fitted)}
-    on_test = {LSTM: lstm_test, **classical_forecasts(test, context, steps, fitted)}
+    if fits is None:  # one fit per series and model, for the val and the test origins alike
+        fits = fit_classical_models(context, fitted)
+    on_val = {LSTM: lstm_val, **classical_forecasts(val, context, steps, fitted, fits)}
+    on_test = {LSTM: lstm_test, **classical_forecasts(test, context, steps, fitted, fits)}
     if COMBINATION in candidates:
         on_val[COMBINATION] = combination_of(on_val)
         on_test[COMBINATION] = combination_of(on_test)
@@ -273,6 +312,7 @@ def route_run(
             context.scale,
         )
         router = choose(errors, series, seasons, candidates, default, switch_below)
+    router = router.with_fits(fits)
     on_val[ROUTED] = route(router, val.series_id, on_val)
     on_test[ROUTED] = route(router, test.series_id, on_test)
     return RoutedRun(router, on_val, on_test)

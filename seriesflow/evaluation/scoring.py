@@ -14,7 +14,7 @@ Used by the evaluate stage, the tune flow and the benchmarks alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,15 @@ from seriesflow.evaluation.metrics import (
     metrics_table,
     seasonal_naive_scale,
 )
-from seriesflow.model.classical import FITTED, classical_paths
+from seriesflow.model.classical import (
+    FIT_SEASONS,
+    FITTED,
+    ClassicalFit,
+    classical_paths,
+    fit_classical,
+    fit_points,
+    paths_of,
+)
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import SeriesArrays, Windows, direction_labels
 
@@ -109,20 +117,92 @@ def baselines(
     return classical_forecasts(windows, context, windows.horizon, classical)
 
 
+Fits = dict[str, dict[str, ClassicalFit]]  # series -> model (ets, theta) -> its fit
+
+
+def _fit_one(
+    sid: str, values: np.ndarray, n_train: int, season: int, names: tuple[str, ...], seasons: int
+) -> tuple[str, dict[str, ClassicalFit]]:
+    points = fit_points(season, seasons)
+    return sid, {name: fit_classical(name, values, n_train, season, points) for name in names}
+
+
+def fit_classical_models(
+    context: SeriesContext,
+    classical: tuple[str, ...],
+    series: list[str] | None = None,
+    n_jobs: int = 1,
+    seasons: int = FIT_SEASONS,
+) -> Fits:
+    """Each series' statsforecast models (those of ``classical`` that are fit: ets, theta),
+    fit once on its training part (its latest ``seasons`` seasons, ``fit_points``), for
+    every origin of every split to roll forward from. ``n_jobs`` > 1 (or -1: every core)
+    fits series in that many processes."""
+    names = tuple(c for c in FITTED if c in classical)
+    wanted = sorted(str(s) for s in (context.values if series is None else series))
+    if not names or not wanted:
+        return {sid: {} for sid in wanted}
+    jobs = [
+        (
+            sid,
+            context.values[sid],
+            context.train_length.get(sid, len(context.values[sid])),
+            context.season.get(sid, 1),
+            names,
+            seasons,
+        )
+        for sid in wanted
+    ]
+    if n_jobs == 1 or len(jobs) < 2:
+        found = dict(_fit_one(*job) for job in jobs)
+    else:
+        from joblib import Parallel, delayed  # lazily: only a parallel fit needs it
+
+        found = dict(Parallel(n_jobs=n_jobs)(delayed(_fit_one)(*job) for job in jobs))
+    return {  # where each fit starts, in time: a forecast resumes from there
+        sid: {
+            name: replace(fit, start_time=_iso(context.times[sid][fit.start]))
+            for name, fit in models.items()
+        }
+        for sid, models in found.items()
+    }
+
+
+def _iso(time: Any) -> str:
+    stamp = pd.Timestamp(time)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.isoformat()
+
+
 def classical_forecasts(
-    windows: Windows, context: SeriesContext, steps: int, classical: tuple[str, ...] = ()
+    windows: Windows,
+    context: SeriesContext,
+    steps: int,
+    classical: tuple[str, ...] = (),
+    fits: Fits | None = None,
 ) -> dict[str, np.ndarray]:
     """``baselines`` for ``steps`` ahead of each window's origin [windows, steps] (longer
-    paths than the horizon: what prediction intervals are calibrated on)."""
+    paths than the horizon: what prediction intervals are calibrated on). ``fits``: the
+    statsforecast models already fit (``fit_classical_models``), else fit here."""
     names = (NAIVE, SEASONAL_NAIVE, *[c for c in FITTED if c in classical])
     found = {name: np.full((len(windows), steps), np.nan) for name in names}
     origin = windows.origin  # [windows], computed once, not per series
+    missing = [
+        str(sid)
+        for sid, _ in windows.by_series()
+        if any(name not in (fits or {}).get(str(sid), {}) for name in names if name in FITTED)
+    ]
+    if missing:
+        fits = {**(fits or {}), **fit_classical_models(context, classical, missing)}
     for sid, mask in windows.by_series():  # mask: the series' window indexes
-        season = context.season.get(str(sid), 1)
+        sid = str(sid)
+        season = context.season.get(sid, 1)
         values, origins = context.values[sid], origin[mask]
-        n_train = context.train_length.get(str(sid), len(values))
         for name in names:
-            found[name][mask] = classical_paths(name, values, n_train, origins, steps, season)[0]
+            if name in FITTED:
+                found[name][mask] = paths_of(fits[sid][name], values, origins, steps)
+            else:
+                found[name][mask] = classical_paths(name, values, 0, origins, steps, season)[0]
     return found
 
 

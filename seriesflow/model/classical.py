@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +33,10 @@ from seriesflow.evaluation.metrics import naive_forecast, seasonal_naive_forecas
 CLASSICAL = (ETS, THETA, SEASONAL_NAIVE, NAIVE)
 FITTED = (ETS, THETA)  # the ones with parameters (statsforecast models)
 # Longer series are fit on their latest points only: the form and parameters of exponential
-# smoothing and Theta are about recent behaviour, and fitting time grows with length.
+# smoothing and Theta are about recent behaviour, and fitting time grows with length. The
+# latest FIT_SEASONS seasons, within [MIN_FIT_POINTS, MAX_FIT_POINTS] (``fit_points``).
+FIT_SEASONS = 10
+MIN_FIT_POINTS = 200
 MAX_FIT_POINTS = 1000
 # statsforecast's seasonal forms need a few seasons; above this season length (hourly data
 # with a weekly season, say) the seasonal forms are not tried (their fits take minutes).
@@ -73,10 +78,149 @@ def _fit(name: str, train: np.ndarray, season: int):
     return model
 
 
+def fit_points(season: int, seasons: int = FIT_SEASONS) -> int:
+    """How many of a series' latest points its statsforecast models are fit on: ``seasons``
+    seasons, at least ``MIN_FIT_POINTS`` and at most ``MAX_FIT_POINTS`` (statsforecast's own
+    practice for long series: the parameters are about recent behaviour, and a fit's cost
+    grows with its length)."""
+    return int(min(MAX_FIT_POINTS, max(MIN_FIT_POINTS, seasons * max(int(season), 1))))
+
+
+@dataclass(frozen=True)
+class ClassicalFit:
+    """One statsforecast model fit on one series, kept as plain numbers (JSON, no pickle).
+
+    ``start`` is the index (in the series the fit was made on) of the first point fit:
+    forecasts run the fitted parameters forward from there (``forward``), so a later caller
+    gives the series from that point on (or from a later point one whole season after it).
+    ``state`` is None when the model could not be fit; ``form`` then names the fallback.
+    """
+
+    name: str  # ets | theta
+    form: str  # the name, or the fallback used: "seasonal_naive (no ets fit)"
+    season: int  # the season length the model was asked for
+    start: int
+    state: dict[str, Any] | None = None
+    start_time: str | None = None  # the time of point ``start`` (ISO, UTC): where to resume
+
+    @property
+    def fallback(self) -> str:
+        return self.form.split(" ")[0] if self.state is None else self.name
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "form": self.form,
+            "season": self.season,
+            "start": self.start,
+            "state": self.state,
+            "start_time": self.start_time,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClassicalFit:
+        return cls(
+            str(data["name"]),
+            str(data.get("form", data["name"])),
+            int(data.get("season", 1)),
+            int(data.get("start", 0)),
+            data.get("state"),
+            data.get("start_time"),
+        )
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None  # JSON has no NaN
+
+
+def _state_of(name: str, model: Any) -> dict[str, Any]:
+    """The fitted parameters ``forward`` needs (statsforecast's ``model_`` keys)."""
+    fitted = model.model_
+    if name == ETS:  # forward_ets reads m, components, par, n_params
+        return {
+            "m": int(fitted["m"]),
+            "components": str(fitted["components"]),
+            "par": [_number(v) for v in fitted["par"]],
+            "n_params": int(fitted["n_params"]),
+        }
+    return {  # forward_theta reads m, modeltype and the three parameters
+        "m": int(fitted["m"]),
+        "modeltype": str(fitted["modeltype"]),
+        "par": {k: _number(v) for k, v in fitted["par"].items()},
+    }
+
+
+def _model_of(fit: ClassicalFit) -> Any:
+    """A statsforecast model carrying ``fit``'s parameters, ready to ``forward``."""
+    model = _model(fit.name, fit.season)
+    state = dict(fit.state or {})
+    if fit.name == ETS:
+        state["par"] = np.array([np.nan if v is None else v for v in state["par"]], dtype=float)
+    else:
+        state["par"] = {k: np.nan if v is None else v for k, v in state["par"].items()}
+    state["fit"] = None
+    model.model_ = state
+    return model
+
+
+def fit_classical(
+    name: str, values: np.ndarray, n_fit: int, season: int, max_points: int | None = None
+) -> ClassicalFit:
+    """Model ``name`` (``ets`` or ``theta``) fit once on ``values[:n_fit]`` (its latest
+    ``max_points``, default ``fit_points(season)``)."""
+    values = np.asarray(values, dtype=float)
+    start = max(0, n_fit - (max_points or fit_points(season)))
+    model = _fit(name, values[start:n_fit], season)
+    if model is None:
+        return ClassicalFit(name, f"{_fallback(n_fit, season)} (no {name} fit)", season, start)
+    return ClassicalFit(name, name, season, start, _state_of(name, model))
+
+
 def _forward(model, values: np.ndarray, steps: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return np.asarray(model.forward(y=np.asarray(values, dtype=float), h=steps)["mean"])
+
+
+def _ets_paths(model: Any, values: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
+    """AutoETS' forecasts [windows, steps] after each origin of ``values`` in one pass.
+
+    ETS is a state-space recursion: running it forward to an origin and forecasting (what
+    ``forward`` per origin does) is forecasting from the state at that origin, so one run
+    over ``values`` up to the last origin gives every origin's state (``states[o + 1]``:
+    after observing ``values[: o + 1]``). The same numbers, a pass instead of one per origin.
+    """
+    from statsforecast.ets import forward_ets, pegelsfcast_C
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = forward_ets(model.model_, y=np.asarray(values, dtype=float))
+        states = run["states"]  # [points + 1, states]: states[0] is the initial state
+        out = np.empty((len(origins), steps))
+        for k, origin in enumerate(origins):
+            out[k] = pegelsfcast_C(steps, {**run, "states": states[origin + 1][None, :]})
+    return out
+
+
+def paths_of(fit: ClassicalFit, values: np.ndarray, origins: np.ndarray, steps: int) -> np.ndarray:
+    """Forecasts [windows, steps] of a fit model after each origin of ``values`` (the series
+    it was fit on, whole), rolled forward without refitting."""
+    values = np.asarray(values, dtype=float)
+    origins = np.asarray(origins, dtype=np.int64)
+    if fit.state is None:
+        return _simple(fit.fallback, values, origins, steps, fit.season)
+    model = _model_of(fit)
+    if fit.name == ETS and len(origins) and origins.min() > fit.start:
+        out = _ets_paths(model, values[fit.start : origins.max() + 1], origins - fit.start, steps)
+    else:
+        out = np.empty((len(origins), steps))
+        for k, origin in enumerate(origins):
+            out[k] = _forward(model, values[fit.start : origin + 1], steps)
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():  # a diverging state: the last value is a forecast, NaN is not
+        out[bad] = naive_forecast(values, origins[bad], steps)
+    return out
 
 
 def classical_paths(
@@ -85,40 +229,42 @@ def classical_paths(
     """Forecasts [windows, steps] of model ``name`` after each origin, and the form used.
 
     ``values`` [points] is the whole series in original units; AutoETS and AutoTheta are
-    fit once on ``values[:n_fit]`` (its latest ``MAX_FIT_POINTS``) and rolled forward to
+    fit once on ``values[:n_fit]`` (its latest ``fit_points(season)``) and rolled forward to
     each origin without refitting. Naive and seasonal naive need no fit.
     """
     values = np.asarray(values, dtype=float)
     origins = np.asarray(origins, dtype=np.int64)
     if name not in FITTED:
         return _simple(name, values, origins, steps, season), name
-    start = max(0, n_fit - MAX_FIT_POINTS)
-    model = _fit(name, values[start:n_fit], season)
-    if model is None:
-        used = _fallback(n_fit, season)
-        return _simple(used, values, origins, steps, season), f"{used} (no {name} fit)"
-    out = np.empty((len(origins), steps))
-    for k, origin in enumerate(origins):
-        out[k] = _forward(model, values[start : origin + 1], steps)
-    bad = ~np.isfinite(out).all(axis=1)
-    if bad.any():  # a diverging state: the last value is a forecast, NaN is not
-        out[bad] = naive_forecast(values, origins[bad], steps)
-    return out, name
+    fit = fit_classical(name, values, n_fit, season)
+    return paths_of(fit, values, origins, steps), fit.form
+
+
+def forecast_from_fit(fit: ClassicalFit, values: np.ndarray, steps: int) -> np.ndarray:
+    """The next ``steps`` values [steps] after ``values`` from a kept fit, without refitting.
+
+    ``values`` starts where the fit's ``start`` point was (or a whole number of seasons
+    later): the fitted parameters are run forward over it (statsforecast's ``forward``).
+    """
+    values = np.asarray(values, dtype=float)
+    last = np.array([len(values) - 1])
+    if fit.state is None:
+        return _simple(fit.fallback, values, last, steps, fit.season)[0]
+    path = _forward(_model_of(fit), values, steps)
+    return path if np.isfinite(path).all() else naive_forecast(values, last, steps)[0]
 
 
 def classical_forecast(name: str, values: np.ndarray, steps: int, season: int) -> np.ndarray:
-    """The next ``steps`` values [steps] of model ``name`` fit on all of ``values``."""
+    """The next ``steps`` values [steps] of model ``name`` fit on all of ``values`` (its
+    latest ``fit_points(season)``): a refit, for a model registered without kept fits."""
     values = np.asarray(values, dtype=float)
     last = np.array([len(values) - 1])
     if name not in FITTED:
         return _simple(name, values, last, steps, season)[0]
-    model = _fit(name, values[-MAX_FIT_POINTS:], season)
-    if model is None:
+    fit = fit_classical(name, values, len(values), season)
+    if fit.state is None:
         return _simple(_fallback(len(values), season), values, last, steps, season)[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        path = np.asarray(model.predict(h=steps)["mean"], dtype=float)
-    return path if np.isfinite(path).all() else naive_forecast(values, last, steps)[0]
+    return forecast_from_fit(fit, values[fit.start :], steps)
 
 
 def seasonal_strength_test(values: np.ndarray, season: int) -> bool:

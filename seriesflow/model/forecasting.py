@@ -40,7 +40,7 @@ from seriesflow.data.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
-from seriesflow.model.classical import classical_forecast
+from seriesflow.model.classical import ClassicalFit, classical_forecast, forecast_from_fit
 from seriesflow.model.features import (
     first_missing,
     is_known_ahead,
@@ -260,8 +260,9 @@ def tail_arrays(
         horizon=spec.horizon,
     )
     stacked = None
-    if known:
-        stacked = np.stack([ahead[sid] for sid in arrays.series]).astype(np.float32)
+    if known:  # [series, need, features]; no series at all (every one routed elsewhere): empty
+        found = [ahead[sid] for sid in arrays.series]
+        stacked = np.stack(found).astype(np.float32) if found else np.empty((0, need, 0))
         stacked = stacked.reshape(len(arrays.series), need, len(features))
     return Tails(arrays, windows, last_time, skipped, stacked)
 
@@ -369,7 +370,17 @@ def forecast_frame(
     longest = steps or longest_steps(settings, scaler, spec.horizon)
     tails = tail_arrays(lstm_history, scaler, spec, settings.max_gap_steps, longest)
     history = observed_rows(history)  # the classical candidates fit on observations only
-    known = history[SERIES_ID].astype(str)
+    # each classical series' rows, found in one pass (not a scan of the history per series)
+    rows_of = (
+        dict(tuple(history.groupby(history[SERIES_ID].astype(str), sort=False)))
+        if classical_ids or mixed_ids
+        else {}
+    )
+    empty = history.iloc[:0]
+    prepared = {  # each classical series on its calendar once (the combination uses it twice)
+        sid: classical_series(rows_of.get(sid, empty), sid, scaler)
+        for sid in sorted(classical_ids | mixed_ids)
+    }
     series = tails.arrays.series
     wanted = {
         sid: steps or settings.steps_for(scaler.frequency_of(sid), spec.horizon) for sid in series
@@ -385,7 +396,7 @@ def forecast_frame(
     skipped = dict(tails.skipped)
     for sid in sorted(classical_ids):  # as far ahead as the LSTM's series go
         count = steps or settings.steps_for(scaler.frequency_of(sid), spec.horizon)
-        found = classical_path(history[known == sid], sid, scaler, router, settings, count)
+        found = classical_path(prepared[sid], sid, scaler, router, settings, count)
         if isinstance(found, str):
             skipped[sid] = found
         else:
@@ -395,7 +406,7 @@ def forecast_frame(
         paths = [lstm_path]
         for name in (ETS, THETA):
             found = classical_path(
-                history[known == sid], sid, scaler, router, settings, len(lstm_path), name
+                prepared[sid], sid, scaler, router, settings, len(lstm_path), name
             )
             if isinstance(found, str):  # keep the LSTM's own path: a forecast, not a gap
                 break
@@ -431,18 +442,11 @@ def forecast_frame(
     return frame[columns], skipped
 
 
-def classical_path(
-    group: pd.DataFrame,
-    sid: str,
-    scaler: Scaler,
-    router: Any,
-    settings: ForecastSettings,
-    steps: int | None,
-    name: str | None = None,
-) -> tuple[np.ndarray, pd.Timestamp, float] | str:
-    """(forecast [steps], last time, last value) of a series its router serves by a classical
-    model (``name``, default its router's), fit on all of ``group`` (the series' rows) on its
-    calendar; or why it cannot."""
+def classical_series(
+    group: pd.DataFrame, sid: str, scaler: Scaler
+) -> tuple[np.ndarray, pd.Series] | str:
+    """A series' observed values on its calendar [points] (short gaps filled) and their
+    times, for its classical models; or why it cannot have them."""
     if sid not in scaler.series:
         return "unknown to the model (not in its training data)"
     frequency = scaler.frequency_of(sid)
@@ -452,15 +456,55 @@ def classical_path(
         return f"timestamp {bad} is off the series' {frequency.describe()} calendar"
     if len(np.unique(position)) != len(position):
         return "timestamps repeat"
-    filled = fill_gaps(group.drop(columns=[SERIES_ID])[[TIMESTAMP, VALUE]], frequency, [VALUE])
+    filled = fill_gaps(group[[TIMESTAMP, VALUE]], frequency, [VALUE])
     values = filled[VALUE].to_numpy(dtype=float)
     if not len(values) or not np.isfinite(values).all():
         return "missing values that cannot be interpolated"
+    return values, filled[TIMESTAMP]
+
+
+def classical_path(
+    group: pd.DataFrame | tuple[np.ndarray, pd.Series] | str,
+    sid: str,
+    scaler: Scaler,
+    router: Any,
+    settings: ForecastSettings,
+    steps: int | None,
+    name: str | None = None,
+) -> tuple[np.ndarray, pd.Timestamp, float] | str:
+    """(forecast [steps], last time, last value) of a series its router serves by a classical
+    model (``name``, default its router's): from the fit its router kept, run forward over
+    ``group`` (the series' rows, or ``classical_series`` of them), else fit on all of it on
+    its calendar; or why it cannot."""
+    found = classical_series(group, sid, scaler) if isinstance(group, pd.DataFrame) else group
+    if isinstance(found, str):
+        return found
+    values, times = found
+    frequency = scaler.frequency_of(sid)
     count = steps or settings.steps_for(frequency, 1)
     name = name or router.model_of(sid)
     season = router.seasons.get(sid) or frequency.season_length()
-    path = classical_forecast(name, values, count, season)
-    return path, pd.Timestamp(filled[TIMESTAMP].iloc[-1]), float(values[-1])
+    kept = router.fit_of(sid, name) if hasattr(router, "fit_of") else None
+    since = resume_index(times, kept, frequency) if kept is not None else None
+    if since is None:  # no kept fit (or the history does not reach it): fit on the history
+        path = classical_forecast(name, values, count, season)
+    else:  # the parameters fit at registration, run forward over the history: no refit
+        path = forecast_from_fit(kept, values[since:], count)
+    return path, pd.Timestamp(times.iloc[-1]), float(values[-1])
+
+
+def resume_index(times: pd.Series, fit: ClassicalFit, frequency: Frequency) -> int | None:
+    """Where in a series' gap-filled ``times`` a kept fit resumes: the point it was fit from
+    (its initial state belongs there); None when the history given does not reach back to it
+    (a caller's short frame: the model is refit on what was given)."""
+    if fit.start_time is None:
+        return None
+    stamps = pd.to_datetime(times, utc=True).to_numpy()
+    position, on_grid = frequency.positions(stamps, pd.Timestamp(fit.start_time))
+    found = np.flatnonzero(on_grid & (position == 0))
+    if not len(found) or len(times) - found[0] < 2:
+        return None
+    return int(found[0])
 
 
 # Calibration forecasts from at most this many origins per split: a few thousand residuals per

@@ -34,6 +34,9 @@ __all__ = [
     "predict",
     "spec_or_infer",
 ]
+# Windows per model call when predicting: large batches amortise the per-call overhead (the
+# model keeps the XLA setting it was compiled with in training, ``train.jit_compile``).
+PREDICT_BATCH = 4096
 # Input names of a per-series (routed) model: the windows and each window's series code.
 X_INPUT, SERIES_INPUT = "x", "series"
 
@@ -174,7 +177,7 @@ def predict(model: Any, spec: ModelSpec, x: np.ndarray, series_ids: np.ndarray) 
     if len(x) == 0:
         return np.empty((0, spec.outputs))
     if not spec.per_series:
-        out = np.asarray(model.predict(x, batch_size=4096, verbose=0), dtype=float)
+        out = np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=float)
         return combine_members(out, spec)
     index = {sid: i for i, sid in enumerate(spec.series)}
     codes = np.array([index.get(str(s), -1) for s in series_ids])  # [windows]
@@ -182,7 +185,7 @@ def predict(model: Any, spec: ModelSpec, x: np.ndarray, series_ids: np.ndarray) 
     known = codes >= 0
     if known.any():
         inputs = {X_INPUT: x[known], SERIES_INPUT: codes[known].astype(np.int32)}
-        out[known] = model.predict(inputs, batch_size=1024, verbose=0)
+        out[known] = model.predict(inputs, batch_size=PREDICT_BATCH, verbose=0)
     return out
 
 

@@ -98,6 +98,10 @@ def log_version(
                 mlflow.log_metrics(values, step=step)
         for name, values in evaluation.scores.items():
             mlflow.log_metrics({f"test_{name}_{k}": v for k, v in finite(values).items()})
+        if evaluation.origins:  # which origins the scores above come from, and how chosen
+            mlflow.log_params(
+                {f"evaluation.origins.{k}": str(v)[:500] for k, v in evaluation.origins.items()}
+            )
         if evaluation.lstm_share is not None:  # which series the LSTM serves: router.json
             mlflow.log_metrics(finite({"lstm_share": evaluation.lstm_share}))
             mlflow.set_tag("seriesflow.lstm_share", f"{evaluation.lstm_share:.4f}")

@@ -54,6 +54,8 @@ class EvaluationResult:
     head_to_head: dict[str, dict[str, float]] = field(default_factory=dict)
     router: Path | None = None  # regression: which model serves each series
     lstm_share: float | None = None  # the share of series the LSTM serves
+    # which origins were scored and how they were chosen (evaluate.max_windows_per_series)
+    origins: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,120 @@ def test_series_the_model_cannot_forecast_are_skipped_with_the_reason():
     assert "off the series' h" in tails.skipped["odd"]
     with pytest.raises(ValueError, match="at least 1"):
         forecast_paths(model, spec, scaler, tails.windows, 0)
+
+
+# --------------------------------------------------------------------------- batched = per series
+
+BATCH_LENGTHS = {"a": 150, "b": 120, "c": 96}  # different lengths, so different tails
+
+
+def covariate_frame() -> pd.DataFrame:
+    """Hourly series of different lengths with a past (temp) and a future (promo) covariate,
+    and future rows (promo known, value empty) for the forecast steps."""
+    parts = []
+    for k, (sid, n) in enumerate(BATCH_LENGTHS.items()):
+        rng = np.random.default_rng([11, k])
+        total = n + 6  # six future rows
+        i = np.arange(total)
+        promo = rng.standard_normal(total)
+        temp = 10 + 5 * np.sin(2 * np.pi * i / 24 + k)
+        value = 30 + 4 * k + 6 * np.sin(2 * np.pi * i / 24) + 2 * promo + 0.1 * temp
+        value = value + rng.normal(0, 0.3, total)
+        start = pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(hours=7 * k)
+        frame = pd.DataFrame(
+            {
+                SERIES_ID: sid,
+                TIMESTAMP: pd.date_range(start, periods=total, freq="h"),
+                VALUE: value,
+                "temp": temp,
+                "promo": promo,
+            }
+        )
+        frame.loc[frame.index[n:], [VALUE, "temp"]] = np.nan  # the future: promo only
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def covariate_model():
+    """A tiny LSTM with a past and a future covariate and calendar features (one epoch)."""
+    from seriesflow.config.pipeline import PipelineConfig
+    from seriesflow.model.lstm import seed_everything
+    from seriesflow.model.normalize import normalize_series
+    from seriesflow.model.training import fit_windows
+    from seriesflow.model.windows import SeriesArrays, windows_from_table, windows_table
+
+    cfg = PipelineConfig.model_validate(
+        {
+            "columns": {"past": ["temp"], "future": ["promo"]},
+            "normalize": {"method": "minmax"},
+            "window": {"timesteps": 8, "horizon": 2},
+            "train": {"units": 8, "epochs": 1, "batch_size": 64, "jit_compile": False},
+        }
+    )
+    observed = covariate_frame().dropna(subset=[VALUE])
+    normalized, scaler = normalize_series(observed, cfg)
+    arrays = SeriesArrays.from_frame(normalized, list(scaler.columns))
+    data = windows_from_table(windows_table(arrays, 8, 2), arrays)
+    seed_everything(0)
+    fitted = fit_windows(data, cfg.train, scaler)
+    return fitted, scaler
+
+
+def test_all_series_at_once_equal_each_series_alone(covariate_model):
+    """The batched forecast (one model call per block of horizon steps for every series) is
+    the per-series forecast: series of different lengths, past and future covariates,
+    calendar features, recursive steps beyond the horizon, and through a router with kept
+    classical fits."""
+    from seriesflow.data.frequency import Frequency
+    from seriesflow.data.schema import COMBINATION, ETS, LSTM, THETA
+    from seriesflow.evaluation.router import Router
+    from seriesflow.model.classical import fit_classical
+
+    fitted, scaler = covariate_model
+    assert "future:promo" in fitted.spec.features and "temp" in fitted.spec.features
+    assert len(fitted.spec.features) > 3  # value, temp, promo + calendar columns
+    frame = covariate_frame()
+    fits = {}
+    for sid, n in BATCH_LENGTHS.items():  # fit on each series' first 80 points, kept
+        values = frame[frame[SERIES_ID] == sid][VALUE].to_numpy()[:n]
+        first = frame[frame[SERIES_ID] == sid][TIMESTAMP].iloc[0]
+        fits[sid] = {}
+        for name in (ETS, THETA):
+            fit = fit_classical(name, values, 80, 24, max_points=72)
+            start_time = (first + pd.Timedelta(hours=fit.start)).isoformat()
+            fits[sid][name] = type(fit)(fit.name, fit.form, 24, fit.start, fit.state, start_time)
+    choice = {"a": LSTM, "b": ETS, "c": COMBINATION}
+    seasons = dict.fromkeys(choice, 24)
+    router = Router(choice, {}, (LSTM, COMBINATION, ETS, THETA), seasons, COMBINATION)
+    router = router.with_fits(fits)
+    assert set(router.fits) == {"b", "c"} and set(router.fits["b"]) == {ETS}
+    intervals = Intervals([80], 2, {}, {"80": [1.0, 1.0]}, dict.fromkeys(choice, 1.0))
+    settings = ForecastSettings(steps=5, levels=[80])
+    for served in (None, router):
+        together, skipped = forecast_frame(
+            fitted.model, fitted.spec, scaler, intervals, frame, settings, router=served
+        )
+        assert skipped == {} and set(together[SERIES_ID]) == set(BATCH_LENGTHS)
+        for sid in BATCH_LENGTHS:
+            alone, _ = forecast_frame(
+                fitted.model,
+                fitted.spec,
+                scaler,
+                intervals,
+                frame[frame[SERIES_ID] == sid],
+                settings,
+                router=served,
+            )
+            mine = together[together[SERIES_ID] == sid].reset_index(drop=True)
+            assert len(mine) == len(alone) == 5
+            np.testing.assert_allclose(mine["forecast"], alone["forecast"], rtol=0, atol=1e-5)
+            assert (mine[TIMESTAMP] == alone[TIMESTAMP]).all()
+    # the kept fit, not a refit: series b's forecast is the fit run forward from its start
+    from seriesflow.model.classical import forecast_from_fit
+
+    b = frame[frame[SERIES_ID] == "b"][VALUE].to_numpy()[: BATCH_LENGTHS["b"]]
+    kept = router.fits["b"][ETS]
+    routed_b = together[together[SERIES_ID] == "b"]["forecast"].to_numpy()
+    np.testing.assert_allclose(routed_b, forecast_from_fit(kept, b[kept.start :], 5), atol=1e-9)
+    assert Frequency("h").season_length() == 24

@@ -1,0 +1,163 @@
+"""A regression run's evaluation: which origins are scored (the same for every model), the
+exhaustive option, the record of the choice, and the classical fits the router keeps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.schema import (
+    ETS,
+    NAIVE,
+    ROUTED,
+    SEASONAL_NAIVE,
+    SERIES_ID,
+    TEST,
+    THETA,
+    TIMESTAMP,
+    VALUE,
+    VALUE_ORIGINAL,
+)
+from seriesflow.evaluation.report import evaluation_markdown
+from seriesflow.evaluation.routed import evaluate_regression
+from seriesflow.evaluation.scoring import scorer_for
+from seriesflow.model.classical import fit_points
+from seriesflow.model.saved_model import ModelSpec
+from tests.factories import identity_scaler, windows_of
+
+START = pd.Timestamp("2024-01-01T00:00Z")
+LENGTHS = {"a": 300, "b": 260}  # different lengths: different test parts
+
+
+def normalized() -> pd.DataFrame:
+    parts = []
+    for k, (sid, n) in enumerate(LENGTHS.items()):
+        i = np.arange(n)
+        value = (
+            50
+            + 10 * k
+            + 8 * np.sin(2 * np.pi * i / 24)
+            + np.random.default_rng(k).normal(0, 0.3, n)
+        )
+        train, val = int(n * 0.6), int(n * 0.8)
+        parts.append(
+            pd.DataFrame(
+                {
+                    SERIES_ID: sid,
+                    TIMESTAMP: START + pd.to_timedelta(i, unit="h"),
+                    VALUE: value,
+                    VALUE_ORIGINAL: value,
+                    "split": ["train"] * train + ["val"] * (val - train) + ["test"] * (n - val),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def last_value_model():
+    """Forecasts the last input for both steps (a naive forecast through the model path)."""
+    import keras
+
+    model = keras.Sequential([keras.Input((3, 1)), keras.layers.Flatten(), keras.layers.Dense(2)])
+    model.set_weights([np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]]), np.zeros(2)])
+    return model
+
+
+def evaluate(per_series: int | None):
+    windows = windows_of(normalized(), timesteps=3, horizon=2)
+    scaler = identity_scaler(windows)
+    config = PipelineConfig.model_validate(
+        {
+            "evaluate": {"max_windows_per_series": per_series, "baselines": [ETS, THETA]},
+            "forecast": {"steps": 4},
+        }
+    )
+    scorer = scorer_for(windows, scaler, config.evaluate, classical=(ETS, THETA))
+    spec = ModelSpec("regression", 3, [VALUE], 2)
+    found = evaluate_regression(
+        last_value_model(), spec, scaler, windows, config, scorer, (ETS, THETA)
+    )
+    return windows, found
+
+
+def evenly(origins: np.ndarray, count: int) -> list[int]:
+    """By hand: ``count`` of the sorted origins at evenly spaced ranks, first and last kept."""
+    ordered = np.sort(origins)
+    return ordered[[0, *[round(k * (len(ordered) - 1) / (count - 1)) for k in range(1, count)]]]
+
+
+def test_origins_are_spread_evenly_and_the_same_for_every_model():
+    windows, found = evaluate(5)
+    test = windows.subset(TEST)
+    predictions = found.scored.predictions
+    for sid in LENGTHS:
+        mine = test.origin[test.series_id == sid]
+        expected = evenly(mine, 5)
+        rows = predictions[predictions[SERIES_ID] == sid]
+        assert sorted(set(rows["origin_index"])) == sorted(expected)
+        assert expected[0] == mine.min() and expected[-1] == mine.max()
+    # every model forecast every one of those origins (no model scored on other windows)
+    for name in ("model", NAIVE, SEASONAL_NAIVE, ETS, THETA, ROUTED):
+        assert predictions[name].notna().all(), name
+    metrics = found.scored.metrics
+    per_series = metrics[(metrics["scope"] == "all") & (metrics[SERIES_ID] != "__all__")]
+    assert set(per_series["windows"]) == {5}
+    # the model is the last input repeated: its forecasts are the naive ones, origin by origin
+    np.testing.assert_allclose(predictions["model"], predictions[NAIVE], rtol=1e-5)
+    assert found.origins == {
+        "max_windows_per_series": 5,
+        "how": found.origins["how"],
+        "val_windows": 10,
+        "val_windows_total": len(windows.subset("val")),
+        "test_windows": 10,
+        "test_windows_total": len(test),
+    }
+    assert found.origins["how"].startswith("at most 5 per series, evenly spaced")
+    assert found.test_windows == 10
+
+
+@pytest.mark.parametrize("exhaustive", [0, None])
+def test_the_exhaustive_option_scores_every_window(exhaustive):
+    windows, found = evaluate(exhaustive)
+    test = windows.subset(TEST)
+    predictions = found.scored.predictions
+    assert len(predictions) == len(test) * 2  # every window, both horizon steps
+    for sid in LENGTHS:
+        mine = test.origin[test.series_id == sid]
+        assert sorted(set(predictions[predictions[SERIES_ID] == sid]["origin_index"])) == sorted(
+            mine
+        )
+    assert found.origins["max_windows_per_series"] == "all"
+    assert found.origins["test_windows"] == found.origins["test_windows_total"] == len(test)
+    assert found.origins["how"].startswith("every window")
+
+
+def test_the_router_keeps_the_fits_of_the_series_it_serves_by_them():
+    windows, found = evaluate(5)
+    router = found.router
+    assert router.choice == {"a": "combination", "b": SEASONAL_NAIVE}
+    assert set(router.fits) == {"a"}  # no fit kept for a series no fitted model serves
+    for sid, n in LENGTHS.items():
+        served = router.model_of(sid)
+        if served in (NAIVE, SEASONAL_NAIVE, "lstm"):
+            assert sid not in router.fits
+            continue
+        names = {ETS, THETA} if served == "combination" else {served}
+        assert set(router.fits[sid]) == names
+        train = int(n * 0.6)
+        for fit in router.fits[sid].values():
+            assert fit.start == max(0, train - fit_points(24))
+            assert pd.Timestamp(fit.start_time) == START + pd.Timedelta(hours=fit.start)
+    again = type(router).from_json(router.to_json())
+    assert again.fits == router.fits
+
+
+def test_the_report_says_which_origins_were_scored():
+    _, found = evaluate(5)
+    text = evaluation_markdown(
+        "r1", {}, {}, 10, [24], "regression", None, None, "mase", [], None, found.origins
+    )
+    assert "## Origins scored" in text
+    assert "10 of " in text and "`evaluate.max_windows_per_series`: 5" in text
