@@ -18,7 +18,7 @@ def test_the_installed_script_lists_every_subcommand():
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
     assert (
         listed
-        == ["retrain", "forecast", "watch", "tune", "repair", "alerts", "serve"]
+        == ["retrain", "forecast", "watch", "tune", "repair", "history", "alerts", "serve"]
         == list(COMMANDS)
     )
 
