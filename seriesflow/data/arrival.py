@@ -31,7 +31,7 @@ from seriesflow.data.expectations import (
     robust_outliers,
 )
 from seriesflow.data.frequency import Frequency, _micros
-from seriesflow.data.grid import _steps, string_column
+from seriesflow.data.grid import _steps
 from seriesflow.data.profile import (
     FIRST_US,
     FREQUENCY,
@@ -498,9 +498,6 @@ class _Running:
         return merged, as_stored(_refresh_robust(profile, merged))
 
 
-_ARROW_STR = pd.StringDtype("pyarrow", na_value=np.nan)
-
-
 def _insert_at_series_ends(
     history: pd.DataFrame, located: pd.DataFrame, new: pd.DataFrame
 ) -> pd.DataFrame:
@@ -521,42 +518,20 @@ def _insert_at_series_ends(
         insert = np.where(exists, offset[before] + count[before], starts[place])[codes]
     else:
         insert = np.zeros(len(new), dtype=np.int64)
-    where_new = insert + np.arange(len(new))  # [new rows] their place in the output
-    total = len(history) + len(new)
-    is_old = np.ones(total, dtype=bool)
-    is_old[where_new] = False
-    columns = {}
-    for column in history.columns:
-        old, add = history[column], new[column]
-        if column == SERIES_ID and old.dtype == add.dtype == _ARROW_STR:
-            # sorted: each id repeated for its rows, built from the distinct ids in Arrow
-            names = np.union1d(ids, uniques) if len(ids) else np.sort(uniques)
-            rows_of = np.zeros(len(names), dtype=np.int64)
-            rows_of[np.searchsorted(names, ids)] += count
-            rows_of += np.bincount(np.searchsorted(names, uniques)[codes], minlength=len(names))
-            code = np.repeat(np.arange(len(names)), rows_of)
-            columns[column] = pd.Series(string_column(list(names), code), name=column)
-            continue
-        if old.dtype != add.dtype or not isinstance(old.dtype, (np.dtype, pd.DatetimeTZDtype)):
-            # strings and other extension types: one Arrow/pandas take over both
-            order = np.empty(total, dtype=np.int64)
-            order[is_old] = np.arange(len(history))
-            order[where_new] = len(history) + np.arange(len(new))
-            both = pd.concat([old, add], ignore_index=True)
-            columns[column] = both.take(order).reset_index(drop=True)
-            continue
-        values = old.array
-        raw = np.asarray(values.asi8 if hasattr(values, "asi8") else values)
-        out = np.empty(total, dtype=raw.dtype)
-        out[is_old] = raw
-        out[where_new] = np.asarray(add.array.asi8 if hasattr(values, "asi8") else add.array)
-        if isinstance(old.dtype, pd.DatetimeTZDtype):
-            unit = old.dtype.unit
-            stamps = pd.DatetimeIndex(out.view(f"datetime64[{unit}]")).tz_localize(old.dtype.tz)
-            columns[column] = pd.Series(stamps, name=column)
-        else:
-            columns[column] = pd.Series(out, name=column, dtype=old.dtype)
-    return pd.DataFrame(columns)
+    # runs of new rows with one insertion point, between slices of the history: concat
+    # copies each slice once (Arrow strings are not even copied, only chunked)
+    cuts = np.flatnonzero(np.r_[True, insert[1:] != insert[:-1]]) if len(new) else []
+    bounds = np.r_[cuts, len(new)].astype(np.int64)
+    pieces, previous = [], 0
+    for k, first in enumerate(cuts):
+        point = int(insert[first])
+        if point > previous:
+            pieces.append(history.iloc[previous:point])
+        pieces.append(new.iloc[int(first) : int(bounds[k + 1])])
+        previous = point
+    if previous < len(history) or not pieces:
+        pieces.append(history.iloc[previous:])
+    return pd.concat(pieces, ignore_index=True)
 
 
 def _refresh_robust(profile: pd.DataFrame, merged: pd.DataFrame) -> pd.DataFrame:
@@ -565,7 +540,8 @@ def _refresh_robust(profile: pd.DataFrame, merged: pd.DataFrame) -> pd.DataFrame
     if not stale.any():
         return profile
     values = merged[VALUE].to_numpy(dtype=float)
-    offset, count = profile[OFFSET].to_numpy(), profile[N_POINTS].to_numpy()
+    offset = profile[OFFSET].to_numpy().astype(np.int64)
+    count = profile[N_POINTS].to_numpy().astype(np.int64)
     for k in np.flatnonzero(stale.to_numpy()):
         median, scale = robust_stats(values[offset[k] : offset[k] + count[k]])
         profile.iloc[k, profile.columns.get_loc(MEDIAN)] = median

@@ -147,4 +147,4 @@ def series_suite_frame(profile: pd.DataFrame) -> pd.DataFrame:
     """The profile's rows as the series suite reads them (``expectations.PROFILE_COLUMNS``)."""
     frame = profile[PROFILE_COLUMNS].reset_index(drop=True)
     frame = frame.astype({N_POINTS: np.int64, OFF_GRID_STEPS: np.int64, MAX_GAP_STEPS: np.int64})
-    return frame.astype({SERIES_ID: object, FREQUENCY: object, STEPS_FOUND: object})
+    return frame.astype({SERIES_ID: str, FREQUENCY: str, STEPS_FOUND: str})

@@ -6,8 +6,9 @@ A run that trained a model ends in three steps, recorded in a journal
 1. **register** the model version *without* the ``champion`` alias, tagged
    ``seriesflow.commit=pending`` (journal: ``registering`` with the MLflow run id and the
    gate's decision, then ``registered`` with the version);
-2. **commit** the data: ``history.parquet`` becomes the run's validated rows, then the
-   ledger records the run's files (each durable and atomic; journal: ``committed``);
+2. **commit** the data: ``history.parquet`` becomes the run's validated rows, its
+   per-series profile (``profile.parquet``, ``seriesflow/workspace/profile.py``) the run's,
+   then the ledger records the run's files (each durable and atomic; journal: ``committed``);
 3. **move the alias** if the gate said so, tag the version ``seriesflow.commit=done``,
    delete the journal.
 
@@ -86,6 +87,7 @@ from seriesflow.workspace.ledger import (
     ledger_rows,
     load_ledger,
 )
+from seriesflow.workspace.profile import commit_profile
 
 PREPARED, REGISTERING, REGISTERED, COMMITTED = "prepared", "registering", "registered", "committed"
 
@@ -280,6 +282,8 @@ def commit(workspace: Workspace, journal: dict[str, Any], log: Log | None = None
                 fault_point("commit:write")
                 shutil.copyfile(journal["validated"], tmp)
         fault_point("commit:history")
+        # the profile validation checks the next arrival against (rebuilt if this is lost)
+        commit_profile(workspace, journal["validated"], journal["history_sha256"])
         rows = ledger_rows(landed_files(journal), INGESTED, journal["run_id"])
         append_ledger(workspace.ledger, rows)  # rows already there are not added twice
         journal = update(workspace, state=COMMITTED)
