@@ -80,7 +80,10 @@ ARRIVALS = {
         ),
         ("flat.csv", series_frame(series=("d",), n=300).assign(value=3.0)),
         ("revise.csv", h.iloc[5:8].assign(value=-1.0)),
-        ("back.csv", h.iloc[[2]].assign(timestamp=lambda f: f["timestamp"] - pd.Timedelta("30min"))),
+        (
+            "back.csv",
+            h.iloc[[2]].assign(timestamp=lambda f: f["timestamp"] - pd.Timedelta("30min")),
+        ),
         ("ok.csv", series_frame(series=("b",), n=3, start=300)),
     ],
     # a later file of the arrival conflicting with an earlier one; an outlier
