@@ -23,7 +23,13 @@ from seriesflow.ops.faults import POINTS
 from seriesflow.workspace.files import Workspace, atomic_path
 from seriesflow.workspace.history import history_version
 from tests.factories import crash_config, write_csv, zigzag_frame
-from tests.flows.checks import assert_consistent, champion, retrain_process, versions
+from tests.flows.checks import (
+    assert_consistent,
+    assert_profile_in_step,
+    champion,
+    retrain_process,
+    versions,
+)
 
 KILL_POINTS = [p for p in POINTS if p != "commit:ledger"]  # its test is below
 
@@ -53,6 +59,7 @@ def test_sigkill_at_each_point_then_a_normal_run_leaves_nothing_wrong(
 
     assert result["status"] in ("completed", "skipped"), result
     assert_consistent(cfg, landed)
+    assert_profile_in_step(cfg)  # installed by the commit or by its replay
     (version,) = [v for v in versions(cfg) if not v.tags.get("seriesflow.orphan")]
     best = champion(cfg)
     assert best is not None and best.version == version.version
