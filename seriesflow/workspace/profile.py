@@ -4,10 +4,11 @@ Validate checks new rows against it (``seriesflow/data/profile.py`` says what it
 and writes the profile of the rows it validated beside them in the run folder; the
 commit's data step installs that in the workspace right after the Delta append, stamped
 with the table version it describes (and that version's row count). A profile whose
-stamp is not the table's current version and row count (a crash between the append and
-the install, a table restored or rolled back, an older workspace whose profile was
-stamped with ``history.parquet``'s hash, other validation settings) is not used: validate
-rebuilds it once from the history.
+stamp is not the table's current version and row count -- a crash between the append and
+the install, a table restored or rolled back, an older workspace whose profile was stamped
+with ``history.parquet``'s hash, other validation settings -- is not used: validate
+rebuilds it once from the history. Versions that only vacuumed (retention; no row
+changed) do not put a profile out of step.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.profile import PROFILE_VERSION
 from seriesflow.workspace.files import Workspace, atomic_path
+from seriesflow.workspace.history import same_rows
 
 META_KEY = b"seriesflow.profile"
 RUN_PROFILE = "02_validated_profile.parquet"
@@ -70,12 +72,25 @@ def read_profile(path: Path) -> pd.DataFrame:
     return frame
 
 
-def describes(meta: dict[str, Any], version: int | None, rows: int) -> bool:
+def describes(
+    meta: dict[str, Any], version: int | None, rows: int, workspace: Workspace | None = None
+) -> bool:
     """Whether a profile's ``meta`` is that of the history table at ``version`` (None: no
-    table yet) holding ``rows`` rows."""
+    table yet) holding ``rows`` rows. With ``workspace``, a profile of an earlier version
+    still describes it when every version since only vacuumed (no row changed)."""
     if "history_version" not in meta:  # a run's own profile, or stamped before the table
         return False
-    return meta["history_version"] == version and meta.get("history_rows") == rows
+    if meta.get("history_rows") != rows:
+        return False
+    stamped = meta["history_version"]
+    if stamped == version:
+        return True
+    return (
+        workspace is not None
+        and isinstance(stamped, int)
+        and version is not None
+        and same_rows(workspace, stamped, version)
+    )
 
 
 def load_profile(
@@ -92,7 +107,7 @@ def load_profile(
         return None, f"{path.name} is unreadable"
     if meta.get("settings") != settings_of(config):
         return None, f"{path.name} was built with other validation settings"
-    if not describes(meta, history_version, history_rows):
+    if not describes(meta, history_version, history_rows, workspace):
         return None, (
             f"{path.name} describes history version {meta.get('history_version')} "
             f"({meta.get('history_rows')} rows), not version {history_version} "

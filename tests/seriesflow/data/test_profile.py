@@ -27,7 +27,10 @@ from seriesflow.workspace.history import (
     HISTORY_SOURCE,
     accepted_schema,
     append_rows,
+    history_version,
     load_history,
+    open_table,
+    same_rows,
 )
 from seriesflow.workspace.profile import (
     commit_profile,
@@ -181,3 +184,27 @@ def test_the_workspace_profile_is_used_only_for_the_history_version_it_describes
     run_profile_path(run).unlink()  # a run from before profiles: the stale one goes
     commit_profile(workspace, run, later)
     assert not profile_path(workspace).exists()
+
+
+def test_a_profile_still_describes_the_table_after_versions_that_only_vacuumed(tmp_path):
+    workspace = Workspace(tmp_path / "ws")
+    workspace.root.mkdir()
+    rows = series_frame(series=("a",), n=40)
+    schema = accepted_schema(CONFIG.columns)
+    append_rows(workspace, rows, schema, "run-1", 4)
+    revised = rows.iloc[[5]].assign(value=rows["value"].iloc[5] + 1.0)
+    merged = append_rows(workspace, rows.iloc[:0], schema, "run-2", 4, revised=revised)
+    meta = {"settings": settings_of(CONFIG), "history_rows": 40, "history_version": merged}
+    write_profile(build_profile(rows, None), profile_path(workspace), meta)
+
+    deleted = open_table(workspace).vacuum(
+        retention_hours=0, dry_run=False, enforce_retention_duration=False
+    )
+    vacuumed = history_version(workspace)
+    assert deleted and vacuumed == merged + 2  # VACUUM START, VACUUM END: no row changed
+    assert same_rows(workspace, merged, vacuumed)
+    assert load_profile(workspace, vacuumed, 40, CONFIG)[1] == ""
+
+    later = append_rows(workspace, rows.iloc[:0], schema, "run-3", 4, revised=revised)
+    assert later > vacuumed and not same_rows(workspace, merged, later)
+    assert load_profile(workspace, later, 40, CONFIG)[0] is None
