@@ -33,7 +33,7 @@ from seriesflow.workspace.claims import (
     record_attempt,
 )
 from seriesflow.workspace.files import RunDir, Workspace, write_parquet
-from seriesflow.workspace.history import accepted_schema, load_history
+from seriesflow.workspace.history import accepted_schema, history_version, load_history
 from seriesflow.workspace.landing import FILE, SPECIAL, SYMLINK, Landing
 from seriesflow.workspace.ledger import (
     UNREADABLE,
@@ -92,7 +92,8 @@ def ingest(
             cfg.settle_seconds,
             scan.waiting,
         )
-    history = load_history(workspace, columns)
+    version = history_version(workspace)  # read as of it: the profile is checked against it
+    history = load_history(workspace, columns, version)
     if not new and not (cfg.retrain_without_new_data and len(history)):
         return IngestResult(path=None)
     if not new:
@@ -157,7 +158,11 @@ def ingest(
     )
     write_parquet(stacked, run.ingested, schema)
     return IngestResult(
-        path=run.ingested, new_files=taken, read_failures=failures, history_rows=len(history)
+        path=run.ingested,
+        new_files=taken,
+        read_failures=failures,
+        history_rows=len(history),
+        history_version=version,
     )
 
 

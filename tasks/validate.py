@@ -1,10 +1,11 @@
 """Validate: a Great Expectations suite per arriving file, then on the merged history.
 
 Each new file is checked on its own rows (schema, nulls, finite values, range,
-unique and ordered timestamps), then merged into the accepted history and the
-merged result is checked per series (length, not constant, regular frequency,
-gaps, no silent revision of accepted values, no back-fill). A file that fails
-is left out (or, with ``on_bad_file=reject_arrival``, the whole arrival) and
+unique and ordered timestamps), then against the accepted history's per-series
+profile (``profile.parquet``, kept by the last commit; rebuilt once when missing or out
+of step): no silent revision of accepted values, no back-fill, and per series length,
+not constant, regular frequency and gaps -- without profiling the whole history again. A file that
+fails is left out (or, with ``on_bad_file=reject_arrival``, the whole arrival) and
 quarantined; data already accepted is never changed by it. The suites live in
 ``seriesflow/data/expectations.py``, the drift check in ``seriesflow/data/drift.py``, the
 rules per arrival in ``seriesflow/data/arrival.py``.
@@ -28,12 +29,14 @@ from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.arrival import bad_files, report_rows, validate_arrival
 from seriesflow.data.errors import DataRejected, shown_name
 from seriesflow.data.expectations import GxSession
+from seriesflow.data.profile import build_profile
 from seriesflow.data.schema import SERIES_ID, SOURCE_FILE
 from seriesflow.evaluation.champion import champion_reference
 from seriesflow.ops.artifacts import data_docs_markdown, reports_link
 from seriesflow.workspace.context import RunContext
 from seriesflow.workspace.files import RunDir, Workspace, read_parquet, write_json, write_parquet
 from seriesflow.workspace.history import HISTORY_SOURCE, accepted_schema, new_rows
+from seriesflow.workspace.profile import load_profile, run_profile_path, settings_of, write_profile
 from seriesflow.workspace.quarantine import quarantine_files
 from seriesflow.workspace.results import IngestResult, ValidateResult
 from tasks.stage import stage_logger
@@ -56,7 +59,12 @@ def validate(ingested: IngestResult, config: PipelineConfig, context: RunContext
     docs = run.data_docs if config.validation.build_data_docs else None
     session = GxSession(docs)
     stacked = read_parquet(ingested.path)
-    arrival = validate_arrival(stacked, readable, config, HISTORY_SOURCE, session, reference)
+    profile, why = load_profile(workspace, ingested.history_version, ingested.history_rows, config)
+    if profile is None and ingested.history_rows:
+        logger.info("Profiling the accepted history once (%s)", why)
+    arrival = validate_arrival(
+        stacked, readable, config, HISTORY_SOURCE, session, reference, profile
+    )
     index = session.build_docs()
     for page, urls in session.offline.unresolved.items():
         logger.warning(
@@ -111,6 +119,14 @@ def validate(ingested: IngestResult, config: PipelineConfig, context: RunContext
     write_parquet(appended, run.new_rows, schema)
     if len(revised):
         write_parquet(revised, run.revised_rows, schema)
+    kept = arrival.profile
+    if kept is None:  # the full path (allow_history_revisions) keeps none: profile the rows
+        kept = build_profile(merged, config.validation.frequency, config.columns.static)
+    write_profile(
+        kept,
+        run_profile_path(run.validated),
+        {"settings": settings_of(config), "history_rows": len(merged)},
+    )
     series = int(merged[SERIES_ID].nunique())
     logger.info(
         "Validated: accepted %s -> %d rows (%d new, %d revised), %d series",

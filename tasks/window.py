@@ -17,7 +17,9 @@ observations only.
 The stage writes only what identifies a window (series, origin, target time,
 split); inputs and targets are gathered from the normalized values when needed
 (``seriesflow/model/windows.py``, which also holds this stage's pure functions), so
-nothing is copied ``timesteps`` times.
+nothing is copied ``timesteps`` times. Beside the index table it writes the scaled values
+and the index as .npy files (``04_windows.arrays/``), which training and evaluation open
+as read-only memory maps: their batches are read from disk, not held in memory.
 
 ``window.timesteps``, ``window.horizon`` and ``window.min_inputs`` resolve here
 (``auto``: ``seriesflow/model/windows.py``: two horizons or seasons of input, the
@@ -47,7 +49,9 @@ from seriesflow.model.windows import (
     resolve_min_inputs,
     resolve_timesteps,
     resolve_window_horizon,
+    windows_from_table,
     windows_table,
+    write_window_arrays,
 )
 from seriesflow.workspace.files import RunDir, write_table
 from tasks.stage import stage_logger
@@ -75,6 +79,8 @@ def window(normalized: Path, scaler: Path, run: RunDir, config: PipelineConfig) 
         arrays, timesteps, horizon, task_kind, config.window.stride, min_inputs=min_inputs
     )
     write_table(table, run.windows)
+    # the values and the index as .npy files that training and evaluation memory-map
+    write_window_arrays(windows_from_table(table, arrays), run.windows, normalized)
     # counted in Arrow: to_pylist() would make a Python string per window (10M at scale)
     counts = {c["values"]: c["counts"] for c in pc.value_counts(table[SPLIT]).to_pylist()}
     logger.info(

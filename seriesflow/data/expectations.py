@@ -347,7 +347,13 @@ def check_merged(
 ) -> FileVerdict:
     """The series suite on the merged rows (only series ``touched`` by the file, if given)."""
     subset = merged if touched is None else merged[merged[SERIES_ID].isin(touched)]
-    profile = series_profile(subset, config.validation.frequency)
+    return check_profile(session, series_profile(subset, config.validation.frequency), file, config)
+
+
+def check_profile(
+    session: GxSession, profile: pd.DataFrame, file: str, config: PipelineConfig
+) -> FileVerdict:
+    """The series suite on a per-series profile (``PROFILE_COLUMNS``, one row per series)."""
     minimum = config.min_points()
     suite = session.suite(
         "series",
@@ -361,6 +367,35 @@ def check_merged(
     return run_suite(session, "series", profile, suite, file, messages={N_POINTS: short})
 
 
+def per_row(series_ids: pd.Series, by_series: pd.Series) -> np.ndarray:
+    """``by_series`` (indexed by series id) looked up for each row's id; NaN where absent.
+
+    Factorizes the ids once and looks up only the distinct ones: a per-row string lookup
+    (``Series.map``) converts every Arrow string to a Python object first."""
+    codes, uniques = pd.factorize(series_ids)
+    found = by_series.reindex(pd.Index(np.asarray(uniques, dtype=object)))
+    values = found.to_numpy(dtype=float)
+    return values[codes] if len(codes) else np.empty(0)
+
+
+def _robust_reference(
+    accepted: pd.DataFrame, rows: pd.DataFrame
+) -> tuple[pd.Series | None, pd.Series | None, pd.Series | None]:
+    """(median, robust SD, non-null count) per series of the accepted rows ``rows`` holds."""
+    # only the series the file holds: the whole history per file would be files x rows
+    history = accepted.loc[accepted[SERIES_ID].isin(rows[SERIES_ID].unique()), [SERIES_ID, VALUE]]
+    history = history.dropna()
+    if not len(history):
+        return None, None, None
+    by_series = history.groupby(SERIES_ID)[VALUE]
+    median = by_series.median()
+    deviation = (history[VALUE] - history[SERIES_ID].map(median)).abs()
+    mad = deviation.groupby(history[SERIES_ID]).median()
+    # A series that is mostly one value has MAD 0: fall back to the mean absolute deviation.
+    scale = (1.4826 * mad).where(mad > 0, 1.2533 * deviation.groupby(history[SERIES_ID]).mean())
+    return median, scale, by_series.size()
+
+
 def robust_outliers(
     rows: pd.DataFrame, accepted: pd.DataFrame, file: str, cfg: ValidationConfig
 ) -> CheckFailure | None:
@@ -368,26 +403,26 @@ def robust_outliers(
     standard deviations (1.4826 x the median absolute deviation) from the median of the
     series' accepted values. Series with fewer than ``cfg.outlier_min_history`` accepted
     points (a new series) are not checked. Robust: the check is not fooled by the very
-    outliers it looks for, as a mean and SD would be."""
+    outliers it looks for, as a mean and SD would be.
+
+    ``accepted``: the accepted rows, or their per-series profile (``median``,
+    ``robust_sd``, ``n_values``, indexed by series id) -- what validation passes, so
+    that no file costs a pass over the whole history."""
     limit = cfg.outlier_max_robust_z
     if limit is None or not len(accepted) or not len(rows):
         return None
-    # only the series the file holds: the whole history per file would be files x rows
-    history = accepted.loc[accepted[SERIES_ID].isin(rows[SERIES_ID].unique()), [SERIES_ID, VALUE]]
-    history = history.dropna()
-    if not len(history):  # only new series: nothing to compare with
-        return None
-    by_series = history.groupby(SERIES_ID)[VALUE]
-    median = by_series.median()
-    deviation = (history[VALUE] - history[SERIES_ID].map(median)).abs()
-    mad = deviation.groupby(history[SERIES_ID]).median()
-    # A series that is mostly one value has MAD 0: fall back to the mean absolute deviation.
-    scale = (1.4826 * mad).where(mad > 0, 1.2533 * deviation.groupby(history[SERIES_ID]).mean())
-    checked = (by_series.size() >= cfg.outlier_min_history) & (scale > 0)
-    center = rows[SERIES_ID].map(median[checked])
-    spread = rows[SERIES_ID].map(scale[checked])
-    z = ((rows[VALUE] - center).abs() / spread).astype("float64")
-    outliers = (z > limit).fillna(False).astype(bool)
+    if VALUE in accepted.columns:
+        median, scale, size = _robust_reference(accepted, rows)
+        if median is None:  # only new series: nothing to compare with
+            return None
+    else:  # a per-series reference: ``seriesflow/data/profile.py``'s median, robust_sd, n_values
+        median, scale, size = accepted["median"], accepted["robust_sd"], accepted["n_values"]
+    checked = (size >= cfg.outlier_min_history) & (scale > 0)
+    center = per_row(rows[SERIES_ID], median[checked])
+    spread = per_row(rows[SERIES_ID], scale[checked])
+    with np.errstate(invalid="ignore"):
+        z = np.abs(rows[VALUE].to_numpy(dtype=float) - center) / spread
+    outliers = pd.Series(np.nan_to_num(z, nan=0.0) > limit, index=rows.index)
     if not outliers.any():
         return None
     first = rows[outliers].iloc[0]

@@ -18,6 +18,7 @@ definition of these offsets (``make_windows`` below uses them too).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -114,12 +115,16 @@ class SeriesArrays:
     filled: np.ndarray | None = None  # [rows] True where normalize interpolated a gap
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, features: list[str]) -> SeriesArrays:
+    def from_frame(
+        cls, frame: pd.DataFrame, features: list[str], values: np.ndarray | None = None
+    ) -> SeriesArrays:
         """From a normalized frame (rows of a series together, in time order).
 
         At scale (10M rows) no per-row Python object is made: series ids become integer
         codes (``factorize``, sorted ids), splits int8 codes, and the frame is reordered
-        only when it is not already sorted by (series, time).
+        only when it is not already sorted by (series, time). ``values``: the features'
+        values already in that order (a memory map, ``open_window_arrays``), not read from
+        ``frame``.
         """
         ids = frame[SERIES_ID]
         if isinstance(ids.dtype, pd.CategoricalDtype):  # factorized already; ids in text order
@@ -150,7 +155,7 @@ class SeriesArrays:
             series=[str(uniques[codes[i]]) for i in start],
             start=start,
             length=length,
-            values=column(frame[features].to_numpy(dtype=np.float32)),
+            values=column(frame[features].to_numpy(dtype=np.float32)) if values is None else values,
             original=column(frame[VALUE_ORIGINAL].to_numpy(dtype=float)),
             times=stamps,
             split=column(np.asarray(split, dtype=np.int8)),
@@ -160,10 +165,14 @@ class SeriesArrays:
         )
 
     @classmethod
-    def load(cls, path: str | Path, features: list[str]) -> SeriesArrays:
-        """From ``03_normalized.parquet``, reading only the columns windows need."""
+    def load(
+        cls, path: str | Path, features: list[str], values: np.ndarray | None = None
+    ) -> SeriesArrays:
+        """From ``03_normalized.parquet``, reading only the columns windows need (not the
+        features when their ``values`` come from a memory map)."""
         names = pq.read_schema(path).names
-        wanted = [SERIES_ID, TIMESTAMP, *features, VALUE_ORIGINAL, SPLIT]
+        wanted = [SERIES_ID, TIMESTAMP, *(features if values is None else []), VALUE_ORIGINAL]
+        wanted += [SPLIT]
         wanted += [name for name in (LABEL, FILLED) if name in names]
         # ids and splits as dictionaries (categoricals): no Python string per row
         table = pq.read_table(path, columns=wanted, read_dictionary=[SERIES_ID, SPLIT])
@@ -171,7 +180,7 @@ class SeriesArrays:
         frame = table.to_pandas(split_blocks=True, self_destruct=True)
         del table
         release_arrow_memory()
-        return cls.from_frame(frame, features)
+        return cls.from_frame(frame, features, values)
 
     def code_of(self) -> dict[str, int]:
         return {sid: k for k, sid in enumerate(self.series)}
@@ -300,8 +309,14 @@ def windows_meta(table: pa.Table) -> dict:
     return json.loads(table.schema.metadata[WINDOWS_META])
 
 
-def windows_from_table(table: pa.Table, arrays: SeriesArrays) -> Windows:
-    """The windows of an index table over ``arrays`` (the normalized values)."""
+def windows_from_table(
+    table: pa.Table,
+    arrays: SeriesArrays,
+    row: np.ndarray | None = None,
+    code: np.ndarray | None = None,
+) -> Windows:
+    """The windows of an index table over ``arrays`` (the normalized values); ``row`` and
+    ``code``: the index as the window stage saved it (memory maps), not derived again."""
     meta = windows_meta(table)
     # dictionary codes, not a Python string per window (10M windows at scale)
     ids = table[SERIES_ID].combine_chunks().dictionary_encode()
@@ -310,18 +325,20 @@ def windows_from_table(table: pa.Table, arrays: SeriesArrays) -> Windows:
     unknown = sorted(set(names) - set(code_of))
     if unknown:
         raise ValueError(f"windows name series that the normalized table lacks: {unknown[:5]}")
-    lookup = np.array([code_of[name] for name in names], dtype=np.int64)  # [distinct ids]
-    code = lookup[ids.indices.to_numpy(zero_copy_only=False)] if len(ids) else np.empty(0, int)
+    if code is None:
+        lookup = np.array([code_of[name] for name in names], dtype=np.int64)  # [distinct ids]
+        code = lookup[ids.indices.to_numpy(zero_copy_only=False)] if len(ids) else np.empty(0, int)
     splits = table[SPLIT].combine_chunks().dictionary_encode()
     split_names = np.asarray(splits.dictionary.to_pylist(), dtype=object)
     split = split_names[splits.indices.to_numpy(zero_copy_only=False)] if len(splits) else []
-    row = arrays.start[code] + table[ORIGIN_INDEX].to_numpy()
+    if row is None:
+        row = (arrays.start[code] + table[ORIGIN_INDEX].to_numpy()).astype(np.int64)
     labels = None
     if LABEL in table.column_names:
         labels = table[LABEL].to_numpy(zero_copy_only=False).astype(object)
     return Windows(
         arrays=arrays,
-        row=row.astype(np.int64),
+        row=row,
         code=code,
         split=np.asarray(split, dtype=object),  # [windows] shared str objects
         timesteps=int(meta["timesteps"]),
@@ -333,15 +350,83 @@ def windows_from_table(table: pa.Table, arrays: SeriesArrays) -> Windows:
 
 
 def load_windows(path: str | Path, normalized: str | Path) -> Windows:
-    """The window index at ``path`` over the values of ``normalized``."""
+    """The window index at ``path`` over the values of ``normalized``.
+
+    Where the window stage left the arrays on disk (``write_window_arrays``) and they are
+    of these files, the values and the index are memory maps: batches are read from disk,
+    and what stays in memory does not grow with the number of rows."""
     names = pq.read_schema(path).names
     wanted = [SERIES_ID, ORIGIN_INDEX, SPLIT] + ([LABEL] if LABEL in names else [])
     table = pq.read_table(path, columns=wanted)  # target_time is recomputed from the arrays
-    arrays = SeriesArrays.load(normalized, list(windows_meta(table)["features"]))
-    windows = windows_from_table(table, arrays)
+    features = list(windows_meta(table)["features"])
+    mapped = open_window_arrays(path, normalized, table.num_rows)
+    if mapped is None:
+        arrays = SeriesArrays.load(normalized, features)
+        windows = windows_from_table(table, arrays)
+    else:
+        arrays = SeriesArrays.load(normalized, features, values=mapped[VALUES_FILE])
+        windows = windows_from_table(table, arrays, mapped[ROW_FILE], mapped[CODE_FILE])
     del table
     release_arrow_memory()
     return windows
+
+
+# --------------------------------------------------------------------------- arrays on disk
+# The window stage writes the scaled values [rows, features] and the window index (origin
+# row, series code) as .npy files beside the index table; training and evaluation open them
+# with np.load(mmap_mode="r"), so a PyDataset gathers each batch from the page cache.
+
+VALUES_FILE, ROW_FILE, CODE_FILE, STAMP_FILE = "values.npy", "row.npy", "code.npy", "stamp.json"
+
+
+def window_arrays_dir(windows_path: str | Path) -> Path:
+    """``04_windows.arrays/`` beside ``04_windows.parquet``."""
+    windows_path = Path(windows_path)
+    return windows_path.with_name(f"{windows_path.stem}.arrays")
+
+
+def _stamp(windows_path: Path, normalized: Path, windows: int) -> dict:
+    """Which files the arrays were made from: another index or normalized table, and
+    they are not used."""
+    table, values = os.stat(windows_path), os.stat(normalized)
+    return {
+        "windows": windows,
+        "windows_table": [table.st_size, table.st_mtime_ns],
+        "normalized": [values.st_size, values.st_mtime_ns],
+    }
+
+
+def write_window_arrays(windows: Windows, windows_path: str | Path, normalized: str | Path) -> Path:
+    """Write ``windows``' values and index as .npy files (after the index table)."""
+    folder = window_arrays_dir(windows_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in (
+        (VALUES_FILE, np.ascontiguousarray(windows.arrays.values, dtype=np.float32)),
+        (ROW_FILE, np.asarray(windows.row, dtype=np.int64)),
+        (CODE_FILE, np.asarray(windows.code, dtype=np.int64)),
+    ):
+        np.save(folder / name, array)
+    stamp = _stamp(Path(windows_path), Path(normalized), len(windows))
+    (folder / STAMP_FILE).write_text(json.dumps(stamp), encoding="utf-8")  # written last
+    return folder
+
+
+def open_window_arrays(
+    windows_path: str | Path, normalized: str | Path, windows: int
+) -> dict[str, np.ndarray] | None:
+    """The arrays ``write_window_arrays`` left, memory-mapped read-only; None when there
+    are none or they were made from other files."""
+    folder = window_arrays_dir(windows_path)
+    try:
+        stamp = json.loads((folder / STAMP_FILE).read_text(encoding="utf-8"))
+        if stamp != json.loads(json.dumps(_stamp(Path(windows_path), Path(normalized), windows))):
+            return None
+        return {
+            name: np.load(folder / name, mmap_mode="r")
+            for name in (VALUES_FILE, ROW_FILE, CODE_FILE)
+        }
+    except (OSError, ValueError):
+        return None
 
 
 # --------------------------------------------------------------------------- the window index

@@ -14,10 +14,9 @@ commas). Actions:
 The points (``POINTS``) are the read of each claimed file in ingest, the ends of the
 stages, the start of the train task, inside register once its MLflow run is open and once
 the model version exists, the gap between register and commit, the history table's
-transaction, the gap between that Delta commit and the ledger, and the ledger's write. The
-hooks cost one dictionary
-lookup when the variable is unset; tests/flows/test_faults.py drives them with real
-subprocesses.
+transaction, the gap between that Delta commit and the profile and ledger, and the
+ledger's write. The hooks cost one dictionary lookup when the variable is unset;
+tests/flows/test_faults.py drives them with real subprocesses.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ POINTS = (
     "register:started",  # inside register: an MLflow run is open, no version yet
     "register:versioned",  # inside register: the version exists, nothing else knows it yet
     "before:commit",  # register returned: the version exists, history and ledger not written
-    "commit:history",  # the Delta append committed, ledger not yet
+    "commit:history",  # the Delta append committed, profile and ledger not yet
     "commit:write",  # right before the history table's transaction (enospc: a full disk)
     "commit:ledger",  # the ledger's write itself: its temporary exists, not yet renamed
 )

@@ -7,10 +7,11 @@ A run that trained a model ends in three steps, recorded in a journal
    ``seriesflow.commit=pending`` (journal: ``registering`` with the MLflow run id and the
    gate's decision, then ``registered`` with the version);
 2. **commit** the data: the run's new rows are appended to the history Delta table in one
-   transaction whose commit metadata holds the run id (revisions: one merge), the table
-   version is recorded in the journal and tagged on the model version
-   (``seriesflow.history_version``), then the ledger records the run's files (durable and
-   atomic; journal: ``committed``);
+   transaction whose commit metadata holds the run id (revisions: one merge), the run's
+   per-series profile (``profile.parquet``, ``seriesflow/workspace/profile.py``) is
+   installed stamped with that table version, the table version is recorded in the journal
+   and tagged on the model version (``seriesflow.history_version``), then the ledger
+   records the run's files (durable and atomic; journal: ``committed``);
 3. **move the alias** if the gate said so, tag the version ``seriesflow.commit=done``,
    delete the journal.
 
@@ -101,6 +102,7 @@ from seriesflow.workspace.ledger import (
     load_ledger,
     merge_ledger,
 )
+from seriesflow.workspace.profile import commit_profile
 
 PREPARED, REGISTERING, REGISTERED, COMMITTED = "prepared", "registering", "registered", "committed"
 
@@ -293,6 +295,9 @@ def commit(workspace: Workspace, journal: dict[str, Any], log: Log | None = None
     if journal["state"] == REGISTERED:
         written = commit_history(workspace, journal)
         fault_point("commit:history")
+        # the profile validation checks the next arrival against, stamped with the version
+        # that holds these rows (lost or out of step after a crash here: rebuilt)
+        commit_profile(workspace, journal["validated"], written)
         rows = ledger_rows(landed_files(journal), INGESTED, journal["run_id"])
         merged = merge_ledger(load_ledger(workspace.ledger), rows)  # no row added twice
         with atomic_path(workspace.ledger) as tmp:

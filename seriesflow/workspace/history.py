@@ -149,6 +149,23 @@ def committed_version(workspace: Workspace, run_id: str) -> int | None:
     return None
 
 
+# Delta operations that add a version without changing a row (retention's vacuum).
+ROWS_UNCHANGED = frozenset({"VACUUM START", "VACUUM END"})
+
+
+def same_rows(workspace: Workspace, since: int, until: int) -> bool:
+    """Whether table versions ``since`` and ``until`` (later) hold the same rows: every
+    version in between only vacuumed (read from the Delta log)."""
+    table = open_table(workspace)
+    if table is None or until < since:
+        return False
+    newest = table.history(limit=max(table.version() - since, 0) + 1)  # newest first
+    between = [e for e in newest if since < e["version"] <= until]
+    return len(between) == until - since and all(
+        e.get("operation") in ROWS_UNCHANGED for e in between
+    )
+
+
 # --------------------------------------------------------------------------- what a run adds
 
 

@@ -22,6 +22,7 @@ class IngestResult:
     new_files: list[LandedFile] = field(default_factory=list)
     read_failures: dict[str, list[dict]] = field(default_factory=dict)  # sha256 -> failures
     history_rows: int = 0
+    history_version: int | None = None  # the history table version read (None: no table)
 
     @property
     def skip(self) -> bool:

@@ -28,9 +28,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.profile import build_profile
 from seriesflow.workspace.files import RunDir, Workspace
-from seriesflow.workspace.history import load_history
+from seriesflow.workspace.history import history_version, load_history
 from seriesflow.workspace.ledger import load_ledger
+from seriesflow.workspace.profile import load_profile, profile_path, read_meta
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = ["series_id", "timestamp"]
@@ -122,6 +124,23 @@ def assert_consistent(cfg: PipelineConfig, landed: dict[str, pd.DataFrame]) -> N
             f"versions {seen.get(data)} and {version.version} were trained on the same data"
         )
         seen[data] = version.version
+
+
+def assert_profile_in_step(cfg: PipelineConfig) -> None:
+    """``profile.parquet`` is stamped with the history table's current version and row
+    count (what the commit's data step installs after the Delta append), and holds the
+    profile of that version's rows (the outlier reference aside, which lags by design)."""
+    workspace = Workspace(cfg.paths.workspace_path())
+    history = history_frame(cfg)
+    version = history_version(workspace)
+    profile, why = load_profile(workspace, version, len(history), cfg)
+    assert profile is not None, f"{why}: {read_meta(profile_path(workspace))}"
+    expected = build_profile(history, cfg.validation.frequency, cfg.columns.static)
+    kept = ["n_points", "value_span", "off_grid_steps", "max_gap_steps", "frequency"]
+    kept += ["first_us", "last_us", "value_min", "value_max", "n_values", "offset"]
+    pd.testing.assert_frame_equal(
+        profile[kept], expected[kept], check_dtype=False, check_index_type=False
+    )
 
 
 @dataclass

@@ -19,11 +19,20 @@ import pytest
 
 from flows.cli import main as seriesflow
 from flows.retrain import retrain
+from seriesflow.data.profile import build_profile
 from seriesflow.ops.faults import POINTS
 from seriesflow.workspace.files import Workspace, atomic_path
 from seriesflow.workspace.history import history_version
+from seriesflow.workspace.profile import load_profile, profile_path, read_meta, write_profile
 from tests.factories import crash_config, write_csv, zigzag_frame
-from tests.flows.checks import assert_consistent, champion, retrain_process, versions
+from tests.flows.checks import (
+    assert_consistent,
+    assert_profile_in_step,
+    champion,
+    history_frame,
+    retrain_process,
+    versions,
+)
 
 KILL_POINTS = [p for p in POINTS if p != "commit:ledger"]  # its test is below
 
@@ -53,6 +62,7 @@ def test_sigkill_at_each_point_then_a_normal_run_leaves_nothing_wrong(
 
     assert result["status"] in ("completed", "skipped"), result
     assert_consistent(cfg, landed)
+    assert_profile_in_step(cfg)  # installed by the commit or by its replay
     (version,) = [v for v in versions(cfg) if not v.tags.get("seriesflow.orphan")]
     best = champion(cfg)
     assert best is not None and best.version == version.version
@@ -162,3 +172,47 @@ def test_a_file_that_kills_two_runs_while_read_is_quarantined_and_the_rest_commi
     assert failure["check"] == "crashed_the_pipeline"
     assert "crashed the pipeline twice" in failure["message"]
     assert_consistent(cfg, landed)
+
+
+def test_a_profile_out_of_step_with_the_history_table_is_detected_and_rebuilt(
+    prefect_api_url, tmp_path
+):
+    cfg, config_file, landed = _workspace(tmp_path)
+    landing = Path(cfg.paths.landing_location())
+    workspace = Workspace(cfg.paths.workspace_path())
+    assert retrain(cfg, return_state=True).result(raise_on_failure=False)["status"] == "completed"
+    first = history_version(workspace)
+    assert read_meta(profile_path(workspace))["history_version"] == first
+    assert_profile_in_step(cfg)
+
+    # killed between the Delta append and the profile's install: the table is a version
+    # ahead of the profile, which says so
+    landed["next.csv"] = zigzag_frame(n=24, start=120)
+    write_csv(landed["next.csv"], landing / "next.csv")
+    killed = retrain_process(config_file, prefect_api_url, fault="kill@commit:history")
+    assert killed.wait() == -signal.SIGKILL, killed.output()[-3000:]
+    assert history_version(workspace) == first + 1
+    profile, why = load_profile(workspace, first + 1, len(history_frame(cfg)), cfg)
+    assert profile is None
+    assert why == f"profile.parquet describes history version {first} (240 rows), " + (
+        f"not version {first + 1} (288 rows)"
+    )
+    # the next run's recovery replays the data step: the profile of the appended version
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+    assert result["status"] in ("completed", "skipped"), result
+    assert_consistent(cfg, landed)
+    assert_profile_in_step(cfg)
+
+    # a profile stamped with another version (a table restored, a lost install) is not used
+    # for the next arrival: validate rebuilds it from the history (the stale one, the first
+    # version's rows, would give every series 24 points too few)
+    stale = build_profile(history_frame(cfg, first), cfg.validation.frequency)
+    meta = {**read_meta(profile_path(workspace)), "history_version": first}
+    write_profile(stale, profile_path(workspace), meta)
+    landed["third.csv"] = zigzag_frame(n=24, start=144)
+    write_csv(landed["third.csv"], landing / "third.csv")
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+    assert result["status"] == "completed", result
+    assert_consistent(cfg, landed)
+    assert_profile_in_step(cfg)
+    assert read_meta(profile_path(workspace))["history_rows"] == 336

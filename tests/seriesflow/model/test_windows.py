@@ -213,3 +213,55 @@ def test_a_short_series_windows_repeat_its_first_value_never_the_series_before()
     b = windows.select(windows.series_id == "b")
     first = b.gather_x(np.array([0]))[0, :, 0]  # origin 1: inputs b[0], b[1], padded before
     np.testing.assert_array_equal(first, [0.0, 0.0, 0.0, 0.0, 0.0, 1.0])  # never a's 100+
+
+
+def test_memory_mapped_windows_yield_exactly_the_batches_held_in_memory(tmp_path):
+    """The window stage's .npy arrays, opened as memory maps by load_windows, give the
+    PyDataset the same batches (values) as the in-memory arrays; stale arrays are unused."""
+    from seriesflow.config.pipeline import TrainConfig
+    from seriesflow.model.lstm import window_batches
+    from seriesflow.model.training import training_windows
+    from seriesflow.model.windows import (
+        SeriesArrays,
+        load_windows,
+        window_arrays_dir,
+        windows_from_table,
+        windows_table,
+        write_window_arrays,
+    )
+    from seriesflow.workspace.files import write_parquet, write_table
+    from tests.factories import identity_scaler
+
+    frame = normalized_frame(series=("b", "a", "c", "d"))
+    normalized, index = tmp_path / "03_normalized.parquet", tmp_path / "04_windows.parquet"
+    write_parquet(frame, normalized)
+    arrays = SeriesArrays.load(normalized, [VALUE, "temp"])
+    table = windows_table(arrays, 4, 1, "regression")
+    write_table(table, index)
+    in_memory = windows_from_table(table, arrays)
+
+    assert not isinstance(load_windows(index, normalized).arrays.values, np.memmap)
+    write_window_arrays(in_memory, index, normalized)
+    mapped = load_windows(index, normalized)
+    assert isinstance(mapped.arrays.values, np.memmap) and isinstance(mapped.row, np.memmap)
+    assert isinstance(mapped.code, np.memmap)
+
+    scaler = identity_scaler(in_memory)
+    for windows in (in_memory, mapped):
+        assert len(windows) == len(in_memory)
+    cfg = TrainConfig()
+    both = zip(training_windows(in_memory, cfg), training_windows(mapped, cfg), strict=True)
+    for one, two in both:  # the train and the val windows
+        first = window_batches(one, scaler, 4, True, 7)
+        second = window_batches(two, scaler, 4, True, 7)
+        assert len(first) == len(second) > 1
+        for i in range(len(first)):
+            (x1, y1), (x2, y2) = first[i], second[i]
+            np.testing.assert_array_equal(x1, x2)
+            np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(mapped.target_time, in_memory.target_time)
+    np.testing.assert_array_equal(mapped.split, in_memory.split)
+
+    write_parquet(frame.assign(value=frame["value"] + 1), normalized)  # normalized again
+    assert not isinstance(load_windows(index, normalized).arrays.values, np.memmap)
+    assert (window_arrays_dir(index) / "values.npy").exists()
