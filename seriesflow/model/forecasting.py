@@ -453,32 +453,46 @@ def forecast_frame(
             paths.append(found[0])
         else:
             made[sid] = (np.mean(np.stack(paths), axis=0), last_time, last)
-    parts = []
+    # the table: one array per column over every series and level (no frame per series)
+    columns = FORECAST_COLUMNS + LIVE_COLUMNS
+    if not made:
+        return pd.DataFrame(columns=columns), skipped
+    ids, stamps, step, point, width, level_of, last_of, scale_of = ([] for _ in range(8))
+    calendars: dict[tuple[str, pd.Timestamp, str, int], pd.DatetimeIndex] = {}
     for sid in sorted(made):
         forecast, last_time, last = made[sid]
         count = len(forecast)
-        times = future_times(scaler.frequency_of(sid), last_time, count)
+        code = scaler.frequency[sid]
+        # series ending together share their future calendar
+        key = (code, last_time, str(last_time.tz), count)
+        if key not in calendars:
+            calendars[key] = future_times(scaler.frequency_of(sid), last_time, count)
+        times = calendars[key]
         for level in settings.levels:
-            width = intervals.widths(sid, level, count)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        SERIES_ID: sid,
-                        TIMESTAMP: times,
-                        "step": np.arange(1, count + 1),
-                        "forecast": forecast,
-                        "lower": forecast - width,
-                        "upper": forecast + width,
-                        "level": level,
-                        "model_version": model_version,
-                        "created_at": created_at,
-                        "last_value": last,
-                        "scale": intervals.scale.get(sid, np.nan),
-                    }
-                )
-            )
-    columns = FORECAST_COLUMNS + LIVE_COLUMNS
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+            ids.append(np.full(count, sid, dtype=object))
+            stamps.append(times)
+            step.append(np.arange(1, count + 1))
+            point.append(np.asarray(forecast, dtype=float))
+            width.append(intervals.widths(sid, level, count))
+            level_of.append(np.full(count, level))
+            last_of.append(np.full(count, last))
+            scale_of.append(np.full(count, intervals.scale.get(sid, np.nan)))
+    forecast, spread = np.concatenate(point), np.concatenate(width)
+    frame = pd.DataFrame(
+        {
+            SERIES_ID: np.concatenate(ids),
+            TIMESTAMP: stamps[0].append(stamps[1:]) if len(stamps) > 1 else stamps[0],
+            "step": np.concatenate(step),
+            "forecast": forecast,
+            "lower": forecast - spread,
+            "upper": forecast + spread,
+            "level": np.concatenate(level_of),
+            "model_version": model_version,
+            "created_at": created_at,
+            "last_value": np.concatenate(last_of),
+            "scale": np.concatenate(scale_of),
+        }
+    )
     return frame[columns], skipped
 
 
@@ -496,6 +510,11 @@ def classical_series(
         return f"timestamp {bad} is off the series' {frequency.describe()} calendar"
     if len(np.unique(position)) != len(position):
         return "timestamps repeat"
+    order = np.argsort(position, kind="stable")
+    values = group[VALUE].to_numpy(dtype=float)[order]
+    if len(values) and (np.diff(position[order]) == 1).all() and np.isfinite(values).all():
+        # every step of its calendar, every value there (the usual case): nothing to fill
+        return values, group[TIMESTAMP].iloc[order].reset_index(drop=True)
     filled = fill_gaps(group[[TIMESTAMP, VALUE]], frequency, [VALUE])
     values = filled[VALUE].to_numpy(dtype=float)
     if not len(values) or not np.isfinite(values).all():
