@@ -14,7 +14,8 @@ holidays) take their values for the new rows (``seriesflow/model/features.py``).
 ``tail_arrays`` turns recent history (the accepted rows, or a caller's frame)
 into the arrays a model reads: each series put on its calendar grid (short gaps
 interpolated), scaled by the model's own scaler, with one window ending at the
-last observation.
+last observation. All series at once: one sort of every row by (series, time), then
+numpy slices per series (a gap fill only where the tail is not complete) and one frame.
 """
 
 from __future__ import annotations
