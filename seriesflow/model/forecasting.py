@@ -14,7 +14,8 @@ holidays) take their values for the new rows (``seriesflow/model/features.py``).
 ``tail_arrays`` turns recent history (the accepted rows, or a caller's frame)
 into the arrays a model reads: each series put on its calendar grid (short gaps
 interpolated), scaled by the model's own scaler, with one window ending at the
-last observation.
+last observation. All series at once: one sort of every row by (series, time), then
+numpy slices per series (a gap fill only where the tail is not complete) and one frame.
 """
 
 from __future__ import annotations
@@ -157,36 +158,61 @@ def tail_arrays(
     wanted = max(int(steps or spec.horizon), 1)  # forecast steps that need future values
     need = -(-wanted // spec.horizon) * spec.horizon if known else 0  # rows after the last
     skipped: dict[str, str] = {}
-    parts, last_time, ahead = [], {}, {}
-    for sid, group in history.groupby(SERIES_ID, sort=True):
-        sid = str(sid)
+    last_time: dict[str, pd.Timestamp] = {}
+    ahead: dict[str, np.ndarray] = {}
+    # one stable sort of every row by (series, time); each series is then a slice of numpy
+    # arrays (no per-series groupby, sort or frame)
+    ids = history[SERIES_ID].astype(str).to_numpy()
+    stamps_in = history[TIMESTAMP]
+    if not pd.api.types.is_datetime64_any_dtype(stamps_in):
+        stamps_in = pd.to_datetime(stamps_in)
+    index = pd.DatetimeIndex(stamps_in)
+    tz = index.tz
+    utc = (index.tz_convert(None) if tz is not None else index).to_numpy()  # UTC, naive
+    order = np.lexsort((utc, ids)) if len(ids) else np.empty(0, np.int64)
+    ids, utc = ids[order], utc[order]
+    ordered = history.iloc[order]
+    absent = [c for c in [*fs.future, *fs.static] if c not in history.columns]
+    missing = [c for c in raw_columns if c not in history.columns]
+    raw_all = None if missing else ordered[raw_columns].to_numpy(dtype=float)  # [rows, raw]
+    bounds = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1], True]) if len(ids) else [0]
+    tail_ids, tail_times, tail_scaled, tail_values = [], [], [], []
+
+    def stamp(value: np.datetime64) -> pd.Timestamp:  # a UTC instant in the input's zone
+        found = pd.Timestamp(value)
+        return found.tz_localize("UTC").tz_convert(tz) if tz is not None else found
+
+    for a, b in zip(bounds[:-1], bounds[1:], strict=False):
+        sid = str(ids[a])
         if sid not in scaler.series or (spec.per_series and sid not in spec.series):
             skipped[sid] = "unknown to the model (not in its training data)"
             continue
-        absent = [c for c in [*fs.future, *fs.static] if c not in group.columns]
         if absent:
             raise ValueError(
                 f"series '{sid}': the input has no column(s) {absent} (the model's "
                 f"columns.future {fs.future} and columns.static {fs.static})"
             )
-        missing = [c for c in raw_columns if c not in group.columns]
         if missing:
             skipped[sid] = f"missing column(s) {missing}"
             continue
         frequency = scaler.frequency_of(sid)
-        group = group.sort_values(TIMESTAMP)
-        statics = fs.static_row(sid, static_values(group, sid, fs.static))
-        observed = group[VALUE].notna().to_numpy()
-        if not observed.any():
+        statics = (
+            fs.static_row(sid, static_values(ordered.iloc[a:b], sid, fs.static))
+            if fs.static
+            else fs.static_row(sid, {})
+        )
+        observed = np.flatnonzero(~np.isnan(raw_all[a:b, 0]))
+        if not len(observed):
             skipped[sid] = "no observed value"
             continue
-        end = int(np.flatnonzero(observed)[-1]) + 1
-        future_rows, group = group.iloc[end:], group.iloc[:end]
-        times = group[TIMESTAMP]
-        position, on_grid = frequency.positions(times.to_numpy())
+        end = a + int(observed[-1]) + 1  # after the last observed row: future rows
+        times = utc[a:end]
+        position, on_grid = frequency.positions(times)
         if not on_grid.all():
-            bad = times[~on_grid].iloc[0]
-            skipped[sid] = f"timestamp {bad} is off the series' {frequency.describe()} calendar"
+            skipped[sid] = (
+                f"timestamp {stamp(times[~on_grid][0])} is off the series' "
+                f"{frequency.describe()} calendar"
+            )
             continue
         steps = np.diff(position)
         if (steps <= 0).any():
@@ -196,30 +222,40 @@ def tail_arrays(
             skipped[sid] = f"a gap of {int(steps.max() - 1)} steps (at most {max_gap_steps})"
             continue
         # enough of the latest rows to fill the input window after gaps are interpolated
-        keep = group.iloc[-(spec.timesteps + 1) * 2 :] if len(group) > 2 * spec.timesteps else group
-        keep = keep[[TIMESTAMP, *raw_columns]]
-        filled = fill_gaps(keep, frequency, raw_columns)
-        if filled[raw_columns].isna().to_numpy().any():
-            skipped[sid] = "missing values that cannot be interpolated"
-            continue
-        tail = filled.iloc[-spec.timesteps :]
+        n = end - a
+        first = end - (spec.timesteps + 1) * 2 if n > 2 * spec.timesteps else a
+        raw = raw_all[first:end]
+        if (steps[first - a :] == 1).all() and not np.isnan(raw).any():
+            stamps = utc[first:end]  # already on every step of its calendar, nothing to fill
+        else:
+            keep = pd.DataFrame(raw, columns=raw_columns)
+            when = pd.DatetimeIndex(utc[first:end])  # in the input's zone: its calendar
+            keep.insert(0, TIMESTAMP, when.tz_localize("UTC").tz_convert(tz) if tz else when)
+            filled = fill_gaps(keep, frequency, raw_columns)
+            raw = filled[raw_columns].to_numpy(dtype=float)
+            if np.isnan(raw).any():
+                skipped[sid] = "missing values that cannot be interpolated"
+                continue
+            filled_at = pd.DatetimeIndex(filled[TIMESTAMP])
+            filled_at = filled_at.tz_convert(None) if filled_at.tz is not None else filled_at
+            stamps = filled_at.to_numpy()
+        raw, stamps = raw[-spec.timesteps :], stamps[-spec.timesteps :]
         needed = spec.min_inputs or spec.timesteps  # fewer: the first value is repeated
-        if len(tail) < needed:
+        if len(raw) < needed:
             skipped[sid] = (
-                f"too short: {len(tail)} points on its calendar, the model needs "
+                f"too short: {len(raw)} points on its calendar, the model needs "
                 f"{needed} (its input length {spec.timesteps}, at least {needed} observed)"
             )
             continue
-        if scaler.logged.get(sid) and (tail[VALUE].to_numpy(dtype=float) <= 0).any():
+        if scaler.logged.get(sid) and (raw[:, 0] <= 0).any():
             skipped[sid] = "a value <= 0: the model works on logs of positive values; retrain"
             continue
-        raw = tail[raw_columns].to_numpy(dtype=float)
-        stamps = pd.to_datetime(tail[TIMESTAMP], utc=True).dt.tz_localize(None).to_numpy()
-        last = pd.Timestamp(tail[TIMESTAMP].iloc[-1])
+        last = stamp(stamps[-1])
         if fs.columns() != raw_columns:  # lead columns, calendar, holidays, statics
             after = frequency.future(last, need)  # [need] grid times after the last observation
             later = np.full((need, len(raw_columns)), np.nan)
             if fs.future:
+                future_rows = ordered.iloc[end:b]
                 given = future_rows.assign(**{TIMESTAMP: pd.to_datetime(future_rows[TIMESTAMP])})
                 given = given.drop_duplicates(TIMESTAMP, keep="last").set_index(TIMESTAMP)
                 values = given[fs.future].reindex(after).to_numpy(dtype=float)  # [need, future]
@@ -227,8 +263,8 @@ def tail_arrays(
                 if gap is not None:
                     raise ValueError(missing_future_error(sid, gap[0], gap[1], last))
                 later[:, 1 + len(fs.past) :] = pd.DataFrame(values).ffill().to_numpy()
-            utc = after.tz_convert("UTC") if after.tz is not None else after
-            stamps_after = utc.tz_localize(None).to_numpy()
+            utc_after = after.tz_convert("UTC") if after.tz is not None else after
+            stamps_after = utc_after.tz_localize(None).to_numpy()
             times = np.concatenate([stamps, stamps_after])  # [rows + need]
             matrix = fs.series_matrix(times, np.vstack([raw, later]), statics, frequency)
             known_rows = pd.DataFrame(matrix).ffill().to_numpy()  # lead columns past the end
@@ -238,16 +274,21 @@ def tail_arrays(
             scaled = scaled[: len(raw)]
         else:
             scaled = scaler.to_model(sid, raw, stamps)
-        frame = pd.DataFrame(scaled, columns=features)
-        frame.insert(0, TIMESTAMP, tail[TIMESTAMP].to_numpy())
-        frame.insert(0, SERIES_ID, sid)
-        frame[VALUE_ORIGINAL] = raw[:, 0]
-        frame["split"] = TEST
-        parts.append(frame)
-        last_time[sid] = pd.Timestamp(tail[TIMESTAMP].iloc[-1])
+        tail_ids.append(np.full(len(raw), sid, dtype=object))
+        tail_times.append(np.asarray(stamps, dtype="datetime64[ns]"))
+        tail_scaled.append(scaled)
+        tail_values.append(raw[:, 0])
+        last_time[sid] = last
     columns = [SERIES_ID, TIMESTAMP, *features, VALUE_ORIGINAL, "split"]
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
-    if not parts:
+    if tail_ids:  # one frame of every series' tail rows (built once, not per series)
+        frame = pd.DataFrame(np.concatenate(tail_scaled), columns=features)
+        when = pd.DatetimeIndex(np.concatenate(tail_times))
+        frame.insert(0, TIMESTAMP, when.tz_localize("UTC") if tz is not None else when)
+        frame.insert(0, SERIES_ID, np.concatenate(tail_ids))
+        frame[VALUE_ORIGINAL] = np.concatenate(tail_values)
+        frame["split"] = TEST
+    else:
+        frame = pd.DataFrame(columns=columns)
         frame[TIMESTAMP] = pd.to_datetime(frame[TIMESTAMP], utc=True)
     arrays = SeriesArrays.from_frame(frame, features)
     rows = arrays.start + arrays.length - 1  # the last observation of each series
@@ -413,32 +454,46 @@ def forecast_frame(
             paths.append(found[0])
         else:
             made[sid] = (np.mean(np.stack(paths), axis=0), last_time, last)
-    parts = []
+    # the table: one array per column over every series and level (no frame per series)
+    columns = FORECAST_COLUMNS + LIVE_COLUMNS
+    if not made:
+        return pd.DataFrame(columns=columns), skipped
+    ids, stamps, step, point, width, level_of, last_of, scale_of = ([] for _ in range(8))
+    calendars: dict[tuple[str, pd.Timestamp, str, int], pd.DatetimeIndex] = {}
     for sid in sorted(made):
         forecast, last_time, last = made[sid]
         count = len(forecast)
-        times = future_times(scaler.frequency_of(sid), last_time, count)
+        code = scaler.frequency[sid]
+        # series ending together share their future calendar
+        key = (code, last_time, str(last_time.tz), count)
+        if key not in calendars:
+            calendars[key] = future_times(scaler.frequency_of(sid), last_time, count)
+        times = calendars[key]
         for level in settings.levels:
-            width = intervals.widths(sid, level, count)
-            parts.append(
-                pd.DataFrame(
-                    {
-                        SERIES_ID: sid,
-                        TIMESTAMP: times,
-                        "step": np.arange(1, count + 1),
-                        "forecast": forecast,
-                        "lower": forecast - width,
-                        "upper": forecast + width,
-                        "level": level,
-                        "model_version": model_version,
-                        "created_at": created_at,
-                        "last_value": last,
-                        "scale": intervals.scale.get(sid, np.nan),
-                    }
-                )
-            )
-    columns = FORECAST_COLUMNS + LIVE_COLUMNS
-    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+            ids.append(np.full(count, sid, dtype=object))
+            stamps.append(times)
+            step.append(np.arange(1, count + 1))
+            point.append(np.asarray(forecast, dtype=float))
+            width.append(intervals.widths(sid, level, count))
+            level_of.append(np.full(count, level))
+            last_of.append(np.full(count, last))
+            scale_of.append(np.full(count, intervals.scale.get(sid, np.nan)))
+    forecast, spread = np.concatenate(point), np.concatenate(width)
+    frame = pd.DataFrame(
+        {
+            SERIES_ID: np.concatenate(ids),
+            TIMESTAMP: stamps[0].append(stamps[1:]) if len(stamps) > 1 else stamps[0],
+            "step": np.concatenate(step),
+            "forecast": forecast,
+            "lower": forecast - spread,
+            "upper": forecast + spread,
+            "level": np.concatenate(level_of),
+            "model_version": model_version,
+            "created_at": created_at,
+            "last_value": np.concatenate(last_of),
+            "scale": np.concatenate(scale_of),
+        }
+    )
     return frame[columns], skipped
 
 
@@ -456,6 +511,11 @@ def classical_series(
         return f"timestamp {bad} is off the series' {frequency.describe()} calendar"
     if len(np.unique(position)) != len(position):
         return "timestamps repeat"
+    order = np.argsort(position, kind="stable")
+    values = group[VALUE].to_numpy(dtype=float)[order]
+    if len(values) and (np.diff(position[order]) == 1).all() and np.isfinite(values).all():
+        # every step of its calendar, every value there (the usual case): nothing to fill
+        return values, group[TIMESTAMP].iloc[order].reset_index(drop=True)
     filled = fill_gaps(group[[TIMESTAMP, VALUE]], frequency, [VALUE])
     values = filled[VALUE].to_numpy(dtype=float)
     if not len(values) or not np.isfinite(values).all():

@@ -250,3 +250,157 @@ def test_all_series_at_once_equal_each_series_alone(covariate_model):
     routed_b = together[together[SERIES_ID] == "b"]["forecast"].to_numpy()
     np.testing.assert_allclose(routed_b, forecast_from_fit(kept, b[kept.start :], 5), atol=1e-9)
     assert Frequency("h").season_length() == 24
+
+
+# ------------------------------------------------------------- tail arrays: all series = reference
+
+
+def reference_tails(history, scaler, spec, max_gap_steps=None, steps=None):
+    """The per-series loop ``tail_arrays`` was before it worked on all series at once (one
+    groupby, sort, gap fill and frame per series), kept as the reference: (rows per series
+    [timesteps, features] scaled, original values, last time, rows after, skipped)."""
+    from seriesflow.data.frequency import fill_gaps
+    from seriesflow.data.schema import VALUE_ORIGINAL
+    from seriesflow.model.features import (
+        first_missing,
+        is_known_ahead,
+        missing_future_error,
+        static_values,
+    )
+
+    TEST = "test"
+    features = list(spec.features)
+    fs = scaler.feature_spec
+    raw_columns = fs.raw  # value, past, future: what the frame's rows carry
+    known = any(is_known_ahead(c) for c in features)
+    wanted = max(int(steps or spec.horizon), 1)  # forecast steps that need future values
+    need = -(-wanted // spec.horizon) * spec.horizon if known else 0  # rows after the last
+    skipped: dict[str, str] = {}
+    parts, last_time, ahead = [], {}, {}
+    for sid, group in history.groupby(SERIES_ID, sort=True):
+        sid = str(sid)
+        if sid not in scaler.series or (spec.per_series and sid not in spec.series):
+            skipped[sid] = "unknown to the model (not in its training data)"
+            continue
+        absent = [c for c in [*fs.future, *fs.static] if c not in group.columns]
+        if absent:
+            raise ValueError(
+                f"series '{sid}': the input has no column(s) {absent} (the model's "
+                f"columns.future {fs.future} and columns.static {fs.static})"
+            )
+        missing = [c for c in raw_columns if c not in group.columns]
+        if missing:
+            skipped[sid] = f"missing column(s) {missing}"
+            continue
+        frequency = scaler.frequency_of(sid)
+        group = group.sort_values(TIMESTAMP)
+        statics = fs.static_row(sid, static_values(group, sid, fs.static))
+        observed = group[VALUE].notna().to_numpy()
+        if not observed.any():
+            skipped[sid] = "no observed value"
+            continue
+        end = int(np.flatnonzero(observed)[-1]) + 1
+        future_rows, group = group.iloc[end:], group.iloc[:end]
+        times = group[TIMESTAMP]
+        position, on_grid = frequency.positions(times.to_numpy())
+        if not on_grid.all():
+            bad = times[~on_grid].iloc[0]
+            skipped[sid] = f"timestamp {bad} is off the series' {frequency.describe()} calendar"
+            continue
+        steps = np.diff(position)
+        if (steps <= 0).any():
+            skipped[sid] = "timestamps repeat or go back in time"
+            continue
+        if max_gap_steps is not None and len(steps) and steps.max() - 1 > max_gap_steps:
+            skipped[sid] = f"a gap of {int(steps.max() - 1)} steps (at most {max_gap_steps})"
+            continue
+        # enough of the latest rows to fill the input window after gaps are interpolated
+        keep = group.iloc[-(spec.timesteps + 1) * 2 :] if len(group) > 2 * spec.timesteps else group
+        keep = keep[[TIMESTAMP, *raw_columns]]
+        filled = fill_gaps(keep, frequency, raw_columns)
+        if filled[raw_columns].isna().to_numpy().any():
+            skipped[sid] = "missing values that cannot be interpolated"
+            continue
+        tail = filled.iloc[-spec.timesteps :]
+        needed = spec.min_inputs or spec.timesteps  # fewer: the first value is repeated
+        if len(tail) < needed:
+            skipped[sid] = (
+                f"too short: {len(tail)} points on its calendar, the model needs "
+                f"{needed} (its input length {spec.timesteps}, at least {needed} observed)"
+            )
+            continue
+        if scaler.logged.get(sid) and (tail[VALUE].to_numpy(dtype=float) <= 0).any():
+            skipped[sid] = "a value <= 0: the model works on logs of positive values; retrain"
+            continue
+        raw = tail[raw_columns].to_numpy(dtype=float)
+        stamps = pd.to_datetime(tail[TIMESTAMP], utc=True).dt.tz_localize(None).to_numpy()
+        last = pd.Timestamp(tail[TIMESTAMP].iloc[-1])
+        if fs.columns() != raw_columns:  # lead columns, calendar, holidays, statics
+            after = frequency.future(last, need)  # [need] grid times after the last observation
+            later = np.full((need, len(raw_columns)), np.nan)
+            if fs.future:
+                given = future_rows.assign(**{TIMESTAMP: pd.to_datetime(future_rows[TIMESTAMP])})
+                given = given.drop_duplicates(TIMESTAMP, keep="last").set_index(TIMESTAMP)
+                values = given[fs.future].reindex(after).to_numpy(dtype=float)  # [need, future]
+                gap = first_missing(sid, after[:wanted], values[:wanted], fs.future)
+                if gap is not None:
+                    raise ValueError(missing_future_error(sid, gap[0], gap[1], last))
+                later[:, 1 + len(fs.past) :] = pd.DataFrame(values).ffill().to_numpy()
+            utc = after.tz_convert("UTC") if after.tz is not None else after
+            stamps_after = utc.tz_localize(None).to_numpy()
+            times = np.concatenate([stamps, stamps_after])  # [rows + need]
+            matrix = fs.series_matrix(times, np.vstack([raw, later]), statics, frequency)
+            known_rows = pd.DataFrame(matrix).ffill().to_numpy()  # lead columns past the end
+            matrix[:, fs.known_ahead()] = known_rows[:, fs.known_ahead()]
+            scaled = scaler.to_model(sid, matrix, times)
+            ahead[sid] = scaled[len(raw) :]  # [need, features]
+            scaled = scaled[: len(raw)]
+        else:
+            scaled = scaler.to_model(sid, raw, stamps)
+        frame = pd.DataFrame(scaled, columns=features)
+        frame.insert(0, TIMESTAMP, tail[TIMESTAMP].to_numpy())
+        frame.insert(0, SERIES_ID, sid)
+        frame[VALUE_ORIGINAL] = raw[:, 0]
+        frame["split"] = TEST
+        parts.append(frame)
+        last_time[sid] = pd.Timestamp(tail[TIMESTAMP].iloc[-1])
+    found = dict(zip(last_time, parts, strict=True))
+    return found, last_time, ahead, skipped
+
+
+def test_tail_arrays_of_all_series_equal_the_per_series_reference(covariate_model):
+    """Series of different lengths, one with a gap (interpolated), one with too long a gap,
+    one too short, one unknown, with a past and a future covariate and calendar columns: the
+    tail arrays built for all series at once are the per-series reference's, value for value."""
+    from seriesflow.data.schema import VALUE_ORIGINAL
+
+    fitted, scaler = covariate_model
+    spec = fitted.spec
+    frame = covariate_frame()
+    frame = frame.drop(frame.index[(frame[SERIES_ID] == "a") & frame.index.isin([145, 147])])
+    frame = frame.drop(frame.index[(frame[SERIES_ID] == "b") & frame.index.isin(range(270, 275))])
+    short = frame[frame[SERIES_ID] == "c"].iloc[-11:].assign(**{SERIES_ID: "c"})
+    frame = pd.concat([frame[frame[SERIES_ID] != "c"], short], ignore_index=True)
+    unknown = frame[frame[SERIES_ID] == "a"].assign(**{SERIES_ID: "z"})
+    frame = pd.concat([frame, unknown], ignore_index=True).sample(frac=1, random_state=3)
+    # "a": two one-step gaps in its last rows; "b": a five-step gap; "c": 5 observed points
+    tails = tail_arrays(frame, scaler, spec, max_gap_steps=3, steps=5)
+    parts, last_time, ahead, skipped = reference_tails(frame, scaler, spec, 3, 5)
+    assert tails.skipped == skipped
+    assert set(skipped) == {"b", "c", "z"} and "a gap of 5 steps" in skipped["b"]
+    assert "too short: 5 points" in skipped["c"] and "unknown" in skipped["z"]
+    assert tails.arrays.series == ["a"] == list(parts)
+    a = tails.arrays
+    rows = slice(int(a.start[0]), int(a.start[0] + a.length[0]))
+    assert a.length[0] == spec.timesteps == len(parts["a"])
+    expected = parts["a"][list(spec.features)].to_numpy(dtype=float)
+    np.testing.assert_allclose(a.values[rows], expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(a.original[rows], parts["a"][VALUE_ORIGINAL], rtol=0, atol=1e-9)
+    times = pd.to_datetime(parts["a"][TIMESTAMP], utc=True).dt.tz_localize(None).to_numpy()
+    assert (a.times[rows] == times.astype("datetime64[us]")).all()
+    assert tails.last_time == last_time
+    assert last_time["a"] == pd.Timestamp("2026-01-07 05:00", tz="UTC")
+    np.testing.assert_allclose(tails.ahead[0], ahead["a"], rtol=0, atol=1e-6)
+    # the gap was filled: the interpolated rows sit halfway between their neighbours
+    values = a.original[rows]
+    assert np.isclose(values[-5], (values[-6] + values[-4]) / 2)
