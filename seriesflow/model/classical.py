@@ -8,7 +8,9 @@ beat the best of them on its validation windows.
 ``classical_paths`` fits a model on a series' first ``n_fit`` points once and then rolls it
 over later origins *without refitting* (statsforecast's ``forward``: the fitted parameters
 applied to the series up to each origin), so every origin gets the forecast a user of that
-model would have had then. ``classical_forecast`` fits on everything given and forecasts the
+model would have had then. AutoETS rolls in one pass of its state recursion (``_ets_paths``),
+AutoTheta through ``seriesflow/model/theta.py`` (``forward``'s result at every origin at once,
+without its per-call decomposition and recursion). ``classical_forecast`` fits on everything given and forecasts the
 future (what the served model does for the series routed to a classical model).
 
 A model that cannot be fit (statsforecast refuses "tiny datasets", or the fit fails) falls
