@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/scale.py [--sizes 10 100 1000] [--points 10000]
                                          [--set train.batch_size=1024 ...] [--root DIR]
+                                         [--defaults] [--append-pct 1]
 
 For each size: hourly series are generated (a daily sine + a weekly one + noise + a
 per-series level), landed as Parquet files (``--series-per-file`` series each) in a fresh
@@ -16,7 +17,13 @@ maximum, which catches a spike the sampling missed). Per-stage seconds come from
 Benchmark settings (``BENCH_SETTINGS``; ``--set`` adds or overrides): 1 epoch, batch
 1024, a window every 24 steps (``window.stride=24``), no Data Docs, no ETS baseline (a
 statsmodels fit per series), no backtest. Plots stay on (the forecast plot draws a few
-series, whatever the count).
+series, whatever the count). ``--defaults`` runs the configuration a user gets instead
+(``DEFAULT_RUN``: only one epoch, no settle wait, landed files deleted): every window,
+Data Docs, every baseline.
+
+``--append-pct P`` then lands P% more points per series (the hours that follow) into the
+same workspace and runs the retrain again: the cost of the next run after new data (the
+history is appended to, not rewritten), as its own row.
 
 Prints one table per size plus the growth between consecutive sizes: time ratio vs rows
 ratio, RSS ratio. After each retrain the champion forecasts every series ``--forecast-steps``
@@ -63,13 +70,15 @@ BENCH_SETTINGS = (
     "ingest.settle_seconds=0",
     "retention.landed=delete",
 )
+DEFAULT_RUN = ("train.epochs=1", "ingest.settle_seconds=0", "retention.landed=delete")
 STAGES = ("ingest", "validate", "normalize", "window", "train", "evaluate", "register", "commit")
 
 
-def series_frame(first: int, count: int, points: int, seed: int) -> pd.DataFrame:
-    """``count`` hourly series (ids ``s{first..}``) of ``points`` steps, long format."""
+def series_frame(first: int, count: int, points: int, seed: int, offset: int = 0) -> pd.DataFrame:
+    """``count`` hourly series (ids ``s{first..}``) of ``points`` steps from step ``offset``,
+    long format (a series' level and phase do not depend on ``offset``)."""
     rng = np.random.default_rng(seed + first)
-    step = np.arange(points)
+    step = np.arange(offset, offset + points)
     level = rng.uniform(50, 150, size=(count, 1))  # [series, 1]
     phase = rng.uniform(0, 2 * np.pi, size=(count, 1))
     values = (
@@ -89,13 +98,13 @@ def series_frame(first: int, count: int, points: int, seed: int) -> pd.DataFrame
     )
 
 
-def land(landing: Path, series: int, points: int, per_file: int) -> int:
+def land(landing: Path, series: int, points: int, per_file: int, offset: int = 0) -> int:
     """Write the series as Parquet files of ``per_file`` series each; returns the files."""
     landing.mkdir(parents=True, exist_ok=True)
     files = 0
     for first in range(0, series, per_file):
-        frame = series_frame(first, min(per_file, series - first), points, seed=12)
-        frame.to_parquet(landing / f"part-{first:05d}.parquet", index=False)
+        frame = series_frame(first, min(per_file, series - first), points, 12, offset)
+        frame.to_parquet(landing / f"part-{offset:06d}-{first:05d}.parquet", index=False)
         files += 1
     return files
 
@@ -136,19 +145,26 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run_size(series: int, args: argparse.Namespace, api: str, root: Path) -> dict:
+def settings_of(args: argparse.Namespace) -> tuple[str, ...]:
+    return (*(DEFAULT_RUN if args.defaults else BENCH_SETTINGS), *args.sets)
+
+
+def run_size(series: int, args: argparse.Namespace, api: str, root: Path, append: int = 0) -> dict:
+    """One retrain of ``series`` series; ``append`` > 0: the next run, after that many new
+    points per series landed into the workspace of the first."""
     case = root / f"s{series}"
     workspace, landing = case / "work", case / "landing"
-    files = land(landing, series, args.points, args.series_per_file)
+    points = append or args.points
+    files = land(landing, series, points, args.series_per_file, args.points if append else 0)
     command = [
         sys.executable, "-m", "flows.retrain",
         "--set", f"paths.workspace={workspace}", "--set", f"paths.landing={landing}",
         "--set", f"register.model_name=scale-{series}",
     ]  # fmt: skip
-    for item in (*BENCH_SETTINGS, *args.sets):
+    for item in settings_of(args):
         command += ["--set", item]
     env = {**os.environ, "PREFECT_API_URL": api}
-    log = case / "retrain.log"
+    log = case / ("retrain-append.log" if append else "retrain.log")
     started = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -161,7 +177,7 @@ def run_size(series: int, args: argparse.Namespace, api: str, root: Path) -> dic
     if summary.get("status") != "completed":
         tail = "\n".join(lines[-40:])
         raise RuntimeError(f"{series} series: the run did not complete (log {log}):\n{tail}")
-    if summary["rows"] != series * args.points or summary["rejected_files"]:
+    if summary["rows"] != series * (args.points + append) or summary["rejected_files"]:
         raise RuntimeError(f"{series} series: not every landed row was accepted: {summary}")
     run_dir = Path(summary["run_dir"])
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -172,6 +188,7 @@ def run_size(series: int, args: argparse.Namespace, api: str, root: Path) -> dic
             forecasts["lstm" if row["forecast"] == "lstm only" else "routed"] = row
     return {
         "series": series,
+        "run": f"+{append / args.points:.0%} new" if append else "first",
         "files": files,
         "rows": summary["rows"],
         "wall": wall,
@@ -187,17 +204,23 @@ def run_size(series: int, args: argparse.Namespace, api: str, root: Path) -> dic
     }
 
 
+def _io(result: dict) -> float:
+    return sum(result["stages"].get(s, 0) for s in ("ingest", "validate", "commit"))
+
+
 def table(results: list[dict]) -> str:
     stages = [s for s in STAGES if any(s in r["stages"] for r in results)]
-    head = ["series", "rows"] + [f"{s} s" for s in stages]
-    head += ["total s", "peak RSS GiB", "run folder MiB"]
+    head = ["series", "run", "rows"] + [f"{s} s" for s in stages]
+    head += ["evaluate / train", "total s", "peak RSS GiB", "run folder MiB"]
     forecasts = any(r.get("forecasts") for r in results)
     if forecasts:
         head += ["forecast s per 1,000 series (lstm / routed)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        cells = [f"{r['series']:,}", f"{r['rows']:,}"]
+        cells = [f"{r['series']:,}", r.get("run", "first"), f"{r['rows']:,}"]
         cells += [f"{r['stages'].get(s, 0):.1f}" for s in stages]
+        train = r["stages"].get("train", 0)
+        cells.append(f"{r['stages'].get('evaluate', 0) / train:.2f}" if train else "")
         gib, mib = r["peak_rss"] / 2**30, r["run_bytes"] / 2**20
         cells += [f"{r['wall']:.0f}", f"{gib:.2f}", f"{mib:.0f}"]
         if forecasts:
@@ -207,11 +230,24 @@ def table(results: list[dict]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if any(r["stage_rss"] for r in results):
         lines += ["", "Peak RSS of the flow's process after each stage (MiB, high-water mark):", ""]
-        lines.append("| series | " + " | ".join(stages) + " |")
-        lines.append("|" + "---|" * (len(stages) + 1))
+        lines.append("| series | run | " + " | ".join(stages) + " |")
+        lines.append("|" + "---|" * (len(stages) + 2))
         for r in results:
             cells = [f"{r['stage_rss'].get(s, 0):.0f}" for s in stages]
-            lines.append(f"| {r['series']:,} | " + " | ".join(cells) + " |")
+            lines.append(
+                f"| {r['series']:,} | {r.get('run', 'first')} | " + " | ".join(cells) + " |"
+            )
+    firsts = [r for r in results if r.get("run", "first") == "first"]
+    for r in results:
+        if r.get("run", "first") != "first":
+            base = next(f for f in firsts if f["series"] == r["series"])
+            lines.append("")
+            lines.append(
+                f"{r['series']:,} series, the run after {r['run']}: {r['wall']:.0f} s against "
+                f"{base['wall']:.0f} s for the first ({r['wall'] / base['wall']:.2f}x); ingest + "
+                f"validate + commit {_io(r):.1f} s against {_io(base):.1f} s."
+            )
+    results = firsts
     if len(results) > 1:
         lines += ["", "| growth | rows x | time x | RSS x | run folder x |"]
         lines.append("|---|---|---|---|---|")
@@ -233,6 +269,17 @@ def main() -> None:
     parser.add_argument("--root", type=Path, help="where workspaces go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the workspaces")
     parser.add_argument(
+        "--defaults",
+        action="store_true",
+        help="the configuration a user gets (one epoch), not the benchmark settings",
+    )
+    parser.add_argument(
+        "--append-pct",
+        type=float,
+        default=0,
+        help="then land this percentage of new points per series and run again",
+    )
+    parser.add_argument(
         "--forecast-steps",
         type=int,
         default=24,
@@ -247,26 +294,35 @@ def main() -> None:
     results = []
     try:
         for series in args.sizes:
-            results.append(run_size(series, args, api, root))
-            r = results[-1]
-            print(
-                f"{series} series x {args.points} points: {r['wall']:.0f} s, peak RSS "
-                f"{r['peak_rss'] / 2**30:.2f} GiB (tree sampled {r['sampled_rss'] / 2**30:.2f}"
-                f" GiB), run folder {r['run_bytes'] / 2**20:.0f} MiB, test RMSE {r['rmse']:.3f}",
-                flush=True,
-            )
+            appended = int(round(args.points * args.append_pct / 100))
+            for append in (0, appended) if appended else (0,):
+                results.append(run_size(series, args, api, root, append))
+                r = results[-1]
+                print(
+                    f"{series} series x {args.points} points ({r['run']}): {r['wall']:.0f} s, "
+                    f"peak RSS {r['peak_rss'] / 2**30:.2f} GiB (tree sampled "
+                    f"{r['sampled_rss'] / 2**30:.2f} GiB), run folder "
+                    f"{r['run_bytes'] / 2**20:.0f} MiB, test RMSE {r['rmse']:.3f}",
+                    flush=True,
+                )
     finally:
         server.terminate()
         server.wait(timeout=30)
         if not args.keep and args.root is None:
             shutil.rmtree(root, ignore_errors=True)
-    settings = f"{', '.join((*BENCH_SETTINGS, *args.sets))}; hourly, {args.points} points"
+    settings = f"{', '.join(settings_of(args))}; hourly, {args.points} points"
     print()
     print(f"Settings: {settings}")
     print(table(results))
     sizes = "" if args.sizes == [10, 100, 1000] else "sizes-" + "-".join(map(str, args.sizes))
+    extra = (
+        "defaults" if args.defaults else "",
+        f"append-{args.append_pct:g}" if args.append_pct else "",
+    )
     write_block(
-        variant("scale", *args.sets, sizes, "" if args.points == 10_000 else f"{args.points}pt"),
+        variant(
+            "scale", *extra, *args.sets, sizes, "" if args.points == 10_000 else f"{args.points}pt"
+        ),
         measured(settings) + "\n\n" + table(results),
     )
 

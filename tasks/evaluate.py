@@ -99,6 +99,10 @@ def evaluate(
             origins["val_windows_total"],
             origins["how"],
         )
+        logger.info(
+            "Evaluation parts (s): %s",
+            ", ".join(f"{part} {value:.1f}" for part, value in found.seconds.items()),
+        )
         write_json(found.router.to_json(), run.router)
         write_json(found.intervals.to_json(), run.intervals)
         router_path, lstm_share = run.router, found.router.lstm_share

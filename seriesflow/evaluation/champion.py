@@ -133,12 +133,13 @@ def rescore_champion(
             f"champion v{champion.version} used features {c_scaler.columns}, this run "
             f"{windows.features}: not comparable"
         )
-    known = np.isin(windows.series_id, c_scaler.series)
+    seen = np.isin(windows.series_id, c_scaler.series)
+    if theirs.per_series:
+        seen &= np.isin(windows.series_id, theirs.series)
+    known = seen.copy()
     if theirs.seen_until:  # trained on everything up to then: only later targets are fair
         until = np.datetime64(pd.Timestamp(theirs.seen_until).tz_convert(None), "us")
         known &= windows.target_time > until
-    if theirs.per_series:
-        known &= np.isin(windows.series_id, theirs.series)
     arrays = windows.arrays
     values = arrays.values.copy()
     for code in np.unique(windows.code[known]):
@@ -151,10 +152,13 @@ def rescore_champion(
     theirs_windows, fits = mine.with_timesteps(theirs.timesteps)
     scored = np.flatnonzero(known)[fits]
     out[scored] = forecast_windows(champion.model, theirs, c_scaler, theirs_windows)
-    unknown = sorted(set(windows.series_id[~known]))
+    unknown = sorted(set(windows.series_id[~seen]))
     note = f"champion v{champion.version} re-scored on {len(scored)} test windows"
     if unknown:
         note += f" (series it never saw, left out of the comparison: {unknown})"
+    trained_on = int((seen & ~known).sum())
+    if trained_on:
+        note += f" ({trained_on} windows whose targets it was trained on, left out)"
     if len(scored) < int(known.sum()):
         note += (
             f" ({int(known.sum()) - len(scored)} windows too close to a series start for its "

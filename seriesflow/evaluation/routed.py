@@ -17,6 +17,7 @@ champion and the prediction intervals, on the same windows (pure, no Prefect).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -68,6 +69,7 @@ class RoutedEvaluation:
     test_windows: int
     champion_note: str | None
     origins: dict[str, Any] = field(default_factory=dict)  # which origins were scored, how
+    seconds: dict[str, float] = field(default_factory=dict)  # where the time went, by part
 
 
 def evaluate_regression(
@@ -85,6 +87,14 @@ def evaluate_regression(
     ``reported``: the classical baselines to show beside naive and seasonal naive; the
     router's candidates are fit whatever it says.
     """
+    clock, seconds = time.perf_counter(), {}
+
+    def lap(part: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[part] = round(now - clock, 3)
+        clock = now
+
     per_series = config.evaluate.max_windows_per_series or None  # 0 / None: every window
     all_val, all_test = windows.subset(VAL), windows.subset(TEST)
     val = spread_windows(all_val, per_series)
@@ -93,6 +103,7 @@ def evaluate_regression(
     steps = longest_steps(settings_of(config), scaler, spec.horizon)
     lstm_val = forecast_paths(model, spec, scaler, val, steps)  # [val windows, steps]
     lstm_test = forecast_paths(model, spec, scaler, test, steps)  # [test windows, steps]
+    lap("lstm")
     cfg = config.register
     lstm_only = cfg.models == "lstm_only"
     candidates = tuple(dict.fromkeys((cfg.default_model, *cfg.candidates)))
@@ -107,6 +118,7 @@ def evaluate_regression(
         n_jobs=config.evaluate.n_jobs,
         seasons=config.evaluate.fit_seasons,
     )
+    lap("classical_fits")
     run = route_run(
         val,
         test,
@@ -123,6 +135,7 @@ def evaluate_regression(
     extra = tuple(c for c in reported if c not in run.test)
     if extra:
         run.test.update(classical_forecasts(test, scorer.context, steps, extra, fits))
+    lap("classical_paths_and_routing")
     horizon = spec.horizon
     shown = (NAIVE, SEASONAL_NAIVE, *[c for c in reported if c in run.test], ROUTED)
     others = {name: run.test[name][:, :horizon] for name in dict.fromkeys(shown)}
@@ -131,6 +144,7 @@ def evaluate_regression(
     if champion is not None:
         theirs, note = rescore_champion(champion, test, scaler, spec)
         champion_out = route_champion(champion, test, theirs, run.test, horizon)
+    lap("champion")
 
     scored = score_split(
         test, lstm_test[:, :horizon], scorer, champion_out, config.evaluate.backtest_folds, others
@@ -148,7 +162,8 @@ def evaluate_regression(
     scored = replace(scored, metrics=with_coverage(scored.metrics, coverage, ROUTED))
     if not scores.empty:
         scored = replace(scored, metrics=with_coverage(scored.metrics, scores, ROUTED))
-    return RoutedEvaluation(scored, run.router, intervals, len(test), note, origins)
+    lap("scores_and_intervals")
+    return RoutedEvaluation(scored, run.router, intervals, len(test), note, origins, seconds)
 
 
 def origins_record(

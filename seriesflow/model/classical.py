@@ -8,7 +8,9 @@ beat the best of them on its validation windows.
 ``classical_paths`` fits a model on a series' first ``n_fit`` points once and then rolls it
 over later origins *without refitting* (statsforecast's ``forward``: the fitted parameters
 applied to the series up to each origin), so every origin gets the forecast a user of that
-model would have had then. ``classical_forecast`` fits on everything given and forecasts the
+model would have had then. AutoETS rolls in one pass of its state recursion (``_ets_paths``),
+AutoTheta through ``seriesflow/model/theta.py`` (``forward``'s result at every origin at once,
+without its per-call decomposition and recursion). ``classical_forecast`` fits on everything given and forecasts the
 future (what the served model does for the series routed to a classical model).
 
 A model that cannot be fit (statsforecast refuses "tiny datasets", or the fit fails) falls
@@ -27,6 +29,7 @@ import numpy as np
 
 from seriesflow.data.schema import ETS, NAIVE, SEASONAL_NAIVE, THETA
 from seriesflow.evaluation.metrics import naive_forecast, seasonal_naive_forecast
+from seriesflow.model.theta import theta_paths
 
 # The classical candidates, in the order a tie is broken (simplest wins a tie is NOT the
 # rule: the order is by how often each wins on the benchmarks, so ties are rare anyway).
@@ -210,10 +213,16 @@ def paths_of(fit: ClassicalFit, values: np.ndarray, origins: np.ndarray, steps: 
     origins = np.asarray(origins, dtype=np.int64)
     if fit.state is None:
         return _simple(fit.fallback, values, origins, steps, fit.season)
-    model = _model_of(fit)
-    if fit.name == ETS and len(origins) and origins.min() > fit.start:
+    rolled = len(origins) and origins.min() > fit.start
+    if fit.name == THETA and rolled:  # every origin at once (seriesflow/model/theta.py)
+        out = theta_paths(
+            fit.state, values[fit.start : origins.max() + 1], origins - fit.start, steps
+        )
+    elif fit.name == ETS and rolled:
+        model = _model_of(fit)
         out = _ets_paths(model, values[fit.start : origins.max() + 1], origins - fit.start, steps)
     else:
+        model = _model_of(fit)
         out = np.empty((len(origins), steps))
         for k, origin in enumerate(origins):
             out[k] = _forward(model, values[fit.start : origin + 1], steps)
@@ -250,7 +259,10 @@ def forecast_from_fit(fit: ClassicalFit, values: np.ndarray, steps: int) -> np.n
     last = np.array([len(values) - 1])
     if fit.state is None:
         return _simple(fit.fallback, values, last, steps, fit.season)[0]
-    path = _forward(_model_of(fit), values, steps)
+    if fit.name == THETA:
+        path = theta_paths(fit.state, values, last, steps)[0]
+    else:
+        path = _forward(_model_of(fit), values, steps)
     return path if np.isfinite(path).all() else naive_forecast(values, last, steps)[0]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from seriesflow.evaluation.champion import Champion, rescore_champion
@@ -76,3 +77,24 @@ def test_rescore_champion_refuses_other_targets_and_skips_unknown_series():
     predicted, note = rescore_champion(champion, w, scaler(0, 1, ("a", "b")), spec)
     assert not np.isnan(predicted[0]).any() and np.isnan(predicted[1]).all()
     assert "never saw" in note and "'b'" in note
+
+
+def test_windows_the_champion_trained_on_are_left_out_and_said_so_apart_from_unseen_series():
+    """A champion trained up to a time is compared only on later targets; its series are
+    not called unseen for that."""
+    from dataclasses import replace
+
+    from tests.factories import TIMES
+
+    w = window_set([3, 4, 5, 6], horizon=1, values={"a": V / 20.0})
+    spec = ModelSpec("regression", 3, ["value"], 1)
+    until = str(pd.Timestamp(TIMES[5]).tz_localize("UTC"))  # targets at 4 and 5: trained on
+    theirs = replace(spec, seen_until=until)
+    champion = Champion(
+        "3", "r", last_value_model(), scaler(0.0, 20.0).to_json(), {}, theirs.to_json()
+    )
+    predicted, note = rescore_champion(champion, w, scaler(0.0, 20.0), spec)
+    assert np.isnan(predicted[:2]).all() and np.isfinite(predicted[2:]).all()
+    assert "re-scored on 2 test windows" in note
+    assert "2 windows whose targets it was trained on, left out" in note
+    assert "never saw" not in note
