@@ -629,12 +629,9 @@ def residuals_of(windows: Windows, paths: np.ndarray) -> pd.DataFrame:
 def interval_coverage(residuals: pd.DataFrame, intervals: Intervals, level: int) -> pd.Series:
     """Share of residual rows within the level's half-width, per series (+ ``__all__``)."""
     steps = int(residuals["step"].max()) if len(residuals) else 0
-    widths = {
-        sid: intervals.widths(str(sid), level, steps) for sid in residuals[SERIES_ID].unique()
-    }
-    width = np.array(
-        [widths[s][k - 1] for s, k in zip(residuals[SERIES_ID], residuals["step"], strict=True)]
-    )
+    series, code = np.unique(residuals[SERIES_ID].astype(str).to_numpy(), return_inverse=True)
+    table = intervals.width_rows(series, level, steps)  # [series, steps]
+    width = table[code, residuals["step"].to_numpy(dtype=np.int64) - 1] if len(code) else []
     inside = pd.Series(np.abs(residuals["residual"].to_numpy()) <= width, index=residuals.index)
     per = inside.groupby(residuals[SERIES_ID]).mean()
     per.loc[ALL_SERIES] = inside.mean() if len(inside) else np.nan
