@@ -14,9 +14,11 @@ Used by the evaluate stage, the tune flow and the benchmarks alike.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -176,11 +178,11 @@ class BackgroundFits:
 
     The retrain's train task starts it before the LSTM trains: Keras keeps about 1.2 of 2
     cores busy (measured on the 10M-row run), and the statsforecast fits take the rest in
-    another process, never this process's GIL. ``result()`` waits for them; ``cancel()``
-    stops the workers (a failed training). ``n_jobs`` worker processes (-1: every core).
+    other processes, never this process's GIL. Each worker is a fresh interpreter running
+    ``seriesflow/model/fit_worker.py`` on its share of the series (files in, files out).
+    ``result()`` waits for them; ``cancel()`` stops them (a failed training). ``n_jobs``
+    workers (-1: every core).
     """
-
-    CHUNK = 32  # series per job sent to a worker
 
     def __init__(
         self,
@@ -189,34 +191,74 @@ class BackgroundFits:
         n_jobs: int = 1,
         seasons: int = FIT_SEASONS,
     ) -> None:
-        from joblib.externals.loky import get_reusable_executor  # lazily: only here
+        import subprocess
+        import sys
+        import tempfile
+
+        from seriesflow.model.fit_worker import write_jobs
 
         self.context = context
         self.names = tuple(c for c in FITTED if c in classical)
         self.series = sorted(str(s) for s in context.values) if self.names else []
         jobs = _jobs(context, self.names, self.series, seasons)
         workers = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+        workers = min(workers, len(jobs))
         self.started = time.perf_counter()
-        self._executor = get_reusable_executor(max_workers=workers) if jobs else None
-        self._futures = [
-            self._executor.submit(fit_series, jobs[k : k + self.CHUNK])
-            for k in range(0, len(jobs), self.CHUNK)
-        ]
         self.seconds: float | None = None  # from the start to the last fit collected
+        self._folder = Path(tempfile.mkdtemp(prefix="seriesflow-fits-"))
+        self._workers: list[tuple[Path, subprocess.Popen]] = []
+        for k in range(workers):
+            share = self._folder / str(k)
+            write_jobs(share, jobs[k::workers])
+            command = [sys.executable, "-m", "seriesflow.model.fit_worker", str(share)]
+            with open(share / "stderr.txt", "wb") as errors:  # a file: a full pipe would block
+                process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+            self._workers.append((share, process))
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for _, process in self._workers]
 
     def result(self) -> Fits:
+        from seriesflow.model.fit_worker import FITS
+
         found: Fits = {}
-        for future in self._futures:
-            found.update(future.result())
+        try:
+            for share, process in self._workers:
+                process.wait()
+                if process.returncode != 0:
+                    errors = (share / "stderr.txt").read_text(errors="replace")
+                    tail = errors.strip().splitlines()[-5:]
+                    raise RuntimeError(
+                        f"a classical-fit worker failed (exit {process.returncode}): "
+                        + " | ".join(tail)
+                    )
+                for sid, models in json.loads((share / FITS).read_text()).items():
+                    found[sid] = {name: ClassicalFit.from_json(f) for name, f in models.items()}
+        finally:
+            self.close()
         if self.seconds is None:
             self.seconds = time.perf_counter() - self.started
         return _timed_fits(self.context, found)
 
     def cancel(self) -> None:
-        for future in self._futures:
-            future.cancel()
-        if self._executor is not None and not all(f.done() for f in self._futures):
-            self._executor.shutdown(wait=False, kill_workers=True)
+        """Stop: the workers are terminated and their files removed."""
+        for _, process in self._workers:
+            if process.poll() is None:
+                process.terminate()
+        self.close()
+
+    def close(self) -> None:
+        import shutil
+
+        for _, process in self._workers:
+            try:
+                process.wait(timeout=30)
+            except Exception:  # noqa: BLE001 - a worker that will not stop is killed
+                process.kill()
+                process.wait()
+        self._workers = []
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def fits_to_json(fits: Fits) -> dict[str, dict[str, Any]]:

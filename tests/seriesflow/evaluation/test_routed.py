@@ -178,21 +178,25 @@ def test_fits_made_in_worker_processes_are_the_fits_evaluate_makes_and_fill_only
 
     windows = windows_of(normalized(), timesteps=3, horizon=2)
     context = scorer_for(windows, identity_scaler(windows), PipelineConfig().evaluate).context
-    background = BackgroundFits(context, (ETS, THETA))
-    workers = {os.getpid()}
+    background = BackgroundFits(context, (ETS, THETA), n_jobs=2)
+    workers = background.pids  # fit in two worker processes, not here
+    assert len(workers) == 2 and os.getpid() not in workers
     fits = background.result()
     here = fit_classical_models(context, (ETS, THETA))
     assert fits_to_json(fits) == fits_to_json(here)  # parameters, forms, starts, start times
     assert background.seconds is not None and background.seconds > 0
-    assert background._executor is not None  # fit in a worker process, not on this thread
-    workers |= set(background._executor._processes)
-    assert len(workers) >= 2
+    assert not background.pids and not background._folder.exists()  # nothing outlives it
     # through JSON (05_model/classical_fits.json) and into evaluate: the same scores
     kept = fits_from_json(json.loads(json.dumps(fits_to_json(fits))))
     _, alone = evaluate(5)
     _, given = evaluate(5, kept)
     pd.testing.assert_frame_equal(given.scored.metrics, alone.scored.metrics)
     assert given.seconds["classical_fits"] < alone.seconds["classical_fits"]
+    # a cancelled one (training failed) leaves no worker behind
+    cancelled = BackgroundFits(context, (ETS, THETA))
+    started = list(cancelled._workers)
+    cancelled.cancel()
+    assert not cancelled.pids and all(p.poll() is not None for _, p in started)
     # fits that lack a series: that series is fit in evaluate, the rest are used as given
     marked = {sid: dict(models) for sid, models in kept.items()}
     _, partial = evaluate(5, {"a": marked["a"]})
