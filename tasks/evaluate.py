@@ -37,6 +37,7 @@ from seriesflow.evaluation.router import Router
 from seriesflow.evaluation.scoring import (
     Scored,
     classical_baselines,
+    fits_from_json,
     score_split,
     scorer_for,
 )
@@ -45,7 +46,7 @@ from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows, load_windows
 from seriesflow.ops.artifacts import plots_markdown
 from seriesflow.workspace.context import RunContext
-from seriesflow.workspace.files import RunDir, read_parquet, write_json, write_parquet
+from seriesflow.workspace.files import RunDir, read_json, read_parquet, write_json, write_parquet
 from seriesflow.workspace.results import EvaluationResult
 from tasks.stage import stage_logger
 
@@ -86,8 +87,11 @@ def evaluate(
         scored = score_split(test, outputs, scorer, champion_out, config.evaluate.backtest_folds)
         tested = len(test)
     else:  # the LSTM, the router and the candidates, the champion, intervals: one pass
+        fits = None
+        if run.classical_fits.exists():  # fit beside training (tasks/train.py)
+            fits = fits_from_json(read_json(run.classical_fits))
         found = evaluate_regression(
-            model, spec, scaler, windows, config, scorer, classical, champion
+            model, spec, scaler, windows, config, scorer, classical, champion, fits
         )
         scored, note, tested = found.scored, found.champion_note, found.test_windows
         origins = found.origins

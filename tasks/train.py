@@ -21,6 +21,13 @@ from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import CLASSIFICATION, TRAIN, VAL, branch_column
+from seriesflow.evaluation.routed import models_to_fit
+from seriesflow.evaluation.scoring import (
+    BackgroundFits,
+    classical_baselines,
+    fits_to_json,
+    scorer_for,
+)
 from seriesflow.model.branches import Branch, groups_for, plan_branches, route_branches
 from seriesflow.model.lstm import seed_everything
 from seriesflow.model.normalize import refit_seasons
@@ -105,7 +112,47 @@ def train(
             logs.get("learning_rate", float("nan")),
         )
 
-    fitted = fit_windows(data, cfg, scaler, warm, on_epoch=log_epoch, group_of=group_of)
+    background = start_classical_fits(data, scaler, config)
+    try:
+        fitted = fit_windows(data, cfg, scaler, warm, on_epoch=log_epoch, group_of=group_of)
+        model_dir = _after_training(fitted, data, scaler, config, run, why_not, logger)
+    except BaseException:
+        if background is not None:
+            background.cancel()
+        raise
+    if background is not None:
+        waited = time.perf_counter()
+        fits = background.result()
+        write_json(fits_to_json(fits), run.classical_fits)
+        logger.info(
+            "Classical fits beside training: %s for %d series in %.1f s (%.1f s waited for "
+            "after training)",
+            ", ".join(background.names),
+            len(fits),
+            background.seconds or 0.0,
+            time.perf_counter() - waited,
+        )
+    return model_dir
+
+
+def start_classical_fits(data, scaler: Scaler, config: PipelineConfig) -> BackgroundFits | None:
+    """Start the statsforecast fits evaluate needs in worker processes, to run while the
+    LSTM trains (regression only; ``evaluate.fit_beside_training``)."""
+    if config.train.task == CLASSIFICATION or not config.evaluate.fit_beside_training:
+        return None
+    n_series = len(set(data.series_id))
+    reported = classical_baselines(config, n_series)
+    names = models_to_fit(config, reported)
+    if not names:
+        return None
+    context = scorer_for(data, scaler, config.evaluate, classical=reported).context
+    return BackgroundFits(
+        context, names, n_jobs=config.evaluate.n_jobs, seasons=config.evaluate.fit_seasons
+    )
+
+
+def _after_training(fitted, data, scaler: Scaler, config: PipelineConfig, run, why_not, logger):
+    cfg = config.train
     if fitted.spec.warm_start:
         logger.info("%s", fitted.spec.warm_start)
     elif why_not:

@@ -107,6 +107,13 @@ class EvaluateConfig(FrozenModel):
         "1000), then rolled forward to every origin without refitting; the router keeps the "
         "fitted parameters, so forecasts do not refit either.",
     )
+    fit_beside_training: bool = Field(
+        True,
+        description="Fit the statsforecast models in another process while the LSTM trains "
+        "(Keras leaves part of the cores idle), so that evaluate only scores; off: evaluate "
+        "fits them. Single-model training only (the fan-out of per_series and groups: "
+        "evaluate fits).",
+    )
     n_jobs: int = Field(
         1,
         ge=-1,

@@ -39,7 +39,7 @@ def long_frame(
         }
     )
     for level in levels:
-        width = np.vstack([intervals.widths(str(s), level, steps) for s in series_ids])
+        width = intervals.width_rows(series_ids, level, steps)
         frame[f"{MODEL_COLUMN}-lo-{level}"] = (forecast - width).ravel()
         frame[f"{MODEL_COLUMN}-hi-{level}"] = (forecast + width).ravel()
     return frame[np.isfinite(frame["y"].to_numpy())].reset_index(drop=True)

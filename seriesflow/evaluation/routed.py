@@ -39,6 +39,7 @@ from seriesflow.evaluation.champion import rescore_champion
 from seriesflow.evaluation.probabilistic import probabilistic_scores
 from seriesflow.evaluation.router import Router, combination_of, route, route_run
 from seriesflow.evaluation.scoring import (
+    Fits,
     Scored,
     Scorer,
     actuals,
@@ -81,11 +82,13 @@ def evaluate_regression(
     scorer: Scorer,
     reported: tuple[str, ...],
     champion: Any | None = None,
+    fits: Fits | None = None,
 ) -> RoutedEvaluation:
     """Score the run's models on its test windows (see the module docstring).
 
     ``reported``: the classical baselines to show beside naive and seasonal naive; the
-    router's candidates are fit whatever it says.
+    router's candidates are fit whatever it says. ``fits``: statsforecast fits already made
+    (``BackgroundFits``, beside training); a series or model they lack is fit here.
     """
     clock, seconds = time.perf_counter(), {}
 
@@ -108,16 +111,24 @@ def evaluate_regression(
     lstm_only = cfg.models == "lstm_only"
     candidates = tuple(dict.fromkeys((cfg.default_model, *cfg.candidates)))
     # every statsforecast model once per series (on its training part), for the val and test
-    # origins, the reported baselines and the router's kept fits alike
-    fitted = set(reported) | set(candidates)
-    if COMBINATION in candidates:
-        fitted |= {ETS, THETA}
-    fits = fit_classical_models(
-        scorer.context,
-        tuple(c for c in FITTED if c in fitted),
-        n_jobs=config.evaluate.n_jobs,
-        seasons=config.evaluate.fit_seasons,
-    )
+    # origins, the reported baselines and the router's kept fits alike: those fit beside
+    # training (``fits``), the rest here
+    names = models_to_fit(config, reported)
+    given = fits or {}
+    missing = [
+        str(s) for s in scorer.context.values if any(n not in given.get(str(s), {}) for n in names)
+    ]
+    fits = dict(given)
+    if missing:
+        fits.update(
+            fit_classical_models(
+                scorer.context,
+                names,
+                missing,
+                n_jobs=config.evaluate.n_jobs,
+                seasons=config.evaluate.fit_seasons,
+            )
+        )
     lap("classical_fits")
     run = route_run(
         val,
@@ -164,6 +175,17 @@ def evaluate_regression(
         scored = replace(scored, metrics=with_coverage(scored.metrics, scores, ROUTED))
     lap("scores_and_intervals")
     return RoutedEvaluation(scored, run.router, intervals, len(test), note, origins, seconds)
+
+
+def models_to_fit(config: PipelineConfig, reported: tuple[str, ...]) -> tuple[str, ...]:
+    """The statsforecast models a regression run fits per series: the reported baselines,
+    the router's candidates, and AutoETS and AutoTheta for the combination."""
+    cfg = config.register
+    candidates = {cfg.default_model, *cfg.candidates}
+    fitted = set(reported) | candidates
+    if COMBINATION in candidates:
+        fitted |= {ETS, THETA}
+    return tuple(c for c in FITTED if c in fitted)
 
 
 def origins_record(

@@ -10,8 +10,9 @@ over later origins *without refitting* (statsforecast's ``forward``: the fitted 
 applied to the series up to each origin), so every origin gets the forecast a user of that
 model would have had then. AutoETS rolls in one pass of its state recursion (``_ets_paths``),
 AutoTheta through ``seriesflow/model/theta.py`` (``forward``'s result at every origin at once,
-without its per-call decomposition and recursion). ``classical_forecast`` fits on everything given and forecasts the
-future (what the served model does for the series routed to a classical model).
+without its per-call decomposition and recursion). ``classical_forecast`` fits on everything
+given and forecasts the future (what the served model does for the series routed to a
+classical model).
 
 A model that cannot be fit (statsforecast refuses "tiny datasets", or the fit fails) falls
 back: AutoETS and AutoTheta to the seasonal-naive forecast when a whole season is known,
@@ -178,6 +179,22 @@ def fit_classical(
     if model is None:
         return ClassicalFit(name, f"{_fallback(n_fit, season)} (no {name} fit)", season, start)
     return ClassicalFit(name, name, season, start, _state_of(name, model))
+
+
+SeriesJob = tuple[str, np.ndarray, int, int, tuple[str, ...], int]  # sid, values, n_fit, ...
+
+
+def fit_series(jobs: list[SeriesJob]) -> dict[str, dict[str, ClassicalFit]]:
+    """Fit each job's models: ``(sid, values, n_fit, season, names, seasons)`` ->
+    ``{sid: {name: fit}}``. A module-level function of this light module (numpy; statsforecast
+    when a fit runs), so worker processes that run it import neither TensorFlow nor Prefect."""
+    return {
+        sid: {
+            name: fit_classical(name, values, n_fit, season, fit_points(season, seasons))
+            for name in names
+        }
+        for sid, values, n_fit, season, names, seasons in jobs
+    }
 
 
 def _forward(model, values: np.ndarray, steps: int) -> np.ndarray:

@@ -67,6 +67,14 @@ class Intervals:
             out[calibrated:] = last * np.sqrt(k / calibrated)
         return out
 
+    def width_rows(self, series_ids: np.ndarray, level: int, steps: int) -> np.ndarray:
+        """``widths`` for each row's series [rows, steps], computed once per series."""
+        ids = np.asarray(series_ids).astype(str)
+        if not len(ids):
+            return np.empty((0, steps))
+        unique, inverse = np.unique(ids, return_inverse=True)
+        return np.vstack([self.widths(str(s), level, steps) for s in unique])[inverse]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "method": "split conformal: |residual| quantile per series and step",
@@ -92,28 +100,47 @@ class Intervals:
         )
 
 
+def group_quantiles(groups: np.ndarray, values: np.ndarray, count: int, level: float) -> np.ndarray:
+    """``conformal_quantile`` of |values| within each group 0..count-1 [count], in one sort
+    (inf for a group with too few finite values)."""
+    values = np.abs(np.asarray(values, dtype=float))
+    groups = np.asarray(groups, dtype=np.int64)
+    finite = np.isfinite(values)
+    groups, values = groups[finite], values[finite]
+    order = np.lexsort((values, groups))
+    ordered = values[order]
+    sizes = np.bincount(groups, minlength=count)[:count]
+    starts = np.cumsum(sizes) - sizes
+    rank = np.ceil((sizes + 1) * level).astype(np.int64)  # math.ceil((n + 1) * level)
+    out = np.full(count, math.inf)
+    ok = (rank > 0) & (rank <= sizes)
+    out[ok] = ordered[starts[ok] + rank[ok] - 1]
+    return out
+
+
 def calibrate(
     residuals: pd.DataFrame, scale: dict[str, float], levels: list[int], steps: int, on: str
 ) -> Intervals:
-    """Intervals from a residual table (``series_id``, ``step`` 1..steps, ``residual``)."""
+    """Intervals from a residual table (``series_id``, ``step`` 1..steps, ``residual``): the
+    conformal quantile per series and step, and pooled per step over scaled residuals."""
     half: dict[str, dict[str, list[float]]] = {}
     pooled: dict[str, list[float]] = {}
-    table = residuals.assign(abs=residuals["residual"].abs())
-    table["scaled"] = table["abs"] / table[SERIES_ID].map(scale)
+    magnitude = np.abs(residuals["residual"].to_numpy(dtype=float))
+    step = residuals["step"].to_numpy(dtype=np.int64) - 1
+    inside = (step >= 0) & (step < steps)
+    ids = residuals[SERIES_ID].astype(str).to_numpy()
+    series, code = np.unique(ids, return_inverse=True)  # sorted, as groupby(sort=True)
+    divisor = np.array([scale.get(s, math.nan) for s in series], dtype=float)[code]
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero scale: not finite, left out
+        scaled = magnitude / divisor
     for level in levels:
         key = str(level)
-        pooled[key] = [
-            conformal_quantile(table.loc[table["step"] == k, "scaled"].to_numpy(), level / 100)
-            for k in range(1, steps + 1)
-        ]
-        for sid, part in table.groupby(SERIES_ID, sort=True):
-            by_step = part.groupby("step")["abs"]
-            half.setdefault(str(sid), {})[key] = [
-                conformal_quantile(by_step.get_group(k).to_numpy(), level / 100)
-                if k in by_step.groups
-                else math.inf
-                for k in range(1, steps + 1)
-            ]
+        pooled[key] = group_quantiles(step[inside], scaled[inside], steps, level / 100).tolist()
+        table = group_quantiles(
+            (code * steps + step)[inside], magnitude[inside], len(series) * steps, level / 100
+        ).reshape(len(series), steps)
+        for k, sid in enumerate(series):
+            half.setdefault(str(sid), {})[key] = table[k].tolist()
     return Intervals(list(levels), steps, half, pooled, dict(scale), on)
 
 
@@ -122,7 +149,7 @@ def bounds(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) [windows, steps] around ``forecast`` [windows, steps]."""
     steps = forecast.shape[1]
-    width = np.vstack([intervals.widths(str(s), level, steps) for s in series_ids])
+    width = intervals.width_rows(series_ids, level, steps)
     return forecast - width, forecast + width
 
 

@@ -317,6 +317,11 @@ class RunDir:
         return self.root / "06_backtest.parquet"
 
     @property
+    def classical_fits(self) -> Path:
+        """The statsforecast fits per series, made beside training (scoring.BackgroundFits)."""
+        return self.model_dir / "classical_fits.json"
+
+    @property
     def final_model(self) -> Path:
         """The model trained on every window after evaluation (train.final_epochs)."""
         return self.model_dir / "final.keras"

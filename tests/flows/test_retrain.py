@@ -67,6 +67,14 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
     assert set(windows[SPLIT].to_pylist()) == {"train", "val", "test"}
     assert pq.read_table(run.ingested).num_rows == 600
     assert run.model.exists() and run.epochs.exists()
+    # AutoETS and AutoTheta were fit beside training, once per series; evaluate used them
+    # and the router kept the fits of the series it serves by them
+    fits = read_json(run.classical_fits)
+    assert len(fits) == 2 and all(set(models) == {"ets", "theta"} for models in fits.values())
+    kept = {
+        sid: item["fits"] for sid, item in read_json(run.router)["series"].items() if "fits" in item
+    }
+    assert all(kept[sid][name] == fits[sid][name] for sid in kept for name in kept[sid])
     assert (run.plots / "loss_curve.png").stat().st_size > 1000
     assert (run.plots / "forecast_vs_actual.png").read_bytes()[:4] == b"\x89PNG"
     manifest = read_json(run.manifest)

@@ -65,7 +65,7 @@ def last_value_model():
     return model
 
 
-def evaluate(per_series: int | None):
+def evaluate(per_series: int | None, fits=None):
     windows = windows_of(normalized(), timesteps=3, horizon=2)
     scaler = identity_scaler(windows)
     config = PipelineConfig.model_validate(
@@ -77,7 +77,7 @@ def evaluate(per_series: int | None):
     scorer = scorer_for(windows, scaler, config.evaluate, classical=(ETS, THETA))
     spec = ModelSpec("regression", 3, [VALUE], 2)
     found = evaluate_regression(
-        last_value_model(), spec, scaler, windows, config, scorer, (ETS, THETA)
+        last_value_model(), spec, scaler, windows, config, scorer, (ETS, THETA), fits=fits
     )
     return windows, found
 
@@ -161,3 +161,56 @@ def test_the_report_says_which_origins_were_scored():
     )
     assert "## Origins scored" in text
     assert "10 of " in text and "`evaluate.max_windows_per_series`: 5" in text
+
+
+def test_fits_made_in_worker_processes_are_the_fits_evaluate_makes_and_fill_only_the_gaps():
+    """BackgroundFits (beside training) fits in another process what evaluate would fit
+    itself; given to evaluate, the scores are the same; a series they lack is fit there."""
+    import json
+    import os
+
+    from seriesflow.evaluation.scoring import (
+        BackgroundFits,
+        fit_classical_models,
+        fits_from_json,
+        fits_to_json,
+    )
+
+    windows = windows_of(normalized(), timesteps=3, horizon=2)
+    context = scorer_for(windows, identity_scaler(windows), PipelineConfig().evaluate).context
+    background = BackgroundFits(context, (ETS, THETA), n_jobs=2)
+    workers = background.pids  # fit in two worker processes, not here
+    assert len(workers) == 2 and os.getpid() not in workers
+    fits = background.result()
+    here = fit_classical_models(context, (ETS, THETA))
+    assert fits_to_json(fits) == fits_to_json(here)  # parameters, forms, starts, start times
+    assert background.seconds is not None and background.seconds > 0
+    assert not background.pids and not background._folder.exists()  # nothing outlives it
+    # through JSON (05_model/classical_fits.json) and into evaluate: the same scores
+    kept = fits_from_json(json.loads(json.dumps(fits_to_json(fits))))
+    _, alone = evaluate(5)
+    _, given = evaluate(5, kept)
+    pd.testing.assert_frame_equal(given.scored.metrics, alone.scored.metrics)
+    assert given.seconds["classical_fits"] < alone.seconds["classical_fits"]
+    # a cancelled one (training failed) leaves no worker behind
+    cancelled = BackgroundFits(context, (ETS, THETA))
+    started = list(cancelled._workers)
+    cancelled.cancel()
+    assert not cancelled.pids and all(p.poll() is not None for _, p in started)
+    # fits that lack a series: that series is fit in evaluate, the rest are used as given
+    marked = {sid: dict(models) for sid, models in kept.items()}
+    _, partial = evaluate(5, {"a": marked["a"]})
+    pd.testing.assert_frame_equal(partial.scored.metrics, alone.scored.metrics)
+    assert partial.router.to_json() == alone.router.to_json()
+    # and given fits are used, not refit: a fit marked unfittable forecasts as its fallback
+    from dataclasses import replace
+
+    naive_a = replace(kept["a"][ETS], state=None, form="naive (no ets fit)")
+    _, used = evaluate(5, {"a": {ETS: naive_a, THETA: kept["a"][THETA]}, "b": kept["b"]})
+    ets = used.scored.metrics
+    mine = ets[(ets["model"] == ETS) & (ets[SERIES_ID] == "a")]
+    theirs = alone.scored.metrics
+    before = theirs[(theirs["model"] == ETS) & (theirs[SERIES_ID] == "a")]
+    naive = theirs[(theirs["model"] == NAIVE) & (theirs[SERIES_ID] == "a")]
+    assert mine["mae"].to_numpy() != pytest.approx(before["mae"].to_numpy())
+    assert mine["mae"].to_numpy() == pytest.approx(naive["mae"].to_numpy())

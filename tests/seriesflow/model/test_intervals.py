@@ -72,3 +72,67 @@ def test_coverage_and_json_round_trip():
     intervals = Intervals([80], 1, {"a": {"80": [1.5]}}, {"80": [1.0]}, {"a": 2.0}, "val")
     again = Intervals.from_json(intervals.to_json())
     assert again == intervals and again.widths("a", 80, 1)[0] == 1.5
+
+
+def _calibrate_by_groups(residuals, scale, levels, steps):
+    """The per-group reference (one conformal_quantile per series, level and step)."""
+    table = residuals.assign(abs=residuals["residual"].abs())
+    table["scaled"] = table["abs"] / table["series_id"].map(scale)
+    half, pooled = {}, {}
+    for level in levels:
+        key = str(level)
+        pooled[key] = [
+            conformal_quantile(table.loc[table["step"] == k, "scaled"].to_numpy(), level / 100)
+            for k in range(1, steps + 1)
+        ]
+        for sid, part in table.groupby("series_id", sort=True):
+            half.setdefault(str(sid), {})[key] = [
+                conformal_quantile(part.loc[part["step"] == k, "abs"].to_numpy(), level / 100)
+                for k in range(1, steps + 1)
+            ]
+    return half, pooled
+
+
+def test_calibration_in_one_sort_equals_a_quantile_per_series_and_step():
+    rng = np.random.default_rng(5)
+    rows = 4000
+    residuals = pd.DataFrame(
+        {
+            "series_id": rng.choice(
+                ["a", "b", "c", "d", "tiny"], rows, p=[0.3, 0.3, 0.2, 0.199, 0.001]
+            ),
+            "step": rng.integers(1, 8, rows),  # step 7 is past the 6 calibrated: ignored
+            "residual": rng.standard_t(3, rows) * 5,
+        }
+    )
+    residuals.loc[rng.choice(rows, 200, replace=False), "residual"] = np.nan  # unscorable
+    residuals.loc[(residuals["series_id"] == "d") & (residuals["step"] == 2), "residual"] = np.nan
+    scale = {"a": 2.0, "b": 0.5, "c": 0.0, "tiny": 1.0}  # c: zero scale, d: no scale at all
+    intervals = calibrate(residuals, scale, [80, 95], 6, "val")
+    half, pooled = _calibrate_by_groups(residuals, scale, [80, 95], 6)
+    assert intervals.half_width == half and intervals.pooled == pooled
+    assert math.isinf(intervals.half_width["d"]["80"][1])  # no finite residual at step 2
+    assert list(intervals.half_width) == ["a", "b", "c", "d", "tiny"]
+
+
+def test_interval_coverage_counts_rows_inside_their_series_and_step_width():
+    from seriesflow.model.forecasting import interval_coverage
+
+    rng = np.random.default_rng(9)
+    residuals = pd.DataFrame(
+        {
+            "series_id": rng.choice(["a", "b"], 500),
+            "step": rng.integers(1, 5, 500),
+            "residual": rng.normal(0, 3, 500),
+        }
+    )
+    intervals = calibrate(residuals.iloc[:250], {"a": 1.0, "b": 1.0}, [80], 4, "val")
+    found = interval_coverage(residuals.iloc[250:], intervals, 80)
+    test = residuals.iloc[250:]
+    inside = [
+        abs(r) <= intervals.widths(s, 80, 4)[k - 1]
+        for s, k, r in zip(test["series_id"], test["step"], test["residual"], strict=True)
+    ]
+    expected = pd.Series(inside, index=test.index).groupby(test["series_id"]).mean()
+    assert found.drop("__all__").to_dict() == pytest.approx(expected.to_dict())
+    assert found["__all__"] == pytest.approx(np.mean(inside))
