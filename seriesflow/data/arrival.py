@@ -300,18 +300,7 @@ def validate_arrival_full(
             arrival.accepted.append(file)
         else:
             arrival.rejected[file] = verdict.failures
-    if arrival.rejected and cfg.on_bad_file == "reject_arrival":
-        for file in arrival.accepted:
-            arrival.rejected[file] = [
-                CheckFailure(
-                    file,
-                    "arrival_rejected",
-                    None,
-                    "another file of the same arrival failed and validation.on_bad_file is "
-                    "reject_arrival",
-                )
-            ]
-        arrival.accepted = []
+    if _reject_whole_arrival(arrival, cfg.on_bad_file):
         arrival.merged = accepted
     return arrival
 
@@ -370,18 +359,7 @@ def validate_arrival(
             arrival.accepted.append(file)
         else:
             arrival.rejected[file] = verdict.failures
-    if arrival.rejected and cfg.on_bad_file == "reject_arrival":
-        for file in arrival.accepted:
-            arrival.rejected[file] = [
-                CheckFailure(
-                    file,
-                    "arrival_rejected",
-                    None,
-                    "another file of the same arrival failed and validation.on_bad_file is "
-                    "reject_arrival",
-                )
-            ]
-        arrival.accepted = []
+    if _reject_whole_arrival(arrival, cfg.on_bad_file):
         arrival.merged, arrival.profile = history, profile
         return arrival
     arrival.merged, arrival.profile = state.finish()
@@ -793,3 +771,22 @@ def report_rows(reports: dict[str, list[CheckReport]]) -> list[dict[str, Any]]:
         for file, items in reports.items()
         for r in items
     ]
+
+
+def _reject_whole_arrival(arrival, on_bad_file: str) -> bool:
+    """With ``on_bad_file=reject_arrival`` and a file rejected, reject the files it had
+    accepted too (each with the reason); True when it did (the caller restores its merge)."""
+    if not (arrival.rejected and on_bad_file == "reject_arrival"):
+        return False
+    for file in arrival.accepted:
+        arrival.rejected[file] = [
+            CheckFailure(
+                file,
+                "arrival_rejected",
+                None,
+                "another file of the same arrival failed and validation.on_bad_file is "
+                "reject_arrival",
+            )
+        ]
+    arrival.accepted = []
+    return True
