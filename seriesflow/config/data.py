@@ -246,6 +246,13 @@ class NormalizeConfig(FrozenModel):
         "(each window standardized by its own mean and spread, as RevIN), or minmax "
         "(the seed's per-series MinMax on the training range).",
     )
+    chunk_rows: int = Field(
+        1_000_000,
+        gt=0,
+        description="Rows normalized at a time (whole series; a longer series is a chunk "
+        "of its own). The stage's memory grows with this, not with the history: about "
+        "0.3 GB per million rows of a chunk on top of the validated table in Arrow.",
+    )
 
 
 class SplitConfig(FrozenModel):

@@ -7,11 +7,13 @@ on each series' *training part only* and saved as JSON next to the model (by the
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from seriesflow.config.pipeline import PipelineConfig, SplitConfig
 from seriesflow.data.frequency import Frequency, steps_found
@@ -98,14 +100,20 @@ def fit_affines(
     return center, scale
 
 
-def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.DataFrame, Scaler]:
-    """Scaled long frame (+ ``value_original``, ``split``, ``filled``) and its scaler.
+@dataclass(frozen=True)
+class NormalizePlan:
+    """What normalize fits across all series at once: the horizon (the split keeps one in
+    val and test) and the feature spec (calendar cycles of every frequency, statics' scale).
+    Everything else is per series, so a plan lets the rows be normalized a chunk of series
+    at a time (``normalize_chunks``) with the same result as all at once."""
 
-    Every series at once, in array passes (``seriesflow/data/grid.py`` puts them on their
-    calendars): no Python loop over rows or per-series pandas work.
-    """
-    base = [VALUE, *config.columns.past, *config.columns.future]
-    method = config.normalize.method
+    horizon: int
+    spec: FeatureSpec
+
+
+def _fit_rows(frame: pd.DataFrame, config: PipelineConfig) -> tuple[SeriesRows, Any]:
+    """The rows sorted by series and time, and each series' grid; a series whose timestamps
+    fit no single frequency is an error that names it."""
     rows = SeriesRows.of(frame[SERIES_ID], frame[TIMESTAMP])
     configured = config.validation.frequency
     fit = fit_grids(rows, Frequency.parse(configured) if configured else None)
@@ -117,11 +125,42 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
                 f"series '{sid}': its timestamps match no single frequency "
                 f"(steps found: {steps_found(times)}); set validation.frequency"
             )
+    return rows, fit
+
+
+def plan_normalize(
+    frame: pd.DataFrame, config: PipelineConfig, fitted: tuple[SeriesRows, Any] | None = None
+) -> NormalizePlan:
+    """The plan of ``frame`` (its series ids, timestamps and static columns are enough)."""
+    rows, fit = fitted or _fit_rows(frame, config)
+    statics = static_table(frame, [str(sid) for sid in rows.ids], config.columns.static)
+    return _plan(config, fit.frequency, statics)
+
+
+def _plan(config: PipelineConfig, frequencies: list, statics: pd.DataFrame) -> NormalizePlan:
+    horizon = resolve_horizon(config.window.horizon, frequencies)
+    spec = fit_feature_spec(config.columns, config.features, frequencies, horizon, statics)
+    return NormalizePlan(int(horizon), spec)
+
+
+def normalize_series(
+    frame: pd.DataFrame, config: PipelineConfig, plan: NormalizePlan | None = None
+) -> tuple[pd.DataFrame, Scaler]:
+    """Scaled long frame (+ ``value_original``, ``split``, ``filled``) and its scaler.
+
+    Every series at once, in array passes (``seriesflow/data/grid.py`` puts them on their
+    calendars): no Python loop over rows or per-series pandas work. ``plan``: fit on a
+    larger set of series this frame is a part of (``normalize_chunks``); default: on it.
+    """
+    base = [VALUE, *config.columns.past, *config.columns.future]
+    method = config.normalize.method
+    rows, fit = _fit_rows(frame, config)
+    if plan is None:
+        plan = plan_normalize(frame, config, (rows, fit))
     grid = fill_grids(rows, fit, rows.sort(frame[base].to_numpy(dtype=float)))
-    horizon = resolve_horizon(config.window.horizon, fit.frequency)
+    horizon, spec = plan.horizon, plan.spec
     ids = [str(sid) for sid in rows.ids]
     statics = static_table(frame, ids, config.columns.static)
-    spec = fit_feature_spec(config.columns, config.features, fit.frequency, horizon, statics)
     features = spec.columns()
     n_train, n_val, n_test = split_sizes_of(grid.length, config.split, horizon)
     short = np.flatnonzero(n_train < 1)
@@ -201,6 +240,104 @@ def normalize_series(frame: pd.DataFrame, config: PipelineConfig) -> tuple[pd.Da
         covariates=spec.to_json(),
     )
     return normalized, scaler
+
+
+def normalize_chunks(
+    table: pa.Table, config: PipelineConfig, chunk_rows: int
+) -> Iterator[tuple[pd.DataFrame, Scaler]]:
+    """``normalize_series`` of ``table`` (validated rows, Arrow), a chunk of whole series at
+    a time: frames of about ``chunk_rows`` rows (a series longer than that is a chunk of its
+    own), in the order of sorted series ids, each with its series' scaler.
+
+    The plan is fit on the ids, timestamps and statics of every row first; the values are
+    turned into frames a chunk at a time, so memory holds the Arrow table plus one chunk's
+    arrays, not every row's arrays at once. Concatenated, the chunks equal
+    ``normalize_series`` of the whole table, and ``merge_scalers`` of their scalers its
+    scaler."""
+    ids = table[SERIES_ID]
+    if not pa.types.is_dictionary(ids.type):
+        ids = ids.dictionary_encode()
+    ids = ids.combine_chunks()
+    # ids as a categorical with sorted categories: sorted codes, no Python str per row
+    names = np.asarray(ids.dictionary.to_pylist(), dtype=object)
+    rank = np.argsort(names).argsort()  # dictionary position -> sorted position
+    codes = rank[ids.indices.to_numpy(zero_copy_only=False)]
+    keys = pd.DataFrame(
+        {
+            SERIES_ID: pd.Categorical.from_codes(codes, categories=names[np.argsort(names)]),
+            TIMESTAMP: table[TIMESTAMP].to_pandas(),
+        }
+    )
+    del ids, codes
+    for name in config.columns.static:
+        keys[name] = table[name].to_pandas()
+    sorted_rows = SeriesRows.of(keys[SERIES_ID], keys[TIMESTAMP])
+    order, length = sorted_rows.order, sorted_rows.length
+    ends = np.cumsum(length)  # [series] row after each series, in sorted order
+    del sorted_rows
+    bounds = []  # (first row, row after) of each chunk, whole series of about chunk_rows
+    start, total = 0, int(ends[-1]) if len(ends) else 0
+    while start < total:
+        fits = int(np.searchsorted(ends, start + chunk_rows, side="right"))  # series that end
+        stop = int(ends[fits - 1]) if fits else 0
+        if stop <= start:  # the next series alone is longer than chunk_rows
+            stop = int(ends[np.searchsorted(ends, start, side="right")])
+        bounds.append((start, stop))
+        start = stop
+
+    def rows_of(start: int, stop: int) -> np.ndarray | slice:
+        return slice(start, stop) if order is None else order[start:stop]
+
+    # the plan: each series' grid, a chunk at a time (the grid fit of every row at once
+    # holds several arrays per row), then the horizon and feature spec across all
+    frequencies: list = []
+    for start, stop in bounds:
+        _, fit = _fit_rows(keys.iloc[rows_of(start, stop)], config)
+        frequencies += fit.frequency
+    ids = [str(sid) for sid in keys[SERIES_ID].cat.categories]
+    statics = static_table(keys, ids, config.columns.static)
+    plan = _plan(config, frequencies, statics)
+    del keys
+    for start, stop in bounds:
+        rows = rows_of(start, stop)
+        part = table.slice(start, stop - start) if order is None else table.take(pa.array(rows))
+        if pa.types.is_dictionary(part.schema.field(SERIES_ID).type):
+            column = part.schema.get_field_index(SERIES_ID)
+            part = part.set_column(column, SERIES_ID, part[SERIES_ID].cast(pa.string()))
+        frame = part.to_pandas()
+        del part
+        yield normalize_series(frame, config, plan)
+        del frame
+
+
+def merge_scalers(parts: list[Scaler]) -> Scaler:
+    """One scaler of the chunks' scalers (disjoint series, the same plan)."""
+    if not parts:
+        raise ValueError("no chunks to merge: the table has no rows")
+    head = parts[0]
+
+    def joined(name: str) -> dict:
+        out: dict = {}
+        for part in parts:
+            out.update(getattr(part, name))
+        return out
+
+    return replace(
+        head,
+        **{
+            name: joined(name)
+            for name in (
+                "center",
+                "scale",
+                "frequency",
+                "val_start",
+                "test_start",
+                "stats",
+                "seasonal",
+                "logged",
+            )
+        },
+    )
 
 
 def static_table(frame: pd.DataFrame, ids: list[str], static: list[str]) -> pd.DataFrame:

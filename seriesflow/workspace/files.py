@@ -21,7 +21,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -138,6 +138,35 @@ def write_parquet(frame: pd.DataFrame, path: str | Path, schema: pa.Schema | Non
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+    return Path(path)
+
+
+def write_parquet_parts(
+    frames: Iterable[pd.DataFrame],
+    path: str | Path,
+    schema: pa.Schema | Callable[[pd.DataFrame], pa.Schema],
+) -> Path:
+    """Write ``frames`` one after another (a row group or more each) as one Parquet file,
+    atomically: a stage that makes its output a chunk at a time never holds all of it, and
+    a reader never sees a half-written file (the rename comes after the last part).
+
+    ``schema``: the file's, or a function of the first frame that gives it (a stage that
+    learns its columns from its first chunk). No frame at all is an error: an empty file
+    needs a schema the caller did not have."""
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for frame in frames:
+                if writer is None:
+                    if callable(schema):
+                        schema = schema(frame)
+                    writer = pq.ParquetWriter(tmp, schema)
+                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise ValueError(f"nothing to write to {path}: no rows")
     return Path(path)
 
 

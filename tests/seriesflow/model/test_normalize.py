@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.preprocessing import MinMaxScaler
 
@@ -18,7 +19,12 @@ from seriesflow.data.schema import (
     VALUE,
     VALUE_ORIGINAL,
 )
-from seriesflow.model.normalize import normalize_series, split_sizes
+from seriesflow.model.normalize import (
+    merge_scalers,
+    normalize_chunks,
+    normalize_series,
+    split_sizes,
+)
 from seriesflow.model.scaler import Scaler
 from tests.factories import series_frame, windows_of
 
@@ -201,3 +207,29 @@ def test_the_served_scaler_refits_the_seasons_on_every_point():
     times = arrays.times
     np.testing.assert_allclose(refit[:, 0], np.log(values / served.factors("m", times)), rtol=1e-5)
     assert scaler.seasonal == {}  # the evaluated model's scaler is left as it was
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 250, 700, 10**9])
+def test_normalizing_a_chunk_of_series_at_a_time_equals_all_at_once(chunk_rows):
+    """The normalize task's path: whole series a chunk at a time from an Arrow table (ids
+    dictionary-encoded, rows shuffled), with the plan (horizon, calendar cycles, statics'
+    scale) fit across every chunk. Hourly and daily series together, so a chunk holding
+    only one of them would pick another horizon and other calendar columns on its own."""
+    hourly = series_frame(series=("h1", "h2", "h3"), n=300, freq="h")
+    daily = series_frame(series=("d1", "d2"), n=200, freq="D", seed=3)
+    frame = pd.concat([hourly, daily], ignore_index=True)
+    frame["size"] = frame[SERIES_ID].map({"h1": 1.0, "h2": 2.0, "h3": 4.0, "d1": 8.0, "d2": 3.0})
+    frame = frame.drop(index=[10, 11, 12, 650]).sample(frac=1.0, random_state=0)  # gaps
+    cfg = PipelineConfig.model_validate({"columns": {"static": ["size"]}})
+    whole, scaler = normalize_series(frame, cfg)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.set_column(0, SERIES_ID, table[SERIES_ID].dictionary_encode())
+    parts = list(normalize_chunks(table, cfg, chunk_rows))
+    for part, part_scaler in parts:  # whole series, and no more rows than asked unless one
+        assert set(part[SERIES_ID]) == set(part_scaler.series)
+        assert len(part) <= chunk_rows or part[SERIES_ID].nunique() == 1
+    assert len(parts) == {1: 5, 250: 5, 700: 2, 10**9: 1}[chunk_rows]
+    chunked = pd.concat([part for part, _ in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert merge_scalers([s for _, s in parts]).to_json() == scaler.to_json()
+    assert {"value", "static:size", "calendar:hour_sin", "calendar:dow_sin"} <= set(scaler.columns)
