@@ -49,9 +49,9 @@ from seriesflow.model.windows import (
     resolve_min_inputs,
     resolve_timesteps,
     resolve_window_horizon,
-    windows_from_table,
+    save_window_arrays,
+    window_rows,
     windows_table,
-    write_window_arrays,
 )
 from seriesflow.workspace.files import RunDir, write_table
 from tasks.stage import stage_logger
@@ -79,10 +79,14 @@ def window(normalized: Path, scaler: Path, run: RunDir, config: PipelineConfig) 
         arrays, timesteps, horizon, task_kind, config.window.stride, min_inputs=min_inputs
     )
     write_table(table, run.windows)
-    # the values and the index as .npy files that training and evaluation memory-map
-    write_window_arrays(windows_from_table(table, arrays), run.windows, normalized)
     # counted in Arrow: to_pylist() would make a Python string per window (10M at scale)
     counts = {c["values"]: c["counts"] for c in pc.value_counts(table[SPLIT]).to_pylist()}
+    if task_kind == CLASSIFICATION:
+        train_labels = pd.Series(table[LABEL].to_pylist())[table[SPLIT].to_numpy() == TRAIN]
+    row, code = window_rows(table, arrays)
+    del table  # the index file is written; only its rows and codes go on
+    # the values and the index as .npy files that training and evaluation memory-map
+    save_window_arrays(arrays.values, row, code, run.windows, normalized)
     logger.info(
         "Windows (timesteps=%d%s, horizon=%d%s, at least %d observed inputs, features=%d): %s",
         timesteps,
@@ -94,7 +98,6 @@ def window(normalized: Path, scaler: Path, run: RunDir, config: PipelineConfig) 
         counts,
     )
     if task_kind == CLASSIFICATION:
-        train_labels = pd.Series(table[LABEL].to_pylist())[table[SPLIT].to_numpy() == TRAIN]
         logger.info(
             "Classes (%s) in the train windows: %s",
             "columns.label" if config.columns.label else "direction of change",

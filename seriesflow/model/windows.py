@@ -174,13 +174,94 @@ class SeriesArrays:
         wanted = [SERIES_ID, TIMESTAMP, *(features if values is None else []), VALUE_ORIGINAL]
         wanted += [SPLIT]
         wanted += [name for name in (LABEL, FILLED) if name in names]
-        # ids and splits as dictionaries (categoricals): no Python string per row
-        table = pq.read_table(path, columns=wanted, read_dictionary=[SERIES_ID, SPLIT])
-        # self_destruct frees each Arrow column as it is converted (no second full copy)
-        frame = table.to_pandas(split_blocks=True, self_destruct=True)
-        del table
+        # ids and splits as dictionaries: no Python string per row; the features are read
+        # one column at a time straight into the values block (the whole table in Arrow
+        # would be a second copy of every value)
+        source = pq.ParquetFile(path, read_dictionary=[SERIES_ID, SPLIT])
+        keys = source.read(columns=[name for name in wanted if name not in features])
+        block = values
+        if block is None:
+            block = np.empty((keys.num_rows, len(features)), dtype=np.float32)
+            for j, name in enumerate(features):
+                block[:, j] = source.read(columns=[name])[name].to_numpy()
+                release_arrow_memory()
+        arrays = cls.from_table(keys, features, block, sort_values=values is None)
+        del keys
         release_arrow_memory()
-        return cls.from_frame(frame, features, values)
+        return arrays
+
+    @classmethod
+    def from_table(
+        cls,
+        table: pa.Table,
+        features: list[str],
+        values: np.ndarray | None = None,
+        sort_values: bool = False,
+    ) -> SeriesArrays:
+        """``from_frame`` of a normalized Arrow table, column by column into the arrays (no
+        pandas frame of every row on the way: at 10M rows that frame was 0.8 GB more at the
+        peak). Rows of a series together in time order, as normalize writes them; another
+        order is sorted like ``from_frame`` does. ``values``: the features' values already
+        in sorted order, or with ``sort_values`` in the table's row order."""
+        ids = table[SERIES_ID].combine_chunks()
+        if not pa.types.is_dictionary(ids.type):
+            ids = ids.dictionary_encode()
+        names = np.asarray(ids.dictionary.to_pylist(), dtype=object)
+        by_name = np.argsort(names, kind="stable")
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[by_name] = np.arange(len(names))
+        codes = rank[ids.indices.to_numpy(zero_copy_only=False)]  # [rows] sorted-id codes
+        del ids
+        stamps = table[TIMESTAMP].combine_chunks()
+        if pa.types.is_timestamp(stamps.type) and stamps.type.tz is not None:
+            stamps = stamps.cast(pa.timestamp(stamps.type.unit))  # UTC wall time, no zone
+        stamps = stamps.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+        order = None
+        if len(codes) > 1:
+            step = np.diff(codes)
+            if (step < 0).any() or ((step == 0) & (np.diff(stamps) < np.timedelta64(0))).any():
+                order = np.lexsort((stamps, codes))
+
+        def column(array: np.ndarray) -> np.ndarray:
+            return array if order is None else array[order]
+
+        codes, stamps = column(codes), column(stamps)
+        start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else codes
+        start = start.astype(np.int64)
+        length = np.diff(np.r_[start, len(codes)]).astype(np.int64)
+        if values is None:
+            values = np.empty((table.num_rows, len(features)), dtype=np.float32)
+            for j, name in enumerate(features):  # one column at a time into the block
+                values[:, j] = column(table[name].to_numpy())
+        elif sort_values:
+            values = column(values)
+        split = table[SPLIT].combine_chunks()
+        if not pa.types.is_dictionary(split.type):
+            split = split.dictionary_encode()
+        known = {name: k for k, name in enumerate(SPLITS)}
+        lookup = np.array([known[name] for name in split.dictionary.to_pylist()], dtype=np.int8)
+        split_codes = lookup[split.indices.to_numpy(zero_copy_only=False)] if len(split) else []
+        names_sorted = names[by_name]
+        return cls(
+            series=[str(names_sorted[codes[i]]) for i in start],
+            start=start,
+            length=length,
+            values=values,
+            original=column(table[VALUE_ORIGINAL].to_numpy().astype(float, copy=False)),
+            times=stamps,
+            split=column(np.asarray(split_codes, dtype=np.int8)),
+            features=list(features),
+            labels=(
+                column(table[LABEL].to_numpy(zero_copy_only=False).astype(object))
+                if LABEL in table.column_names
+                else None
+            ),
+            filled=(
+                column(table[FILLED].to_numpy(zero_copy_only=False).astype(bool))
+                if FILLED in table.column_names
+                else None
+            ),
+        )
 
     def code_of(self) -> dict[str, int]:
         return {sid: k for k, sid in enumerate(self.series)}
@@ -318,21 +399,11 @@ def windows_from_table(
     """The windows of an index table over ``arrays`` (the normalized values); ``row`` and
     ``code``: the index as the window stage saved it (memory maps), not derived again."""
     meta = windows_meta(table)
-    # dictionary codes, not a Python string per window (10M windows at scale)
-    ids = table[SERIES_ID].combine_chunks().dictionary_encode()
-    names = ids.dictionary.to_pylist()
-    code_of = arrays.code_of()
-    unknown = sorted(set(names) - set(code_of))
-    if unknown:
-        raise ValueError(f"windows name series that the normalized table lacks: {unknown[:5]}")
-    if code is None:
-        lookup = np.array([code_of[name] for name in names], dtype=np.int64)  # [distinct ids]
-        code = lookup[ids.indices.to_numpy(zero_copy_only=False)] if len(ids) else np.empty(0, int)
-    splits = table[SPLIT].combine_chunks().dictionary_encode()
+    if code is None or row is None:
+        row, code = window_rows(table, arrays)
+    splits = _encoded(table[SPLIT])
     split_names = np.asarray(splits.dictionary.to_pylist(), dtype=object)
     split = split_names[splits.indices.to_numpy(zero_copy_only=False)] if len(splits) else []
-    if row is None:
-        row = (arrays.start[code] + table[ORIGIN_INDEX].to_numpy()).astype(np.int64)
     labels = None
     if LABEL in table.column_names:
         labels = table[LABEL].to_numpy(zero_copy_only=False).astype(object)
@@ -349,6 +420,29 @@ def windows_from_table(
     )
 
 
+def _encoded(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """A string column as one dictionary array (read as one already: no hashing again)."""
+    if not pa.types.is_dictionary(column.type):
+        return column.combine_chunks().dictionary_encode()
+    unified = pa.Table.from_arrays([column], ["column"]).unify_dictionaries()["column"]
+    return unified.combine_chunks()
+
+
+def window_rows(table: pa.Table, arrays: SeriesArrays) -> tuple[np.ndarray, np.ndarray]:
+    """(origin row, series code) [windows] of an index table over ``arrays``: dictionary
+    codes, not a Python string per window (10M windows at scale)."""
+    ids = _encoded(table[SERIES_ID])
+    names = ids.dictionary.to_pylist()
+    code_of = arrays.code_of()
+    unknown = sorted(set(names) - set(code_of))
+    if unknown:
+        raise ValueError(f"windows name series that the normalized table lacks: {unknown[:5]}")
+    lookup = np.array([code_of.get(name, -1) for name in names], dtype=np.int64)
+    code = lookup[ids.indices.to_numpy(zero_copy_only=False)] if len(ids) else np.empty(0, int)
+    row = (arrays.start[code] + table[ORIGIN_INDEX].to_numpy()).astype(np.int64)
+    return row, code
+
+
 def load_windows(path: str | Path, normalized: str | Path) -> Windows:
     """The window index at ``path`` over the values of ``normalized``.
 
@@ -357,7 +451,8 @@ def load_windows(path: str | Path, normalized: str | Path) -> Windows:
     and what stays in memory does not grow with the number of rows."""
     names = pq.read_schema(path).names
     wanted = [SERIES_ID, ORIGIN_INDEX, SPLIT] + ([LABEL] if LABEL in names else [])
-    table = pq.read_table(path, columns=wanted)  # target_time is recomputed from the arrays
+    # target_time is recomputed from the arrays; ids and splits read as dictionaries
+    table = pq.read_table(path, columns=wanted, read_dictionary=[SERIES_ID, SPLIT])
     features = list(windows_meta(table)["features"])
     mapped = open_window_arrays(path, normalized, table.num_rows)
     if mapped is None:
@@ -398,15 +493,29 @@ def _stamp(windows_path: Path, normalized: Path, windows: int) -> dict:
 
 def write_window_arrays(windows: Windows, windows_path: str | Path, normalized: str | Path) -> Path:
     """Write ``windows``' values and index as .npy files (after the index table)."""
+    return save_window_arrays(
+        windows.arrays.values, windows.row, windows.code, windows_path, normalized
+    )
+
+
+def save_window_arrays(
+    values: np.ndarray,
+    row: np.ndarray,
+    code: np.ndarray,
+    windows_path: str | Path,
+    normalized: str | Path,
+) -> Path:
+    """``write_window_arrays`` of the values [rows, features] and the index (origin row and
+    series code [windows]) themselves."""
     folder = window_arrays_dir(windows_path)
     folder.mkdir(parents=True, exist_ok=True)
     for name, array in (
-        (VALUES_FILE, np.ascontiguousarray(windows.arrays.values, dtype=np.float32)),
-        (ROW_FILE, np.asarray(windows.row, dtype=np.int64)),
-        (CODE_FILE, np.asarray(windows.code, dtype=np.int64)),
+        (VALUES_FILE, np.ascontiguousarray(values, dtype=np.float32)),
+        (ROW_FILE, np.asarray(row, dtype=np.int64)),
+        (CODE_FILE, np.asarray(code, dtype=np.int64)),
     ):
         np.save(folder / name, array)
-    stamp = _stamp(Path(windows_path), Path(normalized), len(windows))
+    stamp = _stamp(Path(windows_path), Path(normalized), len(row))
     (folder / STAMP_FILE).write_text(json.dumps(stamp), encoding="utf-8")  # written last
     return folder
 
@@ -534,10 +643,10 @@ def windows_table(
         rows = arrays.rows_of(code)
         filled = None if arrays.filled is None else arrays.filled[rows]
         w = window_origins(arrays.split[rows], timesteps, horizon, stride, filled, min_inputs)
-        ids.append(np.full(len(w.origin), sid, dtype=object))
+        ids.append(np.full(len(w.origin), code, dtype=np.int32))
         origins.append(w.origin)
         times.append(arrays.times[rows][w.origin + 1])
-        splits.append(np.array(SPLITS, dtype=object)[w.split.astype(int)])
+        splits.append(np.asarray(w.split, dtype=np.int8))
         if classify and arrays.labels is not None:
             found = arrays.labels[rows][w.origin + horizon]  # [windows]
             missing = pd.isna(found)
@@ -555,11 +664,17 @@ def windows_table(
         return np.concatenate(parts) if parts else np.empty(0, dtype)
 
     schema = windows_schema()
+
+    def named(codes: np.ndarray, names: list[str]) -> pa.Array:
+        """``names[codes]`` as a string column, built in Arrow (no Python str per window)."""
+        return pa.DictionaryArray.from_arrays(codes, pa.array(names, pa.string())).cast(pa.string())
+
+    stamps = joined(times, "datetime64[us]").astype("datetime64[us]")
     columns = [
-        pa.array(joined(ids, object), pa.string()),
+        named(joined(ids, np.int32), list(arrays.series)),
         pa.array(joined(origins, np.int64), pa.int64()),
-        pa.array(pd.to_datetime(joined(times, "datetime64[us]"), utc=True), schema.field(2).type),
-        pa.array(joined(splits, object), pa.string()),
+        pa.array(stamps, pa.timestamp("us")).cast(schema.field(2).type),
+        named(joined(splits, np.int8), list(SPLITS)),
     ]
     meta = {"timesteps": timesteps, "horizon": horizon, "features": arrays.features}
     meta["min_inputs"] = timesteps if min_inputs is None else min_inputs

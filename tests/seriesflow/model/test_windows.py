@@ -265,3 +265,34 @@ def test_memory_mapped_windows_yield_exactly_the_batches_held_in_memory(tmp_path
     write_parquet(frame.assign(value=frame["value"] + 1), normalized)  # normalized again
     assert not isinstance(load_windows(index, normalized).arrays.values, np.memmap)
     assert (window_arrays_dir(index) / "values.npy").exists()
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_series_arrays_read_from_arrow_equal_those_from_a_frame(tmp_path, shuffle):
+    """load() builds the arrays from the Parquet file's Arrow columns (no frame of every
+    row); the result is field for field what from_frame gives, sorted or not, with the
+    ids and splits dictionary-encoded as load reads them."""
+    import pyarrow.parquet as pq
+
+    from seriesflow.data.schema import FILLED, LABEL, SPLIT
+    from seriesflow.model.windows import SeriesArrays
+    from seriesflow.workspace.files import write_parquet
+
+    frame = normalized_frame(series=("b", "a", "c"))
+    frame[FILLED] = np.arange(len(frame)) % 7 == 0
+    frame[LABEL] = np.where(np.arange(len(frame)) % 3 == 0, "up", "down")
+    if shuffle:
+        frame = frame.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    path = write_parquet(frame, tmp_path / "03_normalized.parquet")
+    table = pq.read_table(path, read_dictionary=[SERIES_ID, SPLIT])
+    mine = SeriesArrays.from_table(table, [VALUE, "temp"])
+    loaded = SeriesArrays.load(path, [VALUE, "temp"])
+    theirs = SeriesArrays.from_frame(frame, [VALUE, "temp"])
+    for arrays in (mine, loaded):
+        assert arrays.series == theirs.series == ["a", "b", "c"]
+        assert arrays.features == theirs.features
+        for name in ("start", "length", "values", "original", "times", "split", "filled"):
+            got, want = getattr(arrays, name), getattr(theirs, name)
+            assert got.dtype == want.dtype, name
+            np.testing.assert_array_equal(got, want, err_msg=name)
+        assert arrays.labels.tolist() == theirs.labels.tolist()
