@@ -194,6 +194,7 @@ def run_size(series: int, args: argparse.Namespace, api: str, root: Path, append
         "wall": wall,
         "stages": manifest["timings_seconds"],
         "stage_rss": manifest.get("peak_rss_mib", {}),
+        "resident": manifest.get("rss_mib", {}),
         # the sampled tree peak can miss a short spike: never below the largest single process
         # (ru_maxrss of the children waited for so far; sizes run in increasing order)
         "peak_rss": max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024),
@@ -234,6 +235,15 @@ def table(results: list[dict]) -> str:
         lines.append("|" + "---|" * (len(stages) + 2))
         for r in results:
             cells = [f"{r['stage_rss'].get(s, 0):.0f}" for s in stages]
+            lines.append(
+                f"| {r['series']:,} | {r.get('run', 'first')} | " + " | ".join(cells) + " |"
+            )
+    if any(r.get("resident") for r in results):
+        lines += ["", "RSS of the flow's process at the end of each stage (MiB, held then):", ""]
+        lines.append("| series | run | " + " | ".join(stages) + " |")
+        lines.append("|" + "---|" * (len(stages) + 2))
+        for r in results:
+            cells = [f"{(r['resident'].get(s) or 0):.0f}" for s in stages]
             lines.append(
                 f"| {r['series']:,} | {r.get('run', 'first')} | " + " | ".join(cells) + " |"
             )

@@ -48,7 +48,7 @@ from seriesflow.model.features import (
     missing_future_error,
     static_values,
 )
-from seriesflow.model.intervals import Intervals, calibrate
+from seriesflow.model.intervals import Intervals, calibrate, series_codes
 from seriesflow.model.saved_model import ModelSpec, predict
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import SeriesArrays, Windows
@@ -616,9 +616,11 @@ def residuals_of(windows: Windows, paths: np.ndarray) -> pd.DataFrame:
     if arrays.filled is not None:
         valid &= ~arrays.filled[safe]
     actual = np.where(valid, arrays.original[safe], np.nan)
+    # the ids as a categorical over the arrays' series: codes, not an object per row
+    ids = pd.Categorical.from_codes(np.repeat(windows.code, steps), categories=arrays.series)
     table = pd.DataFrame(
         {
-            SERIES_ID: np.repeat(windows.series_id, steps),
+            SERIES_ID: ids,
             "step": np.tile(np.arange(1, steps + 1), len(windows)),
             "forecast": paths.ravel(),
             "actual": actual.ravel(),
@@ -632,11 +634,15 @@ def residuals_of(windows: Windows, paths: np.ndarray) -> pd.DataFrame:
 def interval_coverage(residuals: pd.DataFrame, intervals: Intervals, level: int) -> pd.Series:
     """Share of residual rows within the level's half-width, per series (+ ``__all__``)."""
     steps = int(residuals["step"].max()) if len(residuals) else 0
-    series, code = np.unique(residuals[SERIES_ID].astype(str).to_numpy(), return_inverse=True)
+    series, code = series_codes(residuals[SERIES_ID])
     table = intervals.width_rows(series, level, steps)  # [series, steps]
     width = table[code, residuals["step"].to_numpy(dtype=np.int64) - 1] if len(code) else []
-    inside = pd.Series(np.abs(residuals["residual"].to_numpy()) <= width, index=residuals.index)
-    per = inside.groupby(residuals[SERIES_ID]).mean()
+    inside = np.abs(residuals["residual"].to_numpy()) <= width  # [rows]
+    counts = np.bincount(code, minlength=len(series))
+    per = pd.Series(
+        np.bincount(code, weights=inside, minlength=len(series)) / np.maximum(counts, 1),
+        index=pd.Index(series, dtype=object, name=SERIES_ID),
+    )
     per.loc[ALL_SERIES] = inside.mean() if len(inside) else np.nan
     return per
 

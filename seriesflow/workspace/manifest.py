@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -45,6 +47,16 @@ def peak_rss_mib() -> float:
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
+def rss_mib() -> float | None:
+    """This process's resident memory now, MiB (None where ``/proc`` is not there): beside
+    the high-water mark, what a stage left held for the stages after it."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
 @dataclass
 class Manifest:
     run: RunDir
@@ -53,6 +65,7 @@ class Manifest:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss: dict[str, float] = field(default_factory=dict)  # MiB, high-water mark per stage
+    rss: dict[str, float | None] = field(default_factory=dict)  # MiB, resident after each stage
     outcome: dict[str, Any] = field(default_factory=dict)
     registry: str | None = None  # the tracking URI, credentials masked
     history_version: int | None = None  # the history table version once committed
@@ -65,6 +78,7 @@ class Manifest:
         finally:
             self.timings[stage] = round(time.perf_counter() - start, 3)
             self.peak_rss[stage] = peak_rss_mib()
+            self.rss[stage] = rss_mib()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +93,7 @@ class Manifest:
             "versions": package_versions(),
             "timings_seconds": self.timings,
             "peak_rss_mib": self.peak_rss,
+            "rss_mib": self.rss,
             "outcome": self.outcome,
         }
 

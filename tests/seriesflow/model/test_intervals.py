@@ -136,3 +136,20 @@ def test_interval_coverage_counts_rows_inside_their_series_and_step_width():
     expected = pd.Series(inside, index=test.index).groupby(test["series_id"]).mean()
     assert found.drop("__all__").to_dict() == pytest.approx(expected.to_dict())
     assert found["__all__"] == pytest.approx(np.mean(inside))
+
+
+def test_series_codes_equal_numpy_unique_of_the_ids_as_text_whatever_their_dtype():
+    from seriesflow.model.intervals import series_codes
+
+    ids = ["s10", "s2", "s10", "b", "s2", "a", "b"]
+    want_names, want_codes = np.unique(np.array(ids, dtype=object), return_inverse=True)
+    columns = {
+        "object": pd.Series(ids, dtype=object),
+        "arrow strings": pd.Series(ids, dtype=pd.StringDtype("pyarrow")),
+        # as residuals_of makes them: categories in another order, one never used
+        "categorical": pd.Series(pd.Categorical(ids, categories=["s2", "s10", "zz", "b", "a"])),
+    }
+    for kind, column in columns.items():
+        names, codes = series_codes(column)
+        assert names.tolist() == want_names.tolist(), kind
+        assert codes.tolist() == want_codes.tolist(), kind
