@@ -8,13 +8,13 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
-from seriesflow.workspace.files import RunDir, utcnow, write_json
+from seriesflow.workspace.files import RunDir, release_memory, utcnow, write_json
 
 PACKAGES = (
     "prefect",
@@ -77,6 +77,7 @@ class Manifest:
             yield
         finally:
             self.timings[stage] = round(time.perf_counter() - start, 3)
+            release_memory()  # what the stage freed goes back before the next one starts
             self.peak_rss[stage] = peak_rss_mib()
             self.rss[stage] = rss_mib()
 
