@@ -11,8 +11,10 @@ hash) claimed file is measured against the ``ingest.max_*`` limits
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -20,7 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from seriesflow.config.pipeline import ColumnsConfig, IngestConfig
 from seriesflow.data.errors import CheckFailure, DataRejected, shown_name
 from seriesflow.data.limits import check_limits
-from seriesflow.data.reading import read_series_file, stack_with_history, unreadable
+from seriesflow.data.reading import read_series_file, unreadable
 from seriesflow.data.schema import SERIES_ID, SOURCE_FILE, SOURCE_ROW
 from seriesflow.ops.faults import fault_point
 from seriesflow.ops.retries import is_transient
@@ -32,8 +34,13 @@ from seriesflow.workspace.claims import (
     read_done,
     record_attempt,
 )
-from seriesflow.workspace.files import RunDir, Workspace, write_parquet
-from seriesflow.workspace.history import accepted_schema, history_version, load_history
+from seriesflow.workspace.files import RunDir, Workspace, parquet_parts, release_arrow_memory
+from seriesflow.workspace.history import (
+    HISTORY_SOURCE,
+    accepted_schema,
+    history_version,
+    load_history_table,
+)
 from seriesflow.workspace.landing import FILE, SPECIAL, SYMLINK, Landing
 from seriesflow.workspace.ledger import (
     UNREADABLE,
@@ -93,16 +100,64 @@ def ingest(
             scan.waiting,
         )
     version = history_version(workspace)  # read as of it: the profile is checked against it
-    history = load_history(workspace, columns, version)
-    if not new and not (cfg.retrain_without_new_data and len(history)):
+    history = load_history_table(workspace, columns, version)  # Arrow: never a frame here
+    history_rows = history.num_rows
+    if not new and not (cfg.retrain_without_new_data and history_rows):
         return IngestResult(path=None)
     if not new:
         logger.info(
             "No new files; retraining on the %d accepted rows (ingest.retrain_without_new_data)",
-            len(history),
+            history_rows,
         )
+    schema = (
+        accepted_schema(columns)
+        .append(pa.field(SOURCE_FILE, pa.string()))
+        .append(pa.field(SOURCE_ROW, pa.int64()))
+    )
+    # the output is written as it is read: the history first, then each new file's rows in
+    # landing order, tagged by source (what stack_with_history builds, never all in memory)
+    with parquet_parts(run.ingested, schema) as write:
+        for part in history_parts(history, schema):
+            write(part)
+        del history
+        release_arrow_memory()
+        failures, taken = _read_new(workspace, run, new, columns, cfg, write, logger)
+    return IngestResult(
+        path=run.ingested,
+        new_files=taken,
+        read_failures=failures,
+        history_rows=history_rows,
+        history_version=version,
+    )
 
-    frames, failures, taken = [], {}, []
+
+def history_parts(
+    history: pa.Table, schema: pa.Schema, rows: int = 1_000_000
+) -> Iterator[pa.Table]:
+    """The history as parts of the ingest table (``rows`` at a time), tagged as history with
+    their row numbers; a column the history lacks (a covariate configured since) is empty.
+    An empty history is one empty part: the file has its schema whatever arrives."""
+    offset = 0
+    for batch in history.to_batches(max_chunksize=rows) or [None]:
+        part = schema.empty_table() if batch is None else pa.Table.from_batches([batch])
+        count = part.num_rows
+        columns = {}
+        for field in schema:
+            if field.name == SOURCE_FILE:
+                columns[field.name] = pa.array([HISTORY_SOURCE] * count, pa.string())
+            elif field.name == SOURCE_ROW:
+                columns[field.name] = pa.array(np.arange(offset, offset + count), pa.int64())
+            elif field.name in part.column_names:
+                columns[field.name] = part[field.name]
+            else:
+                columns[field.name] = pa.nulls(count, field.type)
+        offset += count
+        yield pa.table(columns).cast(schema)
+
+
+def _read_new(workspace, run, new, columns, cfg, write, logger):
+    """Read each new file on its own and ``write`` its rows; (read failures, files taken)."""
+    failures, taken = {}, []
     for landed_file in new:
         if landed_file.kind in (SYMLINK, SPECIAL):
             what = "a symlink" if landed_file.kind == SYMLINK else "not a regular file"
@@ -147,23 +202,10 @@ def ingest(
             len(frame),
             frame[SERIES_ID].nunique(),
         )
-        frames.append((landed_file.name, frame))
+        write(frame.assign(**{SOURCE_FILE: landed_file.name, SOURCE_ROW: frame.index}))
         taken.append(landed_file)
-
-    stacked = stack_with_history(history, frames)
-    schema = (
-        accepted_schema(columns)
-        .append(pa.field(SOURCE_FILE, pa.string()))
-        .append(pa.field(SOURCE_ROW, pa.int64()))
-    )
-    write_parquet(stacked, run.ingested, schema)
-    return IngestResult(
-        path=run.ingested,
-        new_files=taken,
-        read_failures=failures,
-        history_rows=len(history),
-        history_version=version,
-    )
+        del frame
+    return failures, taken
 
 
 def _refused(

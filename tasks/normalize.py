@@ -76,7 +76,7 @@ def normalize(validated: Path, run: RunDir, config: PipelineConfig) -> Path:
             yield frame
             release_arrow_memory()
 
-    def schema(_frame: pd.DataFrame) -> pa.Schema:  # the features are known after chunk 1
+    def schema(_first: pa.Table) -> pa.Schema:  # the features are known after chunk 1
         return normalized_schema(scalers[0].columns[1:], label=config.columns.label is not None)
 
     write_parquet_parts(chunks(table), run.normalized, schema)

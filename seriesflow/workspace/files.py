@@ -144,32 +144,54 @@ def write_parquet(frame: pd.DataFrame, path: str | Path, schema: pa.Schema | Non
     return Path(path)
 
 
-def write_parquet_parts(
-    frames: Iterable[pd.DataFrame],
-    path: str | Path,
-    schema: pa.Schema | Callable[[pd.DataFrame], pa.Schema],
-) -> Path:
-    """Write ``frames`` one after another (a row group or more each) as one Parquet file,
-    atomically: a stage that makes its output a chunk at a time never holds all of it, and
-    a reader never sees a half-written file (the rename comes after the last part).
+@contextlib.contextmanager
+def parquet_parts(
+    path: str | Path, schema: pa.Schema | Callable[[pa.Table], pa.Schema]
+) -> Iterator[Callable[[pd.DataFrame | pa.Table], None]]:
+    """A Parquet file written a part at a time, atomically: yields ``write(part)`` (a frame
+    or an Arrow table, a row group or more each); the file appears, whole, when the block
+    ends without an error, and not at all (no temporary left) when it raises. A stage that
+    makes or reads its output a chunk at a time never holds all of it.
 
-    ``schema``: the file's, or a function of the first frame that gives it (a stage that
-    learns its columns from its first chunk). No frame at all is an error: an empty file
-    needs a schema the caller did not have."""
+    ``schema``: the file's, or a function of the first part (as Arrow) that gives it (a
+    stage that learns its columns from its first chunk). No part at all is an error: an
+    empty file needs a schema the caller did not have."""
     with atomic_path(path) as tmp:
-        writer = None
+        writer: pq.ParquetWriter | None = None
+        fixed: pa.Schema | None = None if callable(schema) else schema
+
+        def write(part: pd.DataFrame | pa.Table) -> None:
+            nonlocal writer, fixed
+            if isinstance(part, pd.DataFrame):
+                table = pa.Table.from_pandas(part, schema=fixed, preserve_index=False)
+            else:
+                table = part
+            if fixed is None:
+                fixed = schema(table)  # type: ignore[operator]
+                if isinstance(part, pd.DataFrame):  # converted again, to the file's types
+                    table = pa.Table.from_pandas(part, schema=fixed, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, fixed)
+            writer.write_table(table.select(fixed.names).cast(fixed))
+
         try:
-            for frame in frames:
-                if writer is None:
-                    if callable(schema):
-                        schema = schema(frame)
-                    writer = pq.ParquetWriter(tmp, schema)
-                writer.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False))
+            yield write
         finally:
             if writer is not None:
                 writer.close()
         if writer is None:
             raise ValueError(f"nothing to write to {path}: no rows")
+
+
+def write_parquet_parts(
+    frames: Iterable[pd.DataFrame],
+    path: str | Path,
+    schema: pa.Schema | Callable[[pa.Table], pa.Schema],
+) -> Path:
+    """``frames`` one after another as one Parquet file (``parquet_parts``)."""
+    with parquet_parts(path, schema) as write:
+        for frame in frames:
+            write(frame)
     return Path(path)
 
 

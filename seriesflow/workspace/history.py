@@ -122,6 +122,25 @@ def load_history(
     return accepted_schema(columns).empty_table().to_pandas()
 
 
+def load_history_table(
+    workspace: Workspace, columns: ColumnsConfig, version: int | None = None
+) -> pa.Table:
+    """``load_history`` as an Arrow table (the same rows in the same order), never turned
+    into a frame: ingest streams it into its output as it is."""
+    table = open_table(workspace, version)
+    if table is not None:
+        rows = table.to_pyarrow_table()
+        if BUCKET in rows.column_names:
+            rows = rows.drop_columns([BUCKET])
+        # (series, timestamp) is unique in the history: this order is _frame's stable sort
+        return rows.sort_by([(SERIES_ID, "ascending"), (TIMESTAMP, "ascending")])
+    if version is not None:
+        raise ValueError(f"{workspace.history} has no Delta table: no version {version}")
+    if workspace.legacy_history.exists():
+        return pq.read_table(workspace.legacy_history)
+    return accepted_schema(columns).empty_table()
+
+
 def load_series(workspace: Workspace, series_id: str, version: int | None = None) -> pd.DataFrame:
     """One series' rows, reading only its bucket's files (a partition filter)."""
     table = open_table(workspace, version)

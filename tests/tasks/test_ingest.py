@@ -217,3 +217,62 @@ def test_a_retry_after_a_dropped_connection_reads_what_the_failed_try_claimed(
     # the drop is not counted as a run that died reading the file (ingest.max_attempts)
     record = json.loads((workspace.root / "attempts.json").read_text())
     assert record[taken.sha256]["read"] == []
+
+
+@pytest.mark.parametrize("batch_rows", [7, 10**6])
+def test_the_streamed_ingest_table_is_the_history_then_each_file_as_stacked_in_memory(
+    tmp_path, batch_rows, monkeypatch
+):
+    """Ingest writes its table a part at a time (the history from the Delta table in
+    batches, then each file as it is read), never stacking it in memory: the file equals
+    ``stack_with_history`` of the accepted history and the files, row for row, and a
+    history without a column configured since gets it empty."""
+    import tasks.ingest as ingest_module
+    from seriesflow.data.reading import stack_with_history
+    from seriesflow.data.schema import SOURCE_FILE, SOURCE_ROW
+    from seriesflow.workspace.history import (
+        HISTORY_SOURCE,
+        accepted_schema,
+        append_rows,
+        load_history,
+    )
+
+    workspace = Workspace(tmp_path / "work")
+    old = series_frame(series=("b", "a"), n=20)
+    append_rows(workspace, old, accepted_schema(ColumnsConfig()), "20250101T000000-x", 4)
+    landing = tmp_path / "landing"
+    first = series_frame(series=("b", "a"), n=5, start=20).assign(temp=1.5)
+    second = series_frame(series=("c",), n=6).assign(temp=-2.0)
+    write_csv(first, landing / "1-first.csv")
+    write_csv(second, landing / "2-second.csv")
+    os.utime(landing / "1-first.csv", (1_000_000, 1_000_000))  # landing order: first, second
+    columns = ColumnsConfig(covariates=["temp"])
+    real = ingest_module.history_parts
+    monkeypatch.setattr(ingest_module, "history_parts", lambda h, s: real(h, s, rows=batch_rows))
+    run = workspace.new_run("20260101T000000-a")
+    cfg = IngestConfig(settle_seconds=0)
+    result = ingest.fn(workspace.root, run, str(landing), columns, cfg)
+
+    got = pd.read_parquet(result.path)
+    history = load_history(workspace, columns).assign(temp=np.nan)
+    frames = [(f.name, pd.read_csv(f.path)) for f in result.new_files]
+    assert [name for name, _ in frames] == ["1-first.csv", "2-second.csv"]
+    want = stack_with_history(history, [])
+    assert result.history_rows == 40 and len(got) == 40 + 10 + 6
+    head = got.iloc[:40].reset_index(drop=True)
+    assert (head[SOURCE_FILE] == HISTORY_SOURCE).all() and head[SOURCE_ROW].tolist() == list(
+        range(40)
+    )
+    for column in ["series_id", "value"]:
+        assert head[column].tolist() == want[column].tolist()
+    assert (head["timestamp"] == want["timestamp"]).all() and head["temp"].isna().all()
+    assert head["series_id"].tolist() == ["a"] * 20 + ["b"] * 20  # sorted as load_history
+    tail = got.iloc[40:].reset_index(drop=True)
+    assert tail[SOURCE_FILE].tolist() == ["1-first.csv"] * 10 + ["2-second.csv"] * 6
+    # each row's line in its file (the header is line 1), as read_series_file indexes it
+    assert tail[SOURCE_ROW].tolist() == list(range(2, 12)) + list(range(2, 8))
+    np.testing.assert_allclose(
+        tail["value"].to_numpy(), np.r_[first["value"].to_numpy(), second["value"].to_numpy()]
+    )
+    assert tail["temp"].tolist() == [1.5] * 10 + [-2.0] * 6
+    assert sorted(p.name for p in run.root.iterdir() if p.name.startswith(".")) == []
