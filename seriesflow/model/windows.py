@@ -99,6 +99,22 @@ def direction_labels(values: np.ndarray, origins: np.ndarray, horizon: int) -> n
     return np.where(rise, DIRECTION_CLASSES[1], DIRECTION_CLASSES[0]).astype(object)
 
 
+def _by_series(codes: np.ndarray, stamps: np.ndarray) -> tuple:
+    """(order or None when already sorted, codes and stamps in that order, start [series],
+    length [series]) of rows with series ``codes`` and ``stamps``: by series, then time
+    (stable)."""
+    order = None
+    if len(codes) > 1:
+        step = np.diff(codes)
+        if (step < 0).any() or ((step == 0) & (np.diff(stamps) < np.timedelta64(0))).any():
+            order = np.lexsort((stamps, codes))
+            codes, stamps = codes[order], stamps[order]
+    start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else codes
+    start = start.astype(np.int64)
+    length = np.diff(np.r_[start, len(codes)]).astype(np.int64)
+    return order, codes, stamps, start, length
+
+
 @dataclass(frozen=True)
 class SeriesArrays:
     """Every series of a normalized table as contiguous arrays, one row per step."""
@@ -136,20 +152,11 @@ class SeriesArrays:
         if isinstance(times.dtype, pd.DatetimeTZDtype):
             times = times.dt.tz_convert("UTC").dt.tz_localize(None)
         stamps = times.to_numpy().astype("datetime64[us]")  # [rows]
-        order = None
-        if len(codes) > 1:
-            step = np.diff(codes)
-            same = step == 0
-            if (step < 0).any() or (same & (np.diff(stamps) < np.timedelta64(0))).any():
-                order = np.lexsort((stamps, codes))  # stable: by series, then time
+        order, codes, stamps, start, length = _by_series(codes, stamps)
 
         def column(values: np.ndarray) -> np.ndarray:
             return values if order is None else values[order]
 
-        codes, stamps = column(codes), column(stamps)
-        start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else codes
-        start = start.astype(np.int64)
-        length = np.diff(np.r_[start, len(codes)]).astype(np.int64)
         split = pd.Categorical(frame[SPLIT], categories=list(SPLITS)).codes
         return cls(
             series=[str(uniques[codes[i]]) for i in start],
@@ -216,19 +223,11 @@ class SeriesArrays:
         if pa.types.is_timestamp(stamps.type) and stamps.type.tz is not None:
             stamps = stamps.cast(pa.timestamp(stamps.type.unit))  # UTC wall time, no zone
         stamps = stamps.to_numpy(zero_copy_only=False).astype("datetime64[us]")
-        order = None
-        if len(codes) > 1:
-            step = np.diff(codes)
-            if (step < 0).any() or ((step == 0) & (np.diff(stamps) < np.timedelta64(0))).any():
-                order = np.lexsort((stamps, codes))
+        order, codes, stamps, start, length = _by_series(codes, stamps)
 
         def column(array: np.ndarray) -> np.ndarray:
             return array if order is None else array[order]
 
-        codes, stamps = column(codes), column(stamps)
-        start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else codes
-        start = start.astype(np.int64)
-        length = np.diff(np.r_[start, len(codes)]).astype(np.int64)
         if values is None:
             values = np.empty((table.num_rows, len(features)), dtype=np.float32)
             for j, name in enumerate(features):  # one column at a time into the block
