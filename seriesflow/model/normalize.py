@@ -30,7 +30,7 @@ from seriesflow.data.schema import (
 )
 from seriesflow.model.features import FeatureSpec, fit_feature_spec
 from seriesflow.model.scaler import EPOCH, MINMAX, SEASONAL_LOG, Scaler, seasonal_log_fit
-from seriesflow.model.windows import SeriesArrays, resolve_horizon
+from seriesflow.model.windows import SeriesArrays, resolve_horizon, sorted_codes
 
 
 def split_sizes(n: int, cfg: SplitConfig, horizon: int = 1) -> tuple[int, int, int]:
@@ -254,21 +254,15 @@ def normalize_chunks(
     arrays, not every row's arrays at once. Concatenated, the chunks equal
     ``normalize_series`` of the whole table, and ``merge_scalers`` of their scalers its
     scaler."""
-    ids = table[SERIES_ID]
-    if not pa.types.is_dictionary(ids.type):
-        ids = ids.dictionary_encode()
-    ids = ids.combine_chunks()
     # ids as a categorical with sorted categories: sorted codes, no Python str per row
-    names = np.asarray(ids.dictionary.to_pylist(), dtype=object)
-    rank = np.argsort(names).argsort()  # dictionary position -> sorted position
-    codes = rank[ids.indices.to_numpy(zero_copy_only=False)]
+    names, codes = sorted_codes(table[SERIES_ID])
     keys = pd.DataFrame(
         {
-            SERIES_ID: pd.Categorical.from_codes(codes, categories=names[np.argsort(names)]),
+            SERIES_ID: pd.Categorical.from_codes(codes, categories=names),
             TIMESTAMP: table[TIMESTAMP].to_pandas(),
         }
     )
-    del ids, codes
+    del codes
     for name in config.columns.static:
         keys[name] = table[name].to_pandas()
     sorted_rows = SeriesRows.of(keys[SERIES_ID], keys[TIMESTAMP])

@@ -210,15 +210,7 @@ class SeriesArrays:
         peak). Rows of a series together in time order, as normalize writes them; another
         order is sorted like ``from_frame`` does. ``values``: the features' values already
         in sorted order, or with ``sort_values`` in the table's row order."""
-        ids = table[SERIES_ID].combine_chunks()
-        if not pa.types.is_dictionary(ids.type):
-            ids = ids.dictionary_encode()
-        names = np.asarray(ids.dictionary.to_pylist(), dtype=object)
-        by_name = np.argsort(names, kind="stable")
-        rank = np.empty(len(names), dtype=np.int64)
-        rank[by_name] = np.arange(len(names))
-        codes = rank[ids.indices.to_numpy(zero_copy_only=False)]  # [rows] sorted-id codes
-        del ids
+        names_sorted, codes = sorted_codes(table[SERIES_ID])  # [rows] sorted-id codes
         stamps = table[TIMESTAMP].combine_chunks()
         if pa.types.is_timestamp(stamps.type) and stamps.type.tz is not None:
             stamps = stamps.cast(pa.timestamp(stamps.type.unit))  # UTC wall time, no zone
@@ -240,7 +232,6 @@ class SeriesArrays:
         known = {name: k for k, name in enumerate(SPLITS)}
         lookup = np.array([known[name] for name in split.dictionary.to_pylist()], dtype=np.int8)
         split_codes = lookup[split.indices.to_numpy(zero_copy_only=False)] if len(split) else []
-        names_sorted = names[by_name]
         return cls(
             series=[str(names_sorted[codes[i]]) for i in start],
             start=start,
@@ -425,6 +416,18 @@ def _encoded(column: pa.ChunkedArray) -> pa.DictionaryArray:
         return column.combine_chunks().dictionary_encode()
     unified = pa.Table.from_arrays([column], ["column"]).unify_dictionaries()["column"]
     return unified.combine_chunks()
+
+
+def sorted_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct ids, sorted, as an object array; each row's index into them [rows]) of
+    an id column, plain or dictionary-encoded: no Python string per row."""
+    ids = _encoded(column)
+    names = np.asarray(ids.dictionary.to_pylist(), dtype=object)
+    by_name = np.argsort(names, kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[by_name] = np.arange(len(names))
+    codes = rank[ids.indices.to_numpy(zero_copy_only=False)] if len(ids) else np.empty(0, int)
+    return names[by_name], codes
 
 
 def window_rows(table: pa.Table, arrays: SeriesArrays) -> tuple[np.ndarray, np.ndarray]:
