@@ -13,10 +13,12 @@ rules per arrival in ``seriesflow/data/arrival.py``.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.artifacts import (
     create_link_artifact,
@@ -26,7 +28,8 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import PipelineConfig
-from seriesflow.data.arrival import bad_files, report_rows, validate_arrival
+from seriesflow.data.arrival import Arrival, bad_files, report_rows, validate_arrival
+from seriesflow.data.chunks import chunked, plan_chunks, shift_offsets, spill, validate_chunks
 from seriesflow.data.errors import DataRejected, shown_name
 from seriesflow.data.expectations import GxSession
 from seriesflow.data.profile import build_profile
@@ -34,7 +37,14 @@ from seriesflow.data.schema import SERIES_ID, SOURCE_FILE
 from seriesflow.evaluation.champion import champion_reference
 from seriesflow.ops.artifacts import data_docs_markdown, reports_link
 from seriesflow.workspace.context import RunContext
-from seriesflow.workspace.files import RunDir, Workspace, read_parquet, write_json, write_parquet
+from seriesflow.workspace.files import (
+    RunDir,
+    Workspace,
+    concat_parquet,
+    read_parquet,
+    write_json,
+    write_parquet,
+)
 from seriesflow.workspace.history import HISTORY_SOURCE, accepted_schema, new_rows
 from seriesflow.workspace.profile import load_profile, run_profile_path, settings_of, write_profile
 from seriesflow.workspace.quarantine import quarantine_files
@@ -58,13 +68,70 @@ def validate(ingested: IngestResult, config: PipelineConfig, context: RunContext
         reference = champion_reference(context.champion)
     docs = run.data_docs if config.validation.build_data_docs else None
     session = GxSession(docs)
-    stacked = read_parquet(ingested.path)
     profile, why = load_profile(workspace, ingested.history_version, ingested.history_rows, config)
     if profile is None and ingested.history_rows:
         logger.info("Profiling the accepted history once (%s)", why)
-    arrival = validate_arrival(
-        stacked, readable, config, HISTORY_SOURCE, session, reference, profile
+    outputs = _Outputs(run, config)
+    try:
+        arrival = _validate(outputs, ingested, readable, config, session, reference, profile)
+        return _conclude(outputs, arrival, ingested, config, session, context)
+    finally:
+        outputs.discard()
+
+
+def _validate(
+    outputs: _Outputs,
+    ingested: IngestResult,
+    readable: list[str],
+    config: PipelineConfig,
+    session: GxSession,
+    reference: dict,
+    profile: pd.DataFrame | None,
+) -> Arrival:
+    """The arrival's verdicts, in one pass or (a large arrival) a chunk of series at a time;
+    ``outputs`` holds what is written once the verdicts are in."""
+    logger = stage_logger()
+    rows = pq.ParquetFile(ingested.path).metadata.num_rows
+    if not chunked(rows, config):
+        stacked = read_parquet(ingested.path)
+        arrival = validate_arrival(
+            stacked, readable, config, HISTORY_SOURCE, session, reference, profile
+        )
+        outputs.write(0, stacked, arrival)
+        return arrival
+    chunks = plan_chunks(ingested.path, config.validation.chunk_rows)
+    logger.info(
+        "Validating %d rows in %d chunks of whole series (validation.chunk_rows=%d)",
+        rows,
+        len(chunks),
+        config.validation.chunk_rows,
     )
+    outputs.parts = outputs.run.root / "validate-chunks"
+    paths = spill(ingested.path, chunks, outputs.parts)
+    return validate_chunks(
+        paths,
+        readable,
+        config,
+        HISTORY_SOURCE,
+        session,
+        reference,
+        profile,
+        outputs.write,
+        logger.info,
+    )
+
+
+def _conclude(
+    outputs: _Outputs,
+    arrival: Arrival,
+    ingested: IngestResult,
+    config: PipelineConfig,
+    session: GxSession,
+    context: RunContext,
+) -> ValidateResult:
+    """Report and quarantine; raise when nothing usable arrived; else write the outputs."""
+    logger = stage_logger()
+    workspace, run = context.workspace, context.run
     index = session.build_docs()
     for page, urls in session.offline.unresolved.items():
         logger.warning(
@@ -110,33 +177,116 @@ def validate(ingested: IngestResult, config: PipelineConfig, context: RunContext
         )
     if rejected:
         logger.warning("Left out %d file(s): %s", len(rejected), [r["name"] for r in rejected])
-    merged = arrival.merged
-    schema = accepted_schema(config.columns)
-    write_parquet(merged, run.validated, schema)
-    # what the commit adds to the history table (an append; revisions a merge)
-    history = stacked.loc[stacked[SOURCE_FILE] == HISTORY_SOURCE, list(merged.columns)]
-    appended, revised = new_rows(history, merged, config.validation.allow_history_revisions)
-    write_parquet(appended, run.new_rows, schema)
-    if len(revised):
-        write_parquet(revised, run.revised_rows, schema)
-    kept = arrival.profile
-    if kept is None:  # the full path (allow_history_revisions) keeps none: profile the rows
-        kept = build_profile(merged, config.validation.frequency, config.columns.static)
-    write_profile(
-        kept,
-        run_profile_path(run.validated),
-        {"settings": settings_of(config), "history_rows": len(merged)},
-    )
-    series = int(merged[SERIES_ID].nunique())
+    outputs.finish()
     logger.info(
         "Validated: accepted %s -> %d rows (%d new, %d revised), %d series",
         arrival.accepted,
-        len(merged),
-        len(appended),
-        len(revised),
-        series,
+        outputs.rows,
+        outputs.appended,
+        outputs.revised,
+        outputs.series,
     )
-    return ValidateResult(run.validated, arrival.accepted, rejected, len(merged), series)
+    return ValidateResult(run.validated, arrival.accepted, rejected, outputs.rows, outputs.series)
+
+
+class _Outputs:
+    """What validate writes from each chunk's outcome (the whole arrival is chunk 0): the
+    validated rows, what they add to the history (appended, revised) and their profile --
+    into the run folder directly, or with ``parts`` set into per-chunk files there that
+    ``stitch`` joins, in chunk (series) order, once every chunk is final."""
+
+    def __init__(self, run: RunDir, config: PipelineConfig) -> None:
+        self.run, self.config = run, config
+        self.schema = accepted_schema(config.columns)
+        self.parts: Path | None = None
+        self.pending: tuple[pd.DataFrame, Arrival] | None = None
+        self.done: dict[int, tuple[pd.DataFrame, int, int, int]] = {}
+
+    @property
+    def rows(self) -> int:
+        return sum(d[1] for d in self.done.values())
+
+    @property
+    def series(self) -> int:
+        return sum(len(d[0]) for d in self.done.values())
+
+    @property
+    def appended(self) -> int:
+        return sum(d[2] for d in self.done.values())
+
+    @property
+    def revised(self) -> int:
+        return sum(d[3] for d in self.done.values())
+
+    def _path(self, final: Path, k: int) -> Path:
+        return final if self.parts is None else self.parts / f"{final.stem}-{k:05d}.parquet"
+
+    def write(self, k: int, stacked: pd.DataFrame, arrival: Arrival) -> None:
+        """A chunk's outcome: written now (chunks), or kept for ``finish`` (the whole)."""
+        if self.parts is None:
+            self.pending = (stacked, arrival)
+        else:
+            self._write(k, stacked, arrival)
+
+    def finish(self) -> None:
+        """The run's validated rows, new rows and profile, once the verdicts are final."""
+        if self.parts is None:
+            stacked, arrival = self.pending
+            self.pending = None
+            self._write(0, stacked, arrival)
+        else:
+            self.stitch()
+
+    def discard(self) -> None:
+        """Drop what was not written (the chunks' files: the run keeps only its outputs)."""
+        self.pending = None
+        if self.parts is not None:
+            shutil.rmtree(self.parts, ignore_errors=True)
+
+    def _write(self, k: int, stacked: pd.DataFrame, arrival: Arrival) -> None:
+        merged = arrival.merged
+        write_parquet(merged, self._path(self.run.validated, k), self.schema)
+        # what the commit adds to the history table (an append; revisions a merge)
+        history = stacked.loc[stacked[SOURCE_FILE] == HISTORY_SOURCE, list(merged.columns)]
+        allow = self.config.validation.allow_history_revisions
+        appended, revised = new_rows(history, merged, allow)
+        write_parquet(appended, self._path(self.run.new_rows, k), self.schema)
+        revised_path = self._path(self.run.revised_rows, k)
+        if len(revised):
+            write_parquet(revised, revised_path, self.schema)
+        elif self.parts is not None:
+            revised_path.unlink(missing_ok=True)  # from this chunk's earlier outcome
+        kept = arrival.profile
+        if kept is None:  # the full path (allow_history_revisions) keeps none: profile the rows
+            kept = build_profile(
+                merged, self.config.validation.frequency, self.config.columns.static
+            )
+        self.done[k] = (kept, len(merged), len(appended), len(revised))
+        if self.parts is None:
+            self._write_profile(kept)
+
+    def stitch(self) -> None:
+        """The chunks' files as the run's, and their profiles as one."""
+        assert self.parts is not None
+        order = sorted(self.done)
+        for final in (self.run.validated, self.run.new_rows):
+            concat_parquet([self._path(final, k) for k in order], final, self.schema)
+        revised = [p for k in order if (p := self._path(self.run.revised_rows, k)).exists()]
+        if revised:
+            concat_parquet(revised, self.run.revised_rows, self.schema)
+        profiles, before = [], 0
+        for k in order:
+            kept, rows = self.done[k][0], self.done[k][1]
+            profiles.append(shift_offsets(kept, before))
+            before += rows
+        self._write_profile(pd.concat(profiles) if profiles else self.done[0][0])
+
+    def _write_profile(self, kept: pd.DataFrame) -> None:
+        write_profile(
+            kept,
+            run_profile_path(self.run.validated),
+            {"settings": settings_of(self.config), "history_rows": self.rows},
+        )
 
 
 def _report_drift(logger, run: RunDir, drift: pd.DataFrame, mode: str) -> None:

@@ -231,6 +231,16 @@ class ValidationConfig(FrozenModel):
         "(a new series is not checked).",
     )
     build_data_docs: bool = Field(True, description="Write GX Data Docs HTML into the run folder.")
+    chunk_rows: int = Field(
+        2_000_000,
+        gt=0,
+        description="An arrival (with the accepted rows of its series) of more rows than this "
+        "is validated a chunk of whole series at a time, each chunk's rows spilled to its own "
+        "file first: the stage's memory grows with this, not with the history. The verdicts, "
+        "reports and validated rows are those of one pass over everything (a file that fails "
+        "in one chunk is left out of all of them). A max_value_null_fraction strictly between "
+        "0 and 1 is a share of the whole file: such a config validates in one pass.",
+    )
 
 
 class NormalizeConfig(FrozenModel):

@@ -254,6 +254,7 @@ def validate_arrival_full(
     history_source: str,
     session: GxSession | None = None,
     reference: dict[str, dict[str, float]] | None = None,
+    refuse: frozenset[str] = frozenset(),
 ) -> Arrival:
     """Check each new file and fold the good ones into the history, in landing order.
 
@@ -286,7 +287,7 @@ def validate_arrival_full(
             verdict, candidate = check_one_file(
                 arrival, rows, file, config, session, reference, origins
             )
-            if verdict.ok and tracked:
+            if verdict.ok and tracked and file not in refuse:
                 origins = _with_origins(origins, rows, file, history_keys)
         except Exception as exc:  # noqa: BLE001 - one file's error must not stop the others
             why = f"the checks could not run on this file: {type(exc).__name__}: {exc}"
@@ -295,11 +296,11 @@ def validate_arrival_full(
                 None,
             )
         arrival.reports[file] = verdict.reports
-        if verdict.ok:
+        if not verdict.ok:
+            arrival.rejected[file] = verdict.failures
+        elif file not in refuse:
             arrival.merged = candidate
             arrival.accepted.append(file)
-        else:
-            arrival.rejected[file] = verdict.failures
     if _reject_whole_arrival(arrival, cfg.on_bad_file):
         arrival.merged = accepted
     return arrival
@@ -316,6 +317,7 @@ def validate_arrival(
     session: GxSession | None = None,
     reference: dict[str, dict[str, float]] | None = None,
     profile: pd.DataFrame | None = None,
+    refuse: frozenset[str] = frozenset(),
 ) -> Arrival:
     """Check each new file against the accepted history's ``profile`` and fold the good
     ones in, in landing order; the same verdicts, messages and merged rows as
@@ -332,11 +334,16 @@ def validate_arrival(
     exactly from its merged rows, so what a failure reports is what the full path reports.
     ``profile`` None: built from the history here (a workspace without one). The merged
     rows are built once, at the end, and ``Arrival.profile`` is their profile.
+
+    ``refuse``: files checked (their failures and reports kept) but never accepted, even
+    when they pass here: they failed elsewhere (``seriesflow/data/chunks.py``: another
+    chunk of the same arrival).
     """
     cfg = config.validation
     if cfg.allow_history_revisions:
-        arrival = validate_arrival_full(stacked, files, config, history_source, session, reference)
-        return arrival
+        return validate_arrival_full(
+            stacked, files, config, history_source, session, reference, refuse
+        )
     session = session or GxSession()
     keep = [c for c in stacked.columns if c not in (SOURCE_FILE, SOURCE_ROW)]
     history, new = _split_history(stacked, history_source, keep)
@@ -350,15 +357,17 @@ def validate_arrival(
             part = new[(source == file).to_numpy()]
             # index rows by their place in the file, so example rows point at the line to fix
             rows = part[keep].set_axis(part[SOURCE_ROW].to_numpy(), axis=0)
-            verdict = _check_incremental(state, rows, file, config, session, reference, arrival)
+            verdict = _check_incremental(
+                state, rows, file, config, session, reference, arrival, file not in refuse
+            )
         except Exception as exc:  # noqa: BLE001 - one file's error must not stop the others
             why = f"the checks could not run on this file: {type(exc).__name__}: {exc}"
             verdict = FileVerdict(file, [CheckFailure(file, "checks_ran", None, why)])
         arrival.reports[file] = verdict.reports
-        if verdict.ok:
-            arrival.accepted.append(file)
-        else:
+        if not verdict.ok:
             arrival.rejected[file] = verdict.failures
+        elif file not in refuse:
+            arrival.accepted.append(file)
     if _reject_whole_arrival(arrival, cfg.on_bad_file):
         arrival.merged, arrival.profile = history, profile
         return arrival
@@ -536,8 +545,10 @@ def _check_incremental(
     session: GxSession,
     reference: dict[str, dict[str, float]] | None,
     arrival: Arrival,
+    accept: bool = True,
 ) -> FileVerdict:
-    """One file's checks against the running state; accepted into it if they pass."""
+    """One file's checks against the running state; accepted into it if they pass (and
+    ``accept``)."""
     cfg = config.validation
     verdict = check_file(session, rows, file, config.columns, cfg)
     if verdict.ok:
@@ -569,7 +580,7 @@ def _check_incremental(
     series_verdict = check_profile(session, suite_rows, file, config)
     verdict.failures.extend(series_verdict.failures)
     verdict.reports.extend(series_verdict.reports)
-    if verdict.ok:
+    if verdict.ok and accept:
         state.accept(file, rows, bool(old.any()), updated)
     return verdict
 

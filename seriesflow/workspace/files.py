@@ -195,6 +195,18 @@ def write_parquet_parts(
     return Path(path)
 
 
+def concat_parquet(paths: Iterable[str | Path], path: str | Path, schema: pa.Schema) -> Path:
+    """The Parquet files at ``paths`` one after another as one file (``parquet_parts``), a
+    row group at a time."""
+    with parquet_parts(path, schema) as write:
+        write(schema.empty_table())
+        for part in paths:
+            source = pq.ParquetFile(part)
+            for group in range(source.num_row_groups):
+                write(source.read_row_group(group))
+    return Path(path)
+
+
 def write_table(table: pa.Table, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)

@@ -22,7 +22,7 @@ from flows.retrain import retrain
 from seriesflow.workspace.files import Workspace, read_json
 from seriesflow.workspace.history import history_version, load_history
 from seriesflow.workspace.ledger import load_ledger
-from tests.factories import series_frame, tiny_config, write_csv
+from tests.factories import START, series_frame, tiny_config, write_csv
 
 PERIOD = 10
 BASE_N = 300
@@ -466,4 +466,58 @@ def test_file_name_with_a_newline_is_quarantined_and_never_forges_a_log_line(tra
     logged = [record.getMessage() for record in caplog.records]
     assert any(repr(name) in line for line in logged)  # the run's log shows it, escaped
     assert not [line for line in logged if "\nFORGED" in line]
+    shutil.rmtree(workspace.quarantine)
+
+
+def test_an_arrival_validated_a_chunk_at_a_time_leaves_out_what_fails_in_any_chunk(trained, caplog):
+    # every series a chunk of its own: bad.csv fails in b's chunk after a's chunk took it;
+    # a's chunk is validated again without it, where later.csv (after bad.csv's rows of a)
+    # now leaves a gap -- what one pass over everything says too
+    cfg = trained.model_copy(
+        update={"validation": trained.validation.model_copy(update={"chunk_rows": 1})}
+    )
+    workspace = Workspace(cfg.paths.workspace_path())
+    history = load_history(workspace, cfg.columns)
+    last = history.groupby("series_id")["timestamp"].max()
+    assert last["a"] == last["b"]
+    start = int((last["a"] - START) / pd.Timedelta("1h")) + 1
+    landing = cfg.paths.landing_path()
+    good = series_frame(n=24, start=start, period=PERIOD)
+    bad = series_frame(n=24, start=start + 24, period=PERIOD)
+    bad.loc[bad.index[bad["series_id"] == "b"][3], "value"] = np.nan
+    later = series_frame(series=("a",), n=24, start=start + 48, period=PERIOD)
+    for name, frame in (("good.csv", good), ("bad.csv", bad), ("later.csv", later)):
+        (landing / name).write_bytes(_csv(frame))
+
+    result = retrain(cfg, return_state=True).result(raise_on_failure=False)
+
+    assert result["status"] == "completed", result
+    assert result["new_files"] == ["good.csv"]
+    assert sorted(result["rejected_files"]) == ["bad.csv", "later.csv"]
+    run_dir = Path(result["run_dir"])
+    checks = read_json(run_dir / "02_validation" / "validation.json")
+    reasons = {r["name"]: r["failures"] for r in checks["rejected"]}
+    assert [(f["check"], f["column"]) for f in reasons["bad.csv"]] == [
+        ("expect_column_values_to_not_be_null", "value")
+    ]
+    assert reasons["bad.csv"][0]["unexpected_count"] == 1
+    assert [(f["check"], f["column"]) for f in reasons["later.csv"]] == [
+        ("expect_column_values_to_be_between", "max_gap_steps")
+    ]
+    after = load_history(workspace, cfg.columns)
+    expected = pd.concat([history, good], ignore_index=True)
+    expected = expected.sort_values(["series_id", "timestamp"], ignore_index=True)
+    pd.testing.assert_frame_equal(
+        after[expected.columns].reset_index(drop=True), expected, check_dtype=False
+    )
+    logged = [record.getMessage() for record in caplog.records]
+    assert [
+        line
+        for line in logged
+        if line.endswith("in 2 chunks of whole series (validation.chunk_rows=1)")
+    ]
+    assert "Validating chunk 1/2 (3 file(s))" in logged  # a's chunk, then again without bad.csv
+    assert logged.count("Validating chunk 1/2 (3 file(s))") == 2
+    assert not (run_dir / "validate-chunks").exists()
+    _no_partial_files(cfg.paths.workspace_path())
     shutil.rmtree(workspace.quarantine)
