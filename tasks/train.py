@@ -126,11 +126,13 @@ def train(
         write_json(fits_to_json(fits), run.classical_fits)
         logger.info(
             "Classical fits beside training: %s for %d series in %.1f s (%.1f s waited for "
-            "after training)",
+            "after training, %d of %d shares fit by this process then)",
             ", ".join(background.names),
             len(fits),
             background.seconds or 0.0,
             time.perf_counter() - waited,
+            background.shares_here,
+            background.shares,
         )
     return model_dir
 
@@ -177,9 +179,16 @@ def _after_training(fitted, data, scaler: Scaler, config: PipelineConfig, run, w
             "model; evaluation scores the one above",
             cfg.final_epochs,
         )
-        served, values = refit_seasons(scaler, data.arrays, config.evaluate.season_length)
-        everything = replace(data, arrays=data.arrays.with_values(values))
-        model = train_on_everything(fitted.model, everything, fitted.spec, cfg, served)
+        spilled = run.model_dir / "final_values.npy"  # on disk, not in memory; removed below
+        try:
+            served, values = refit_seasons(
+                scaler, data.arrays, config.evaluate.season_length, out=spilled
+            )
+            everything = replace(data, arrays=data.arrays.with_values(values))
+            model = train_on_everything(fitted.model, everything, fitted.spec, cfg, served)
+            del everything, values
+        finally:
+            spilled.unlink(missing_ok=True)
         save_model(model, run.final_model)
         write_json(served.to_json(), run.final_scaler)
         seen = str(np.datetime_as_string(data.arrays.times.max(), unit="s")) + "+00:00"

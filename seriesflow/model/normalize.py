@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -364,17 +365,32 @@ def model_columns(
     return out
 
 
-def refit_seasons(scaler: Scaler, arrays: SeriesArrays, season_length: int | None = None):
+def refit_seasons(
+    scaler: Scaler,
+    arrays: SeriesArrays,
+    season_length: int | None = None,
+    out: Path | None = None,
+):
     """The registered model's scaler and values: each logged series' seasonal indices refit
     on all its points (evaluation used the training part's), its values re-logged with them.
 
-    Returns (scaler, values [rows, features]). Series that are not logged, and covariates,
-    keep their map. Used only after evaluation (``train.final_epochs``): the test windows
-    have scored the model already, so the served model may learn from every point.
+    Returns (scaler, values [rows, features] float32). Series that are not logged, and
+    covariates, keep their map. Used only after evaluation (``train.final_epochs``): the
+    test windows have scored the model already, so the served model may learn from every
+    point. With ``out`` the values are a memory-mapped .npy file there (4 bytes a value on
+    disk, not in memory: 2 GB at 100M rows of five features), else an array in memory.
     """
     if scaler.method != SEASONAL_LOG or not scaler.logged:
         return scaler, arrays.values
-    values = arrays.values.astype(np.float64, copy=True)
+    if out is None:
+        values = np.array(arrays.values, dtype=np.float32, copy=True)
+    else:
+        values = np.lib.format.open_memmap(
+            out, mode="w+", dtype=np.float32, shape=arrays.values.shape
+        )
+        step = 1 << 22  # rows copied at a time: the source may be a memory map too
+        for first in range(0, len(values), step):
+            values[first : first + step] = arrays.values[first : first + step]
     seasonal = dict(scaler.seasonal)
     for code, sid in enumerate(arrays.series):
         if not scaler.logged.get(sid):
@@ -391,5 +407,5 @@ def refit_seasons(scaler: Scaler, arrays: SeriesArrays, season_length: int | Non
         else:
             seasonal.pop(sid, None)
         factors = np.asarray(index, dtype=float)[slots] if index else 1.0
-        values[rows, 0] = np.log(original / factors)
-    return replace(scaler, seasonal=seasonal), values.astype(np.float32)
+        values[rows, 0] = np.log(original / factors)  # computed in float64, stored rounded
+    return replace(scaler, seasonal=seasonal), values

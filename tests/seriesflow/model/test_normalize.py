@@ -192,7 +192,7 @@ def test_seasonal_log_divides_by_calendar_indices_fit_on_train_and_logs():
     np.testing.assert_allclose(back[0], values[60:66], rtol=1e-9)
 
 
-def test_the_served_scaler_refits_the_seasons_on_every_point():
+def test_the_served_scaler_refits_the_seasons_on_every_point(tmp_path):
     from seriesflow.model.normalize import refit_seasons
     from seriesflow.model.windows import SeriesArrays
 
@@ -207,6 +207,12 @@ def test_the_served_scaler_refits_the_seasons_on_every_point():
     times = arrays.times
     np.testing.assert_allclose(refit[:, 0], np.log(values / served.factors("m", times)), rtol=1e-5)
     assert scaler.seasonal == {}  # the evaluated model's scaler is left as it was
+    # the train task's way: the values in a memory-mapped file, equal to the bit
+    again, mapped = refit_seasons(scaler, arrays, out=tmp_path / "final_values.npy")
+    assert isinstance(mapped, np.memmap) and mapped.dtype == np.float32
+    np.testing.assert_array_equal(mapped, refit)
+    np.testing.assert_array_equal(np.load(tmp_path / "final_values.npy"), refit)
+    assert again.seasonal == served.seasonal
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 250, 700, 10**9])
