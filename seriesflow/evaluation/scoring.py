@@ -178,11 +178,16 @@ class BackgroundFits:
 
     The retrain's train task starts it before the LSTM trains: Keras keeps about 1.2 of 2
     cores busy (measured on the 10M-row run), and the statsforecast fits take the rest in
-    other processes, never this process's GIL. Each worker is a fresh interpreter running
-    ``seriesflow/model/fit_worker.py`` on its share of the series (files in, files out).
-    ``result()`` waits for them; ``cancel()`` stops them (a failed training). ``n_jobs``
-    workers (-1: every core).
+    other processes, never this process's GIL. The series are cut into shares (up to
+    ``SHARES_PER_WORKER`` a worker); each of ``n_jobs`` workers (-1: every core) is a fresh
+    interpreter running ``seriesflow/model/fit_worker.py``, taking one share after another
+    (files in, files out). ``result()`` (training is over) takes the shares no worker has
+    yet in this process, whose core training has handed back, then waits for the workers:
+    at 10,000 series the fits outlast training, and a worker alone would leave a core idle.
+    ``cancel()`` stops them (a failed training).
     """
+
+    SHARES_PER_WORKER = 32
 
     def __init__(
         self,
@@ -205,34 +210,40 @@ class BackgroundFits:
         workers = min(workers, len(jobs))
         self.started = time.perf_counter()
         self.seconds: float | None = None  # from the start to the last fit collected
+        self.shares = min(len(jobs), self.SHARES_PER_WORKER * workers)
+        self.shares_here = 0  # shares result() fit in this process
         self._folder = Path(tempfile.mkdtemp(prefix="seriesflow-fits-"))
+        for k in range(self.shares):
+            write_jobs(self._folder / f"{k:05d}", jobs[k :: self.shares])
         self._workers: list[tuple[Path, subprocess.Popen]] = []
         for k in range(workers):
-            share = self._folder / str(k)
-            write_jobs(share, jobs[k::workers])
-            command = [sys.executable, "-m", "seriesflow.model.fit_worker", str(share)]
-            with open(share / "stderr.txt", "wb") as errors:  # a file: a full pipe would block
+            errors_path = self._folder / f"worker-{k}.stderr"
+            command = [sys.executable, "-m", "seriesflow.model.fit_worker", str(self._folder)]
+            with open(errors_path, "wb") as errors:  # a file: a full pipe would block
                 process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-            self._workers.append((share, process))
+            self._workers.append((errors_path, process))
 
     @property
     def pids(self) -> list[int]:
         return [process.pid for _, process in self._workers]
 
     def result(self) -> Fits:
-        from seriesflow.model.fit_worker import FITS
+        from seriesflow.model.fit_worker import FITS, shares, work
 
         found: Fits = {}
         try:
-            for share, process in self._workers:
+            if self.shares:
+                self.shares_here = work(self._folder)  # what no worker has taken yet
+            for errors_path, process in self._workers:
                 process.wait()
                 if process.returncode != 0:
-                    errors = (share / "stderr.txt").read_text(errors="replace")
+                    errors = errors_path.read_text(errors="replace")
                     tail = errors.strip().splitlines()[-5:]
                     raise RuntimeError(
                         f"a classical-fit worker failed (exit {process.returncode}): "
                         + " | ".join(tail)
                     )
+            for share in shares(self._folder):
                 for sid, models in json.loads((share / FITS).read_text()).items():
                     found[sid] = {name: ClassicalFit.from_json(f) for name, f in models.items()}
         finally:

@@ -2,8 +2,12 @@
 
     python -m seriesflow.model.fit_worker FOLDER
 
-reads ``FOLDER/jobs.json`` and ``FOLDER/values.npy`` (every series' training values, one
-after another) and writes ``FOLDER/fits.json`` (``{series: {model: ClassicalFit JSON}}``).
+``FOLDER`` holds shares of the series, one subfolder each: ``jobs.json`` and
+``values.npy`` (the share's training values, one series after another). The worker takes
+a share by renaming its ``jobs.json`` to ``taken.json`` (atomic: each share goes to one
+process), fits it, writes ``fits.json`` (``{series: {model: ClassicalFit JSON}}``, whole
+or absent), and takes the next until none is left. Any process can take shares the same
+way (``work``): the retrain's own process does once training no longer needs its core.
 
 A fresh interpreter that imports this light module only (numpy, and statsforecast when a
 fit runs): a ``multiprocessing`` worker would import the parent's ``__main__`` again, which
@@ -22,7 +26,7 @@ import numpy as np
 
 from seriesflow.model.classical import SeriesJob, fit_series
 
-JOBS, VALUES, FITS = "jobs.json", "values.npy", "fits.json"
+JOBS, VALUES, FITS, TAKEN = "jobs.json", "values.npy", "fits.json", "taken.json"
 
 
 def write_jobs(folder: Path, jobs: list[SeriesJob]) -> None:
@@ -39,8 +43,8 @@ def write_jobs(folder: Path, jobs: list[SeriesJob]) -> None:
     (folder / JOBS).write_text(json.dumps(rows))
 
 
-def read_jobs(folder: Path) -> list[SeriesJob]:
-    rows = json.loads((folder / JOBS).read_text())
+def read_jobs(folder: Path, name: str = JOBS) -> list[SeriesJob]:
+    rows = json.loads((folder / name).read_text())
     values = np.load(folder / VALUES, allow_pickle=False)
     jobs, start = [], 0
     for row in rows:
@@ -52,15 +56,42 @@ def read_jobs(folder: Path) -> list[SeriesJob]:
     return jobs
 
 
-def main(argv: list[str] | None = None) -> int:
-    folder = Path((argv or sys.argv[1:])[0])
-    found = fit_series(read_jobs(folder))
+def take(share: Path) -> bool:
+    """Whether this process got ``share`` (no other process can get it after this)."""
+    try:
+        os.rename(share / JOBS, share / TAKEN)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def fit_share(share: Path) -> None:
+    """Fit a taken share; its ``fits.json``, written whole."""
+    found = fit_series(read_jobs(share, TAKEN))
     out = {
         sid: {name: fit.to_json() for name, fit in models.items()} for sid, models in found.items()
     }
-    temporary = folder / f".{FITS}.{os.getpid()}.tmp"
+    temporary = share / f".{FITS}.{os.getpid()}.tmp"
     temporary.write_text(json.dumps(out))
-    os.replace(temporary, folder / FITS)  # whole or absent
+    os.replace(temporary, share / FITS)  # whole or absent
+
+
+def shares(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir())
+
+
+def work(folder: Path) -> int:
+    """Fit every share of ``folder`` no other process has taken; how many this one fit."""
+    done = 0
+    for share in shares(folder):
+        if take(share):
+            fit_share(share)
+            done += 1
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    work(Path((argv or sys.argv[1:])[0]))
     return 0
 
 

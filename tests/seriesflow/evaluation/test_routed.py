@@ -184,6 +184,13 @@ def test_fits_made_in_worker_processes_are_the_fits_evaluate_makes_and_fill_only
     fits = background.result()
     here = fit_classical_models(context, (ETS, THETA))
     assert fits_to_json(fits) == fits_to_json(here)  # parameters, forms, starts, start times
+    # called at once, the shares a worker has not taken yet are fit by the caller: each
+    # share by one process, and the whole the same as fit in one place
+    eager = BackgroundFits(context, (ETS, THETA), n_jobs=1)
+    assert eager.shares == len(context.values) and len(eager.pids) == 1
+    assert fits_to_json(eager.result()) == fits_to_json(here)
+    assert 1 <= eager.shares_here <= eager.shares  # the worker's interpreter is still starting
+    assert not eager.pids and not eager._folder.exists()
     assert background.seconds is not None and background.seconds > 0
     assert not background.pids and not background._folder.exists()  # nothing outlives it
     # through JSON (05_model/classical_fits.json) and into evaluate: the same scores
