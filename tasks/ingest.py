@@ -11,7 +11,8 @@ hash) claimed file is measured against the ``ingest.max_*`` limits
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,9 @@ from seriesflow.workspace.files import RunDir, Workspace, parquet_parts, release
 from seriesflow.workspace.history import (
     HISTORY_SOURCE,
     accepted_schema,
+    history_has_rows,
+    history_tables,
     history_version,
-    load_history_table,
 )
 from seriesflow.workspace.landing import FILE, SPECIAL, SYMLINK, Landing
 from seriesflow.workspace.ledger import (
@@ -100,28 +102,33 @@ def ingest(
             scan.waiting,
         )
     version = history_version(workspace)  # read as of it: the profile is checked against it
-    history = load_history_table(workspace, columns, version)  # Arrow: never a frame here
-    history_rows = history.num_rows
-    if not new and not (cfg.retrain_without_new_data and history_rows):
+    if not new and not (cfg.retrain_without_new_data and history_has_rows(workspace, version)):
         return IngestResult(path=None)
-    if not new:
-        logger.info(
-            "No new files; retraining on the %d accepted rows (ingest.retrain_without_new_data)",
-            history_rows,
-        )
     schema = (
         accepted_schema(columns)
         .append(pa.field(SOURCE_FILE, pa.string()))
         .append(pa.field(SOURCE_ROW, pa.int64()))
     )
-    # the output is written as it is read: the history first, then each new file's rows in
-    # landing order, tagged by source (what stack_with_history builds, never all in memory)
-    with parquet_parts(run.ingested, schema) as write:
-        for part in history_parts(history, schema):
-            write(part)
-        del history
-        release_arrow_memory()
-        failures, taken = _read_new(workspace, run, new, columns, cfg, write, logger)
+    # the output is written as it is read: the history first (a bucket of the Delta table
+    # at a time, merged in series order), then each new file's rows in landing order,
+    # tagged by source (what stack_with_history builds, never all in memory)
+    history_rows = 0
+    tables = history_tables(workspace, version, spill=run.root / "ingest-history")
+    try:
+        with parquet_parts(run.ingested, schema) as write:
+            for part in history_parts(tables, schema):
+                history_rows += part.num_rows
+                write(part)
+            release_arrow_memory()
+            if not new:
+                logger.info(
+                    "No new files; retraining on the %d accepted rows "
+                    "(ingest.retrain_without_new_data)",
+                    history_rows,
+                )
+            failures, taken = _read_new(workspace, run, new, columns, cfg, write, logger)
+    finally:
+        tables.close()  # its spilled buckets are removed
     return IngestResult(
         path=run.ingested,
         new_files=taken,
@@ -132,13 +139,17 @@ def ingest(
 
 
 def history_parts(
-    history: pa.Table, schema: pa.Schema, rows: int = 1_000_000
+    history: Iterable[pa.Table], schema: pa.Schema, rows: int = 1_000_000
 ) -> Iterator[pa.Table]:
-    """The history as parts of the ingest table (``rows`` at a time), tagged as history with
-    their row numbers; a column the history lacks (a covariate configured since) is empty.
-    An empty history is one empty part: the file has its schema whatever arrives."""
+    """The history (tables in its order) as parts of the ingest table (``rows`` at a time),
+    tagged as history with their row numbers; a column the history lacks (a covariate
+    configured since) is empty. An empty history is one empty part: the file has its
+    schema whatever arrives."""
     offset = 0
-    for batch in history.to_batches(max_chunksize=rows) or [None]:
+    batches = (b for table in history for b in table.to_batches(max_chunksize=rows) if b.num_rows)
+    for k, batch in enumerate(itertools.chain(batches, [None])):  # None: the end
+        if batch is None and k:
+            break
         part = schema.empty_table() if batch is None else pa.Table.from_batches([batch])
         count = part.num_rows
         columns = {}

@@ -22,11 +22,13 @@ workspace lock (``migrate``).
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import DeltaError, TableNotFoundError
@@ -122,23 +124,125 @@ def load_history(
     return accepted_schema(columns).empty_table().to_pandas()
 
 
-def load_history_table(
-    workspace: Workspace, columns: ColumnsConfig, version: int | None = None
-) -> pa.Table:
-    """``load_history`` as an Arrow table (the same rows in the same order), never turned
-    into a frame: ingest streams it into its output as it is."""
+def history_tables(
+    workspace: Workspace,
+    version: int | None = None,
+    spill: Path | None = None,
+    rows: int = 1_000_000,
+) -> Iterator[pa.Table]:
+    """``load_history``'s rows in its order (series, then time) as Arrow tables of about
+    ``rows`` rows, never turned into a frame: ingest streams them into its output.
+
+    A bucketed table is read one bucket (partition) at a time: each is sorted and spilled to
+    ``spill`` (a folder, removed afterwards), then the buckets are merged a series at a
+    time (a series lives in one bucket), so memory follows the largest bucket, not the
+    history: at 100M rows in 16 buckets, one sort of 6M rows instead of one of 100M."""
+    table = open_table(workspace, version)
+    if table is None:
+        if version is not None:
+            raise ValueError(f"{workspace.history} has no Delta table: no version {version}")
+        if workspace.legacy_history.exists():
+            yield from _in_parts(pq.read_table(workspace.legacy_history), rows)
+        return
+    buckets = table_buckets(table)
+    order = [(SERIES_ID, "ascending"), (TIMESTAMP, "ascending")]
+    if buckets is None or spill is None:  # one sort of everything
+        whole = table.to_pyarrow_table()
+        if BUCKET in whole.column_names:
+            whole = whole.drop_columns([BUCKET])
+        yield from _in_parts(whole.sort_by(order), rows)
+        return
+    spill.mkdir(parents=True, exist_ok=True)
+    try:
+        yield from _merged_buckets(table, buckets, spill, rows)
+    finally:
+        import shutil
+
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def history_has_rows(workspace: Workspace, version: int | None = None) -> bool:
+    """Whether the history holds any row (as of ``version``), without reading them."""
     table = open_table(workspace, version)
     if table is not None:
-        rows = table.to_pyarrow_table()
-        if BUCKET in rows.column_names:
-            rows = rows.drop_columns([BUCKET])
-        # (series, timestamp) is unique in the history: this order is _frame's stable sort
-        return rows.sort_by([(SERIES_ID, "ascending"), (TIMESTAMP, "ascending")])
-    if version is not None:
-        raise ValueError(f"{workspace.history} has no Delta table: no version {version}")
+        return bool(table.file_uris())  # a commit adds a file only with rows in it
     if workspace.legacy_history.exists():
-        return pq.read_table(workspace.legacy_history)
-    return accepted_schema(columns).empty_table()
+        return pq.read_metadata(workspace.legacy_history).num_rows > 0
+    return False
+
+
+def _in_parts(table: pa.Table, rows: int) -> Iterator[pa.Table]:
+    for batch in table.to_batches(max_chunksize=rows):
+        yield pa.Table.from_batches([batch])
+
+
+class _Cursor:
+    """Rows of one sorted bucket file, handed out in order."""
+
+    def __init__(self, path: Path, batch_rows: int) -> None:
+        self._file = pq.ParquetFile(path)
+        self._batches = self._file.iter_batches(batch_size=batch_rows)
+        self._held: pa.RecordBatch | None = None
+        self._at = 0
+
+    def take(self, n: int) -> list[pa.RecordBatch]:
+        out = []
+        while n:
+            if self._held is None or self._at == self._held.num_rows:
+                self._held, self._at = next(self._batches), 0
+            k = min(n, self._held.num_rows - self._at)
+            out.append(self._held.slice(self._at, k))
+            self._at += k
+            n -= k
+        return out
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _merged_buckets(
+    table: DeltaTable, buckets: int, spill: Path, rows: int, batch_rows: int = 65_536
+) -> Iterator[pa.Table]:
+    order = [(SERIES_ID, "ascending"), (TIMESTAMP, "ascending")]
+    schema, index, cursors = None, [], {}
+    for bucket in range(buckets):
+        part = table.to_pyarrow_table(filters=[(BUCKET, "=", bucket)])
+        if not part.num_rows:
+            continue
+        if BUCKET in part.column_names:
+            part = part.drop_columns([BUCKET])
+        schema = part.schema if schema is None else schema
+        part = part.cast(schema).sort_by(order)
+        counts = pc.value_counts(part[SERIES_ID])  # a sorted column: in sorted order
+        index += zip(
+            counts.field("values").to_pylist(),
+            [bucket] * len(counts),
+            counts.field("counts").to_pylist(),
+            strict=True,
+        )
+        path = spill / f"{bucket:05d}.parquet"
+        pq.write_table(part, path, row_group_size=batch_rows)
+        del part
+        release_arrow_memory()
+    try:
+        for bucket in {b for _, b, _ in index}:
+            cursors[bucket] = _Cursor(spill / f"{bucket:05d}.parquet", batch_rows)
+        # a series is in one bucket: ids sorted as Arrow sorts them (UTF-8 bytes, which is
+        # code-point order, Python's) give the global order
+        index.sort(key=lambda entry: entry[0])
+        pending: list[pa.RecordBatch] = []
+        held = 0
+        for _, bucket, count in index:
+            pending += cursors[bucket].take(count)
+            held += count
+            if held >= rows:
+                yield pa.Table.from_batches(pending, schema=schema)
+                pending, held = [], 0
+        if pending:
+            yield pa.Table.from_batches(pending, schema=schema)
+    finally:
+        for cursor in cursors.values():
+            cursor.close()
 
 
 def load_series(workspace: Workspace, series_id: str, version: int | None = None) -> pd.DataFrame:

@@ -15,6 +15,8 @@ from seriesflow.workspace.history import (
     accepted_schema,
     append_rows,
     committed_version,
+    history_has_rows,
+    history_tables,
     history_version,
     load_history,
     load_series,
@@ -95,6 +97,38 @@ def test_one_series_is_read_from_its_bucket_alone(tmp_path):
     assert load_series(workspace, "c").equals(
         frame[frame["series_id"] == "c"].reset_index(drop=True)
     )
+
+
+@pytest.mark.parametrize("rows", [1, 7, 10**6])
+def test_the_history_streams_a_bucket_at_a_time_in_load_history_order(tmp_path, rows):
+    """history_tables (what ingest streams): one bucket read and sorted at a time, spilled,
+    then merged a series at a time; the rows, order and types of load_history, in tables of
+    whole series of at least ``rows`` rows, whatever the buckets and the appends."""
+    import pyarrow as pa
+
+    workspace = Workspace(tmp_path / "work")
+    assert not history_has_rows(workspace) and list(history_tables(workspace)) == []
+    ids = ("b", "a", "Z9", "é1", "a b", "a-", "ä", "c", "d10", "d9", "0")
+    append_rows(workspace, series_frame(ids[::2], n=9), SCHEMA, "run-1", 5)
+    append_rows(workspace, series_frame(ids, n=4, start=9), SCHEMA, "run-2", 5)
+    assert history_has_rows(workspace)
+    spill = tmp_path / "spill"
+    parts = list(history_tables(workspace, spill=spill, rows=rows))
+    want = load_history(workspace, COLUMNS)
+    got = pa.concat_tables(parts).to_pandas()
+    pd.testing.assert_frame_equal(got, want)
+    assert (
+        got["series_id"].is_monotonic_increasing
+        and len(set(series_bucket(got["series_id"], 5))) > 2
+    )
+    assert not spill.exists()  # the spilled buckets are removed
+    sizes = [p.num_rows for p in parts]
+    assert all(rows <= s < rows + 13 for s in sizes[:-1]) and sum(sizes) == len(want)
+    # as of an earlier version: that version's rows; all at once (no spill folder): the same
+    old = pa.concat_tables(history_tables(workspace, version=0, spill=spill)).to_pandas()
+    pd.testing.assert_frame_equal(old, load_history(workspace, COLUMNS, version=0))
+    whole = pa.concat_tables(history_tables(workspace)).to_pandas()
+    pd.testing.assert_frame_equal(whole, want)
 
 
 def test_revisions_merge_in_one_transaction_and_the_old_version_still_reads(tmp_path):
