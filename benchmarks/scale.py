@@ -163,7 +163,10 @@ def run_size(series: int, args: argparse.Namespace, api: str, root: Path, append
     ]  # fmt: skip
     for item in settings_of(args):
         command += ["--set", item]
-    env = {**os.environ, "PREFECT_API_URL": api}
+    # not the MLflow store of the size before: timing its forecast (in this process) set
+    # MLFLOW_TRACKING_URI, which a child would inherit over its workspace's own store
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PREFECT_API_URL"] = api
     log = case / ("retrain-append.log" if append else "retrain.log")
     started = time.perf_counter()
     with log.open("w") as out:
