@@ -45,6 +45,8 @@ RUN_ID_KEY = "seriesflow.run_id"
 BUCKETS_KEY = "seriesflow.series_buckets"
 MIGRATED_KEY = "seriesflow.migrated_from"
 MIGRATION = "migration"
+# load_history's order, as Arrow sorts it (history_tables)
+ORDER = [(SERIES_ID, "ascending"), (TIMESTAMP, "ascending")]
 
 
 def accepted_schema(columns: ColumnsConfig) -> pa.Schema:
@@ -145,12 +147,11 @@ def history_tables(
             yield from _in_parts(pq.read_table(workspace.legacy_history), rows)
         return
     buckets = table_buckets(table)
-    order = [(SERIES_ID, "ascending"), (TIMESTAMP, "ascending")]
     if buckets is None or spill is None:  # one sort of everything
         whole = table.to_pyarrow_table()
         if BUCKET in whole.column_names:
             whole = whole.drop_columns([BUCKET])
-        yield from _in_parts(whole.sort_by(order), rows)
+        yield from _in_parts(whole.sort_by(ORDER), rows)
         return
     spill.mkdir(parents=True, exist_ok=True)
     try:
@@ -203,7 +204,6 @@ class _Cursor:
 def _merged_buckets(
     table: DeltaTable, buckets: int, spill: Path, rows: int, batch_rows: int = 65_536
 ) -> Iterator[pa.Table]:
-    order = [(SERIES_ID, "ascending"), (TIMESTAMP, "ascending")]
     schema, index, cursors = None, [], {}
     for bucket in range(buckets):
         part = table.to_pyarrow_table(filters=[(BUCKET, "=", bucket)])
@@ -212,7 +212,7 @@ def _merged_buckets(
         if BUCKET in part.column_names:
             part = part.drop_columns([BUCKET])
         schema = part.schema if schema is None else schema
-        part = part.cast(schema).sort_by(order)
+        part = part.cast(schema).sort_by(ORDER)
         counts = pc.value_counts(part[SERIES_ID])  # a sorted column: in sorted order
         index += zip(
             counts.field("values").to_pylist(),
