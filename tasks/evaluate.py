@@ -25,12 +25,19 @@ from seriesflow.data.schema import (
     NAIVE,
     ROUTED,
     SEASONAL_NAIVE,
+    SERIES_ID,
     TEST,
     THETA,
 )
 from seriesflow.evaluation.backtest import backtest_summary
 from seriesflow.evaluation.champion import rescore_champion
-from seriesflow.evaluation.plots import plot_backtest, plot_classes, plot_forecasts, plot_loss
+from seriesflow.evaluation.plots import (
+    MAX_PLOTTED_SERIES,
+    plot_backtest,
+    plot_classes,
+    plot_forecasts,
+    plot_loss,
+)
 from seriesflow.evaluation.report import evaluation_markdown
 from seriesflow.evaluation.routed import evaluate_regression
 from seriesflow.evaluation.router import Router
@@ -46,7 +53,14 @@ from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows, load_windows
 from seriesflow.ops.artifacts import plots_markdown
 from seriesflow.workspace.context import RunContext
-from seriesflow.workspace.files import RunDir, read_json, read_parquet, write_json, write_parquet
+from seriesflow.workspace.files import (
+    RunDir,
+    read_json,
+    read_parquet,
+    read_parquet_where,
+    write_json,
+    write_parquet,
+)
 from seriesflow.workspace.results import EvaluationResult
 from tasks.stage import stage_logger
 
@@ -91,17 +105,29 @@ def evaluate(
         if run.classical_fits.exists():  # fit beside training (tasks/train.py)
             fits = fits_from_json(read_json(run.classical_fits))
         found = evaluate_regression(
-            model, spec, scaler, windows, config, scorer, classical, champion, fits
+            model,
+            spec,
+            scaler,
+            windows,
+            config,
+            scorer,
+            classical,
+            champion,
+            fits,
+            run.predictions,  # written a chunk at a time
         )
         scored, note, tested = found.scored, found.champion_note, found.test_windows
         origins = found.origins
         logger.info(
-            "Origins scored: %d of %d test windows, %d of %d validation windows (%s)",
+            "Origins scored: %d of %d test windows, %d of %d validation windows (%s), "
+            "in %d chunk(s) of at most %d windows (evaluate.chunk_windows)",
             origins["test_windows"],
             origins["test_windows_total"],
             origins["val_windows"],
             origins["val_windows_total"],
             origins["how"],
+            origins["chunks"],
+            config.evaluate.chunk_windows,
         )
         logger.info(
             "Evaluation parts (s): %s",
@@ -118,7 +144,8 @@ def evaluate(
     if note:
         logger.info("%s", note)
     write_parquet(scored.metrics, run.evaluation)
-    write_parquet(scored.predictions, run.predictions)
+    if scored.predictions is not None:  # else written already, a chunk at a time
+        write_parquet(scored.predictions, run.predictions)
     gate_metric = (
         config.register.classification_metric
         if spec.task == CLASSIFICATION
@@ -163,7 +190,11 @@ def _plots(run: RunDir, scored: Scored, windows: Windows, metric: str) -> list[P
             plot_classes(scored.predictions, list(windows.classes), run.plots / "classes.png")
         )
     else:
-        plots.append(plot_forecasts(scored.predictions, run.plots / "forecast_vs_actual.png"))
+        predictions = scored.predictions
+        if predictions is None:  # on disk: the rows of the series plotted only
+            shown = sorted({str(s) for s in windows.subset(TEST).series_id})[:MAX_PLOTTED_SERIES]
+            predictions = read_parquet_where(run.predictions, SERIES_ID, shown)
+        plots.append(plot_forecasts(predictions, run.plots / "forecast_vs_actual.png"))
     if scored.backtest is not None:
         summary = backtest_summary(scored.backtest, metric)
         plots.append(plot_backtest(summary, metric, run.plots / "backtest_errors.png"))

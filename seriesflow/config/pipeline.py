@@ -99,6 +99,16 @@ class EvaluateConfig(FrozenModel):
         "0 or null = every window (exhaustive). "
         "Recorded in the evaluation report and as MLflow params (evaluation.origins.*).",
     )
+    chunk_windows: int = Field(
+        32768,
+        ge=1,
+        description="Evaluate scores this many validation and test windows at a time "
+        "(whole series: a series with more is a chunk alone): every model's paths, the "
+        "champion's and the long predictions of one chunk are held at once, so memory follows "
+        "the chunk, not the number of series. What pools over series (the router's fallback, "
+        "the pooled metrics, coverage and interval widths) is pooled over every chunk, so the "
+        "results do not depend on it (up to rounding).",
+    )
     fit_seasons: int = Field(
         10,
         ge=1,

@@ -109,10 +109,58 @@ def champion_reference(champion: Champion | None) -> dict[str, dict[str, float]]
     return {sid: item["stats"] for sid, item in series.items() if "stats" in item}
 
 
+@dataclass(frozen=True)
+class Rescored:
+    """What re-scoring the champion on a set of windows found: the counts its note reports
+    (``rescored + other`` sums the counts of two sets of windows, chunk by chunk)."""
+
+    version: str
+    scored: int = 0  # windows it forecast
+    unknown: tuple[str, ...] = ()  # series it never saw
+    trained_on: int = 0  # windows whose targets it was trained on
+    too_close: int = 0  # windows too close to a series start for its input length
+    timesteps: int = 0
+    why: str | None = None  # not comparable at all: why
+
+    def __add__(self, other: Rescored) -> Rescored:
+        return replace(
+            self,
+            scored=self.scored + other.scored,
+            unknown=tuple(sorted({*self.unknown, *other.unknown})),
+            trained_on=self.trained_on + other.trained_on,
+            too_close=self.too_close + other.too_close,
+            why=self.why or other.why,
+        )
+
+    @property
+    def note(self) -> str:
+        if self.why is not None:
+            return self.why
+        note = f"champion v{self.version} re-scored on {self.scored} test windows"
+        if self.unknown:
+            note += f" (series it never saw, left out of the comparison: {list(self.unknown)})"
+        if self.trained_on:
+            note += f" ({self.trained_on} windows whose targets it was trained on, left out)"
+        if self.too_close:
+            note += (
+                f" ({self.too_close} windows too close to a series start for its "
+                f"{self.timesteps} input steps)"
+            )
+        return note
+
+
 def rescore_champion(
     champion: Champion, windows: Windows, scaler: Scaler, spec: ModelSpec | None = None
 ) -> tuple[np.ndarray, str]:
-    """The champion's outputs for ``windows`` (NaN rows where it cannot score) + a note.
+    """The champion's outputs for ``windows`` (NaN rows where it cannot score) + a note."""
+    out, found = rescore_champion_counted(champion, windows, scaler, spec)
+    return out, found.note
+
+
+def rescore_champion_counted(
+    champion: Champion, windows: Windows, scaler: Scaler, spec: ModelSpec | None = None
+) -> tuple[np.ndarray, Rescored]:
+    """The champion's outputs for ``windows`` (NaN rows where it cannot score) + the counts.
 
     ``windows`` are scaled with this run's ``scaler``. The champion gets its *own*
     inputs at the same origins: the values are mapped back to original units and
@@ -126,12 +174,15 @@ def rescore_champion(
     theirs = champion.spec
     why = spec.comparable(theirs)
     if why is not None:
-        return out, f"champion v{champion.version} is not comparable: {why}"
+        return out, Rescored(
+            champion.version, why=f"champion v{champion.version} is not comparable: {why}"
+        )
     c_scaler = Scaler.from_json(champion.scaler)
     if c_scaler.columns != windows.features:
-        return out, (
-            f"champion v{champion.version} used features {c_scaler.columns}, this run "
-            f"{windows.features}: not comparable"
+        return out, Rescored(
+            champion.version,
+            why=f"champion v{champion.version} used features {c_scaler.columns}, this run "
+            f"{windows.features}: not comparable",
         )
     seen = np.isin(windows.series_id, c_scaler.series)
     if theirs.per_series:
@@ -141,10 +192,13 @@ def rescore_champion(
         until = np.datetime64(pd.Timestamp(theirs.seen_until).tz_convert(None), "us")
         known &= windows.target_time > until
     arrays = windows.arrays
-    values = arrays.values.copy()
+    # only the rows of the series re-scored are filled (and read): the rest of the array is
+    # never touched, so it takes no memory, however long the whole history (a chunk of series
+    # at a time at scale, not a copy of every value per chunk)
+    values = np.empty(arrays.values.shape, dtype=arrays.values.dtype)
     for code in np.unique(windows.code[known]):
         sid, rows = arrays.series[code], arrays.rows_of(code)
-        raw = scaler.inverse_all(sid, values[rows])
+        raw = scaler.inverse_all(sid, np.array(arrays.values[rows]))
         if scaler.logged.get(sid):  # logged and deseasonalized: the target as observed
             raw[:, 0] = arrays.original[rows]
         values[rows] = c_scaler.to_model(sid, raw, arrays.times[rows])
@@ -152,16 +206,12 @@ def rescore_champion(
     theirs_windows, fits = mine.with_timesteps(theirs.timesteps)
     scored = np.flatnonzero(known)[fits]
     out[scored] = forecast_windows(champion.model, theirs, c_scaler, theirs_windows)
-    unknown = sorted(set(windows.series_id[~seen]))
-    note = f"champion v{champion.version} re-scored on {len(scored)} test windows"
-    if unknown:
-        note += f" (series it never saw, left out of the comparison: {unknown})"
-    trained_on = int((seen & ~known).sum())
-    if trained_on:
-        note += f" ({trained_on} windows whose targets it was trained on, left out)"
-    if len(scored) < int(known.sum()):
-        note += (
-            f" ({int(known.sum()) - len(scored)} windows too close to a series start for its "
-            f"{theirs.timesteps} input steps)"
-        )
-    return out, note
+    found = Rescored(
+        champion.version,
+        scored=len(scored),
+        unknown=tuple(sorted(set(windows.series_id[~seen]))),
+        trained_on=int((seen & ~known).sum()),
+        too_close=int(known.sum()) - len(scored),
+        timesteps=theirs.timesteps,
+    )
+    return out, found

@@ -103,6 +103,39 @@ def metrics_table(
     )
 
 
+MEAN_METRICS = ("mse", "mae", "mape", "mase")  # means over every (window, step): they pool
+
+
+def pooled_again(parts: list[pd.DataFrame], by: list[str]) -> pd.DataFrame:
+    """Metric tables made on disjoint sets of series (chunks of a run), as one table.
+
+    Each part has per-series rows and ``__all__`` rows per ``by`` group (model, scope, and
+    fold in a backtest). The per-series rows are kept as they are; each group's ``__all__``
+    row is pooled again over every window of every part: the mean metrics (MSE, MAE, MAPE,
+    MASE) as the windows-weighted mean of the series' means (every window has the same
+    steps), RMSE as the root of the pooled MSE -- what one table over all the windows gives,
+    up to rounding. One part is returned as it is.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    table = pd.concat(parts, ignore_index=True)
+    rows = table[table[SERIES_ID] != ALL_SERIES]
+    out = []
+    for _, group in rows.groupby(by, sort=False):  # the groups in the order first seen
+        weight = group["windows"].to_numpy(dtype=float)
+        pooled = {column: group[column].iloc[0] for column in table.columns}
+        pooled[SERIES_ID] = ALL_SERIES
+        pooled["windows"] = int(weight.sum())
+        for metric in MEAN_METRICS:
+            if metric in table.columns:
+                values = group[metric].to_numpy(dtype=float)
+                pooled[metric] = float(np.sum(weight * values) / weight.sum())
+        if "rmse" in table.columns and "mse" in table.columns:
+            pooled["rmse"] = math.sqrt(pooled["mse"]) if math.isfinite(pooled["mse"]) else math.nan
+        out += [pd.DataFrame([pooled]), group]
+    return pd.concat(out, ignore_index=True)[list(table.columns)].astype(table.dtypes.to_dict())
+
+
 def classification_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Accuracy and macro precision, recall and F1 of class indexes [windows].
 

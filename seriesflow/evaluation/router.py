@@ -271,6 +271,8 @@ def route_run(
     default: str = LSTM,
     switch_below: float = 1.0,
     fits: dict[str, dict[str, ClassicalFit]] | None = None,
+    series: list[str] | None = None,
+    router: Router | None = None,
 ) -> RoutedRun:
     """Fit the classical candidates, choose each series' model on ``val``, route ``test``.
 
@@ -280,7 +282,9 @@ def route_run(
     are fit on each series' training part only; the choice compares the first
     ``horizon`` steps of the validation windows (never the test windows). ``fits``: the
     statsforecast models already fit per series (``fit_classical_models``), else fit here;
-    the router keeps those of the series they serve (``router.json``).
+    the router keeps those of the series they serve (``router.json``). ``series``: those
+    the router serves (default: every series of ``context``; a chunk's at scale).
+    ``router``: one already chosen (on every chunk's validation errors): route by it.
     """
     from seriesflow.evaluation.scoring import (
         actuals,
@@ -293,26 +297,27 @@ def route_run(
     if COMBINATION in candidates:  # the combination needs AutoETS and AutoTheta
         fitted = tuple(dict.fromkeys((*fitted, ETS, THETA)))
     if fits is None:  # one fit per series and model, for the val and the test origins alike
-        fits = fit_classical_models(context, fitted)
+        fits = fit_classical_models(context, fitted, series)
     on_val = {LSTM: lstm_val, **classical_forecasts(val, context, steps, fitted, fits)}
     on_test = {LSTM: lstm_test, **classical_forecasts(test, context, steps, fitted, fits)}
     if COMBINATION in candidates:
         on_val[COMBINATION] = combination_of(on_val)
         on_test[COMBINATION] = combination_of(on_test)
-    seasons = {str(s): int(context.season.get(str(s), 1)) for s in context.values}
-    series = sorted(str(s) for s in context.values)
-    if lstm_only:
-        router = Router.lstm_only(series, seasons)
-    else:
-        horizon = val.horizon
-        errors = validation_mase(
-            val.series_id,
-            actuals(val, context),
-            {name: on_val[name][:, :horizon] for name in candidates},
-            context.scale,
-        )
-        router = choose(errors, series, seasons, candidates, default, switch_below)
-    router = router.with_fits(fits)
+    series = sorted(str(s) for s in (context.values if series is None else series))
+    seasons = {sid: int(context.season.get(sid, 1)) for sid in series}
+    if router is None:
+        if lstm_only:
+            router = Router.lstm_only(series, seasons)
+        else:
+            horizon = val.horizon
+            errors = validation_mase(
+                val.series_id,
+                actuals(val, context),
+                {name: on_val[name][:, :horizon] for name in candidates},
+                context.scale,
+            )
+            router = choose(errors, series, seasons, candidates, default, switch_below)
+        router = router.with_fits(fits)
     on_val[ROUTED] = route(router, val.series_id, on_val)
     on_test[ROUTED] = route(router, test.series_id, on_test)
     return RoutedRun(router, on_val, on_test)

@@ -556,7 +556,7 @@ class Scored:
     """A model scored on one split: metrics, predictions and (optionally) the backtest."""
 
     metrics: pd.DataFrame
-    predictions: pd.DataFrame
+    predictions: pd.DataFrame | None  # None: written to a file a chunk at a time
     backtest: pd.DataFrame | None = None
 
     def overall(self, scope: str = ALL_WINDOWS) -> dict[str, dict[str, float]]:

@@ -146,26 +146,59 @@ def calibrate(
 ) -> Intervals:
     """Intervals from a residual table (``series_id``, ``step`` 1..steps, ``residual``): the
     conformal quantile per series and step, and pooled per step over scaled residuals."""
-    half: dict[str, dict[str, list[float]]] = {}
-    pooled: dict[str, list[float]] = {}
+    step, scaled = scaled_residuals(residuals, scale, steps)
+    half = series_half_widths(residuals, levels, steps)
+    return Intervals(
+        list(levels), steps, half, pooled_half_widths(step, scaled, levels, steps), dict(scale), on
+    )
+
+
+def _residual_codes(
+    residuals: pd.DataFrame, steps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     magnitude = np.abs(residuals["residual"].to_numpy(dtype=float))
     step = residuals["step"].to_numpy(dtype=np.int64) - 1
     inside = (step >= 0) & (step < steps)
     series, code = series_codes(residuals[SERIES_ID])  # sorted, as groupby(sort=True)
+    return magnitude, step, inside, series, code
+
+
+def scaled_residuals(
+    residuals: pd.DataFrame, scale: dict[str, float], steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(step 0..steps-1, |residual| / the series' MASE scale) of the rows within ``steps``:
+    what the pooled half-widths are quantiles of (collected chunk by chunk at scale)."""
+    magnitude, step, inside, series, code = _residual_codes(residuals, steps)
     divisor = np.array([scale.get(s, math.nan) for s in series], dtype=float)[code]
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero scale: not finite, left out
         scaled = magnitude / divisor
-    shares = [level / 100 for level in levels]
-    every_pooled = group_quantiles_at(step[inside], scaled[inside], steps, shares)
-    every_table = group_quantiles_at(
-        (code * steps + step)[inside], magnitude[inside], len(series) * steps, shares
+    return step[inside].astype(np.int32), scaled[inside]
+
+
+def pooled_half_widths(
+    step: np.ndarray, scaled: np.ndarray, levels: list[int], steps: int
+) -> dict[str, list[float]]:
+    """The pooled (scaled) half-width per level and step, from ``scaled_residuals``."""
+    every = group_quantiles_at(step, scaled, steps, [level / 100 for level in levels])
+    return {str(level): every[j].tolist() for j, level in enumerate(levels)}
+
+
+def series_half_widths(
+    residuals: pd.DataFrame, levels: list[int], steps: int
+) -> dict[str, dict[str, list[float]]]:
+    """Each series' own half-widths per level and step (a series' rows alone decide them)."""
+    magnitude, step, inside, series, code = _residual_codes(residuals, steps)
+    every = group_quantiles_at(
+        (code * steps + step)[inside],
+        magnitude[inside],
+        len(series) * steps,
+        [level / 100 for level in levels],
     ).reshape(len(levels), len(series), steps)
+    half: dict[str, dict[str, list[float]]] = {}
     for j, level in enumerate(levels):
-        key = str(level)
-        pooled[key] = every_pooled[j].tolist()
         for k, sid in enumerate(series):
-            half.setdefault(str(sid), {})[key] = every_table[j, k].tolist()
-    return Intervals(list(levels), steps, half, pooled, dict(scale), on)
+            half.setdefault(str(sid), {})[str(level)] = every[j, k].tolist()
+    return half
 
 
 def bounds(

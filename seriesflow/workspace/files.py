@@ -220,6 +220,14 @@ def read_parquet(path: str | Path, columns: list[str] | None = None) -> pd.DataF
     return frame
 
 
+def read_parquet_where(path: str | Path, column: str, values: list[Any]) -> pd.DataFrame:
+    """The rows of a Parquet file whose ``column`` is one of ``values`` (a filter pushed into
+    the read: the other row groups are skipped, never all of a large file in memory)."""
+    frame = pq.read_table(path, filters=[(column, "in", list(values))]).to_pandas()
+    release_arrow_memory()
+    return frame
+
+
 def release_arrow_memory() -> None:
     """Give back what Arrow's allocator kept after a conversion (``release_unused``).
 

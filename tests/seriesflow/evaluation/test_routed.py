@@ -113,6 +113,7 @@ def test_origins_are_spread_evenly_and_the_same_for_every_model():
         "val_windows_total": len(windows.subset("val")),
         "test_windows": 10,
         "test_windows_total": len(test),
+        "chunks": 1,
     }
     assert found.origins["how"].startswith("at most 5 per series, evenly spaced")
     assert found.test_windows == 10
@@ -221,3 +222,204 @@ def test_fits_made_in_worker_processes_are_the_fits_evaluate_makes_and_fill_only
     naive = theirs[(theirs["model"] == NAIVE) & (theirs[SERIES_ID] == "a")]
     assert mine["mae"].to_numpy() != pytest.approx(before["mae"].to_numpy())
     assert mine["mae"].to_numpy() == pytest.approx(naive["mae"].to_numpy())
+
+
+def test_chunks_of_series_score_what_one_pass_scores(tmp_path):
+    """Scored a series at a time (``evaluate.chunk_windows`` below any series' windows), the
+    run gets the tables, router, intervals and champion note of one pass over every window:
+    the pooled rows pooled again over every chunk, the predictions written a chunk at a time
+    to a file."""
+    from seriesflow.evaluation.champion import Champion
+
+    lengths = {"a": 300, "b": 260, "c": 280, "d 4": 240, "é": 320}
+    parts = []
+    for k, (sid, n) in enumerate(lengths.items()):
+        i = np.arange(n)
+        rng = np.random.default_rng(10 + k)
+        value = 40 + 7 * k + (3 + k) * np.sin(2 * np.pi * i / 24) + rng.normal(0, 0.2 + k, n)
+        train, val = int(n * 0.6), int(n * 0.8)
+        parts.append(
+            pd.DataFrame(
+                {
+                    SERIES_ID: sid,
+                    TIMESTAMP: START + pd.to_timedelta(i, unit="h"),
+                    VALUE: value,
+                    VALUE_ORIGINAL: value,
+                    "split": ["train"] * train + ["val"] * (val - train) + ["test"] * (n - val),
+                }
+            )
+        )
+    windows = windows_of(pd.concat(parts, ignore_index=True), timesteps=3, horizon=2)
+    scaler = identity_scaler(windows)
+    spec = ModelSpec("regression", 3, [VALUE], 2)
+    champion = Champion("3", "r", last_value_model(), scaler.to_json(), {}, spec.to_json())
+
+    def run(chunk_windows: int, path=None):
+        config = PipelineConfig.model_validate(
+            {
+                "evaluate": {
+                    "max_windows_per_series": 50,  # some series have fewer: unequal weights
+                    "baselines": [ETS, THETA],
+                    "backtest_folds": 3,
+                    "chunk_windows": chunk_windows,
+                },
+                "forecast": {"steps": 4, "levels": [80, 99]},
+            }
+        )
+        scorer = scorer_for(windows, scaler, config.evaluate, classical=(ETS, THETA))
+        return evaluate_regression(
+            last_value_model(),
+            spec,
+            scaler,
+            windows,
+            config,
+            scorer,
+            (ETS, THETA),
+            champion,
+            predictions_path=path,
+        )
+
+    one = run(10_000)
+    path = tmp_path / "predictions.parquet"
+    chunked = run(1, path)  # every series a chunk of its own
+    assert one.origins["chunks"] == 1 and chunked.origins["chunks"] == len(lengths)
+    assert chunked.scored.predictions is None
+    written = pd.read_parquet(path)
+    pd.testing.assert_frame_equal(written, one.scored.predictions, check_dtype=False)
+
+    def same_table(mine: pd.DataFrame, theirs: pd.DataFrame) -> None:
+        assert list(mine.columns) == list(theirs.columns)
+        numeric = [c for c in theirs.columns if pd.api.types.is_float_dtype(theirs[c])]
+        assert len(numeric) >= 5
+        other = [c for c in theirs.columns if c not in numeric]
+        pd.testing.assert_frame_equal(mine[other], theirs[other])
+        np.testing.assert_allclose(mine[numeric], theirs[numeric], rtol=1e-9, atol=1e-12)
+
+    same_table(chunked.scored.metrics, one.scored.metrics)
+    pooled = one.scored.metrics[one.scored.metrics[SERIES_ID] == "__all__"]
+    assert set(pooled["scope"]) == {"all", "champion_windows"}  # both scopes pooled again
+    assert pooled["coverage_80"].notna().sum() == 1 and pooled["msis_99"].notna().sum() == 1
+    same_table(chunked.scored.backtest, one.scored.backtest)
+    assert sorted(set(one.scored.backtest["fold"])) == [1, 2, 3]
+    assert chunked.router.to_json() == one.router.to_json()
+    mine, theirs = chunked.intervals.to_json(), one.intervals.to_json()
+    assert mine.pop("coverage") == pytest.approx(theirs.pop("coverage"), rel=1e-12)
+    assert mine == theirs  # every series' widths and the pooled ones, to the bit
+    assert chunked.champion_note == one.champion_note
+    tested = sum(min(50, len(t)) for _, t in windows.subset(TEST).by_series())
+    assert len({min(50, len(t)) for _, t in windows.subset(TEST).by_series()}) > 1
+    assert one.champion_note.startswith(f"champion v3 re-scored on {tested} test windows")
+    assert chunked.test_windows == one.test_windows == tested
+
+    # the intervals are those of intervals_from_paths on every window's routed paths at once
+    from seriesflow.evaluation.router import route_run
+    from seriesflow.evaluation.scoring import spread_windows
+    from seriesflow.model.forecasting import forecast_paths, intervals_from_paths
+
+    config = PipelineConfig()
+    scorer = scorer_for(windows, scaler, config.evaluate, classical=(ETS, THETA))
+    val = spread_windows(windows.subset("val"), 50)
+    test = spread_windows(windows.subset(TEST), 50)
+    model = last_value_model()
+    routed = route_run(
+        val,
+        test,
+        forecast_paths(model, spec, scaler, val, 4),
+        forecast_paths(model, spec, scaler, test, 4),
+        scorer.context,
+        tuple(dict.fromkeys((config.register.default_model, *config.register.candidates))),
+        default=config.register.default_model,
+        switch_below=config.register.switch_below,
+    )
+    assert routed.router.choice == one.router.choice
+    shipped, coverage, on_val = intervals_from_paths(
+        val, routed.val[ROUTED], test, routed.test[ROUTED], [80, 99], scorer.context.scale
+    )
+    # on validation alone no series has enough residuals of its own for 99%: the pooled
+    # widths serve them all when coverage is measured on test
+    assert not any(np.isfinite(w["99"]).any() for w in on_val.half_width.values())
+    assert np.isfinite(on_val.pooled["99"]).all()
+    expected = shipped.to_json()
+    assert one.intervals.to_json() == expected
+    mine = one.scored.metrics
+    mine = mine[(mine["model"] == ROUTED) & (mine["scope"] == "all")].set_index(SERIES_ID)
+    for level in (80, 99):
+        column = f"coverage_{level}"
+        np.testing.assert_allclose(mine.loc[coverage.index, column], coverage[column], rtol=1e-12)
+
+
+def test_a_fallback_that_pools_over_chunks_routes_every_chunk_again():
+    """A series without validation windows gets the router's fallback, which looks at every
+    series: the default model if it scored anywhere. In a chunk whose only scored series has
+    no finite LSTM score, the chunk alone would fall back to a classical model; the run's
+    router (on every chunk's errors) serves it the LSTM, and the chunks are scored again by
+    it, so the result is the one pass's."""
+    import keras
+
+    def series(sid: str, n: int, level: float, splits: tuple[int, int]) -> pd.DataFrame:
+        i = np.arange(n)
+        value = level + 5 * np.sin(2 * np.pi * i / 24) + np.random.default_rng(n).normal(0, 1, n)
+        train, val = splits
+        return pd.DataFrame(
+            {
+                SERIES_ID: sid,
+                TIMESTAMP: START + pd.to_timedelta(i, unit="h"),
+                VALUE: value,
+                VALUE_ORIGINAL: value,
+                "split": ["train"] * train + ["val"] * (val - train) + ["test"] * (n - val),
+            }
+        )
+
+    frame = pd.concat(
+        [
+            series("a", 300, 50, (180, 240)),
+            series("b", 300, 60, (180, 240)),
+            series("p", 240, -50, (150, 200)),  # negative: the log model's LSTM is NaN
+            series("q", 230, 40, (200, 200)),  # no validation part: test windows only
+        ],
+        ignore_index=True,
+    )
+    windows = windows_of(frame, timesteps=3, horizon=2)
+    scaler = identity_scaler(windows)
+    spec = ModelSpec("regression", 3, [VALUE], 2)
+    count = {sid: 0 for sid in "abpq"}
+    for split in ("val", TEST):
+        for sid, rows in windows.subset(split).by_series():
+            count[sid] += len(rows)
+    assert "q" not in {sid for sid, _ in windows.subset("val").by_series()}
+    limit = count["p"] + count["q"]  # chunks: {a}, {b}, {p, q}
+    assert count["a"] + count["b"] > limit and count["b"] + count["p"] > limit
+
+    def log_model():
+        model = keras.Sequential(
+            [
+                keras.Input((3, 1)),
+                keras.layers.Flatten(),
+                keras.layers.Lambda(lambda x: keras.ops.exp(keras.ops.log(x))),
+                keras.layers.Dense(2),
+            ]
+        )
+        model.set_weights([np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]]), np.zeros(2)])
+        return model
+
+    def run(chunk_windows: int):
+        config = PipelineConfig.model_validate(
+            {
+                "evaluate": {"max_windows_per_series": None, "chunk_windows": chunk_windows},
+                "forecast": {"steps": 4},
+            }
+        )
+        scorer = scorer_for(windows, scaler, config.evaluate, classical=(ETS, THETA))
+        return evaluate_regression(log_model(), spec, scaler, windows, config, scorer, ())
+
+    one, chunked = run(10_000), run(limit)
+    assert one.origins["chunks"] == 1 and chunked.origins["chunks"] == 3
+    assert not np.isfinite(one.router.val_mase["p"]["lstm"])  # p's LSTM scores nothing
+    default = PipelineConfig().register.default_model  # the LSTM, or its combination
+    assert one.router.model_of("q") == default  # the default: it scored elsewhere
+    assert chunked.router.to_json() == one.router.to_json()
+    pd.testing.assert_frame_equal(chunked.scored.predictions, one.scored.predictions)
+    pd.testing.assert_frame_equal(
+        chunked.scored.metrics.drop(columns=["mse", "mae", "rmse", "mape", "mase"]),
+        one.scored.metrics.drop(columns=["mse", "mae", "rmse", "mape", "mase"]),
+    )
