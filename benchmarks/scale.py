@@ -10,7 +10,9 @@ workspace, and ``python -m flows.retrain`` runs in a subprocess against one Pref
 server started for the benchmark (so the server's memory is not counted). The peak RSS
 is the largest sum of RSS over the retrain process and all its descendants, sampled
 every 0.1 s with psutil, and never less than ``ru_maxrss`` of the children (a per-process
-maximum, which catches a spike the sampling missed). Per-stage seconds come from the run manifest's
+maximum, which catches a spike the sampling missed); beside it the peak of their anonymous
+memory (RSS less file-backed pages: memory-mapped windows in the page cache count in RSS
+but the kernel can drop them). Per-stage seconds come from the run manifest's
 ``timings_seconds``, the peak RSS of the flow's own process after each stage from its
 ``peak_rss_mib``; the disk is what the run folder holds when the run ends.
 
@@ -110,29 +112,35 @@ def land(landing: Path, series: int, points: int, per_file: int, offset: int = 0
 
 
 class TreePeak:
-    """Largest sum of RSS over a process and its descendants, sampled on a thread."""
+    """Largest sum of RSS over a process and its descendants, sampled on a thread; and the
+    largest sum of their anonymous memory (RSS less the file-backed and shared pages:
+    memory-mapped windows in the page cache count in RSS, but the kernel can drop them)."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         self.root = psutil.Process(pid)
         self.interval = interval
         self.peak = 0
+        self.peak_anon = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            total = 0
+            total = anon = 0
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
             except psutil.Error:
                 return
             for proc in procs:
                 try:
-                    total += proc.memory_info().rss
+                    memory = proc.memory_info()
                 except psutil.Error:
-                    pass
+                    continue
+                total += memory.rss
+                anon += memory.rss - getattr(memory, "shared", 0)
             self.peak = max(self.peak, total)
+            self.peak_anon = max(self.peak_anon, anon)
             self._stop.wait(self.interval)
 
     def stop(self) -> int:
@@ -202,6 +210,7 @@ def run_size(series: int, args: argparse.Namespace, api: str, root: Path, append
         # (ru_maxrss of the children waited for so far; sizes run in increasing order)
         "peak_rss": max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024),
         "sampled_rss": peak,
+        "peak_anon": sampler.peak_anon,
         "run_bytes": folder_bytes(run_dir),
         "rmse": summary["metrics"].get("model", {}).get("rmse"),
         "forecasts": forecasts,
@@ -215,7 +224,7 @@ def _io(result: dict) -> float:
 def table(results: list[dict]) -> str:
     stages = [s for s in STAGES if any(s in r["stages"] for r in results)]
     head = ["series", "run", "rows"] + [f"{s} s" for s in stages]
-    head += ["evaluate / train", "total s", "peak RSS GiB", "run folder MiB"]
+    head += ["evaluate / train", "total s", "peak RSS GiB", "peak anonymous GiB", "run folder MiB"]
     forecasts = any(r.get("forecasts") for r in results)
     if forecasts:
         head += ["forecast s per 1,000 series (lstm / routed)"]
@@ -226,7 +235,8 @@ def table(results: list[dict]) -> str:
         train = r["stages"].get("train", 0)
         cells.append(f"{r['stages'].get('evaluate', 0) / train:.2f}" if train else "")
         gib, mib = r["peak_rss"] / 2**30, r["run_bytes"] / 2**20
-        cells += [f"{r['wall']:.0f}", f"{gib:.2f}", f"{mib:.0f}"]
+        anon = r.get("peak_anon", 0) / 2**30
+        cells += [f"{r['wall']:.0f}", f"{gib:.2f}", f"{anon:.2f}", f"{mib:.0f}"]
         if forecasts:
             found = r.get("forecasts", {})
             per = [found[k]["per 1,000 series s"] for k in ("lstm", "routed") if k in found]

@@ -21,11 +21,13 @@ from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import CLASSIFICATION, TRAIN, VAL, branch_column
+from seriesflow.evaluation.champion import champion_fits
 from seriesflow.evaluation.routed import models_to_fit
 from seriesflow.evaluation.scoring import (
     BackgroundFits,
     classical_baselines,
     fits_to_json,
+    reusable_fits,
     scorer_for,
 )
 from seriesflow.model.branches import Branch, groups_for, plan_branches, route_branches
@@ -112,7 +114,16 @@ def train(
             logs.get("learning_rate", float("nan")),
         )
 
-    background = start_classical_fits(data, scaler, config)
+    background = start_classical_fits(data, scaler, config, context.champion)
+    if background is not None:
+        logger.info(
+            "Classical fits: %d series kept from %s (training part grew <= %.0f%%, points "
+            "fit unchanged), %d fit beside training",
+            len(background.reused),
+            background.reused_from,
+            100 * config.evaluate.refit_growth,
+            len(background.series),
+        )
     try:
         fitted = fit_windows(data, cfg, scaler, warm, on_epoch=log_epoch, group_of=group_of)
         model_dir = _after_training(fitted, data, scaler, config, run, why_not, logger)
@@ -137,9 +148,12 @@ def train(
     return model_dir
 
 
-def start_classical_fits(data, scaler: Scaler, config: PipelineConfig) -> BackgroundFits | None:
+def start_classical_fits(
+    data, scaler: Scaler, config: PipelineConfig, champion=None
+) -> BackgroundFits | None:
     """Start the statsforecast fits evaluate needs in worker processes, to run while the
-    LSTM trains (regression only; ``evaluate.fit_beside_training``)."""
+    LSTM trains (regression only; ``evaluate.fit_beside_training``). The ``champion``'s fits
+    that still hold (``reusable_fits``, ``evaluate.refit_growth``) are kept, not fit again."""
     if config.train.task == CLASSIFICATION or not config.evaluate.fit_beside_training:
         return None
     n_series = len(set(data.series_id))
@@ -148,8 +162,11 @@ def start_classical_fits(data, scaler: Scaler, config: PipelineConfig) -> Backgr
     if not names:
         return None
     context = scorer_for(data, scaler, config.evaluate, classical=reported).context
+    seasons = config.evaluate.fit_seasons
+    previous, source = champion_fits(champion)
+    reused = reusable_fits(previous, context, names, config.evaluate.refit_growth, seasons)
     return BackgroundFits(
-        context, names, n_jobs=config.evaluate.n_jobs, seasons=config.evaluate.fit_seasons
+        context, names, config.evaluate.n_jobs, seasons, reused, reused_from=source
     )
 
 

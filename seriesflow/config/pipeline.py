@@ -117,6 +117,15 @@ class EvaluateConfig(FrozenModel):
         "1000), then rolled forward to every origin without refitting; the router keeps the "
         "fitted parameters, so forecasts do not refit either.",
     )
+    refit_growth: float = Field(
+        0.1,
+        ge=0,
+        description="Keep the champion's AutoETS and AutoTheta fits of a series whose "
+        "training part grew by at most this share since they were fit, with the points fit "
+        "unchanged (same times, same values, same season and fit_seasons): their parameters "
+        "run forward over the new points instead of being fit again. 0 = fit every series "
+        "every run.",
+    )
     fit_beside_training: bool = Field(
         True,
         description="Fit the statsforecast models in another process while the LSTM trains "

@@ -9,12 +9,14 @@ through both scalers (``rescore_champion``), and it as a warm-start source.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.evaluation.scoring import Fits, fits_from_json
 from seriesflow.model.intervals import Intervals
 from seriesflow.model.saved_model import SPEC_FILE, ModelSpec, forecast_windows, spec_or_infer
 from seriesflow.model.scaler import Scaler
@@ -24,11 +26,13 @@ from seriesflow.tracking.pyfunc import ForecasterParts
 from seriesflow.tracking.registry import (
     CONFIG_ARTIFACT,
     SCALER_ARTIFACT,
+    TAG_RUN_DIR,
     champion_version,
     mlflow_module,
     run_json,
     use_tracking,
 )
+from seriesflow.workspace.files import RunDir, read_json
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Champion:
     spec_json: dict[str, Any] | None = None  # None: logged before specs existed
     intervals: Intervals | None = None  # None: registered before forecasts existed
     router: Any = None  # the per-series router (None: registered before routing existed)
+    run_dir: str | None = None  # the run folder it was trained in (its MLflow run's tag)
 
     @property
     def spec(self) -> ModelSpec:
@@ -78,6 +83,7 @@ def load_champion(model_name: str) -> Champion | None:
         return Champion(str(version.version), version.run_id, model, scaler, config, spec)
     with temporary_folder() as tmp:
         parts = ForecasterParts.load(download_plain(model_name, version, tmp).files)
+    run_dir = mlflow.MlflowClient().get_run(version.run_id).data.tags.get(TAG_RUN_DIR)
     return Champion(
         str(version.version),
         version.run_id,
@@ -87,7 +93,23 @@ def load_champion(model_name: str) -> Champion | None:
         parts.spec.to_json(),
         parts.intervals,
         parts.router,
+        run_dir,
     )
+
+
+def champion_fits(champion: Champion | None) -> tuple[Fits, str]:
+    """Every series' statsforecast fits of the champion's run (its
+    ``05_model/classical_fits.json``, kept in its run folder), and where they came from; an
+    empty dict and why when there are none (no champion, the folder removed by retention,
+    a run that fit none)."""
+    if champion is None:
+        return {}, "no champion"
+    if not champion.run_dir:
+        return {}, f"champion v{champion.version} has no run folder recorded"
+    path = RunDir(Path(champion.run_dir)).classical_fits
+    if not path.exists():
+        return {}, f"champion v{champion.version}'s fits are gone ({path})"
+    return fits_from_json(read_json(path)), f"champion v{champion.version}"
 
 
 def champion_of(config: PipelineConfig, tracking_uri: str | None) -> tuple[Champion | None, str]:

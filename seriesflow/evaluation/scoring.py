@@ -137,14 +137,88 @@ def _jobs(
 
 
 def _timed_fits(context: SeriesContext, found: Fits) -> Fits:
-    """Where each fit starts, in time: a forecast resumes from there."""
+    """Where each fit starts, in time (a forecast resumes from there), and where it ends
+    (``reusable_fits``: the next run knows the points it saw)."""
+
+    def timed(sid: str, fit: ClassicalFit) -> ClassicalFit:
+        times = context.times[sid]
+        end = None if fit.points is None else _iso(times[fit.start + fit.points - 1])
+        return replace(fit, start_time=_iso(times[fit.start]), end_time=end)
+
     return {
-        sid: {
-            name: replace(fit, start_time=_iso(context.times[sid][fit.start]))
-            for name, fit in models.items()
-        }
+        sid: {name: timed(sid, fit) for name, fit in models.items()}
         for sid, models in found.items()
     }
+
+
+def reusable_fits(
+    previous: Fits,
+    context: SeriesContext,
+    names: tuple[str, ...],
+    growth: float,
+    seasons: int = FIT_SEASONS,
+) -> Fits:
+    """The fits of an earlier run (the champion's) that still hold for this run's series.
+
+    A series keeps its fits of every model in ``names`` when, for each: it was fit on the
+    points this run has at the same times, with the same values (``ClassicalFit.digest``),
+    the same season and the same ``seasons`` rule (``fit_points``); those points lie within
+    this run's training part; and the training part grew by at most ``growth`` (a share of
+    the points up to the fit's last) since. Its parameters then run forward over the new
+    points as they do across origins, and ``start`` moves to where those times are now (a
+    series extended backwards). Any doubt (a fit from before fits recorded their points, a
+    changed value, a series that grew more): the series is fit again.
+    """
+    kept: Fits = {}
+    if growth <= 0 or not names:
+        return kept
+    for sid, models in previous.items():
+        if sid not in context.values or any(name not in models for name in names):
+            continue
+        moved = {}
+        for name in names:
+            fit = _moved(models[name], context, sid, growth, seasons)
+            if fit is None:
+                break
+            moved[name] = fit
+        else:
+            kept[sid] = moved
+    return kept
+
+
+def _moved(
+    fit: ClassicalFit, context: SeriesContext, sid: str, growth: float, seasons: int
+) -> ClassicalFit | None:
+    """``fit`` with ``start`` where its first point is in this run's series, if it holds."""
+    from seriesflow.model.classical import fit_points, values_digest
+
+    season = context.season.get(sid, 1)
+    if None in (fit.points, fit.start_time, fit.end_time, fit.digest) or fit.season != season:
+        return None
+    times = context.times[sid]
+    start = int(np.searchsorted(times, _stamp(fit.start_time, times.dtype)))
+    end = start + int(fit.points)  # exclusive
+    n_train = context.train_length.get(sid, 0)
+    if start >= len(times) or end > n_train or end < 1:
+        return None
+    if times[start] != _stamp(fit.start_time, times.dtype):
+        return None
+    if times[end - 1] != _stamp(fit.end_time, times.dtype):
+        return None
+    if fit.points != min(end, fit_points(season, seasons)):  # another fit_seasons rule
+        return None
+    if n_train - end > growth * end:
+        return None
+    if values_digest(context.values[sid][start:end]) != fit.digest:
+        return None
+    return replace(fit, start=start)
+
+
+def _stamp(iso: str, dtype: np.dtype) -> np.datetime64:
+    stamp = pd.Timestamp(iso)
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return np.datetime64(stamp.to_datetime64()).astype(dtype)
 
 
 def fit_classical_models(
@@ -184,7 +258,8 @@ class BackgroundFits:
     (files in, files out). ``result()`` (training is over) takes the shares no worker has
     yet in this process, whose core training has handed back, then waits for the workers:
     at 10,000 series the fits outlast training, and a worker alone would leave a core idle.
-    ``cancel()`` stops them (a failed training).
+    ``cancel()`` stops them (a failed training). ``reused``: fits kept from an earlier run
+    (``reusable_fits``): those series are not fit again, and ``result()`` returns them too.
     """
 
     SHARES_PER_WORKER = 32
@@ -195,6 +270,8 @@ class BackgroundFits:
         classical: tuple[str, ...],
         n_jobs: int = 1,
         seasons: int = FIT_SEASONS,
+        reused: Fits | None = None,
+        reused_from: str = "",
     ) -> None:
         import subprocess
         import sys
@@ -204,7 +281,10 @@ class BackgroundFits:
 
         self.context = context
         self.names = tuple(c for c in FITTED if c in classical)
-        self.series = sorted(str(s) for s in context.values) if self.names else []
+        self.reused = dict(reused or {})  # kept from an earlier run (``reusable_fits``)
+        self.reused_from = reused_from  # which run (for the log)
+        every = sorted(str(s) for s in context.values) if self.names else []
+        self.series = [sid for sid in every if sid not in self.reused]  # those fit now
         jobs = _jobs(context, self.names, self.series, seasons)
         workers = (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
         workers = min(workers, len(jobs))
@@ -250,7 +330,7 @@ class BackgroundFits:
             self.close()
         if self.seconds is None:
             self.seconds = time.perf_counter() - self.started
-        return _timed_fits(self.context, found)
+        return {**self.reused, **_timed_fits(self.context, found)}
 
     def cancel(self) -> None:
         """Stop: the workers are terminated and their files removed."""

@@ -21,6 +21,7 @@ else to the naive one. The fallback is said in the returned form.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -106,6 +107,9 @@ class ClassicalFit:
     start: int
     state: dict[str, Any] | None = None
     start_time: str | None = None  # the time of point ``start`` (ISO, UTC): where to resume
+    points: int | None = None  # how many points were fit, from ``start`` on
+    end_time: str | None = None  # the time of the last point fit (ISO, UTC)
+    digest: str | None = None  # of the values fit (``values_digest``): were they changed since?
 
     @property
     def fallback(self) -> str:
@@ -119,6 +123,9 @@ class ClassicalFit:
             "start": self.start,
             "state": self.state,
             "start_time": self.start_time,
+            "points": self.points,
+            "end_time": self.end_time,
+            "digest": self.digest,
         }
 
     @classmethod
@@ -130,6 +137,9 @@ class ClassicalFit:
             int(data.get("start", 0)),
             data.get("state"),
             data.get("start_time"),
+            None if data.get("points") is None else int(data["points"]),
+            data.get("end_time"),
+            data.get("digest"),
         )
 
 
@@ -175,10 +185,19 @@ def fit_classical(
     ``max_points``, default ``fit_points(season)``)."""
     values = np.asarray(values, dtype=float)
     start = max(0, n_fit - (max_points or fit_points(season)))
-    model = _fit(name, values[start:n_fit], season)
+    fit = values[start:n_fit]
+    model = _fit(name, fit, season)
+    seen = {"points": len(fit), "digest": values_digest(fit)}
     if model is None:
-        return ClassicalFit(name, f"{_fallback(n_fit, season)} (no {name} fit)", season, start)
-    return ClassicalFit(name, name, season, start, _state_of(name, model))
+        form = f"{_fallback(n_fit, season)} (no {name} fit)"
+        return ClassicalFit(name, form, season, start, **seen)
+    return ClassicalFit(name, name, season, start, _state_of(name, model), **seen)
+
+
+def values_digest(values: np.ndarray) -> str:
+    """A short digest of values as float64: whether the points a fit saw are still the same."""
+    data = np.ascontiguousarray(np.asarray(values, dtype=np.float64)).tobytes()
+    return hashlib.sha256(data).hexdigest()[:20]
 
 
 SeriesJob = tuple[str, np.ndarray, int, int, tuple[str, ...], int]  # sid, values, n_fit, ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -166,9 +167,21 @@ def test_retrain_end_to_end_then_skip_then_new_version(prefect_server, tmp_path,
         landing,
         train={"epochs": 2, "units": 8},  # another config; how well it trains is not asked
         ingest={"retrain_without_new_data": True},
+        evaluate={"refit_growth": 0.5},  # keep fits of series that grew up to 50% since
     )
+    champion = client.get_model_version_by_alias("test-lstm", "champion")
+    champion_run = RunDir(Path(client.get_run(champion.run_id).data.tags["seriesflow.run_dir"]))
     state, result = run_flow(changed)
     assert result["status"] == "completed" and result["model_version"] == "3", result
+    # v2's series had grown 16% since v1's fits, more than the default 10%: fit again; v3
+    # keeps the champion's (v1's, or v2's on the same rows), allowed 50%: not fit again
+    assert read_json(second.classical_fits) != read_json(run.classical_fits)
+    third = RunDir(workspace / "runs" / result["run_dir"].rsplit("/", 1)[-1])
+    kept = read_json(third.classical_fits)
+    assert kept == read_json(champion_run.classical_fits)
+    assert all(
+        fit["digest"] and fit["points"] for models in kept.values() for fit in models.values()
+    )
     assert result["rows"] == 696 and result["new_files"] == []
     # no new row: no new table version; v3 trained on version 1, as v2 did
     assert result["history_version"] == 1 == history_version(Workspace(workspace))
