@@ -10,7 +10,7 @@ series (fit once, as ``BackgroundFits`` does beside training). Then, in a fresh 
 each, ``evaluate_regression`` as the evaluate stage calls it, with the predictions written
 to a file:
 
-- ``chunk_windows`` = the default (32,768 validation and test windows at a time);
+- ``chunk_windows`` = the default (16,384 validation and test windows at a time);
 - ``chunk_windows`` = 10^9: every window in one chunk, as evaluate was before chunks.
 
 Each process reports its peak RSS over what it held after loading (``ru_maxrss`` minus the

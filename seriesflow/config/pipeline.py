@@ -100,7 +100,7 @@ class EvaluateConfig(FrozenModel):
         "Recorded in the evaluation report and as MLflow params (evaluation.origins.*).",
     )
     chunk_windows: int = Field(
-        32768,
+        16384,
         ge=1,
         description="Evaluate scores this many validation and test windows at a time "
         "(whole series: a series with more is a chunk alone): every model's paths, the "

@@ -75,7 +75,7 @@ from seriesflow.model.intervals import (
 from seriesflow.model.saved_model import ModelSpec
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows
-from seriesflow.workspace.files import parquet_parts
+from seriesflow.workspace.files import parquet_parts, release_memory
 
 
 @dataclass(frozen=True)
@@ -314,6 +314,7 @@ class _Chunks:
                     np.save(path, part.test_paths)
                     paths.append(path)
                 del part, both, on_val_residuals, on_test_residuals
+                release_memory()  # the chunk's arrays, handed back before the next one's
                 lap("scores_and_intervals")
         by = ["scope", "model"]
         backtest = None
