@@ -177,7 +177,7 @@ def predict(model: Any, spec: ModelSpec, x: np.ndarray, series_ids: np.ndarray) 
     if len(x) == 0:
         return np.empty((0, spec.outputs))
     if not spec.per_series:
-        out = np.asarray(model.predict(x, batch_size=PREDICT_BATCH, verbose=0), dtype=float)
+        out = np.asarray(_predict_padded(model, {X_INPUT: x})[: len(x)], dtype=float)
         return combine_members(out, spec)
     index = {sid: i for i, sid in enumerate(spec.series)}
     codes = np.array([index.get(str(s), -1) for s in series_ids])  # [windows]
@@ -185,8 +185,34 @@ def predict(model: Any, spec: ModelSpec, x: np.ndarray, series_ids: np.ndarray) 
     known = codes >= 0
     if known.any():
         inputs = {X_INPUT: x[known], SERIES_INPUT: codes[known].astype(np.int32)}
-        out[known] = model.predict(inputs, batch_size=PREDICT_BATCH, verbose=0)
+        out[known] = _predict_padded(model, inputs)[: int(known.sum())]
     return out
+
+
+def padded_rows(rows: int) -> int:
+    """The rows a prediction of ``rows`` windows is padded to: the next power of two up to
+    ``PREDICT_BATCH``, else the next multiple of it. Keras traces (and with XLA compiles) its
+    predict function once per batch shape; unpadded, every call with another count -- each
+    chunk of evaluate, each forecast -- traced it again, and each trace stayed in memory.
+    Padded, a process traces at most 13 shapes."""
+    if rows <= PREDICT_BATCH:
+        return 1 << max(0, rows - 1).bit_length()
+    return -(-rows // PREDICT_BATCH) * PREDICT_BATCH
+
+
+def _predict_padded(model: Any, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """``model.predict`` on ``inputs`` padded to ``padded_rows`` (zeros, whose outputs are
+    dropped by the caller: the rows of a batch do not affect one another in inference)."""
+    rows = len(next(iter(inputs.values())))
+    size = padded_rows(rows)
+    if size > rows:
+        inputs = {
+            name: np.concatenate([part, np.zeros((size - rows, *part.shape[1:]), part.dtype)])
+            for name, part in inputs.items()
+        }
+    if set(inputs) == {X_INPUT}:  # a global model's single input
+        inputs = inputs[X_INPUT]
+    return model.predict(inputs, batch_size=min(size, PREDICT_BATCH), verbose=0)
 
 
 def combine_members(outputs: np.ndarray, spec: ModelSpec) -> np.ndarray:
