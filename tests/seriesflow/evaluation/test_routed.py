@@ -423,3 +423,20 @@ def test_a_fallback_that_pools_over_chunks_routes_every_chunk_again():
         chunked.scored.metrics.drop(columns=["mse", "mae", "rmse", "mape", "mase"]),
         one.scored.metrics.drop(columns=["mse", "mae", "rmse", "mape", "mase"]),
     )
+
+
+def test_no_validation_or_test_window_scores_nothing_without_failing():
+    frame = normalized()
+    frame["split"] = "train"
+    windows = windows_of(frame, timesteps=3, horizon=2)
+    scaler = identity_scaler(windows)
+    config = PipelineConfig.model_validate({"forecast": {"steps": 4}})
+    scorer = scorer_for(windows, scaler, config.evaluate, classical=(ETS, THETA))
+    spec = ModelSpec("regression", 3, [VALUE], 2)
+    found = evaluate_regression(
+        last_value_model(), spec, scaler, windows, config, scorer, (ETS, THETA)
+    )
+    assert found.test_windows == 0 and found.origins["chunks"] == 1
+    pooled = found.scored.metrics
+    assert set(pooled[SERIES_ID]) == {"__all__"} and pooled["mase"].isna().all()
+    assert found.scored.predictions.empty
