@@ -115,6 +115,7 @@ def evaluate(
             champion,
             fits,
             run.predictions,  # written a chunk at a time
+            logger.info,  # a line per chunk
         )
         scored, note, tested = found.scored, found.champion_note, found.test_windows
         origins = found.origins

@@ -100,6 +100,7 @@ def evaluate_regression(
     champion: Any | None = None,
     fits: Fits | None = None,
     predictions_path: Path | None = None,
+    progress: Any = None,
 ) -> RoutedEvaluation:
     """Score the run's models on its test windows (see the module docstring).
 
@@ -115,7 +116,8 @@ def evaluate_regression(
     in the rare case it chooses otherwise for a series), the pooled metrics and coverage
     are re-weighted over every window, the pooled interval widths are quantiles of every
     chunk's scaled residuals. ``predictions_path``: the long predictions are written there
-    a chunk at a time (``Scored.predictions`` is then None), else returned.
+    a chunk at a time (``Scored.predictions`` is then None), else returned. ``progress``:
+    called with a line after each chunk (the stage's log).
     """
     clock, seconds = time.perf_counter(), {}
 
@@ -158,7 +160,9 @@ def evaluate_regression(
     seasons = {sid: int(scorer.context.season.get(sid, 1)) for sid in every}
     cfg = config.register
     with tempfile.TemporaryDirectory(prefix="seriesflow-evaluate-") as folder:
-        scoring = _Chunks(model, spec, scaler, config, scorer, reported, champion, fits, steps)
+        scoring = _Chunks(
+            model, spec, scaler, config, scorer, reported, champion, fits, steps, progress
+        )
         found = scoring.run(val, test, chunks, Path(folder), predictions_path, None, lap)
         if cfg.models == "lstm_only":
             router = Router.lstm_only(every, seasons)
@@ -260,6 +264,7 @@ class _Chunks:
     champion: Any | None
     fits: Fits
     steps: int
+    progress: Any = None  # called with a line after each chunk
 
     def run(
         self,
@@ -279,6 +284,7 @@ class _Chunks:
         scaled_val: list[tuple[np.ndarray, np.ndarray]] = []
         scaled_test: list[tuple[np.ndarray, np.ndarray]] = []
         rescored: Rescored | None = None
+        started = time.perf_counter()
         levels = list(self.config.forecast.levels)
         scale = self.scorer.context.scale
         with contextlib.ExitStack() as stack:
@@ -317,6 +323,12 @@ class _Chunks:
                 del part, both, on_val_residuals, on_test_residuals
                 release_memory()  # the chunk's arrays, handed back before the next one's
                 lap("scores_and_intervals")
+                if self.progress is not None and len(chunks) > 1:
+                    self.progress(
+                        f"Evaluated chunk {k + 1}/{len(chunks)}: {len(codes)} series, "
+                        f"{len(v) + len(t)} windows ({time.perf_counter() - started:.0f} s "
+                        "so far)"
+                    )
         by = ["scope", "model"]
         backtest = None
         if backtests:

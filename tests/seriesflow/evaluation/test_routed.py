@@ -254,6 +254,8 @@ def test_chunks_of_series_score_what_one_pass_scores(tmp_path):
     spec = ModelSpec("regression", 3, [VALUE], 2)
     champion = Champion("3", "r", last_value_model(), scaler.to_json(), {}, spec.to_json())
 
+    lines: list[str] = []
+
     def run(chunk_windows: int, path=None):
         config = PipelineConfig.model_validate(
             {
@@ -277,12 +279,15 @@ def test_chunks_of_series_score_what_one_pass_scores(tmp_path):
             (ETS, THETA),
             champion,
             predictions_path=path,
+            progress=lines.append,
         )
 
     one = run(10_000)
     path = tmp_path / "predictions.parquet"
     chunked = run(1, path)  # every series a chunk of its own
     assert one.origins["chunks"] == 1 and chunked.origins["chunks"] == len(lengths)
+    assert len(lines) == len(lengths)  # a progress line per chunk (none for one chunk)
+    assert lines[-1].startswith(f"Evaluated chunk {len(lengths)}/{len(lengths)}: 1 series, ")
     assert chunked.scored.predictions is None
     written = pd.read_parquet(path)
     pd.testing.assert_frame_equal(written, one.scored.predictions, check_dtype=False)
