@@ -107,9 +107,10 @@ def read_run(run_id):
 
 
 def ps(pid: int, field: str) -> str:
-    """One ``ps`` field of a process (Linux and macOS alike)."""
+    """One ``ps`` field of a process (Linux and macOS alike), never cut to a terminal's width
+    (``-ww``: a command under a long checkout path was cut before its last word)."""
     out = subprocess.run(
-        ["ps", "-o", f"{field}=", "-p", str(pid)], capture_output=True, text=True, check=True
+        ["ps", "-ww", "-o", f"{field}=", "-p", str(pid)], capture_output=True, text=True, check=True
     )
     return out.stdout.strip()
 
