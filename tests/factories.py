@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from seriesflow.config.pipeline import PipelineConfig
-from seriesflow.data.schema import SERIES_ID, TEST, TIMESTAMP, VALUE
+from seriesflow.data.schema import SERIES_ID, TEST, TIMESTAMP, VALUE, VALUE_ORIGINAL
 from seriesflow.model.normalize import normalize_series
 from seriesflow.model.windows import Windows
 
@@ -143,6 +143,24 @@ def window_set(
         horizon=horizon,
         labels=None if labels is None else np.array(labels, dtype=object),
         classes=("down", "up") if labels is not None else (),
+    )
+
+
+def split_series(
+    sid: str, value: np.ndarray, train: int, val: int, start: pd.Timestamp, first: int = 0
+) -> pd.DataFrame:
+    """One hourly series as the normalized table holds it, unscaled (``identity_scaler``):
+    ``value`` from hour ``first`` after ``start`` on, its first ``train`` points the training
+    part, up to ``val`` validation, the rest test."""
+    n = len(value)
+    return pd.DataFrame(
+        {
+            SERIES_ID: sid,
+            TIMESTAMP: start + pd.to_timedelta(np.arange(first, first + n), unit="h"),
+            VALUE: value,
+            VALUE_ORIGINAL: value,
+            "split": ["train"] * train + ["val"] * (val - train) + ["test"] * (n - val),
+        }
     )
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from seriesflow.config.pipeline import PipelineConfig
-from seriesflow.data.schema import ETS, SERIES_ID, THETA, TIMESTAMP, VALUE, VALUE_ORIGINAL
+from seriesflow.data.schema import ETS, THETA
 from seriesflow.evaluation.scoring import (
     BackgroundFits,
     fit_classical_models,
@@ -19,7 +19,7 @@ from seriesflow.evaluation.scoring import (
     scorer_for,
 )
 from seriesflow.model.classical import fit_points, paths_of
-from tests.factories import identity_scaler, windows_of
+from tests.factories import identity_scaler, split_series, windows_of
 
 START = pd.Timestamp("2024-01-01T00:00Z")
 NAMES = (ETS, THETA)
@@ -40,20 +40,9 @@ def context_of(lengths: dict[str, int], before: int = 0, change: tuple[str, int]
         value = np.concatenate([earlier, series_values(k, 2000)[:n]])
         if change and change[0] == sid:
             value[before + change[1]] += 3.0
-        i = np.arange(-before, n)
         total = before + n
         train, val = int(total * 0.6), int(total * 0.8)
-        parts.append(
-            pd.DataFrame(
-                {
-                    SERIES_ID: sid,
-                    TIMESTAMP: START + pd.to_timedelta(i, unit="h"),
-                    VALUE: value,
-                    VALUE_ORIGINAL: value,
-                    "split": ["train"] * train + ["val"] * (val - train) + ["test"] * (total - val),
-                }
-            )
-        )
+        parts.append(split_series(sid, value, train, val, START, first=-before))
     windows = windows_of(pd.concat(parts, ignore_index=True), timesteps=3, horizon=2)
     return scorer_for(windows, identity_scaler(windows), PipelineConfig().evaluate).context
 

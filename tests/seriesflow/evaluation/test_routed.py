@@ -16,16 +16,14 @@ from seriesflow.data.schema import (
     SERIES_ID,
     TEST,
     THETA,
-    TIMESTAMP,
     VALUE,
-    VALUE_ORIGINAL,
 )
 from seriesflow.evaluation.report import evaluation_markdown
 from seriesflow.evaluation.routed import evaluate_regression
 from seriesflow.evaluation.scoring import scorer_for
 from seriesflow.model.classical import fit_points
 from seriesflow.model.saved_model import ModelSpec
-from tests.factories import identity_scaler, windows_of
+from tests.factories import identity_scaler, split_series, windows_of
 
 START = pd.Timestamp("2024-01-01T00:00Z")
 LENGTHS = {"a": 300, "b": 260}  # different lengths: different test parts
@@ -42,17 +40,7 @@ def normalized() -> pd.DataFrame:
             + np.random.default_rng(k).normal(0, 0.3, n)
         )
         train, val = int(n * 0.6), int(n * 0.8)
-        parts.append(
-            pd.DataFrame(
-                {
-                    SERIES_ID: sid,
-                    TIMESTAMP: START + pd.to_timedelta(i, unit="h"),
-                    VALUE: value,
-                    VALUE_ORIGINAL: value,
-                    "split": ["train"] * train + ["val"] * (val - train) + ["test"] * (n - val),
-                }
-            )
-        )
+        parts.append(split_series(sid, value, train, val, START))
     return pd.concat(parts, ignore_index=True)
 
 
@@ -238,17 +226,7 @@ def test_chunks_of_series_score_what_one_pass_scores(tmp_path):
         rng = np.random.default_rng(10 + k)
         value = 40 + 7 * k + (3 + k) * np.sin(2 * np.pi * i / 24) + rng.normal(0, 0.2 + k, n)
         train, val = int(n * 0.6), int(n * 0.8)
-        parts.append(
-            pd.DataFrame(
-                {
-                    SERIES_ID: sid,
-                    TIMESTAMP: START + pd.to_timedelta(i, unit="h"),
-                    VALUE: value,
-                    VALUE_ORIGINAL: value,
-                    "split": ["train"] * train + ["val"] * (val - train) + ["test"] * (n - val),
-                }
-            )
-        )
+        parts.append(split_series(sid, value, train, val, START))
     windows = windows_of(pd.concat(parts, ignore_index=True), timesteps=3, horizon=2)
     scaler = identity_scaler(windows)
     spec = ModelSpec("regression", 3, [VALUE], 2)
@@ -364,16 +342,7 @@ def test_a_fallback_that_pools_over_chunks_routes_every_chunk_again():
     def series(sid: str, n: int, level: float, splits: tuple[int, int]) -> pd.DataFrame:
         i = np.arange(n)
         value = level + 5 * np.sin(2 * np.pi * i / 24) + np.random.default_rng(n).normal(0, 1, n)
-        train, val = splits
-        return pd.DataFrame(
-            {
-                SERIES_ID: sid,
-                TIMESTAMP: START + pd.to_timedelta(i, unit="h"),
-                VALUE: value,
-                VALUE_ORIGINAL: value,
-                "split": ["train"] * train + ["val"] * (val - train) + ["test"] * (n - val),
-            }
-        )
+        return split_series(sid, value, *splits, START)
 
     frame = pd.concat(
         [
