@@ -100,7 +100,8 @@ def evaluate(
         outputs = forecast_windows(model, spec, scaler, test)  # [windows, classes]
         scored = score_split(test, outputs, scorer, champion_out, config.evaluate.backtest_folds)
         tested = len(test)
-    else:  # the LSTM, the router and the candidates, the champion, intervals: one pass
+    else:  # the LSTM, the router and the candidates, the champion, intervals: a chunk of
+        # series at a time (evaluate.chunk_windows)
         fits = None
         if run.classical_fits.exists():  # fit beside training (tasks/train.py)
             fits = fits_from_json(read_json(run.classical_fits))

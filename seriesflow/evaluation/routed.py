@@ -69,6 +69,7 @@ from seriesflow.model.forecasting import (
 from seriesflow.model.intervals import (
     Intervals,
     pooled_half_widths,
+    residual_codes,
     scaled_residuals,
     series_half_widths,
 )
@@ -310,17 +311,22 @@ class _Chunks:
                 on_val_residuals = residuals_of(v, part.val_paths)
                 on_test_residuals = residuals_of(t, part.test_paths)
                 both = pd.concat([on_val_residuals, on_test_residuals], ignore_index=True)
-                half_val.update(series_half_widths(on_val_residuals, levels, self.steps))
-                half_both.update(series_half_widths(both, levels, self.steps))
-                scaled_val.append(scaled_residuals(on_val_residuals, scale, self.steps))
-                scaled_test.append(scaled_residuals(on_test_residuals, scale, self.steps))
+                codes_val = residual_codes(on_val_residuals, self.steps)
+                half_val.update(series_half_widths(codes_val, levels, self.steps))
+                half_both.update(
+                    series_half_widths(residual_codes(both, self.steps), levels, self.steps)
+                )
+                scaled_val.append(scaled_residuals(codes_val, scale))
+                scaled_test.append(
+                    scaled_residuals(residual_codes(on_test_residuals, self.steps), scale)
+                )
                 if len(chunks) == 1:
                     paths.append(part.test_paths)
                 else:  # on disk until the pooled widths are known: memory for one chunk
                     path = folder / f"test-paths-{k:05d}.npy"
                     np.save(path, part.test_paths)
                     paths.append(path)
-                del part, both, on_val_residuals, on_test_residuals
+                del part, both, codes_val, on_val_residuals, on_test_residuals
                 release_memory()  # the chunk's arrays, handed back before the next one's
                 lap("scores_and_intervals")
                 if self.progress is not None and len(chunks) > 1:

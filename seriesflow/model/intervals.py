@@ -146,16 +146,21 @@ def calibrate(
 ) -> Intervals:
     """Intervals from a residual table (``series_id``, ``step`` 1..steps, ``residual``): the
     conformal quantile per series and step, and pooled per step over scaled residuals."""
-    step, scaled = scaled_residuals(residuals, scale, steps)
-    half = series_half_widths(residuals, levels, steps)
+    codes = residual_codes(residuals, steps)  # the ids factorized once, for both
+    step, scaled = scaled_residuals(codes, scale)
+    half = series_half_widths(codes, levels, steps)
     return Intervals(
         list(levels), steps, half, pooled_half_widths(step, scaled, levels, steps), dict(scale), on
     )
 
 
-def _residual_codes(
-    residuals: pd.DataFrame, steps: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+ResidualCodes = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def residual_codes(residuals: pd.DataFrame, steps: int) -> ResidualCodes:
+    """A residual table as arrays: (|residual|, step 0-based, within ``steps``, the sorted
+    series ids, each row's index into them); what ``scaled_residuals`` and
+    ``series_half_widths`` read, the ids factorized once for both."""
     magnitude = np.abs(residuals["residual"].to_numpy(dtype=float))
     step = residuals["step"].to_numpy(dtype=np.int64) - 1
     inside = (step >= 0) & (step < steps)
@@ -164,11 +169,12 @@ def _residual_codes(
 
 
 def scaled_residuals(
-    residuals: pd.DataFrame, scale: dict[str, float], steps: int
+    codes: ResidualCodes, scale: dict[str, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(step 0..steps-1, |residual| / the series' MASE scale) of the rows within ``steps``:
-    what the pooled half-widths are quantiles of (collected chunk by chunk at scale)."""
-    magnitude, step, inside, series, code = _residual_codes(residuals, steps)
+    """(step 0..steps-1, |residual| / the series' MASE scale) of the rows within ``steps``
+    (``residual_codes``): what the pooled half-widths are quantiles of (collected chunk by
+    chunk at scale)."""
+    magnitude, step, inside, series, code = codes
     divisor = np.array([scale.get(s, math.nan) for s in series], dtype=float)[code]
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero scale: not finite, left out
         scaled = magnitude / divisor
@@ -184,10 +190,11 @@ def pooled_half_widths(
 
 
 def series_half_widths(
-    residuals: pd.DataFrame, levels: list[int], steps: int
+    codes: ResidualCodes, levels: list[int], steps: int
 ) -> dict[str, dict[str, list[float]]]:
-    """Each series' own half-widths per level and step (a series' rows alone decide them)."""
-    magnitude, step, inside, series, code = _residual_codes(residuals, steps)
+    """Each series' own half-widths per level and step (a series' rows alone decide them),
+    from ``residual_codes`` of the same ``steps``."""
+    magnitude, step, inside, series, code = codes
     every = group_quantiles_at(
         (code * steps + step)[inside],
         magnitude[inside],
