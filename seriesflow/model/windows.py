@@ -99,20 +99,129 @@ def direction_labels(values: np.ndarray, origins: np.ndarray, horizon: int) -> n
     return np.where(rise, DIRECTION_CLASSES[1], DIRECTION_CLASSES[0]).astype(object)
 
 
+SLICE_ROWS = 1 << 22  # rows a pass over whole-table arrays handles at once
+
+
 def _by_series(codes: np.ndarray, stamps: np.ndarray) -> tuple:
     """(order or None when already sorted, codes and stamps in that order, start [series],
     length [series]) of rows with series ``codes`` and ``stamps``: by series, then time
-    (stable)."""
+    (stable). Sortedness and the series' starts are found a slice of rows at a time: no
+    temporary the size of the table when the rows are in order already (normalize writes
+    them so)."""
     order = None
-    if len(codes) > 1:
-        step = np.diff(codes)
-        if (step < 0).any() or ((step == 0) & (np.diff(stamps) < np.timedelta64(0))).any():
-            order = np.lexsort((stamps, codes))
-            codes, stamps = codes[order], stamps[order]
-    start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else codes
-    start = start.astype(np.int64)
+    if not _in_order(codes, stamps):
+        order = np.lexsort((stamps, codes))
+        codes, stamps = codes[order], stamps[order]
+    starts = [np.zeros(min(len(codes), 1), dtype=np.int64)]
+    for at in range(1, len(codes), SLICE_ROWS):
+        part = slice(at, min(at + SLICE_ROWS, len(codes)))
+        before = slice(at - 1, part.stop - 1)
+        starts.append(np.flatnonzero(codes[part] != codes[before]).astype(np.int64) + at)
+    start = np.concatenate(starts)
     length = np.diff(np.r_[start, len(codes)]).astype(np.int64)
     return order, codes, stamps, start, length
+
+
+def _in_order(codes: np.ndarray, stamps: np.ndarray) -> bool:
+    """Whether rows are sorted by series code, then time, checked a slice at a time."""
+    for at in range(1, len(codes), SLICE_ROWS):
+        part = slice(at, min(at + SLICE_ROWS, len(codes)))
+        before = slice(at - 1, part.stop - 1)
+        step = codes[part].astype(np.int64) - codes[before]
+        if (step < 0).any():
+            return False
+        if ((step == 0) & (stamps[part] < stamps[before])).any():
+            return False
+    return True
+
+
+BATCH_ROWS = 1 << 20  # rows of a normalized table converted at once
+
+
+class _Filling:
+    """The arrays of ``SeriesArrays``, allocated once for ``rows`` and filled a record
+    batch at a time (``add``), so that no column of the whole table exists twice. Series
+    ids become int32 codes in order of first appearance, ranked by id at the end."""
+
+    def __init__(
+        self, rows: int, features: list[str], names: list[str], values: np.ndarray | None
+    ) -> None:
+        self.features = list(features)
+        self.read_values = values is None
+        self.values = np.empty((rows, len(features)), np.float32) if values is None else values
+        self.codes = np.empty(rows, dtype=np.int32)
+        self.stamps = np.empty(rows, dtype="datetime64[us]")
+        self.original = np.empty(rows, dtype=np.float64)
+        self.split = np.empty(rows, dtype=np.int8)
+        self.labels = np.empty(rows, dtype=object) if LABEL in names else None
+        self.filled = np.empty(rows, dtype=bool) if FILLED in names else None
+        self.ids: dict[str, int] = {}
+        self.split_of = {name: k for k, name in enumerate(SPLITS)}
+        self.at = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        rows = slice(self.at, self.at + batch.num_rows)
+        self.codes[rows] = self._codes(batch.column(SERIES_ID), self.ids)
+        stamps = batch.column(TIMESTAMP)
+        if pa.types.is_timestamp(stamps.type) and stamps.type.tz is not None:
+            stamps = stamps.cast(pa.timestamp(stamps.type.unit))  # UTC wall time, no zone
+        self.stamps[rows] = stamps.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+        if self.read_values:
+            for j, name in enumerate(self.features):
+                self.values[rows, j] = batch.column(name).to_numpy(zero_copy_only=False)
+        self.original[rows] = batch.column(VALUE_ORIGINAL).to_numpy(zero_copy_only=False)
+        self.split[rows] = self._codes(batch.column(SPLIT), self.split_of, grow=False)
+        if self.labels is not None:
+            self.labels[rows] = batch.column(LABEL).to_numpy(zero_copy_only=False)
+        if self.filled is not None:
+            self.filled[rows] = batch.column(FILLED).to_numpy(zero_copy_only=False)
+        self.at = rows.stop
+
+    @staticmethod
+    def _codes(column: pa.Array, known: dict[str, int], grow: bool = True) -> np.ndarray:
+        """Each row's code in ``known`` (names added in order of appearance)."""
+        if not pa.types.is_dictionary(column.type):
+            column = column.dictionary_encode()
+        names = column.dictionary.to_pylist()
+        if grow:
+            lookup = [known.setdefault(name, len(known)) for name in names]
+        else:
+            unknown = sorted(set(names) - set(known))
+            if unknown:
+                raise ValueError(f"unknown split names {unknown}: expected {list(known)}")
+            lookup = [known[name] for name in names]
+        return np.asarray(lookup, dtype=np.int32)[column.indices.to_numpy(zero_copy_only=False)]
+
+    def arrays(self, sort_values: bool) -> SeriesArrays:
+        if self.at != len(self.codes):
+            raise ValueError(f"read {self.at} rows of {len(self.codes)}")
+        names = np.asarray(list(self.ids), dtype=object)
+        by_name = np.argsort(names, kind="stable")
+        if (by_name != np.arange(len(names))).any():  # ids first seen out of text order
+            rank = np.empty(len(names), dtype=np.int32)
+            rank[by_name] = np.arange(len(names), dtype=np.int32)
+            for at in range(0, len(self.codes), SLICE_ROWS):
+                part = slice(at, at + SLICE_ROWS)
+                self.codes[part] = rank[self.codes[part]]
+        names = names[by_name]
+        order, codes, stamps, start, length = _by_series(self.codes, self.stamps)
+        self.codes = self.stamps = None
+
+        def column(array: np.ndarray | None) -> np.ndarray | None:
+            return array if order is None or array is None else array[order]
+
+        return SeriesArrays(
+            series=[str(names[codes[i]]) for i in start],
+            start=start,
+            length=length,
+            values=column(self.values) if sort_values else self.values,
+            original=column(self.original),
+            times=stamps,
+            split=column(self.split),
+            features=self.features,
+            labels=column(self.labels),
+            filled=column(self.filled),
+        )
 
 
 @dataclass(frozen=True)
@@ -176,24 +285,19 @@ class SeriesArrays:
         cls, path: str | Path, features: list[str], values: np.ndarray | None = None
     ) -> SeriesArrays:
         """From ``03_normalized.parquet``, reading only the columns windows need (not the
-        features when their ``values`` come from a memory map)."""
-        names = pq.read_schema(path).names
-        wanted = [SERIES_ID, TIMESTAMP, *(features if values is None else []), VALUE_ORIGINAL]
-        wanted += [SPLIT]
-        wanted += [name for name in (LABEL, FILLED) if name in names]
-        # ids and splits as dictionaries: no Python string per row; the features are read
-        # one column at a time straight into the values block (the whole table in Arrow
-        # would be a second copy of every value)
+        features when their ``values`` come from a memory map).
+
+        Read a batch of rows at a time straight into the arrays: at 100M rows, the keys
+        read whole in Arrow and then converted took 7 GiB more than the arrays they
+        became."""
         source = pq.ParquetFile(path, read_dictionary=[SERIES_ID, SPLIT])
-        keys = source.read(columns=[name for name in wanted if name not in features])
-        block = values
-        if block is None:
-            block = np.empty((keys.num_rows, len(features)), dtype=np.float32)
-            for j, name in enumerate(features):
-                block[:, j] = source.read(columns=[name])[name].to_numpy()
-                release_arrow_memory()
-        arrays = cls.from_table(keys, features, block, sort_values=values is None)
-        del keys
+        names = source.schema_arrow.names
+        wanted = [SERIES_ID, TIMESTAMP, *(features if values is None else []), VALUE_ORIGINAL]
+        wanted += [SPLIT, *(name for name in (LABEL, FILLED) if name in names)]
+        filling = _Filling(source.metadata.num_rows, features, names, values)
+        for batch in source.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+            filling.add(batch)
+        arrays = filling.arrays(sort_values=values is None)
         release_arrow_memory()
         return arrays
 
@@ -205,53 +309,15 @@ class SeriesArrays:
         values: np.ndarray | None = None,
         sort_values: bool = False,
     ) -> SeriesArrays:
-        """``from_frame`` of a normalized Arrow table, column by column into the arrays (no
-        pandas frame of every row on the way: at 10M rows that frame was 0.8 GB more at the
-        peak). Rows of a series together in time order, as normalize writes them; another
-        order is sorted like ``from_frame`` does. ``values``: the features' values already
-        in sorted order, or with ``sort_values`` in the table's row order."""
-        names_sorted, codes = sorted_codes(table[SERIES_ID])  # [rows] sorted-id codes
-        stamps = table[TIMESTAMP].combine_chunks()
-        if pa.types.is_timestamp(stamps.type) and stamps.type.tz is not None:
-            stamps = stamps.cast(pa.timestamp(stamps.type.unit))  # UTC wall time, no zone
-        stamps = stamps.to_numpy(zero_copy_only=False).astype("datetime64[us]")
-        order, codes, stamps, start, length = _by_series(codes, stamps)
-
-        def column(array: np.ndarray) -> np.ndarray:
-            return array if order is None else array[order]
-
-        if values is None:
-            values = np.empty((table.num_rows, len(features)), dtype=np.float32)
-            for j, name in enumerate(features):  # one column at a time into the block
-                values[:, j] = column(table[name].to_numpy())
-        elif sort_values:
-            values = column(values)
-        split = table[SPLIT].combine_chunks()
-        if not pa.types.is_dictionary(split.type):
-            split = split.dictionary_encode()
-        known = {name: k for k, name in enumerate(SPLITS)}
-        lookup = np.array([known[name] for name in split.dictionary.to_pylist()], dtype=np.int8)
-        split_codes = lookup[split.indices.to_numpy(zero_copy_only=False)] if len(split) else []
-        return cls(
-            series=[str(names_sorted[codes[i]]) for i in start],
-            start=start,
-            length=length,
-            values=values,
-            original=column(table[VALUE_ORIGINAL].to_numpy().astype(float, copy=False)),
-            times=stamps,
-            split=column(np.asarray(split_codes, dtype=np.int8)),
-            features=list(features),
-            labels=(
-                column(table[LABEL].to_numpy(zero_copy_only=False).astype(object))
-                if LABEL in table.column_names
-                else None
-            ),
-            filled=(
-                column(table[FILLED].to_numpy(zero_copy_only=False).astype(bool))
-                if FILLED in table.column_names
-                else None
-            ),
-        )
+        """``from_frame`` of a normalized Arrow table, a batch of rows at a time into the
+        arrays (no pandas frame of every row on the way). Rows of a series together in
+        time order, as normalize writes them; another order is sorted like ``from_frame``
+        does. ``values``: the features' values already in sorted order, or with
+        ``sort_values`` in the table's row order."""
+        filling = _Filling(table.num_rows, features, table.column_names, values)
+        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+            filling.add(batch)
+        return filling.arrays(sort_values=values is None or sort_values)
 
     def code_of(self) -> dict[str, int]:
         return {sid: k for k, sid in enumerate(self.series)}

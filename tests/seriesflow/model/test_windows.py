@@ -268,15 +268,25 @@ def test_memory_mapped_windows_yield_exactly_the_batches_held_in_memory(tmp_path
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_series_arrays_read_from_arrow_equal_those_from_a_frame(tmp_path, shuffle):
+@pytest.mark.parametrize("batch_rows", [None, 7])
+def test_series_arrays_read_from_arrow_equal_those_from_a_frame(
+    tmp_path, monkeypatch, shuffle, batch_rows
+):
     """load() builds the arrays from the Parquet file's Arrow columns (no frame of every
     row); the result is field for field what from_frame gives, sorted or not, with the
-    ids and splits dictionary-encoded as load reads them."""
+    ids and splits dictionary-encoded as load reads them. Read 7 rows at a time (and
+    checked 5 at a time), the batches' and slices' edges fall inside series and between
+    them, and the ids appear out of text order ("b" first)."""
     import pyarrow.parquet as pq
 
     from seriesflow.data.schema import FILLED, LABEL, SPLIT
+    from seriesflow.model import windows
     from seriesflow.model.windows import SeriesArrays
     from seriesflow.workspace.files import write_parquet
+
+    if batch_rows:
+        monkeypatch.setattr(windows, "BATCH_ROWS", batch_rows)
+        monkeypatch.setattr(windows, "SLICE_ROWS", 5)
 
     frame = normalized_frame(series=("b", "a", "c"))
     frame[FILLED] = np.arange(len(frame)) % 7 == 0
@@ -296,3 +306,27 @@ def test_series_arrays_read_from_arrow_equal_those_from_a_frame(tmp_path, shuffl
             assert got.dtype == want.dtype, name
             np.testing.assert_array_equal(got, want, err_msg=name)
         assert arrays.labels.tolist() == theirs.labels.tolist()
+
+
+@pytest.mark.parametrize("slice_rows", [1, 3, 64])
+def test_by_series_found_a_slice_at_a_time_equals_one_pass(monkeypatch, slice_rows):
+    """Sortedness and series starts checked a slice of rows at a time: the same order,
+    starts and lengths as a sort of the whole table, for rows in order, rows out of
+    order only across a slice's edge, and shuffled rows."""
+    from seriesflow.model import windows
+
+    monkeypatch.setattr(windows, "SLICE_ROWS", slice_rows)
+    rng = np.random.default_rng(3)
+    codes = np.repeat(np.arange(5, dtype=np.int32), [4, 1, 7, 3, 5])
+    stamps = np.concatenate([np.arange(n) for n in (4, 1, 7, 3, 5)]).astype("datetime64[us]")
+    swapped = stamps.copy()
+    swapped[[2, 3]] = swapped[[3, 2]]  # one series' times out of order
+    shuffled = rng.permutation(len(codes))
+    for c, t in ((codes, stamps), (codes, swapped), (codes[shuffled], stamps[shuffled])):
+        order, got_codes, got_stamps, start, length = windows._by_series(c, t)
+        want = np.lexsort((t, c))
+        is_sorted = (want == np.arange(len(c))).all()
+        assert (order is None) == is_sorted
+        np.testing.assert_array_equal(got_codes, c[want])
+        np.testing.assert_array_equal(got_stamps, t[want])
+        assert start.tolist() == [0, 4, 5, 12, 15] and length.tolist() == [4, 1, 7, 3, 5]
