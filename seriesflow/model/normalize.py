@@ -31,7 +31,13 @@ from seriesflow.data.schema import (
 )
 from seriesflow.model.features import FeatureSpec, fit_feature_spec
 from seriesflow.model.scaler import EPOCH, MINMAX, SEASONAL_LOG, Scaler, seasonal_log_fit
-from seriesflow.model.windows import SeriesArrays, resolve_horizon, sorted_codes
+from seriesflow.model.windows import (
+    SeriesArrays,
+    _by_series,
+    resolve_horizon,
+    sorted_codes,
+    utc_stamps,
+)
 
 
 def split_sizes(n: int, cfg: SplitConfig, horizon: int = 1) -> tuple[int, int, int]:
@@ -255,21 +261,11 @@ def normalize_chunks(
     arrays, not every row's arrays at once. Concatenated, the chunks equal
     ``normalize_series`` of the whole table, and ``merge_scalers`` of their scalers its
     scaler."""
-    # ids as a categorical with sorted categories: sorted codes, no Python str per row
-    names, codes = sorted_codes(table[SERIES_ID])
-    keys = pd.DataFrame(
-        {
-            SERIES_ID: pd.Categorical.from_codes(codes, categories=names),
-            TIMESTAMP: table[TIMESTAMP].to_pandas(),
-        }
-    )
-    del codes
-    for name in config.columns.static:
-        keys[name] = table[name].to_pandas()
-    sorted_rows = SeriesRows.of(keys[SERIES_ID], keys[TIMESTAMP])
-    order, length = sorted_rows.order, sorted_rows.length
+    # the rows' order by series and time from int32 codes and timestamps alone, a slice
+    # at a time (at 100M rows, a frame of the keys and SeriesRows of every row held 8 GiB)
+    names, codes = sorted_codes(table[SERIES_ID])  # ids sorted; codes index them
+    order, codes, _, _, length = _by_series(codes, utc_stamps(table[TIMESTAMP]))
     ends = np.cumsum(length)  # [series] row after each series, in sorted order
-    del sorted_rows
     bounds = []  # (first row, row after) of each chunk, whole series of about chunk_rows
     start, total = 0, int(ends[-1]) if len(ends) else 0
     while start < total:
@@ -283,16 +279,33 @@ def normalize_chunks(
     def rows_of(start: int, stop: int) -> np.ndarray | slice:
         return slice(start, stop) if order is None else order[start:stop]
 
-    # the plan: each series' grid, a chunk at a time (the grid fit of every row at once
-    # holds several arrays per row), then the horizon and feature spec across all
+    def taken(name: str, start: int, stop: int) -> pd.Series:
+        part = table[name]
+        part = part.slice(start, stop - start) if order is None else part.take(order[start:stop])
+        return part.to_pandas()
+
+    # the plan: each series' grid and statics, a chunk at a time (the grid fit of every
+    # row at once holds several arrays per row), then the horizon and feature spec
     frequencies: list = []
+    statics = []
     for start, stop in bounds:
-        _, fit = _fit_rows(keys.iloc[rows_of(start, stop)], config)
+        keys = pd.DataFrame(
+            {
+                SERIES_ID: pd.Categorical.from_codes(codes[start:stop], categories=names),
+                TIMESTAMP: taken(TIMESTAMP, start, stop),
+            }
+        )
+        for name in config.columns.static:
+            keys[name] = taken(name, start, stop)
+        _, fit = _fit_rows(keys, config)
         frequencies += fit.frequency
-    ids = [str(sid) for sid in keys[SERIES_ID].cat.categories]
-    statics = static_table(keys, ids, config.columns.static)
-    plan = _plan(config, frequencies, statics)
-    del keys
+        present = [str(sid) for sid in names[np.unique(codes[start:stop])]]
+        statics.append(static_table(keys, present, config.columns.static))
+        del keys
+    ids = [str(sid) for sid in names]
+    known = pd.concat(statics) if statics else pd.DataFrame(columns=config.columns.static)
+    plan = _plan(config, frequencies, known.reindex(ids))
+    del codes
     for start, stop in bounds:
         rows = rows_of(start, stop)
         part = table.slice(start, stop - start) if order is None else table.take(pa.array(rows))

@@ -161,16 +161,13 @@ class _Filling:
 
     def add(self, batch: pa.RecordBatch) -> None:
         rows = slice(self.at, self.at + batch.num_rows)
-        self.codes[rows] = self._codes(batch.column(SERIES_ID), self.ids)
-        stamps = batch.column(TIMESTAMP)
-        if pa.types.is_timestamp(stamps.type) and stamps.type.tz is not None:
-            stamps = stamps.cast(pa.timestamp(stamps.type.unit))  # UTC wall time, no zone
-        self.stamps[rows] = stamps.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+        self.codes[rows] = self.codes_of(batch.column(SERIES_ID), self.ids)
+        self.stamps[rows] = _naive_utc(batch.column(TIMESTAMP))
         if self.read_values:
             for j, name in enumerate(self.features):
                 self.values[rows, j] = batch.column(name).to_numpy(zero_copy_only=False)
         self.original[rows] = batch.column(VALUE_ORIGINAL).to_numpy(zero_copy_only=False)
-        self.split[rows] = self._codes(batch.column(SPLIT), self.split_of, grow=False)
+        self.split[rows] = self.codes_of(batch.column(SPLIT), self.split_of, grow=False)
         if self.labels is not None:
             self.labels[rows] = batch.column(LABEL).to_numpy(zero_copy_only=False)
         if self.filled is not None:
@@ -178,7 +175,7 @@ class _Filling:
         self.at = rows.stop
 
     @staticmethod
-    def _codes(column: pa.Array, known: dict[str, int], grow: bool = True) -> np.ndarray:
+    def codes_of(column: pa.Array, known: dict[str, int], grow: bool = True) -> np.ndarray:
         """Each row's code in ``known`` (names added in order of appearance)."""
         if not pa.types.is_dictionary(column.type):
             column = column.dictionary_encode()
@@ -195,15 +192,7 @@ class _Filling:
     def arrays(self, sort_values: bool) -> SeriesArrays:
         if self.at != len(self.codes):
             raise ValueError(f"read {self.at} rows of {len(self.codes)}")
-        names = np.asarray(list(self.ids), dtype=object)
-        by_name = np.argsort(names, kind="stable")
-        if (by_name != np.arange(len(names))).any():  # ids first seen out of text order
-            rank = np.empty(len(names), dtype=np.int32)
-            rank[by_name] = np.arange(len(names), dtype=np.int32)
-            for at in range(0, len(self.codes), SLICE_ROWS):
-                part = slice(at, at + SLICE_ROWS)
-                self.codes[part] = rank[self.codes[part]]
-        names = names[by_name]
+        names = _ranked(self.codes, self.ids)
         order, codes, stamps, start, length = _by_series(self.codes, self.stamps)
         self.codes = self.stamps = None
 
@@ -485,15 +474,46 @@ def _encoded(column: pa.ChunkedArray) -> pa.DictionaryArray:
 
 
 def sorted_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """(the distinct ids, sorted, as an object array; each row's index into them [rows]) of
-    an id column, plain or dictionary-encoded: no Python string per row."""
-    ids = _encoded(column)
-    names = np.asarray(ids.dictionary.to_pylist(), dtype=object)
+    """(the distinct ids, sorted, as an object array; each row's int32 index into them
+    [rows]) of an id column, plain or dictionary-encoded: no Python string per row, and a
+    chunk of the column converted at a time."""
+    codes = np.empty(len(column), dtype=np.int32)
+    known: dict[str, int] = {}
+    at = 0
+    for chunk in column.chunks:
+        codes[at : at + len(chunk)] = _Filling.codes_of(chunk, known)
+        at += len(chunk)
+    return _ranked(codes, known), codes
+
+
+def utc_stamps(column: pa.ChunkedArray) -> np.ndarray:
+    """A timestamp column as datetime64[us] [rows] in UTC wall time (no zone), a chunk at a
+    time."""
+    out = np.empty(len(column), dtype="datetime64[us]")
+    at = 0
+    for chunk in column.chunks:
+        out[at : at + len(chunk)] = _naive_utc(chunk)
+        at += len(chunk)
+    return out
+
+
+def _naive_utc(stamps: pa.Array) -> np.ndarray:
+    if pa.types.is_timestamp(stamps.type) and stamps.type.tz is not None:
+        stamps = stamps.cast(pa.timestamp(stamps.type.unit))  # UTC wall time, no zone
+    return stamps.to_numpy(zero_copy_only=False).astype("datetime64[us]")
+
+
+def _ranked(codes: np.ndarray, known: dict[str, int]) -> np.ndarray:
+    """The ids of ``known`` (name -> code in order of appearance) sorted, with ``codes``
+    remapped in place to index them, a slice at a time."""
+    names = np.asarray(list(known), dtype=object)
     by_name = np.argsort(names, kind="stable")
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[by_name] = np.arange(len(names))
-    codes = rank[ids.indices.to_numpy(zero_copy_only=False)] if len(ids) else np.empty(0, int)
-    return names[by_name], codes
+    if (by_name != np.arange(len(names))).any():  # ids first seen out of text order
+        rank = np.empty(len(names), dtype=np.int32)
+        rank[by_name] = np.arange(len(names), dtype=np.int32)
+        for at in range(0, len(codes), SLICE_ROWS):
+            codes[at : at + SLICE_ROWS] = rank[codes[at : at + SLICE_ROWS]]
+    return names[by_name]
 
 
 def window_rows(table: pa.Table, arrays: SeriesArrays) -> tuple[np.ndarray, np.ndarray]:

@@ -215,21 +215,28 @@ def test_the_served_scaler_refits_the_seasons_on_every_point(tmp_path):
     assert again.seasonal == served.seasonal
 
 
+@pytest.mark.parametrize("in_order", [False, True])
 @pytest.mark.parametrize("chunk_rows", [1, 250, 700, 10**9])
-def test_normalizing_a_chunk_of_series_at_a_time_equals_all_at_once(chunk_rows):
+def test_normalizing_a_chunk_of_series_at_a_time_equals_all_at_once(chunk_rows, in_order):
     """The normalize task's path: whole series a chunk at a time from an Arrow table (ids
-    dictionary-encoded, rows shuffled), with the plan (horizon, calendar cycles, statics'
-    scale) fit across every chunk. Hourly and daily series together, so a chunk holding
-    only one of them would pick another horizon and other calendar columns on its own."""
+    dictionary-encoded, rows shuffled, or in order as a table of several record batches),
+    with the plan (horizon, calendar cycles, statics' scale) fit across every chunk.
+    Hourly and daily series together, so a chunk holding only one of them would pick
+    another horizon and other calendar columns on its own."""
     hourly = series_frame(series=("h1", "h2", "h3"), n=300, freq="h")
     daily = series_frame(series=("d1", "d2"), n=200, freq="D", seed=3)
     frame = pd.concat([hourly, daily], ignore_index=True)
     frame["size"] = frame[SERIES_ID].map({"h1": 1.0, "h2": 2.0, "h3": 4.0, "d1": 8.0, "d2": 3.0})
     frame = frame.drop(index=[10, 11, 12, 650]).sample(frac=1.0, random_state=0)  # gaps
     cfg = PipelineConfig.model_validate({"columns": {"static": ["size"]}})
+    if in_order:
+        frame = frame.sort_values([SERIES_ID, TIMESTAMP])
     whole, scaler = normalize_series(frame, cfg)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     table = table.set_column(0, SERIES_ID, table[SERIES_ID].dictionary_encode())
+    if in_order:  # record batches of 97 rows: chunk edges inside series
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=97))
+        assert table[SERIES_ID].num_chunks > 10
     parts = list(normalize_chunks(table, cfg, chunk_rows))
     for part, part_scaler in parts:  # whole series, and no more rows than asked unless one
         assert set(part[SERIES_ID]) == set(part_scaler.series)
