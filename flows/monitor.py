@@ -23,13 +23,13 @@ from prefect.artifacts import create_table_artifact
 from prefect.events import emit_event
 
 from seriesflow.config.pipeline import PipelineConfig
-from seriesflow.data.schema import ALL_SERIES, SERIES_ID
-from seriesflow.evaluation.live_accuracy import degraded, score_new_actuals
+from seriesflow.data.schema import ALL_SERIES, SERIES_ID, TIMESTAMP, VALUE
+from seriesflow.evaluation.live_accuracy import degraded, issued_forecasts, score_new_actuals
 from seriesflow.ops.events import model_resource
 from seriesflow.ops.secrets import redact_text
 from seriesflow.tracking.registry import champion_version, mlflow_module, tag_version
 from seriesflow.workspace.context import RunContext
-from seriesflow.workspace.history import load_history
+from seriesflow.workspace.history import load_history_since
 
 ACCURACY_DEGRADED = "seriesflow.accuracy.degraded"
 
@@ -49,8 +49,13 @@ def score_live(cfg: PipelineConfig, context: RunContext) -> dict[str, Any]:
 def _score_live(cfg: PipelineConfig, context: RunContext) -> dict[str, Any]:
     logger = get_run_logger()
     workspace, run = context.workspace, context.run
-    history = load_history(workspace, cfg.columns)
-    scoring = score_new_actuals(workspace, history, run.run_id)
+    forecasts = issued_forecasts(workspace)
+    if forecasts.empty:
+        return {}
+    # only the rows at the forecasts' times, not all of history
+    since = pd.to_datetime(forecasts[TIMESTAMP], utc=True).min()
+    history = load_history_since(workspace, cfg.columns, since, [SERIES_ID, TIMESTAMP, VALUE])
+    scoring = score_new_actuals(workspace, history, run.run_id, forecasts)
     if not scoring.points:
         return {}
     rows = scoring.rows

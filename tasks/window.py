@@ -86,7 +86,7 @@ def window(normalized: Path, scaler: Path, run: RunDir, config: PipelineConfig) 
     row, code = window_rows(table, arrays)
     del table  # the index file is written; only its rows and codes go on
     # the values and the index as .npy files that training and evaluation memory-map
-    save_window_arrays(arrays.values, row, code, run.windows, normalized)
+    save_window_arrays(arrays, row, code, run.windows, normalized)
     logger.info(
         "Windows (timesteps=%d%s, horizon=%d%s, at least %d observed inputs, features=%d): %s",
         timesteps,

@@ -108,11 +108,18 @@ class LiveScoring:
     table: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def score_new_actuals(workspace: Workspace, history: pd.DataFrame, run_id: str) -> LiveScoring:
+def score_new_actuals(
+    workspace: Workspace,
+    history: pd.DataFrame,
+    run_id: str,
+    forecasts: pd.DataFrame | None = None,
+) -> LiveScoring:
     """Score what became scorable; append to the live files (atomically).
 
-    Returns this scoring's rows and the whole accuracy table it appended them to."""
-    forecasts = issued_forecasts(workspace)
+    ``history``: the accepted rows (at least those at the forecasts' times); ``forecasts``:
+    ``issued_forecasts``, when read already. Returns this scoring's rows and the whole
+    accuracy table it appended them to."""
+    forecasts = issued_forecasts(workspace) if forecasts is None else forecasts
     scored = read_parquet(points_path(workspace)) if points_path(workspace).exists() else None
     fresh = new_points(forecasts, history, scored if scored is not None else pd.DataFrame())
     if fresh.empty:

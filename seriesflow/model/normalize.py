@@ -38,6 +38,7 @@ from seriesflow.model.windows import (
     sorted_codes,
     utc_stamps,
 )
+from seriesflow.workspace.files import handed_back
 
 
 def split_sizes(n: int, cfg: SplitConfig, horizon: int = 1) -> tuple[int, int, int]:
@@ -398,8 +399,8 @@ def refit_seasons(
     if out is None:
         values = np.array(arrays.values, dtype=np.float32, copy=True)
     else:
-        values = np.lib.format.open_memmap(
-            out, mode="w+", dtype=np.float32, shape=arrays.values.shape
+        values = handed_back(
+            np.lib.format.open_memmap(out, mode="w+", dtype=np.float32, shape=arrays.values.shape)
         )
         step = 1 << 22  # rows copied at a time: the source may be a memory map too
         for first in range(0, len(values), step):

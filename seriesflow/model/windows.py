@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,7 @@ from seriesflow.data.schema import (
     windows_schema,
 )
 from seriesflow.model.scaler import Scaler
-from seriesflow.workspace.files import release_arrow_memory
+from seriesflow.workspace.files import map_array, release_arrow_memory
 
 WINDOWS_META = b"seriesflow.windows"
 DIRECTION_CLASSES = ("down", "up")
@@ -547,7 +548,9 @@ def load_windows(path: str | Path, normalized: str | Path) -> Windows:
         arrays = SeriesArrays.load(normalized, features)
         windows = windows_from_table(table, arrays)
     else:
-        arrays = SeriesArrays.load(normalized, features, values=mapped[VALUES_FILE])
+        arrays = mapped.get(SERIES_FILE)
+        if arrays is None or arrays.features != features:
+            arrays = SeriesArrays.load(normalized, features, values=mapped[VALUES_FILE])
         windows = windows_from_table(table, arrays, mapped[ROW_FILE], mapped[CODE_FILE])
     del table
     release_arrow_memory()
@@ -560,6 +563,10 @@ def load_windows(path: str | Path, normalized: str | Path) -> Windows:
 # with np.load(mmap_mode="r"), so a PyDataset gathers each batch from the page cache.
 
 VALUES_FILE, ROW_FILE, CODE_FILE, STAMP_FILE = "values.npy", "row.npy", "code.npy", "stamp.json"
+# the rest of the series' arrays, so that train and evaluate hold none of them in memory
+# (at 100M rows they were 1.8 GB read from the normalized table again by each stage)
+ROW_ARRAYS = {"times": "times.npy", "original": "original.npy", "split": "split.npy"}
+FILLED_FILE, SERIES_FILE = "filled.npy", "series.json"
 
 
 def window_arrays_dir(windows_path: str | Path) -> Path:
@@ -580,29 +587,43 @@ def _stamp(windows_path: Path, normalized: Path, windows: int) -> dict:
 
 
 def write_window_arrays(windows: Windows, windows_path: str | Path, normalized: str | Path) -> Path:
-    """Write ``windows``' values and index as .npy files (after the index table)."""
-    return save_window_arrays(
-        windows.arrays.values, windows.row, windows.code, windows_path, normalized
-    )
+    """Write ``windows``' arrays and index as .npy files (after the index table)."""
+    return save_window_arrays(windows.arrays, windows.row, windows.code, windows_path, normalized)
 
 
 def save_window_arrays(
-    values: np.ndarray,
+    arrays: SeriesArrays,
     row: np.ndarray,
     code: np.ndarray,
     windows_path: str | Path,
     normalized: str | Path,
 ) -> Path:
-    """``write_window_arrays`` of the values [rows, features] and the index (origin row and
-    series code [windows]) themselves."""
+    """``write_window_arrays`` of the series' ``arrays`` and the index (origin row and
+    series code [windows]) themselves. Series with class labels (object arrays) keep
+    their keys in the normalized table: only the values and the index are written."""
     folder = window_arrays_dir(windows_path)
     folder.mkdir(parents=True, exist_ok=True)
-    for name, array in (
-        (VALUES_FILE, np.ascontiguousarray(values, dtype=np.float32)),
+    (folder / STAMP_FILE).unlink(missing_ok=True)  # arrays being replaced are not used
+    (folder / SERIES_FILE).unlink(missing_ok=True)
+    files = [
+        (VALUES_FILE, np.ascontiguousarray(arrays.values, dtype=np.float32)),
         (ROW_FILE, np.asarray(row, dtype=np.int64)),
         (CODE_FILE, np.asarray(code, dtype=np.int64)),
-    ):
+    ]
+    if arrays.labels is None:
+        files += [(ROW_ARRAYS[name], getattr(arrays, name)) for name in ROW_ARRAYS]
+        files += [(FILLED_FILE, arrays.filled)] if arrays.filled is not None else []
+    for name, array in files:
         np.save(folder / name, array)
+    if arrays.labels is None:
+        series = {
+            "series": list(arrays.series),
+            "start": arrays.start.tolist(),
+            "length": arrays.length.tolist(),
+            "features": list(arrays.features),
+            "filled": arrays.filled is not None,
+        }
+        (folder / SERIES_FILE).write_text(json.dumps(series), encoding="utf-8")
     stamp = _stamp(Path(windows_path), Path(normalized), len(row))
     (folder / STAMP_FILE).write_text(json.dumps(stamp), encoding="utf-8")  # written last
     return folder
@@ -610,19 +631,31 @@ def save_window_arrays(
 
 def open_window_arrays(
     windows_path: str | Path, normalized: str | Path, windows: int
-) -> dict[str, np.ndarray] | None:
-    """The arrays ``write_window_arrays`` left, memory-mapped read-only; None when there
-    are none or they were made from other files."""
+) -> dict[str, Any] | None:
+    """The arrays ``write_window_arrays`` left, memory-mapped read-only (``map_array``),
+    and under ``SERIES_FILE`` the series' arrays all mapped, where they were written; None
+    when there are none or they were made from other files."""
     folder = window_arrays_dir(windows_path)
     try:
         stamp = json.loads((folder / STAMP_FILE).read_text(encoding="utf-8"))
         if stamp != json.loads(json.dumps(_stamp(Path(windows_path), Path(normalized), windows))):
             return None
-        return {
-            name: np.load(folder / name, mmap_mode="r")
-            for name in (VALUES_FILE, ROW_FILE, CODE_FILE)
+        mapped: dict[str, Any] = {
+            name: map_array(folder / name) for name in (VALUES_FILE, ROW_FILE, CODE_FILE)
         }
-    except (OSError, ValueError):
+        if (folder / SERIES_FILE).exists():
+            series = json.loads((folder / SERIES_FILE).read_text(encoding="utf-8"))
+            mapped[SERIES_FILE] = SeriesArrays(
+                series=list(series["series"]),
+                start=np.asarray(series["start"], dtype=np.int64),
+                length=np.asarray(series["length"], dtype=np.int64),
+                values=mapped[VALUES_FILE],
+                features=list(series["features"]),
+                filled=map_array(folder / FILLED_FILE) if series["filled"] else None,
+                **{name: map_array(folder / file) for name, file in ROW_ARRAYS.items()},
+            )
+        return mapped
+    except (OSError, ValueError, KeyError):
         return None
 
 

@@ -20,16 +20,19 @@ import functools
 import gc
 import hashlib
 import json
+import mmap
 import os
 import re
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -242,13 +245,44 @@ def release_memory() -> None:
     """Hand what the process freed back to the system: Python's cycles, Arrow's pool, and
     the C heap's free pages (glibc ``malloc_trim``, every thread's arena: Prefect runs each
     task on a worker thread, whose arena otherwise keeps a stage's freed arrays resident
-    into the stages after it). Called at the end of each stage; a no-op where there is no
+    into the stages after it), and the pages of memory-mapped arrays it has read
+    (``drop_mapped_pages``). Called at the end of each stage; a no-op where there is no
     glibc."""
     gc.collect()
     release_arrow_memory()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+    drop_mapped_pages()
+
+
+# the maps of the arrays ``map_array`` opened, while any array still uses them
+_MAPPED: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()
+
+
+def map_array(path: str | Path) -> np.ndarray:
+    """A read-only memory map of the .npy file at ``path`` (``np.load(mmap_mode="r")``)
+    whose resident pages ``drop_mapped_pages`` can hand back."""
+    return handed_back(np.load(path, mmap_mode="r"))
+
+
+def handed_back(array: np.ndarray) -> np.ndarray:
+    """``array``, whose pages ``drop_mapped_pages`` hands back when it is a memory map
+    (a file's shared map: written pages stay in the page cache and reach the file)."""
+    if getattr(array, "_mmap", None) is not None:
+        _MAPPED.add(array._mmap)
+    return array
+
+
+def drop_mapped_pages() -> None:
+    """Unmap from this process the pages of ``map_array``'s files it has read
+    (``MADV_DONTNEED``). They count in the process's RSS until then, and a pass over a
+    100M-row table reads gigabytes of them; the files are read-only, so the pages stay in
+    the page cache (the kernel's to evict) and the next read maps them again from there."""
+    advice = getattr(mmap, "MADV_DONTNEED", None)  # Linux and macOS
+    for opened in list(_MAPPED) if advice is not None else []:
+        with contextlib.suppress(ValueError, OSError):  # closed meanwhile
+            opened.madvise(advice)
 
 
 @functools.cache

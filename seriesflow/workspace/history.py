@@ -126,6 +126,22 @@ def load_history(
     return accepted_schema(columns).empty_table().to_pandas()
 
 
+def load_history_since(
+    workspace: Workspace, columns: ColumnsConfig, since: pd.Timestamp, names: list[str]
+) -> pd.DataFrame:
+    """The accepted rows at or after ``since`` (columns ``names``), as ``load_history``
+    gives them: a filtered scan of the table, so a run that scores a few forecast points
+    does not read all of history (at 100M rows, a frame of gigabytes)."""
+    table = open_table(workspace)
+    if table is None:
+        frame = load_history(workspace, columns)
+        return frame.loc[frame[TIMESTAMP] >= since, names].reset_index(drop=True)
+    dataset = table.to_pyarrow_dataset()
+    stamp = pa.scalar(pd.Timestamp(since).to_pydatetime(), dataset.schema.field(TIMESTAMP).type)
+    found = dataset.to_table(columns=names, filter=pc.field(TIMESTAMP) >= stamp)
+    return _frame(found)
+
+
 def history_tables(
     workspace: Workspace,
     version: int | None = None,

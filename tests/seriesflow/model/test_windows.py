@@ -8,6 +8,7 @@ import pytest
 
 from seriesflow.data.schema import (
     CLASSIFICATION,
+    FILLED,
     LABEL,
     SERIES_ID,
     SPLIT,
@@ -229,10 +230,11 @@ def test_memory_mapped_windows_yield_exactly_the_batches_held_in_memory(tmp_path
         windows_table,
         write_window_arrays,
     )
-    from seriesflow.workspace.files import write_parquet, write_table
+    from seriesflow.workspace.files import drop_mapped_pages, write_parquet, write_table
     from tests.factories import identity_scaler
 
     frame = normalized_frame(series=("b", "a", "c", "d"))
+    frame[FILLED] = np.arange(len(frame)) % 5 == 0
     normalized, index = tmp_path / "03_normalized.parquet", tmp_path / "04_windows.parquet"
     write_parquet(frame, normalized)
     arrays = SeriesArrays.load(normalized, [VALUE, "temp"])
@@ -245,6 +247,14 @@ def test_memory_mapped_windows_yield_exactly_the_batches_held_in_memory(tmp_path
     mapped = load_windows(index, normalized)
     assert isinstance(mapped.arrays.values, np.memmap) and isinstance(mapped.row, np.memmap)
     assert isinstance(mapped.code, np.memmap)
+    # every row array mapped too (nothing read again from the normalized table), equal
+    for name in ("times", "original", "split", "filled"):
+        got, want = getattr(mapped.arrays, name), getattr(arrays, name)
+        assert isinstance(got, np.memmap) and got.dtype == want.dtype, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert mapped.arrays.series == arrays.series == ["a", "b", "c", "d"]
+    assert mapped.arrays.start.tolist() == arrays.start.tolist()
+    assert mapped.arrays.length.tolist() == arrays.length.tolist()
 
     scaler = identity_scaler(in_memory)
     for windows in (in_memory, mapped):
@@ -261,6 +271,10 @@ def test_memory_mapped_windows_yield_exactly_the_batches_held_in_memory(tmp_path
             np.testing.assert_array_equal(y1, y2)
     np.testing.assert_array_equal(mapped.target_time, in_memory.target_time)
     np.testing.assert_array_equal(mapped.split, in_memory.split)
+
+    # the pages read leave the process's RSS; the arrays read the same after
+    drop_mapped_pages()
+    np.testing.assert_array_equal(mapped.arrays.values, arrays.values)
 
     write_parquet(frame.assign(value=frame["value"] + 1), normalized)  # normalized again
     assert not isinstance(load_windows(index, normalized).arrays.values, np.memmap)

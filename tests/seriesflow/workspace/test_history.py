@@ -19,6 +19,7 @@ from seriesflow.workspace.history import (
     history_tables,
     history_version,
     load_history,
+    load_history_since,
     load_series,
     migrate,
     new_rows,
@@ -83,6 +84,23 @@ def test_each_commit_appends_one_version_without_rewriting_a_file(tmp_path):
     assert load_history(workspace, COLUMNS).equals(_sorted(pd.concat([first, later])))
     assert load_history(workspace, COLUMNS, version=0).equals(_sorted(first))  # time travel
     assert str(load_history(workspace, COLUMNS)["timestamp"].dtype) == "datetime64[us, UTC]"
+
+
+def test_the_rows_since_a_time_are_those_of_the_whole_history_at_or_after_it(tmp_path):
+    """What live scoring reads: a filtered scan, equal to the whole history filtered; the
+    same from a workspace not migrated yet (``history.parquet``)."""
+    workspace = Workspace(tmp_path / "table")
+    append_rows(workspace, series_frame(("a", "b", "c"), n=20), SCHEMA, "run-1", 4)
+    append_rows(workspace, series_frame(("a", "d"), n=3, start=20), SCHEMA, "run-2", 4)
+    whole = load_history(workspace, COLUMNS)
+    since = whole["timestamp"].sort_values().iloc[55]  # inside the first commit's rows
+    names = ["series_id", "timestamp", "value"]
+    want = whole.loc[whole["timestamp"] >= since, names].reset_index(drop=True)
+    got = load_history_since(workspace, COLUMNS, since, names)
+    assert 0 < len(got) < len(whole) and got.equals(want)
+    legacy = Workspace(tmp_path / "legacy")
+    write_parquet(whole, legacy.legacy_history)
+    assert load_history_since(legacy, COLUMNS, since, names).equals(want)
 
 
 def test_one_series_is_read_from_its_bucket_alone(tmp_path):
