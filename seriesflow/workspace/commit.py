@@ -89,6 +89,7 @@ from seriesflow.workspace.history import (
     BUCKET,
     MIGRATION,
     RUN_ID_KEY,
+    append_file,
     append_rows,
     committed_version,
     history_version,
@@ -328,6 +329,12 @@ def commit_history(workspace: Workspace, journal: dict[str, Any]) -> int | None:
     done = committed_version(workspace, run_id)
     if done is not None:
         return done
+    run = RunDir(Path(journal["run_dir"]))
+    if run.new_rows.exists() and not run.revised_rows.exists():  # appends only: streamed
+        if not pq.ParquetFile(run.new_rows).metadata.num_rows:
+            return history_version(workspace)
+        fault_point("commit:write")
+        return append_file(workspace, run.new_rows, run_id, journal["buckets"])
     appended, revised, schema = _changes(workspace, journal)
     if not len(appended) and not len(revised):
         return history_version(workspace)

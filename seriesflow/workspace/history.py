@@ -24,6 +24,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -362,10 +363,7 @@ def append_rows(
     returns the new table version. Appends never rewrite a file; revisions merge into the
     buckets they touch."""
     table = open_table(workspace)
-    if table is not None:
-        buckets = table_buckets(table) or buckets
-    metadata = {RUN_ID_KEY: run_id, BUCKETS_KEY: str(buckets), **(extra or {})}
-    commit = CommitProperties(custom_metadata=metadata)
+    buckets, commit = _commit_properties(table, buckets, run_id, extra)
     if revised is not None and len(revised) and table is not None:
         source = _with_buckets(pd.concat([revised, rows], ignore_index=True), schema, buckets)
         (
@@ -384,16 +382,64 @@ def append_rows(
             .execute()
         )
     else:
-        write_deltalake(
-            str(workspace.history),
-            _with_buckets(rows, schema, buckets),
-            mode="append",
-            partition_by=[BUCKET],
-            schema_mode="merge",  # a covariate added to the config adds a column
-            commit_properties=commit,
-        )
+        _append(workspace, _with_buckets(rows, schema, buckets), commit)
     release_arrow_memory()
     return DeltaTable(str(workspace.history)).version()
+
+
+def append_file(
+    workspace: Workspace,
+    path: Path,
+    run_id: str,
+    buckets: int,
+    batch_rows: int = 1 << 20,
+    extra: dict[str, str] | None = None,
+) -> int:
+    """``append_rows`` of the rows of a Parquet file (validate's ``02_new_rows.parquet``),
+    streamed into the one Delta transaction a record batch at a time: a first run at 100M
+    rows held them all as a frame (a Python string per id). Returns the new version."""
+    buckets, commit = _commit_properties(open_table(workspace), buckets, run_id, extra)
+    source = pq.ParquetFile(path)
+    schema = source.schema_arrow.append(pa.field(BUCKET, pa.int32(), nullable=False))
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in source.iter_batches(batch_size=batch_rows):
+            bucket = bucket_array(batch.column(SERIES_ID), buckets)
+            yield pa.RecordBatch.from_arrays([*batch.columns, bucket], schema=schema)
+
+    _append(workspace, pa.RecordBatchReader.from_batches(schema, batches()), commit)
+    release_arrow_memory()
+    return DeltaTable(str(workspace.history)).version()
+
+
+def bucket_array(ids: pa.Array, buckets: int) -> pa.Array:
+    """``series_bucket`` of an Arrow id column: crc32 once per distinct id."""
+    encoded = ids.dictionary_encode() if not pa.types.is_dictionary(ids.type) else ids
+    names = encoded.dictionary.to_pylist()
+    per_id = np.array([zlib.crc32(str(u).encode()) % buckets for u in names], dtype=np.int32)
+    indices = encoded.indices.to_numpy(zero_copy_only=False)
+    return pa.array(per_id[indices] if len(indices) else np.zeros(0, np.int32), pa.int32())
+
+
+def _commit_properties(
+    table: DeltaTable | None, buckets: int, run_id: str, extra: dict[str, str] | None
+) -> tuple[int, CommitProperties]:
+    """(the table's bucket count, or ``buckets`` for a new table; the commit's metadata)."""
+    if table is not None:
+        buckets = table_buckets(table) or buckets
+    metadata = {RUN_ID_KEY: run_id, BUCKETS_KEY: str(buckets), **(extra or {})}
+    return buckets, CommitProperties(custom_metadata=metadata)
+
+
+def _append(workspace: Workspace, data: Any, commit: CommitProperties) -> None:
+    write_deltalake(
+        str(workspace.history),
+        data,
+        mode="append",
+        partition_by=[BUCKET],
+        schema_mode="merge",  # a covariate added to the config adds a column
+        commit_properties=commit,
+    )
 
 
 # --------------------------------------------------------------------------- migration

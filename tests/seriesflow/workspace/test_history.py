@@ -13,6 +13,7 @@ from seriesflow.workspace.history import (
     BUCKET,
     MIGRATION,
     accepted_schema,
+    append_file,
     append_rows,
     committed_version,
     history_has_rows,
@@ -84,6 +85,28 @@ def test_each_commit_appends_one_version_without_rewriting_a_file(tmp_path):
     assert load_history(workspace, COLUMNS).equals(_sorted(pd.concat([first, later])))
     assert load_history(workspace, COLUMNS, version=0).equals(_sorted(first))  # time travel
     assert str(load_history(workspace, COLUMNS)["timestamp"].dtype) == "datetime64[us, UTC]"
+
+
+def test_a_file_streamed_into_the_table_equals_its_rows_appended_as_a_frame(tmp_path):
+    """The commit's append of ``02_new_rows.parquet`` a record batch at a time (7 rows,
+    so batches cut through series): the same rows and buckets as ``append_rows`` of the
+    frame, one transaction tagged with the run id, the table's bucket count kept."""
+    first, later = series_frame(("a", "b", "c"), n=20), series_frame(("a", "d"), n=5, start=20)
+    path = write_parquet(later, tmp_path / "02_new_rows.parquet")
+    streamed, framed = Workspace(tmp_path / "streamed"), Workspace(tmp_path / "framed")
+    for workspace in (streamed, framed):
+        append_rows(workspace, first, SCHEMA, "run-1", 4)
+    assert append_file(streamed, path, "run-2", buckets=9, batch_rows=7) == 1
+    assert append_rows(framed, later, SCHEMA, "run-2", 9) == 1
+    assert committed_version(streamed, "run-2") == 1
+    assert load_history(streamed, COLUMNS).equals(load_history(framed, COLUMNS))
+
+    def buckets(workspace: Workspace) -> pd.DataFrame:
+        rows = DeltaTable(str(workspace.history)).to_pandas()[["series_id", "timestamp", BUCKET]]
+        return rows.sort_values(KEY, ignore_index=True)
+
+    assert buckets(streamed).equals(buckets(framed))
+    assert set(buckets(streamed)[BUCKET]) <= set(range(4))  # the table's 4, not 9
 
 
 def test_the_rows_since_a_time_are_those_of_the_whole_history_at_or_after_it(tmp_path):
