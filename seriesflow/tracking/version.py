@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.schema import (
     ALL_SERIES,
@@ -59,7 +61,14 @@ from seriesflow.tracking.registry import (
 )
 from seriesflow.workspace.commit import REGISTERED, REGISTERING
 from seriesflow.workspace.commit import update as journal
-from seriesflow.workspace.files import RunDir, Workspace, read_json, read_parquet, write_json
+from seriesflow.workspace.files import (
+    RunDir,
+    Workspace,
+    read_json,
+    read_parquet,
+    read_parquet_where,
+    write_json,
+)
 from seriesflow.workspace.results import EvaluationResult
 
 
@@ -170,8 +179,10 @@ def log_forecaster(
     if spec.task != CLASSIFICATION and run.intervals.exists():
         scaler = Scaler.load(scaler_path)
         columns = input_columns(scaler)  # value, past, future, static covariates
-        history = read_parquet(run.validated)
-        first = history[history[SERIES_ID] == history[SERIES_ID].iloc[0]]
+        # the first series' rows alone: the whole validated file was a frame of every row
+        # (a Python string per id; gigabytes at 100M rows) for an example of one series
+        ids = next(pq.ParquetFile(run.validated).iter_batches(batch_size=1, columns=[SERIES_ID]))
+        first = read_parquet_where(run.validated, SERIES_ID, [ids.column(0)[0].as_py()])
         steps = longest_steps(settings, scaler, spec.horizon)
         ahead = with_future_rows(first[[SERIES_ID, TIMESTAMP, *columns]], scaler, steps)
         example = signature_example(ahead, columns, spec.timesteps + 2 + len(ahead) - len(first))
