@@ -47,6 +47,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -126,8 +127,52 @@ REPAIR_HINT = (
 # --------------------------------------------------------------------------- identity
 
 
-def input_key(validated: Path, config: PipelineConfig) -> str:
-    """What a version is trained on: the validated rows' content + the model's settings."""
+def input_key(validated: Path, config: PipelineConfig, batch_rows: int = 1 << 20) -> str:
+    """What a version is trained on: the validated rows' content + the model's settings.
+
+    The rows are hashed in (series, time) order, a record batch at a time while the file is
+    in that order (validate writes it so); only a file out of order is read whole and
+    sorted. The digest is the same either way. At 100M rows, the whole file as a frame
+    (a Python string per id) took 8.9 GiB between validate and normalize."""
+    digest = hashlib.sha256()
+    source = pq.ParquetFile(validated)
+    last = None  # the previous batch's last (series, time)
+    for batch in source.iter_batches(batch_size=batch_rows):
+        frame = batch.to_pandas()
+        keys = _row_keys(batch)
+        if not _in_key_order(keys, last):
+            return _input_key_sorted(validated, config)
+        last = (keys[0][-1], keys[1][-1]) if len(frame) else last
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    columns = source.schema_arrow.empty_table().to_pandas().columns
+    digest.update(repr(list(columns)).encode())
+    digest.update(config.training_key().encode())
+    return digest.hexdigest()
+
+
+def _row_keys(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
+    """(series ids as str objects, times as int64 UTC ticks) [rows] of a batch."""
+    ids = batch.column(SERIES_ID).cast(pa.string()).to_numpy(zero_copy_only=False)
+    times = batch.column(TIMESTAMP)
+    if pa.types.is_timestamp(times.type):
+        times = times.cast(pa.int64())
+    return ids, times.to_numpy(zero_copy_only=False)
+
+
+def _in_key_order(keys: tuple[np.ndarray, np.ndarray], last: tuple | None) -> bool:
+    """Whether rows with (series, time) ``keys``, after ``last``, are in (series, time)
+    order (equal keys allowed: the sort is stable)."""
+    ids, times = keys
+    if last is not None and len(ids):
+        ids, times = np.r_[[last[0]], ids], np.r_[[last[1]], times]
+    if len(ids) < 2:
+        return True
+    later, same = ids[1:] > ids[:-1], ids[1:] == ids[:-1]
+    return bool((later | (same & (times[1:] >= times[:-1]))).all())
+
+
+def _input_key_sorted(validated: Path, config: PipelineConfig) -> str:
+    """``input_key`` of a file out of (series, time) order: read whole, sorted."""
     frame = pq.read_table(validated).to_pandas()
     frame = frame.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
     rows = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()

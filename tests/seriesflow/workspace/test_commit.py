@@ -45,6 +45,30 @@ def test_the_input_key_is_the_data_and_the_model_settings_not_the_rest(tmp_path)
     assert input_key(a, cfg) != input_key(b, cfg)
 
 
+@pytest.mark.parametrize("batch_rows", [1, 7, 10**6])
+def test_the_input_key_hashed_a_batch_at_a_time_is_the_key_of_the_sorted_frame(
+    tmp_path, batch_rows
+):
+    """A file in (series, time) order is hashed a record batch at a time: the digest is the
+    one the whole file read and sorted gives (the key versions were tagged with before).
+    Out of order -- shuffled, or two rows swapped across a batch's edge -- it is read whole
+    and sorted: the same key again."""
+    from seriesflow.workspace.commit import _input_key_sorted
+
+    frame = series_frame(("a", "b", "c"), n=10)
+    cfg = tiny_config(tmp_path / "w", tmp_path / "l")
+    in_order = write_parquet(frame, tmp_path / "in_order.parquet")
+    want = _input_key_sorted(in_order, cfg)
+    assert input_key(in_order, cfg, batch_rows=batch_rows) == want
+    swapped = frame.iloc[[*range(6), 7, 6, *range(8, 30)]]  # rows 6 and 7 of series a
+    shuffled = frame.sample(frac=1, random_state=2)
+    for k, other in enumerate((swapped, shuffled)):
+        path = write_parquet(other, tmp_path / f"other-{k}.parquet")
+        assert input_key(path, cfg, batch_rows=batch_rows) == want
+    empty = write_parquet(frame.iloc[:0], tmp_path / "empty.parquet")
+    assert input_key(empty, cfg, batch_rows=batch_rows) == _input_key_sorted(empty, cfg)
+
+
 def test_the_journal_records_each_step_durably(tmp_path):
     workspace = Workspace(tmp_path / "work")
     run = workspace.new_run("r1")
