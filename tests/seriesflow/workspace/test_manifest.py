@@ -41,3 +41,26 @@ def test_each_timed_stage_records_its_seconds_peak_and_the_memory_it_left_held(t
     assert peak == peak_rss_mib()
     # measured after the release: the ~400 MB the stage freed is not counted as held
     assert abs(held - rss_mib()) < 50, (held, rss_mib())
+
+
+def test_the_pages_read_from_a_mapped_array_leave_the_rss_and_read_the_same_after(tmp_path):
+    """``map_array``'s file pages count in the process's RSS once read; ``release_memory``
+    (``drop_mapped_pages``) hands them back, and the array reads the same values again
+    (from the page cache). A map ``np.load`` opened without ``map_array`` keeps its pages."""
+    import numpy as np
+
+    from seriesflow.workspace.files import map_array
+
+    values = np.arange(50 * 2**20 // 8, dtype=np.float64)  # 50 MiB
+    np.save(tmp_path / "values.npy", values)
+    np.save(tmp_path / "other.npy", values)
+    mapped = map_array(tmp_path / "values.npy")
+    other = np.load(tmp_path / "other.npy", mmap_mode="r")
+    assert float(mapped.sum()) == float(values.sum())  # every page read
+    assert float(other.sum()) == float(values.sum())
+    before = rss_mib()
+    release_memory()
+    after = rss_mib()
+    assert before - after > 40, (before, after)  # this map's 50 MiB, not the other's
+    assert before - after < 90, (before, after)
+    np.testing.assert_array_equal(mapped[::4096], values[::4096])
