@@ -21,11 +21,6 @@ from seriesflow.data.schema import CLASSIFICATION
 from seriesflow.model.saved_model import SERIES_INPUT, X_INPUT, ModelSpec
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows
-from seriesflow.workspace.files import drop_mapped_pages
-
-# batches between two hand-backs of the memory-mapped pages a PyDataset read (a batch of
-# 1,024 windows reads about 1,024 pages: 64 batches hold at most about 256 MiB of them)
-DROP_PAGES_EVERY = 64
 
 
 def _keras() -> Any:
@@ -348,8 +343,6 @@ def window_batches(
             return max(1, -(-len(self.order) // batch_size))
 
         def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-            if i % DROP_PAGES_EVERY == 0:  # a memory map's pages read so far leave the RSS
-                drop_mapped_pages()
             index = self.order[i * batch_size : (i + 1) * batch_size]
             x, loc, spread = scaler.window_inputs(windows.gather_x(index))  # [b, t, f]
             if classify:

@@ -24,6 +24,7 @@ import mmap
 import os
 import re
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
@@ -258,6 +259,10 @@ def release_memory() -> None:
 
 # the maps of the arrays ``map_array`` opened, while any array still uses them
 _MAPPED: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()
+_MAPPED_LOCK = threading.Lock()
+# how often the process hands back the mapped pages it read (``_hand_back_pages``)
+HAND_BACK_SECONDS = 1.0
+_HANDING_BACK: list[threading.Thread] = []
 
 
 def map_array(path: str | Path) -> np.ndarray:
@@ -267,20 +272,39 @@ def map_array(path: str | Path) -> np.ndarray:
 
 
 def handed_back(array: np.ndarray) -> np.ndarray:
-    """``array``, whose pages ``drop_mapped_pages`` hands back when it is a memory map
-    (a file's shared map: written pages stay in the page cache and reach the file)."""
+    """``array``, whose pages are handed back when it is a memory map (a file's shared map:
+    written pages stay in the page cache and reach the file): by ``drop_mapped_pages``, and
+    every ``HAND_BACK_SECONDS`` by a daemon thread while the map is open, so that a pass
+    over a large file (evaluate's contexts, the classical fits' jobs, the seasons refit on
+    every point) never holds more than a second's reading of it in the RSS."""
     if getattr(array, "_mmap", None) is not None:
-        _MAPPED.add(array._mmap)
+        with _MAPPED_LOCK:
+            _MAPPED.add(array._mmap)
+            if not _HANDING_BACK or not _HANDING_BACK[0].is_alive():
+                thread = threading.Thread(
+                    target=_hand_back_pages, name="seriesflow-mapped-pages", daemon=True
+                )
+                _HANDING_BACK[:] = [thread]
+                thread.start()
     return array
+
+
+def _hand_back_pages() -> None:
+    while True:
+        time.sleep(HAND_BACK_SECONDS)
+        drop_mapped_pages()
 
 
 def drop_mapped_pages() -> None:
     """Unmap from this process the pages of ``map_array``'s files it has read
     (``MADV_DONTNEED``). They count in the process's RSS until then, and a pass over a
-    100M-row table reads gigabytes of them; the files are read-only, so the pages stay in
-    the page cache (the kernel's to evict) and the next read maps them again from there."""
+    100M-row table reads gigabytes of them. The maps are shared, so the pages stay in the
+    page cache (the kernel's to write back and evict) and the next read maps them again
+    from there."""
     advice = getattr(mmap, "MADV_DONTNEED", None)  # Linux and macOS
-    for opened in list(_MAPPED) if advice is not None else []:
+    with _MAPPED_LOCK:
+        opened_maps = list(_MAPPED) if advice is not None else []
+    for opened in opened_maps:
         with contextlib.suppress(ValueError, OSError):  # closed meanwhile
             opened.madvise(advice)
 
