@@ -9,8 +9,8 @@ per-series level), landed as Parquet files (``--series-per-file`` series each) i
 workspace, and ``python -m flows.retrain`` runs in a subprocess against one Prefect
 server started for the benchmark (so the server's memory is not counted). The peak RSS
 is the largest sum of RSS over the retrain process and all its descendants, sampled
-every 0.1 s with psutil, and never less than ``ru_maxrss`` of the children (a per-process
-maximum, which catches a spike the sampling missed); beside it the peak of their anonymous
+every 0.1 s with psutil, and never less than the flow process's own high-water (``VmHWM``
+in its manifest, which catches a spike the sampling missed); beside it the peak of their anonymous
 memory (RSS less file-backed pages: memory-mapped windows in the page cache count in RSS
 but the kernel can drop them). Per-stage seconds come from the run manifest's
 ``timings_seconds``, the peak RSS of the flow's own process after each stage from its
@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -206,9 +205,10 @@ def run_size(series: int, args: argparse.Namespace, api: str, root: Path, append
         "stages": manifest["timings_seconds"],
         "stage_rss": manifest.get("peak_rss_mib", {}),
         "resident": manifest.get("rss_mib", {}),
-        # the sampled tree peak can miss a short spike: never below the largest single process
-        # (ru_maxrss of the children waited for so far; sizes run in increasing order)
-        "peak_rss": max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024),
+        # the sampled tree peak can miss a short spike: never below the flow process's own
+        # high-water (its VmHWM after each stage; not ru_maxrss of the children, which Linux
+        # carries across exec from this process, holding forecast timings' frames by then)
+        "peak_rss": max(peak, max(manifest.get("peak_rss_mib", {}).values(), default=0) * 2**20),
         "sampled_rss": peak,
         "peak_anon": sampler.peak_anon,
         "run_bytes": folder_bytes(run_dir),

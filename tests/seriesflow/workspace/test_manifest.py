@@ -98,3 +98,18 @@ def test_a_mapped_array_s_pages_are_handed_back_while_it_stays_open(tmp_path, mo
         time.sleep(0.05)
     assert _resident_mib(path) <= 1
     assert float(mapped.sum()) == float(values.sum())  # and it reads the same after
+
+
+def test_a_process_peak_is_its_own_not_that_of_the_process_that_started_it():
+    """Linux carries ``ru_maxrss`` across exec: a flow started by a process holding 300 MB
+    would report those as its own peak. ``peak_rss_mib`` reads the process's own ``VmHWM``."""
+    import subprocess
+    import sys
+
+    held = bytearray(300 * 2**20)  # resident: every page written
+    held[::4096] = b"x" * len(held[::4096])
+    assert peak_rss_mib() > 300
+    code = "from seriesflow.workspace.manifest import peak_rss_mib; print(peak_rss_mib())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert float(child.stdout) < 250, child.stdout
+    del held
