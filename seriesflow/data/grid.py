@@ -78,6 +78,15 @@ class SeriesRows:
         return first
 
 
+def keys_in_order(ids: np.ndarray, times: np.ndarray) -> bool:
+    """Whether rows with these (series, time) keys [rows] are in (series, time) order,
+    equal keys allowed (a stable sort keeps them). Ids: codes, or str objects."""
+    if len(ids) < 2:
+        return True
+    later, same = ids[1:] > ids[:-1], ids[1:] == ids[:-1]
+    return bool((later | (same & (times[1:] >= times[:-1]))).all())
+
+
 def string_column(names: list[str], code: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """``names[code]`` as a pandas string array, built in Arrow (no Python str per row)."""
     taken = pa.array(names, pa.string()).take(pa.array(np.asarray(code, dtype=np.int64)))

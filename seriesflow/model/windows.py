@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seriesflow.config.pipeline import AUTO, PipelineConfig
+from seriesflow.data.grid import keys_in_order
 from seriesflow.data.schema import (
     CLASSIFICATION,
     FILLED,
@@ -125,13 +126,9 @@ def _by_series(codes: np.ndarray, stamps: np.ndarray) -> tuple:
 
 def _in_order(codes: np.ndarray, stamps: np.ndarray) -> bool:
     """Whether rows are sorted by series code, then time, checked a slice at a time."""
-    for at in range(1, len(codes), SLICE_ROWS):
-        part = slice(at, min(at + SLICE_ROWS, len(codes)))
-        before = slice(at - 1, part.stop - 1)
-        step = codes[part].astype(np.int64) - codes[before]
-        if (step < 0).any():
-            return False
-        if ((step == 0) & (stamps[part] < stamps[before])).any():
+    for at in range(0, len(codes), SLICE_ROWS):
+        part = slice(max(at - 1, 0), min(at + SLICE_ROWS, len(codes)))  # + the row before
+        if not keys_in_order(codes[part], stamps[part]):
             return False
     return True
 

@@ -53,6 +53,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.grid import keys_in_order
 from seriesflow.data.schema import SERIES_ID, TIMESTAMP
 from seriesflow.ops.faults import fault_point
 from seriesflow.ops.secrets import redact_url
@@ -160,15 +161,12 @@ def _row_keys(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _in_key_order(keys: tuple[np.ndarray, np.ndarray], last: tuple | None) -> bool:
-    """Whether rows with (series, time) ``keys``, after ``last``, are in (series, time)
-    order (equal keys allowed: the sort is stable)."""
+    """Whether a batch's (series, time) ``keys``, after the previous batch's ``last``
+    row, are in (series, time) order."""
     ids, times = keys
     if last is not None and len(ids):
         ids, times = np.r_[[last[0]], ids], np.r_[[last[1]], times]
-    if len(ids) < 2:
-        return True
-    later, same = ids[1:] > ids[:-1], ids[1:] == ids[:-1]
-    return bool((later | (same & (times[1:] >= times[:-1]))).all())
+    return keys_in_order(ids, times)
 
 
 def _input_key_sorted(validated: Path, config: PipelineConfig) -> str:
