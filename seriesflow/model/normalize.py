@@ -33,8 +33,8 @@ from seriesflow.model.features import FeatureSpec, fit_feature_spec
 from seriesflow.model.scaler import EPOCH, MINMAX, SEASONAL_LOG, Scaler, seasonal_log_fit
 from seriesflow.model.windows import (
     SeriesArrays,
-    _by_series,
     resolve_horizon,
+    series_order,
     sorted_codes,
     utc_stamps,
 )
@@ -265,7 +265,7 @@ def normalize_chunks(
     # the rows' order by series and time from int32 codes and timestamps alone, a slice
     # at a time (at 100M rows, a frame of the keys and SeriesRows of every row held 8 GiB)
     names, codes = sorted_codes(table[SERIES_ID])  # ids sorted; codes index them
-    order, codes, _, _, length = _by_series(codes, utc_stamps(table[TIMESTAMP]))
+    order, codes, _, _, length = series_order(codes, utc_stamps(table[TIMESTAMP]))
     ends = np.cumsum(length)  # [series] row after each series, in sorted order
     bounds = []  # (first row, row after) of each chunk, whole series of about chunk_rows
     start, total = 0, int(ends[-1]) if len(ends) else 0
@@ -277,13 +277,9 @@ def normalize_chunks(
         bounds.append((start, stop))
         start = stop
 
-    def rows_of(start: int, stop: int) -> np.ndarray | slice:
-        return slice(start, stop) if order is None else order[start:stop]
-
-    def taken(name: str, start: int, stop: int) -> pd.Series:
-        part = table[name]
-        part = part.slice(start, stop - start) if order is None else part.take(order[start:stop])
-        return part.to_pandas()
+    def rows(data: Any, start: int, stop: int) -> Any:
+        """Sorted rows start:stop of ``table`` or of one of its columns."""
+        return data.slice(start, stop - start) if order is None else data.take(order[start:stop])
 
     # the plan: each series' grid and statics, a chunk at a time (the grid fit of every
     # row at once holds several arrays per row), then the horizon and feature spec
@@ -293,11 +289,11 @@ def normalize_chunks(
         keys = pd.DataFrame(
             {
                 SERIES_ID: pd.Categorical.from_codes(codes[start:stop], categories=names),
-                TIMESTAMP: taken(TIMESTAMP, start, stop),
+                TIMESTAMP: rows(table[TIMESTAMP], start, stop).to_pandas(),
             }
         )
         for name in config.columns.static:
-            keys[name] = taken(name, start, stop)
+            keys[name] = rows(table[name], start, stop).to_pandas()
         _, fit = _fit_rows(keys, config)
         frequencies += fit.frequency
         present = [str(sid) for sid in names[np.unique(codes[start:stop])]]
@@ -308,8 +304,7 @@ def normalize_chunks(
     plan = _plan(config, frequencies, known.reindex(ids))
     del codes
     for start, stop in bounds:
-        rows = rows_of(start, stop)
-        part = table.slice(start, stop - start) if order is None else table.take(pa.array(rows))
+        part = rows(table, start, stop)
         if pa.types.is_dictionary(part.schema.field(SERIES_ID).type):
             column = part.schema.get_field_index(SERIES_ID)
             part = part.set_column(column, SERIES_ID, part[SERIES_ID].cast(pa.string()))

@@ -104,7 +104,7 @@ def direction_labels(values: np.ndarray, origins: np.ndarray, horizon: int) -> n
 SLICE_ROWS = 1 << 22  # rows a pass over whole-table arrays handles at once
 
 
-def _by_series(codes: np.ndarray, stamps: np.ndarray) -> tuple:
+def series_order(codes: np.ndarray, stamps: np.ndarray) -> tuple:
     """(order or None when already sorted, codes and stamps in that order, start [series],
     length [series]) of rows with series ``codes`` and ``stamps``: by series, then time
     (stable). Sortedness and the series' starts are found a slice of rows at a time: no
@@ -191,7 +191,7 @@ class _Filling:
         if self.at != len(self.codes):
             raise ValueError(f"read {self.at} rows of {len(self.codes)}")
         names = _ranked(self.codes, self.ids)
-        order, codes, stamps, start, length = _by_series(self.codes, self.stamps)
+        order, codes, stamps, start, length = series_order(self.codes, self.stamps)
         self.codes = self.stamps = None
 
         def column(array: np.ndarray | None) -> np.ndarray | None:
@@ -248,7 +248,7 @@ class SeriesArrays:
         if isinstance(times.dtype, pd.DatetimeTZDtype):
             times = times.dt.tz_convert("UTC").dt.tz_localize(None)
         stamps = times.to_numpy().astype("datetime64[us]")  # [rows]
-        order, codes, stamps, start, length = _by_series(codes, stamps)
+        order, codes, stamps, start, length = series_order(codes, stamps)
 
         def column(values: np.ndarray) -> np.ndarray:
             return values if order is None else values[order]

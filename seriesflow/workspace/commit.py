@@ -145,7 +145,11 @@ def input_key(validated: Path, config: PipelineConfig, batch_rows: int = 1 << 20
             return _input_key_sorted(validated, config)
         last = (keys[0][-1], keys[1][-1]) if len(frame) else last
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    columns = source.schema_arrow.empty_table().to_pandas().columns
+    return _finished(digest, source.schema_arrow.empty_table().to_pandas().columns, config)
+
+
+def _finished(digest: Any, columns: pd.Index, config: PipelineConfig) -> str:
+    """The key: the rows' digest, then the column names and the model's settings."""
     digest.update(repr(list(columns)).encode())
     digest.update(config.training_key().encode())
     return digest.hexdigest()
@@ -174,10 +178,7 @@ def _input_key_sorted(validated: Path, config: PipelineConfig) -> str:
     frame = pq.read_table(validated).to_pandas()
     frame = frame.sort_values([SERIES_ID, TIMESTAMP], kind="stable").reset_index(drop=True)
     rows = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
-    digest = hashlib.sha256(rows)
-    digest.update(repr(list(frame.columns)).encode())
-    digest.update(config.training_key().encode())
-    return digest.hexdigest()
+    return _finished(hashlib.sha256(rows), frame.columns, config)
 
 
 # --------------------------------------------------------------------------- the journal

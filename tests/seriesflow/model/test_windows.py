@@ -323,7 +323,7 @@ def test_series_arrays_read_from_arrow_equal_those_from_a_frame(
 
 
 @pytest.mark.parametrize("slice_rows", [1, 3, 64])
-def test_by_series_found_a_slice_at_a_time_equals_one_pass(monkeypatch, slice_rows):
+def test_series_order_found_a_slice_at_a_time_equals_one_pass(monkeypatch, slice_rows):
     """Sortedness and series starts checked a slice of rows at a time: the same order,
     starts and lengths as a sort of the whole table, for rows in order, rows out of
     order only across a slice's edge, and shuffled rows."""
@@ -337,7 +337,7 @@ def test_by_series_found_a_slice_at_a_time_equals_one_pass(monkeypatch, slice_ro
     swapped[[2, 3]] = swapped[[3, 2]]  # one series' times out of order
     shuffled = rng.permutation(len(codes))
     for c, t in ((codes, stamps), (codes, swapped), (codes[shuffled], stamps[shuffled])):
-        order, got_codes, got_stamps, start, length = windows._by_series(c, t)
+        order, got_codes, got_stamps, start, length = windows.series_order(c, t)
         want = np.lexsort((t, c))
         is_sorted = (want == np.arange(len(c))).all()
         assert (order is None) == is_sorted
