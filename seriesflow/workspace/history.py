@@ -62,8 +62,13 @@ def series_bucket(series_ids: pd.Series, buckets: int) -> np.ndarray:
     process and every version; computed once per distinct id.
     """
     codes, uniques = pd.factorize(series_ids.astype(str), sort=False)
-    per_id = np.array([zlib.crc32(u.encode()) % buckets for u in uniques], dtype=np.int32)
+    per_id = _buckets_of(uniques, buckets)
     return per_id[codes] if len(codes) else np.zeros(0, dtype=np.int32)
+
+
+def _buckets_of(ids: Any, buckets: int) -> np.ndarray:
+    """The bucket of each distinct id: crc32 of its UTF-8 bytes mod ``buckets``."""
+    return np.array([zlib.crc32(str(u).encode()) % buckets for u in ids], dtype=np.int32)
 
 
 # --------------------------------------------------------------------------- reading
@@ -415,8 +420,7 @@ def append_file(
 def bucket_array(ids: pa.Array, buckets: int) -> pa.Array:
     """``series_bucket`` of an Arrow id column: crc32 once per distinct id."""
     encoded = ids.dictionary_encode() if not pa.types.is_dictionary(ids.type) else ids
-    names = encoded.dictionary.to_pylist()
-    per_id = np.array([zlib.crc32(str(u).encode()) % buckets for u in names], dtype=np.int32)
+    per_id = _buckets_of(encoded.dictionary.to_pylist(), buckets)
     indices = encoded.indices.to_numpy(zero_copy_only=False)
     return pa.array(per_id[indices] if len(indices) else np.zeros(0, np.int32), pa.int32())
 
