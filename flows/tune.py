@@ -66,7 +66,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.fanout import task_runner
 from seriesflow.config.pipeline import PipelineConfig, add_config_arguments, load_config_tree
 from seriesflow.data.reading import read_series_file
-from seriesflow.data.schema import MODEL, SERIES_ID, TEST, TIMESTAMP, TRAIN, VAL
+from seriesflow.data.schema import MODEL, SERIES_ID, SPLITS, TEST, TIMESTAMP, TRAIN, VAL
 from seriesflow.evaluation.scoring import score_split, scorer_for
 from seriesflow.model.normalize import normalize_series
 from seriesflow.model.saved_model import forecast_windows
@@ -133,7 +133,7 @@ def evaluate_trial(
     timesteps = resolve_timesteps(cfg, scaler, arrays)
     table = windows_table(arrays, timesteps, cfg.window.horizon, cfg.train.task, cfg.window.stride)
     data = windows_from_table(table, arrays)
-    data = data.select(data.split != TEST)  # the test part plays no role in tuning
+    data = data.select(data.split != SPLITS.index(TEST))  # the test part plays no role in tuning
     fitted = fit_windows(data, cfg.train, scaler, callbacks=callbacks)
     val = data.subset(VAL)
     outputs = forecast_windows(fitted.model, fitted.spec, scaler, val)

@@ -83,12 +83,12 @@ def evaluate(
     model, spec = load_model_dir(model_dir, scaler.columns)
     champion = context.champion
 
-    classical = classical_baselines(config, len(set(windows.series_id)))
+    classical = classical_baselines(config, len(windows.present_series()))
     if set(config.evaluate.baselines) - set(classical):
         logger.info(
             "Classical baselines %s not fit: %d series > evaluate.baseline_max_series (%d)",
             sorted(set(config.evaluate.baselines) - set(classical)),
-            len(set(windows.series_id)),
+            len(windows.present_series()),
             config.evaluate.baseline_max_series,
         )
     scorer = scorer_for(windows, scaler, config.evaluate, classical=classical)

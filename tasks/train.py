@@ -156,7 +156,7 @@ def start_classical_fits(
     that still hold (``reusable_fits``, ``evaluate.refit_growth``) are kept, not fit again."""
     if config.train.task == CLASSIFICATION or not config.evaluate.fit_beside_training:
         return None
-    n_series = len(set(data.series_id))
+    n_series = len(data.present_series())
     reported = classical_baselines(config, n_series)
     names = models_to_fit(config, reported)
     if not names:

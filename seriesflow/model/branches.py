@@ -126,7 +126,7 @@ def groups_for(config: PipelineConfig, data: Windows, validated: Path | None) ->
     groups = config.train.groups
     if groups is None:
         return None
-    series = sorted(str(s) for s in set(data.series_id))
+    series = data.present_series()
     frame = None
     if groups.by == "column":
         if validated is None:

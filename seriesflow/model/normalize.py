@@ -38,7 +38,7 @@ from seriesflow.model.windows import (
     sorted_codes,
     utc_stamps,
 )
-from seriesflow.workspace.files import handed_back
+from seriesflow.workspace.files import drop_mapped_pages, handed_back
 
 
 def split_sizes(n: int, cfg: SplitConfig, horizon: int = 1) -> tuple[int, int, int]:
@@ -400,11 +400,17 @@ def refit_seasons(
         step = 1 << 22  # rows copied at a time: the source may be a memory map too
         for first in range(0, len(values), step):
             values[first : first + step] = arrays.values[first : first + step]
+            drop_mapped_pages()  # both maps' pages: faster than the thread hands them back
     seasonal = dict(scaler.seasonal)
+    touched = 0  # rows of mapped arrays read or written since their pages were handed back
     for code, sid in enumerate(arrays.series):
         if not scaler.logged.get(sid):
             continue
         rows = arrays.rows_of(code)
+        touched += rows.stop - rows.start
+        if touched >= 1 << 22:
+            drop_mapped_pages()
+            touched = 0
         original = arrays.original[rows]
         frequency = scaler.frequency_of(sid)
         season = season_length or frequency.season_length()

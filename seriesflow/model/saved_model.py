@@ -129,7 +129,7 @@ class ModelSpec:
     ) -> ModelSpec:
         """The spec of a model for ``data``; ``group_of`` (series -> group) makes it grouped."""
         routed = per_series or group_of is not None
-        series = sorted(str(s) for s in set(data.series_id)) if routed else []
+        series = data.present_series() if routed else []
         return cls(
             task=data.task,
             timesteps=data.timesteps,

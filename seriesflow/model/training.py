@@ -326,7 +326,7 @@ def model_spec(
                 "train.groups.by=column: pass each series' group (group_of_series over the "
                 "data's original column values)"
             )
-        group_of = group_of_series(sorted(str(s) for s in set(data.series_id)), cfg.groups)
+        group_of = group_of_series(data.present_series(), cfg.groups)
     return ModelSpec.of_windows(data, cfg.per_series, scaler.method, group_of)
 
 
@@ -357,7 +357,7 @@ def recent_training_windows(train: Windows, history_points: int) -> Windows:
     """``train.history_points``: only the windows within each series' most recent
     ``history_points`` training points; a series left without any is an error."""
     kept = train.recent(history_points)
-    lost = sorted(set(train.series_id) - set(kept.series_id))
+    lost = sorted(set(train.present_series()) - set(kept.present_series()))
     if lost:
         raise ValueError(
             f"train.history_points={history_points} leaves no training window for series "

@@ -324,12 +324,16 @@ class Windows:
     arrays: SeriesArrays
     row: np.ndarray  # [windows] row of each window's origin (its last input step)
     code: np.ndarray  # [windows] series index into arrays.series
-    split: np.ndarray  # [windows] split names
+    split: np.ndarray  # [windows] int8 split codes into SPLITS (names are turned into codes)
     timesteps: int
     horizon: int
     labels: np.ndarray | None = None  # [windows] class names (classification only)
     classes: tuple[str, ...] = ()  # the label vocabulary, in output-unit order
     min_inputs: int | None = None  # observed inputs a window needs (None: all timesteps)
+
+    def __post_init__(self) -> None:
+        # a byte per window, not a pointer to a name (10M windows at scale)
+        object.__setattr__(self, "split", split_codes(self.split))
 
     @property
     def features(self) -> list[str]:
@@ -338,6 +342,19 @@ class Windows:
     @property
     def series_id(self) -> np.ndarray:
         return np.asarray(self.arrays.series, dtype=object)[self.code]
+
+    @property
+    def split_names(self) -> np.ndarray:
+        """Each window's split name [windows] (``split`` holds codes)."""
+        return np.asarray(SPLITS, dtype=object)[self.split]
+
+    def present_series(self) -> list[str]:
+        """The ids of the series that have a window here, sorted: from the codes (no Python
+        string per window)."""
+        if not len(self.code):
+            return []
+        counts = np.bincount(self.code, minlength=len(self.arrays.series))
+        return sorted(str(self.arrays.series[k]) for k in np.flatnonzero(counts))
 
     @property
     def origin(self) -> np.ndarray:
@@ -404,7 +421,7 @@ class Windows:
         )
 
     def subset(self, split: str) -> Windows:
-        return self.select(self.split == split)
+        return self.select(self.split == SPLITS.index(split))
 
     def recent(self, points: int) -> Windows:
         """The windows that lie wholly within the last ``points`` points of their series
@@ -415,10 +432,18 @@ class Windows:
         """
         if points < 1:
             raise ValueError(f"points must be at least 1, got {points}")
-        last = np.full(len(self.arrays.series), -1, dtype=np.int64)
-        np.maximum.at(last, self.code, self.row + self.horizon)  # [series] last target row
-        first_input = self.row - self.timesteps + 1  # [windows]
-        return self.select(first_input >= last[self.code] - points + 1)
+        # a slice of windows at a time (the index may be a memory map of 10M windows), and
+        # the same set back when every window is kept: no copy of the index
+        last = np.full(len(self.arrays.series), -1, dtype=np.int64)  # [series] last target row
+        for at in range(0, len(self), SLICE_ROWS):
+            part = slice(at, at + SLICE_ROWS)
+            np.maximum.at(last, self.code[part], self.row[part] + self.horizon)
+        keep = np.empty(len(self), dtype=bool)
+        for at in range(0, len(self), SLICE_ROWS):
+            part = slice(at, at + SLICE_ROWS)
+            first_input = self.row[part] - self.timesteps + 1
+            keep[part] = first_input >= last[self.code[part]] - points + 1
+        return self if keep.all() else self.select(keep)
 
     def with_timesteps(self, timesteps: int) -> tuple[Windows, np.ndarray]:
         """The same origins with ``timesteps`` inputs, and which windows still fit [windows]."""
@@ -429,8 +454,25 @@ class Windows:
         return len(self.row)
 
 
-def windows_meta(table: pa.Table) -> dict:
-    return json.loads(table.schema.metadata[WINDOWS_META])
+def windows_meta(table: pa.Table | pa.Schema) -> dict:
+    schema = table if isinstance(table, pa.Schema) else table.schema
+    return json.loads(schema.metadata[WINDOWS_META])
+
+
+def split_codes(split: Any) -> np.ndarray:
+    """Split names or codes [windows] as int8 codes into SPLITS."""
+    split = np.asarray(split)
+    if split.dtype == np.int8:
+        return split
+    if split.dtype.kind in "iub":
+        return split.astype(np.int8)
+    known = {name: k for k, name in enumerate(SPLITS)}
+    names, inverse = np.unique(split.astype(object).astype(str), return_inverse=True)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"unknown split names {unknown}: expected {list(SPLITS)}")
+    lookup = np.asarray([known[name] for name in names], dtype=np.int8)
+    return lookup[inverse.reshape(-1)] if len(names) else np.empty(len(split), np.int8)
 
 
 def windows_from_table(
@@ -445,16 +487,27 @@ def windows_from_table(
     if code is None or row is None:
         row, code = window_rows(table, arrays)
     splits = _encoded(table[SPLIT])
-    split_names = np.asarray(splits.dictionary.to_pylist(), dtype=object)
-    split = split_names[splits.indices.to_numpy(zero_copy_only=False)] if len(splits) else []
+    lookup = split_codes(np.asarray(splits.dictionary.to_pylist(), dtype=object))
+    split = lookup[splits.indices.to_numpy(zero_copy_only=False)] if len(splits) else []
     labels = None
     if LABEL in table.column_names:
         labels = table[LABEL].to_numpy(zero_copy_only=False).astype(object)
+    return _windows(meta, arrays, row, code, np.asarray(split, dtype=np.int8), labels)
+
+
+def _windows(
+    meta: dict,
+    arrays: SeriesArrays,
+    row: np.ndarray,
+    code: np.ndarray,
+    split: np.ndarray,
+    labels: np.ndarray | None = None,
+) -> Windows:
     return Windows(
         arrays=arrays,
         row=row,
         code=code,
-        split=np.asarray(split, dtype=object),  # [windows] shared str objects
+        split=split,
         timesteps=int(meta["timesteps"]),
         horizon=int(meta["horizon"]),
         min_inputs=int(meta.get("min_inputs", meta["timesteps"])),
@@ -535,12 +588,21 @@ def load_windows(path: str | Path, normalized: str | Path) -> Windows:
     Where the window stage left the arrays on disk (``write_window_arrays``) and they are
     of these files, the values and the index are memory maps: batches are read from disk,
     and what stays in memory does not grow with the number of rows."""
-    names = pq.read_schema(path).names
-    wanted = [SERIES_ID, ORIGIN_INDEX, SPLIT] + ([LABEL] if LABEL in names else [])
+    source = pq.ParquetFile(path)
+    schema = source.schema_arrow
+    meta = windows_meta(schema)
+    features = list(meta["features"])
+    mapped = open_window_arrays(path, normalized, source.metadata.num_rows)
+    arrays = None if mapped is None else mapped.get(SERIES_FILE)
+    if arrays is not None and arrays.features == features and LABEL not in schema.names:
+        # the index, the series and their splits are all on disk already: the table is not
+        # read (at 10M windows its columns took 350 MB on the way). A window's split is
+        # its targets' (``window_origins``), the first target's row's.
+        row = mapped[ROW_FILE]
+        return _windows(meta, arrays, row, mapped[CODE_FILE], _target_splits(arrays, row))
+    wanted = [SERIES_ID, ORIGIN_INDEX, SPLIT] + ([LABEL] if LABEL in schema.names else [])
     # target_time is recomputed from the arrays; ids and splits read as dictionaries
     table = pq.read_table(path, columns=wanted, read_dictionary=[SERIES_ID, SPLIT])
-    features = list(windows_meta(table)["features"])
-    mapped = open_window_arrays(path, normalized, table.num_rows)
     if mapped is None:
         arrays = SeriesArrays.load(normalized, features)
         windows = windows_from_table(table, arrays)
@@ -552,6 +614,15 @@ def load_windows(path: str | Path, normalized: str | Path) -> Windows:
     del table
     release_arrow_memory()
     return windows
+
+
+def _target_splits(arrays: SeriesArrays, row: np.ndarray) -> np.ndarray:
+    """The split code [windows] of the row after each window's origin, a slice at a time
+    (``row`` is a memory map)."""
+    split = np.empty(len(row), dtype=np.int8)
+    for at in range(0, len(row), SLICE_ROWS):
+        split[at : at + SLICE_ROWS] = arrays.split[row[at : at + SLICE_ROWS] + 1]
+    return split
 
 
 # --------------------------------------------------------------------------- arrays on disk

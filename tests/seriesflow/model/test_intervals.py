@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seriesflow.model.intervals import Intervals, bounds, calibrate, conformal_quantile, coverage
+from seriesflow.model.intervals import (
+    Intervals,
+    bounds,
+    calibrate,
+    conformal_quantile,
+    coverage,
+    group_quantiles_at,
+)
 
 
 def test_conformal_quantile_by_hand():
@@ -153,3 +160,19 @@ def test_series_codes_equal_numpy_unique_of_the_ids_as_text_whatever_their_dtype
         names, codes = series_codes(column)
         assert names.tolist() == want_names.tolist(), kind
         assert codes.tolist() == want_codes.tolist(), kind
+
+
+@pytest.mark.parametrize("count", [1, 3, 48, 700])
+def test_quantiles_a_group_at_a_time_equal_the_one_sort(count):
+    # the pooled widths (few groups) select each group's values instead of sorting every
+    # value: the same order statistics, with NaN and inf left out and groups past count
+    # ignored, as the one sort does
+    rng = np.random.default_rng(count)
+    n = 20 * count + 7
+    groups = rng.integers(0, count + 2, n)
+    values = rng.standard_normal(n) * rng.choice([1.0, 1.0, 1.0, np.nan, -np.inf], n)
+    levels = [0.0, 0.5, 0.8, 0.95, 0.999]
+    one_sort = group_quantiles_at(groups, values, count, levels, few=0)
+    a_group_at_a_time = group_quantiles_at(groups, values, count, levels, few=count)
+    np.testing.assert_array_equal(a_group_at_a_time, one_sort)
+    assert np.isfinite(one_sort[1:4]).any() and np.isinf(one_sort[0]).all()  # rank 0: none

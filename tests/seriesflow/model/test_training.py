@@ -329,6 +329,22 @@ def test_history_points_keeps_only_windows_within_the_most_recent_training_point
     assert data.subset("val").origin.tolist() == data.subset("val").recent(10**6).origin.tolist()
     with pytest.raises(ValueError, match=r"history_points=5 leaves no training window.*4 \+ 2"):
         recent_training_windows(train, 5)
+    # every window kept: the same set back, no copy of its index
+    assert train.recent(10**6) is train
+
+
+def test_recent_windows_found_a_slice_at_a_time_equal_one_pass(monkeypatch):
+    import seriesflow.model.windows as windows_module
+
+    data = windows_of(frame_of({"a": sine(100), "b": sine(60), "c": sine(80)}), timesteps=4)
+    train = data.subset("train")
+    whole = train.recent(12)
+    monkeypatch.setattr(windows_module, "SLICE_ROWS", 5)  # slices cut inside series
+    sliced = train.recent(12)
+    assert 0 < len(sliced) < len(train)
+    np.testing.assert_array_equal(sliced.row, whole.row)
+    np.testing.assert_array_equal(sliced.code, whole.code)
+    np.testing.assert_array_equal(sliced.split, whole.split)
 
 
 def test_max_windows_per_epoch_samples_without_replacement_seeded_and_new_each_epoch():

@@ -93,7 +93,7 @@ def test_windows_table_carries_covariates_and_target_times():
     expected = (START + pd.to_timedelta(o + 1, unit="h")).tz_localize(None)
     assert pd.Timestamp(data.target_time[first_b]).tz_localize(None) == expected
     assert data.labels is None and data.task == "regression"
-    assert {"train", "val", "test"} == set(data.split)
+    assert {"train", "val", "test"} == set(data.split_names)
 
 
 def test_direction_labels_by_hand():
