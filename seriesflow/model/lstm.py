@@ -319,16 +319,25 @@ def window_batches(
     """
     keras = _keras()
     classify = windows.task == CLASSIFICATION
-    codes = windows.codes if classify else None
 
     class WindowBatches(keras.utils.PyDataset):
-        def __init__(self) -> None:
+        # The windows are the instance's, not the closure's: Keras and tf.data keep a fitted
+        # dataset referenced after ``fit`` returns, and ``release`` must be able to let go of
+        # them (at 10M windows their index copies held 350 MB into evaluate and the commit).
+        def __init__(self, windows: Windows) -> None:  # an argument: no closure holds it
             super().__init__()
+            self.windows: Windows | None = windows
+            self.codes = windows.codes if classify else None
             self.rng = np.random.default_rng(seed)
             self.order = self._draw()
 
+        def release(self) -> None:
+            """Let go of the windows (after ``fit``): the dataset yields nothing more."""
+            self.windows = self.codes = None
+            self.order = np.empty(0, dtype=np.int64)
+
         def _draw(self) -> np.ndarray:
-            count = len(windows)
+            count = 0 if self.windows is None else len(self.windows)
             if max_windows and count > max_windows:
                 order = np.sort(self.rng.choice(count, max_windows, replace=False))
             elif count and count < min_windows:  # few windows: every one, repeated, per epoch
@@ -344,17 +353,26 @@ def window_batches(
 
         def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
             index = self.order[i * batch_size : (i + 1) * batch_size]
+            windows = self.windows
             x, loc, spread = scaler.window_inputs(windows.gather_x(index))  # [b, t, f]
             if classify:
-                return x, codes[index]
+                return x, self.codes[index]
             y = scaler.window_targets(windows.gather_y(index), loc, spread)  # [b, h]
             return x, (np.tile(y, (1, members)) if members > 1 else y)  # [b, members * h]
 
         def on_epoch_end(self) -> None:
-            if shuffle:
+            if shuffle and self.windows is not None:
                 self.order = self._draw()
 
-    return WindowBatches()
+    return WindowBatches(windows)
+
+
+def release_batches(*datasets: Any) -> None:
+    """``release`` each ``window_batches`` dataset (arrays pass through): once Keras has fit
+    on them it keeps them referenced, with their windows, for the rest of the process."""
+    for data in datasets:
+        if hasattr(data, "release"):
+            data.release()
 
 
 def fit_model(
@@ -406,16 +424,19 @@ def fit_model(
             min_delta=cfg.min_delta,
         ),
     ]
-    fitted = model.fit(
-        train[0] if arrays else train,
-        train[1] if arrays else None,
-        validation_data=val,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size if arrays else None,
-        shuffle=arrays,  # training windows only (datasets shuffle themselves); val stays put
-        callbacks=callbacks,
-        verbose=0,
-    )
+    try:
+        fitted = model.fit(
+            train[0] if arrays else train,
+            train[1] if arrays else None,
+            validation_data=val,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size if arrays else None,
+            shuffle=arrays,  # training windows only (datasets shuffle themselves); val stays put
+            callbacks=callbacks,
+            verbose=0,
+        )
+    finally:
+        release_batches(train, val)
     history = pd.DataFrame(fitted.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
     return history

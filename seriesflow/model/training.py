@@ -58,6 +58,7 @@ from seriesflow.model.lstm import (
     build_ensemble,
     build_model,
     fit_model,
+    release_batches,
     warm_start,
     window_batches,
 )
@@ -168,7 +169,10 @@ def train_on_everything(
         plan.min_windows_per_epoch,
         spec.members,
     )
-    model.fit(batches, epochs=cfg.final_epochs, verbose=0)
+    try:
+        model.fit(batches, epochs=cfg.final_epochs, verbose=0)
+    finally:
+        release_batches(batches)
     return model
 
 

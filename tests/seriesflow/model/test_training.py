@@ -393,6 +393,28 @@ def test_fit_windows_trains_on_the_sampled_and_recent_windows_only(monkeypatch):
         fit_windows(data, train_cfg(history_points=3), identity_scaler(data))
 
 
+def test_fitted_datasets_let_go_of_their_windows():
+    # Keras keeps a dataset it has fit on referenced for the rest of the process; the
+    # windows (at 10M windows their index copies were 350 MB) must not stay with it
+    import gc
+    import weakref
+
+    from seriesflow.model.training import fit_prepared, step_plan, train_on_everything
+
+    data = windows_of(frame_of({"a": sine(120), "b": sine(120, phase=2)}), timesteps=4)
+    cfg = train_cfg(epochs=1, batch_size=16, final_epochs=1)
+    tr, va, everything = data.subset("train"), data.subset("val"), data.select(data.split >= 0)
+    gone = [weakref.ref(tr), weakref.ref(va), weakref.ref(everything)]
+    model = build_model(data.timesteps, len(data.features), data.horizon, cfg)
+    epochs = fit_prepared(model, tr, va, step_plan(cfg, len(tr)), identity_scaler(data))
+    assert len(epochs) == 1 and np.isfinite(epochs["val_loss"]).all()
+    spec = ModelSpec.of_windows(data, False, "identity", None)
+    train_on_everything(model, everything, spec, cfg, identity_scaler(data))
+    del tr, va, everything
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None, None]
+
+
 def test_xla_is_used_when_determinism_is_off_and_repeats_for_a_seed_on_cpu():
     data = windows_of(frame_of({"a": sine(120)}), timesteps=4)
     weights = []
