@@ -113,3 +113,41 @@ def test_a_process_peak_is_its_own_not_that_of_the_process_that_started_it():
     child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert float(child.stdout) < 250, child.stdout
     del held
+
+
+def test_a_training_batch_hands_back_the_pages_its_random_windows_mapped(tmp_path, monkeypatch):
+    """A random window's read maps the 64 KB around it (fault-around): a batch of 256 left
+    16 MB of the values' map resident until the thread's next hand-back, and ten batches
+    160 MB at 10M rows. ``window_batches`` hands them back after each batch."""
+    import numpy as np
+
+    from seriesflow.model.lstm import window_batches
+    from seriesflow.model.windows import SeriesArrays, Windows
+    from seriesflow.workspace import files
+    from tests.factories import identity_scaler
+
+    monkeypatch.setattr(files, "HAND_BACK_SECONDS", 3600.0)  # the thread out of the way
+    rows, path = 2_000_000, tmp_path / "values.npy"
+    np.save(path, np.random.default_rng(0).random((rows, 4), dtype=np.float32))  # 32 MB
+    values = files.map_array(path)
+    files.drop_mapped_pages()
+    arrays = SeriesArrays(
+        series=["a"],
+        start=np.array([0]),
+        length=np.array([rows]),
+        values=values,
+        original=np.zeros(rows),
+        times=np.arange(rows).astype("datetime64[h]").astype("datetime64[us]"),
+        split=np.zeros(rows, dtype=np.int8),
+        features=["value", "b", "c", "d"],
+    )
+    origins = np.arange(10, rows - 2, 7)
+    code = np.zeros(len(origins), np.int64)
+    windows = Windows(arrays, origins, code, arrays.split[origins], 8, 1)
+    batches = window_batches(windows, identity_scaler(windows), 256, True, 0)
+    x, y = batches[0]
+    assert x.shape == (256, 8, 4) and y.shape == (256, 1)
+    assert _resident_mib(path) < 1.0  # 256 random windows would map about 16 MB
+    np.testing.assert_array_equal(y[:, 0], values[origins[batches.order[:256]] + 1, 0])
+    values[origins[:4096]].sum()  # the same reads outside a batch stay resident until dropped
+    assert _resident_mib(path) > 4.0
