@@ -673,10 +673,13 @@ def save_window_arrays(
     folder.mkdir(parents=True, exist_ok=True)
     (folder / STAMP_FILE).unlink(missing_ok=True)  # arrays being replaced are not used
     (folder / SERIES_FILE).unlink(missing_ok=True)
+    # the index in 4-byte integers while the rows fit (up to 2^31 rows, 200M at 10 features):
+    # half the disk, and half the copies a subset of the windows makes (train, val)
+    narrow = len(arrays.values) < np.iinfo(np.int32).max
     files = [
         (VALUES_FILE, np.ascontiguousarray(arrays.values, dtype=np.float32)),
-        (ROW_FILE, np.asarray(row, dtype=np.int64)),
-        (CODE_FILE, np.asarray(code, dtype=np.int64)),
+        (ROW_FILE, np.asarray(row, dtype=np.int32 if narrow else np.int64)),
+        (CODE_FILE, np.asarray(code, dtype=np.int32)),
     ]
     if arrays.labels is None:
         files += [(ROW_ARRAYS[name], getattr(arrays, name)) for name in ROW_ARRAYS]

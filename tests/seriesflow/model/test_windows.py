@@ -247,6 +247,9 @@ def test_memory_mapped_windows_yield_exactly_the_batches_held_in_memory(tmp_path
     mapped = load_windows(index, normalized)
     assert isinstance(mapped.arrays.values, np.memmap) and isinstance(mapped.row, np.memmap)
     assert isinstance(mapped.code, np.memmap)
+    assert mapped.row.dtype == mapped.code.dtype == np.int32  # 4 bytes while rows < 2^31
+    np.testing.assert_array_equal(mapped.row, in_memory.row)
+    np.testing.assert_array_equal(mapped.code, in_memory.code)
     # every row array mapped too (nothing read again from the normalized table), equal
     for name in ("times", "original", "split", "filled"):
         got, want = getattr(mapped.arrays, name), getattr(arrays, name)
