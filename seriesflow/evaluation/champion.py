@@ -9,6 +9,7 @@ through both scalers (``rescore_champion``), and it as a warm-start source.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,13 @@ import pandas as pd
 from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.evaluation.scoring import Fits, fits_from_json
 from seriesflow.model.intervals import Intervals
-from seriesflow.model.saved_model import SPEC_FILE, ModelSpec, forecast_windows, spec_or_infer
+from seriesflow.model.saved_model import (
+    SPEC_FILE,
+    ModelSpec,
+    SavedKeras,
+    forecast_windows,
+    spec_or_infer,
+)
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import Windows
 from seriesflow.tracking.plain import download_plain, temporary_folder
@@ -39,13 +46,20 @@ from seriesflow.workspace.files import RunDir, read_json
 class Champion:
     version: str
     run_id: str
-    model: Any
+    model_source: Any  # the Keras model, or its file's bytes (``SavedKeras``) built when used
     scaler: dict[str, Any]
     config: dict[str, Any]
     spec_json: dict[str, Any] | None = None  # None: logged before specs existed
     intervals: Intervals | None = None  # None: registered before forecasts existed
     router: Any = None  # the per-series router (None: registered before routing existed)
     run_dir: str | None = None  # the run folder it was trained in (its MLflow run's tag)
+
+    @cached_property
+    def model(self) -> Any:
+        """The Keras model (built from its bytes on first use: the data stages that run
+        before training need only the champion's scaler and config)."""
+        source = self.model_source
+        return source.load() if isinstance(source, SavedKeras) else source
 
     @property
     def spec(self) -> ModelSpec:
@@ -82,7 +96,7 @@ def load_champion(model_name: str) -> Champion | None:
         spec = run_json(version.run_id, SPEC_FILE) if SPEC_FILE in logged else None
         return Champion(str(version.version), version.run_id, model, scaler, config, spec)
     with temporary_folder() as tmp:
-        parts = ForecasterParts.load(download_plain(model_name, version, tmp).files)
+        parts = ForecasterParts.load(download_plain(model_name, version, tmp).files, True)
     run_dir = mlflow.MlflowClient().get_run(version.run_id).data.tags.get(TAG_RUN_DIR)
     return Champion(
         str(version.version),

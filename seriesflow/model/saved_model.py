@@ -10,6 +10,7 @@ re-score, warm starts and forecasts read them here, and call the model through
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,26 @@ def load_model(path: str | Path) -> Any:
     import keras  # lazily: TensorFlow takes seconds to import
 
     return keras.models.load_model(path, safe_mode=True)
+
+
+@dataclass(frozen=True)
+class SavedKeras:
+    """A Keras file's bytes, read now and built into a model (``load_model``, safe mode)
+    only when first used. The retrain flow loads the champion before validate, but only
+    training (a warm start) and evaluate (its re-score) use its model: TensorFlow's import
+    and a built model are about 450 MB that the data stages then run without."""
+
+    data: bytes
+
+    @classmethod
+    def read(cls, path: str | Path) -> SavedKeras:
+        return cls(Path(path).read_bytes())
+
+    def load(self) -> Any:
+        with tempfile.TemporaryDirectory(prefix="seriesflow-model-") as tmp:
+            path = Path(tmp) / MODEL_FILE
+            path.write_bytes(self.data)
+            return load_model(path)
 
 
 def load_model_dir(model_dir: str | Path, features: list[str]) -> tuple[Any, ModelSpec]:

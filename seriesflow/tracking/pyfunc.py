@@ -46,7 +46,7 @@ from seriesflow.data.schema import SERIES_ID, TIMESTAMP, VALUE
 from seriesflow.evaluation.router import Router
 from seriesflow.model.forecasting import FORECAST_COLUMNS, ForecastSettings, forecast_frame
 from seriesflow.model.intervals import Intervals
-from seriesflow.model.saved_model import ModelSpec, load_model
+from seriesflow.model.saved_model import ModelSpec, SavedKeras, load_model
 from seriesflow.model.scaler import Scaler
 from seriesflow.workspace.files import read_json
 
@@ -142,10 +142,12 @@ class ForecasterParts:
     router: Router | None  # None: registered before per-series routing
 
     @classmethod
-    def load(cls, files: Mapping[str, str | Path]) -> ForecasterParts:
+    def load(cls, files: Mapping[str, str | Path], defer_model: bool = False) -> ForecasterParts:
+        """``defer_model``: ``model`` is the Keras file's bytes (``SavedKeras``), built
+        when first used."""
         intervals, settings, router = files.get(INTERVALS), files.get(SETTINGS), files.get(ROUTER)
         return cls(
-            load_model(files[KERAS]),
+            SavedKeras.read(files[KERAS]) if defer_model else load_model(files[KERAS]),
             ModelSpec.load(files[SPEC]),
             Scaler.load(files[SCALER]),
             Intervals.from_json(read_json(intervals)) if intervals else None,

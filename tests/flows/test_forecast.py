@@ -346,10 +346,13 @@ def test_forecasting_never_unpickles_the_champion(champion, tmp_path):
 def test_the_plain_champion_forecasts_what_the_pyfunc_forecasts(champion):
     from seriesflow.evaluation.champion import load_champion
     from seriesflow.model.forecasting import ForecastSettings, forecast_frame
+    from seriesflow.model.saved_model import SavedKeras
 
     version, _ = champion_folder()
     plain = load_champion(MODEL)
     assert plain is not None and plain.version == version
+    # the model is built when first used (the data stages before training run without it)
+    assert "model" not in vars(plain) and isinstance(plain.model_source, SavedKeras)
     tail = history_tail(champion).groupby(SERIES_ID).tail(30).reset_index(drop=True)
     served = mlflow.pyfunc.load_model(f"models:/{MODEL}/{version}").predict(tail)
     ours, skipped = forecast_frame(
