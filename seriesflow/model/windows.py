@@ -441,8 +441,12 @@ class Windows:
         keep = np.empty(len(self), dtype=bool)
         for at in range(0, len(self), SLICE_ROWS):
             part = slice(at, at + SLICE_ROWS)
-            first_input = self.row[part] - self.timesteps + 1
-            keep[part] = first_input >= last[self.code[part]] - points + 1
+            code = self.code[part]
+            # a window padded at its series' start (``min_inputs``) reads from that start on:
+            # it is recent when the start is (it was dropped, and the final epochs' set of
+            # every window at 10M rows became an 88 MB copy of the index for 48 per series)
+            first_input = np.maximum(self.row[part] - self.timesteps + 1, self.arrays.start[code])
+            keep[part] = first_input >= last[code] - points + 1
         return self if keep.all() else self.select(keep)
 
     def with_timesteps(self, timesteps: int) -> tuple[Windows, np.ndarray]:

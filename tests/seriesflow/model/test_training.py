@@ -333,6 +333,25 @@ def test_history_points_keeps_only_windows_within_the_most_recent_training_point
     assert train.recent(10**6) is train
 
 
+def test_windows_padded_at_a_series_start_are_recent_when_the_start_is():
+    """``min_inputs`` windows read the series from its first point on: within the last
+    ``points`` points when the whole series is, so every window is kept (no copy)."""
+    from seriesflow.model.windows import SeriesArrays, windows_from_table, windows_table
+
+    arrays = SeriesArrays.from_frame(frame_of({"a": sine(40), "b": sine(30)}), ["value"])
+    data = windows_from_table(windows_table(arrays, 8, 2, min_inputs=3), arrays)
+    padded = data.row - data.timesteps + 1 < data.arrays.start[data.code]
+    assert padded.sum() == 2 * 5  # origins 2..6 of each series
+    assert data.recent(40) is data  # a: 40 points, b: 30, both within 40
+    kept = data.recent(30)  # a's first 10 points are out: its padded windows go, b's stay
+    a = data.origin[data.series_id == "a"]
+    assert kept.origin[kept.series_id == "a"].tolist() == a[a >= 17].tolist()  # reads 10..
+    assert (kept.series_id == "b").sum() == (data.series_id == "b").sum()
+    first = np.maximum(kept.row - kept.timesteps + 1, kept.arrays.start[kept.code])
+    last = {"a": 39, "b": 69}  # each series' last row
+    assert all(f >= last[s] - 29 for f, s in zip(first, kept.series_id, strict=True))
+
+
 def test_recent_windows_found_a_slice_at_a_time_equal_one_pass(monkeypatch):
     import seriesflow.model.windows as windows_module
 
