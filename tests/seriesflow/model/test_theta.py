@@ -22,6 +22,8 @@ def _series(kind: str, n: int, season: int, seed: int = 3) -> np.ndarray:
         return 20 * wave + rng.standard_normal(n)
     if kind == "index_below_1pct":  # positive, but one phase's index < 0.01: additive
         return np.where(t % season == 0, 0.001, 100.0) + rng.uniform(0, 1e-4, n)
+    if kind == "flat_start":  # a constant prefix (no variance to test), then a season
+        return np.where(t < 60, 100.0, 100 + 20 * wave + rng.standard_normal(n))
     if kind == "noise":  # fails the seasonality test
         return 50 + rng.standard_normal(n)
     return 100 + np.cumsum(rng.standard_normal(n))  # a random walk
@@ -38,7 +40,8 @@ def _reference(model: AutoTheta, values: np.ndarray, origin: int, steps: int) ->
 
 @pytest.mark.parametrize("modeltype", ["STM", "OTM", "DSTM", "DOTM"])
 @pytest.mark.parametrize(
-    "kind", ["positive", "crossing_zero", "index_below_1pct", "noise", "random_walk"]
+    "kind",
+    ["positive", "crossing_zero", "index_below_1pct", "flat_start", "noise", "random_walk"],
 )
 @pytest.mark.parametrize("season", [1, 4, 12])
 def test_every_origin_equals_forward_on_that_prefix(modeltype, kind, season):
