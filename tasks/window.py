@@ -37,12 +37,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from seriesflow.config.pipeline import AUTO, PipelineConfig
-from seriesflow.data.schema import CLASSIFICATION, LABEL, REGRESSION, SPLIT, SPLITS, TRAIN
+from seriesflow.data.schema import CLASSIFICATION, LABEL, REGRESSION, SPLITS
 from seriesflow.model.scaler import Scaler
 from seriesflow.model.windows import (
     SeriesArrays,
@@ -50,10 +49,9 @@ from seriesflow.model.windows import (
     resolve_timesteps,
     resolve_window_horizon,
     save_window_arrays,
-    window_rows,
-    windows_table,
+    write_windows_table,
 )
-from seriesflow.workspace.files import RunDir, write_table
+from seriesflow.workspace.files import RunDir
 from tasks.stage import stage_logger
 
 
@@ -75,18 +73,13 @@ def window(normalized: Path, scaler: Path, run: RunDir, config: PipelineConfig) 
     timesteps = resolve_timesteps(config, fitted, arrays)
     horizon = resolve_window_horizon(config, fitted)
     min_inputs = resolve_min_inputs(config, fitted, arrays, timesteps)
-    table = windows_table(
-        arrays, timesteps, horizon, task_kind, config.window.stride, min_inputs=min_inputs
+    # the index table a block of series at a time; its rows and codes go on
+    written = write_windows_table(
+        arrays, run.windows, timesteps, horizon, task_kind, config.window.stride, min_inputs
     )
-    write_table(table, run.windows)
-    # counted in Arrow: to_pylist() would make a Python string per window (10M at scale)
-    counts = {c["values"]: c["counts"] for c in pc.value_counts(table[SPLIT]).to_pylist()}
-    if task_kind == CLASSIFICATION:
-        train_labels = pd.Series(table[LABEL].to_pylist())[table[SPLIT].to_numpy() == TRAIN]
-    row, code = window_rows(table, arrays)
-    del table  # the index file is written; only its rows and codes go on
+    counts = {split: n for split, n in written.counts.items() if n}
     # the values and the index as .npy files that training and evaluation memory-map
-    save_window_arrays(arrays, row, code, run.windows, normalized)
+    save_window_arrays(arrays, written.row, written.code, run.windows, normalized)
     logger.info(
         "Windows (timesteps=%d%s, horizon=%d%s, at least %d observed inputs, features=%d): %s",
         timesteps,
@@ -101,7 +94,7 @@ def window(normalized: Path, scaler: Path, run: RunDir, config: PipelineConfig) 
         logger.info(
             "Classes (%s) in the train windows: %s",
             "columns.label" if config.columns.label else "direction of change",
-            train_labels.value_counts().to_dict(),
+            pd.Series(written.train_labels).value_counts().to_dict(),
         )
     for split in SPLITS:
         if not counts.get(split):

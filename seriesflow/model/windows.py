@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from seriesflow.config.pipeline import AUTO, PipelineConfig
@@ -46,7 +47,7 @@ from seriesflow.data.schema import (
     windows_schema,
 )
 from seriesflow.model.scaler import Scaler
-from seriesflow.workspace.files import map_array, release_arrow_memory
+from seriesflow.workspace.files import atomic_path, map_array, release_arrow_memory
 
 WINDOWS_META = b"seriesflow.windows"
 DIRECTION_CLASSES = ("down", "up")
@@ -571,6 +572,87 @@ def _ranked(codes: np.ndarray, known: dict[str, int]) -> np.ndarray:
     return names[by_name]
 
 
+@dataclass(frozen=True)
+class WrittenWindows:
+    """What ``write_windows_table`` wrote: each window's origin row and series code
+    [windows] (4-byte integers while the rows fit), the windows per split, and the train
+    windows' labels (classification; else None)."""
+
+    row: np.ndarray
+    code: np.ndarray
+    counts: dict[str, int]
+    train_labels: np.ndarray | None
+
+
+def label_classes(arrays: SeriesArrays) -> list[str]:
+    """The classes of a classification: the arrays' labels, or the directions of change."""
+    if arrays.labels is not None:
+        return sorted({str(v) for v in arrays.labels if not pd.isna(v)})
+    return list(DIRECTION_CLASSES)
+
+
+def write_windows_table(
+    arrays: SeriesArrays,
+    path: str | Path,
+    timesteps: int,
+    horizon: int,
+    task: str = REGRESSION,
+    stride: int = 1,
+    min_inputs: int | None = None,
+    block_rows: int = 1 << 20,
+) -> WrittenWindows:
+    """``windows_table`` written to ``path`` (atomically) a block of series at a time, of
+    about ``block_rows`` rows each: the stage holds one block's table, not the whole index
+    (at 10M windows the table was 370 MB, with as much again while it was built)."""
+    narrow = len(arrays.values) < np.iinfo(np.int32).max
+    kind = np.int32 if narrow else np.int64
+    rows, codes, labels = [], [], []
+    counts = dict.fromkeys(SPLITS, 0)
+    blocks = _series_blocks(arrays.length, block_rows) or [range(0)]
+    classes = label_classes(arrays) if task == CLASSIFICATION else None  # once, not a block
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for block in blocks:
+                table = windows_table(
+                    arrays, timesteps, horizon, task, stride, classes, min_inputs, block
+                )
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+                row, code = window_rows(table, arrays)
+                rows.append(row.astype(kind))
+                codes.append(code.astype(np.int32))
+                for item in pc.value_counts(table[SPLIT]).to_pylist():  # no str per window
+                    counts[item["values"]] += item["counts"]
+                if task == CLASSIFICATION:
+                    train = table[SPLIT].to_numpy(zero_copy_only=False) == TRAIN
+                    labels.append(np.asarray(table[LABEL].to_pylist(), dtype=object)[train])
+                del table
+        finally:
+            if writer is not None:
+                writer.close()
+    return WrittenWindows(
+        np.concatenate(rows),
+        np.concatenate(codes),
+        counts,
+        np.concatenate(labels) if task == CLASSIFICATION else None,
+    )
+
+
+def _series_blocks(lengths: np.ndarray, block_rows: int) -> list[range]:
+    """Consecutive series codes in blocks of about ``block_rows`` rows (one series at least)."""
+    blocks, first, held = [], 0, 0
+    for code, length in enumerate(np.asarray(lengths, dtype=np.int64)):
+        if held and held + int(length) > block_rows:
+            blocks.append(range(first, code))
+            first, held = code, 0
+        held += int(length)
+    if first < len(lengths):
+        blocks.append(range(first, len(lengths)))
+    return blocks
+
+
 def window_rows(table: pa.Table, arrays: SeriesArrays) -> tuple[np.ndarray, np.ndarray]:
     """(origin row, series code) [windows] of an index table over ``arrays``: dictionary
     codes, not a Python string per window (10M windows at scale)."""
@@ -825,17 +907,21 @@ def windows_table(
     stride: int = 1,
     classes: list[str] | None = None,
     min_inputs: int | None = None,
+    codes: range | None = None,
 ) -> pa.Table:
     """The window index of every series as one Arrow table (no values: see window_table).
 
     ``task="classification"`` adds a ``label`` column: the arrays' label at the last
-    target step when they have one, else the direction of change.
+    target step when they have one, else the direction of change. ``codes``: only these
+    series (by code), with the same schema (``write_windows_table`` writes a block of
+    series at a time).
     """
     if task not in (REGRESSION, CLASSIFICATION):
         raise ValueError(f"train.task must be regression or classification, got {task!r}")
     classify = task == CLASSIFICATION
     ids, origins, times, splits, labels = [], [], [], [], []
-    for code, sid in enumerate(arrays.series):
+    for code in codes if codes is not None else range(len(arrays.series)):
+        sid = arrays.series[code]
         rows = arrays.rows_of(code)
         filled = None if arrays.filled is None else arrays.filled[rows]
         w = window_origins(arrays.split[rows], timesteps, horizon, stride, filled, min_inputs)
@@ -877,11 +963,6 @@ def windows_table(
     if classify:
         columns.append(pa.array(joined(labels, object), pa.string()))
         schema = schema.append(pa.field(LABEL, pa.string(), nullable=False))
-        if classes is None:
-            if arrays.labels is not None:
-                classes = sorted({str(v) for v in arrays.labels if not pd.isna(v)})
-            else:
-                classes = list(DIRECTION_CLASSES)
-        meta["classes"] = classes
+        meta["classes"] = classes if classes is not None else label_classes(arrays)
     schema = schema.with_metadata({WINDOWS_META: json.dumps(meta).encode()})
     return pa.Table.from_arrays(columns, schema=schema)

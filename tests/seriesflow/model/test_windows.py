@@ -216,6 +216,46 @@ def test_a_short_series_windows_repeat_its_first_value_never_the_series_before()
     np.testing.assert_array_equal(first, [0.0, 0.0, 0.0, 0.0, 0.0, 1.0])  # never a's 100+
 
 
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_the_index_written_a_block_of_series_at_a_time_is_the_whole_table(tmp_path, task):
+    """``write_windows_table`` with blocks of a series or two writes what ``windows_table``
+    gives for every series at once: the same rows in the same order, schema and metadata,
+    and the rows, codes, counts and train labels the stage goes on with."""
+    import pyarrow.parquet as pq
+
+    from seriesflow.model.windows import (
+        SeriesArrays,
+        window_rows,
+        windows_meta,
+        windows_table,
+        write_windows_table,
+    )
+
+    frame = normalized_frame(series=("b", "a", "c", "d"))
+    arrays = SeriesArrays.from_frame(frame, [VALUE, "temp"])
+    whole = windows_table(arrays, 4, 2, task, min_inputs=2)
+    path = tmp_path / "04_windows.parquet"
+    length = int(arrays.length.max())
+    written = write_windows_table(arrays, path, 4, 2, task, min_inputs=2, block_rows=length + 1)
+    read = pq.read_table(path)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 4  # one series a block
+    assert read.equals(whole) and windows_meta(read) == windows_meta(whole)
+    row, code = window_rows(whole, arrays)
+    np.testing.assert_array_equal(written.row, row)
+    np.testing.assert_array_equal(written.code, code)
+    assert written.row.dtype == written.code.dtype == np.int32
+    splits = whole[SPLIT].to_pylist()
+    assert written.counts == {s: splits.count(s) for s in ("train", "val", "test")}
+    if task == "classification":
+        train = [
+            lab for lab, s in zip(whole["label"].to_pylist(), splits, strict=True) if s == "train"
+        ]
+        assert written.train_labels.tolist() == train
+    else:
+        assert written.train_labels is None
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left beside
+
+
 def test_memory_mapped_windows_yield_exactly_the_batches_held_in_memory(tmp_path):
     """The window stage's .npy arrays, opened as memory maps by load_windows, give the
     PyDataset the same batches (values) as the in-memory arrays; stale arrays are unused."""
