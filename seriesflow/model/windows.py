@@ -47,7 +47,12 @@ from seriesflow.data.schema import (
     windows_schema,
 )
 from seriesflow.model.scaler import Scaler
-from seriesflow.workspace.files import atomic_path, map_array, release_arrow_memory
+from seriesflow.workspace.files import (
+    atomic_path,
+    drop_mapped_pages,
+    map_array,
+    release_arrow_memory,
+)
 
 WINDOWS_META = b"seriesflow.windows"
 DIRECTION_CLASSES = ("down", "up")
@@ -439,6 +444,7 @@ class Windows:
         for at in range(0, len(self), SLICE_ROWS):
             part = slice(at, at + SLICE_ROWS)
             np.maximum.at(last, self.code[part], self.row[part] + self.horizon)
+            drop_mapped_pages()  # a mapped index's pages, a slice at a time (78 MB at 10M)
         keep = np.empty(len(self), dtype=bool)
         for at in range(0, len(self), SLICE_ROWS):
             part = slice(at, at + SLICE_ROWS)
@@ -448,6 +454,7 @@ class Windows:
             # every window at 10M rows became an 88 MB copy of the index for 48 per series)
             first_input = np.maximum(self.row[part] - self.timesteps + 1, self.arrays.start[code])
             keep[part] = first_input >= last[code] - points + 1
+            drop_mapped_pages()
         return self if keep.all() else self.select(keep)
 
     def with_timesteps(self, timesteps: int) -> tuple[Windows, np.ndarray]:
