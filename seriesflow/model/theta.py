@@ -86,7 +86,7 @@ class _PhaseSums:
     from one cumulative sum over whole seasons (O(points) to build, O(m) per lookup)."""
 
     def __init__(self, d: np.ndarray, m: int) -> None:
-        self.m, self.d = m, d
+        self.m = m
         rows = -(-len(d) // m)
         table = np.zeros((rows + 1, m))
         padded = np.zeros(rows * m)
@@ -230,16 +230,14 @@ def _last_states(
     mean = y_sum / n
     iy_sum = total(n, weighted, steps_)  # sum of i y_i, i from 0
     nf = n.astype(float)
-    if model in _DYNAMIC:
-        # 6 (sum_{i>=1} i y_i - sum_{i<=n-2} (n-1-i) y_i), over (n+1) n (n-1)
-        before = total(n - 1, plain, ones)
-        i_before = total(n - 1, weighted, steps_)
-        growth = 6.0 * (iy_sum - ((nf - 1) * before - i_before))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slope = np.where(n > 1, growth / ((nf + 1.0) * nf * (nf - 1.0)), 0.0)
-        a = np.where(n > 1, mean - slope * (nf + 1) / 2, y_sum)  # n == 1: A = y_0
-        return level, mean, a, slope
-    weighted_mean = (iy_sum + y_sum) / nf  # sum (i + 1) y_i / n
     with np.errstate(divide="ignore", invalid="ignore"):  # n == 1: unusable, masked later
+        if model in _DYNAMIC:
+            # 6 (sum_{i>=1} i y_i - sum_{i<=n-2} (n-1-i) y_i), over (n+1) n (n-1)
+            before = total(n - 1, plain, ones)
+            i_before = total(n - 1, weighted, steps_)
+            growth = 6.0 * (iy_sum - ((nf - 1) * before - i_before))
+            slope = growth / ((nf + 1.0) * nf * (nf - 1.0))
+            return level, mean, mean - slope * (nf + 1) / 2, slope
+        weighted_mean = (iy_sum + y_sum) / nf  # sum (i + 1) y_i / n
         slope = 6 * (2 * weighted_mean - (nf + 1) * mean) / (nf * nf - 1)
     return level, mean, mean - (nf + 1) * slope / 2, slope
