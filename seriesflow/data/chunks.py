@@ -36,6 +36,7 @@ from seriesflow.config.pipeline import PipelineConfig
 from seriesflow.data.arrival import Arrival, _reject_whole_arrival, validate_arrival
 from seriesflow.data.errors import CheckFailure
 from seriesflow.data.expectations import CheckReport, GxSession
+from seriesflow.data.grid import whole_series_chunks
 from seriesflow.data.profile import MAX_GAP_STEPS, N_POINTS, OFF_GRID_STEPS, OFFSET, VALUE_SPAN
 from seriesflow.data.schema import SERIES_ID, SOURCE_FILE
 from seriesflow.workspace.files import read_parquet, release_memory
@@ -64,15 +65,8 @@ def plan_chunks(path: str | Path, chunk_rows: int) -> list[np.ndarray]:
         counts.update({name: int(n) for name, n in zip(names, seen, strict=True) if n})
     ids = np.array(sorted(counts), dtype=object)
     sizes = np.array([counts[i] for i in ids], dtype=np.int64)
-    chunks, start, held = [], 0, 0
-    for k, size in enumerate(sizes):
-        if held and held + size > chunk_rows:
-            chunks.append(ids[start:k])
-            start, held = k, 0
-        held += int(size)
-    if start < len(ids) or not chunks:
-        chunks.append(ids[start:])
-    return chunks
+    chunks = [ids[part.start : part.stop] for part in whole_series_chunks(sizes, chunk_rows)]
+    return chunks or [ids]
 
 
 def spill(path: str | Path, chunks: list[np.ndarray], folder: Path) -> list[Path]:

@@ -87,6 +87,21 @@ def keys_in_order(ids: np.ndarray, times: np.ndarray) -> bool:
     return bool((later | (same & (times[1:] >= times[:-1]))).all())
 
 
+def whole_series_chunks(sizes: np.ndarray, most: int) -> list[range]:
+    """Consecutive positions of ``sizes`` (rows or windows of each series, in order) cut
+    into chunks of at most ``most`` in all; a series over ``most`` is a chunk of its own.
+    The one rule behind validate's, the window stage's and evaluate's chunks."""
+    chunks, first, held = [], 0, 0
+    for k, size in enumerate(np.asarray(sizes, dtype=np.int64).tolist()):
+        if held and held + size > most:
+            chunks.append(range(first, k))
+            first, held = k, 0
+        held += size
+    if first < len(sizes):
+        chunks.append(range(first, len(sizes)))
+    return chunks
+
+
 def string_column(names: list[str], code: np.ndarray) -> pd.api.extensions.ExtensionArray:
     """``names[code]`` as a pandas string array, built in Arrow (no Python str per row)."""
     taken = pa.array(names, pa.string()).take(pa.array(np.asarray(code, dtype=np.int64)))

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from seriesflow.config.pipeline import PipelineConfig
+from seriesflow.data.grid import whole_series_chunks
 from seriesflow.data.schema import (
     ALL_SERIES,
     COMBINATION,
@@ -219,16 +220,8 @@ def series_chunks(val: Windows, test: Windows, most: int) -> list[np.ndarray]:
     )
     present = [code for code in np.flatnonzero(count)]
     present.sort(key=lambda code: str(names[code]))
-    chunks: list[list[int]] = []
-    size = 0
-    for code in present:
-        if chunks and size + count[code] <= most:
-            chunks[-1].append(int(code))
-            size += int(count[code])
-        else:
-            chunks.append([int(code)])
-            size = int(count[code])
-    return [np.asarray(chunk, dtype=np.int64) for chunk in chunks]
+    codes = np.asarray(present, dtype=np.int64)
+    return [codes[part.start : part.stop] for part in whole_series_chunks(count[codes], most)]
 
 
 @dataclass

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from seriesflow.config.pipeline import AUTO, PipelineConfig
-from seriesflow.data.grid import keys_in_order
+from seriesflow.data.grid import keys_in_order, whole_series_chunks
 from seriesflow.data.schema import (
     CLASSIFICATION,
     FILLED,
@@ -615,7 +615,7 @@ def write_windows_table(
     kind = np.int32 if narrow else np.int64
     rows, codes, labels = [], [], []
     counts = dict.fromkeys(SPLITS, 0)
-    blocks = _series_blocks(arrays.length, block_rows) or [range(0)]
+    blocks = whole_series_chunks(arrays.length, block_rows) or [range(0)]
     classes = label_classes(arrays) if task == CLASSIFICATION else None  # once, not a block
     with atomic_path(path) as tmp:
         writer = None
@@ -645,19 +645,6 @@ def write_windows_table(
         counts,
         np.concatenate(labels) if task == CLASSIFICATION else None,
     )
-
-
-def _series_blocks(lengths: np.ndarray, block_rows: int) -> list[range]:
-    """Consecutive series codes in blocks of about ``block_rows`` rows (one series at least)."""
-    blocks, first, held = [], 0, 0
-    for code, length in enumerate(np.asarray(lengths, dtype=np.int64)):
-        if held and held + int(length) > block_rows:
-            blocks.append(range(first, code))
-            first, held = code, 0
-        held += int(length)
-    if first < len(lengths):
-        blocks.append(range(first, len(lengths)))
-    return blocks
 
 
 def window_rows(table: pa.Table, arrays: SeriesArrays) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from seriesflow.data.frequency import Frequency, best_grid, fill_gaps
-from seriesflow.data.grid import SeriesRows, fill_grids, fit_grids, times_at
+from seriesflow.data.grid import SeriesRows, fill_grids, fit_grids, times_at, whole_series_chunks
 
 # (frequency, first timestamp): every calendar family, with anchors other than the default
 CALENDARS = [
@@ -114,3 +114,20 @@ def test_off_grid_and_repeated_timestamps_count_against_the_grid():
     fit = fit_grids(SeriesRows.of(frame["series_id"], frame["timestamp"]))
     assert fit.frequency[0] == Frequency("h")
     assert fit.off_grid.tolist() == [2]  # the repeat, and 02:30 half an hour off
+
+
+@pytest.mark.parametrize(
+    ("sizes", "most", "chunks"),
+    [
+        ([], 10, []),
+        ([3, 3, 3, 3], 6, [[0, 1], [2, 3]]),  # exactly full, then the next chunk
+        ([3, 3, 3, 3], 7, [[0, 1], [2, 3]]),
+        ([2, 12, 2, 2], 5, [[0], [1], [2, 3]]),  # a series over the bound is a chunk alone
+        ([12], 5, [[0]]),
+        ([1, 1, 1], 100, [[0, 1, 2]]),
+    ],
+)
+def test_whole_series_chunks_cut_consecutive_series_at_the_bound(sizes, most, chunks):
+    found = whole_series_chunks(np.asarray(sizes, dtype=np.int64), most)
+    assert [list(part) for part in found] == chunks
+    assert [k for part in found for k in part] == list(range(len(sizes)))
